@@ -1,0 +1,66 @@
+"""Squidie: an embedded durable workflow runtime for Python applications.
+
+Declare workflows as classes, persist runs as append-only journals in your own
+database, and drive them from your own workers with ``execute_next``.
+"""
+
+from typing import Any
+
+from squidie.api import Squidie, configure, connect, mirrors
+from squidie.errors import (
+    ConfigError,
+    IncompatibleDefinition,
+    InvalidDynamicWork,
+    InvalidOption,
+    InvalidPayload,
+    InvalidSignal,
+    InvalidTransition,
+    JournalConflict,
+    LeaseLost,
+    MissingScheduleIdempotencyKey,
+    RunNotFound,
+    SquidieError,
+    StorageError,
+    UnsafeReplay,
+    WorkflowDefinitionError,
+)
+from squidie.read_model import RunSnapshot, RunStatus, RunSummary, StepStatus
+from squidie.workflow import (
+    Fail,
+    Retry,
+    Step,
+    StepContext,
+    Workflow,
+    approval_step,
+    cron,
+    deadline,
+    exponential,
+    field,
+    log,
+    manual,
+    pause,
+    retry,
+    step,
+    transition,
+    validate_spec,
+    wait,
+)
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in mirrors:
+        return mirrors[name]
+    raise AttributeError(f"module 'squidie' has no attribute {name!r}")
+
+
+__all__ = [
+    "ConfigError", "Fail", "IncompatibleDefinition", "InvalidDynamicWork", "InvalidOption",
+    "InvalidPayload", "InvalidSignal", "InvalidTransition", "JournalConflict", "LeaseLost",
+    "MissingScheduleIdempotencyKey", "Retry", "RunNotFound", "RunSnapshot", "RunStatus",
+    "RunSummary", "SquidieError", "Squidie", "Step", "StepContext", "StepStatus",
+    "StorageError", "UnsafeReplay", "Workflow", "WorkflowDefinitionError", "approval_step",
+    "configure", "connect", "cron", "deadline", "exponential", "field", "log", "manual",
+    "pause", "retry", "step", "transition", "validate_spec", "wait",
+]

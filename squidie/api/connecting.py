@@ -1,0 +1,76 @@
+"""``connect()``, ``configure()`` and the default instance behind module-level calls."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from sqlalchemy import Engine
+
+from squidie.api.core import Squidie
+from squidie.errors import ConfigError
+from squidie.journal import SqlStore, make_engine
+from squidie.runtime.clock import Clock
+
+DEFAULT_SQLITE_URL = "sqlite:///squidie.sqlite3"
+ENV_URL = "SQUIDIE_DATABASE_URL"
+_default: Squidie | None = None
+
+
+def connect(
+    url: str | None = None,
+    *,
+    engine: Engine | None = None,
+    queue: str = "default",
+    clock: Clock | None = None,
+) -> Squidie:
+    """Connect to a database: a SQLAlchemy URL, the host app's own ``Engine``, or
+    (neither given) ``$SQUIDIE_DATABASE_URL``, else the embedded SQLite file
+    ``./squidie.sqlite3``. Raises ``ConfigError`` listing every problem."""
+    problems = []
+    if url is not None and engine is not None:
+        problems.append("pass either url or engine, not both")
+    if url is not None and (not isinstance(url, str) or not url):
+        problems.append(f"url must be a non-empty string, got {url!r}")
+    if engine is not None and not isinstance(engine, Engine):
+        problems.append(f"engine must be a SQLAlchemy Engine, got {type(engine).__name__}")
+    if not isinstance(queue, str) or not queue:
+        problems.append(f"queue must be a non-empty string, got {queue!r}")
+    if clock is not None and not callable(getattr(clock, "now", None)):
+        problems.append("clock must have a now() method returning an aware datetime")
+    if problems:
+        raise ConfigError(problems, "invalid Squidie configuration")
+    if engine is None:
+        engine = make_engine(url or os.environ.get(ENV_URL) or DEFAULT_SQLITE_URL)
+    return Squidie(SqlStore(engine), queue=queue, clock=clock)
+
+
+def configure(url_or_engine: str | Engine | None = None, *, queue: str = "default",
+              clock: Clock | None = None) -> Squidie:
+    """Set the default instance used by module-level calls (``squidie.start(...)``)."""
+    global _default
+    if isinstance(url_or_engine, Engine):
+        _default = connect(engine=url_or_engine, queue=queue, clock=clock)
+    else:
+        _default = connect(url_or_engine, queue=queue, clock=clock)
+    return _default
+
+
+def default() -> Squidie:
+    """The instance set by ``configure()``; ConfigError when there is none."""
+    if _default is None:
+        raise ConfigError(["no default instance: call squidie.configure(url) first"])
+    return _default
+
+
+def _mirror(name: str) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(default(), name)(*args, **kwargs)
+
+    call.__name__ = name
+    call.__doc__ = f"``{name}`` on the instance set by ``squidie.configure()``."
+    return call
+
+
+MIRRORED = ("install", "start", "execute_next", "worker", "inspect_run", "list_runs")
+mirrors: dict[str, Any] = {name: _mirror(name) for name in MIRRORED}

@@ -1,0 +1,179 @@
+"""The composition point: ``Squidie`` ties a store, a clock and a queue to the
+runtime and read models. Host apps hold one of these (see ``connect``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from squidie.errors import InvalidOption
+from squidie.journal import JournalStore
+from squidie.read_model import RunSnapshot, RunSummary, snapshot, summary
+from squidie.runtime.clock import Clock, SystemClock, aware
+from squidie.runtime.executing import check_options, execute_next
+from squidie.runtime.loading import load_state, resolve_workflow, workflow_ref
+from squidie.runtime.starting import start_run
+from squidie.runtime.state import RunState
+from squidie.runtime.worker import Worker
+from squidie.workflow import CompiledWorkflow
+
+
+class Squidie:
+    """One Squidie instance: a store, a default queue and a clock."""
+
+    def __init__(self, store: JournalStore, *, queue: str = "default",
+                 clock: Clock | None = None) -> None:
+        self.store = store
+        self.queue = queue
+        self.clock: Clock = clock or SystemClock()
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _now(self, now: datetime | None) -> datetime:
+        return aware(now) if now is not None else aware(self.clock.now(), "clock.now()")
+
+    def _snapshot(self, state: RunState, include_history: bool = False) -> RunSnapshot:
+        spec = self._spec_for(state)
+        return snapshot(self.store, state, include_history=include_history, spec=spec)
+
+    def _spec_for(self, state: RunState) -> Any:
+        if state.spec is not None:
+            from squidie.workflow.specs import compile_spec
+
+            try:
+                return compile_spec(state.spec, action_registry=_AnyRegistry()).spec
+            except Exception:
+                return None
+        try:
+            return resolve_workflow(state.workflow).spec
+        except InvalidOption:
+            return None
+
+    # -- schema ----------------------------------------------------------------
+
+    def install(self) -> None:
+        """Create or upgrade Squidie's tables in place; idempotent."""
+        self.store.install()
+
+    # -- running ---------------------------------------------------------------
+
+    def start(
+        self,
+        workflow: Any,
+        trigger: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        queue: str | None = None,
+        now: datetime | None = None,
+    ) -> RunSnapshot:
+        """Start a run of ``workflow`` (class or dotted path).
+
+        The payload is validated before anything is stored. A caller-supplied
+        ``run_id`` makes the start idempotent: the same id returns the same run.
+        """
+        compiled = resolve_workflow(workflow)
+        state, _created = self._start(compiled, compiled.path or workflow_ref(workflow), trigger,
+                                      payload, run_id=run_id, queue=queue, now=now)
+        return self._snapshot(state)
+
+    def _start(self, compiled: CompiledWorkflow, workflow_id: str, trigger: str | None,
+               payload: Any, **kw: Any) -> tuple[RunState, bool]:
+        queue = kw.pop("queue", None) or self.queue
+        now = self._now(kw.pop("now", None))
+        return start_run(self.store, compiled, trigger=trigger, payload=payload, queue=queue,
+                         now=now, workflow_id=workflow_id, **kw)
+
+    def execute_next(
+        self,
+        *,
+        owner_id: str,
+        queue: str | None = None,
+        lease_for: float = 300,
+        heartbeat_interval: float | None = None,
+        now: datetime | None = None,
+        action_registry: Mapping[str, Any] | None = None,
+    ) -> RunSnapshot | None:
+        """Claim one due attempt, run it, record and apply its outcome.
+
+        Returns the run's snapshot, or None when nothing is due. Raises
+        ``LeaseLost`` when the claim was lost before the outcome was recorded
+        (nothing of it was stored).
+        """
+        lease, hb = check_options(owner_id, lease_for, heartbeat_interval)
+        state = execute_next(
+            self.store, clock=self.clock, owner_id=owner_id, queue=queue or self.queue,
+            lease_for=lease, heartbeat_interval=hb,
+            now=aware(now) if now is not None else None, action_registry=action_registry,
+        )
+        return None if state is None else self._snapshot(state)
+
+    def worker(
+        self,
+        owner_id: str,
+        *,
+        queue: str | None = None,
+        concurrency: int = 1,
+        lease_for: float = 300,
+        heartbeat_interval: float | None = None,
+        idle_min: float = 0.05,
+        idle_max: float = 1.0,
+        max_steps: int | None = None,
+        action_registry: Mapping[str, Any] | None = None,
+    ) -> Worker:
+        """A supervised loop around ``execute_next``: ``.run()`` blocks until SIGTERM/SIGINT
+        or ``.stop()``; ``.start()`` runs it in background threads."""
+        check_options(owner_id, lease_for, heartbeat_interval)
+
+        def once(owner: str) -> Any:
+            return self.execute_next(owner_id=owner, queue=queue, lease_for=lease_for,
+                                     heartbeat_interval=heartbeat_interval,
+                                     action_registry=action_registry)
+
+        return Worker(once, owner_id, concurrency=concurrency, idle_min=idle_min,
+                      idle_max=idle_max, max_steps=max_steps)
+
+    # -- reading ---------------------------------------------------------------
+
+    def inspect_run(self, run_id: str, *, include_history: bool = False,
+                    now: datetime | None = None) -> RunSnapshot:
+        """The run as it stands; ``include_history`` adds steps, step runs, attempts, audit."""
+        return self._snapshot(load_state(self.store, run_id), include_history)
+
+    def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        workflow: Any = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        now: datetime | None = None,
+    ) -> list[RunSummary]:
+        """Runs newest first, from the catalog index; pass the last summary's ``cursor``
+        to get the next page."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidOption(f"limit must be an int in 1..1000, got {limit!r}")
+        if status is not None:
+            from squidie.read_model import RunStatus
+
+            try:
+                status = RunStatus(status).value
+            except ValueError as exc:
+                raise InvalidOption(f"unknown run status {status!r}") from exc
+        wf = workflow_ref(workflow) if workflow is not None else None
+        page = self.store.list_runs(status=status, workflow=wf, limit=limit, cursor=cursor)
+        return [summary(r) for r in page.runs]
+
+
+class _AnyRegistry(dict[str, Any]):
+    """A registry that accepts every key: used only to rebuild a stored spec's shape."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: str) -> Any:
+        return key
+
+
+__all__ = ["Squidie"]

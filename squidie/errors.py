@@ -1,0 +1,156 @@
+"""The exception tree of Squidie.
+
+Every error the public API raises derives from :class:`SquidieError` and carries
+a stable ``code`` string that host code can switch on::
+
+    SquidieError (Exception)
+    ├── ConfigError                  missing_config
+    ├── InvalidOption                invalid_option
+    ├── InvalidPayload               invalid_payload
+    ├── WorkflowDefinitionError      invalid_workflow_spec
+    ├── RunNotFound                  not_found
+    ├── InvalidTransition            invalid_transition
+    ├── UnsafeReplay                 unsafe_replay
+    ├── IncompatibleDefinition       incompatible_workflow_definition
+    ├── JournalConflict              conflict
+    ├── MissingScheduleIdempotencyKey missing_schedule_idempotency_key
+    ├── InvalidDynamicWork           invalid_dynamic_work
+    ├── InvalidSignal                invalid_signal
+    ├── LeaseLost                    lease_lost
+    └── StorageError                 storage_error
+
+The docstring of each class is its default message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+
+class SquidieError(Exception):
+    """A Squidie operation failed."""
+
+    code: ClassVar[str] = "squidie_error"
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        self.message = message or (self.__doc__ or self.code).strip().splitlines()[0]
+        self.details: dict[str, Any] = details
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe description: code, message and details."""
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class _ProblemListError(SquidieError):
+    """An error that reports every problem found, not only the first."""
+
+    def __init__(self, problems: Iterable[str], message: str | None = None, **details: Any):
+        self.problems: list[str] = list(problems)
+        head = message or (self.__doc__ or "").strip().splitlines()[0]
+        body = "".join(f"\n  - {p}" for p in self.problems)
+        super().__init__(f"{head}{body}", problems=self.problems, **details)
+
+
+class ConfigError(_ProblemListError):
+    """Squidie is not configured correctly."""
+
+    code = "missing_config"
+
+
+class InvalidOption(SquidieError):
+    """An option passed to a Squidie call is invalid."""
+
+    code = "invalid_option"
+
+
+class InvalidPayload(_ProblemListError):
+    """The trigger payload is invalid."""
+
+    code = "invalid_payload"
+
+
+class WorkflowDefinitionError(_ProblemListError):
+    """The workflow definition is invalid."""
+
+    code = "invalid_workflow_spec"
+
+
+class RunNotFound(SquidieError):
+    """No run exists with that id."""
+
+    code = "not_found"
+
+
+class InvalidTransition(SquidieError):
+    """The run is not in a state that allows this operation."""
+
+    code = "invalid_transition"
+
+
+class UnsafeReplay(SquidieError):
+    """Replaying this run is not safe."""
+
+    code = "unsafe_replay"
+
+
+class IncompatibleDefinition(SquidieError):
+    """The workflow definition changed incompatibly since the run started."""
+
+    code = "incompatible_workflow_definition"
+
+
+class JournalConflict(SquidieError):
+    """Another writer appended to this run first."""
+
+    code = "conflict"
+
+
+class MissingScheduleIdempotencyKey(SquidieError):
+    """A cron delivery with idempotency needs a signal_id or a complete intended_window."""
+
+    code = "missing_schedule_idempotency_key"
+
+
+class InvalidDynamicWork(_ProblemListError):
+    """The dynamic work proposal is invalid."""
+
+    code = "invalid_dynamic_work"
+
+
+class InvalidSignal(_ProblemListError):
+    """The signal is malformed."""
+
+    code = "invalid_signal"
+
+
+class LeaseLost(SquidieError):
+    """The worker's lease on this attempt expired or was taken over; its result was rejected."""
+
+    code = "lease_lost"
+
+
+class StorageError(SquidieError):
+    """The database failed while Squidie was reading or writing."""
+
+    code = "storage_error"
+
+
+__all__ = [
+    "ConfigError",
+    "IncompatibleDefinition",
+    "InvalidDynamicWork",
+    "InvalidOption",
+    "InvalidPayload",
+    "InvalidSignal",
+    "InvalidTransition",
+    "JournalConflict",
+    "LeaseLost",
+    "MissingScheduleIdempotencyKey",
+    "RunNotFound",
+    "SquidieError",
+    "StorageError",
+    "UnsafeReplay",
+    "WorkflowDefinitionError",
+]

@@ -1,0 +1,55 @@
+"""Schema installation and in-place upgrades.
+
+A fresh database gets the newest schema and its version. An older database is
+brought forward by the ordered steps in ``MIGRATIONS`` (version -> function),
+each run in the same transaction as the version bump. Host apps on Alembic can
+call :func:`upgrade` from one of their own revisions instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, insert, select, text, update
+
+from squidie.errors import ConfigError
+from squidie.journal.schema import SCHEMA_VERSION, metadata, schema_table
+
+COMPONENT = "squidie"
+# version -> step that brings a database from version-1 to version.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+_PG_INSTALL_LOCK = 0x5D1E_0001
+
+
+def installed_version(conn: Connection) -> int | None:
+    """The version recorded in the database, or None before the first install."""
+    if not conn.dialect.has_table(conn, schema_table.name):
+        return None
+    row = conn.execute(
+        select(schema_table.c.version).where(schema_table.c.component == COMPONENT)
+    ).scalar()
+    return None if row is None else int(row)
+
+
+def upgrade(conn: Connection) -> int:
+    """Create missing tables and run pending migrations; returns the new version."""
+    if conn.dialect.name == "postgresql":
+        # Several workers may install at once on start-up: take turns.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_INSTALL_LOCK})
+    current = installed_version(conn)
+    if current is not None and current > SCHEMA_VERSION:
+        raise ConfigError([
+            f"the database has Squidie schema version {current}, newer than this "
+            f"release understands ({SCHEMA_VERSION}); upgrade the squidie package"
+        ])
+    metadata.create_all(conn, checkfirst=True)
+    if current is None:
+        conn.execute(insert(schema_table).values(component=COMPONENT, version=SCHEMA_VERSION))
+        return SCHEMA_VERSION
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        MIGRATIONS[version](conn)
+        conn.execute(
+            update(schema_table).where(schema_table.c.component == COMPONENT)
+            .values(version=version)
+        )
+    return SCHEMA_VERSION

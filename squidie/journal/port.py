@@ -1,0 +1,86 @@
+"""The storage port: what the runtime and read models need from a database.
+
+Implementations must pass :mod:`squidie.testing.conformance`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from squidie.journal.records import (
+    AttemptRecord,
+    CommandReceipt,
+    LoadedRun,
+    NewRun,
+    RunPage,
+    RunRecord,
+    RunWrite,
+)
+
+
+class JournalStore(Protocol):
+    """Durable runs: append-only journals, checkpoints, a run catalog and dispatch."""
+
+    def install(self) -> None:
+        """Create or upgrade the schema in place; idempotent and safe to race."""
+
+    def schema_version(self) -> int | None:
+        """The installed schema version (None when not installed)."""
+
+    def create_run(self, new: NewRun) -> bool:
+        """Create a run atomically; False (and nothing written) if the id exists."""
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The catalog row of a run, if it exists."""
+
+    def load(self, run_id: str) -> LoadedRun:
+        """A run's checkpoint (if valid) and every fact after it; RunNotFound if absent."""
+
+    def write(self, write: RunWrite) -> int:
+        """Apply one atomic write; returns the new revision.
+
+        Raises JournalConflict when ``expected_revision`` is stale, LeaseLost when
+        the fence no longer holds, RunNotFound when the run does not exist.
+        """
+
+    def claim(
+        self,
+        *,
+        queue: str,
+        owner_id: str,
+        now: datetime,
+        lease_until: datetime,
+        claim_id: str,
+        token_hash: str,
+    ) -> AttemptRecord | None:
+        """Claim the oldest due live attempt of ``queue`` (visible, or lease expired)."""
+
+    def heartbeat(
+        self, *, attempt_id: str, claim_id: str, token_hash: str, now: datetime,
+        lease_until: datetime,
+    ) -> bool:
+        """Extend a lease still held by this claim; False when it is lost."""
+
+    def list_attempts(self, run_id: str) -> list[AttemptRecord]:
+        """Every dispatch row of a run, oldest first."""
+
+    def next_due_at(self, queue: str) -> datetime | None:
+        """When the next live attempt of ``queue`` becomes claimable."""
+
+    def list_runs(
+        self, *, status: str | None, workflow: str | None, limit: int, cursor: str | None
+    ) -> RunPage:
+        """A page of the run catalog, newest first, keyset-paginated."""
+
+    def delete_checkpoints(self, run_id: str | None = None) -> int:
+        """Drop checkpoints (of one run, or all); returns how many went."""
+
+    def record_command(self, receipt: CommandReceipt) -> CommandReceipt:
+        """Store a command receipt once; returns the stored one (the first writer's)."""
+
+    def get_command(self, idempotency_key: str) -> CommandReceipt | None:
+        """The receipt stored under an idempotency key."""
+
+    def list_commands(self, run_id: str) -> list[CommandReceipt]:
+        """Receipts of commands applied to a run, oldest first."""

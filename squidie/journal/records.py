@@ -1,0 +1,188 @@
+"""Plain records that cross the storage port. No workflow semantics here:
+facts carry opaque JSON data; checkpoints hold opaque folded state."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from squidie.errors import InvalidOption
+
+JsonDict = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fact:
+    """One journal entry of a run."""
+
+    run_id: str
+    revision: int
+    kind: str
+    data: JsonDict
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewFact:
+    """A fact to append."""
+
+    kind: str
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRecord:
+    """A run's catalog row."""
+
+    run_id: str
+    workflow: str
+    trigger: str
+    queue: str
+    status: str
+    definition_version: str | None
+    parent_run_id: str | None
+    revision: int
+    started_at: datetime
+    updated_at: datetime
+    terminal_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checkpoint:
+    """A folded projection of a run at ``revision``. Never a second truth."""
+
+    run_id: str
+    revision: int
+    state: JsonDict
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadedRun:
+    """What a reader needs to rebuild a run: a checkpoint (maybe) and the facts after it."""
+
+    run_id: str
+    checkpoint: Checkpoint | None
+    facts: list[Fact]
+
+    @property
+    def revision(self) -> int:
+        """The newest revision seen."""
+        if self.facts:
+            return self.facts[-1].revision
+        return self.checkpoint.revision if self.checkpoint else 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewAttempt:
+    """A runnable attempt to put on the dispatch table."""
+
+    attempt_id: str
+    runnable_key: str
+    step: str
+    attempt_number: int
+    visible_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptRecord:
+    """A dispatch-table row."""
+
+    attempt_id: str
+    run_id: str
+    queue: str
+    runnable_key: str
+    step: str
+    attempt_number: int
+    status: str
+    due_at: datetime
+    visible_at: datetime
+    claim_id: str | None
+    token_hash: str | None
+    owner_id: str | None
+    claimed_at: datetime | None
+    lease_expires_at: datetime | None
+    finished_at: datetime | None
+    claims: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fence:
+    """The claim a write must still hold: same claim id and token hash, a row in
+    one of ``statuses``, and (when ``unexpired``) a lease that has not ended."""
+
+    attempt_id: str
+    claim_id: str
+    token_hash: str
+    statuses: tuple[str, ...] = ("claimed",)
+    unexpired: bool = True
+    set_status: str = "finished"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunWrite:
+    """Everything one atomic write does to a run.
+
+    Order inside the transaction: fence, withdrawals, the revision check and
+    append, checkpoint, new attempts. Any failed check rolls back all of it.
+    """
+
+    run_id: str
+    expected_revision: int
+    now: datetime
+    facts: Sequence[NewFact] = ()
+    status: str | None = None
+    terminal_at: datetime | None = None
+    checkpoint: JsonDict | None = None
+    fence: Fence | None = None
+    new_attempts: Sequence[NewAttempt] = ()
+    withdraw_live_attempts: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewRun:
+    """A run to create with its first facts and attempts."""
+
+    record: RunRecord
+    facts: Sequence[NewFact]
+    attempts: Sequence[NewAttempt] = ()
+    checkpoint: JsonDict | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunPage:
+    """One page of the run catalog, newest first."""
+
+    runs: list[RunRecord]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandReceipt:
+    """The stored result of an idempotent command."""
+
+    idempotency_key: str
+    signal_type: str
+    run_id: str | None
+    result: JsonDict
+    recorded_at: datetime
+
+
+def encode_cursor(started_at: datetime, run_id: str) -> str:
+    """An opaque list_runs position: after (older than) this run."""
+    raw = json.dumps([started_at.isoformat(), run_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Parse :func:`encode_cursor` output; InvalidOption when it is not one."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        started, run_id = json.loads(base64.urlsafe_b64decode(padded))
+        return datetime.fromisoformat(started), str(run_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidOption(f"invalid list_runs cursor {cursor!r}") from exc

@@ -1,0 +1,148 @@
+"""Squidie's tables (SQLAlchemy Core), portable between PostgreSQL and SQLite.
+
+- ``squidie_runs``: the run catalog (one narrow row per run; ``revision`` fences appends).
+- ``squidie_journal``: append-only facts, primary key (run_id, revision).
+- ``squidie_checkpoints``: a run's folded projection at a revision (disposable).
+- ``squidie_attempts``: the dispatch table; live rows sit in a narrow partial index.
+- ``squidie_commands``: receipts of idempotent commands.
+- ``squidie_schema``: the installed schema version.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+SCHEMA_VERSION = 1
+LIVE_STATUSES = ("visible", "claimed", "finished")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("Squidie stores aware datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+metadata = MetaData()
+_live = text("status IN ('visible', 'claimed', 'finished')")
+
+schema_table = Table(
+    "squidie_schema",
+    metadata,
+    Column("component", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+runs = Table(
+    "squidie_runs",
+    metadata,
+    Column("run_id", String(200), primary_key=True),
+    Column("workflow", String(500), nullable=False),
+    Column("trigger", String(200), nullable=False),
+    Column("queue", String(200), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("definition_version", String(100)),
+    Column("parent_run_id", String(200)),
+    Column("revision", Integer, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("terminal_at", UtcDateTime),
+    Index("squidie_runs_recent", "started_at", "run_id"),
+    Index("squidie_runs_status_recent", "status", "started_at", "run_id"),
+    Index("squidie_runs_workflow_recent", "workflow", "started_at", "run_id"),
+    Index("squidie_runs_parent", "parent_run_id"),
+)
+
+journal = Table(
+    "squidie_journal",
+    metadata,
+    Column("run_id", String(200), primary_key=True),
+    Column("revision", Integer, primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("data", JsonType, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+
+checkpoints = Table(
+    "squidie_checkpoints",
+    metadata,
+    Column("run_id", String(200), primary_key=True),
+    Column("revision", Integer, nullable=False),
+    Column("state", JsonType, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+attempts = Table(
+    "squidie_attempts",
+    metadata,
+    Column("attempt_id", String(400), primary_key=True),
+    Column("run_id", String(200), nullable=False),
+    Column("queue", String(200), nullable=False),
+    Column("runnable_key", String(300), nullable=False),
+    Column("step", String(200), nullable=False),
+    Column("attempt_number", Integer, nullable=False),
+    # visible -> claimed -> finished (outcome durable) -> applied; or withdrawn.
+    Column("status", String(16), nullable=False),
+    # When the row can next be claimed: visible_at, or the end of the current lease.
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("visible_at", UtcDateTime, nullable=False),
+    Column("claim_id", String(64)),
+    Column("token_hash", String(64)),
+    Column("owner_id", String(200)),
+    Column("claimed_at", UtcDateTime),
+    Column("lease_expires_at", UtcDateTime),
+    Column("finished_at", UtcDateTime),
+    Column("claims", Integer, nullable=False, server_default=text("0")),
+    Index(
+        "squidie_attempts_live",
+        "queue",
+        "due_at",
+        postgresql_where=_live,
+        sqlite_where=_live,
+    ),
+    Index("squidie_attempts_run", "run_id"),
+)
+
+commands = Table(
+    "squidie_commands",
+    metadata,
+    Column("idempotency_key", String(300), primary_key=True),
+    Column("signal_type", String(64), nullable=False),
+    Column("run_id", String(200)),
+    Column("result", JsonType, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)

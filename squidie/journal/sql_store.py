@@ -1,0 +1,443 @@
+"""The SQLAlchemy Core implementation of :class:`JournalStore` for PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, case, delete, func, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from squidie.errors import (
+    InvalidOption,
+    JournalConflict,
+    LeaseLost,
+    RunNotFound,
+    SquidieError,
+    StorageError,
+)
+from squidie.journal.engine import prepare_engine
+from squidie.journal.migrations import installed_version, upgrade
+from squidie.journal.records import (
+    AttemptRecord,
+    Checkpoint,
+    CommandReceipt,
+    Fact,
+    LoadedRun,
+    NewAttempt,
+    NewRun,
+    RunPage,
+    RunRecord,
+    RunWrite,
+    decode_cursor,
+    encode_cursor,
+)
+from squidie.journal.schema import (
+    LIVE_STATUSES,
+    attempts,
+    checkpoints,
+    commands,
+    journal,
+    runs,
+)
+
+# SQLSTATEs that mean "someone else got there first; try again".
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}
+
+
+class SqlStore:
+    """Durable runs in a relational database through SQLAlchemy Core."""
+
+    def __init__(self, engine: Engine) -> None:
+        prepare_engine(engine)
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    # -- plumbing -----------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except SquidieError:
+            raise
+        except DBAPIError as exc:
+            sqlstate = getattr(exc.orig, "sqlstate", None)
+            if sqlstate in _RETRYABLE_SQLSTATES:
+                raise JournalConflict(f"concurrent write detected ({sqlstate})") from exc
+            raise StorageError(f"database error: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database error: {exc}") from exc
+
+    def _insert(self, table: Any) -> Any:
+        dialect = postgresql if self.dialect == "postgresql" else sqlite
+        return dialect.insert(table)
+
+    # -- schema -------------------------------------------------------------
+
+    def install(self) -> None:
+        """Create or upgrade the schema in place; idempotent and safe to race."""
+        with self._tx() as conn:
+            upgrade(conn)
+
+    def schema_version(self) -> int | None:
+        """The installed schema version (None when not installed)."""
+        with self._tx() as conn:
+            return installed_version(conn)
+
+    # -- runs and journals --------------------------------------------------
+
+    def create_run(self, new: NewRun) -> bool:
+        """Create a run atomically; False (and nothing written) if the id exists."""
+        rec = new.record
+        with self._tx() as conn:
+            created = conn.execute(
+                self._insert(runs)
+                .values(
+                    run_id=rec.run_id, workflow=rec.workflow, trigger=rec.trigger,
+                    queue=rec.queue, status=rec.status,
+                    definition_version=rec.definition_version,
+                    parent_run_id=rec.parent_run_id, revision=len(new.facts),
+                    started_at=rec.started_at, updated_at=rec.updated_at,
+                    terminal_at=rec.terminal_at,
+                )
+                .on_conflict_do_nothing(index_elements=["run_id"])
+                .returning(runs.c.run_id)
+            ).first()
+            if created is None:
+                return False
+            self._append(conn, rec.run_id, 0, new.facts, rec.started_at)
+            if new.checkpoint is not None:
+                self._put_checkpoint(conn, rec.run_id, len(new.facts), new.checkpoint,
+                                     rec.started_at)
+            self._add_attempts(conn, rec.run_id, rec.queue, new.attempts)
+            return True
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The catalog row of a run, if it exists."""
+        with self._tx() as conn:
+            row = conn.execute(select(runs).where(runs.c.run_id == run_id)).first()
+        return _run_record(row) if row else None
+
+    def load(self, run_id: str) -> LoadedRun:
+        """A run's checkpoint (if valid) and every fact after it; RunNotFound if absent."""
+        with self._tx() as conn:
+            revision = conn.execute(
+                select(runs.c.revision).where(runs.c.run_id == run_id)
+            ).scalar()
+            if revision is None:
+                raise RunNotFound(f"no run with id {run_id!r}", run_id=run_id)
+            cp_row = conn.execute(
+                select(checkpoints.c.revision, checkpoints.c.state)
+                .where(checkpoints.c.run_id == run_id)
+            ).first()
+            checkpoint = None
+            # A checkpoint ahead of the journal is not believed: the journal is the truth.
+            if cp_row is not None and cp_row.revision <= revision:
+                checkpoint = Checkpoint(run_id=run_id, revision=cp_row.revision,
+                                        state=cp_row.state)
+            after = checkpoint.revision if checkpoint else 0
+            rows = conn.execute(
+                select(journal).where(journal.c.run_id == run_id, journal.c.revision > after)
+                .order_by(journal.c.revision)
+            ).all()
+        facts = [
+            Fact(run_id=run_id, revision=r.revision, kind=r.kind, data=r.data,
+                 recorded_at=_aware(r.recorded_at))
+            for r in rows
+        ]
+        for expected, fact in enumerate(facts, start=after + 1):
+            if fact.revision != expected:
+                raise StorageError(f"journal of run {run_id!r} has a gap at revision {expected}")
+        return LoadedRun(run_id=run_id, checkpoint=checkpoint, facts=facts)
+
+    def write(self, write: RunWrite) -> int:
+        """Apply one atomic write; returns the new revision."""
+        with self._tx() as conn:
+            if write.fence is not None:
+                self._check_fence(conn, write)
+            if write.withdraw_live_attempts:
+                conn.execute(
+                    update(attempts)
+                    .where(attempts.c.run_id == write.run_id,
+                           attempts.c.status.in_(LIVE_STATUSES))
+                    .values(status="withdrawn",
+                            finished_at=func.coalesce(attempts.c.finished_at, write.now))
+                )
+            revision = write.expected_revision + len(write.facts)
+            if write.facts or write.status is not None:
+                self._advance_run(conn, write, revision)
+                self._append(conn, write.run_id, write.expected_revision, write.facts, write.now)
+            if write.checkpoint is not None:
+                self._put_checkpoint(conn, write.run_id, revision, write.checkpoint, write.now)
+            if write.new_attempts:
+                queue = conn.execute(
+                    select(runs.c.queue).where(runs.c.run_id == write.run_id)
+                ).scalar_one()
+                self._add_attempts(conn, write.run_id, queue, write.new_attempts)
+            return revision
+
+    def _check_fence(self, conn: Connection, write: RunWrite) -> None:
+        fence = write.fence
+        assert fence is not None
+        conditions = [
+            attempts.c.attempt_id == fence.attempt_id,
+            attempts.c.claim_id == fence.claim_id,
+            attempts.c.token_hash == fence.token_hash,
+            attempts.c.status.in_(fence.statuses),
+        ]
+        if fence.unexpired:
+            conditions.append(attempts.c.lease_expires_at > write.now)
+        result = conn.execute(
+            update(attempts).where(*conditions).values(
+                status=fence.set_status,
+                finished_at=func.coalesce(attempts.c.finished_at, write.now),
+            )
+        )
+        if result.rowcount != 1:
+            raise LeaseLost(
+                f"attempt {fence.attempt_id!r} is no longer held by claim {fence.claim_id!r}",
+                attempt_id=fence.attempt_id, claim_id=fence.claim_id,
+            )
+
+    def _advance_run(self, conn: Connection, write: RunWrite, revision: int) -> None:
+        values: dict[str, Any] = {"revision": revision, "updated_at": write.now}
+        if write.status is not None:
+            values["status"] = write.status
+        if write.terminal_at is not None:
+            values["terminal_at"] = write.terminal_at
+        result = conn.execute(
+            update(runs)
+            .where(runs.c.run_id == write.run_id, runs.c.revision == write.expected_revision)
+            .values(**values)
+        )
+        if result.rowcount == 1:
+            return
+        current = conn.execute(
+            select(runs.c.revision).where(runs.c.run_id == write.run_id)
+        ).scalar()
+        if current is None:
+            raise RunNotFound(f"no run with id {write.run_id!r}", run_id=write.run_id)
+        raise JournalConflict(
+            f"run {write.run_id!r} is at revision {current}, not {write.expected_revision}",
+            run_id=write.run_id, expected=write.expected_revision, actual=current,
+        )
+
+    def _append(
+        self, conn: Connection, run_id: str, after: int, facts: Any, now: datetime
+    ) -> None:
+        if not facts:
+            return
+        conn.execute(
+            insert(journal),
+            [
+                {"run_id": run_id, "revision": after + i, "kind": f.kind, "data": dict(f.data),
+                 "recorded_at": now}
+                for i, f in enumerate(facts, start=1)
+            ],
+        )
+
+    def _put_checkpoint(
+        self, conn: Connection, run_id: str, revision: int, state: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        stmt = self._insert(checkpoints).values(
+            run_id=run_id, revision=revision, state=state, updated_at=now
+        )
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["run_id"],
+                set_={"revision": revision, "state": state, "updated_at": now},
+            )
+        )
+
+    def _add_attempts(
+        self, conn: Connection, run_id: str, queue: str, new: Any
+    ) -> None:
+        rows: list[NewAttempt] = list(new)
+        if not rows:
+            return
+        conn.execute(
+            insert(attempts),
+            [
+                {"attempt_id": a.attempt_id, "run_id": run_id, "queue": queue,
+                 "runnable_key": a.runnable_key, "step": a.step,
+                 "attempt_number": a.attempt_number, "status": "visible",
+                 "due_at": a.visible_at, "visible_at": a.visible_at, "claims": 0}
+                for a in rows
+            ],
+        )
+
+    # -- dispatch -----------------------------------------------------------
+
+    def claim(
+        self,
+        *,
+        queue: str,
+        owner_id: str,
+        now: datetime,
+        lease_until: datetime,
+        claim_id: str,
+        token_hash: str,
+    ) -> AttemptRecord | None:
+        """Claim the oldest due live attempt of ``queue`` (visible, or lease expired).
+
+        One statement: a ``SELECT ... FOR UPDATE SKIP LOCKED`` over the partial
+        index of live rows feeding an ``UPDATE ... RETURNING``. A row whose
+        outcome is durable but not applied stays ``finished`` under the new claim.
+        """
+        target = (
+            select(attempts.c.attempt_id)
+            .where(attempts.c.queue == queue, attempts.c.status.in_(LIVE_STATUSES),
+                   attempts.c.due_at <= now)
+            .order_by(attempts.c.due_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        stmt = (
+            update(attempts)
+            .where(attempts.c.attempt_id == target)
+            .values(
+                status=case((attempts.c.status == "finished", "finished"), else_="claimed"),
+                claim_id=claim_id, token_hash=token_hash, owner_id=owner_id,
+                claimed_at=now, lease_expires_at=lease_until, due_at=lease_until,
+                claims=attempts.c.claims + 1,
+            )
+            .returning(*attempts.c)
+        )
+        with self._tx() as conn:
+            row = conn.execute(stmt).first()
+        return _attempt_record(row) if row else None
+
+    def heartbeat(
+        self, *, attempt_id: str, claim_id: str, token_hash: str, now: datetime,
+        lease_until: datetime,
+    ) -> bool:
+        """Extend a lease still held by this claim; False when it is lost."""
+        with self._tx() as conn:
+            result = conn.execute(
+                update(attempts)
+                .where(
+                    attempts.c.attempt_id == attempt_id, attempts.c.claim_id == claim_id,
+                    attempts.c.token_hash == token_hash, attempts.c.status == "claimed",
+                    attempts.c.lease_expires_at > now,
+                )
+                .values(lease_expires_at=lease_until, due_at=lease_until)
+            )
+        return result.rowcount == 1
+
+    def list_attempts(self, run_id: str) -> list[AttemptRecord]:
+        """Every dispatch row of a run, oldest first."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(attempts).where(attempts.c.run_id == run_id)
+                .order_by(attempts.c.visible_at, attempts.c.attempt_id)
+            ).all()
+        return [_attempt_record(r) for r in rows]
+
+    def next_due_at(self, queue: str) -> datetime | None:
+        """When the next live attempt of ``queue`` becomes claimable."""
+        with self._tx() as conn:
+            value = conn.execute(
+                select(func.min(attempts.c.due_at))
+                .where(attempts.c.queue == queue, attempts.c.status.in_(LIVE_STATUSES))
+            ).scalar()
+        return _aware(value) if value is not None else None
+
+    # -- catalog ------------------------------------------------------------
+
+    def list_runs(
+        self, *, status: str | None, workflow: str | None, limit: int, cursor: str | None
+    ) -> RunPage:
+        """A page of the run catalog, newest first, keyset-paginated."""
+        if limit < 1:
+            raise InvalidOption(f"limit must be >= 1, got {limit}")
+        query = select(runs).order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
+        if status is not None:
+            query = query.where(runs.c.status == status)
+        if workflow is not None:
+            query = query.where(runs.c.workflow == workflow)
+        if cursor is not None:
+            started_at, run_id = decode_cursor(cursor)
+            query = query.where(tuple_(runs.c.started_at, runs.c.run_id) < (started_at, run_id))
+        with self._tx() as conn:
+            rows = conn.execute(query.limit(limit + 1)).all()
+        records = [_run_record(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = records[-1]
+            next_cursor = encode_cursor(last.started_at, last.run_id)
+        return RunPage(runs=records, next_cursor=next_cursor)
+
+    def delete_checkpoints(self, run_id: str | None = None) -> int:
+        """Drop checkpoints (of one run, or all); returns how many went."""
+        stmt = delete(checkpoints)
+        if run_id is not None:
+            stmt = stmt.where(checkpoints.c.run_id == run_id)
+        with self._tx() as conn:
+            return conn.execute(stmt).rowcount
+
+    # -- commands -----------------------------------------------------------
+
+    def record_command(self, receipt: CommandReceipt) -> CommandReceipt:
+        """Store a command receipt once; returns the stored one (the first writer's)."""
+        with self._tx() as conn:
+            conn.execute(
+                self._insert(commands).values(
+                    idempotency_key=receipt.idempotency_key, signal_type=receipt.signal_type,
+                    run_id=receipt.run_id, result=receipt.result,
+                    recorded_at=receipt.recorded_at,
+                ).on_conflict_do_nothing(index_elements=["idempotency_key"])
+            )
+            row = conn.execute(
+                select(commands).where(commands.c.idempotency_key == receipt.idempotency_key)
+            ).one()
+        return _receipt(row)
+
+    def get_command(self, idempotency_key: str) -> CommandReceipt | None:
+        """The receipt stored under an idempotency key."""
+        with self._tx() as conn:
+            row = conn.execute(
+                select(commands).where(commands.c.idempotency_key == idempotency_key)
+            ).first()
+        return _receipt(row) if row else None
+
+    def list_commands(self, run_id: str) -> list[CommandReceipt]:
+        """Receipts of commands applied to a run, oldest first."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                select(commands).where(commands.c.run_id == run_id)
+                .order_by(commands.c.recorded_at, commands.c.idempotency_key)
+            ).all()
+        return [_receipt(r) for r in rows]
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _run_record(row: Row[Any]) -> RunRecord:
+    return RunRecord(
+        run_id=row.run_id, workflow=row.workflow, trigger=row.trigger, queue=row.queue,
+        status=row.status, definition_version=row.definition_version,
+        parent_run_id=row.parent_run_id, revision=row.revision, started_at=row.started_at,
+        updated_at=row.updated_at, terminal_at=row.terminal_at,
+    )
+
+
+def _attempt_record(row: Row[Any]) -> AttemptRecord:
+    m = row._mapping
+    return AttemptRecord(**{c.name: m[c.name] for c in attempts.c})
+
+
+def _receipt(row: Row[Any]) -> CommandReceipt:
+    return CommandReceipt(
+        idempotency_key=row.idempotency_key, signal_type=row.signal_type, run_id=row.run_id,
+        result=row.result, recorded_at=row.recorded_at,
+    )
+

@@ -1,0 +1,132 @@
+"""Building snapshots and summaries from a run's state and dispatch rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from squidie.journal import AttemptRecord, JournalStore, RunRecord, encode_cursor
+from squidie.read_model.views import RunSnapshot, RunStatus, RunSummary, StepStatus
+from squidie.runtime.clock import parse_iso
+from squidie.runtime.loading import load_state
+from squidie.runtime.state import RunnableState, RunState
+from squidie.workflow import WorkflowSpec
+
+_RUNNABLE_STEP_STATUS = {
+    "applied": StepStatus.COMPLETED,
+    "failed": StepStatus.FAILED,
+    "outcome_recorded": StepStatus.RUNNING,
+    "retrying": StepStatus.RETRYING,
+    "withdrawn": StepStatus.WAITING,
+}
+
+
+def inspect_run(
+    store: JournalStore, run_id: str, *, include_history: bool = False,
+    spec: WorkflowSpec | None = None,
+) -> RunSnapshot:
+    """The snapshot of one run (RunNotFound when it does not exist)."""
+    return snapshot(store, load_state(store, run_id), include_history=include_history, spec=spec)
+
+
+def snapshot(
+    store: JournalStore, state: RunState, *, include_history: bool = False,
+    spec: WorkflowSpec | None = None,
+) -> RunSnapshot:
+    """Turn a folded state into a snapshot, reading dispatch rows only for history."""
+    history: dict[str, Any] = {}
+    if include_history:
+        rows = {r.attempt_id: r for r in store.list_attempts(state.run_id)}
+        history = {
+            "steps": step_states(state, spec, rows),
+            "step_runs": [_step_run(state, r, rows) for r in state.runnables.values()],
+            "attempts": [a for r in state.runnables.values() for a in _attempts(state, r, rows)],
+            "audit_events": list(state.audit_events),
+            "command_history": [],
+        }
+    return RunSnapshot(
+        run_id=state.run_id, workflow=state.workflow, trigger=state.trigger, queue=state.queue,
+        status=RunStatus(state.status), reason=state.reason, input=state.input,
+        context=state.context, started_at=parse_iso(state.started_at),
+        updated_at=parse_iso(state.updated_at),
+        terminal_at=parse_iso(state.terminal_at) if state.terminal_at else None,
+        terminal_error=state.terminal_error, definition_version=state.definition_version,
+        revision=state.revision, manual_state=state.manual,
+        parent_run={"run_id": state.parent_run_id} if state.parent_run_id else None,
+        replayed_from_run_id=state.replayed_from_run_id, **history,
+    )
+
+
+def step_status(state: RunState, runnable: RunnableState | None,
+                rows: dict[str, AttemptRecord] | None = None) -> StepStatus:
+    """The status of a declared step given its latest runnable."""
+    if runnable is None:
+        return StepStatus.WAITING
+    if runnable.status == "scheduled":
+        row = (rows or {}).get(f"{state.run_id}/{runnable.key}/{runnable.attempt}")
+        if row is not None and row.status == "claimed":
+            return StepStatus.RUNNING
+        return StepStatus.RETRYING if runnable.attempt > 1 else StepStatus.PENDING
+    return _RUNNABLE_STEP_STATUS.get(runnable.status, StepStatus.WAITING)
+
+
+def step_states(
+    state: RunState, spec: WorkflowSpec | None, rows: dict[str, AttemptRecord]
+) -> list[dict[str, Any]]:
+    """Per declared step, in workflow order (steps seen only in the journal when no spec)."""
+    names = [s.name for s in spec.steps] if spec else list(
+        dict.fromkeys(r.step for r in state.runnables.values())
+    )
+    out = []
+    for name in names:
+        runnable = state.latest_runnable(name)
+        status = step_status(state, runnable, rows)
+        if state.manual and state.manual.get("step") == name:
+            status = StepStatus.PAUSED
+        out.append({
+            "name": name, "status": status.value,
+            "attempts": runnable.attempt if runnable else 0,
+            "output": runnable.output if runnable else None,
+            "error": runnable.error if runnable else None,
+        })
+    return out
+
+
+def _step_run(state: RunState, r: RunnableState, rows: dict[str, AttemptRecord]) -> dict[str, Any]:
+    return {
+        "runnable_key": r.key, "step": r.step,
+        "status": step_status(state, r, rows).value, "attempts": len(r.attempts),
+        "input": r.input, "output": r.output, "error": r.error, "visible_at": r.visible_at,
+        "deadline_at": r.deadline_at,
+    }
+
+
+def _attempts(
+    state: RunState, r: RunnableState, rows: dict[str, AttemptRecord]
+) -> list[dict[str, Any]]:
+    out = []
+    for a in r.attempts:
+        row = rows.get(f"{state.run_id}/{r.key}/{a.number}")
+        status = a.status
+        if status == "scheduled" and row is not None and row.status == "claimed":
+            status = "running"
+        claimed_at = a.claimed_at or (row.claimed_at.isoformat() if row and row.claimed_at
+                                      else None)
+        out.append({
+            "runnable_key": r.key, "step": r.step, "attempt_number": a.number, "status": status,
+            "visible_at": a.visible_at, "claimed_at": claimed_at, "finished_at": a.finished_at,
+            "owner_id": a.owner_id or (row.owner_id if row else None), "error": a.error,
+            "claims": row.claims if row else None,
+        })
+    return out
+
+
+def summary(record: RunRecord) -> RunSummary:
+    """A catalog row as a RunSummary."""
+    return RunSummary(
+        run_id=record.run_id, workflow=record.workflow, trigger=record.trigger,
+        queue=record.queue, status=RunStatus(record.status),
+        definition_version=record.definition_version, parent_run_id=record.parent_run_id,
+        started_at=record.started_at, updated_at=record.updated_at,
+        terminal_at=record.terminal_at,
+        cursor=encode_cursor(record.started_at, record.run_id),
+    )

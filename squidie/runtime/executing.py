@@ -1,0 +1,257 @@
+"""``execute_next``: claim one due attempt under a fenced lease, run it, record
+the outcome durably, then apply it (plan successors) in a second write.
+
+Commit order: the outcome is durable (attempt row ``finished`` + journal fact)
+before it is applied. A worker that dies in between leaves a ``finished`` row
+whose lease runs out; the next ``execute_next`` claims it and only applies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from squidie.errors import IncompatibleDefinition, InvalidOption, JournalConflict, LeaseLost
+from squidie.journal import AttemptRecord, Fence, JournalStore
+from squidie.runtime.actions import (
+    MissingInput,
+    exception_outcome,
+    failed_outcome,
+    ok_outcome,
+    resolve_input,
+    run_action,
+)
+from squidie.runtime.clock import Clock, iso, later
+from squidie.runtime.heartbeat import Heartbeat
+from squidie.runtime.loading import definition_for, load_state, retry_on_conflict
+from squidie.runtime.plan import Plan
+from squidie.runtime.planner import apply_outcome
+from squidie.runtime.state import RunState
+from squidie.workflow import CompiledWorkflow, StepContext
+
+MIN_HEARTBEAT = 0.05
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """A held claim: the dispatch row plus the secret token (only its hash is stored)."""
+
+    attempt: AttemptRecord
+    claim_id: str
+    token_hash: str
+
+    def fence(self, *, statuses: tuple[str, ...], set_status: str, unexpired: bool) -> Fence:
+        """The fence a write under this claim must pass."""
+        return Fence(attempt_id=self.attempt.attempt_id, claim_id=self.claim_id,
+                     token_hash=self.token_hash, statuses=statuses, unexpired=unexpired,
+                     set_status=set_status)
+
+
+def check_options(
+    owner_id: Any, lease_for: Any, heartbeat_interval: Any
+) -> tuple[float, float | None]:
+    """Validate execute_next options; returns (lease, heartbeat interval) in seconds."""
+    problems = []
+    if not isinstance(owner_id, str) or not owner_id:
+        problems.append(f"owner_id must be a non-empty string, got {owner_id!r}")
+    if isinstance(lease_for, timedelta):
+        lease_for = lease_for.total_seconds()
+    if isinstance(lease_for, bool) or not isinstance(lease_for, int | float) or lease_for <= 0:
+        problems.append(f"lease_for must be a positive number of seconds, got {lease_for!r}")
+    hb = heartbeat_interval
+    if hb is not None:
+        if isinstance(hb, timedelta):
+            hb = hb.total_seconds()
+        if isinstance(hb, bool) or not isinstance(hb, int | float) or hb < MIN_HEARTBEAT:
+            problems.append(f"heartbeat_interval must be >= {MIN_HEARTBEAT} s, got {hb!r}")
+        elif not problems and hb >= lease_for:
+            problems.append(f"heartbeat_interval ({hb}) must be shorter than lease_for "
+                            f"({lease_for})")
+    if problems:
+        raise InvalidOption("; ".join(problems), problems=problems)
+    return float(lease_for), None if hb is None else float(hb)
+
+
+def execute_next(
+    store: JournalStore,
+    *,
+    clock: Clock,
+    owner_id: str,
+    queue: str,
+    lease_for: float,
+    heartbeat_interval: float | None,
+    now: datetime | None,
+    action_registry: Mapping[str, Any] | None,
+) -> RunState | None:
+    """Claim, run, record and apply one attempt; None when nothing is due."""
+    started = time.monotonic()
+    base = now or clock.now()
+
+    def current() -> datetime:
+        # With an explicit now=, time moves on from it by the real time elapsed.
+        return base + timedelta(seconds=time.monotonic() - started) if now else clock.now()
+
+    token = secrets.token_hex(32)
+    claim_id = uuid.uuid4().hex
+    token_hash = hashlib.sha256(token.encode()).hexdigest()
+    attempt = store.claim(queue=queue, owner_id=owner_id, now=base,
+                          lease_until=later(base, lease_for), claim_id=claim_id,
+                          token_hash=token_hash)
+    if attempt is None:
+        return None
+    claim = Claim(attempt=attempt, claim_id=claim_id, token_hash=token_hash)
+    if attempt.status == "finished":  # recovery: outcome durable, never applied
+        return apply_recorded(store, claim, current(), action_registry)
+    state = load_state(store, attempt.run_id)
+    runnable = state.runnables.get(attempt.runnable_key)
+    if (state.terminal or runnable is None or runnable.status != "scheduled"
+            or runnable.attempt != attempt.attempt_number):
+        return _withdraw_stale(store, claim, state, current())
+    compiled = definition_for(state, action_registry)
+    if compiled.fingerprint != state.fingerprint and state.spec is None:
+        return _fail_incompatible(store, claim, state, compiled, current())
+    step = compiled.spec.step(runnable.step)
+    action = compiled.actions.get(step.action) if step.action else None
+    ctx = StepContext(
+        run_id=state.run_id, workflow=state.workflow, step=step.name,
+        attempt=attempt.attempt_number, runnable_key=runnable.key,
+        idempotency_key=f"{state.run_id}:{runnable.key}", claim_id=claim_id,
+        state=state.view(),
+    )
+    step_input: dict[str, Any] | None = None
+    try:
+        step_input = resolve_input(step, state.view())
+        outcome = _run_with_heartbeat(store, claim, clock, step, action, step_input, ctx,
+                                      lease_for, heartbeat_interval, current)
+    except MissingInput as exc:
+        outcome = exception_outcome(exc)
+    after = record_outcome(store, claim, state, outcome, step_input, current())
+    return apply_recorded(store, claim, current(), action_registry, state=after)
+
+
+def _run_with_heartbeat(
+    store: JournalStore, claim: Claim, clock: Clock, step: Any, action: Any,
+    step_input: dict[str, Any], ctx: StepContext, lease_for: float,
+    heartbeat_interval: float | None, current: Any,
+) -> dict[str, Any]:
+    def beat() -> bool:
+        moment = current()
+        return store.heartbeat(attempt_id=claim.attempt.attempt_id, claim_id=claim.claim_id,
+                               token_hash=claim.token_hash, now=moment,
+                               lease_until=later(moment, lease_for))
+
+    if heartbeat_interval is None:
+        return _invoke(step, action, step_input, ctx)
+    with Heartbeat(beat, heartbeat_interval) as heartbeat:
+        outcome = _invoke(step, action, step_input, ctx)
+    if heartbeat.lost.is_set():
+        raise LeaseLost(f"lease on attempt {claim.attempt.attempt_id!r} was lost while the "
+                        "step ran; its result was discarded")
+    return outcome
+
+
+def _invoke(step: Any, action: Any, step_input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    try:
+        return ok_outcome(run_action(step, action, step_input, ctx))
+    except Exception as exc:  # the step's own failure becomes its outcome
+        return exception_outcome(exc)
+
+
+def record_outcome(
+    store: JournalStore, claim: Claim, state: RunState, outcome: dict[str, Any],
+    step_input: dict[str, Any] | None, now: datetime,
+) -> RunState | None:
+    """First write: the outcome becomes durable, fenced by an unexpired claim.
+
+    Returns the state after the write when it is known without re-reading.
+    """
+    a = claim.attempt
+    data = {
+        "key": a.runnable_key, "attempt": a.attempt_number, **outcome, "input": step_input,
+        "claimed_at": iso(a.claimed_at) if a.claimed_at else None, "owner_id": a.owner_id,
+        "claim_id": claim.claim_id,
+    }
+    fence = claim.fence(statuses=("claimed",), set_status="finished", unexpired=True)
+    plan = Plan(state, now)
+    plan.add("attempt_finished", **data)
+    try:
+        plan.commit(store, fence=fence, checkpoint=False)
+        return plan.state
+    except JournalConflict:
+        pass
+
+    def again() -> None:
+        fresh = load_state(store, a.run_id)
+        retry_plan = Plan(fresh, now)
+        retry_plan.add("attempt_finished", **data)
+        retry_plan.commit(store, fence=fence, checkpoint=False)
+
+    retry_on_conflict(again)
+    return None
+
+
+def apply_recorded(
+    store: JournalStore, claim: Claim, now: datetime,
+    action_registry: Mapping[str, Any] | None, *, state: RunState | None = None,
+) -> RunState:
+    """Second write: apply the durable outcome (output, retry, routing, end of run)."""
+    a = claim.attempt
+    fence = claim.fence(statuses=("finished",), set_status="applied", unexpired=False)
+
+    def attempt_apply() -> RunState:
+        fresh = load_state(store, a.run_id)
+        return _apply(store, fresh, claim, fence, now, action_registry)
+
+    if state is not None and state.runnables[a.runnable_key].status == "outcome_recorded":
+        try:
+            return _apply(store, state, claim, fence, now, action_registry)
+        except JournalConflict:
+            pass
+    return retry_on_conflict(attempt_apply)
+
+
+def _apply(
+    store: JournalStore, state: RunState, claim: Claim, fence: Fence, now: datetime,
+    action_registry: Mapping[str, Any] | None,
+) -> RunState:
+    a = claim.attempt
+    runnable = state.runnables.get(a.runnable_key)
+    plan = Plan(state, now)
+    if state.terminal or runnable is None or runnable.status != "outcome_recorded":
+        # Already applied elsewhere or the run ended: just retire the row.
+        plan.commit(store, fence=replace(fence, set_status="withdrawn"))
+        return state
+    compiled: CompiledWorkflow = definition_for(state, action_registry)
+    apply_outcome(plan, compiled.spec, a.runnable_key)
+    plan.commit(store, fence=fence)
+    return plan.state
+
+
+def _withdraw_stale(store: JournalStore, claim: Claim, state: RunState, now: datetime) -> RunState:
+    """Retire a dispatch row the journal no longer expects (run ended, attempt superseded)."""
+    fence = claim.fence(statuses=("claimed",), set_status="withdrawn", unexpired=False)
+    Plan(state, now).commit(store, fence=fence)
+    return state
+
+
+def _fail_incompatible(
+    store: JournalStore, claim: Claim, state: RunState, compiled: CompiledWorkflow,
+    now: datetime,
+) -> RunState:
+    """The deployed definition differs from the run's: fail the run durably."""
+    error = IncompatibleDefinition(
+        f"workflow {state.workflow!r} changed since run {state.run_id} started "
+        f"(fingerprint {str(state.fingerprint)[:12]} -> {compiled.fingerprint[:12]})"
+    ).to_dict()
+    error["type"] = "IncompatibleDefinition"
+    plan = Plan(state, now)
+    plan.add("run_failed", reason="incompatible_workflow_definition", error=error)
+    fence = claim.fence(statuses=("claimed",), set_status="withdrawn", unexpired=False)
+    plan.commit(store, fence=fence)
+    return plan.state

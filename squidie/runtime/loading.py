@@ -1,0 +1,81 @@
+"""Rebuilding a run's state (checkpoint + tail) and finding its definition."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from squidie.errors import InvalidOption, JournalConflict
+from squidie.journal import JournalStore
+from squidie.runtime.state import RunState, fold
+from squidie.workflow import CompiledWorkflow, Workflow, compile_spec
+from squidie.workflow.paths import import_path, workflow_path
+
+T = TypeVar("T")
+CONFLICT_RETRIES = 50
+
+
+def load_state(store: JournalStore, run_id: str) -> RunState:
+    """Fold a run from its checkpoint (when valid) and the facts after it."""
+    loaded = store.load(run_id)
+    state = RunState.from_json(loaded.checkpoint.state) if loaded.checkpoint else None
+    for fact in loaded.facts:
+        state = fold(state, fact.kind, fact.data, fact.revision)
+    assert state is not None, f"run {run_id} has no facts"
+    return state
+
+
+def retry_on_conflict(fn: Callable[[], T], *, retries: int = CONFLICT_RETRIES) -> T:
+    """Run ``fn`` again (re-reading inside it) while another writer wins the race."""
+    for attempt in range(retries):
+        try:
+            return fn()
+        except JournalConflict:
+            if attempt == retries - 1:
+                raise
+            time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+    raise AssertionError("unreachable")
+
+
+_cache: dict[str, CompiledWorkflow] = {}
+
+
+def resolve_workflow(ref: Any) -> CompiledWorkflow:
+    """A workflow class or its dotted path, checked and compiled."""
+    if isinstance(ref, type) and issubclass(ref, Workflow) and hasattr(ref, "__squidie__"):
+        return ref.definition()
+    if isinstance(ref, str):
+        if ref in _cache:
+            return _cache[ref]
+        try:
+            obj = import_path(ref)
+        except ImportError as exc:
+            raise InvalidOption(f"unknown workflow {ref!r}: cannot import it") from exc
+        if isinstance(obj, type) and issubclass(obj, Workflow) and hasattr(obj, "__squidie__"):
+            _cache[ref] = obj.definition()
+            return _cache[ref]
+    raise InvalidOption(f"unknown workflow {ref!r}: expected a Workflow subclass or its dotted "
+                        "import path")
+
+
+def workflow_ref(ref: Any) -> str:
+    """The dotted path identifying a workflow class or path."""
+    if isinstance(ref, type):
+        return workflow_path(ref)
+    if isinstance(ref, str):
+        return ref
+    raise InvalidOption(f"workflow must be a Workflow class or a dotted path, got {ref!r}")
+
+
+def definition_for(state: RunState, action_registry: Mapping[str, Any] | None) -> CompiledWorkflow:
+    """The definition a run executes under: its stored spec, or its class."""
+    if state.spec is not None:
+        if action_registry is None:
+            raise InvalidOption(
+                f"run {state.run_id} was started from a spec; pass action_registry= "
+                "to execute_next"
+            )
+        return compile_spec(state.spec, action_registry=action_registry)
+    return resolve_workflow(state.workflow)

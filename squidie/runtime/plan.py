@@ -1,0 +1,69 @@
+"""A plan: facts decided against a run's state, folded as they are added so each
+decision sees the effect of the previous one, then committed in one write."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from squidie.journal import Fence, JournalStore, NewAttempt, NewFact, RunWrite
+from squidie.runtime.clock import iso, parse_iso
+from squidie.runtime.state import RunState, fold
+
+
+class Plan:
+    """Facts to append to one run, with the state they lead to."""
+
+    def __init__(self, state: RunState, now: datetime) -> None:
+        self.state = state
+        self.now = now
+        self.at = iso(now)
+        self.base_revision = state.revision
+        self.base_status = state.status
+        self.base_terminal = state.terminal
+        self.facts: list[NewFact] = []
+
+    def add(self, kind: str, **data: Any) -> None:
+        """Decide one fact and fold it into the working state."""
+        data.setdefault("at", self.at)
+        fold(self.state, kind, data, self.state.revision + 1)
+        self.facts.append(NewFact(kind=kind, data=data))
+
+    def new_attempts(self) -> list[NewAttempt]:
+        """Dispatch rows for every runnable this plan scheduled."""
+        run_id = self.state.run_id
+        return [
+            NewAttempt(
+                attempt_id=attempt_id(run_id, f.data["key"], f.data["attempt"]),
+                runnable_key=f.data["key"], step=f.data["step"],
+                attempt_number=f.data["attempt"], visible_at=parse_iso(f.data["visible_at"]),
+            )
+            for f in self.facts
+            if f.kind == "runnable_scheduled"
+        ]
+
+    def commit(
+        self, store: JournalStore, *, fence: Fence | None = None, checkpoint: bool = True
+    ) -> int:
+        """Write facts, checkpoint, catalog status and new attempts atomically."""
+        state = self.state
+        became_terminal = state.terminal and not self.base_terminal
+        return store.write(
+            RunWrite(
+                run_id=state.run_id,
+                expected_revision=self.base_revision,
+                now=self.now,
+                facts=self.facts,
+                status=state.status if (self.facts or state.status != self.base_status) else None,
+                terminal_at=self.now if became_terminal else None,
+                checkpoint=state.to_json() if self.facts and checkpoint else None,
+                fence=fence,
+                new_attempts=self.new_attempts(),
+                withdraw_live_attempts=became_terminal,
+            )
+        )
+
+
+def attempt_id(run_id: str, key: str, number: int) -> str:
+    """Deterministic dispatch id: scheduling the same attempt twice cannot succeed."""
+    return f"{run_id}/{key}/{number}"

@@ -1,0 +1,247 @@
+"""A run's projection: the fold of its journal facts.
+
+``RunState`` is what checkpoints store (``to_json``/``from_json``) and what the
+planner and read models look at. ``fold`` is the only place that gives facts
+their meaning, so a run rebuilt from its journal alone equals the checkpointed one.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+JsonDict = dict[str, Any]
+TERMINAL = ("completed", "failed", "cancelled")
+# Runnable statuses: scheduled -> outcome_recorded -> applied | failed; or withdrawn.
+ACTIVE_RUNNABLE = ("scheduled", "outcome_recorded")
+
+
+@dataclass(slots=True, kw_only=True)
+class AttemptState:
+    """One attempt of a runnable, as the journal knows it."""
+
+    number: int
+    status: str = "scheduled"  # scheduled | succeeded | failed | withdrawn
+    visible_at: str
+    claimed_at: str | None = None
+    finished_at: str | None = None
+    owner_id: str | None = None
+    claim_id: str | None = None
+    error: JsonDict | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class RunnableState:
+    """One execution of a step (its attempts, input, outcome)."""
+
+    key: str
+    step: str
+    status: str = "scheduled"
+    attempt: int = 1
+    visible_at: str
+    input: JsonDict | None = None
+    output: JsonDict | None = None
+    error: JsonDict | None = None
+    outcome: JsonDict | None = None  # recorded, not yet applied
+    deadline_at: str | None = None
+    attempts: list[AttemptState] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        """Still scheduled or waiting for its outcome to be applied."""
+        return self.status in ACTIVE_RUNNABLE
+
+
+@dataclass(slots=True, kw_only=True)
+class RunState:
+    """Everything a run is, folded from its facts."""
+
+    run_id: str
+    workflow: str
+    trigger: str
+    queue: str
+    input: JsonDict
+    context: JsonDict = field(default_factory=dict)
+    status: str = "started"
+    reason: str | None = None
+    started_at: str
+    updated_at: str
+    terminal_at: str | None = None
+    terminal_error: JsonDict | None = None
+    definition_version: str | None = None
+    fingerprint: str | None = None
+    spec: JsonDict | None = None
+    parent_run_id: str | None = None
+    replayed_from_run_id: str | None = None
+    revision: int = 0
+    runnables: dict[str, RunnableState] = field(default_factory=dict)
+    completed_steps: list[str] = field(default_factory=list)
+    audit_events: list[JsonDict] = field(default_factory=list)
+    routes: list[JsonDict] = field(default_factory=list)
+    manual: JsonDict | None = None
+    extra: JsonDict = field(default_factory=dict)
+
+    @property
+    def terminal(self) -> bool:
+        """True once the run completed, failed or was cancelled."""
+        return self.status in TERMINAL
+
+    def view(self) -> JsonDict:
+        """The state steps and conditions read: payload merged with the context."""
+        return {**self.input, **self.context}
+
+    def active_runnables(self) -> list[RunnableState]:
+        """Runnables still scheduled or awaiting apply."""
+        return [r for r in self.runnables.values() if r.active]
+
+    def latest_runnable(self, step: str) -> RunnableState | None:
+        """The newest runnable of ``step`` (None if it never ran)."""
+        found = [r for r in self.runnables.values() if r.step == step]
+        return found[-1] if found else None
+
+    def to_json(self) -> JsonDict:
+        """JSON-safe form for checkpoints."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: JsonDict) -> RunState:
+        """Rebuild from :meth:`to_json` output."""
+        data = copy.deepcopy(data)
+        runnables = {}
+        for key, raw in data.pop("runnables").items():
+            attempts = [AttemptState(**a) for a in raw.pop("attempts")]
+            runnables[key] = RunnableState(**raw, attempts=attempts)
+        return cls(**data, runnables=runnables)
+
+
+def fold(state: RunState | None, kind: str, data: JsonDict, revision: int) -> RunState:
+    """Apply one fact to ``state`` (mutating it) and return it."""
+    if kind == "run_started":
+        state = RunState(
+            run_id=data["run_id"], workflow=data["workflow"], trigger=data["trigger"],
+            queue=data["queue"], input=copy.deepcopy(data["input"]),
+            context=copy.deepcopy(data.get("context") or {}),
+            started_at=data["at"], updated_at=data["at"],
+            definition_version=data.get("definition_version"),
+            fingerprint=data.get("fingerprint"), spec=data.get("spec"),
+            parent_run_id=data.get("parent_run_id"),
+            replayed_from_run_id=data.get("replayed_from_run_id"),
+        )
+    elif state is None:
+        raise ValueError(f"fact {kind!r} before run_started")
+    else:
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            handler(state, data)
+        # Unknown kinds (from newer releases) are kept in the journal and ignored here.
+    state.revision = revision
+    if "at" in data:
+        state.updated_at = data["at"]
+    return state
+
+
+def _scheduled(state: RunState, d: JsonDict) -> None:
+    key = d["key"]
+    runnable = state.runnables.get(key)
+    if runnable is None:
+        runnable = RunnableState(key=key, step=d["step"], visible_at=d["visible_at"],
+                                 deadline_at=d.get("deadline_at"))
+        state.runnables[key] = runnable
+    runnable.status = "scheduled"
+    runnable.attempt = d["attempt"]
+    runnable.visible_at = d["visible_at"]
+    runnable.outcome = None
+    runnable.attempts.append(AttemptState(number=d["attempt"], visible_at=d["visible_at"]))
+    if state.status == "idle":
+        state.status = "running"
+
+
+def _attempt_finished(state: RunState, d: JsonDict) -> None:
+    runnable = state.runnables[d["key"]]
+    runnable.status = "outcome_recorded"
+    runnable.outcome = {k: d.get(k) for k in ("ok", "output", "error", "retryable", "delay")}
+    if d.get("input") is not None:
+        runnable.input = d["input"]
+    attempt = runnable.attempts[-1]
+    attempt.status = "succeeded" if d["ok"] else "failed"
+    attempt.claimed_at = d.get("claimed_at")
+    attempt.finished_at = d["at"]
+    attempt.owner_id = d.get("owner_id")
+    attempt.claim_id = d.get("claim_id")
+    attempt.error = d.get("error")
+    if state.status == "started":
+        state.status = "running"
+
+
+def _outcome_applied(state: RunState, d: JsonDict) -> None:
+    runnable = state.runnables[d["key"]]
+    runnable.outcome = None
+    if d["ok"]:
+        runnable.status = "applied"
+        runnable.output = d.get("output")
+        runnable.error = None
+        output_key = d.get("output_key")
+        if output_key:
+            state.context[output_key] = copy.deepcopy(d.get("output") or {})
+        else:
+            state.context.update(copy.deepcopy(d.get("output") or {}))
+        state.completed_steps.append(runnable.step)
+    else:
+        runnable.status = "failed" if d.get("final") else "retrying"
+        runnable.error = d.get("error")
+
+
+def _attempt_withdrawn(state: RunState, d: JsonDict) -> None:
+    runnable = state.runnables.get(d["key"])
+    if runnable is not None:
+        runnable.status = "withdrawn"
+        if runnable.attempts:
+            runnable.attempts[-1].status = "withdrawn"
+
+
+def _terminal(status: str) -> Any:
+    def handler(state: RunState, d: JsonDict) -> None:
+        state.status = status
+        state.terminal_at = d["at"]
+        state.reason = d.get("reason")
+        if d.get("error") is not None:
+            state.terminal_error = d["error"]
+        for runnable in state.runnables.values():
+            if runnable.active:
+                runnable.status = "withdrawn"
+        state.manual = None
+
+    return handler
+
+
+def _status(state: RunState, d: JsonDict) -> None:
+    state.status = d["status"]
+    state.reason = d.get("reason")
+
+
+def _routed(state: RunState, d: JsonDict) -> None:
+    state.routes.append({k: d.get(k) for k in ("frm", "on", "to", "condition", "recovery")})
+
+
+def _audit(state: RunState, d: JsonDict) -> None:
+    state.audit_events.append(copy.deepcopy(d["event"]))
+
+
+_HANDLERS: dict[str, Any] = {
+    "runnable_scheduled": _scheduled,
+    "attempt_finished": _attempt_finished,
+    "outcome_applied": _outcome_applied,
+    "attempt_withdrawn": _attempt_withdrawn,
+    "run_completed": _terminal("completed"),
+    "run_failed": _terminal("failed"),
+    "run_cancelled": _terminal("cancelled"),
+    "status_changed": _status,
+    "audit": _audit,
+    "routed": _routed,
+}
+
+
+def register_fact(kind: str, handler: Any) -> None:
+    """Give a fact kind its meaning (used by runtime features layered on the core)."""
+    _HANDLERS[kind] = handler

@@ -1,0 +1,53 @@
+"""Public helpers for host-app tests: a fake clock and ``drain()``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from squidie.api.core import Squidie
+from squidie.read_model import RunSnapshot
+
+
+class FakeClock:
+    """A clock that moves only when told: ``advance(seconds)`` and ``set(dt)``."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = (start or datetime(2026, 1, 1, tzinfo=UTC)).astimezone(UTC)
+
+    def now(self) -> datetime:
+        """The fake current time."""
+        return self._now
+
+    def advance(self, seconds: float | timedelta) -> datetime:
+        """Move time forward; returns the new time."""
+        delta = seconds if isinstance(seconds, timedelta) else timedelta(seconds=seconds)
+        self._now += delta
+        return self._now
+
+    def set(self, dt: datetime) -> datetime:
+        """Jump to ``dt`` (aware)."""
+        if dt.tzinfo is None:
+            raise ValueError("FakeClock.set needs an aware datetime")
+        self._now = dt.astimezone(UTC)
+        return self._now
+
+
+def drain(
+    sq: Squidie, *, owner_id: str = "drain", max_steps: int = 10_000, **kwargs: Any
+) -> list[RunSnapshot]:
+    """Call ``execute_next`` until nothing is due; returns the snapshots it produced.
+
+    Work scheduled for later (retries with backoff, waits) is not waited for:
+    advance the clock and drain again.
+    """
+    results = []
+    for _ in range(max_steps):
+        snap = sq.execute_next(owner_id=owner_id, **kwargs)
+        if snap is None:
+            return results
+        results.append(snap)
+    raise RuntimeError(f"drain did not finish within {max_steps} steps")
+
+
+__all__ = ["FakeClock", "drain"]

@@ -1,0 +1,112 @@
+"""Workflows authored at runtime as JSON-safe specs, checked against an action
+allowlist (a registry of string keys); no spec can import code."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from squidie.errors import WorkflowDefinitionError
+from squidie.workflow.compile import CompiledWorkflow, compile_workflow, registry_action_resolver
+from squidie.workflow.dsl import (
+    MISSING,
+    BackoffDecl,
+    DeadlineDecl,
+    FieldDecl,
+    RetryDecl,
+    StepDecl,
+    TransitionDecl,
+    TriggerDecl,
+)
+
+_STEP_KEYS = {"name", "action", "kind", "input", "output", "retry", "after", "deadline",
+              "compensate", "irreversible", "compensatable", "duration", "message", "level"}
+
+
+def compile_spec(spec: Any, *, action_registry: Mapping[str, Any]) -> CompiledWorkflow:
+    """Check a spec dict and resolve its actions through ``action_registry``.
+
+    Raises :class:`WorkflowDefinitionError` listing every problem.
+    """
+    if not isinstance(spec, Mapping):
+        raise WorkflowDefinitionError([f"a spec must be a mapping, got {type(spec).__name__}"])
+    if not isinstance(action_registry, Mapping):
+        raise WorkflowDefinitionError(["action_registry must be a mapping of key -> action"])
+    problems: list[str] = []
+    return compile_workflow(
+        name=spec.get("name"),
+        version=spec.get("version"),
+        trigger=_trigger(spec.get("trigger"), problems),
+        steps=[_step(raw, i, problems) for i, raw in enumerate(_list(spec, "steps", problems))],
+        transitions=[_transition(raw, i, problems)
+                     for i, raw in enumerate(_list(spec, "transitions", problems))],
+        resolve_action=registry_action_resolver(action_registry),
+        problems=problems,
+    )
+
+
+def validate_spec(spec: Any, *, action_registry: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a spec; return its normalised form or raise listing every problem."""
+    return compile_spec(spec, action_registry=action_registry).spec.to_dict()
+
+
+def _list(spec: Mapping[str, Any], key: str, problems: list[str]) -> list[Any]:
+    value = spec.get(key) or []
+    if not isinstance(value, list):
+        problems.append(f"{key} must be a list")
+        return []
+    return value
+
+
+def _trigger(raw: Any, problems: list[str]) -> Any:
+    if not isinstance(raw, Mapping):
+        problems.append("trigger must be a mapping with name and kind")
+        return None
+    kind = raw.get("kind", "manual")
+    if kind not in ("manual", "cron"):
+        problems.append(f"trigger kind must be 'manual' or 'cron', got {kind!r}")
+    payload = {}
+    for name, f in (raw.get("payload") or {}).items():
+        if not isinstance(f, Mapping) or "type" not in f:
+            problems.append(f"payload field {name!r} must be {{'type': ..., 'default': ...}}")
+            continue
+        payload[name] = FieldDecl(f["type"], f.get("default", MISSING) if "default" in f
+                                  else MISSING)
+    return TriggerDecl(raw.get("name"), "cron" if kind == "cron" else "manual", payload,
+                       raw.get("cron"), raw.get("timezone") or "Etc/UTC",
+                       raw.get("idempotency"))
+
+
+def _step(raw: Any, index: int, problems: list[str]) -> Any:
+    if not isinstance(raw, Mapping):
+        problems.append(f"steps[{index}] must be a mapping")
+        return None
+    unknown = set(raw) - _STEP_KEYS
+    if unknown:
+        problems.append(f"steps[{index}]: unknown keys {sorted(unknown)}")
+    retry = raw.get("retry")
+    if isinstance(retry, Mapping):
+        retry = RetryDecl(retry.get("max_attempts"), _backoff(retry.get("backoff")))
+    deadline = raw.get("deadline")
+    if isinstance(deadline, Mapping):
+        deadline = DeadlineDecl(**{k: v for k, v in deadline.items() if v is not None})
+    return StepDecl(
+        raw.get("name"), raw.get("kind", "action"), raw.get("action"), raw.get("input"),
+        raw.get("output"), retry, raw.get("after"), deadline, raw.get("compensate"),
+        raw.get("irreversible", False), raw.get("compensatable"), raw.get("duration"),
+        raw.get("message"), raw.get("level", "info" if raw.get("kind") == "log" else None),
+    )
+
+
+def _backoff(raw: Any) -> Any:
+    if isinstance(raw, Mapping):
+        return BackoffDecl(raw.get("min", 1), raw.get("max", 60))
+    return raw
+
+
+def _transition(raw: Any, index: int, problems: list[str]) -> Any:
+    if not isinstance(raw, Mapping) or "from" not in raw:
+        problems.append(f"transitions[{index}] must be a mapping with from, on, to")
+        return None
+    return TransitionDecl(raw["from"], raw.get("on", "ok"), raw.get("to", "complete"),
+                          raw.get("recovery"), raw.get("when"))
