@@ -6,7 +6,9 @@ database, and drive them from your own workers with ``execute_next``.
 
 from typing import Any
 
-from squidie.api import Squidie, configure, connect, mirrors
+import importlib
+
+from squidie.api import Squidie, configure, connect, mirror
 from squidie.errors import (
     ConfigError,
     IncompatibleDefinition,
@@ -49,9 +51,25 @@ from squidie.workflow import (
 __version__ = "0.1.0"
 
 
+# Public names that live in feature modules, imported on first use.
+_LAZY = {
+    "Signal": "squidie.runtime.signals",
+    "Payload": "squidie.cron",
+    "Executor": "squidie.cron",
+    "EditorSpec": "squidie.workflow.editor",
+    "visibility": "squidie.read_model.visibility",
+    "RunGraph": "squidie.read_model",
+    "Explanation": "squidie.read_model",
+}
+
+
 def __getattr__(name: str) -> Any:
-    if name in mirrors:
-        return mirrors[name]
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        return module if module.__name__.endswith("." + name) else getattr(module, name)
+    found = mirror(name)
+    if found is not None:
+        return found
     raise AttributeError(f"module 'squidie' has no attribute {name!r}")
 
 

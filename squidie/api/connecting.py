@@ -72,5 +72,8 @@ def _mirror(name: str) -> Any:
     return call
 
 
-MIRRORED = ("install", "start", "execute_next", "worker", "inspect_run", "list_runs")
-mirrors: dict[str, Any] = {name: _mirror(name) for name in MIRRORED}
+def mirror(name: str) -> Any:
+    """A module-level function calling the public ``Squidie`` method ``name``, or None."""
+    if name.startswith("_") or not callable(getattr(Squidie, name, None)):
+        return None
+    return _mirror(name)

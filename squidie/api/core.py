@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from squidie.api.controls import ControlsMixin
+from squidie.api.cron import CronMixin
+from squidie.api.reads import ReadsMixin
 from squidie.errors import InvalidOption
 from squidie.journal import JournalStore
 from squidie.read_model import RunSnapshot, RunSummary, snapshot, summary
@@ -19,8 +22,13 @@ from squidie.runtime.worker import Worker
 from squidie.workflow import CompiledWorkflow
 
 
-class Squidie:
-    """One Squidie instance: a store, a default queue and a clock."""
+class Squidie(ControlsMixin, ReadsMixin, CronMixin):
+    """One Squidie instance: a store, a default queue and a clock.
+
+    Feature groups live in mixins (``squidie/api/controls.py``, ``reads.py``,
+    ``cron.py``); they use ``self.store``, ``self.clock``, ``self.queue``,
+    ``self._now(now)`` and ``self._snapshot(state)``.
+    """
 
     def __init__(self, store: JournalStore, *, queue: str = "default",
                  clock: Clock | None = None) -> None:
