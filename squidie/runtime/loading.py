@@ -11,6 +11,7 @@ from squidie.errors import InvalidOption, JournalConflict
 from squidie.journal import JournalStore
 from squidie.runtime.state import RunState, fold
 from squidie.workflow import CompiledWorkflow, Workflow, compile_spec
+from squidie.workflow.base import defined_workflow
 from squidie.workflow.paths import import_path, workflow_path
 
 T = TypeVar("T")
@@ -49,6 +50,9 @@ def resolve_workflow(ref: Any) -> CompiledWorkflow:
     if isinstance(ref, str):
         if ref in _cache:
             return _cache[ref]
+        local = defined_workflow(ref)
+        if local is not None:
+            return local.definition()
         try:
             obj = import_path(ref)
         except ImportError as exc:

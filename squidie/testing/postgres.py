@@ -39,9 +39,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from psycopg import sql
 
 __all__ = [
     "ENV_VAR",
@@ -71,6 +74,9 @@ HOW_TO_GET_POSTGRES: Final = (
 Source = Literal["env", "local-cluster", "testcontainers", "local-server"]
 
 _REQUIRED_BINARIES: Final = ("initdb", "postgres")
+_ROOT_PREFIX: Final = "squidie-pg-"
+_OWNER_FILE: Final = "owner.pid"
+_HAS_PROC: Final = Path("/proc/self/stat").exists()
 _SHUTDOWN_SIGNALS: Final = {
     "smart": signal.SIGTERM,
     "fast": signal.SIGINT,
@@ -87,7 +93,6 @@ _DEFAULT_SETTINGS: Final[Mapping[str, str]] = {
     "fsync": "off",
     "full_page_writes": "off",
     "max_connections": "200",
-    "log_min_messages": "warning",
     "log_line_prefix": "'%m [%p] '",
 }
 
@@ -122,7 +127,7 @@ class PostgresServer:
         statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
         self._execute(statement.format(sql.Identifier(name)))
 
-    def _execute(self, statement: Any) -> None:
+    def _execute(self, statement: sql.Composed) -> None:
         import psycopg
 
         # CREATE/DROP DATABASE cannot run inside a transaction block.
@@ -136,7 +141,7 @@ def find_postgres_bindir() -> Path | None:
     """Find a directory holding PostgreSQL's ``initdb`` and ``postgres``.
 
     Looks at ``pg_config --bindir``, then the newest ``/usr/lib/postgresql/*/bin``
-    (Debian's layout, not on PATH), then PATH. Returns None if none has all three.
+    (Debian's layout, not on PATH), then PATH. Returns None if none has both.
     """
     for candidate in _bindir_candidates():
         if all((candidate / name).is_file() for name in _REQUIRED_BINARIES):
@@ -212,7 +217,9 @@ class LocalCluster:
         self._settings = {**_DEFAULT_SETTINGS, **(settings or {})}
         self._run_as = _run_as_user()
         parent = base_dir if base_dir is not None else _default_base_dir()
-        self.root: Path = Path(tempfile.mkdtemp(prefix="squidie-pg-", dir=parent))
+        _sweep_abandoned(Path(parent if parent is not None else tempfile.gettempdir()))
+        self.root: Path = Path(tempfile.mkdtemp(prefix=_ROOT_PREFIX, dir=parent))
+        (self.root / _OWNER_FILE).write_text(str(os.getpid()))
         self.data_dir: Path = self.root / "data"
         self.socket_dir: Path = self.root / "sock"
         self.log_file: Path = self.root / "postgres.log"
@@ -260,7 +267,7 @@ class LocalCluster:
         pid = self.postmaster_pid()
         if pid is not None and _alive(pid):
             os.kill(pid, _SHUTDOWN_SIGNALS[mode])
-            _wait_gone([pid], timeout)
+            _wait_gone([pid], timeout, self._children)
         _reap(self._children)
 
     def kill(self, timeout: float = 10.0) -> None:
@@ -278,7 +285,7 @@ class LocalCluster:
         for victim in victims:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(victim, signal.SIGKILL)
-        _wait_gone(victims, timeout)
+        _wait_gone(victims, timeout, self._children)
         _reap(self._children)
 
     def restart(self, timeout: float = 60.0) -> None:
@@ -585,7 +592,7 @@ def _teardown(children: list[subprocess.Popen[bytes]], data_dir: Path, root: Pat
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGQUIT)  # immediate shutdown: the files are deleted anyway
         with contextlib.suppress(RuntimeError):
-            _wait_gone([pid], 10.0)
+            _wait_gone([pid], 10.0, children)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     elif len(lines) > 6 and lines[6].split()[1:] and shutil.which("ipcrm"):
@@ -596,8 +603,23 @@ def _teardown(children: list[subprocess.Popen[bytes]], data_dir: Path, root: Pat
     shutil.rmtree(root, ignore_errors=True)
 
 
+def _sweep_abandoned(base: Path) -> None:
+    """Stop and delete clusters whose owning process died without closing them.
+
+    A test run killed with SIGKILL never runs its finalizers, and its clusters
+    (running postmasters, data in RAM-backed /dev/shm) would otherwise stay.
+    """
+    for root in base.glob(f"{_ROOT_PREFIX}*"):
+        try:
+            owner = int((root / _OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or its owner is still writing the file
+        if not _alive(owner):
+            _teardown([], root / "data", root)
+
+
 def _reap(children: list[subprocess.Popen[bytes]]) -> None:
-    """Wait for postmaster launchers that have exited (or are exiting)."""
+    """Wait for our postmasters that have exited (or are exiting)."""
     for proc in children:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
@@ -611,11 +633,15 @@ def _pid_file_lines(data_dir: Path) -> list[str]:
         return []
 
 
-def _wait_gone(pids: Sequence[int], timeout: float) -> None:
+def _wait_gone(
+    pids: Sequence[int], timeout: float, children: Sequence[subprocess.Popen[bytes]] = ()
+) -> None:
     deadline = time.monotonic() + timeout
     while any(_alive(pid) for pid in pids):
         if time.monotonic() > deadline:
             raise RuntimeError(f"PostgreSQL processes {list(pids)} are still alive")
+        for proc in children:
+            proc.poll()  # reap our own exited postmaster
         time.sleep(0.01)
 
 
@@ -628,11 +654,7 @@ def _free_port() -> int:
 
 def _alive(pid: int) -> bool:
     """Whether ``pid`` exists and is not a zombie (a zombie holds no resources)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc (macOS): ask the kernel
+    if not _HAS_PROC:  # macOS: a zombie still counts as alive here; _wait_gone reaps ours
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -640,15 +662,18 @@ def _alive(pid: int) -> bool:
         except PermissionError:
             return True
         return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def _child_pids(pid: int) -> list[int]:
     """Pids whose parent is ``pid`` (/proc on Linux, ``ps`` elsewhere)."""
-    proc = Path("/proc")
-    if proc.is_dir():
+    if _HAS_PROC:
         found = []
-        for entry in proc.iterdir():
+        for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
             with contextlib.suppress(OSError, IndexError, ValueError):

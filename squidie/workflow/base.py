@@ -10,6 +10,14 @@ from squidie.workflow.context import StepContext
 from squidie.workflow.paths import workflow_path
 
 
+_defined: dict[str, type[Workflow]] = {}
+
+
+def defined_workflow(path: str) -> type[Workflow] | None:
+    """The workflow class defined in this process under ``path`` (newest wins)."""
+    return _defined.get(path)
+
+
 class Step:
     """Base class for a step action: override :meth:`run`.
 
@@ -49,6 +57,9 @@ class Workflow:
             resolve_action=python_action_resolver,
             path=workflow_path(cls),
         )
+        # Classes defined in functions or notebooks cannot be imported by path:
+        # remember them so this process can still resolve its own runs.
+        _defined[workflow_path(cls)] = cls
 
     @classmethod
     def definition(cls) -> CompiledWorkflow:

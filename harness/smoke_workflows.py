@@ -1,0 +1,87 @@
+"""Workflows the smoke harness drives: every core feature in a few lines."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from squidie import (
+    Retry,
+    Step,
+    StepContext,
+    Workflow,
+    exponential,
+    field,
+    log,
+    manual,
+    retry,
+    step,
+    transition,
+    wait,
+)
+
+
+class Validate(Step):
+    """Checks the order and tags it with the worker that saw it."""
+
+    def run(self, input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+        return {"valid": input["amount"] > 0, "seen_by": os.getpid()}
+
+
+def charge_card(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    """Fails on the first attempt of every third order, to exercise retries."""
+    if input["order_id"] % 3 == 0 and ctx.attempt == 1:
+        raise Retry("card network busy", delay=0.2)
+    return {"charged": input["amount"], "charge_attempts": ctx.attempt}
+
+
+def reserve_stock(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    """A parallel branch."""
+    return {"reserved": True}
+
+
+def pick_carrier(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    """A second parallel branch."""
+    return {"carrier": "eagle" if input["amount"] > 100 else "pony"}
+
+
+def ship(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    """The join: runs once, after every branch."""
+    return {"shipped_with": input["carrier"]}
+
+
+class Checkout(Workflow):
+    """validate -> (charge | reserve | carrier) -> ship."""
+
+    version = "1"
+    trigger = manual("order_placed", payload={"order_id": field(int), "amount": field(int)})
+    steps = [
+        step("validate", Validate),
+        step("charge", charge_card, after=["validate"],
+             retry=retry(max_attempts=3, backoff=exponential(min=0.1, max=1))),
+        step("reserve", reserve_stock, after=["validate"]),
+        step("carrier", pick_carrier, after=["validate"]),
+        step("ship", ship, after=["charge", "reserve", "carrier"]),
+    ]
+
+
+class Refund(Workflow):
+    """Conditional routing, a wait, and a log step."""
+
+    version = "1"
+    trigger = manual("refund_requested", payload={"amount": field(int)})
+    steps = [
+        step("assess", lambda i, c: {"assessed": True}),
+        step("manual_review", lambda i, c: {"reviewed": True}),
+        wait("cooling_off", 0.3),
+        step("pay_back", lambda i, c: {"refunded": True}),
+        log("done", "refund finished"),
+    ]
+    transitions = [
+        transition("assess", to="manual_review", when={"path": ["amount"], "greater_than": 500}),
+        transition("assess", to="cooling_off"),
+        transition("manual_review", to="cooling_off"),
+        transition("cooling_off", to="pay_back"),
+        transition("pay_back", to="done"),
+        transition("done", to="complete"),
+    ]

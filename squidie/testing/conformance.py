@@ -1,0 +1,331 @@
+"""The storage conformance suite: one test class per guarantee of the journal port.
+
+Subclass the classes below in your own test module and provide a ``store``
+fixture returning a fresh, installed :class:`~squidie.journal.JournalStore`::
+
+    from squidie.testing import conformance
+
+    @pytest.fixture
+    def store(my_url):
+        s = SqlStore(make_engine(my_url)); s.install(); return s
+
+    class TestMyStore(conformance.StoreConformance):
+        pass
+
+Needs pytest.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from squidie.errors import JournalConflict, LeaseLost, RunNotFound, StorageError
+from squidie.journal import (
+    Fence,
+    JournalStore,
+    NewAttempt,
+    NewFact,
+    NewRun,
+    RunRecord,
+    RunWrite,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def new_run(store: JournalStore, *, facts: int = 1, attempts: int = 0, queue: str = "q",
+            started_at: datetime = T0) -> str:
+    """Create a run with ``facts`` facts and ``attempts`` visible attempts; returns its id."""
+    run_id = str(uuid.uuid4())
+    record = RunRecord(run_id=run_id, workflow="tests.Workflow", trigger="go", queue=queue,
+                       status="started", definition_version="1", parent_run_id=None,
+                       revision=0, started_at=started_at, updated_at=started_at)
+    created = store.create_run(NewRun(
+        record=record,
+        facts=[NewFact(kind="k", data={"n": i}) for i in range(1, facts + 1)],
+        attempts=[NewAttempt(attempt_id=f"{run_id}/a{i}/1", runnable_key=f"a{i}", step=f"a{i}",
+                             attempt_number=1, visible_at=started_at) for i in range(attempts)],
+    ))
+    assert created
+    return run_id
+
+
+def append(store: JournalStore, run_id: str, expected: int, *kinds: str, **kw: Any) -> int:
+    """Append facts of ``kinds`` at ``expected`` revision."""
+    return store.write(RunWrite(run_id=run_id, expected_revision=expected, now=T0,
+                                facts=[NewFact(kind=k, data={"kind": k}) for k in kinds], **kw))
+
+
+def claim(store: JournalStore, queue: str = "q", *, now: datetime = T0, lease: float = 30,
+          claim_id: str | None = None) -> Any:
+    """Claim on ``queue`` with a fresh claim id."""
+    return store.claim(queue=queue, owner_id="conformance", now=now,
+                       lease_until=now + timedelta(seconds=lease),
+                       claim_id=claim_id or uuid.uuid4().hex, token_hash="h" * 64)
+
+
+def _engine_of(store: JournalStore) -> Any:
+    engine = getattr(store, "engine", None)
+    if engine is None:
+        raise TypeError("this conformance test needs a store with an `engine` attribute")
+    return engine
+
+
+class OrderedAppends:
+    """Facts come back in the order they were appended, with gapless revisions."""
+
+    def test_revisions_are_sequential_from_one(self, store: JournalStore) -> None:
+        run_id = new_run(store, facts=3)
+        assert append(store, run_id, 3, "d", "e") == 5
+        loaded = store.load(run_id)
+        assert [f.revision for f in loaded.facts] == [1, 2, 3, 4, 5]
+        assert [f.kind for f in loaded.facts] == ["k", "k", "k", "d", "e"]
+
+    def test_catalog_revision_follows_the_journal(self, store: JournalStore) -> None:
+        run_id = new_run(store, facts=2)
+        append(store, run_id, 2, "x", status="running")
+        record = store.get_run(run_id)
+        assert record is not None and record.revision == 3 and record.status == "running"
+
+
+class ConflictOnStaleRevision:
+    """A write based on an old revision is refused and changes nothing."""
+
+    def test_stale_write_raises_and_leaves_no_trace(self, store: JournalStore) -> None:
+        run_id = new_run(store, facts=1)
+        append(store, run_id, 1, "winner")
+        with pytest.raises(JournalConflict) as info:
+            append(store, run_id, 1, "loser", checkpoint={"bad": True},
+                   new_attempts=[NewAttempt(attempt_id=f"{run_id}/x/1", runnable_key="x",
+                                            step="x", attempt_number=1, visible_at=T0)])
+        assert info.value.code == "conflict"
+        loaded = store.load(run_id)
+        assert [f.kind for f in loaded.facts][-1] == "winner"
+        assert loaded.checkpoint is None
+        assert store.list_attempts(run_id) == []
+
+    def test_racing_writers_exactly_one_wins(self, store: JournalStore) -> None:
+        run_id = new_run(store, facts=1)
+        barrier = threading.Barrier(8)
+        outcomes: list[str] = []
+
+        def race(i: int) -> None:
+            barrier.wait()
+            try:
+                append(store, run_id, 1, f"writer-{i}")
+                outcomes.append("won")
+            except JournalConflict:
+                outcomes.append("conflict")
+
+        threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcomes) == ["conflict"] * 7 + ["won"]
+        assert len(store.load(run_id).facts) == 2
+
+
+class CheckpointNeverASecondTruth:
+    """Checkpoints only shortcut reading; the journal decides."""
+
+    def test_load_returns_checkpoint_plus_tail(self, store: JournalStore) -> None:
+        run_id = new_run(store, facts=2)
+        append(store, run_id, 2, "c", checkpoint={"folded": 3})
+        append(store, run_id, 3, "d", "e")
+        loaded = store.load(run_id)
+        assert loaded.checkpoint is not None and loaded.checkpoint.revision == 3
+        assert loaded.checkpoint.state == {"folded": 3}
+        assert [f.revision for f in loaded.facts] == [4, 5]
+        assert loaded.revision == 5
+
+    def test_checkpoint_ahead_of_journal_is_ignored(self, store: JournalStore) -> None:
+        run_id = new_run(store, facts=2)
+        append(store, run_id, 2, "c", checkpoint={"folded": 3})
+        # A checkpoint claiming a revision the journal never reached is not believed.
+        from sqlalchemy import update
+
+        from squidie.journal.schema import checkpoints
+
+        engine = _engine_of(store)
+        with engine.begin() as conn:
+            conn.execute(update(checkpoints).where(checkpoints.c.run_id == run_id)
+                         .values(revision=99))
+        loaded = store.load(run_id)
+        assert loaded.checkpoint is None
+        assert [f.revision for f in loaded.facts] == [1, 2, 3]
+
+
+class RebuildWithoutCheckpoints:
+    """Deleting every checkpoint loses nothing."""
+
+    def test_delete_checkpoints_then_load_everything(self, store: JournalStore) -> None:
+        run_id = new_run(store, facts=2)
+        append(store, run_id, 2, "c", checkpoint={"folded": 3})
+        assert store.delete_checkpoints(run_id) == 1
+        loaded = store.load(run_id)
+        assert loaded.checkpoint is None
+        assert [f.revision for f in loaded.facts] == [1, 2, 3]
+
+
+class ErrorsAreDistinct:
+    """Not found, conflict and storage failure are different errors."""
+
+    def test_not_found(self, store: JournalStore) -> None:
+        with pytest.raises(RunNotFound):
+            store.load("no-such-run")
+        with pytest.raises(RunNotFound):
+            append(store, "no-such-run", 0, "x")
+        assert store.get_run("no-such-run") is None
+
+    def test_conflict_is_not_not_found(self, store: JournalStore) -> None:
+        run_id = new_run(store, facts=1)
+        with pytest.raises(JournalConflict):
+            append(store, run_id, 0, "x")
+
+    def test_duplicate_run_id_is_refused_without_writing(self, store: JournalStore) -> None:
+        run_id = new_run(store, facts=2)
+        record = store.get_run(run_id)
+        assert record is not None
+        assert not store.create_run(NewRun(record=record, facts=[NewFact(kind="z", data={})]))
+        assert len(store.load(run_id).facts) == 2
+
+    def test_storage_failure_is_a_storage_error(self, store: JournalStore) -> None:
+        run_id = new_run(store, facts=1)
+        engine = _engine_of(store)
+        from sqlalchemy import text
+
+        with engine.begin() as conn:  # the database loses a table under our feet
+            conn.execute(text("DROP TABLE squidie_journal"))
+        with pytest.raises(StorageError) as info:
+            append(store, run_id, 1, "x")
+        assert info.value.code == "storage_error"
+        assert isinstance(info.value.__cause__, Exception)
+
+
+class ClaimFencing:
+    """Each due attempt goes to one claimer; stale claims write nothing."""
+
+    def test_concurrent_claimers_never_share_an_attempt(self, store: JournalStore) -> None:
+        queue = f"q-{uuid.uuid4().hex[:8]}"
+        for _ in range(5):
+            new_run(store, attempts=4, queue=queue)
+        claimed: list[str] = []
+        lock = threading.Lock()
+
+        def worker() -> None:
+            while True:
+                row = claim(store, queue)
+                if row is None:
+                    return
+                with lock:
+                    claimed.append(row.attempt_id)
+
+        threads = [threading.Thread(target=worker) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(claimed) == 20 and len(set(claimed)) == 20
+
+    def test_expired_lease_is_reclaimed_and_old_claim_fenced_out(self, store: JournalStore) -> None:
+        queue = f"q-{uuid.uuid4().hex[:8]}"
+        run_id = new_run(store, attempts=1, queue=queue)
+        first = claim(store, queue, lease=10, claim_id="first")
+        assert claim(store, queue, now=T0 + timedelta(seconds=5)) is None
+        second = claim(store, queue, now=T0 + timedelta(seconds=11), claim_id="second")
+        assert second is not None and second.attempt_id == first.attempt_id
+        assert second.claims == 2
+        stale = Fence(attempt_id=first.attempt_id, claim_id="first", token_hash="h" * 64)
+        with pytest.raises(LeaseLost):
+            store.write(RunWrite(run_id=run_id, expected_revision=1,
+                                 now=T0 + timedelta(seconds=12),
+                                 facts=[NewFact(kind="late", data={})], fence=stale))
+        assert [f.kind for f in store.load(run_id).facts] == ["k"]
+        current = Fence(attempt_id=first.attempt_id, claim_id="second", token_hash="h" * 64)
+        store.write(RunWrite(run_id=run_id, expected_revision=1, now=T0 + timedelta(seconds=12),
+                             facts=[NewFact(kind="done", data={})], fence=current))
+        assert [f.kind for f in store.load(run_id).facts] == ["k", "done"]
+
+    def test_heartbeat_extends_only_a_live_claim(self, store: JournalStore) -> None:
+        queue = f"q-{uuid.uuid4().hex[:8]}"
+        new_run(store, attempts=1, queue=queue)
+        row = claim(store, queue, lease=10, claim_id="c")
+        ok = store.heartbeat(attempt_id=row.attempt_id, claim_id="c", token_hash="h" * 64,
+                             now=T0 + timedelta(seconds=9), lease_until=T0 + timedelta(seconds=40))
+        assert ok
+        assert claim(store, queue, now=T0 + timedelta(seconds=20)) is None
+        assert not store.heartbeat(attempt_id=row.attempt_id, claim_id="other",
+                                   token_hash="h" * 64, now=T0 + timedelta(seconds=21),
+                                   lease_until=T0 + timedelta(seconds=60))
+        assert not store.heartbeat(attempt_id=row.attempt_id, claim_id="c", token_hash="h" * 64,
+                                   now=T0 + timedelta(seconds=41),
+                                   lease_until=T0 + timedelta(seconds=80))
+
+    def test_future_attempts_are_not_claimed_early(self, store: JournalStore) -> None:
+        queue = f"q-{uuid.uuid4().hex[:8]}"
+        run_id = new_run(store, facts=1, queue=queue)
+        append(store, run_id, 1, "s", new_attempts=[NewAttempt(
+            attempt_id=f"{run_id}/later/1", runnable_key="later", step="later",
+            attempt_number=1, visible_at=T0 + timedelta(minutes=5))])
+        assert claim(store, queue) is None
+        assert store.next_due_at(queue) == T0 + timedelta(minutes=5)
+        assert claim(store, queue, now=T0 + timedelta(minutes=5)) is not None
+
+
+class JsonRoundTrip:
+    """Fact data and checkpoints come back as the same JSON."""
+
+    DATA = {"s": "ünïcødé ✓", "i": 2**53, "f": 1.5, "b": True, "n": None,
+            "l": [1, "two", {"three": [3]}], "d": {"nested": {"deep": []}}}
+
+    def test_fact_and_checkpoint_round_trip(self, store: JournalStore) -> None:
+        run_id = new_run(store, facts=1)
+        store.write(RunWrite(run_id=run_id, expected_revision=1, now=T0,
+                             facts=[NewFact(kind="data", data=self.DATA)],
+                             checkpoint={"state": self.DATA}))
+        loaded = store.load(run_id)
+        assert loaded.checkpoint is not None and loaded.checkpoint.state == {"state": self.DATA}
+        store.delete_checkpoints(run_id)
+        assert store.load(run_id).facts[-1].data == self.DATA
+
+    def test_times_come_back_aware_utc(self, store: JournalStore) -> None:
+        run_id = new_run(store, facts=1)
+        record = store.get_run(run_id)
+        assert record is not None and record.started_at == T0
+        assert record.started_at.tzinfo is not None
+
+
+class CatalogPaging:
+    """list_runs pages newest first by cursor, with filters."""
+
+    def test_pages_cover_every_run_once_in_order(self, store: JournalStore) -> None:
+        ids = [new_run(store, started_at=T0 + timedelta(seconds=i)) for i in range(7)]
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = store.list_runs(status=None, workflow=None, limit=3, cursor=cursor)
+            seen.extend(r.run_id for r in page.runs)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        mine = [i for i in seen if i in ids]
+        assert mine == list(reversed(ids))
+
+
+class StoreConformance(
+    OrderedAppends,
+    ConflictOnStaleRevision,
+    CheckpointNeverASecondTruth,
+    RebuildWithoutCheckpoints,
+    ErrorsAreDistinct,
+    ClaimFencing,
+    JsonRoundTrip,
+    CatalogPaging,
+):
+    """Every guarantee at once."""
