@@ -4,9 +4,8 @@ Declare workflows as classes, persist runs as append-only journals in your own
 database, and drive them from your own workers with ``execute_next``.
 """
 
-from typing import Any
-
 import importlib
+from typing import Any
 
 from squidie.api import Squidie, configure, connect, mirror
 from squidie.errors import (
@@ -54,6 +53,8 @@ __version__ = "0.1.0"
 # Public names that live in feature modules, imported on first use.
 _LAZY = {
     "Signal": "squidie.runtime.signals",
+    "SignalType": "squidie.runtime.signals",
+    "Scheduler": "squidie.cron",
     "Payload": "squidie.cron",
     "Executor": "squidie.cron",
     "EditorSpec": "squidie.workflow.editor",
@@ -74,11 +75,44 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "ConfigError", "Fail", "IncompatibleDefinition", "InvalidDynamicWork", "InvalidOption",
-    "InvalidPayload", "InvalidSignal", "InvalidTransition", "JournalConflict", "LeaseLost",
-    "MissingScheduleIdempotencyKey", "Retry", "RunNotFound", "RunSnapshot", "RunStatus",
-    "RunSummary", "SquidieError", "Squidie", "Step", "StepContext", "StepStatus",
-    "StorageError", "UnsafeReplay", "Workflow", "WorkflowDefinitionError", "approval_step",
-    "configure", "connect", "cron", "deadline", "exponential", "field", "log", "manual",
-    "pause", "retry", "step", "transition", "validate_spec", "wait",
+    "ConfigError",
+    "Fail",
+    "IncompatibleDefinition",
+    "InvalidDynamicWork",
+    "InvalidOption",
+    "InvalidPayload",
+    "InvalidSignal",
+    "InvalidTransition",
+    "JournalConflict",
+    "LeaseLost",
+    "MissingScheduleIdempotencyKey",
+    "Retry",
+    "RunNotFound",
+    "RunSnapshot",
+    "RunStatus",
+    "RunSummary",
+    "Squidie",
+    "SquidieError",
+    "Step",
+    "StepContext",
+    "StepStatus",
+    "StorageError",
+    "UnsafeReplay",
+    "Workflow",
+    "WorkflowDefinitionError",
+    "approval_step",
+    "configure",
+    "connect",
+    "cron",
+    "deadline",
+    "exponential",
+    "field",
+    "log",
+    "manual",
+    "pause",
+    "retry",
+    "step",
+    "transition",
+    "validate_spec",
+    "wait",
 ]

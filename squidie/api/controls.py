@@ -1,8 +1,252 @@
 """Run controls and signals (resume, approve, reject, cancel, replay, apply_signal,
-start_child_run): mixed into :class:`squidie.api.core.Squidie`."""
+start_child_run): mixed into :class:`squidie.api.core.Squidie`.
+
+Every control accepts ``idempotency_key=``, ``metadata=`` and ``now=``, is
+recorded in the run's ``command_history``, and checks all of its arguments
+before anything is read or written.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from squidie.errors import InvalidOption, InvalidSignal
+from squidie.journal import JournalStore
+from squidie.read_model.inspecting import snapshot
+from squidie.read_model.views import RunSnapshot
+from squidie.runtime import manual
+from squidie.runtime.clock import Clock, iso
+from squidie.runtime.commands import (
+    Command,
+    apply_control,
+    make_command,
+    prior_result,
+    problem,
+)
+from squidie.runtime.controls import derived_id, note_child, plan_cancel, replay_definition
+from squidie.runtime.loading import load_state, resolve_workflow, retry_on_conflict, workflow_ref
+from squidie.runtime.plan import Plan, audit_event
+from squidie.runtime.signals import Signal, SignalType
+from squidie.runtime.state import RunState
+from squidie.workflow import CompiledWorkflow, StepContext
+
 
 class ControlsMixin:
-    """Controls over runs; methods land here."""
+    """Controls over runs: human decisions, cancellation, replay, signals, child runs."""
+
+    store: JournalStore
+    clock: Clock
+    queue: str
+
+    if TYPE_CHECKING:
+        def _now(self, now: datetime | None) -> datetime: ...
+        def _spec_for(self, state: RunState) -> Any: ...
+        def _start(self, compiled: CompiledWorkflow, workflow_id: str, trigger: str | None,
+                   payload: Any, **kw: Any) -> tuple[RunState, bool]: ...
+
+    # -- human decisions -------------------------------------------------------
+
+    def resume(self, run_id: str, attrs: Mapping[str, Any] | None = None, *,
+               idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
+               now: datetime | None = None) -> RunSnapshot:
+        """Continue a run paused on a ``pause`` step. attrs: actor, comment, metadata.
+
+        InvalidTransition when the run is not paused on a pause step.
+        """
+        return self._decide("resume_run", "resumed", run_id, attrs, idempotency_key,
+                            metadata, now)
+
+    def approve(self, run_id: str, attrs: Mapping[str, Any] | None = None, *,
+                idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
+                now: datetime | None = None) -> RunSnapshot:
+        """Approve the approval step the run is paused on (its ``on="ok"`` route).
+
+        The outcome ``{"decision", "actor", "comment", "metadata", "decided_at"}`` is
+        stored under the step's ``output=`` key and in the audit trail.
+        """
+        return self._decide("approve_run", "approved", run_id, attrs, idempotency_key,
+                            metadata, now)
+
+    def reject(self, run_id: str, attrs: Mapping[str, Any] | None = None, *,
+               idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
+               now: datetime | None = None) -> RunSnapshot:
+        """Reject the approval step the run is paused on (its ``on="error"`` route; with
+        no error route the run fails with reason = the step name)."""
+        return self._decide("reject_run", "rejected", run_id, attrs, idempotency_key,
+                            metadata, now)
+
+    def cancel(self, run_id: str, attrs: Mapping[str, Any] | None = None, *,
+               idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
+               now: datetime | None = None) -> RunSnapshot:
+        """Cancel a run: immediate and terminal. Live attempts are withdrawn, so a
+        worker still running one of its steps has its result rejected.
+
+        InvalidTransition when the run already ended.
+        """
+        return self._cancel(run_id, attrs, idempotency_key, metadata, now)
+
+    # -- replay ----------------------------------------------------------------
+
+    def replay(self, run_id: str, *, allow_irreversible: bool = False,
+               idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
+               now: datetime | None = None) -> RunSnapshot:
+        """Start a new run of the same workflow with the same input (fresh context),
+        linked by ``replayed_from_run_id``.
+
+        UnsafeReplay when the run executed an irreversible step (unless
+        ``allow_irreversible=True``) or was started from a spec;
+        IncompatibleDefinition when its workflow changed since it started.
+        """
+        return self._replay(run_id, allow_irreversible, idempotency_key, metadata, now)
+
+    # -- signals ---------------------------------------------------------------
+
+    def apply_signal(self, signal: Signal | Mapping[str, Any], *,
+                     now: datetime | None = None) -> RunSnapshot:
+        """Apply a :class:`squidie.Signal` (or its ``to_dict()``); returns what the
+        matching method returns. InvalidSignal when it is malformed."""
+        sig = Signal.from_dict(signal)
+        p = sig.payload
+        common: dict[str, Any] = {"idempotency_key": sig.idempotency_key,
+                                  "metadata": sig.metadata, "now": now,
+                                  "occurred_at": sig.occurred_at, "error": InvalidSignal}
+        decisions = {SignalType.APPROVE_RUN: "approved", SignalType.REJECT_RUN: "rejected",
+                     SignalType.RESUME_RUN: "resumed"}
+        if sig.type in decisions:
+            return self._decide(sig.type.value, decisions[sig.type], p["run_id"], p["attrs"],
+                                **common)
+        if sig.type is SignalType.CANCEL_RUN:
+            return self._cancel(p["run_id"], p["attrs"], **common)
+        if sig.type is SignalType.REPLAY_RUN:
+            return self._replay(p["run_id"], p["allow_irreversible"], **common)
+        return self._signal_start(sig, now)
+
+    # -- child runs ------------------------------------------------------------
+
+    def start_child_run(self, ctx: StepContext, workflow: Any,
+                        payload: Mapping[str, Any] | None = None, *, trigger: str | None = None,
+                        child_key: str, metadata: Mapping[str, Any] | None = None) -> RunSnapshot:
+        """Start a child run from inside a step; the same ``child_key`` returns the
+        existing child (so a retried step does not start a second one)."""
+        if not isinstance(ctx, StepContext):
+            raise InvalidOption("start_child_run needs the StepContext the step received")
+        if not isinstance(child_key, str) or not child_key or len(child_key) > 200:
+            raise InvalidOption(f"child_key must be a non-empty string, got {child_key!r}")
+        now = self._now(None)
+        command = make_command("start_child_run", ctx.run_id, now=now, metadata=metadata)
+        parent = load_state(self.store, ctx.run_id)
+        compiled = resolve_workflow(workflow)
+        state, _ = self._start(compiled, compiled.path or workflow_ref(workflow), trigger,
+                               payload, run_id=derived_id(f"child:{ctx.run_id}", child_key),
+                               queue=parent.queue, now=now, parent_run_id=ctx.run_id)
+        note_child(self.store, ctx.run_id, {
+            "run_id": state.run_id, "child_key": child_key, "workflow": state.workflow,
+            "step": ctx.step, "metadata": command.metadata, "started_at": state.started_at,
+        }, now)
+        return self._view(state, now)
+
+    # -- plumbing --------------------------------------------------------------
+
+    def _view(self, state: RunState, now: datetime) -> RunSnapshot:
+        return snapshot(self.store, state, spec=self._spec_for(state), now=now)
+
+    def _command(self, signal_type: str, run_id: Any, attrs: Any, key: Any, metadata: Any,
+                 now: datetime, occurred_at: datetime | None, error: Any,
+                 body: dict[str, Any] | None = None) -> Command:
+        return make_command(signal_type, run_id, now=now, body=body, attrs=attrs,
+                            idempotency_key=key, metadata=metadata, occurred_at=occurred_at,
+                            error=error)
+
+    def _decide(self, signal_type: str, decision: str, run_id: Any, attrs: Any,
+                idempotency_key: Any, metadata: Any, now: datetime | None, *,
+                occurred_at: datetime | None = None, error: Any = InvalidOption) -> RunSnapshot:
+        moment = self._now(now)
+        command = self._command(signal_type, run_id, attrs, idempotency_key, metadata, moment,
+                                occurred_at, error)
+        state = apply_control(self.store, command,
+                              lambda plan: manual.resolve(plan, command, decision), moment,
+                              error=error)
+        return self._view(state, moment)
+
+    def _cancel(self, run_id: Any, attrs: Any, idempotency_key: Any, metadata: Any,
+                now: datetime | None,
+                *, occurred_at: datetime | None = None, error: Any = InvalidOption) -> \
+            RunSnapshot:
+        moment = self._now(now)
+        command = self._command("cancel_run", run_id, attrs, idempotency_key, metadata,
+                                moment, occurred_at, error)
+        state = apply_control(self.store, command, lambda plan: plan_cancel(plan, command),
+                              moment, error=error)
+        return self._view(state, moment)
+
+    def _replay(self, run_id: Any, allow_irreversible: Any, idempotency_key: Any, metadata: Any,
+                now: datetime | None, *, occurred_at: datetime | None = None,
+                error: Any = InvalidOption) -> RunSnapshot:
+        moment = self._now(now)
+        if not isinstance(allow_irreversible, bool):
+            raise problem(error, f"allow_irreversible must be a bool, got {allow_irreversible!r}")
+        command = self._command("replay_run", run_id, None, idempotency_key, metadata, moment,
+                                occurred_at, error, body={"allow_irreversible": allow_irreversible})
+        done = prior_result(self.store, command, error)
+        if done is not None:
+            return self._view(load_state(self.store, done), moment)
+        source = load_state(self.store, str(run_id))
+        compiled = replay_definition(self.store, source, allow_irreversible)
+        new_id = derived_id("replay_run", command.idempotency_key) \
+            if command.idempotency_key else None
+        replayed = audit_event("replayed", None, iso(moment), metadata=command.metadata,
+                               replayed_from_run_id=source.run_id)
+        state, _ = self._start(compiled, source.workflow, source.trigger, source.input,
+                               run_id=new_id, queue=source.queue, now=moment,
+                               replayed_from_run_id=source.run_id, extra={"audit": [replayed]})
+
+        def annotate() -> None:
+            if prior_result(self.store, command, error) is not None:
+                return
+            plan = Plan(load_state(self.store, source.run_id), moment)
+            plan.add("command_recorded", command=command.history())
+            plan.add("audit", event=audit_event("replayed", None, plan.at,
+                                                metadata=command.metadata,
+                                                replay_run_id=state.run_id))
+            plan.commit(self.store, command=command.receipt(state.run_id, moment,
+                                                            target=source.run_id))
+
+        retry_on_conflict(annotate)
+        return self._view(load_state(self.store, state.run_id), moment)
+
+    def _signal_start(self, sig: Signal, now: datetime | None) -> RunSnapshot:
+        moment = self._now(now)
+        p = sig.payload
+        command = self._command(sig.type.value, None, None, sig.idempotency_key, sig.metadata,
+                                moment, sig.occurred_at, InvalidSignal,
+                                body={"workflow": p["workflow"], "trigger": p["trigger"],
+                                      "payload": p["payload"]})
+        done = prior_result(self.store, command, InvalidSignal)
+        if done is not None:
+            return self._view(load_state(self.store, done), moment)
+        compiled = resolve_workflow(p["workflow"])
+        context = None
+        if sig.type is SignalType.START_CRON:
+            trigger = compiled.spec.trigger
+            if trigger.kind != "cron":
+                raise InvalidSignal([f"workflow {p['workflow']!r} has no cron trigger"])
+            context = {"schedule": {"trigger": trigger.name, "cron": trigger.cron,
+                                    "timezone": trigger.timezone, "source": "signal",
+                                    "signal_id": sig.idempotency_key}}
+        run_id = derived_id(sig.type.value, sig.idempotency_key) \
+            if sig.idempotency_key else None
+        state, _ = self._start(compiled, compiled.path or p["workflow"], p["trigger"],
+                               p["payload"], run_id=run_id, now=moment, context=context,
+                               extra={"command": command.history()})
+        receipt = command.receipt(state.run_id, moment)
+        if receipt is not None:
+            stored = self.store.record_command(receipt)
+            if stored.result.get("digest") != command.digest:
+                raise problem(InvalidSignal, f"idempotency key {sig.idempotency_key!r} was "
+                                             "already used for a different command")
+        return self._view(state, moment)
+
+
+__all__ = ["ControlsMixin"]

@@ -3,7 +3,7 @@ runtime and read models. Host apps hold one of these (see ``connect``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -41,9 +41,12 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
     def _now(self, now: datetime | None) -> datetime:
         return aware(now) if now is not None else aware(self.clock.now(), "clock.now()")
 
-    def _snapshot(self, state: RunState, include_history: bool = False) -> RunSnapshot:
+    def _snapshot(self, state: RunState, include_history: bool = False,
+                  now: datetime | None = None) -> RunSnapshot:
+        """Snapshot of ``state``; deadlines evaluated at ``now`` (default: the clock)."""
         spec = self._spec_for(state)
-        return snapshot(self.store, state, include_history=include_history, spec=spec)
+        return snapshot(self.store, state, include_history=include_history, spec=spec,
+                        now=self._now(now))
 
     def _spec_for(self, state: RunState) -> Any:
         if state.spec is not None:
@@ -129,6 +132,7 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
         idle_max: float = 1.0,
         max_steps: int | None = None,
         action_registry: Mapping[str, Any] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
     ) -> Worker:
         """A supervised loop around ``execute_next``: ``.run()`` blocks until SIGTERM/SIGINT
         or ``.stop()``; ``.start()`` runs it in background threads."""
@@ -140,14 +144,14 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
                                      action_registry=action_registry)
 
         return Worker(once, owner_id, concurrency=concurrency, idle_min=idle_min,
-                      idle_max=idle_max, max_steps=max_steps)
+                      idle_max=idle_max, max_steps=max_steps, on_error=on_error)
 
     # -- reading ---------------------------------------------------------------
 
     def inspect_run(self, run_id: str, *, include_history: bool = False,
                     now: datetime | None = None) -> RunSnapshot:
         """The run as it stands; ``include_history`` adds steps, step runs, attempts, audit."""
-        return self._snapshot(load_state(self.store, run_id), include_history)
+        return self._snapshot(load_state(self.store, run_id), include_history, now)
 
     def list_runs(
         self,

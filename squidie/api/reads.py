@@ -2,6 +2,52 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from squidie.journal import JournalStore
+from squidie.read_model.explain import Explanation, explain
+from squidie.read_model.graph import RunGraph, build_graph
+from squidie.read_model.live import live_attempts, rows_by_id
+from squidie.runtime.loading import load_state
+
 
 class ReadsMixin:
-    """Operator-facing reads; methods land here."""
+    """Operator-facing reads; ``Squidie`` supplies the store, clock and spec lookup."""
+
+    store: JournalStore
+
+    if TYPE_CHECKING:  # provided by Squidie
+        def _now(self, now: datetime | None) -> datetime: ...
+
+        def _spec_for(self, state: Any) -> Any: ...
+
+    def inspect_run_graph(self, run_id: str, *, include_history: bool = False,
+                          now: datetime | None = None) -> RunGraph:
+        """The run as a graph: declared steps as nodes with their status, transitions
+        and dependencies as edges with the path taken marked ``selected``.
+
+        ``include_history`` adds each node's input, output, error, attempts,
+        recovery policy, manual state and deadline. Without it, the cost does not
+        grow with the run's history (only live dispatch rows are read).
+        """
+        moment = self._now(now)
+        state = load_state(self.store, run_id)
+        if include_history:
+            rows = rows_by_id(self.store.list_attempts(run_id))
+        else:
+            rows = rows_by_id(live_attempts(self.store, run_id))
+        return build_graph(state, self._spec_for(state), rows, include_history=include_history,
+                           now=moment)
+
+    def explain_run(self, run_id: str, *, now: datetime | None = None) -> Explanation:
+        """Why the run is where it is: a reason, the step it is about, next actions for
+        an operator, and the evidence (commands, attempts, deadlines, anomalies)."""
+        moment = self._now(now)
+        state = load_state(self.store, run_id)
+        # Runs record their commands in the journal; receipts are read only for runs
+        # folded without them (list_commands is not indexed by run).
+        commands = [] if getattr(state, "commands", None) is not None \
+            else self.store.list_commands(run_id)
+        return explain(state, self._spec_for(state), live_attempts(self.store, run_id),
+                       commands, now=moment)

@@ -26,7 +26,13 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """Create an engine for a SQLAlchemy URL, configured for Squidie's access pattern."""
+    """Create an engine for a SQLAlchemy URL, configured for Squidie's access pattern.
+
+    No ``pool_pre_ping``: on PostgreSQL the ping is a transaction of its own and
+    would double the commits per step. A connection broken by a database restart
+    is invalidated by SQLAlchemy when it fails; that call raises ``StorageError``
+    and the next one reconnects (the worker loop backs off and goes on).
+    """
     try:
         parsed = make_url(normalise_url(url))
     except ArgumentError as exc:
@@ -38,9 +44,7 @@ def make_engine(url: str) -> Engine:
                                   "check_same_thread": False}
         if parsed.database in (None, "", ":memory:"):
             kwargs["poolclass"] = StaticPool
-    elif backend == "postgresql":
-        kwargs["pool_pre_ping"] = True
-    else:
+    elif backend != "postgresql":
         raise ConfigError([f"unsupported database {backend!r}: use postgresql or sqlite"])
     try:
         engine = create_engine(parsed, **kwargs)

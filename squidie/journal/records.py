@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -124,11 +123,24 @@ class Fence:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CommandReceipt:
+    """The stored result of an idempotent command."""
+
+    idempotency_key: str
+    signal_type: str
+    run_id: str | None
+    result: JsonDict
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunWrite:
     """Everything one atomic write does to a run.
 
-    Order inside the transaction: fence, withdrawals, the revision check and
-    append, checkpoint, new attempts. Any failed check rolls back all of it.
+    Order inside the transaction: command receipt, fence, withdrawals, the
+    revision check and append, checkpoint, new attempts. Any failed check rolls
+    back all of it; a receipt whose idempotency key is already stored raises
+    JournalConflict (the caller re-reads the stored receipt).
     """
 
     run_id: str
@@ -141,6 +153,7 @@ class RunWrite:
     fence: Fence | None = None
     new_attempts: Sequence[NewAttempt] = ()
     withdraw_live_attempts: bool = False
+    command: CommandReceipt | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,17 +172,6 @@ class RunPage:
 
     runs: list[RunRecord]
     next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CommandReceipt:
-    """The stored result of an idempotent command."""
-
-    idempotency_key: str
-    signal_type: str
-    run_id: str | None
-    result: JsonDict
-    recorded_at: datetime
 
 
 def encode_cursor(started_at: datetime, run_id: str) -> str:

@@ -102,7 +102,8 @@ checkpoints = Table(
     metadata,
     Column("run_id", String(200), primary_key=True),
     Column("revision", Integer, nullable=False),
-    Column("state", JsonType, nullable=False),
+    # Plain JSON, not JSONB: key order (runnables in scheduling order) survives.
+    Column("state", JSON, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
@@ -145,4 +146,18 @@ commands = Table(
     Column("run_id", String(200)),
     Column("result", JsonType, nullable=False),
     Column("recorded_at", UtcDateTime, nullable=False),
+)
+
+# The cron scheduler's progress (squidie.cron.Scheduler): one row per schedule,
+# ``cursor_at`` = start of the last window it delivered or skipped. Advanced by
+# compare-and-set, so several scheduler processes can share it.
+schedules = Table(
+    "squidie_schedules",
+    metadata,
+    Column("schedule_id", String(800), primary_key=True),
+    Column("workflow", String(500), nullable=False),
+    Column("trigger", String(200), nullable=False),
+    Column("cursor_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("updated_by", String(200)),
 )

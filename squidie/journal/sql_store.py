@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, case, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from squidie.errors import (
     InvalidOption,
@@ -158,6 +158,8 @@ class SqlStore:
     def write(self, write: RunWrite) -> int:
         """Apply one atomic write; returns the new revision."""
         with self._tx() as conn:
+            if write.command is not None:
+                self._insert_receipt(conn, write.command, write.run_id)
             if write.fence is not None:
                 self._check_fence(conn, write)
             if write.withdraw_live_attempts:
@@ -180,6 +182,20 @@ class SqlStore:
                 ).scalar_one()
                 self._add_attempts(conn, write.run_id, queue, write.new_attempts)
             return revision
+
+    def _insert_receipt(self, conn: Connection, receipt: CommandReceipt, run_id: str) -> None:
+        # First in the transaction: a concurrent writer with the same key waits on
+        # the key's index entry, then fails here and rolls its whole write back.
+        try:
+            conn.execute(insert(commands).values(
+                idempotency_key=receipt.idempotency_key, signal_type=receipt.signal_type,
+                run_id=receipt.run_id, result=receipt.result, recorded_at=receipt.recorded_at,
+            ))
+        except IntegrityError as exc:
+            raise JournalConflict(
+                f"command {receipt.idempotency_key!r} was already applied",
+                run_id=run_id, idempotency_key=receipt.idempotency_key,
+            ) from exc
 
     def _check_fence(self, conn: Connection, write: RunWrite) -> None:
         fence = write.fence

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from squidie.journal import AttemptRecord, JournalStore, RunRecord, encode_cursor
+from squidie.read_model.deadlines import evaluate_deadline, most_urgent
 from squidie.read_model.views import RunSnapshot, RunStatus, RunSummary, StepStatus
 from squidie.runtime.clock import parse_iso
 from squidie.runtime.loading import load_state
-from squidie.runtime.state import RunnableState, RunState
+from squidie.runtime.state import OPEN_RUNNABLE, RunnableState, RunState
 from squidie.workflow import WorkflowSpec
+from squidie.workflow.spec import DeadlineSpec
 
 _RUNNABLE_STEP_STATUS = {
     "applied": StepStatus.COMPLETED,
@@ -17,31 +20,37 @@ _RUNNABLE_STEP_STATUS = {
     "outcome_recorded": StepStatus.RUNNING,
     "retrying": StepStatus.RETRYING,
     "withdrawn": StepStatus.WAITING,
+    "paused": StepStatus.PAUSED,
 }
 
 
 def inspect_run(
     store: JournalStore, run_id: str, *, include_history: bool = False,
-    spec: WorkflowSpec | None = None,
+    spec: WorkflowSpec | None = None, now: datetime | None = None,
 ) -> RunSnapshot:
     """The snapshot of one run (RunNotFound when it does not exist)."""
-    return snapshot(store, load_state(store, run_id), include_history=include_history, spec=spec)
+    return snapshot(store, load_state(store, run_id), include_history=include_history, spec=spec,
+                    now=now)
 
 
 def snapshot(
     store: JournalStore, state: RunState, *, include_history: bool = False,
-    spec: WorkflowSpec | None = None,
+    spec: WorkflowSpec | None = None, now: datetime | None = None,
 ) -> RunSnapshot:
-    """Turn a folded state into a snapshot, reading dispatch rows only for history."""
+    """Turn a folded state into a snapshot, reading dispatch rows only for history.
+
+    Deadlines are evaluated against ``now``; without it the ``deadline`` field is
+    left empty (nothing here reads the wall clock).
+    """
     history: dict[str, Any] = {}
     if include_history:
         rows = {r.attempt_id: r for r in store.list_attempts(state.run_id)}
         history = {
-            "steps": step_states(state, spec, rows),
-            "step_runs": [_step_run(state, r, rows) for r in state.runnables.values()],
+            "steps": step_states(state, spec, rows, now),
+            "step_runs": [_step_run(state, r, rows, now) for r in state.runnables.values()],
             "attempts": [a for r in state.runnables.values() for a in _attempts(state, r, rows)],
             "audit_events": list(state.audit_events),
-            "command_history": [],
+            "command_history": list(state.commands),
         }
     return RunSnapshot(
         run_id=state.run_id, workflow=state.workflow, trigger=state.trigger, queue=state.queue,
@@ -51,9 +60,27 @@ def snapshot(
         terminal_at=parse_iso(state.terminal_at) if state.terminal_at else None,
         terminal_error=state.terminal_error, definition_version=state.definition_version,
         revision=state.revision, manual_state=state.manual,
+        deadline=run_deadline(state, now) if now is not None else None,
         parent_run={"run_id": state.parent_run_id} if state.parent_run_id else None,
+        child_runs=list(state.children), compensations=list(state.compensations),
         replayed_from_run_id=state.replayed_from_run_id, **history,
     )
+
+
+def runnable_deadline(r: RunnableState, now: datetime | None) -> dict[str, Any] | None:
+    """The evaluated deadline of a still-open runnable (None when it has none or ended)."""
+    if now is None or r.deadline_at is None or r.deadline is None \
+            or r.status not in OPEN_RUNNABLE:
+        return None
+    return evaluate_deadline(r.deadline_at, DeadlineSpec(**r.deadline), now, step=r.step)
+
+
+def run_deadline(state: RunState, now: datetime) -> dict[str, Any] | None:
+    """The most urgent open deadline of the run (None when the run ended or has none)."""
+    if state.terminal:
+        return None
+    found = [d for r in state.runnables.values() if (d := runnable_deadline(r, now))]
+    return most_urgent(found)
 
 
 def step_status(state: RunState, runnable: RunnableState | None,
@@ -70,7 +97,8 @@ def step_status(state: RunState, runnable: RunnableState | None,
 
 
 def step_states(
-    state: RunState, spec: WorkflowSpec | None, rows: dict[str, AttemptRecord]
+    state: RunState, spec: WorkflowSpec | None, rows: dict[str, AttemptRecord],
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Per declared step, in workflow order (steps seen only in the journal when no spec)."""
     names = [s.name for s in spec.steps] if spec else list(
@@ -82,21 +110,38 @@ def step_states(
         status = step_status(state, runnable, rows)
         if state.manual and state.manual.get("step") == name:
             status = StepStatus.PAUSED
+        declared = spec.step(name) if spec and spec.has_step(name) else None
         out.append({
             "name": name, "status": status.value,
             "attempts": runnable.attempt if runnable else 0,
             "output": runnable.output if runnable else None,
             "error": runnable.error if runnable else None,
+            **_markers(runnable, declared),
+            "deadline_at": runnable.deadline_at if runnable else None,
+            "deadline": runnable_deadline(runnable, now) if runnable else None,
         })
     return out
 
 
-def _step_run(state: RunState, r: RunnableState, rows: dict[str, AttemptRecord]) -> dict[str, Any]:
+def _markers(runnable: RunnableState | None, declared: Any) -> dict[str, Any]:
+    """Side-effect markers: as persisted with the runnable, else as declared."""
+    if runnable is not None and runnable.attempts:
+        return {"irreversible": runnable.irreversible, "compensatable": runnable.compensatable,
+                "compensate": runnable.compensate}
+    return {"irreversible": bool(declared and declared.irreversible),
+            "compensatable": declared.compensatable if declared else None,
+            "compensate": declared.compensate if declared else None}
+
+
+def _step_run(state: RunState, r: RunnableState, rows: dict[str, AttemptRecord],
+              now: datetime | None = None) -> dict[str, Any]:
     return {
         "runnable_key": r.key, "step": r.step,
         "status": step_status(state, r, rows).value, "attempts": len(r.attempts),
         "input": r.input, "output": r.output, "error": r.error, "visible_at": r.visible_at,
-        "deadline_at": r.deadline_at,
+        "deadline_at": r.deadline_at, "deadline": runnable_deadline(r, now),
+        "irreversible": r.irreversible, "compensatable": r.compensatable,
+        "compensate": r.compensate,
     }
 
 

@@ -86,6 +86,7 @@ class RunSnapshot(_View):
     attempts: list[dict[str, Any]] | None = None
     audit_events: list[dict[str, Any]] | None = None
     command_history: list[dict[str, Any]] | None = None
+    compensations: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def terminal(self) -> bool:

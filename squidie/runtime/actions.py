@@ -58,7 +58,9 @@ def run_action(step: StepSpec, action: Any, input: dict[str, Any], ctx: StepCont
         return {}
     if step.kind is StepKind.WAIT:
         return {}
-    fn = action().run if inspect.isclass(action) else action
+    fn: Any = action
+    if inspect.isclass(action):
+        fn = action().run
     result = fn(input, ctx)
     if inspect.iscoroutine(result):
         result = run_coroutine(result)

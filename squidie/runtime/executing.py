@@ -22,7 +22,6 @@ from squidie.journal import AttemptRecord, Fence, JournalStore
 from squidie.runtime.actions import (
     MissingInput,
     exception_outcome,
-    failed_outcome,
     ok_outcome,
     resolve_input,
     run_action,
@@ -228,7 +227,7 @@ def _apply(
         plan.commit(store, fence=replace(fence, set_status="withdrawn"))
         return state
     compiled: CompiledWorkflow = definition_for(state, action_registry)
-    apply_outcome(plan, compiled.spec, a.runnable_key)
+    apply_outcome(plan, compiled.spec, a.runnable_key, actions=compiled.actions)
     plan.commit(store, fence=fence)
     return plan.state
 

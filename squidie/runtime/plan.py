@@ -3,12 +3,18 @@ decision sees the effect of the previous one, then committed in one write."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from squidie.journal import Fence, JournalStore, NewAttempt, NewFact, RunWrite
+from squidie.journal import CommandReceipt, Fence, JournalStore, NewAttempt, NewFact, RunWrite
 from squidie.runtime.clock import iso, parse_iso
 from squidie.runtime.state import RunState, fold
+
+# Work that must happen around the commit instead of inside one write (a saga
+# calls compensations between durable intent and result facts). It receives the
+# plan, the store and the fence, and returns the final revision.
+Deferred = Callable[["Plan", JournalStore, Fence | None], int]
 
 
 class Plan:
@@ -22,6 +28,7 @@ class Plan:
         self.base_status = state.status
         self.base_terminal = state.terminal
         self.facts: list[NewFact] = []
+        self.deferred: Deferred | None = None
 
     def add(self, kind: str, **data: Any) -> None:
         """Decide one fact and fold it into the working state."""
@@ -43,9 +50,14 @@ class Plan:
         ]
 
     def commit(
-        self, store: JournalStore, *, fence: Fence | None = None, checkpoint: bool = True
+        self, store: JournalStore, *, fence: Fence | None = None, checkpoint: bool = True,
+        command: CommandReceipt | None = None,
     ) -> int:
-        """Write facts, checkpoint, catalog status and new attempts atomically."""
+        """Write facts, checkpoint, catalog status, new attempts and (when given) the
+        command receipt atomically. A plan with deferred work runs it instead."""
+        if self.deferred is not None:
+            deferred, self.deferred = self.deferred, None
+            return deferred(self, store, fence)
         state = self.state
         became_terminal = state.terminal and not self.base_terminal
         return store.write(
@@ -60,6 +72,7 @@ class Plan:
                 fence=fence,
                 new_attempts=self.new_attempts(),
                 withdraw_live_attempts=became_terminal,
+                command=command,
             )
         )
 
@@ -67,3 +80,11 @@ class Plan:
 def attempt_id(run_id: str, key: str, number: int) -> str:
     """Deterministic dispatch id: scheduling the same attempt twice cannot succeed."""
     return f"{run_id}/{key}/{number}"
+
+
+def audit_event(kind: str, step: str | None, at: str, *, actor: str | None = None,
+                comment: str | None = None, metadata: dict[str, Any] | None = None,
+                **extra: Any) -> dict[str, Any]:
+    """An audit trail entry in the shape inspection shows."""
+    return {"type": kind, "step": step, "actor": actor, "comment": comment,
+            "metadata": metadata or {}, "occurred_at": at, **extra}

@@ -1,15 +1,26 @@
 """Workflow semantics: what happens when a run starts and when an outcome is applied.
 
-Pure decisions over a :class:`Plan`; no I/O.
+Pure decisions over a :class:`Plan`; no I/O (a saga defers its callbacks to
+the commit, see :mod:`squidie.runtime.saga`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from squidie.runtime import saga
 from squidie.runtime.clock import iso, later
-from squidie.runtime.plan import Plan
-from squidie.workflow.spec import COMPLETE, Condition, Outcome, StepKind, StepSpec, WorkflowSpec
+from squidie.runtime.plan import Plan, audit_event
+from squidie.workflow.spec import (
+    COMPLETE,
+    Condition,
+    Outcome,
+    StepKind,
+    StepSpec,
+    TransitionSpec,
+    WorkflowSpec,
+)
 
 _MISSING = object()
 
@@ -22,19 +33,61 @@ def plan_entry(plan: Plan, spec: WorkflowSpec) -> None:
 
 def schedule_step(plan: Plan, spec: WorkflowSpec, step: StepSpec, *, delay: float) -> None:
     """Make ``step`` runnable after ``delay`` seconds (manual steps pause instead)."""
-    manual_hook = _MANUAL_HOOK.get("pause")
-    if step.is_manual and manual_hook is not None:
-        manual_hook(plan, spec, step)
-        return
     deadline_at = iso(later(plan.now, step.deadline.within)) if step.deadline else None
+    deadline = step.deadline.to_dict() if step.deadline else None
+    if step.is_manual:
+        plan_pause(plan, spec, step, deadline_at=deadline_at, deadline=deadline)
+        return
+    markers: dict[str, Any] = {}
+    if step.irreversible:
+        markers["irreversible"] = True
+    if step.compensatable is not None:
+        markers["compensatable"] = step.compensatable
+    if step.compensate:
+        markers["compensate"] = step.compensate
+    if deadline:
+        markers["deadline"] = deadline
     plan.add(
         "runnable_scheduled", key=step.name, step=step.name, attempt=1,
-        visible_at=iso(later(plan.now, delay)), deadline_at=deadline_at,
+        visible_at=iso(later(plan.now, delay)), deadline_at=deadline_at, **markers,
     )
 
 
-def apply_outcome(plan: Plan, spec: WorkflowSpec, key: str) -> None:
-    """Apply the recorded outcome of runnable ``key``: output, retry, routing, end of run."""
+def plan_pause(plan: Plan, spec: WorkflowSpec, step: StepSpec, *, deadline_at: str | None,
+               deadline: dict[str, Any] | None) -> None:
+    """Pause the run on a manual step, persisting where each decision leads.
+
+    The targets are stored with the pause so a deploy between pause and decision
+    cannot silently reroute the run.
+    """
+    targets = {
+        outcome.value: [t.to_dict() for t in successors(spec, step, outcome)]
+        for outcome in Outcome
+    }
+    plan.add("paused", step=step.name, gate=step.kind.value, output_key=step.output,
+             targets=targets, deadline_at=deadline_at, deadline=deadline,
+             event=audit_event("paused", step.name, plan.at))
+
+
+def successors(spec: WorkflowSpec, step: StepSpec, outcome: Outcome) -> list[TransitionSpec]:
+    """The transitions leaving ``step`` on ``outcome`` (sequential workflows: the next step)."""
+    if spec.is_sequential:
+        if outcome is Outcome.ERROR:
+            return []
+        names = [s.name for s in spec.steps]
+        index = names.index(step.name)
+        to = names[index + 1] if index + 1 < len(names) else COMPLETE
+        return [TransitionSpec(frm=step.name, on=outcome, to=to)]
+    return spec.transitions_from(step.name, outcome)
+
+
+def apply_outcome(plan: Plan, spec: WorkflowSpec, key: str, *,
+                  actions: Mapping[str, Any] | None = None) -> None:
+    """Apply the recorded outcome of runnable ``key``: output, retry, routing, end of run.
+
+    ``actions`` (the compiled workflow's) lets a saga call compensations of runs
+    started from specs; class runs find them through their class.
+    """
     state = plan.state
     runnable = state.runnables[key]
     outcome = runnable.outcome or {}
@@ -52,12 +105,17 @@ def apply_outcome(plan: Plan, spec: WorkflowSpec, key: str) -> None:
         plan.add("runnable_scheduled", key=key, step=step.name, attempt=runnable.attempt + 1,
                  visible_at=iso(later(plan.now, float(delay))), deadline_at=runnable.deadline_at)
     else:
+        error = outcome.get("error")
         plan.add("outcome_applied", key=key, attempt=runnable.attempt, ok=False, final=True,
-                 error=outcome.get("error"))
+                 error=error)
         if spec.transitions_from(step.name, Outcome.ERROR):
             route(plan, spec, step, Outcome.ERROR)
         else:
-            fail_run(plan, spec, step, outcome.get("error"))
+            def replan(again: Plan) -> None:
+                apply_outcome(again, spec, key, actions=actions)
+
+            if not saga.begin(plan, spec, key, error, replan=replan, actions=actions):
+                fail_run(plan, step.name, error)
     finish_if_done(plan)
 
 
@@ -76,21 +134,28 @@ def route(plan: Plan, spec: WorkflowSpec, step: StepSpec, outcome: Outcome) -> N
             if ready and dependent.name not in plan.state.runnables:
                 schedule_step(plan, spec, dependent, delay=delay)
         return
-    candidates = spec.transitions_from(step.name, outcome)
+    follow(plan, spec, step.name, outcome, spec.transitions_from(step.name, outcome),
+           delay=delay)
+
+
+def follow(plan: Plan, spec: WorkflowSpec, frm: str, outcome: Outcome,
+           candidates: Sequence[TransitionSpec], *, delay: float = 0.0) -> None:
+    """Take the first matching transition of ``candidates`` (none: the branch ends)."""
     if not candidates:
-        return  # no outgoing transition: this branch ends here
-    chosen, condition_index = choose_transition(candidates, plan.state.view())
+        return
+    chosen, condition_index = choose_transition(list(candidates), plan.state.view())
     if chosen is None:
-        fail_run(plan, spec, step, {
+        fail_run(plan, frm, {
             "type": "NoMatchingTransition", "code": "no_matching_transition",
-            "message": f"no on={outcome.value!r} transition of step {step.name!r} matched",
+            "message": f"no on={outcome.value!r} transition of step {frm!r} matched",
         })
         return
-    plan.add("routed", frm=step.name, on=outcome.value, to=chosen.to,
+    plan.add("routed", frm=frm, on=outcome.value, to=chosen.to,
              condition=condition_index, recovery=chosen.recovery)
-    recovery_hook = _MANUAL_HOOK.get("recovery")
-    if chosen.recovery and recovery_hook is not None:
-        recovery_hook(plan, step, chosen)
+    if chosen.recovery:
+        # Recovery markers annotate the route; they run no callbacks.
+        plan.add("audit", event=audit_event(f"{chosen.recovery}_routed", frm, plan.at,
+                                            to=chosen.to))
     if chosen.to != COMPLETE:
         schedule_step(plan, spec, spec.step(chosen.to), delay=delay)
 
@@ -127,9 +192,10 @@ def condition_holds(condition: Condition, view: dict[str, Any]) -> bool:
 def lookup(data: Any, path: tuple[str | int, ...]) -> Any:
     """The value at ``path`` in nested dicts/lists, or a private MISSING marker."""
     for part in path:
-        if isinstance(data, dict) and isinstance(part, str) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and isinstance(part, int) and -len(data) <= part < len(data):
+        in_dict = isinstance(data, dict) and isinstance(part, str) and part in data
+        in_list = (isinstance(data, list) and isinstance(part, int)
+                   and -len(data) <= part < len(data))
+        if in_dict or in_list:
             data = data[part]
         else:
             return _MISSING
@@ -141,27 +207,17 @@ def is_missing(value: Any) -> bool:
     return value is _MISSING
 
 
-def fail_run(plan: Plan, spec: WorkflowSpec, step: StepSpec, error: Any) -> None:
-    """End the run as failed (after compensations, when a saga hook is installed)."""
-    saga_hook = _MANUAL_HOOK.get("saga")
-    if saga_hook is not None and saga_hook(plan, spec, step, error):
-        return
-    plan.add("run_failed", reason=step.name, error=error)
+def fail_run(plan: Plan, step: str, error: Any) -> None:
+    """End the run as failed because of ``step``."""
+    plan.add("run_failed", reason=step, error=error)
 
 
 def finish_if_done(plan: Plan) -> None:
-    """Complete the run when nothing is left to run or resolve."""
+    """Complete the run when nothing is left to run, resolve or compensate."""
     state = plan.state
     if state.terminal or state.manual is not None or state.active_runnables():
         return
+    if plan.deferred is not None:
+        return  # a saga is about to run; it ends the run itself
     plan.add("run_completed")
 
-
-# Extension points for features layered on the core (manual gates, recovery
-# annotations, sagas): name -> callable. Empty until those modules register.
-_MANUAL_HOOK: dict[str, Any] = {}
-
-
-def register_hook(name: str, hook: Any) -> None:
-    """Install a planner extension (``pause``, ``recovery`` or ``saga``)."""
-    _MANUAL_HOOK[name] = hook

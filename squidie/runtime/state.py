@@ -14,7 +14,9 @@ from typing import Any
 JsonDict = dict[str, Any]
 TERMINAL = ("completed", "failed", "cancelled")
 # Runnable statuses: scheduled -> outcome_recorded -> applied | failed; or withdrawn.
+# Manual steps (pause, approval) have no dispatch row: paused -> applied | failed.
 ACTIVE_RUNNABLE = ("scheduled", "outcome_recorded")
+OPEN_RUNNABLE = ("scheduled", "outcome_recorded", "retrying", "paused")
 
 
 @dataclass(slots=True, kw_only=True)
@@ -45,6 +47,12 @@ class RunnableState:
     error: JsonDict | None = None
     outcome: JsonDict | None = None  # recorded, not yet applied
     deadline_at: str | None = None
+    deadline: JsonDict | None = None  # the DeadlineSpec it was scheduled with
+    # Side-effect markers, persisted with the runnable so inspection and replay
+    # safety do not depend on the workflow class still being the same.
+    irreversible: bool = False
+    compensatable: bool | None = None
+    compensate: str | None = None
     attempts: list[AttemptState] = field(default_factory=list)
 
     @property
@@ -80,6 +88,9 @@ class RunState:
     audit_events: list[JsonDict] = field(default_factory=list)
     routes: list[JsonDict] = field(default_factory=list)
     manual: JsonDict | None = None
+    commands: list[JsonDict] = field(default_factory=list)
+    compensations: list[JsonDict] = field(default_factory=list)
+    children: list[JsonDict] = field(default_factory=list)
     extra: JsonDict = field(default_factory=dict)
 
     @property
@@ -128,6 +139,10 @@ def fold(state: RunState | None, kind: str, data: JsonDict, revision: int) -> Ru
             parent_run_id=data.get("parent_run_id"),
             replayed_from_run_id=data.get("replayed_from_run_id"),
         )
+        if data.get("command") is not None:
+            state.commands.append(copy.deepcopy(data["command"]))
+        for event in data.get("audit") or ():
+            state.audit_events.append(copy.deepcopy(event))
     elif state is None:
         raise ValueError(f"fact {kind!r} before run_started")
     else:
@@ -146,7 +161,10 @@ def _scheduled(state: RunState, d: JsonDict) -> None:
     runnable = state.runnables.get(key)
     if runnable is None:
         runnable = RunnableState(key=key, step=d["step"], visible_at=d["visible_at"],
-                                 deadline_at=d.get("deadline_at"))
+                                 deadline_at=d.get("deadline_at"), deadline=d.get("deadline"),
+                                 irreversible=bool(d.get("irreversible")),
+                                 compensatable=d.get("compensatable"),
+                                 compensate=d.get("compensate"))
         state.runnables[key] = runnable
     runnable.status = "scheduled"
     runnable.attempt = d["attempt"]
@@ -208,7 +226,7 @@ def _terminal(status: str) -> Any:
         if d.get("error") is not None:
             state.terminal_error = d["error"]
         for runnable in state.runnables.values():
-            if runnable.active:
+            if runnable.active or runnable.status == "paused":
                 runnable.status = "withdrawn"
         state.manual = None
 
@@ -228,6 +246,74 @@ def _audit(state: RunState, d: JsonDict) -> None:
     state.audit_events.append(copy.deepcopy(d["event"]))
 
 
+def _paused(state: RunState, d: JsonDict) -> None:
+    """A run reached a pause or approval step: it waits for a person."""
+    key = d["step"]
+    state.runnables[key] = RunnableState(
+        key=key, step=d["step"], status="paused", visible_at=d["at"],
+        deadline_at=d.get("deadline_at"), deadline=d.get("deadline"),
+    )
+    state.manual = {k: copy.deepcopy(d.get(k)) for k in
+                    ("step", "output_key", "targets", "deadline_at", "deadline")}
+    state.manual["kind"] = d["gate"]  # "pause" | "approval"
+    state.manual["paused_at"] = d["at"]
+    state.status = "paused"
+    state.reason = "manual_intervention_required"
+    _append_event(state, d)
+
+
+def _manual_resolved(state: RunState, d: JsonDict) -> None:
+    """A person resumed, approved or rejected the step the run was paused on."""
+    runnable = state.runnables.get(d["step"])
+    if runnable is not None:
+        runnable.status = "applied" if d["ok"] else "failed"
+        runnable.output = copy.deepcopy(d.get("output"))
+        runnable.error = copy.deepcopy(d.get("error"))
+    if d.get("output_key") and d.get("output") is not None:
+        state.context[d["output_key"]] = copy.deepcopy(d["output"])
+    if d["ok"]:
+        state.completed_steps.append(d["step"])
+    state.manual = None
+    state.status = "running"
+    state.reason = None
+    _append_event(state, d)
+
+
+def _command(state: RunState, d: JsonDict) -> None:
+    state.commands.append(copy.deepcopy(d["command"]))
+
+
+def _compensation_started(state: RunState, d: JsonDict) -> None:
+    entry = next((c for c in state.compensations if c["key"] == d["key"]), None)
+    if entry is None:
+        entry = {"step": d["step"], "key": d["key"], "compensate": d.get("compensate"),
+                 "status": "started", "attempts": 0, "output": None, "error": None,
+                 "started_at": d["at"], "finished_at": None}
+        state.compensations.append(entry)
+    entry["status"] = "started"
+    entry["attempts"] = d["attempt"]
+
+
+def _compensated(state: RunState, d: JsonDict) -> None:
+    for entry in state.compensations:
+        if entry["key"] == d["key"]:
+            entry["status"] = "completed" if d["ok"] else "failed"
+            entry["output"] = copy.deepcopy(d.get("output"))
+            entry["error"] = copy.deepcopy(d.get("error"))
+            entry["finished_at"] = d["at"]
+    _append_event(state, d)
+
+
+def _child_started(state: RunState, d: JsonDict) -> None:
+    if all(c["run_id"] != d["child"]["run_id"] for c in state.children):
+        state.children.append(copy.deepcopy(d["child"]))
+
+
+def _append_event(state: RunState, d: JsonDict) -> None:
+    if d.get("event") is not None:
+        state.audit_events.append(copy.deepcopy(d["event"]))
+
+
 _HANDLERS: dict[str, Any] = {
     "runnable_scheduled": _scheduled,
     "attempt_finished": _attempt_finished,
@@ -239,6 +325,12 @@ _HANDLERS: dict[str, Any] = {
     "status_changed": _status,
     "audit": _audit,
     "routed": _routed,
+    "paused": _paused,
+    "manual_resolved": _manual_resolved,
+    "command_recorded": _command,
+    "compensation_started": _compensation_started,
+    "compensated": _compensated,
+    "child_started": _child_started,
 }
 
 

@@ -84,8 +84,8 @@ class Worker:
             while any(t.is_alive() for t in self._threads):
                 self.join(timeout=0.2)
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def _handle_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("worker %s: signal %s, finishing current steps", self.owner_id, signum)

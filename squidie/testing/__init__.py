@@ -41,7 +41,7 @@ def drain(
     Work scheduled for later (retries with backoff, waits) is not waited for:
     advance the clock and drain again.
     """
-    results = []
+    results: list[RunSnapshot] = []
     for _ in range(max_steps):
         snap = sq.execute_next(owner_id=owner_id, **kwargs)
         if snap is None:

@@ -9,7 +9,6 @@ from squidie.workflow.compile import CompiledWorkflow, compile_workflow, python_
 from squidie.workflow.context import StepContext
 from squidie.workflow.paths import workflow_path
 
-
 _defined: dict[str, type[Workflow]] = {}
 
 

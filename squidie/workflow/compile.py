@@ -81,7 +81,7 @@ def seconds(value: Any, what: str, problems: list[str], *, allow_zero: bool = Fa
 
 def python_action_resolver(action: Any, where: str, problems: list[str]) -> tuple[str, Any] | None:
     """Resolve a Python object: a ``Step`` subclass (anything with ``run``) or a callable."""
-    if inspect.isclass(action) and callable(getattr(action, "run", None)) or callable(action):
+    if (inspect.isclass(action) and callable(getattr(action, "run", None))) or callable(action):
         module = getattr(action, "__module__", None) or "?"
         qualname = getattr(action, "__qualname__", None) or type(action).__qualname__
         return f"{module}.{qualname}", action

@@ -1,0 +1,1 @@
+"""Example host applications that use Squidie."""

@@ -1,0 +1,1 @@
+"""Runnable verification: smoke, resilience, soak, load, bench and read costs."""

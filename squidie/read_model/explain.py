@@ -1,0 +1,351 @@
+"""``explain_run``: why a run is where it is, what an operator can do next, and the evidence.
+
+The reason is decided from the folded journal *and* the live dispatch rows,
+most actionable first:
+
+1. ``terminal``: the run completed, failed or was cancelled.
+2. ``manual_intervention_required``: the run is paused (a pause or approval step).
+3. ``completed_result_pending_apply``: a row is ``finished``: the outcome is
+   durable but a worker died before applying it.
+4. ``planned_dispatch_pending_schedule``: the journal scheduled an attempt that
+   has no dispatch row, so no worker will ever claim it (an anomaly).
+5. ``expired_claim``: a ``claimed`` row whose lease ended at or before ``now``.
+6. ``attempt_claimed``: a ``claimed`` row with an unexpired lease.
+7. ``attempt_visible``: a ``visible`` row with ``visible_at <= now``.
+8. ``deferred_continuation``: a ``visible`` row in the future that continues
+   work already under way: a retry (attempt number > 1, held back by backoff or
+   ``Retry(delay=)``) or the successor of a ``wait`` step.
+9. ``attempt_scheduled_for_later``: any other ``visible`` row in the future
+   (a first attempt whose visibility lies ahead of ``now``).
+10. With no live work: ``run_started`` (status ``started``, nothing planned),
+    ``idle`` (status ``idle``: waiting for new runnables) or
+    ``waiting_for_dispatch`` (running, yet nothing is scheduled or held).
+
+A ``due_soon`` deadline adds ``inspect_deadline_policy``, an ``overdue`` or
+``escalated`` one ``apply_host_escalation_policy``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from squidie.journal import AttemptRecord, CommandReceipt
+from squidie.read_model.deadlines import DeadlineState, evaluate_deadline, most_urgent
+from squidie.read_model.graph import deadline_policy, latest_runnables, recovery_policy
+from squidie.read_model.inspecting import run_deadline
+from squidie.read_model.views import RunStatus, _View
+from squidie.runtime.clock import iso
+from squidie.runtime.redaction import redact_text
+from squidie.runtime.state import RunState
+from squidie.workflow.spec import StepKind, WorkflowSpec
+
+
+class Reason(StrEnum):
+    """Why a run stands where it stands."""
+
+    TERMINAL = "terminal"
+    MANUAL_INTERVENTION_REQUIRED = "manual_intervention_required"
+    COMPLETED_RESULT_PENDING_APPLY = "completed_result_pending_apply"
+    PLANNED_DISPATCH_PENDING_SCHEDULE = "planned_dispatch_pending_schedule"
+    EXPIRED_CLAIM = "expired_claim"
+    ATTEMPT_VISIBLE = "attempt_visible"
+    DEFERRED_CONTINUATION = "deferred_continuation"
+    ATTEMPT_CLAIMED = "attempt_claimed"
+    ATTEMPT_SCHEDULED_FOR_LATER = "attempt_scheduled_for_later"
+    IDLE = "idle"
+    RUN_STARTED = "run_started"
+    WAITING_FOR_DISPATCH = "waiting_for_dispatch"
+
+
+NEXT_ACTION = {
+    Reason.TERMINAL: "inspect_terminal_run",
+    Reason.MANUAL_INTERVENTION_REQUIRED: "resolve_manual_step",
+    Reason.COMPLETED_RESULT_PENDING_APPLY: "apply_pending_result",
+    Reason.PLANNED_DISPATCH_PENDING_SCHEDULE: "schedule_pending_dispatch",
+    Reason.EXPIRED_CLAIM: "recover_expired_claim",
+    Reason.ATTEMPT_VISIBLE: "wait_for_worker_claim",
+    Reason.DEFERRED_CONTINUATION: "wait_until_attempt_visible",
+    Reason.ATTEMPT_CLAIMED: "wait_for_attempt_completion",
+    Reason.ATTEMPT_SCHEDULED_FOR_LATER: "wait_until_attempt_visible",
+    Reason.IDLE: "wait_for_new_runnables",
+    Reason.RUN_STARTED: "inspect_dispatch_state",
+    Reason.WAITING_FOR_DISPATCH: "inspect_dispatch_state",
+}
+DEADLINE_ACTION = {DeadlineState.DUE_SOON: "inspect_deadline_policy",
+                   DeadlineState.OVERDUE: "apply_host_escalation_policy",
+                   DeadlineState.ESCALATED: "apply_host_escalation_policy"}
+# What the ``step`` of each next action is about (shown to operators).
+ACTION_HINTS = {
+    "inspect_terminal_run": "The run has ended; inspect its history and terminal error.",
+    "resolve_manual_step": "Resume, approve or reject the paused step.",
+    "apply_pending_result": "Run a worker: it reclaims the finished row once its lease "
+                            "ends and applies the durable outcome.",
+    "schedule_pending_dispatch": "A scheduled attempt has no dispatch row; repair it.",
+    "recover_expired_claim": "Run a worker: the next execute_next reclaims the expired lease.",
+    "wait_for_worker_claim": "The attempt is visible; a worker on the queue will claim it.",
+    "wait_until_attempt_visible": "The next attempt becomes visible at next_visible_at.",
+    "wait_for_attempt_completion": "A worker holds the attempt under an unexpired lease.",
+    "wait_for_new_runnables": "The run is idle until new work is planned.",
+    "inspect_dispatch_state": "Nothing is scheduled or held; check the dispatch table.",
+    "inspect_deadline_policy": "A deadline is due soon.",
+    "apply_host_escalation_policy": "A deadline has passed; apply the host's escalation.",
+}
+ONCE_PER_RUN = ("start_run", "cancel_run")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Explanation(_View):
+    """Why a run is where it is (``reason``, about ``step``), what to do next, and why."""
+
+    status: RunStatus
+    reason: Reason
+    step: str | None
+    summary: str
+    details: dict[str, Any]
+    next_actions: list[str]
+    evidence: dict[str, Any]
+    run_id: str | None = None
+
+
+def explain(
+    state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecord],
+    commands: list[CommandReceipt], *, now: datetime,
+) -> Explanation:
+    """Decide the reason and gather the evidence for one run."""
+    reason, step, details = _decide(state, spec, live, now)
+    deadline = run_deadline(state, now) if not state.terminal else None
+    deadline = deadline or _deadline(state, spec, now)
+    actions = [NEXT_ACTION[reason]]
+    if deadline is not None and not state.terminal:
+        extra = DEADLINE_ACTION.get(DeadlineState(deadline["state"]))
+        if extra:
+            actions.append(extra)
+        details["deadline"] = deadline
+    details["actions"] = {a: ACTION_HINTS[a] for a in actions}
+    return Explanation(
+        status=RunStatus(state.status), reason=reason, step=step,
+        summary=_summary(state, reason, step, details), details=details,
+        next_actions=actions, evidence=evidence(state, spec, live, commands, now),
+        run_id=state.run_id,
+    )
+
+
+def _decide(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecord],
+            now: datetime) -> tuple[Reason, str | None, dict[str, Any]]:
+    if state.terminal:
+        return Reason.TERMINAL, _terminal_step(state), {
+            "terminal_at": state.terminal_at, "terminal_error": state.terminal_error}
+    if state.status == RunStatus.PAUSED or state.manual is not None:
+        manual = state.manual or {}
+        return Reason.MANUAL_INTERVENTION_REQUIRED, manual.get("step"), {"manual_state": manual}
+    expected = {f"{state.run_id}/{r.key}/{r.attempt}": r for r in state.active_runnables()}
+    rows = [r for r in live if r.attempt_id in expected]
+    by_status = {s: [r for r in rows if r.status == s] for s in ("finished", "claimed", "visible")}
+    if by_status["finished"]:
+        return _row_reason(Reason.COMPLETED_RESULT_PENDING_APPLY, by_status["finished"][0])
+    missing = [r for key, r in expected.items()
+               if r.status == "scheduled" and key not in {x.attempt_id for x in rows}]
+    if missing:
+        return Reason.PLANNED_DISPATCH_PENDING_SCHEDULE, missing[0].step, {
+            "runnable_key": missing[0].key, "attempt_number": missing[0].attempt}
+    expired = [r for r in by_status["claimed"] if _expired(r, now)]
+    if expired:
+        return _row_reason(Reason.EXPIRED_CLAIM, expired[0])
+    if by_status["claimed"]:
+        return _row_reason(Reason.ATTEMPT_CLAIMED, by_status["claimed"][0])
+    visible = sorted(by_status["visible"], key=lambda r: r.visible_at)
+    due = [r for r in visible if r.visible_at <= now]
+    if due:
+        return _row_reason(Reason.ATTEMPT_VISIBLE, due[0])
+    if visible:
+        row = visible[0]
+        deferred = row.attempt_number > 1 or _after_wait(state, spec, row.step)
+        return _row_reason(Reason.DEFERRED_CONTINUATION if deferred
+                           else Reason.ATTEMPT_SCHEDULED_FOR_LATER, row)
+    if state.status == RunStatus.STARTED and not state.runnables:
+        return Reason.RUN_STARTED, None, {}
+    if state.status == RunStatus.IDLE:
+        return Reason.IDLE, None, {}
+    return Reason.WAITING_FOR_DISPATCH, None, {}
+
+
+def _row_reason(reason: Reason, row: AttemptRecord) -> tuple[Reason, str | None, dict[str, Any]]:
+    return reason, row.step, {
+        "runnable_key": row.runnable_key, "attempt_number": row.attempt_number,
+        "dispatch_status": row.status, "visible_at": row.visible_at,
+        "claimed_at": row.claimed_at, "lease_expires_at": row.lease_expires_at,
+        "owner_id": row.owner_id, "claim_id": row.claim_id, "claims": row.claims,
+    }
+
+
+def _expired(row: AttemptRecord, now: datetime) -> bool:
+    return row.lease_expires_at is not None and row.lease_expires_at <= now
+
+
+def _after_wait(state: RunState, spec: WorkflowSpec | None, step: str) -> bool:
+    """True when ``step`` was scheduled by a ``wait`` step's route."""
+    if spec is None:
+        return False
+    names = [s.name for s in spec.steps]
+    if spec.is_sequential:
+        i = names.index(step) if step in names else 0
+        return i > 0 and spec.steps[i - 1].kind is StepKind.WAIT
+    if spec.uses_dependencies:
+        return any(spec.step(d).kind is StepKind.WAIT for d in spec.step(step).after)
+    for route in reversed(state.routes):
+        if route["to"] == step:
+            return spec.has_step(route["frm"]) and spec.step(route["frm"]).kind is StepKind.WAIT
+    return False
+
+
+def _terminal_step(state: RunState) -> str | None:
+    if state.reason and any(r.step == state.reason for r in state.runnables.values()):
+        return state.reason
+    failed = [r.step for r in state.runnables.values() if r.status == "failed"]
+    if failed:
+        return failed[-1]
+    return state.completed_steps[-1] if state.completed_steps else None
+
+
+def _deadline(state: RunState, spec: WorkflowSpec | None, now: datetime) -> dict[str, Any] | None:
+    """The most urgent deadline of live work (active runnables and the manual gate)."""
+    found = []
+    for r in state.active_runnables():
+        policy = deadline_policy(getattr(r, "deadline", None), spec, r.step)
+        if r.deadline_at and policy is not None:
+            found.append(evaluate_deadline(r.deadline_at, policy, now, step=r.step))
+    manual = state.manual or {}
+    step_name = manual.get("step")
+    policy = deadline_policy(manual.get("deadline"), spec, step_name)
+    if manual.get("deadline_at") and policy is not None:
+        found.append(evaluate_deadline(manual["deadline_at"], policy, now, step=step_name))
+    return most_urgent(found)
+
+
+def _summary(state: RunState, reason: Reason, step: str | None, details: dict[str, Any]) -> str:
+    about = f" at step {step!r}" if step else ""
+    if reason is Reason.TERMINAL:
+        error = state.terminal_error or {}
+        tail = f": {error.get('type')}: {redact_text(str(error.get('message', '')))}" \
+            if error else ""
+        return f"Run {state.status}{about}{tail}."
+    texts = {
+        Reason.MANUAL_INTERVENTION_REQUIRED: "Run is paused{about}, waiting for an operator",
+        Reason.COMPLETED_RESULT_PENDING_APPLY: "The outcome{about} is durable but not applied",
+        Reason.PLANNED_DISPATCH_PENDING_SCHEDULE: "An attempt{about} is planned but has no "
+                                                  "dispatch row",
+        Reason.EXPIRED_CLAIM: "The worker's lease on the attempt{about} has expired",
+        Reason.ATTEMPT_CLAIMED: "A worker is running the attempt{about}",
+        Reason.ATTEMPT_VISIBLE: "The attempt{about} is visible, waiting for a worker",
+        Reason.DEFERRED_CONTINUATION: "The run continues{about} once the attempt becomes visible",
+        Reason.ATTEMPT_SCHEDULED_FOR_LATER: "The attempt{about} is scheduled for later",
+        Reason.IDLE: "The run is idle, waiting for new runnables",
+        Reason.RUN_STARTED: "The run started but nothing is planned yet",
+        Reason.WAITING_FOR_DISPATCH: "The run is live but nothing is scheduled or held",
+    }
+    text = texts[reason].format(about=about)
+    if reason in (Reason.DEFERRED_CONTINUATION, Reason.ATTEMPT_SCHEDULED_FOR_LATER):
+        text += f" at {iso(details['visible_at'])}"
+    return text + "."
+
+
+def command_history(state: RunState, commands: list[CommandReceipt]) -> list[dict[str, Any]]:
+    """Commands applied to the run, oldest first, starting with its ``start_run``.
+
+    The journal's command entries (``state.commands``, written by the controls
+    layer) are used when present; otherwise stored idempotency receipts are.
+    """
+    start = {"signal_type": "start_run", "idempotency_key": None, "actor": None,
+             "comment": None, "metadata": None, "occurred_at": state.started_at}
+    journaled = getattr(state, "commands", None)
+    if isinstance(journaled, list) and journaled:
+        entries = [dict(c) for c in journaled if isinstance(c, dict)]
+    else:
+        entries = [_receipt_entry(c) for c in commands]
+    if not any(e.get("signal_type") == "start_run" for e in entries):
+        entries.insert(0, start)
+    return entries
+
+
+def duplicate_commands(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Commands delivered more than once: the same signal type and idempotency key, or a
+    once-per-run command (``start_run``, ``cancel_run``) repeated without a key."""
+    groups: Counter[tuple[str, str | None]] = Counter()
+    for e in history:
+        signal, key = str(e.get("signal_type")), e.get("idempotency_key")
+        if key or signal in ONCE_PER_RUN:
+            groups[(signal, key)] += 1
+    return [{"signal_type": signal, "idempotency_key": key, "count": n}
+            for (signal, key), n in groups.items() if n > 1]
+
+
+def _receipt_entry(receipt: CommandReceipt) -> dict[str, Any]:
+    result: dict[str, Any] = receipt.result if isinstance(receipt.result, dict) else {}
+    nested = result.get("attrs")
+    attrs: dict[str, Any] = nested if isinstance(nested, dict) else result
+    return {
+        "signal_type": receipt.signal_type, "idempotency_key": receipt.idempotency_key,
+        "actor": attrs.get("actor"), "comment": attrs.get("comment"),
+        "metadata": attrs.get("metadata"), "occurred_at": iso(receipt.recorded_at),
+    }
+
+
+def evidence(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecord],
+             commands: list[CommandReceipt], now: datetime) -> dict[str, Any]:
+    """The facts behind an explanation."""
+    history = command_history(state, commands)
+    counts = Counter(str(e.get("signal_type")) for e in history)
+    live_by_id = {r.attempt_id: r for r in live}
+    attempt_counts: Counter[str] = Counter()
+    for r in state.runnables.values():
+        for a in r.attempts:
+            row = live_by_id.get(f"{state.run_id}/{r.key}/{a.number}")
+            status = "running" if a.status == "scheduled" and row and row.status == "claimed" \
+                else a.status
+            attempt_counts[status] += 1
+    visible = [r.visible_at for r in live if r.status == "visible"]
+    completed = set(state.completed_steps)
+    latest = latest_runnables(state)
+    policies = {}
+    for name in [s.name for s in spec.steps] if spec else list(latest):
+        policy = recovery_policy(spec.step(name) if spec else None,
+                                 completed=name in completed, runnable=latest.get(name))
+        if policy and (policy["irreversible"] or policy["compensate"]
+                       or policy["compensatable"] is False):
+            policies[name] = policy
+    return {
+        "command_history": history, "command_counts": dict(counts),
+        "duplicate_commands": duplicate_commands(history), "attempt_counts": dict(attempt_counts),
+        "next_visible_at": iso(min(visible)) if visible else None,
+        "recovery_policies": policies,
+        "replay_safe": all(p is not None and p["replay_safe"] for p in policies.values()),
+        "thread_revisions": {state.run_id: state.revision},
+        "anomalies": anomalies(state, live, now=now),
+    }
+
+
+def anomalies(state: RunState, live: list[AttemptRecord], *,
+              now: datetime) -> list[dict[str, Any]]:
+    """Disagreements between the journal and the dispatch table."""
+    out = []
+    live_ids = {r.attempt_id for r in live}
+    expected = {}
+    for r in state.active_runnables():
+        attempt_id = f"{state.run_id}/{r.key}/{r.attempt}"
+        expected[attempt_id] = r
+        if r.status == "scheduled" and attempt_id not in live_ids:
+            out.append({"kind": "planned_dispatch_pending_schedule", "step": r.step,
+                        "runnable_key": r.key, "attempt_number": r.attempt})
+    for row in live:
+        if row.attempt_id not in expected:
+            out.append({"kind": "stale_dispatch_row", "step": row.step,
+                        "runnable_key": row.runnable_key, "attempt_number": row.attempt_number,
+                        "dispatch_status": row.status})
+        elif row.status == "claimed" and _expired(row, now):
+            out.append({"kind": "expired_claim", "step": row.step,
+                        "runnable_key": row.runnable_key, "attempt_number": row.attempt_number})
+    return out

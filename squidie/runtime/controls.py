@@ -1,0 +1,101 @@
+"""Cancel, replay and child-run decisions (the API mixin wires them to storage)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from squidie.errors import IncompatibleDefinition, InvalidTransition, SquidieError, UnsafeReplay
+from squidie.journal import AttemptRecord, JournalStore
+from squidie.runtime.commands import Command
+from squidie.runtime.loading import load_state, resolve_workflow, retry_on_conflict
+from squidie.runtime.plan import Plan, audit_event
+from squidie.runtime.state import RunState
+from squidie.workflow import CompiledWorkflow
+
+# Ids derived from idempotency keys make "create a run" effects idempotent too.
+_NAMESPACE = uuid.UUID("8a4f7c52-4c61-4d0b-9a43-5d1f2f0b7e10")
+_EXECUTED = ("outcome_recorded", "applied", "failed", "retrying")
+
+
+def derived_id(kind: str, key: str) -> str:
+    """A stable run id for the run an idempotent command creates."""
+    return str(uuid.uuid5(_NAMESPACE, f"{kind}:{key}"))
+
+
+def plan_cancel(plan: Plan, command: Command) -> None:
+    """End the run as cancelled; InvalidTransition when it already ended.
+
+    Committing it withdraws every live dispatch row in the same write, so a worker
+    still running a step of this run fails its fence and its output is never applied.
+    """
+    state = plan.state
+    if state.terminal:
+        raise InvalidTransition(
+            f"cannot cancel run {state.run_id}: it is already {state.status}",
+            run_id=state.run_id, status=state.status)
+    step = state.manual["step"] if state.manual else None
+    plan.add("audit", event=audit_event("cancelled", step, plan.at, actor=command.actor,
+                                        comment=command.comment,
+                                        metadata=command.attrs_metadata))
+    plan.add("run_cancelled", reason="cancelled")
+
+
+def replay_definition(store: JournalStore, source: RunState,
+                      allow_irreversible: bool) -> CompiledWorkflow:
+    """The definition a replay of ``source`` would run, once replay is known to be safe.
+
+    UnsafeReplay: the run was started from a spec, or it executed an irreversible
+    (or ``compensatable=False``) step and ``allow_irreversible`` is False.
+    IncompatibleDefinition: the workflow changed since the run started, so the
+    replay would not repeat what the run did.
+    """
+    if source.spec is not None:
+        raise UnsafeReplay(
+            f"run {source.run_id} was started from a runtime-authored spec; replay of spec "
+            "runs is not supported", run_id=source.run_id)
+    try:
+        compiled = resolve_workflow(source.workflow)
+    except SquidieError as exc:
+        raise IncompatibleDefinition(
+            f"cannot replay run {source.run_id}: workflow {source.workflow!r} cannot be "
+            f"loaded ({exc.message})", run_id=source.run_id) from exc
+    if compiled.fingerprint != source.fingerprint:
+        raise IncompatibleDefinition(
+            f"cannot replay run {source.run_id}: workflow {source.workflow!r} changed since "
+            f"the run started (fingerprint {str(source.fingerprint)[:12]} -> "
+            f"{compiled.fingerprint[:12]}); start a new run instead",
+            run_id=source.run_id)
+    unsafe = executed_unsafe_steps(source, store.list_attempts(source.run_id))
+    if unsafe and not allow_irreversible:
+        raise UnsafeReplay(
+            f"run {source.run_id} executed irreversible step(s) {unsafe}; pass "
+            "allow_irreversible=True to replay it anyway", run_id=source.run_id, steps=unsafe)
+    return compiled
+
+
+def executed_unsafe_steps(state: RunState, rows: list[AttemptRecord]) -> list[str]:
+    """Steps marked irreversible (or compensatable=False) that ran at least once."""
+    claimed = {r.runnable_key for r in rows if r.claims > 0}
+    out = []
+    for r in state.runnables.values():
+        unsafe = r.irreversible or r.compensatable is False
+        ran = r.status in _EXECUTED or r.key in claimed or any(
+            a.finished_at for a in r.attempts)
+        if unsafe and ran and r.step not in out:
+            out.append(r.step)
+    return out
+
+
+def note_child(store: JournalStore, parent_run_id: str, child: dict[str, Any], now: Any) -> None:
+    """Record a child run on its parent (once, whatever the retries)."""
+
+    def write() -> None:
+        state = load_state(store, parent_run_id)
+        if any(c["run_id"] == child["run_id"] for c in state.children):
+            return
+        plan = Plan(state, now)
+        plan.add("child_started", child=child)
+        plan.commit(store)
+
+    retry_on_conflict(write)

@@ -1,0 +1,144 @@
+"""Saga compensation: when a step fails for good and has no error transition,
+completed steps with ``compensate=`` are compensated in reverse completion order.
+
+Compensations run inline, in the worker that applies the failure, but never
+without a durable record (docs/decisions/0003-inline-saga.md):
+
+1. The failed outcome stays *recorded, not applied* while the saga runs, so its
+   dispatch row (``finished``) is the saga's durable driver: if the worker dies,
+   the row's lease runs out and the next ``execute_next`` resumes the saga.
+2. Before a compensation is called, ``compensation_started`` is committed under
+   the claim's fence; after it returns, ``compensated`` records its result or
+   failure. A compensation interrupted by a crash is visible (started, no
+   result) and is called once more with ``ctx.attempt`` increased.
+3. The forward step's retry policy does not apply: each compensation is called
+   once per saga pass; failures are recorded and the saga moves on.
+4. Finally the failure is applied and the run fails, in one fenced write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from squidie.errors import InvalidOption, JournalConflict
+from squidie.journal import Fence, JournalStore
+from squidie.runtime.loading import load_state, resolve_workflow, retry_on_conflict
+from squidie.runtime.plan import Plan, audit_event
+from squidie.runtime.state import RunnableState, RunState
+from squidie.workflow import StepContext, StepSpec, WorkflowSpec
+
+Replan = Callable[[Plan], None]
+_DONE = ("completed", "failed")
+
+
+def pending(state: RunState) -> list[RunnableState]:
+    """Completed compensatable runnables still to compensate, newest completion first."""
+    done = {c["key"] for c in state.compensations if c["status"] in _DONE}
+    out: list[RunnableState] = []
+    seen: set[str] = set()
+    for name in reversed(state.completed_steps):
+        runnable = state.latest_runnable(name)
+        if (runnable is None or runnable.key in seen or not runnable.compensate
+                or runnable.status != "applied"):
+            continue
+        seen.add(runnable.key)
+        if runnable.key not in done:
+            out.append(runnable)
+    return out
+
+
+def begin(plan: Plan, spec: WorkflowSpec, key: str, error: Any, *, replan: Replan,
+          actions: Mapping[str, Any] | None) -> bool:
+    """Defer the run's failure to a saga when something is left to compensate."""
+    if not pending(plan.state):
+        return False
+
+    def run(outer: Plan, store: JournalStore, fence: Fence | None) -> int:
+        return _run(outer, store, fence, key=key, error=error, replan=replan, actions=actions)
+
+    plan.deferred = run
+    return True
+
+
+def _run(plan: Plan, store: JournalStore, fence: Fence | None, *, key: str, error: Any,
+         replan: Replan, actions: Mapping[str, Any] | None) -> int:
+    run_id = plan.state.run_id
+    keep = replace(fence, statuses=("finished",), set_status="finished", unexpired=True) \
+        if fence is not None else None
+    failed_step = plan.state.runnables[key].step
+    while True:
+        state = load_state(store, run_id)
+        if state.terminal or state.runnables[key].status != "outcome_recorded":
+            # Applied elsewhere meanwhile: let the caller re-read and retire its row.
+            raise JournalConflict(f"outcome of {key!r} in run {run_id} was applied elsewhere",
+                                  run_id=run_id)
+        todo = pending(state)
+        if not todo:
+            break
+        target = todo[0]
+        previous = next((c for c in state.compensations if c["key"] == target.key), None)
+        attempt = (previous["attempts"] if previous else 0) + 1
+        intent = Plan(state, plan.now)
+        intent.add("compensation_started", step=target.step, key=target.key,
+                   compensate=target.compensate, attempt=attempt)
+        intent.commit(store, fence=keep, checkpoint=False)
+        outcome = _call(intent.state, target, {"step": failed_step, "error": error}, attempt,
+                        actions, fence.claim_id if fence else "")
+        _record(store, run_id, plan, target, attempt, outcome)
+    final = Plan(load_state(store, run_id), plan.now)
+    replan(final)
+    revision = final.commit(store, fence=fence)
+    plan.state = final.state
+    return revision
+
+
+def _record(store: JournalStore, run_id: str, plan: Plan, target: RunnableState, attempt: int,
+            outcome: dict[str, Any]) -> None:
+    """Record what a compensation did. Unfenced: a result that happened is always kept."""
+    def write() -> None:
+        result = Plan(load_state(store, run_id), plan.now)
+        event = audit_event("compensated", target.step, plan.at, ok=outcome["ok"],
+                            error=outcome.get("error"))
+        result.add("compensated", step=target.step, key=target.key, attempt=attempt,
+                   ok=outcome["ok"], output=outcome.get("output"), error=outcome.get("error"),
+                   event=event)
+        result.commit(store, checkpoint=False)
+
+    retry_on_conflict(write)
+
+
+def _call(state: RunState, target: RunnableState, failure: dict[str, Any], attempt: int,
+          actions: Mapping[str, Any] | None, claim_id: str) -> dict[str, Any]:
+    """Call one compensation ``(input, ctx)``; its result or failure as an outcome."""
+    from squidie.runtime.actions import exception_outcome, ok_outcome, run_action
+
+    action = _action(state, target.compensate or "", actions)
+    if action is None:
+        return {"ok": False, "output": None, "error": {
+            "type": "CompensationUnavailable", "code": "compensation_unavailable",
+            "message": f"compensation {target.compensate!r} of step {target.step!r} cannot "
+                       "be found in the deployed definition"}}
+    ctx = StepContext(
+        run_id=state.run_id, workflow=state.workflow, step=target.step, attempt=attempt,
+        runnable_key=f"compensate:{target.key}",
+        idempotency_key=f"{state.run_id}:compensate:{target.key}", claim_id=claim_id,
+        state=state.view(),
+    )
+    input = {"step_input": target.input, "step_output": target.output, "failure": failure}
+    try:
+        return ok_outcome(run_action(StepSpec(name=target.step), action, input, ctx))
+    except Exception as exc:  # a compensation's failure is recorded, not raised
+        return exception_outcome(exc)
+
+
+def _action(state: RunState, ref: str, actions: Mapping[str, Any] | None) -> Any:
+    if actions is not None and ref in actions:
+        return actions[ref]
+    if state.spec is not None:
+        return None
+    try:
+        return resolve_workflow(state.workflow).actions.get(ref)
+    except InvalidOption:
+        return None

@@ -1,0 +1,131 @@
+"""Sagas: compensations in reverse completion order, called (input, ctx), results
+and failures recorded, never retried by the forward policy, and never run twice
+without a record; recovery markers only annotate routes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from squidie import RunStatus, Squidie
+from squidie.runtime import saga
+from squidie.testing import drain
+from tests.workflows_manual import (
+    CALLS,
+    Plain,
+    Rescue,
+    RescueCompensation,
+    Trip,
+    TripWithFail,
+    connect_fake,
+    journal_kinds,
+)
+
+
+@pytest.fixture
+def sq(db_url: str) -> Squidie:
+    CALLS.clear()
+    return connect_fake(db_url)
+
+
+def test_compensations_run_in_reverse_completion_order(sq: Squidie) -> None:
+    run = sq.start(Trip)
+    drain(sq)
+    snap = sq.inspect_run(run.run_id, include_history=True)
+    assert snap.status == RunStatus.FAILED
+    assert snap.reason == "pay"
+    assert snap.terminal_error is not None and snap.terminal_error["message"] == \
+        "gateway timeout"
+    assert [c[0] for c in CALLS] == ["flight", "hotel"]  # "note" has no compensate=
+    assert [(c["step"], c["status"]) for c in snap.compensations] == \
+        [("flight", "failed"), ("hotel", "completed")]
+    assert snap.compensations[1]["output"] == {"cancelled": "hotel"}
+    assert snap.compensations[0]["error"]["message"] == "airline api down"
+
+
+def test_a_compensation_gets_the_step_input_output_and_the_failure(sq: Squidie) -> None:
+    sq.start(Trip, payload={"who": "Pippin"})
+    drain(sq)
+    hotel = next(c for c in CALLS if c[0] == "hotel")
+    assert hotel[1] == {
+        "step_input": {"who": "Pippin"},
+        "step_output": {"hotel_ref": "hotel-42"},
+        "failure": {"step": "pay", "error": {"type": "RuntimeError", "code": "exception",
+                                             "message": "gateway timeout"}},
+    }
+    assert hotel[2] == 1  # ctx.attempt
+
+
+def test_compensations_are_recorded_as_audit_events(sq: Squidie) -> None:
+    run = sq.start(Trip)
+    drain(sq)
+    events = [e for e in sq.inspect_run(run.run_id, include_history=True).audit_events or []
+              if e["type"] == "compensated"]
+    assert [(e["step"], e["ok"]) for e in events] == [("flight", False), ("hotel", True)]
+
+
+def test_compensations_are_not_retried_by_the_forward_policy(sq: Squidie) -> None:
+    run = sq.start(Trip)  # pay has retry(max_attempts=2); the failing compensation does not
+    drain(sq)
+    sq.clock.advance(timedelta(hours=1))  # type: ignore[attr-defined]
+    drain(sq)
+    assert [c[0] for c in CALLS].count("flight") == 1
+    assert journal_kinds(sq, run.run_id).count("compensation_started") == 2
+
+
+def test_fail_without_error_route_compensates(sq: Squidie) -> None:
+    run = sq.start(TripWithFail)
+    drain(sq)
+    assert [c[0] for c in CALLS] == ["hotel"]
+    assert sq.inspect_run(run.run_id).status == RunStatus.FAILED
+
+
+def test_an_error_route_is_not_a_saga_and_recovery_markers_are_audited(sq: Squidie) -> None:
+    run = sq.start(Rescue)
+    drain(sq)
+    snap = sq.inspect_run(run.run_id, include_history=True)
+    assert snap.status == RunStatus.COMPLETED
+    assert CALLS == [] and snap.compensations == []
+    undo = [e for e in snap.audit_events or [] if e["type"] == "undo_routed"]
+    assert len(undo) == 1 and undo[0]["step"] == "risky" and undo[0]["to"] == "undo_it"
+    other = sq.start(RescueCompensation)
+    drain(sq)
+    events = sq.inspect_run(other.run_id, include_history=True).audit_events or []
+    assert [e["type"] for e in events] == ["compensation_routed"]
+
+
+def test_runs_without_compensations_fail_as_before(sq: Squidie) -> None:
+    run = sq.start(Plain)
+    drain(sq)
+    assert sq.inspect_run(run.run_id).compensations == []
+
+
+def test_a_crash_mid_saga_resumes_it_and_never_runs_a_compensation_unrecorded(
+    sq: Squidie, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = sq.start(TripWithFail)
+    real_record = saga._record
+
+    def die(*args: Any, **kwargs: Any) -> None:
+        raise SystemExit("worker killed after the compensation ran")
+
+    monkeypatch.setattr(saga, "_record", die)
+    sq.execute_next(owner_id="w1", lease_for=30)  # hotel
+    with pytest.raises(SystemExit):
+        sq.execute_next(owner_id="w1", lease_for=30)  # pay fails -> saga -> "crash"
+    assert [c[0] for c in CALLS] == ["hotel"]
+    kinds = journal_kinds(sq, run.run_id)
+    assert kinds[-1] == "compensation_started"  # durable intent before the call
+    assert sq.inspect_run(run.run_id).status == RunStatus.RUNNING
+    monkeypatch.setattr(saga, "_record", real_record)
+    assert drain(sq) == []  # the failed outcome's row is still leased
+    sq.clock.advance(timedelta(seconds=31))  # type: ignore[attr-defined]
+    drain(sq, owner_id="w2")
+    snap = sq.inspect_run(run.run_id, include_history=True)
+    assert snap.status == RunStatus.FAILED
+    assert [(c[0], c[2]) for c in CALLS] == [("hotel", 1), ("hotel", 2)]
+    assert snap.compensations == [{**snap.compensations[0], "status": "completed",
+                                   "attempts": 2}]
+    assert journal_kinds(sq, run.run_id).count("compensation_started") == 2
