@@ -181,11 +181,13 @@ def chart(scenario: Scenario, path: Path) -> None:
         xs, ys = zip(*scenario.samples, strict=True)
         ax.plot(xs, ys, label="completed runs")
     for at, what in scenario.events:
-        if "started" in what:
+        if not what.startswith("SIG"):
             continue
-        ax.axvline(at, color="red" if "PostgreSQL" in what else "orange", alpha=0.6)
-        ax.annotate(what.split(" (")[0], (at, 0), rotation=90, fontsize=7, va="bottom",
-                    xytext=(3, 5), textcoords="offset points")
+        label = " ".join(what.replace("the PostgreSQL postmaster", "postgres").split()[:2])
+        label = label.rstrip(":")
+        ax.axvline(at, color="red" if "postgres" in label else "orange", alpha=0.6)
+        ax.text(at, 0.03, f" {label}", rotation=90, fontsize=8, va="bottom",
+                transform=ax.get_xaxis_transform())
     ax.set(xlabel="seconds", ylabel="runs", title="resilience: progress through disruptions")
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -58,7 +58,7 @@ _LAZY = {
     "Payload": "squidie.cron",
     "Executor": "squidie.cron",
     "EditorSpec": "squidie.workflow.editor",
-    "visibility": "squidie.read_model.visibility",
+    "visibility": "squidie.visibility",
     "RunGraph": "squidie.read_model",
     "Explanation": "squidie.read_model",
 }

@@ -63,6 +63,16 @@ def test_replay_before_the_irreversible_step_ran_is_safe(sq: Squidie) -> None:
     assert sq.replay(run.run_id).replayed_from_run_id == run.run_id
 
 
+def test_replay_of_a_live_run_that_may_still_reach_an_irreversible_step_is_unsafe(
+    sq: Squidie,
+) -> None:
+    run = sq.start(Launch, payload={"target": "mordor"})
+    sq.execute_next(owner_id="w")  # prepare done; fire still ahead: both runs would fire
+    with pytest.raises(UnsafeReplay, match="'fire'"):
+        sq.replay(run.run_id)
+    assert sq.replay(run.run_id, allow_irreversible=True).replayed_from_run_id == run.run_id
+
+
 def test_compensatable_false_counts_as_irreversible(sq: Squidie) -> None:
     run = sq.start(Ledger)
     drain(sq)

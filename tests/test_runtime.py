@@ -278,6 +278,30 @@ class TestLeases:
         assert sq.inspect_run(run.run_id).context == {}
 
 
+class TestCancelRaces:
+    def test_cancel_between_a_conflict_and_its_retry_discards_the_result(
+        self, sq: Squidie, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        run = sq.start(FiveStepJoin, payload={"order": 9})
+        sq.execute_next(owner_id="w")  # prepare: three branches now due
+        real_write = sq.store.write
+        raced: list[bool] = []
+
+        def write(w: Any) -> int:
+            if not raced and any(f.kind == "attempt_finished" for f in w.facts):
+                raced.append(True)
+                sq.cancel(run.run_id)  # an operator cancels...
+                raise squidie.JournalConflict("a sibling branch wrote first")  # ...mid-race
+            return real_write(w)
+
+        monkeypatch.setattr(sq.store, "write", write)
+        with pytest.raises(LeaseLost):
+            sq.execute_next(owner_id="w")
+        final = sq.inspect_run(run.run_id, include_history=True)
+        assert final.status == "cancelled"
+        assert not any(k.endswith("_by") and k != "prepare_by" for k in final.context)
+
+
 class TestRecovery:
     def test_completed_but_not_applied_is_applied_by_the_next_worker(
         self, sq: Squidie, clock: FakeClock, monkeypatch: pytest.MonkeyPatch

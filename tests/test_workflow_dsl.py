@@ -168,6 +168,15 @@ class TestValidationReportsEveryProblem:
         assert "cannot be mixed with transitions" in text
         assert "unknown step 'zz'" in text
 
+    def test_mixing_after_and_transitions_still_reports_transition_problems(self) -> None:
+        problems = problems_of(
+            steps=[step("a", Noop), step("b", Noop, after=["a"])],
+            transitions=[transition("a", to="nowhere")],
+        )
+        text = "\n".join(problems)
+        assert "cannot be mixed with transitions" in text
+        assert "unknown target 'nowhere'" in text
+
     def test_dependency_cycle_and_manual_steps_in_after_workflows(self) -> None:
         problems = problems_of(steps=[step("a", Noop, after=["b"]), step("b", Noop, after=["a"]),
                                       pause("p")])

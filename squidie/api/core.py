@@ -151,7 +151,8 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
     def inspect_run(self, run_id: str, *, include_history: bool = False,
                     now: datetime | None = None) -> RunSnapshot:
         """The run as it stands; ``include_history`` adds steps, step runs, attempts, audit."""
-        return self._snapshot(load_state(self.store, run_id), include_history, now)
+        state = load_state(self.store, run_id, history=include_history)
+        return self._snapshot(state, include_history, now)
 
     def list_runs(
         self,

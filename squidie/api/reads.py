@@ -32,7 +32,7 @@ class ReadsMixin:
         grow with the run's history (only live dispatch rows are read).
         """
         moment = self._now(now)
-        state = load_state(self.store, run_id)
+        state = load_state(self.store, run_id, history=include_history)
         if include_history:
             rows = rows_by_id(self.store.list_attempts(run_id))
         else:

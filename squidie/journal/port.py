@@ -34,8 +34,9 @@ class JournalStore(Protocol):
     def get_run(self, run_id: str) -> RunRecord | None:
         """The catalog row of a run, if it exists."""
 
-    def load(self, run_id: str) -> LoadedRun:
-        """A run's checkpoint (if valid) and every fact after it; RunNotFound if absent."""
+    def load(self, run_id: str, *, use_checkpoint: bool = True) -> LoadedRun:
+        """A run's checkpoint (if valid and wanted) and every fact after it;
+        RunNotFound if absent."""
 
     def write(self, write: RunWrite) -> int:
         """Apply one atomic write; returns the new revision.

@@ -123,8 +123,9 @@ class SqlStore:
             row = conn.execute(select(runs).where(runs.c.run_id == run_id)).first()
         return _run_record(row) if row else None
 
-    def load(self, run_id: str) -> LoadedRun:
-        """A run's checkpoint (if valid) and every fact after it; RunNotFound if absent."""
+    def load(self, run_id: str, *, use_checkpoint: bool = True) -> LoadedRun:
+        """A run's checkpoint (if valid and wanted) and every fact after it;
+        RunNotFound if absent."""
         with self._tx() as conn:
             revision = conn.execute(
                 select(runs.c.revision).where(runs.c.run_id == run_id)
@@ -134,7 +135,7 @@ class SqlStore:
             cp_row = conn.execute(
                 select(checkpoints.c.revision, checkpoints.c.state)
                 .where(checkpoints.c.run_id == run_id)
-            ).first()
+            ).first() if use_checkpoint else None
             checkpoint = None
             # A checkpoint ahead of the journal is not believed: the journal is the truth.
             if cp_row is not None and cp_row.revision <= revision:

@@ -205,7 +205,8 @@ def _after_wait(state: RunState, spec: WorkflowSpec | None, step: str) -> bool:
 def _terminal_step(state: RunState) -> str | None:
     if state.reason and any(r.step == state.reason for r in state.runnables.values()):
         return state.reason
-    failed = [r.step for r in state.runnables.values() if r.status == "failed"]
+    failed = [r.step for r in state.runnables.values() if r.status == "failed"] \
+        or state.failed_steps
     if failed:
         return failed[-1]
     return state.completed_steps[-1] if state.completed_steps else None
@@ -301,6 +302,7 @@ def evidence(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecor
     counts = Counter(str(e.get("signal_type")) for e in history)
     live_by_id = {r.attempt_id: r for r in live}
     attempt_counts: Counter[str] = Counter()
+    attempt_counts.update(state.finished_attempts)  # runnables folded into the summary
     for r in state.runnables.values():
         for a in r.attempts:
             row = live_by_id.get(f"{state.run_id}/{r.key}/{a.number}")
@@ -311,7 +313,11 @@ def evidence(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecor
     completed = set(state.completed_steps)
     latest = latest_runnables(state)
     policies = {}
-    for name in [s.name for s in spec.steps] if spec else list(latest):
+    marked = {r.step for r in latest.values() if r.notable}
+    # Only steps with a side-effect contract can have a notable policy.
+    names = [s.name for s in spec.steps if s.irreversible or s.compensate
+             or s.compensatable is False or s.name in marked] if spec else list(latest)
+    for name in names:
         policy = recovery_policy(spec.step(name) if spec else None,
                                  completed=name in completed, runnable=latest.get(name))
         if policy and (policy["irreversible"] or policy["compensate"]

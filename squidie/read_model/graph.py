@@ -24,7 +24,7 @@ from typing import Any
 
 from squidie.journal import AttemptRecord
 from squidie.read_model.deadlines import evaluate_deadline
-from squidie.read_model.inspecting import step_status
+from squidie.read_model.inspecting import finished_statuses, step_status
 from squidie.read_model.views import RunStatus, StepStatus, _View
 from squidie.runtime.state import RunnableState, RunState
 from squidie.workflow.spec import COMPLETE, DeadlineSpec, StepSpec, WorkflowSpec
@@ -113,12 +113,13 @@ def build_graph(
     """The graph of ``state`` under ``spec``; ``rows`` are dispatch rows by attempt id
     (live rows suffice: they tell running attempts apart from pending ones)."""
     latest = latest_runnables(state)
+    finished = finished_statuses(state)
     names = [s.name for s in spec.steps] if spec else list(latest)
     nodes = []
     for name in names:
         step = spec.step(name) if spec else None
         nodes.append(_node(state, name, step, latest.get(name), rows, include_history, now,
-                           spec))
+                           spec, finished.get(name)))
     edges = declared_edges(spec) if spec else []
     if any(e["to"] == END_NODE for e in edges):
         done = state.status == RunStatus.COMPLETED
@@ -144,9 +145,9 @@ def latest_runnables(state: RunState) -> dict[str, RunnableState]:
 def _node(
     state: RunState, name: str, step: StepSpec | None, runnable: RunnableState | None,
     rows: dict[str, AttemptRecord], include_history: bool, now: datetime,
-    spec: WorkflowSpec | None,
+    spec: WorkflowSpec | None, finished: StepStatus | None = None,
 ) -> dict[str, Any]:
-    status = step_status(state, runnable, rows)
+    status = step_status(state, runnable, rows, finished)
     manual = state.manual if state.manual and state.manual.get("step") == name else None
     if manual is not None:
         status = StepStatus.PAUSED
@@ -172,7 +173,8 @@ def _node(
         "input": runnable.input if runnable else None,
         "output": runnable.output if runnable else None,
         "error": error, "attempts": attempts,
-        "recovery": recovery_policy(step, completed=name in state.completed_steps,
+        "recovery": recovery_policy(step, completed=finished is StepStatus.COMPLETED
+                                    or name in state.completed_steps,
                                     runnable=runnable),
         "manual_state": manual,
         "deadline": _deadline(runnable, step, spec, now),

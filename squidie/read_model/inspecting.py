@@ -83,11 +83,20 @@ def run_deadline(state: RunState, now: datetime) -> dict[str, Any] | None:
     return most_urgent(found)
 
 
+def finished_statuses(state: RunState) -> dict[str, StepStatus]:
+    """Steps whose runnables were folded into the run's summary, by final status."""
+    out = dict.fromkeys(state.completed_steps, StepStatus.COMPLETED)
+    out.update(dict.fromkeys(state.failed_steps, StepStatus.FAILED))
+    return out
+
+
 def step_status(state: RunState, runnable: RunnableState | None,
-                rows: dict[str, AttemptRecord] | None = None) -> StepStatus:
-    """The status of a declared step given its latest runnable."""
+                rows: dict[str, AttemptRecord] | None = None,
+                finished: StepStatus | None = None) -> StepStatus:
+    """The status of a declared step given its latest runnable; ``finished`` is its
+    entry in :func:`finished_statuses` when it has no runnable left in the state."""
     if runnable is None:
-        return StepStatus.WAITING
+        return finished or StepStatus.WAITING
     if runnable.status == "scheduled":
         row = (rows or {}).get(f"{state.run_id}/{runnable.key}/{runnable.attempt}")
         if row is not None and row.status == "claimed":
@@ -105,9 +114,11 @@ def step_states(
         dict.fromkeys(r.step for r in state.runnables.values())
     )
     out = []
+    finished = finished_statuses(state)
+    latest = {r.step: r for r in state.runnables.values()}
     for name in names:
-        runnable = state.latest_runnable(name)
-        status = step_status(state, runnable, rows)
+        runnable = latest.get(name)
+        status = step_status(state, runnable, rows, finished.get(name))
         if state.manual and state.manual.get("step") == name:
             status = StepStatus.PAUSED
         declared = spec.step(name) if spec and spec.has_step(name) else None

@@ -58,13 +58,19 @@ def run_action(step: StepSpec, action: Any, input: dict[str, Any], ctx: StepCont
         return {}
     if step.kind is StepKind.WAIT:
         return {}
-    fn: Any = action
-    if inspect.isclass(action):
-        fn = action().run
+    fn: Any = _callable_of(action)
     result = fn(input, ctx)
     if inspect.iscoroutine(result):
         result = run_coroutine(result)
     return result
+
+
+def _callable_of(action: Any) -> Any:
+    """A ``Step`` subclass gets a fresh instance per attempt; callables are used as is."""
+    if inspect.isclass(action):
+        instance: Any = action()
+        return instance.run
+    return action
 
 
 def run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:

@@ -46,7 +46,8 @@ def replay_definition(store: JournalStore, source: RunState,
     """The definition a replay of ``source`` would run, once replay is known to be safe.
 
     UnsafeReplay: the run was started from a spec, or it executed an irreversible
-    (or ``compensatable=False``) step and ``allow_irreversible`` is False.
+    (or ``compensatable=False``) step, or it is still live and its workflow has
+    such a step, and ``allow_irreversible`` is False.
     IncompatibleDefinition: the workflow changed since the run started, so the
     replay would not repeat what the run did.
     """
@@ -67,6 +68,11 @@ def replay_definition(store: JournalStore, source: RunState,
             f"{compiled.fingerprint[:12]}); start a new run instead",
             run_id=source.run_id)
     unsafe = executed_unsafe_steps(source, store.list_attempts(source.run_id))
+    if not source.terminal and not unsafe:
+        # A live run may still reach its irreversible steps: the replay would run
+        # them a second time.
+        unsafe = [s.name for s in compiled.spec.steps
+                  if s.irreversible or s.compensatable is False]
     if unsafe and not allow_irreversible:
         raise UnsafeReplay(
             f"run {source.run_id} executed irreversible step(s) {unsafe}; pass "

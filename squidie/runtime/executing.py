@@ -187,6 +187,11 @@ def record_outcome(
 
     def again() -> None:
         fresh = load_state(store, a.run_id)
+        current = fresh.runnables.get(a.runnable_key)
+        if fresh.terminal or current is None or current.attempt != a.attempt_number:
+            # Cancelled (or superseded) while the step ran: the claim no longer counts.
+            raise LeaseLost(f"run {a.run_id} moved on while attempt {a.attempt_id!r} ran; "
+                            "its result was discarded", attempt_id=a.attempt_id)
         retry_plan = Plan(fresh, now)
         retry_plan.add("attempt_finished", **data)
         retry_plan.commit(store, fence=fence, checkpoint=False)

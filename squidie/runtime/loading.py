@@ -18,12 +18,19 @@ T = TypeVar("T")
 CONFLICT_RETRIES = 50
 
 
-def load_state(store: JournalStore, run_id: str) -> RunState:
-    """Fold a run from its checkpoint (when valid) and the facts after it."""
-    loaded = store.load(run_id)
+def load_state(store: JournalStore, run_id: str, *, history: bool = False) -> RunState:
+    """Fold a run from its checkpoint (when valid) and the facts after it.
+
+    With ``history`` the whole journal is folded and finished runnables keep their
+    inputs, outputs and attempts (what history views show); that read grows with
+    the run. Without it, the cost depends on the run's live work, not its past.
+    """
+    loaded = store.load(run_id, use_checkpoint=not history)
     state = RunState.from_json(loaded.checkpoint.state) if loaded.checkpoint else None
     for fact in loaded.facts:
         state = fold(state, fact.kind, fact.data, fact.revision)
+        if history:
+            state.history = True
     assert state is not None, f"run {run_id} has no facts"
     return state
 

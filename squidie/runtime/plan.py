@@ -68,7 +68,8 @@ class Plan:
                 facts=self.facts,
                 status=state.status if (self.facts or state.status != self.base_status) else None,
                 terminal_at=self.now if became_terminal else None,
-                checkpoint=state.to_json() if self.facts and checkpoint else None,
+                checkpoint=(state.to_json() if self.facts and checkpoint and not state.history
+                            else None),
                 fence=fence,
                 new_attempts=self.new_attempts(),
                 withdraw_live_attempts=became_terminal,

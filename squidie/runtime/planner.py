@@ -131,7 +131,7 @@ def route(plan: Plan, spec: WorkflowSpec, step: StepSpec, outcome: Outcome) -> N
         done = set(plan.state.completed_steps)
         for dependent in spec.dependents(step.name):
             ready = all(dep in done for dep in dependent.after)
-            if ready and dependent.name not in plan.state.runnables:
+            if ready and not plan.state.ever_scheduled(dependent.name):
                 schedule_step(plan, spec, dependent, delay=delay)
         return
     follow(plan, spec, step.name, outcome, spec.transitions_from(step.name, outcome),

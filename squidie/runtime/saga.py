@@ -67,13 +67,15 @@ def _run(plan: Plan, store: JournalStore, fence: Fence | None, *, key: str, erro
     run_id = plan.state.run_id
     keep = replace(fence, statuses=("finished",), set_status="finished", unexpired=True) \
         if fence is not None else None
-    failed_step = plan.state.runnables[key].step
+    failed_step = None
     while True:
         state = load_state(store, run_id)
-        if state.terminal or state.runnables[key].status != "outcome_recorded":
+        runnable = state.runnables.get(key)
+        if state.terminal or runnable is None or runnable.status != "outcome_recorded":
             # Applied elsewhere meanwhile: let the caller re-read and retire its row.
             raise JournalConflict(f"outcome of {key!r} in run {run_id} was applied elsewhere",
                                   run_id=run_id)
+        failed_step = runnable.step
         todo = pending(state)
         if not todo:
             break

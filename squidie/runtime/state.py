@@ -8,7 +8,7 @@ their meaning, so a run rebuilt from its journal alone equals the checkpointed o
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 JsonDict = dict[str, Any]
@@ -56,6 +56,19 @@ class RunnableState:
     attempts: list[AttemptState] = field(default_factory=list)
 
     @property
+    def notable(self) -> bool:
+        """Carries a side-effect contract (compensation, irreversibility) the runtime
+        still needs after the runnable finished."""
+        return bool(self.compensate) or self.irreversible or self.compensatable is False
+
+    def attempt_status_counts(self) -> dict[str, int]:
+        """How many of its attempts ended in each status."""
+        counts: dict[str, int] = {}
+        for a in self.attempts:
+            counts[a.status] = counts.get(a.status, 0) + 1
+        return counts
+
+    @property
     def active(self) -> bool:
         """Still scheduled or waiting for its outcome to be applied."""
         return self.status in ACTIVE_RUNNABLE
@@ -92,6 +105,15 @@ class RunState:
     compensations: list[JsonDict] = field(default_factory=list)
     children: list[JsonDict] = field(default_factory=list)
     extra: JsonDict = field(default_factory=dict)
+    # False (checkpoints, the hot path): a finished runnable leaves ``runnables``
+    # and only its name (``completed_steps`` / ``failed_steps``) and attempt counts
+    # (``finished_attempts``) stay, so reading a run does not grow with its history.
+    # True (history reads, folded from the whole journal): every runnable stays with
+    # its input, output and attempts. Runnables with a side-effect contract
+    # (compensation, irreversibility) always stay: sagas and replay need them.
+    history: bool = False
+    failed_steps: list[str] = field(default_factory=list)
+    finished_attempts: dict[str, int] = field(default_factory=dict)
 
     @property
     def terminal(self) -> bool:
@@ -106,24 +128,79 @@ class RunState:
         """Runnables still scheduled or awaiting apply."""
         return [r for r in self.runnables.values() if r.active]
 
+    def ever_scheduled(self, step: str) -> bool:
+        """Whether ``step`` was ever planned in this run (finished ones included)."""
+        return (step in self.completed_steps or step in self.failed_steps
+                or any(r.step == step for r in self.runnables.values()))
+
     def latest_runnable(self, step: str) -> RunnableState | None:
         """The newest runnable of ``step`` (None if it never ran)."""
         found = [r for r in self.runnables.values() if r.step == step]
         return found[-1] if found else None
 
     def to_json(self) -> JsonDict:
-        """JSON-safe form for checkpoints."""
-        return asdict(self)
+        """JSON-safe form for checkpoints; values equal to their defaults are left out.
+
+        The result shares nested objects with the state: serialise it before the
+        state changes again.
+        """
+        out = _compact(self, _RUN_DEFAULTS, skip=("runnables",))
+        out["runnables"] = {
+            key: {**_compact(r, _RUNNABLE_DEFAULTS, skip=("attempts",)),
+                  "attempts": [_compact(a, _ATTEMPT_DEFAULTS) for a in r.attempts]}
+            for key, r in self.runnables.items()
+        }
+        return out
 
     @classmethod
     def from_json(cls, data: JsonDict) -> RunState:
-        """Rebuild from :meth:`to_json` output."""
-        data = copy.deepcopy(data)
+        """Rebuild from :meth:`to_json` output (takes ownership of ``data``)."""
+        data = dict(data)
         runnables = {}
         for key, raw in data.pop("runnables").items():
-            attempts = [AttemptState(**a) for a in raw.pop("attempts")]
+            raw = dict(raw)
+            attempts = [AttemptState(**a) for a in raw.pop("attempts", ())]
             runnables[key] = RunnableState(**raw, attempts=attempts)
         return cls(**data, runnables=runnables)
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.default is not MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+_RUN_DEFAULTS = _defaults(RunState)
+_RUNNABLE_DEFAULTS = _defaults(RunnableState)
+_ATTEMPT_DEFAULTS = _defaults(AttemptState)
+
+
+def _compact(obj: Any, defaults: dict[str, Any], skip: tuple[str, ...] = ()) -> JsonDict:
+    out = {}
+    for f in fields(obj):
+        if f.name in skip:
+            continue
+        value = getattr(obj, f.name)
+        if f.name not in defaults or value != defaults[f.name]:
+            out[f.name] = value
+    return out
+
+
+def finish(state: RunState, runnable: RunnableState) -> None:
+    """A runnable reached a final status: outside history mode, fold it into the
+    run's summary (failed step names, attempt counts) and let it go."""
+    if runnable.status == "failed" and runnable.step not in state.failed_steps:
+        state.failed_steps.append(runnable.step)
+    if state.history or runnable.notable:
+        return
+    for status, count in runnable.attempt_status_counts().items():
+        state.finished_attempts[status] = state.finished_attempts.get(status, 0) + count
+    state.runnables.pop(runnable.key, None)
+
 
 
 def fold(state: RunState | None, kind: str, data: JsonDict, revision: int) -> RunState:
@@ -205,9 +282,12 @@ def _outcome_applied(state: RunState, d: JsonDict) -> None:
         else:
             state.context.update(copy.deepcopy(d.get("output") or {}))
         state.completed_steps.append(runnable.step)
+        finish(state, runnable)
     else:
         runnable.status = "failed" if d.get("final") else "retrying"
         runnable.error = d.get("error")
+        if d.get("final"):
+            finish(state, runnable)
 
 
 def _attempt_withdrawn(state: RunState, d: JsonDict) -> None:
@@ -216,6 +296,7 @@ def _attempt_withdrawn(state: RunState, d: JsonDict) -> None:
         runnable.status = "withdrawn"
         if runnable.attempts:
             runnable.attempts[-1].status = "withdrawn"
+        finish(state, runnable)
 
 
 def _terminal(status: str) -> Any:
@@ -225,9 +306,10 @@ def _terminal(status: str) -> Any:
         state.reason = d.get("reason")
         if d.get("error") is not None:
             state.terminal_error = d["error"]
-        for runnable in state.runnables.values():
+        for runnable in list(state.runnables.values()):
             if runnable.active or runnable.status == "paused":
                 runnable.status = "withdrawn"
+                finish(state, runnable)
         state.manual = None
 
     return handler
@@ -269,6 +351,7 @@ def _manual_resolved(state: RunState, d: JsonDict) -> None:
         runnable.status = "applied" if d["ok"] else "failed"
         runnable.output = copy.deepcopy(d.get("output"))
         runnable.error = copy.deepcopy(d.get("error"))
+        finish(state, runnable)
     if d.get("output_key") and d.get("output") is not None:
         state.context[d["output_key"]] = copy.deepcopy(d["output"])
     if d["ok"]:

@@ -63,7 +63,7 @@ HOW_TO_GET_POSTGRES: Final = (
     "Tests that need PostgreSQL are never skipped, so get one of these:\n"
     "  * install the PostgreSQL server binaries (initdb, postgres):\n"
     "      Debian/Ubuntu: sudo apt-get install postgresql\n"
-    "        (or run tools/ensure_postgres_binaries.sh)\n"
+    "        (or run tools/ensure_system_packages.sh)\n"
     "      macOS: brew install postgresql@16\n"
     "    and a throwaway cluster is started for the test session;\n"
     "  * or start a Docker daemon (testcontainers runs postgres:16-alpine);\n"

@@ -15,7 +15,7 @@ def graph_problems(spec: WorkflowSpec) -> list[str]:
         problems.append("after= dependencies cannot be mixed with transitions")
     if spec.uses_dependencies:
         problems.extend(_dependency_problems(spec, names))
-    elif spec.transitions:
+    if spec.transitions:
         problems.extend(_transition_problems(spec, names))
     return problems
 

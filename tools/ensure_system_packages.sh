@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Make sure the system packages the test suite uses are on this machine:
+# - Graphviz's `dot`, which renders run graphs as SVG;
+# - the PostgreSQL server binaries (initdb, postgres), so tests can start a
+#   throwaway cluster (squidie/testing/postgres.py).
+# Never fails: without them the tests that need them fail loudly with instructions.
+set -euo pipefail
+
+apt_install() {
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "ensure_system_packages: installing $* with apt-get..."
+    if [[ -z "${_APT_UPDATED:-}" ]]; then apt-get update -qq; _APT_UPDATED=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+    return 0
+  fi
+  return 1
+}
+
+if ! command -v dot >/dev/null 2>&1; then
+  apt_install graphviz || echo "ensure_system_packages: install Graphviz (dot) for SVG graphs" >&2
+fi
+
+if [[ -n "${SQUIDIE_TEST_DATABASE_URL:-}" ]]; then
+  echo "ensure_system_packages: SQUIDIE_TEST_DATABASE_URL is set; using that server."
+  exit 0
+fi
+
+has_initdb() {
+  local dir
+  if command -v pg_config >/dev/null 2>&1; then
+    dir="$(pg_config --bindir 2>/dev/null || true)"
+    if [[ -n "$dir" && -x "$dir/initdb" && -x "$dir/postgres" ]]; then return 0; fi
+  fi
+  for dir in /usr/lib/postgresql/*/bin; do
+    if [[ -x "$dir/initdb" && -x "$dir/postgres" ]]; then return 0; fi
+  done
+  command -v initdb >/dev/null 2>&1
+}
+
+if has_initdb; then
+  exit 0
+fi
+
+if apt_install postgresql; then
+  exit 0
+fi
+
+cat >&2 <<'MSG'
+ensure_system_packages: no PostgreSQL server binaries (initdb, postgres) found.
+Tests that need PostgreSQL will fail unless one of these is true:
+  * the binaries are installed: Debian/Ubuntu `sudo apt-get install postgresql`,
+    Fedora `sudo dnf install postgresql-server`, macOS `brew install postgresql@16`;
+  * a Docker daemon is running (testcontainers starts postgres:16-alpine);
+  * SQUIDIE_TEST_DATABASE_URL points at a server you may create databases on.
+MSG
+exit 0
