@@ -14,6 +14,7 @@ from sqlalchemy.pool import StaticPool
 from squidie.errors import ConfigError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "squidie_read_only"  # execution option: a transaction that only reads
 _configured: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
@@ -75,4 +76,7 @@ def prepare_engine(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front (no upgrade deadlocks); readers
+        # share the WAL snapshot and never wait for a writer.
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

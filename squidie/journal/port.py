@@ -57,6 +57,18 @@ class JournalStore(Protocol):
     ) -> AttemptRecord | None:
         """Claim the oldest due live attempt of ``queue`` (visible, or lease expired)."""
 
+    def claim_and_load(
+        self,
+        *,
+        queue: str,
+        owner_id: str,
+        now: datetime,
+        lease_until: datetime,
+        claim_id: str,
+        token_hash: str,
+    ) -> tuple[AttemptRecord, LoadedRun] | None:
+        """``claim``, then ``load`` the claimed attempt's run, in one transaction."""
+
     def heartbeat(
         self, *, attempt_id: str, claim_id: str, token_hash: str, now: datetime,
         lease_until: datetime,

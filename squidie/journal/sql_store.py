@@ -19,7 +19,7 @@ from squidie.errors import (
     SquidieError,
     StorageError,
 )
-from squidie.journal.engine import prepare_engine
+from squidie.journal.engine import READ_ONLY, prepare_engine
 from squidie.journal.migrations import installed_version, upgrade
 from squidie.journal.records import (
     AttemptRecord,
@@ -59,10 +59,13 @@ class SqlStore:
     # -- plumbing -----------------------------------------------------------
 
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
+    def _tx(self, *, read_only: bool = False) -> Iterator[Connection]:
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            with self.engine.connect() as conn:
+                if read_only:
+                    conn.execution_options(**{READ_ONLY: True})
+                with conn.begin():
+                    yield conn
         except SquidieError:
             raise
         except DBAPIError as exc:
@@ -86,7 +89,7 @@ class SqlStore:
 
     def schema_version(self) -> int | None:
         """The installed schema version (None when not installed)."""
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             return installed_version(conn)
 
     # -- runs and journals --------------------------------------------------
@@ -119,33 +122,37 @@ class SqlStore:
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """The catalog row of a run, if it exists."""
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             row = conn.execute(select(runs).where(runs.c.run_id == run_id)).first()
         return _run_record(row) if row else None
 
     def load(self, run_id: str, *, use_checkpoint: bool = True) -> LoadedRun:
         """A run's checkpoint (if valid and wanted) and every fact after it;
         RunNotFound if absent."""
-        with self._tx() as conn:
-            revision = conn.execute(
-                select(runs.c.revision).where(runs.c.run_id == run_id)
-            ).scalar()
-            if revision is None:
-                raise RunNotFound(f"no run with id {run_id!r}", run_id=run_id)
-            cp_row = conn.execute(
-                select(checkpoints.c.revision, checkpoints.c.state)
-                .where(checkpoints.c.run_id == run_id)
-            ).first() if use_checkpoint else None
-            checkpoint = None
-            # A checkpoint ahead of the journal is not believed: the journal is the truth.
-            if cp_row is not None and cp_row.revision <= revision:
-                checkpoint = Checkpoint(run_id=run_id, revision=cp_row.revision,
-                                        state=cp_row.state)
-            after = checkpoint.revision if checkpoint else 0
-            rows = conn.execute(
-                select(journal).where(journal.c.run_id == run_id, journal.c.revision > after)
-                .order_by(journal.c.revision)
-            ).all()
+        with self._tx(read_only=True) as conn:
+            return self._load(conn, run_id, use_checkpoint)
+
+    def _load(self, conn: Connection, run_id: str, use_checkpoint: bool) -> LoadedRun:
+        """``load`` inside an open transaction."""
+        revision = conn.execute(
+            select(runs.c.revision).where(runs.c.run_id == run_id)
+        ).scalar()
+        if revision is None:
+            raise RunNotFound(f"no run with id {run_id!r}", run_id=run_id)
+        cp_row = conn.execute(
+            select(checkpoints.c.revision, checkpoints.c.state)
+            .where(checkpoints.c.run_id == run_id)
+        ).first() if use_checkpoint else None
+        checkpoint = None
+        # A checkpoint ahead of the journal is not believed: the journal is the truth.
+        if cp_row is not None and cp_row.revision <= revision:
+            checkpoint = Checkpoint(run_id=run_id, revision=cp_row.revision,
+                                    state=cp_row.state)
+        after = checkpoint.revision if checkpoint else 0
+        rows = conn.execute(
+            select(journal).where(journal.c.run_id == run_id, journal.c.revision > after)
+            .order_by(journal.c.revision)
+        ).all()
         facts = [
             Fact(run_id=run_id, revision=r.revision, kind=r.kind, data=r.data,
                  recorded_at=_aware(r.recorded_at))
@@ -307,6 +314,15 @@ class SqlStore:
         index of live rows feeding an ``UPDATE ... RETURNING``. A row whose
         outcome is durable but not applied stays ``finished`` under the new claim.
         """
+        stmt = self._claim_statement(queue=queue, owner_id=owner_id, now=now,
+                                     lease_until=lease_until, claim_id=claim_id,
+                                     token_hash=token_hash)
+        with self._tx() as conn:
+            row = conn.execute(stmt).first()
+        return _attempt_record(row) if row else None
+
+    def _claim_statement(self, *, queue: str, owner_id: str, now: datetime,
+                         lease_until: datetime, claim_id: str, token_hash: str) -> Any:
         target = (
             select(attempts.c.attempt_id)
             .where(attempts.c.queue == queue, attempts.c.status.in_(LIVE_STATUSES),
@@ -316,7 +332,7 @@ class SqlStore:
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
-        stmt = (
+        return (
             update(attempts)
             .where(attempts.c.attempt_id == target)
             .values(
@@ -327,9 +343,28 @@ class SqlStore:
             )
             .returning(*attempts.c)
         )
+
+    def claim_and_load(
+        self,
+        *,
+        queue: str,
+        owner_id: str,
+        now: datetime,
+        lease_until: datetime,
+        claim_id: str,
+        token_hash: str,
+    ) -> tuple[AttemptRecord, LoadedRun] | None:
+        """``claim`` and ``load`` of the claimed attempt's run in one transaction
+        (one commit less per step)."""
+        stmt = self._claim_statement(queue=queue, owner_id=owner_id, now=now,
+                                     lease_until=lease_until, claim_id=claim_id,
+                                     token_hash=token_hash)
         with self._tx() as conn:
             row = conn.execute(stmt).first()
-        return _attempt_record(row) if row else None
+            if row is None:
+                return None
+            record = _attempt_record(row)
+            return record, self._load(conn, record.run_id, True)
 
     def heartbeat(
         self, *, attempt_id: str, claim_id: str, token_hash: str, now: datetime,
@@ -350,7 +385,7 @@ class SqlStore:
 
     def list_attempts(self, run_id: str) -> list[AttemptRecord]:
         """Every dispatch row of a run, oldest first."""
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             rows = conn.execute(
                 select(attempts).where(attempts.c.run_id == run_id)
                 .order_by(attempts.c.visible_at, attempts.c.attempt_id)
@@ -359,7 +394,7 @@ class SqlStore:
 
     def next_due_at(self, queue: str) -> datetime | None:
         """When the next live attempt of ``queue`` becomes claimable."""
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             value = conn.execute(
                 select(func.min(attempts.c.due_at))
                 .where(attempts.c.queue == queue, attempts.c.status.in_(LIVE_STATUSES))
@@ -382,7 +417,7 @@ class SqlStore:
         if cursor is not None:
             started_at, run_id = decode_cursor(cursor)
             query = query.where(tuple_(runs.c.started_at, runs.c.run_id) < (started_at, run_id))
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             rows = conn.execute(query.limit(limit + 1)).all()
         records = [_run_record(r) for r in rows[:limit]]
         next_cursor = None
@@ -418,7 +453,7 @@ class SqlStore:
 
     def get_command(self, idempotency_key: str) -> CommandReceipt | None:
         """The receipt stored under an idempotency key."""
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             row = conn.execute(
                 select(commands).where(commands.c.idempotency_key == idempotency_key)
             ).first()
@@ -426,7 +461,7 @@ class SqlStore:
 
     def list_commands(self, run_id: str) -> list[CommandReceipt]:
         """Receipts of commands applied to a run, oldest first."""
-        with self._tx() as conn:
+        with self._tx(read_only=True) as conn:
             rows = conn.execute(
                 select(commands).where(commands.c.run_id == run_id)
                 .order_by(commands.c.recorded_at, commands.c.idempotency_key)

@@ -28,7 +28,7 @@ from squidie.runtime.actions import (
 )
 from squidie.runtime.clock import Clock, iso, later
 from squidie.runtime.heartbeat import Heartbeat
-from squidie.runtime.loading import definition_for, load_state, retry_on_conflict
+from squidie.runtime.loading import definition_for, fold_loaded, load_state, retry_on_conflict
 from squidie.runtime.plan import Plan
 from squidie.runtime.planner import apply_outcome
 from squidie.runtime.state import RunState
@@ -99,15 +99,16 @@ def execute_next(
     token = secrets.token_hex(32)
     claim_id = uuid.uuid4().hex
     token_hash = hashlib.sha256(token.encode()).hexdigest()
-    attempt = store.claim(queue=queue, owner_id=owner_id, now=base,
-                          lease_until=later(base, lease_for), claim_id=claim_id,
-                          token_hash=token_hash)
-    if attempt is None:
+    claimed = store.claim_and_load(queue=queue, owner_id=owner_id, now=base,
+                                   lease_until=later(base, lease_for), claim_id=claim_id,
+                                   token_hash=token_hash)
+    if claimed is None:
         return None
+    attempt, loaded = claimed
     claim = Claim(attempt=attempt, claim_id=claim_id, token_hash=token_hash)
     if attempt.status == "finished":  # recovery: outcome durable, never applied
         return apply_recorded(store, claim, current(), action_registry)
-    state = load_state(store, attempt.run_id)
+    state = fold_loaded(loaded)
     runnable = state.runnables.get(attempt.runnable_key)
     if (state.terminal or runnable is None or runnable.status != "scheduled"
             or runnable.attempt != attempt.attempt_number):

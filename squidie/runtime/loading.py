@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from squidie.errors import InvalidOption, JournalConflict
-from squidie.journal import JournalStore
+from squidie.journal import JournalStore, LoadedRun
 from squidie.runtime.state import RunState, fold
 from squidie.workflow import CompiledWorkflow, Workflow, compile_spec
 from squidie.workflow.base import defined_workflow
@@ -25,13 +25,17 @@ def load_state(store: JournalStore, run_id: str, *, history: bool = False) -> Ru
     inputs, outputs and attempts (what history views show); that read grows with
     the run. Without it, the cost depends on the run's live work, not its past.
     """
-    loaded = store.load(run_id, use_checkpoint=not history)
+    return fold_loaded(store.load(run_id, use_checkpoint=not history), history=history)
+
+
+def fold_loaded(loaded: LoadedRun, *, history: bool = False) -> RunState:
+    """The state of a loaded run: its checkpoint with the facts after it folded on."""
     state = RunState.from_json(loaded.checkpoint.state) if loaded.checkpoint else None
     for fact in loaded.facts:
         state = fold(state, fact.kind, fact.data, fact.revision)
         if history:
             state.history = True
-    assert state is not None, f"run {run_id} has no facts"
+    assert state is not None, f"run {loaded.run_id} has no facts"
     return state
 
 
