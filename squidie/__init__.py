@@ -57,7 +57,6 @@ _LAZY = {
     "Scheduler": "squidie.cron",
     "Payload": "squidie.cron",
     "Executor": "squidie.cron",
-    "EditorSpec": "squidie.workflow.editor",
     "visibility": "squidie.visibility",
     "RunGraph": "squidie.read_model",
     "Explanation": "squidie.read_model",

@@ -241,7 +241,8 @@ class TestPayload:
         text = "\n".join(info.value.problems)
         assert info.value.code == "invalid_payload"
         for name in ("'name': required", "'count': must be int", "'flag': must be bool",
-                     "'meta': must be JSON-serialisable", "'extra': unknown field"):
+                     "'meta': must be storable as JSON: not JSON-serialisable",
+                     "'extra': unknown field"):
             assert name in text
 
     def test_defaults_are_not_shared_between_runs(self) -> None:

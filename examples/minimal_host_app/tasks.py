@@ -15,6 +15,10 @@ import procrastinate
 from procrastinate import JobContext
 
 import squidie
+
+# The app's workflows must be defined in this process: Squidie never imports a
+# module named by a payload, it only finds workflows already loaded.
+from examples.minimal_host_app import workflows  # noqa: F401
 from examples.minimal_host_app.config import JOB_QUEUE, database_url, libpq_url
 
 TASK_NAME = "squidie.deliver_cron_payload"

@@ -226,7 +226,10 @@ class ControlsMixin:
         done = prior_result(self.store, command, InvalidSignal)
         if done is not None:
             return self._view(load_state(self.store, done), moment)
-        compiled = resolve_workflow(p["workflow"])
+        try:
+            compiled = resolve_workflow(p["workflow"], allow_import=False)
+        except InvalidOption as exc:
+            raise InvalidSignal([exc.message]) from exc
         context = None
         if sig.type is SignalType.START_CRON:
             trigger = compiled.spec.trigger

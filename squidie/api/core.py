@@ -10,7 +10,7 @@ from typing import Any
 from squidie.api.controls import ControlsMixin
 from squidie.api.cron import CronMixin
 from squidie.api.reads import ReadsMixin
-from squidie.errors import InvalidOption
+from squidie.errors import InvalidOption, WorkflowDefinitionError
 from squidie.journal import JournalStore
 from squidie.read_model import RunSnapshot, RunSummary, snapshot, summary
 from squidie.runtime.clock import Clock, SystemClock, aware
@@ -20,6 +20,7 @@ from squidie.runtime.starting import start_run
 from squidie.runtime.state import RunState
 from squidie.runtime.worker import Worker
 from squidie.workflow import CompiledWorkflow
+from squidie.workflow.specs import spec_shape
 
 
 class Squidie(ControlsMixin, ReadsMixin, CronMixin):
@@ -50,11 +51,9 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
 
     def _spec_for(self, state: RunState) -> Any:
         if state.spec is not None:
-            from squidie.workflow.specs import compile_spec
-
             try:
-                return compile_spec(state.spec, action_registry=_AnyRegistry()).spec
-            except Exception:
+                return spec_shape(state.spec)
+            except WorkflowDefinitionError:
                 return None
         try:
             return resolve_workflow(state.workflow).spec
@@ -87,7 +86,7 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
         compiled = resolve_workflow(workflow)
         state, _created = self._start(compiled, compiled.path or workflow_ref(workflow), trigger,
                                       payload, run_id=run_id, queue=queue, now=now)
-        return self._snapshot(state)
+        return self._snapshot(state, now=now)
 
     def _start(self, compiled: CompiledWorkflow, workflow_id: str, trigger: str | None,
                payload: Any, **kw: Any) -> tuple[RunState, bool]:
@@ -118,7 +117,7 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
             lease_for=lease, heartbeat_interval=hb,
             now=aware(now) if now is not None else None, action_registry=action_registry,
         )
-        return None if state is None else self._snapshot(state)
+        return None if state is None else self._snapshot(state, now=now)
 
     def worker(
         self,
@@ -177,16 +176,5 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
         wf = workflow_ref(workflow) if workflow is not None else None
         page = self.store.list_runs(status=status, workflow=wf, limit=limit, cursor=cursor)
         return [summary(r) for r in page.runs]
-
-
-class _AnyRegistry(dict[str, Any]):
-    """A registry that accepts every key: used only to rebuild a stored spec's shape."""
-
-    def __contains__(self, key: object) -> bool:
-        return True
-
-    def __getitem__(self, key: str) -> Any:
-        return key
-
 
 __all__ = ["Squidie"]

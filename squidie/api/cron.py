@@ -23,7 +23,8 @@ class CronMixin:
         clock: Clock
         queue: str
 
-        def _snapshot(self, state: RunState, include_history: bool = False) -> RunSnapshot: ...
+        def _snapshot(self, state: RunState, include_history: bool = False,
+                      now: datetime | None = None) -> RunSnapshot: ...
 
         def _start(self, compiled: CompiledWorkflow, workflow_id: str, trigger: str | None,
                    payload: Any, **kw: Any) -> tuple[RunState, bool]: ...
@@ -52,4 +53,4 @@ class CronMixin:
         )
         if not created and plan.skips_duplicates:
             return None
-        return self._snapshot(state)
+        return self._snapshot(state, now=now)

@@ -139,9 +139,9 @@ def parse_payload(payload: Any) -> CronPayload:
         problems.append(f"workflow must be a dotted import path, got {path!r}")
     else:
         try:
-            compiled = resolve_workflow(path)
-        except InvalidOption:
-            problems.append(f"workflow {path!r} cannot be imported as a Squidie workflow")
+            compiled = resolve_workflow(path, allow_import=False)
+        except InvalidOption as exc:
+            problems.append(exc.message)
     trigger = payload.get("trigger")
     if not isinstance(trigger, str) or not trigger:
         problems.append(f"trigger must be a non-empty string, got {trigger!r}")

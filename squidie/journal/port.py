@@ -75,6 +75,11 @@ class JournalStore(Protocol):
     ) -> bool:
         """Extend a lease still held by this claim; False when it is lost."""
 
+    def release(self, *, attempt_id: str, claim_id: str, token_hash: str,
+                visible_at: datetime) -> bool:
+        """Hand a claimed attempt back (visible again at ``visible_at``); False when
+        the claim was no longer held."""
+
     def list_attempts(self, run_id: str) -> list[AttemptRecord]:
         """Every dispatch row of a run, oldest first."""
 

@@ -383,6 +383,20 @@ class SqlStore:
             )
         return result.rowcount == 1
 
+    def release(self, *, attempt_id: str, claim_id: str, token_hash: str,
+                visible_at: datetime) -> bool:
+        """Hand a claimed attempt back (visible again at ``visible_at``); False when
+        the claim was no longer held."""
+        with self._tx() as conn:
+            result = conn.execute(
+                update(attempts)
+                .where(attempts.c.attempt_id == attempt_id, attempts.c.claim_id == claim_id,
+                       attempts.c.token_hash == token_hash, attempts.c.status == "claimed")
+                .values(status="visible", due_at=visible_at, claim_id=None, token_hash=None,
+                        owner_id=None, lease_expires_at=None)
+            )
+        return result.rowcount == 1
+
     def list_attempts(self, run_id: str) -> list[AttemptRecord]:
         """Every dispatch row of a run, oldest first."""
         with self._tx(read_only=True) as conn:

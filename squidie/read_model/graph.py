@@ -265,7 +265,8 @@ class _Marks:
     def __init__(self, state: RunState, latest: dict[str, RunnableState]) -> None:
         self.terminal = state.terminal
         self.completed = set(state.completed_steps)
-        self.failed = {name for name, r in latest.items() if r.status == "failed"}
+        self.failed = set(state.failed_steps) | {name for name, r in latest.items()
+                                               if r.status == "failed"}
         self.routes = {(r["frm"], r["on"], r["to"], r.get("condition")) for r in state.routes}
         self.routed_from = {(r["frm"], r["on"]) for r in state.routes}
 

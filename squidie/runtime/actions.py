@@ -14,6 +14,7 @@ from typing import Any
 from squidie.runtime.planner import is_missing, lookup
 from squidie.runtime.redaction import redact_text, redact_value
 from squidie.workflow import Fail, Retry, StepContext, StepKind, StepSpec
+from squidie.workflow.portable_json import portable_json
 
 log = logging.getLogger("squidie.workflow")
 
@@ -106,11 +107,11 @@ def ok_outcome(result: Any) -> dict[str, Any]:
             retryable=False,
         )
     try:
-        normalised = json.loads(json.dumps(result, allow_nan=False))
-    except (TypeError, ValueError) as exc:
+        normalised = portable_json(result)
+    except ValueError as exc:
         return failed_outcome(
             {"type": "InvalidOutput", "code": "invalid_output",
-             "message": f"step output is not JSON-serialisable: {exc}"},
+             "message": f"step output cannot be stored: {exc}"},
             retryable=False,
         )
     return {"ok": True, "output": normalised, "error": None, "retryable": False, "delay": None}
@@ -143,6 +144,6 @@ def exception_outcome(exc: Exception) -> dict[str, Any]:
 
 def _json_safe(value: Any) -> Any:
     try:
-        return json.loads(json.dumps(value, default=repr))
+        return portable_json(json.loads(json.dumps(value, default=repr)))
     except (TypeError, ValueError):
-        return repr(value)
+        return redact_text(repr(value))

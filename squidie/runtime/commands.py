@@ -22,6 +22,7 @@ from squidie.runtime.clock import iso
 from squidie.runtime.loading import load_state, retry_on_conflict
 from squidie.runtime.plan import Plan
 from squidie.runtime.state import RunState
+from squidie.workflow.portable_json import portable_json
 
 MAX_KEY = 300
 ATTR_KEYS = ("actor", "comment", "metadata")
@@ -78,9 +79,9 @@ def check_key(key: Any, error: ErrorType = InvalidOption) -> str | None:
     """An idempotency key: None, or a non-empty string of at most 300 characters."""
     if key is None:
         return None
-    if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY:
+    if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY or "\x00" in key:
         raise problem(error, f"idempotency_key must be a non-empty string of at most {MAX_KEY} "
-                    f"characters, got {key!r}")
+                    f"characters without NUL, got {key!r}")
     return key
 
 
@@ -91,9 +92,9 @@ def check_json(value: Any, what: str, error: ErrorType = InvalidOption) -> dict[
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise problem(error, f"{what} must be a dict with string keys, got {type(value).__name__}")
     try:
-        normalised = json.loads(json.dumps(dict(value), allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise problem(error, f"{what} is not JSON-serialisable: {exc}") from exc
+        normalised = portable_json(dict(value))
+    except ValueError as exc:
+        raise problem(error, f"{what} cannot be stored: {exc}") from exc
     assert isinstance(normalised, dict)
     return normalised
 
@@ -108,8 +109,10 @@ def check_attrs(attrs: Any, error: ErrorType = InvalidOption) -> dict[str, Any]:
     if unknown:
         raise problem(error, f"unknown attrs {unknown}: allowed are {list(ATTR_KEYS)}")
     for name in ("actor", "comment"):
-        if attrs.get(name) is not None and not isinstance(attrs[name], str):
-            raise problem(error, f"attrs[{name!r}] must be a string, got {attrs[name]!r}")
+        if attrs.get(name) is not None and (not isinstance(attrs[name], str)
+                                            or "\x00" in attrs[name]):
+            raise problem(error, f"attrs[{name!r}] must be a string without NUL characters, "
+                                 f"got {attrs[name]!r}")
     return {"actor": attrs.get("actor"), "comment": attrs.get("comment"),
             "metadata": check_json(attrs.get("metadata"), "attrs['metadata']", error)}
 

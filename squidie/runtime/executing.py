@@ -35,6 +35,7 @@ from squidie.runtime.state import RunState
 from squidie.workflow import CompiledWorkflow, StepContext
 
 MIN_HEARTBEAT = 0.05
+RELEASE_DELAY = 30.0  # seconds before a handed-back attempt is visible again
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,7 +58,7 @@ def check_options(
 ) -> tuple[float, float | None]:
     """Validate execute_next options; returns (lease, heartbeat interval) in seconds."""
     problems = []
-    if not isinstance(owner_id, str) or not owner_id:
+    if not isinstance(owner_id, str) or not owner_id or "\x00" in owner_id:
         problems.append(f"owner_id must be a non-empty string, got {owner_id!r}")
     if isinstance(lease_for, timedelta):
         lease_for = lease_for.total_seconds()
@@ -113,7 +114,14 @@ def execute_next(
     if (state.terminal or runnable is None or runnable.status != "scheduled"
             or runnable.attempt != attempt.attempt_number):
         return _withdraw_stale(store, claim, state, current())
-    compiled = definition_for(state, action_registry)
+    try:
+        compiled = definition_for(state, action_registry)
+    except InvalidOption:
+        # This worker cannot run the run (class not importable here, no action
+        # registry): hand the attempt back instead of sitting on it for a lease.
+        store.release(attempt_id=attempt.attempt_id, claim_id=claim_id, token_hash=token_hash,
+                      visible_at=later(current(), RELEASE_DELAY))
+        raise
     if compiled.fingerprint != state.fingerprint and state.spec is None:
         return _fail_incompatible(store, claim, state, compiled, current())
     step = compiled.spec.step(runnable.step)
@@ -255,8 +263,16 @@ def _fail_incompatible(
         f"(fingerprint {str(state.fingerprint)[:12]} -> {compiled.fingerprint[:12]})"
     ).to_dict()
     error["type"] = "IncompatibleDefinition"
-    plan = Plan(state, now)
-    plan.add("run_failed", reason="incompatible_workflow_definition", error=error)
     fence = claim.fence(statuses=("claimed",), set_status="withdrawn", unexpired=False)
-    plan.commit(store, fence=fence)
-    return plan.state
+
+    def fail(current: RunState) -> RunState:
+        plan = Plan(current, now)
+        if not current.terminal:
+            plan.add("run_failed", reason="incompatible_workflow_definition", error=error)
+        plan.commit(store, fence=fence)
+        return plan.state
+
+    try:
+        return fail(state)
+    except JournalConflict:  # a sibling wrote first: decide again on fresh state
+        return retry_on_conflict(lambda: fail(load_state(store, state.run_id)))

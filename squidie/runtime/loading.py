@@ -54,8 +54,13 @@ def retry_on_conflict(fn: Callable[[], T], *, retries: int = CONFLICT_RETRIES) -
 _cache: dict[str, CompiledWorkflow] = {}
 
 
-def resolve_workflow(ref: Any) -> CompiledWorkflow:
-    """A workflow class or its dotted path, checked and compiled."""
+def resolve_workflow(ref: Any, *, allow_import: bool = True) -> CompiledWorkflow:
+    """A workflow class or its dotted path, checked and compiled.
+
+    With ``allow_import=False`` (paths that arrive from outside: signals, cron
+    payloads) only workflows already defined in this process are found: a name
+    from a message never makes Squidie import, and so run, a module.
+    """
     if isinstance(ref, type) and issubclass(ref, Workflow) and hasattr(ref, "__squidie__"):
         return ref.definition()
     if isinstance(ref, str):
@@ -64,6 +69,12 @@ def resolve_workflow(ref: Any) -> CompiledWorkflow:
         local = defined_workflow(ref)
         if local is not None:
             return local.definition()
+        if not allow_import:
+            raise InvalidOption(
+                f"unknown workflow {ref!r}: it is not defined in this process; import the "
+                "module that defines it first (names from signals and payloads are never "
+                "imported)"
+            )
         try:
             obj = import_path(ref)
         except ImportError as exc:

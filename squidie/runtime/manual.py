@@ -17,8 +17,9 @@ from squidie.runtime.loading import resolve_workflow
 from squidie.runtime.plan import Plan, audit_event
 from squidie.runtime.planner import fail_run, finish_if_done, follow
 from squidie.runtime.state import RunState
-from squidie.workflow import WorkflowSpec, compile_spec
+from squidie.workflow import WorkflowSpec
 from squidie.workflow.spec import CONDITION_OPS, Condition, Outcome, TransitionSpec
+from squidie.workflow.specs import spec_shape
 
 DECISIONS = {"resumed": "pause", "approved": "approval", "rejected": "approval"}
 
@@ -76,7 +77,7 @@ def definition(state: RunState) -> tuple[WorkflowSpec | None, dict[str, Any] | N
     """The run's definition, or the error that says it can no longer be executed."""
     try:
         if state.spec is not None:
-            return compile_spec(state.spec, action_registry=_Anything()).spec, None
+            return spec_shape(state.spec), None
         compiled = resolve_workflow(state.workflow)
     except SquidieError as exc:
         return None, _incompatible(f"workflow {state.workflow!r} of run {state.run_id} cannot "
@@ -103,13 +104,3 @@ def transition_from_dict(raw: dict[str, Any]) -> TransitionSpec:
         condition = Condition(path=tuple(when["path"]), op=op, value=when[op])
     return TransitionSpec(frm=raw["from"], on=Outcome(raw["on"]), to=raw["to"],
                           recovery=raw.get("recovery"), when=condition)
-
-
-class _Anything(dict[str, Any]):
-    """An action registry accepting every key: rebuilds a stored spec's shape only."""
-
-    def __contains__(self, key: object) -> bool:
-        return True
-
-    def __getitem__(self, key: str) -> Any:
-        return key

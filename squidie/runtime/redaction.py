@@ -6,17 +6,24 @@ import re
 from typing import Any
 
 SENSITIVE_KEYS = (
-    "password", "passwd", "pwd", "token", "secret", "api_key", "apikey", "authorization",
-    "private_key", "credential", "cookie", "session_key", "access_key",
+    "password", "passwd", "passphrase", "pwd", "pass", "token", "secret", "api_key",
+    "api-key", "apikey", "authorization", "auth", "private_key", "private-key", "credential",
+    "cookie", "session_key", "access_key", "signature",
 )
 REDACTED = "[REDACTED]"
 MAX_MESSAGE = 2000
-_KEY_RE = "|".join(SENSITIVE_KEYS)
+_KEY_RE = "|".join(re.escape(k) for k in SENSITIVE_KEYS)
+# A credential after an auth scheme: "Bearer abc.def", "Basic dXNlcjpw".
+_SCHEME = re.compile(r"(?i)\b(bearer|basic|digest|token)\s+[^\s,;'\"]+")
+# key=value / key: value / "key": "value", the value quoted or bare.
 _PAIR = re.compile(
-    rf"(?i)([\w.-]*(?:{_KEY_RE})[\w.-]*)(\s*[=:]\s*|\"\s*:\s*\"?|'\s*:\s*'?)([^\s,;&'\"}}]+)"
+    rf"""(?ix)
+    ([\w.-]*(?:{_KEY_RE})[\w.-]*)       # a key that names a secret
+    (["']?\s*[=:]\s*)                   # its separator, maybe after a closing quote
+    ("[^"]*"|'[^']*'|[^\s,;&}}]+)         # the value
+    """
 )
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=-]+")
-_URL_PASSWORD = re.compile(r"(?i)(\w+://[^:/@\s]+:)[^@/\s]+@")
+_URL_PASSWORD = re.compile(r"(?i)(\w+://[^:/@\s]+:)[^@\s]+@")
 
 
 def is_sensitive_key(key: str) -> bool:
@@ -26,11 +33,21 @@ def is_sensitive_key(key: str) -> bool:
 
 
 def redact_text(text: str) -> str:
-    """Mask ``key=value`` secrets, bearer tokens and URL passwords in free text."""
-    text = _PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    """Mask auth-scheme credentials, ``key=value`` secrets (quoted or bare) and URL
+    passwords in free text; NUL characters become ``\\x00`` so any database stores it."""
+    text = text.replace("\x00", "\\x00")
     text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+    text = _SCHEME.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _PAIR.sub(_mask_pair, text)
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "..."
+
+
+def _mask_pair(match: re.Match[str]) -> str:
+    key, separator, value = match.groups()
+    if value.startswith(REDACTED) or value.lower() in ("bearer", "basic", "digest", "token"):
+        return match.group(0)  # already masked by the scheme rule
+    quote = value[0] if value[:1] in ("'", '"') else ""
+    return f"{key}{separator}{quote}{REDACTED}{quote}"
 
 
 def redact_value(value: Any) -> Any:

@@ -39,7 +39,8 @@ def start_run(
             f"unknown trigger {trigger!r} for workflow {workflow_id!r} "
             f"(it declares {spec.trigger.name!r})"
         )
-    if run_id is not None and (not isinstance(run_id, str) or not run_id or len(run_id) > 200):
+    if run_id is not None and (not isinstance(run_id, str) or not run_id or len(run_id) > 200
+                               or "\x00" in run_id):
         raise InvalidOption(f"run_id must be a non-empty string of at most 200 chars: {run_id!r}")
     if not isinstance(queue, str) or not queue:
         raise InvalidOption(f"queue must be a non-empty string, got {queue!r}")

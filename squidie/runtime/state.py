@@ -104,7 +104,6 @@ class RunState:
     commands: list[JsonDict] = field(default_factory=list)
     compensations: list[JsonDict] = field(default_factory=list)
     children: list[JsonDict] = field(default_factory=list)
-    extra: JsonDict = field(default_factory=dict)
     # False (checkpoints, the hot path): a finished runnable leaves ``runnables``
     # and only its name (``completed_steps`` / ``failed_steps``) and attempt counts
     # (``finished_attempts``) stay, so reading a run does not grow with its history.
@@ -415,8 +414,3 @@ _HANDLERS: dict[str, Any] = {
     "compensated": _compensated,
     "child_started": _child_started,
 }
-
-
-def register_fact(kind: str, handler: Any) -> None:
-    """Give a fact kind its meaning (used by runtime features layered on the core)."""
-    _HANDLERS[kind] = handler

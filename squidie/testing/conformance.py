@@ -267,6 +267,19 @@ class ClaimFencing:
                                    now=T0 + timedelta(seconds=41),
                                    lease_until=T0 + timedelta(seconds=80))
 
+    def test_release_hands_an_attempt_back_only_to_its_holder(self, store: JournalStore) -> None:
+        queue = f"q-{uuid.uuid4().hex[:8]}"
+        new_run(store, attempts=1, queue=queue)
+        row = claim(store, queue, claim_id="c")
+        later = T0 + timedelta(seconds=30)
+        assert not store.release(attempt_id=row.attempt_id, claim_id="other",
+                                 token_hash="h" * 64, visible_at=later)
+        assert store.release(attempt_id=row.attempt_id, claim_id="c", token_hash="h" * 64,
+                             visible_at=later)
+        assert claim(store, queue, now=T0 + timedelta(seconds=29)) is None
+        again = claim(store, queue, now=later, claim_id="d")
+        assert again is not None and again.attempt_id == row.attempt_id
+
     def test_future_attempts_are_not_claimed_early(self, store: JournalStore) -> None:
         queue = f"q-{uuid.uuid4().hex[:8]}"
         run_id = new_run(store, facts=1, queue=queue)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from squidie.errors import InvalidPayload
+from squidie.workflow.portable_json import portable_json
 from squidie.workflow.spec import TriggerSpec
 
 
@@ -23,11 +23,10 @@ def check_value(type_name: str, value: Any) -> str | None:
     }[type_name]
     if not ok:
         return f"must be {type_name}, got {type(value).__name__} {value!r}"
-    if type_name in ("dict", "list"):
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            return f"must be JSON-serialisable ({exc})"
+    try:
+        portable_json(value)
+    except ValueError as exc:
+        return f"must be storable as JSON: {exc}"
     return None
 
 
@@ -56,7 +55,7 @@ def validate_payload(trigger: TriggerSpec, payload: Mapping[str, Any] | None) ->
             problems.append(f"{name!r}: {error}")
         else:
             value = payload[name]
-            out[name] = float(value) if spec.type == "float" else json.loads(json.dumps(value))
+            out[name] = float(value) if spec.type == "float" else portable_json(value)
     if problems:
         raise InvalidPayload(problems, f"invalid payload for trigger {trigger.name!r}")
     return out

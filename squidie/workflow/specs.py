@@ -18,6 +18,7 @@ from squidie.workflow.dsl import (
     TransitionDecl,
     TriggerDecl,
 )
+from squidie.workflow.spec import WorkflowSpec
 
 _STEP_KEYS = {"name", "action", "kind", "input", "output", "retry", "after", "deadline",
               "compensate", "irreversible", "compensatable", "duration", "message", "level"}
@@ -33,16 +34,39 @@ def compile_spec(spec: Any, *, action_registry: Mapping[str, Any]) -> CompiledWo
     if not isinstance(action_registry, Mapping):
         raise WorkflowDefinitionError(["action_registry must be a mapping of key -> action"])
     problems: list[str] = []
-    return compile_workflow(
+    try:
+        parts = _parts(spec, problems)
+    except (TypeError, AttributeError, ValueError) as exc:  # a malformed structure
+        raise WorkflowDefinitionError([f"malformed spec: {exc}"]) from exc
+    return compile_workflow(**parts, resolve_action=registry_action_resolver(action_registry),
+                            problems=problems)
+
+
+def _parts(spec: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
+    return dict(
         name=spec.get("name"),
         version=spec.get("version"),
         trigger=_trigger(spec.get("trigger"), problems),
         steps=[_step(raw, i, problems) for i, raw in enumerate(_list(spec, "steps", problems))],
         transitions=[_transition(raw, i, problems)
                      for i, raw in enumerate(_list(spec, "transitions", problems))],
-        resolve_action=registry_action_resolver(action_registry),
-        problems=problems,
     )
+
+
+def spec_shape(spec: Any) -> WorkflowSpec:
+    """The structure of a stored spec (steps, transitions) without resolving its
+    actions: for reading a run, never for executing it."""
+    return compile_spec(spec, action_registry=_EveryKey()).spec
+
+
+class _EveryKey(dict[str, Any]):
+    """An action registry that accepts every key and resolves it to the key itself."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: str) -> Any:
+        return key
 
 
 def validate_spec(spec: Any, *, action_registry: Mapping[str, Any]) -> dict[str, Any]:
