@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import squidie
-from harness.smoke_workflows import Checkout, Refund
+from harness.smoke_workflows import Checkout, Expense, Refund
 
 OUT = Path(__file__).parent / "out"
 
@@ -71,8 +71,13 @@ def main(argv: list[str] | None = None) -> int:
             run_ids.append(sq.start(Refund, payload={"amount": 100 * i}).run_id)
         else:
             run_ids.append(sq.start(Checkout, payload={"order_id": i, "amount": 10 * i}).run_id)
-    print(f"  started {len(run_ids)} runs ({sum(1 for i in range(args.runs) if i % 4 == 3)} "
-          f"refunds, the rest checkouts)")
+    expenses = [sq.start(Expense, payload={"amount": 50 * n, "employee": f"e{n}"}).run_id
+                for n in range(1, 5)]
+    run_ids.extend(expenses)
+    cancelled = sq.start(Refund, payload={"amount": 1}).run_id
+    sq.cancel(cancelled, metadata={"why": "customer withdrew"})
+    print(f"  started {len(run_ids) + 1} runs: checkouts, refunds, 4 expenses waiting for "
+          "approval, and one refund cancelled at once")
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     procs = [ctx.Process(target=worker_entry, args=(url, f"smoke-worker-{n}", 2.0, results))
@@ -90,13 +95,56 @@ def main(argv: list[str] | None = None) -> int:
         p.join()
     elapsed = time.monotonic() - started
     print()
-    return report(sq, run_ids, per_worker, elapsed)
+    return report(sq, run_ids, per_worker, elapsed) | operate(sq, url, expenses, cancelled)
+
+
+def operate(sq: squidie.Squidie, url: str, expenses: list[str], cancelled: str) -> int:
+    """Approvals through idempotent signals, a replay, explanations and a drawn graph."""
+    paused = sq.explain_run(expenses[0])
+    print(f"\n  an expense before its decision: {paused.reason} -> {paused.next_actions}")
+    for n, run_id in enumerate(expenses):
+        decide = squidie.Signal.approve_run if n % 2 == 0 else squidie.Signal.reject_run
+        signal = decide(run_id, {"actor": "manager", "comment": "smoke"},
+                        idempotency_key=f"decision-{run_id}")
+        sq.apply_signal(signal)
+        sq.apply_signal(signal)  # delivered twice: one receipt, one decision
+    source = next(r.run_id for r in sq.list_runs(workflow=Checkout, status="completed"))
+    replay = sq.replay(source, metadata={"why": "smoke"}).run_id
+    from squidie.testing import drain
+
+    drain(sq, owner_id="smoke-operator")
+    ok = True
+    for run_id in expenses:
+        snap = sq.inspect_run(run_id, include_history=True)
+        decision = snap.context["approval"]["decision"]
+        counts = sq.explain_run(run_id).evidence["command_counts"]
+        print(f"  expense {run_id[:8]}: {decision:<8} -> {snap.status.value:<9} "
+              f"commands {counts}")
+        ok &= snap.status == "completed" and counts.get(f"{decision[:-1]}_run", 0) in (0, 1)
+    status = sq.inspect_run(replay).status
+    print(f"  replay of checkout {source[:8]}: {status.value}; cancelled refund: "
+          f"{sq.inspect_run(cancelled).status.value}")
+    ok &= status == "completed" and sq.inspect_run(cancelled).status == "cancelled"
+    graph = sq.inspect_run_graph(expenses[1])
+    (OUT / "smoke-graph.mmd").write_text(graph.to_mermaid())
+    drawn = "harness/out/smoke-graph.mmd"
+    try:
+        (OUT / "smoke-graph.svg").write_text(graph.to_svg())
+        drawn += " and .svg"
+    except squidie.SquidieError:
+        pass  # Graphviz is not installed: the Mermaid text is still there
+    print(f"  the rejected expense's run graph: {drawn}")
+    print("\n" + "\n".join("    " + line for line in graph.to_mermaid().splitlines()))
+    print(f"\n  {'OK' if ok else 'FAILED'}: approvals, rejections, replay and cancel behaved")
+    return 0 if ok else 1
 
 
 def report(sq: squidie.Squidie, run_ids: list[str], per_worker: dict[str, int],
            elapsed: float) -> int:
     """Print the outcome and one run's history; returns the exit code."""
     snaps = [sq.inspect_run(r, include_history=True) for r in run_ids]
+    snaps = [s for s in snaps if s.workflow != Expense.definition().path]
+    run_ids = [s.run_id for s in snaps]
     statuses = Counter(s.status.value for s in snaps)
     attempts = sum(len(s.attempts or []) for s in snaps)
     retried = sum(1 for s in snaps for a in s.attempts or [] if a["status"] == "failed")

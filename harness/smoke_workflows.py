@@ -7,6 +7,7 @@ from typing import Any
 
 from squidie import (
     Retry,
+    approval_step,
     Step,
     StepContext,
     Workflow,
@@ -84,4 +85,24 @@ class Refund(Workflow):
         transition("cooling_off", to="pay_back"),
         transition("pay_back", to="done"),
         transition("done", to="complete"),
+    ]
+
+
+class Expense(Workflow):
+    """An approval gate: approved expenses are paid, rejected ones notified."""
+
+    version = "1"
+    trigger = manual("expense_filed", payload={"amount": field(int), "employee": field(str)})
+    steps = [
+        step("check_receipt", lambda i, c: {"receipt_ok": True}),
+        approval_step("manager_approval", output="approval"),
+        step("pay", lambda i, c: {"paid": True}),
+        step("notify_rejection", lambda i, c: {"notified": True}),
+    ]
+    transitions = [
+        transition("check_receipt", to="manager_approval"),
+        transition("manager_approval", on="ok", to="pay"),
+        transition("manager_approval", on="error", to="notify_rejection"),
+        transition("pay", to="complete"),
+        transition("notify_rejection", to="complete"),
     ]
