@@ -4,12 +4,12 @@ without a record; recovery markers only annotate routes."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from squidie import RunStatus, Squidie
+from squidie import Fail, RunStatus, Squidie, Workflow, manual, step
 from squidie.runtime import saga
 from squidie.testing import drain
 from tests.workflows_manual import (
@@ -129,3 +129,26 @@ def test_a_crash_mid_saga_resumes_it_and_never_runs_a_compensation_unrecorded(
     assert snap.compensations == [{**snap.compensations[0], "status": "completed",
                                    "attempts": 2}]
     assert journal_kinds(sq, run.run_id).count("compensation_started") == 2
+
+
+def test_compensation_facts_carry_the_time_they_happened(sq: Squidie) -> None:
+    clock = sq.clock
+
+    def slow_cancel(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        clock.advance(7)  # type: ignore[attr-defined]  # the compensation takes 7 s
+        return {"cancelled": True}
+
+    class SlowUndo(Workflow):
+        trigger = manual("go")
+        steps = [step("book", lambda i, c: {"booked": True}, compensate=slow_cancel),
+                 step("pay", lambda i, c: _fail_pay())]
+
+    run = sq.start(SlowUndo)
+    drain(sq)
+    [comp] = sq.inspect_run(run.run_id, include_history=True).compensations
+    started, finished = (datetime.fromisoformat(comp[k]) for k in ("started_at", "finished_at"))
+    assert finished - started == timedelta(seconds=7)
+
+
+def _fail_pay() -> dict[str, Any]:
+    raise Fail("card declined")

@@ -12,7 +12,7 @@ import hashlib
 import secrets
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -108,7 +108,7 @@ def execute_next(
     attempt, loaded = claimed
     claim = Claim(attempt=attempt, claim_id=claim_id, token_hash=token_hash)
     if attempt.status == "finished":  # recovery: outcome durable, never applied
-        return apply_recorded(store, claim, current(), action_registry)
+        return apply_recorded(store, claim, current(), action_registry, clock=current)
     state = fold_loaded(loaded)
     runnable = state.runnables.get(attempt.runnable_key)
     if (state.terminal or runnable is None or runnable.status != "scheduled"
@@ -140,7 +140,7 @@ def execute_next(
     except MissingInput as exc:
         outcome = exception_outcome(exc)
     after = record_outcome(store, claim, state, outcome, step_input, current())
-    return apply_recorded(store, claim, current(), action_registry, state=after)
+    return apply_recorded(store, claim, current(), action_registry, state=after, clock=current)
 
 
 def _run_with_heartbeat(
@@ -212,6 +212,7 @@ def record_outcome(
 def apply_recorded(
     store: JournalStore, claim: Claim, now: datetime,
     action_registry: Mapping[str, Any] | None, *, state: RunState | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> RunState:
     """Second write: apply the durable outcome (output, retry, routing, end of run)."""
     a = claim.attempt
@@ -219,11 +220,11 @@ def apply_recorded(
 
     def attempt_apply() -> RunState:
         fresh = load_state(store, a.run_id)
-        return _apply(store, fresh, claim, fence, now, action_registry)
+        return _apply(store, fresh, claim, fence, now, action_registry, clock)
 
     if state is not None and state.runnables[a.runnable_key].status == "outcome_recorded":
         try:
-            return _apply(store, state, claim, fence, now, action_registry)
+            return _apply(store, state, claim, fence, now, action_registry, clock)
         except JournalConflict:
             pass
     return retry_on_conflict(attempt_apply)
@@ -231,11 +232,11 @@ def apply_recorded(
 
 def _apply(
     store: JournalStore, state: RunState, claim: Claim, fence: Fence, now: datetime,
-    action_registry: Mapping[str, Any] | None,
+    action_registry: Mapping[str, Any] | None, clock: Callable[[], datetime] | None = None,
 ) -> RunState:
     a = claim.attempt
     runnable = state.runnables.get(a.runnable_key)
-    plan = Plan(state, now)
+    plan = Plan(state, now, clock)
     if state.terminal or runnable is None or runnable.status != "outcome_recorded":
         # Already applied elsewhere or the run ended: just retire the row.
         plan.commit(store, fence=replace(fence, set_status="withdrawn"))

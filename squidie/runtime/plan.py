@@ -20,9 +20,12 @@ Deferred = Callable[["Plan", JournalStore, Fence | None], int]
 class Plan:
     """Facts to append to one run, with the state they lead to."""
 
-    def __init__(self, state: RunState, now: datetime) -> None:
+    def __init__(self, state: RunState, now: datetime,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.state = state
         self.now = now
+        # Where later writes of deferred work (sagas) take their time from.
+        self.clock: Callable[[], datetime] = clock or (lambda: now)
         self.at = iso(now)
         self.base_revision = state.revision
         self.base_status = state.status

@@ -82,14 +82,14 @@ def _run(plan: Plan, store: JournalStore, fence: Fence | None, *, key: str, erro
         target = todo[0]
         previous = next((c for c in state.compensations if c["key"] == target.key), None)
         attempt = (previous["attempts"] if previous else 0) + 1
-        intent = Plan(state, plan.now)
+        intent = Plan(state, plan.clock())
         intent.add("compensation_started", step=target.step, key=target.key,
                    compensate=target.compensate, attempt=attempt)
         intent.commit(store, fence=keep, checkpoint=False)
         outcome = _call(intent.state, target, {"step": failed_step, "error": error}, attempt,
                         actions, fence.claim_id if fence else "")
         _record(store, run_id, plan, target, attempt, outcome)
-    final = Plan(load_state(store, run_id), plan.now)
+    final = Plan(load_state(store, run_id), plan.clock())
     replan(final)
     revision = final.commit(store, fence=fence)
     plan.state = final.state
@@ -100,8 +100,8 @@ def _record(store: JournalStore, run_id: str, plan: Plan, target: RunnableState,
             outcome: dict[str, Any]) -> None:
     """Record what a compensation did. Unfenced: a result that happened is always kept."""
     def write() -> None:
-        result = Plan(load_state(store, run_id), plan.now)
-        event = audit_event("compensated", target.step, plan.at, ok=outcome["ok"],
+        result = Plan(load_state(store, run_id), plan.clock())
+        event = audit_event("compensated", target.step, result.at, ok=outcome["ok"],
                             error=outcome.get("error"))
         result.add("compensated", step=target.step, key=target.key, attempt=attempt,
                    ok=outcome["ok"], output=outcome.get("output"), error=outcome.get("error"),
