@@ -45,9 +45,6 @@ class ReadsMixin:
         an operator, and the evidence (commands, attempts, deadlines, anomalies)."""
         moment = self._now(now)
         state = load_state(self.store, run_id)
-        # Runs record their commands in the journal; receipts are read only for runs
-        # folded without them (list_commands is not indexed by run).
-        commands = [] if getattr(state, "commands", None) is not None \
-            else self.store.list_commands(run_id)
+        # Commands are facts of the run's journal (state.commands): no receipt lookup.
         return explain(state, self._spec_for(state), live_attempts(self.store, run_id),
-                       commands, now=moment)
+                       [], now=moment)

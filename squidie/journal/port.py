@@ -80,8 +80,8 @@ class JournalStore(Protocol):
         """Hand a claimed attempt back (visible again at ``visible_at``); False when
         the claim was no longer held."""
 
-    def list_attempts(self, run_id: str) -> list[AttemptRecord]:
-        """Every dispatch row of a run, oldest first."""
+    def list_attempts(self, run_id: str, *, live_only: bool = False) -> list[AttemptRecord]:
+        """Every dispatch row of a run (or only its live ones), oldest first."""
 
     def next_due_at(self, queue: str) -> datetime | None:
         """When the next live attempt of ``queue`` becomes claimable."""
@@ -93,6 +93,17 @@ class JournalStore(Protocol):
 
     def delete_checkpoints(self, run_id: str | None = None) -> int:
         """Drop checkpoints (of one run, or all); returns how many went."""
+
+    def schedule_cursor(self, schedule_id: str) -> datetime | None:
+        """Where a schedule's cursor stands (None before its first tick)."""
+
+    def ensure_schedule_cursor(self, schedule_id: str, workflow: str, trigger: str,
+                               now: datetime, owner: str) -> datetime:
+        """The cursor, created at ``now`` the first time the schedule is seen."""
+
+    def advance_schedule_cursor(self, schedule_id: str, expected: datetime, to: datetime,
+                                now: datetime, owner: str) -> bool:
+        """Compare-and-set a cursor from ``expected`` to ``to``; False if it moved."""
 
     def record_command(self, receipt: CommandReceipt) -> CommandReceipt:
         """Store a command receipt once; returns the stored one (the first writer's)."""

@@ -136,6 +136,7 @@ attempts = Table(
         sqlite_where=_live,
     ),
     Index("squidie_attempts_run", "run_id"),
+    Index("squidie_attempts_live_run", "run_id", postgresql_where=_live, sqlite_where=_live),
 )
 
 commands = Table(

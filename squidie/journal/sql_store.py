@@ -42,6 +42,7 @@ from squidie.journal.schema import (
     commands,
     journal,
     runs,
+    schedules,
 )
 
 # SQLSTATEs that mean "someone else got there first; try again".
@@ -397,12 +398,14 @@ class SqlStore:
             )
         return result.rowcount == 1
 
-    def list_attempts(self, run_id: str) -> list[AttemptRecord]:
-        """Every dispatch row of a run, oldest first."""
+    def list_attempts(self, run_id: str, *, live_only: bool = False) -> list[AttemptRecord]:
+        """Every dispatch row of a run (or only its live ones), oldest first."""
+        query = select(attempts).where(attempts.c.run_id == run_id)
+        if live_only:  # served by a partial index: the cost does not grow with history
+            query = query.where(attempts.c.status.in_(LIVE_STATUSES))
         with self._tx(read_only=True) as conn:
             rows = conn.execute(
-                select(attempts).where(attempts.c.run_id == run_id)
-                .order_by(attempts.c.visible_at, attempts.c.attempt_id)
+                query.order_by(attempts.c.visible_at, attempts.c.attempt_id)
             ).all()
         return [_attempt_record(r) for r in rows]
 
@@ -447,6 +450,43 @@ class SqlStore:
             stmt = stmt.where(checkpoints.c.run_id == run_id)
         with self._tx() as conn:
             return conn.execute(stmt).rowcount
+
+    # -- schedule cursors -----------------------------------------------------
+
+    def schedule_cursor(self, schedule_id: str) -> datetime | None:
+        """Where the schedule's cursor stands (None before its first tick)."""
+        with self._tx(read_only=True) as conn:
+            value: datetime | None = conn.execute(
+                select(schedules.c.cursor_at).where(schedules.c.schedule_id == schedule_id)
+            ).scalar()
+        return value
+
+    def ensure_schedule_cursor(self, schedule_id: str, workflow: str, trigger: str,
+                               now: datetime, owner: str) -> datetime:
+        """The cursor, created at ``now`` the first time the schedule is seen."""
+        with self._tx() as conn:
+            conn.execute(
+                self._insert(schedules)
+                .values(schedule_id=schedule_id, workflow=workflow, trigger=trigger,
+                        cursor_at=now, updated_at=now, updated_by=owner)
+                .on_conflict_do_nothing(index_elements=["schedule_id"])
+            )
+            value: datetime = conn.execute(
+                select(schedules.c.cursor_at).where(schedules.c.schedule_id == schedule_id)
+            ).scalar_one()
+        return value
+
+    def advance_schedule_cursor(self, schedule_id: str, expected: datetime, to: datetime,
+                                now: datetime, owner: str) -> bool:
+        """Compare-and-set the cursor from ``expected`` to ``to``."""
+        with self._tx() as conn:
+            result = conn.execute(
+                update(schedules)
+                .where(schedules.c.schedule_id == schedule_id,
+                       schedules.c.cursor_at == expected)
+                .values(cursor_at=to, updated_at=now, updated_by=owner)
+            )
+        return result.rowcount == 1
 
     # -- commands -----------------------------------------------------------
 

@@ -1,49 +1,21 @@
 """Reading the *live* dispatch rows of a run, at a cost that does not grow with history.
 
-``JournalStore.list_attempts`` returns every dispatch row a run ever had, so a
-run with 1,000 finished steps pays for 1,000 rows on every read. The operator
-read models only need the live rows (``visible``, ``claimed``, ``finished``):
-the journal already knows everything about finished attempts.
-
-Until the storage port grows a ``list_live_attempts(run_id)`` method, this
-module asks for it when a store has one, runs the equivalent single query on a
-:class:`~squidie.journal.SqlStore`, and falls back to filtering
-``list_attempts`` for any other store.
+The operator read models only need the live rows (``visible``, ``claimed``,
+``finished``): the journal already knows everything about finished attempts,
+and a partial index serves ``list_attempts(run_id, live_only=True)``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import select
 
 from squidie.journal import AttemptRecord, JournalStore
-from squidie.journal.schema import LIVE_STATUSES, attempts
 from squidie.runtime.state import RunState
 
 
 def live_attempts(store: JournalStore, run_id: str) -> list[AttemptRecord]:
     """The run's dispatch rows that are still ``visible``, ``claimed`` or ``finished``."""
-    own = getattr(store, "list_live_attempts", None)
-    if callable(own):
-        rows: list[AttemptRecord] = own(run_id)
-        return rows
-    tx = getattr(store, "_tx", None)
-    if getattr(store, "engine", None) is not None and callable(tx):
-        query = (
-            select(attempts)
-            .where(attempts.c.run_id == run_id, attempts.c.status.in_(LIVE_STATUSES))
-            .order_by(attempts.c.visible_at, attempts.c.attempt_id)
-        )
-        with tx() as conn:
-            found = conn.execute(query).all()
-        return [_record(r._mapping) for r in found]
-    return [r for r in store.list_attempts(run_id) if r.status in LIVE_STATUSES]
-
-
-def _record(m: Any) -> AttemptRecord:
-    return AttemptRecord(**{c.name: m[c.name] for c in attempts.c})
+    return store.list_attempts(run_id, live_only=True)
 
 
 def rows_by_id(rows: list[AttemptRecord]) -> dict[str, AttemptRecord]:
