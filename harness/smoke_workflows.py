@@ -7,10 +7,10 @@ from typing import Any
 
 from squidie import (
     Retry,
-    approval_step,
     Step,
     StepContext,
     Workflow,
+    approval_step,
     exponential,
     field,
     log,
