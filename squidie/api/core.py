@@ -20,7 +20,7 @@ from squidie.runtime.starting import start_run
 from squidie.runtime.state import RunState
 from squidie.runtime.worker import Worker
 from squidie.workflow import CompiledWorkflow
-from squidie.workflow.specs import spec_shape
+from squidie.workflow.specs import compile_spec, spec_shape
 
 
 class Squidie(ControlsMixin, ReadsMixin, CronMixin):
@@ -86,6 +86,29 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
         compiled = resolve_workflow(workflow)
         state, _created = self._start(compiled, compiled.path or workflow_ref(workflow), trigger,
                                       payload, run_id=run_id, queue=queue, now=now)
+        return self._snapshot(state, now=now)
+
+    def start_spec(
+        self,
+        spec: Mapping[str, Any],
+        trigger: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        action_registry: Mapping[str, Any],
+        run_id: str | None = None,
+        queue: str | None = None,
+        now: datetime | None = None,
+    ) -> RunSnapshot:
+        """Start a run of a workflow authored at runtime as a JSON-safe spec.
+
+        Actions are registry keys, checked against ``action_registry`` (unknown or
+        disabled keys raise ``WorkflowDefinitionError``); no spec imports code. The
+        spec is stored with the run, which is listed as ``spec:<name>``; workers
+        run it with ``execute_next(action_registry=...)``.
+        """
+        compiled = compile_spec(spec, action_registry=action_registry)
+        state, _created = self._start(compiled, f"spec:{compiled.spec.name}", trigger, payload,
+                                      run_id=run_id, queue=queue, now=now, store_spec=True)
         return self._snapshot(state, now=now)
 
     def _start(self, compiled: CompiledWorkflow, workflow_id: str, trigger: str | None,
