@@ -27,6 +27,7 @@ from sqlalchemy import text
 
 import squidie
 from harness.bench_workflows import BenchJoin
+from squidie.testing import all_runs
 
 OUT = Path(__file__).parent / "out"
 SPAWN = multiprocessing.get_context("spawn")
@@ -100,7 +101,7 @@ def measure(url: str, runs: int, workers: int) -> dict[str, Any]:
     after = xact_commit(sq)
     steps = sum(r["steps"] for r in reports)
     idle = sum(r["idle_polls"] for r in reports)
-    completed = len([r for r in sq.list_runs(status="completed", limit=1000)])
+    completed = len(all_runs(sq, status="completed"))
     sys.stdout.write("\r")
     result: dict[str, Any] = {
         "workers": workers, "runs": runs, "steps": steps, "seconds": round(elapsed, 2),

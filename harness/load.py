@@ -44,6 +44,7 @@ from sqlalchemy import text
 import squidie
 from harness.load_check import TERMINAL, all_runs, verify
 from harness.load_report import endpoint_table, format_table, last_progress, load_window, plot
+from squidie.testing import all_runs as every_run
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).parent / "out"
@@ -196,7 +197,7 @@ def approve_waiting(sq: squidie.Squidie, base: str) -> int:
     """Approve every run paused at its approval gate (the clients stopped deciding)."""
     approved = 0
     with LEDGER.open("a", encoding="utf-8") as ledger:
-        for summary in sq.list_runs(status="paused", limit=1000):
+        for summary in every_run(sq, status="paused"):
             key = f"approve-{summary.run_id}"
             request = urllib.request.Request(
                 f"{base}/runs/{summary.run_id}/approve", method="POST",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import squidie
+from squidie.testing import all_runs as every_run
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 
@@ -57,15 +58,8 @@ def read_ledger(path: Path) -> tuple[dict[str, dict[str, Any]], list[dict[str, A
 
 
 def all_runs(sq: squidie.Squidie) -> dict[str, Any]:
-    """Every run in the database (run id -> RunSummary), page by page."""
-    found: dict[str, Any] = {}
-    cursor = None
-    while True:
-        page = sq.list_runs(limit=1000, cursor=cursor)
-        found.update((r.run_id, r) for r in page)
-        if len(page) < 1000:
-            return found
-        cursor = page[-1].cursor
+    """Every run in the database (run id -> RunSummary)."""
+    return {r.run_id: r for r in every_run(sq, page_size=1000)}
 
 
 def verify(sq: squidie.Squidie, ledger: Path, *, sample: int = 60) -> Verdict:

@@ -27,6 +27,7 @@ import squidie
 from harness.resilience_workflows import Shipment
 from squidie.errors import SquidieError
 from squidie.journal.schema import journal
+from squidie.testing import all_runs
 
 OUT = Path(__file__).parent / "out"
 SPAWN = multiprocessing.get_context("spawn")
@@ -155,18 +156,6 @@ def verify(sq: squidie.Squidie, runs: int) -> list[str]:
     if duplicated:
         problems.append(f"{len(duplicated)} steps applied more than once, e.g. {duplicated[:3]}")
     return problems
-
-
-def all_runs(sq: squidie.Squidie) -> list[Any]:
-    """Every run in the catalog, page by page."""
-    runs: list[Any] = []
-    cursor = None
-    while True:
-        page = sq.list_runs(limit=500, cursor=cursor)
-        runs.extend(page)
-        if len(page) < 500:
-            return runs
-        cursor = page[-1].cursor
 
 
 def chart(scenario: Scenario, path: Path) -> None:

@@ -190,3 +190,14 @@ def test_perform_uses_the_clock_or_now(sq: squidie.Squidie) -> None:
     at = datetime(2026, 7, 1, 12, tzinfo=UTC)
     snap = sq.perform(Payload.cron(NightlyReport, "nightly", signal_id="x"), now=at)
     assert snap is not None and snap.started_at == at
+
+
+def test_a_start_cron_signal_stores_the_same_schedule_shape_as_perform(
+    sq: squidie.Squidie,
+) -> None:
+    signal = squidie.Signal.start_cron(NightlyReport, "nightly", {}, idempotency_key="sig-9")
+    snap = sq.apply_signal(signal)
+    assert snap.context["schedule"] == {
+        "signal_id": "sig-9", "intended_window": None, "idempotency": "return_existing_run",
+        "idempotency_key": "sig-9", "source": "signal"}
+    assert sq.apply_signal(signal).run_id == snap.run_id

@@ -188,3 +188,22 @@ def test_graph_marks_a_failed_steps_ok_edge_skipped(sq: Squidie, history: bool) 
     edges = {e["id"]: e for e in sq.inspect_run_graph(run.run_id, include_history=history)
              .to_dict()["edges"]}
     assert edges["a:ok:c"]["skipped"] and edges["a:error:b"]["selected"]
+
+
+def _meddle(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    input["order"]["items"].append("forged")  # the step's own copy
+    ctx.state["order"]["items"].append("forged")  # nested values are copies too
+    return {"seen": len(ctx.state["order"]["items"])}
+
+
+class Meddler(Workflow):
+    trigger = manual("go", payload={"order": field(dict)})
+    steps = [step("meddle", _meddle), step("after", lambda i, c: {"items": i["order"]["items"]})]
+
+
+def test_a_step_cannot_change_the_run_state_it_was_shown(sq: Squidie) -> None:
+    run = sq.start(Meddler, payload={"order": {"items": ["rope"]}})
+    drain(sq)
+    final = sq.inspect_run(run.run_id)
+    assert final.input == {"order": {"items": ["rope"]}}
+    assert final.context["items"] == ["rope"]

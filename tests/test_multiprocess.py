@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 
 import squidie
 from squidie.journal.schema import journal
+from squidie.testing import all_runs
 from tests.workflows_core import FiveStepJoin, Sleepy
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -52,7 +53,7 @@ def test_four_worker_processes_drain_500_join_runs_exactly_once(pg_url: str) -> 
     time.sleep(0.6)  # pg_stat counters are flushed asynchronously
     commits = _xact_commit(sq) - commits_before
 
-    statuses = Counter(r.status for r in _all_runs(sq))
+    statuses = Counter(r.status for r in all_runs(sq))
     assert statuses == Counter({"completed": RUNS}), statuses
     steps_done = sum(r["steps"] for r in reports)
     assert steps_done == RUNS * 5
@@ -77,17 +78,6 @@ def _drain_entry(url: str, owner: str, results: Any) -> None:
     from tests.mp_workers import drain_until_quiet
 
     drain_until_quiet(url, owner, 1.5, results)
-
-
-def _all_runs(sq: squidie.Squidie) -> list[Any]:
-    runs: list[Any] = []
-    cursor = None
-    while True:
-        page = sq.list_runs(limit=200, cursor=cursor)
-        runs.extend(page)
-        if len(page) < 200:
-            return runs
-        cursor = page[-1].cursor
 
 
 def test_slow_process_late_completion_rejected_takeover_stands(pg_url: str,

@@ -8,13 +8,12 @@ before anything is read or written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from squidie.errors import InvalidOption, InvalidSignal
 from squidie.journal import JournalStore
-from squidie.read_model.inspecting import snapshot
 from squidie.read_model.views import RunSnapshot
 from squidie.runtime import manual
 from squidie.runtime.clock import Clock, iso
@@ -42,7 +41,8 @@ class ControlsMixin:
 
     if TYPE_CHECKING:
         def _now(self, now: datetime | None) -> datetime: ...
-        def _spec_for(self, state: RunState) -> Any: ...
+        def _snapshot(self, state: RunState, include_history: bool = False,
+                      now: datetime | None = None) -> RunSnapshot: ...
         def _start(self, compiled: CompiledWorkflow, workflow_id: str, trigger: str | None,
                    payload: Any, **kw: Any) -> tuple[RunState, bool]: ...
 
@@ -145,12 +145,9 @@ class ControlsMixin:
             "run_id": state.run_id, "child_key": child_key, "workflow": state.workflow,
             "step": ctx.step, "metadata": command.metadata, "started_at": state.started_at,
         }, now)
-        return self._view(state, now)
+        return self._snapshot(state, now=now)
 
     # -- plumbing --------------------------------------------------------------
-
-    def _view(self, state: RunState, now: datetime) -> RunSnapshot:
-        return snapshot(self.store, state, spec=self._spec_for(state), now=now)
 
     def _command(self, signal_type: str, run_id: Any, attrs: Any, key: Any, metadata: Any,
                  now: datetime, occurred_at: datetime | None, error: Any,
@@ -162,24 +159,29 @@ class ControlsMixin:
     def _decide(self, signal_type: str, decision: str, run_id: Any, attrs: Any,
                 idempotency_key: Any, metadata: Any, now: datetime | None, *,
                 occurred_at: datetime | None = None, error: Any = InvalidOption) -> RunSnapshot:
+        def resolve(plan: Plan, command: Command) -> None:
+            manual.resolve(plan, command, decision)
+
+        return self._control(signal_type, run_id, attrs, idempotency_key, metadata, now,
+                             resolve, occurred_at=occurred_at, error=error)
+
+    def _cancel(self, run_id: Any, attrs: Any, idempotency_key: Any, metadata: Any,
+                now: datetime | None, *, occurred_at: datetime | None = None,
+                error: Any = InvalidOption) -> RunSnapshot:
+        return self._control("cancel_run", run_id, attrs, idempotency_key, metadata, now,
+                             plan_cancel, occurred_at=occurred_at, error=error)
+
+    def _control(self, signal_type: str, run_id: Any, attrs: Any, idempotency_key: Any,
+                 metadata: Any, now: datetime | None,
+                 decide: Callable[[Plan, Command], None], *,
+                 occurred_at: datetime | None, error: Any) -> RunSnapshot:
+        """Check a control's arguments, apply it once to its run, return the snapshot."""
         moment = self._now(now)
         command = self._command(signal_type, run_id, attrs, idempotency_key, metadata, moment,
                                 occurred_at, error)
-        state = apply_control(self.store, command,
-                              lambda plan: manual.resolve(plan, command, decision), moment,
+        state = apply_control(self.store, command, lambda plan: decide(plan, command), moment,
                               error=error)
-        return self._view(state, moment)
-
-    def _cancel(self, run_id: Any, attrs: Any, idempotency_key: Any, metadata: Any,
-                now: datetime | None,
-                *, occurred_at: datetime | None = None, error: Any = InvalidOption) -> \
-            RunSnapshot:
-        moment = self._now(now)
-        command = self._command("cancel_run", run_id, attrs, idempotency_key, metadata,
-                                moment, occurred_at, error)
-        state = apply_control(self.store, command, lambda plan: plan_cancel(plan, command),
-                              moment, error=error)
-        return self._view(state, moment)
+        return self._snapshot(state, now=moment)
 
     def _replay(self, run_id: Any, allow_irreversible: Any, idempotency_key: Any, metadata: Any,
                 now: datetime | None, *, occurred_at: datetime | None = None,
@@ -191,7 +193,7 @@ class ControlsMixin:
                                 occurred_at, error, body={"allow_irreversible": allow_irreversible})
         done = prior_result(self.store, command, error)
         if done is not None:
-            return self._view(load_state(self.store, done), moment)
+            return self._snapshot(load_state(self.store, done), now=moment)
         source = load_state(self.store, str(run_id))
         compiled = replay_definition(self.store, source, allow_irreversible)
         new_id = derived_id("replay_run", command.idempotency_key) \
@@ -214,7 +216,7 @@ class ControlsMixin:
                                                             target=source.run_id))
 
         retry_on_conflict(annotate)
-        return self._view(load_state(self.store, state.run_id), moment)
+        return self._snapshot(load_state(self.store, state.run_id), now=moment)
 
     def _signal_start(self, sig: Signal, now: datetime | None) -> RunSnapshot:
         moment = self._now(now)
@@ -225,7 +227,7 @@ class ControlsMixin:
                                       "payload": p["payload"]})
         done = prior_result(self.store, command, InvalidSignal)
         if done is not None:
-            return self._view(load_state(self.store, done), moment)
+            return self._snapshot(load_state(self.store, done), now=moment)
         try:
             compiled = resolve_workflow(p["workflow"], allow_import=False)
         except InvalidOption as exc:
@@ -235,9 +237,11 @@ class ControlsMixin:
             trigger = compiled.spec.trigger
             if trigger.kind != "cron":
                 raise InvalidSignal([f"workflow {p['workflow']!r} has no cron trigger"])
-            context = {"schedule": {"trigger": trigger.name, "cron": trigger.cron,
-                                    "timezone": trigger.timezone, "source": "signal",
-                                    "signal_id": sig.idempotency_key}}
+            # The same shape as a cron payload delivery (sq.perform) stores.
+            context = {"schedule": {"signal_id": sig.idempotency_key, "intended_window": None,
+                                    "idempotency": trigger.idempotency,
+                                    "idempotency_key": sig.idempotency_key,
+                                    "source": "signal"}}
         run_id = derived_id(sig.type.value, sig.idempotency_key) \
             if sig.idempotency_key else None
         state, _ = self._start(compiled, compiled.path or p["workflow"], p["trigger"],
@@ -249,7 +253,7 @@ class ControlsMixin:
             if stored.result.get("digest") != command.digest:
                 raise problem(InvalidSignal, f"idempotency key {sig.idempotency_key!r} was "
                                              "already used for a different command")
-        return self._view(state, moment)
+        return self._snapshot(state, now=moment)
 
 
 __all__ = ["ControlsMixin"]

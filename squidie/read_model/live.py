@@ -7,10 +7,7 @@ and a partial index serves ``list_attempts(run_id, live_only=True)``.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from squidie.journal import AttemptRecord, JournalStore
-from squidie.runtime.state import RunState
 
 
 def live_attempts(store: JournalStore, run_id: str) -> list[AttemptRecord]:
@@ -21,14 +18,3 @@ def live_attempts(store: JournalStore, run_id: str) -> list[AttemptRecord]:
 def rows_by_id(rows: list[AttemptRecord]) -> dict[str, AttemptRecord]:
     """Dispatch rows keyed by ``attempt_id`` (``run_id/runnable_key/attempt``)."""
     return {r.attempt_id: r for r in rows}
-
-
-def row_of(state: RunState, key: str, attempt: int,
-           rows: dict[str, AttemptRecord]) -> AttemptRecord | None:
-    """The dispatch row of attempt ``attempt`` of runnable ``key`` (None if not live)."""
-    return rows.get(f"{state.run_id}/{key}/{attempt}")
-
-
-def lease_expired(row: AttemptRecord, now: datetime) -> bool:
-    """True when a held row's lease ended at or before ``now``."""
-    return row.lease_expires_at is not None and row.lease_expires_at <= now

@@ -8,6 +8,7 @@ whose lease runs out; the next ``execute_next`` claims it and only applies.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import secrets
 import time
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from squidie.errors import IncompatibleDefinition, InvalidOption, JournalConflict, LeaseLost
@@ -126,15 +128,17 @@ def execute_next(
         return _fail_incompatible(store, claim, state, compiled, current())
     step = compiled.spec.step(runnable.step)
     action = compiled.actions.get(step.action) if step.action else None
+    # The step gets its own copy: nothing it mutates can reach the run's state.
+    view = copy.deepcopy(state.view())
     ctx = StepContext(
         run_id=state.run_id, workflow=state.workflow, step=step.name,
         attempt=attempt.attempt_number, runnable_key=runnable.key,
         idempotency_key=f"{state.run_id}:{runnable.key}", claim_id=claim_id,
-        state=state.view(),
+        state=MappingProxyType(view),
     )
     step_input: dict[str, Any] | None = None
     try:
-        step_input = resolve_input(step, state.view())
+        step_input = resolve_input(step, view)
         outcome = _run_with_heartbeat(store, claim, clock, step, action, step_input, ctx,
                                       lease_for, heartbeat_interval, current)
     except MissingInput as exc:

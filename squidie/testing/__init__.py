@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from squidie.api.core import Squidie
-from squidie.read_model import RunSnapshot
+from squidie.read_model import RunSnapshot, RunSummary
 
 
 class FakeClock:
@@ -50,4 +50,17 @@ def drain(
     raise RuntimeError(f"drain did not finish within {max_steps} steps")
 
 
-__all__ = ["FakeClock", "drain"]
+def all_runs(sq: Squidie, *, page_size: int = 500, **filters: Any) -> list[RunSummary]:
+    """Every run ``list_runs`` yields for ``filters`` (status=, workflow=), newest first,
+    fetched page by page with the cursor."""
+    runs: list[RunSummary] = []
+    cursor = None
+    while True:
+        page = sq.list_runs(limit=page_size, cursor=cursor, **filters)
+        runs.extend(page)
+        if len(page) < page_size:
+            return runs
+        cursor = page[-1].cursor
+
+
+__all__ = ["FakeClock", "all_runs", "drain"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -299,8 +298,3 @@ class WorkflowSpec:
         """SHA-256 of the canonical JSON spec: equal definitions, equal fingerprints."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def is_json_mapping(value: object) -> bool:
-    """True for a dict whose keys are all strings."""
-    return isinstance(value, Mapping) and all(isinstance(k, str) for k in value)
