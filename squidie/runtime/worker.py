@@ -9,7 +9,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from squidie.errors import LeaseLost, SquidieError
+from squidie.errors import LeaseLost
 
 log = logging.getLogger("squidie.worker")
 
@@ -104,11 +104,7 @@ class Worker:
             except LeaseLost as exc:
                 log.warning("worker %s: %s", owner, exc)
                 result = True
-            except SquidieError as exc:
-                self._report(exc)
-                self._stop.wait(idle)
-                continue
-            except Exception as exc:  # keep the loop alive; report and back off
+            except Exception as exc:  # storage down, misconfiguration: report, back off
                 self._report(exc)
                 self._stop.wait(idle)
                 continue
