@@ -7,15 +7,40 @@ and load harnesses. With CI set, the long harnesses run shortened.
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 
 import nox
 
-nox.options.default_venv_backend = "venv"
+nox.needs_version = ">=2025.2.9"
+# uv builds each session's environment in seconds from its cache; plain venv
+# + pip when uv is not installed.
+nox.options.default_venv_backend = "uv|venv"
 nox.options.sessions = ["lint", "typecheck", "tests"]
+# A Python version that cannot be found fails the run instead of skipping it.
+nox.options.error_on_missing_interpreters = True
 
 PYTHON = "3.11"
+TEST_PYTHONS = ["3.11", "3.13"]
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
+def _expose_interpreters(versions: list[str]) -> None:
+    """Put interpreters that pyenv installed but did not activate on PATH.
+
+    uv must use an interpreter that is on this machine (it cannot download
+    one here), and pyenv's shims only run the active version.
+    """
+    os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    for version in versions:
+        found = sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin")))
+        if found:
+            os.environ["PATH"] = found[-1] + os.pathsep + os.environ["PATH"]
+
+
+_expose_interpreters(TEST_PYTHONS)
 ENV = {"PYTHONUNBUFFERED": "1"}
 SHORT = bool(os.environ.get("CI"))
 
@@ -23,7 +48,7 @@ SHORT = bool(os.environ.get("CI"))
 @nox.session(python=PYTHON, tags=["ci"])
 def lint(session: nox.Session) -> None:
     """ruff, then import-linter's layer contracts."""
-    session.install("-e", ".[dev]")
+    install(session, "dev")
     paths = [p for p in ("squidie", "tests", "harness", "examples") if Path(p).exists()]
     session.run("ruff", "check", *paths, env=ENV)
     session.run("lint-imports", env=ENV)
@@ -32,13 +57,19 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON, tags=["ci"])
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over squidie/ (configured in pyproject.toml)."""
-    session.install("-e", ".[dev]")
+    install(session, "dev")
     session.run("mypy", env=ENV)
+
+
+def install(session: nox.Session, *groups: str) -> None:
+    """The package (editable, with PostgreSQL support) plus PEP 735 dependency groups."""
+    deps = [dep for group in groups for dep in nox.project.dependency_groups(PYPROJECT, group)]
+    session.install("-e", ".[postgres]", *deps)
 
 
 def _harness(session: nox.Session, module: str, extra: str = "harness",
              short: tuple[str, ...] = ()) -> None:
-    session.install("-e", f".[{extra}]")
+    install(session, extra)
     args = session.posargs or (list(short) if SHORT else [])
     session.run("python", "-m", module, *args, env=ENV)
 
@@ -82,10 +113,48 @@ def notebooks(session: nox.Session) -> None:
     _harness(session, "harness.notebooks", extra="notebooks")
 
 
-@nox.session(python=PYTHON, tags=["ci"])
+@nox.session(python=TEST_PYTHONS, tags=["ci"])
 def tests(session: nox.Session) -> None:
     """pytest, with a real PostgreSQL (server binaries installed first if missing)."""
     session.run("bash", "tools/ensure_system_packages.sh", external=True, env=ENV)
-    session.install("-e", ".[dev,postgres,harness]")
+    install(session, "dev", "harness")
     args = session.posargs or ["-q", "-ra"]
     session.run("pytest", "-p", "no:cacheprovider", *args, env=ENV)
+
+
+@nox.session(python=PYTHON, tags=["ci"])
+def package(session: nox.Session) -> None:
+    """Build the wheel, install it into a fresh venv with no extra, import it."""
+    tmp = Path(session.create_tmp())
+    dist, venv = tmp / "dist", tmp / "wheel-venv"
+    session.install("build")
+    session.run("python", "-m", "build", "--wheel", "--outdir", str(dist), env=ENV)
+    wheel = max(dist.glob("squidie-*.whl"), key=lambda p: p.stat().st_mtime)
+    session.log(f"built {wheel.name}: {wheel.stat().st_size / 1024:.0f} KiB")
+    session.run("python", "-m", "venv", "--clear", str(venv))
+    python = str(venv / "bin" / "python")
+    session.run(python, "-m", "pip", "install", "-q", str(wheel), external=True, env=ENV)
+    session.run(python, "-c", _WHEEL_CHECK, external=True, env=ENV)
+
+
+# What a host sees after `pip install squidie`: it imports, connects to the
+# embedded default and runs a step, and the metadata names no development extra.
+_WHEEL_CHECK = """
+import importlib.metadata as md, tempfile, os
+import squidie
+from squidie import Workflow, manual, step
+meta = md.metadata("squidie")
+assert meta["License-Expression"] == "MIT", meta["License-Expression"]
+assert set(meta.get_all("Provides-Extra") or []) == {"postgres"}, meta.get_all("Provides-Extra")
+class Hello(Workflow):
+    trigger = manual("go")
+    steps = [step("hi", lambda i, c: {"said": "hi"})]
+with tempfile.TemporaryDirectory() as d:
+    sq = squidie.connect("sqlite:///" + os.path.join(d, "w.sqlite3"))
+    sq.install()
+    run = sq.start(Hello)
+    while sq.execute_next(owner_id="wheel-check") is not None:
+        pass
+    assert sq.inspect_run(run.run_id).status == "completed"
+print("wheel OK: import, connect, install, one run completed")
+"""

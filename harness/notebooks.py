@@ -38,8 +38,8 @@ def _require() -> None:
         except ImportError:
             missing.append(module)
     if missing:
-        sys.exit(f"missing {', '.join(missing)}: pip install -e '.[notebooks]' "
-                 "(or run: nox -s notebooks)")
+        sys.exit(f"missing {', '.join(missing)}: pip install -e . --group notebooks "
+                 "(pip >= 25.1; or run: nox -s notebooks)")
 
 
 def has_outputs(nb: Any) -> bool:
