@@ -82,7 +82,7 @@ def smoke(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["ci"])
 def resilience(session: nox.Session) -> None:
-    """Crash, restart and lease-expiry scenarios."""
+    """Crash, restart, lease-expiry, skewed-clock and connection-cut scenarios."""
     session.run("bash", "tools/ensure_system_packages.sh", external=True, env=ENV)
     _harness(session, "harness.resilience")
 

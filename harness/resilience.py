@@ -1,10 +1,23 @@
 """Resilience scenario on a PostgreSQL cluster this harness owns.
 
-Worker processes drain a backlog while the harness SIGKILLs a worker, stops
-another with SIGTERM, and kills the PostgreSQL postmaster (SIGKILL) and starts
-it again. At the end every run must be completed and every step applied
-exactly once. Progress is printed as it goes; ``harness/out/resilience.png``
-draws completed runs over time with the disruptions marked.
+Worker processes drain a backlog while the harness
+
+1. SIGKILLs a worker, stops another with SIGTERM, and kills the PostgreSQL
+   postmaster (SIGKILL) and starts it again, twice;
+2. across the first crash, resumes paused runs and approves or rejects runs
+   awaiting approval, as an operator would: each control retried with its
+   idempotency key until accepted, then sent once more;
+3. runs a worker under libfaketime with its clock 30 s fast next to the others,
+   while steps that outlast the lease heartbeat (a skewed worker must not take
+   a live claim, nor run a ``wait`` step's successor early);
+4. cuts the workers' database connections (``pg_terminate_backend``) while steps
+   run.
+
+At the end every run must be completed and every step applied exactly once;
+in phases 3 and 4, which kill no process, every step body must have run exactly
+once (see :mod:`harness.resilience_checks`). Progress is printed as it goes;
+``harness/out/resilience.png`` draws completed runs over time with the
+disruptions marked.
 
     python -m harness.resilience [--runs 300] [--workers 3]
 """
@@ -12,215 +25,413 @@ draws completed runs over time with the disruptions marked.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
+import shutil
 import signal
+import subprocess
 import sys
+import threading
 import time
-from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 import squidie
-from harness.resilience_workflows import Shipment
-from squidie.errors import SquidieError
-from squidie.journal.schema import journal
+from harness.resilience_chart import COLOURS, SPANS, chart
+from harness.resilience_checks import Expect, read_bodies, verify
+from harness.resilience_worker import LEASE, SKEW, SkewUnavailable, faketime_env
+from harness.resilience_workflows import (
+    HAUL_SECONDS,
+    Gated,
+    Haul,
+    LongHaul,
+    Reviewed,
+    Shipment,
+)
+from squidie.errors import SquidieError, StorageError
 from squidie.testing import all_runs
 
 OUT = Path(__file__).parent / "out"
-SPAWN = multiprocessing.get_context("spawn")
-LEASE = 3.0
+ROOT = Path(__file__).parent.parent
+MANUAL_RUNS = 20  # of each: paused runs, runs awaiting approval
+PHASE_RUNS = 40  # Shipment runs in each of the skew and cut phases
+HAULS = 3  # runs with a step outlasting the lease, in each of the skew and cut phases
+
+SHIP = Expect(applied=frozenset({"label", "pack", "invoice", "dispatch"}))
+GATED = Expect(applied=frozenset({"prepare", "release"}), gates=frozenset({"hold"}),
+               control="resume_run")
+APPROVED = Expect(applied=frozenset({"prepare", "ship"}), gates=frozenset({"review"}),
+                  control="approve_run", decision="approved")
+REJECTED = Expect(applied=frozenset({"prepare", "restock"}), gates=frozenset({"review"}),
+                  control="reject_run", decision="rejected")
+HAUL = Expect(applied=frozenset({"load", "haul", "cool_off", "unload"}),
+              builtin=frozenset({"cool_off"}), strict=True, waits=(("haul", "unload"),))
+CUT_HAUL = Expect(applied=frozenset({"load", "haul", "unload"}), strict=True)
+STRICT_SHIP = Expect(applied=SHIP.applied, strict=True)
+
+TERMINATE_WORKER_BACKENDS = text(
+    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+    "AND application_name LIKE 'resilience-%'")
 
 
-def worker_process(url: str, owner: str) -> None:
-    """A host worker: the ready loop, which stops cleanly on SIGTERM."""
-    import logging
-
-    import harness.resilience_workflows  # noqa: F401
-
-    logging.basicConfig(level=logging.CRITICAL)
-    sq = squidie.connect(url)
-    sq.worker(owner, lease_for=LEASE, heartbeat_interval=0.5, idle_max=0.2,
-              on_error=lambda exc: None).run()
+class HarnessError(RuntimeError):
+    """The scenario could not be carried out (not a broken guarantee)."""
 
 
 class Scenario:
     """Drives workers and the database and records what happened when."""
 
-    def __init__(self, url: str, cluster: Any, runs: int, workers: int) -> None:
+    def __init__(self, url: str, cluster: Any, workers: int, skewed_env: dict[str, str]) -> None:
         self.url = url
         self.cluster = cluster
-        self.runs = runs
+        self.skewed_env = skewed_env
         self.sq = squidie.connect(url)
         self.started = time.monotonic()
-        self.events: list[tuple[float, str]] = []
-        self.samples: list[tuple[float, int]] = []
-        self.procs: dict[str, Any] = {}
+        self.events: list[tuple[float, str, str | None]] = []
+        self.samples: list[tuple[float, int, int]] = []
+        self.plan: dict[str, Expect] = {}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.next_worker = 0
-        for _ in range(workers):
-            self.spawn_worker()
+        self.bodies = OUT / "resilience-bodies"
+        self.logs = OUT / "resilience-workers"
+        for directory in (self.bodies, self.logs):
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir(parents=True)
+        self.initial_workers = workers
+
+    # -- bookkeeping -----------------------------------------------------------
 
     def now(self) -> float:
         return time.monotonic() - self.started
 
-    def note(self, what: str) -> None:
-        self.events.append((self.now(), what))
-        print(f"\n  [{self.now():5.1f} s] {what}")
+    def note(self, what: str, kind: str | None = None) -> None:
+        self.events.append((self.now(), what, kind))
+        print(f"\n  [{self.now():5.1f} s] {what}", flush=True)
 
-    def spawn_worker(self) -> str:
+    def start_runs(self, workflow: Any, prefix: str, count: int,
+                   expect: Callable[[int], Expect]) -> list[str]:
+        ids = []
+        for i in range(count):
+            run_id = f"{prefix}-{i}"
+            self.sq.start(workflow, payload={"parcel": i}, run_id=run_id)
+            self.plan[run_id] = expect(i)
+            ids.append(run_id)
+        return ids
+
+    # -- workers ---------------------------------------------------------------
+
+    def spawn_worker(self, *, skewed: bool = False) -> str:
         self.next_worker += 1
-        owner = f"worker-{self.next_worker}"
-        proc = SPAWN.Process(target=worker_process, args=(self.url, owner), name=owner)
-        proc.start()
-        self.procs[owner] = proc
+        owner = f"{'skewed-' if skewed else ''}worker-{self.next_worker}"
+        url = make_url(self.url).update_query_dict({"application_name": f"resilience-{owner}"})
+        command = [sys.executable, "-m", "harness.resilience_worker",
+                   url.render_as_string(hide_password=False), owner,
+                   "--body-log", str(self.bodies / f"{owner}.jsonl")]
+        env = dict(self.skewed_env if skewed else os.environ)
+        if skewed:
+            command += ["--skew", str(SKEW)]
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        with open(self.logs / f"{owner}.log", "wb") as log:
+            self.procs[owner] = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
+                                                 stderr=subprocess.STDOUT)
         return owner
 
-    def completed(self) -> int | None:
+    def signal_worker(self, owner: str, signum: int) -> int | None:
+        proc = self.procs.pop(owner)
+        proc.send_signal(signum)
         try:
-            return sum(1 for r in all_runs(self.sq) if r.status == "completed")
-        except SquidieError:
-            return None  # the database is down
+            return proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise HarnessError(f"{owner} did not stop within 60 s of signal {signum}") from None
 
-    def wait_progress(self, fraction: float, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        last_print = -1
-        while time.monotonic() < deadline:
-            dead = [o for o, p in self.procs.items() if not p.is_alive()]
-            if dead:
-                raise RuntimeError(f"worker process(es) {dead} died on their own")
-            done = self.completed()
-            if done is not None:
-                self.samples.append((self.now(), done))
-                if done != last_print:
-                    end = "" if sys.stdout.isatty() else "\n"
-                    sys.stdout.write(f"\r  {done}/{self.runs} runs completed "
-                                     f"({self.now():.1f} s){end}")
-                    sys.stdout.flush()
-                    last_print = done
-                if done >= fraction * self.runs:
-                    return
-            time.sleep(0.3)
-        raise TimeoutError(f"no progress to {fraction:.0%} within {timeout} s")
+    def first_worker(self) -> str:
+        return next(o for o in self.procs if not o.startswith("skewed"))
+
+    def check_workers(self) -> None:
+        dead = {o: p.returncode for o, p in self.procs.items() if p.poll() is not None}
+        if dead:
+            tails = {o: (self.logs / f"{o}.log").read_text(errors="replace")[-600:]
+                     for o in dead}
+            raise HarnessError(f"worker process(es) died on their own: {dead}; logs: {tails}")
 
     def kill_worker(self) -> None:
-        owner, proc = next(iter(self.procs.items()))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.join()
-        del self.procs[owner]
-        self.note(f"SIGKILL {owner} (its claims recover after the {LEASE:.0f} s lease)")
+        owner = self.first_worker()
+        self.signal_worker(owner, signal.SIGKILL)
+        self.note(f"SIGKILL {owner} (its claims recover after the {LEASE:.0f} s lease)", "worker")
         self.note(f"started {self.spawn_worker()}")
 
     def terminate_worker(self) -> None:
-        owner, proc = next(iter(self.procs.items()))
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.join(timeout=60)
-        del self.procs[owner]
-        self.note(f"SIGTERM {owner}: exited {proc.exitcode} after finishing its step")
+        owner = self.first_worker()
+        code = self.signal_worker(owner, signal.SIGTERM)
+        self.note(f"SIGTERM {owner}: exited {code} after finishing its step", "worker")
         self.note(f"started {self.spawn_worker()}")
 
-    def crash_database(self, downtime: float = 2.0) -> None:
+    def stop(self) -> dict[str, int | None]:
+        codes: dict[str, int | None] = {}
+        for owner in list(self.procs):
+            codes[owner] = self.signal_worker(owner, signal.SIGTERM)
+        return codes
+
+    # -- waiting ---------------------------------------------------------------
+
+    def statuses(self) -> dict[str, str] | None:
+        try:
+            return {r.run_id: r.status.value for r in all_runs(self.sq)}
+        except SquidieError:
+            return None  # the database is down
+
+    def wait_until(self, done: Callable[[dict[str, str]], bool], what: str,
+                   timeout: float = 120) -> None:
+        """Poll the runs (printing progress) until ``done(statuses)``."""
+        deadline = time.monotonic() + timeout
+        last = -1
+        while time.monotonic() < deadline:
+            self.check_workers()
+            statuses = self.statuses()
+            if statuses is not None:
+                completed = sum(1 for s in statuses.values() if s == "completed")
+                self.samples.append((self.now(), completed, len(self.plan)))
+                if completed != last:
+                    end = "" if sys.stdout.isatty() else "\n"
+                    sys.stdout.write(f"\r  {completed}/{len(self.plan)} runs completed "
+                                     f"({self.now():.1f} s){end}")
+                    sys.stdout.flush()
+                    last = completed
+                if done(statuses):
+                    return
+            time.sleep(0.3)
+        raise HarnessError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+    def wait_progress(self, fraction: float) -> None:
+        self.wait_until(lambda s: sum(1 for v in s.values() if v == "completed")
+                        >= fraction * len(self.plan), f"{fraction:.0%} of the runs completed")
+
+    def wait_completed(self, prefix: str, timeout: float = 90) -> None:
+        ids = [r for r in self.plan if r.startswith(prefix)]
+        self.wait_until(lambda s: all(s.get(r) == "completed" for r in ids),
+                        f"the {prefix}* runs to complete", timeout)
+
+    # -- the disruptions -------------------------------------------------------
+
+    def crash_database(self, downtime: float = 2.0,
+                       controls: list[tuple[str, str, str]] | None = None) -> None:
+        """SIGKILL the postmaster; with ``controls``, an operator sends them meanwhile."""
+        operator = Operator(self.url, controls or [])
         self.cluster.kill()
-        self.note("SIGKILL the PostgreSQL postmaster")
+        self.note("SIGKILL the PostgreSQL postmaster", "postgres")
+        if controls:
+            operator.start()
+            self.note(f"operator: sending {len(controls)} resume/approve/reject controls, "
+                      f"retrying each until accepted", "operator")
         time.sleep(downtime)
         self.cluster.restart()
         self.note(f"PostgreSQL restarted after {downtime:.0f} s (crash recovery)")
+        if controls:
+            operator.join(timeout=90)
+            if operator.is_alive():
+                raise HarnessError("the operator's controls were not accepted within 90 s")
+            self.note(f"operator: {operator.accepted} controls accepted; {operator.refused} "
+                      f"call(s) refused while PostgreSQL was down or restarting, retried with "
+                      f"the same idempotency key; each control then sent once more", "operator")
+            if operator.problems:
+                raise HarnessError("operator controls failed: " + "; ".join(operator.problems))
 
-    def stop(self) -> dict[str, int | None]:
-        codes = {}
-        for owner, proc in self.procs.items():
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.join(timeout=60)
-            codes[owner] = proc.exitcode
-        return codes
+    def cut_connections(self) -> int:
+        """Terminate every worker backend (never the harness's own)."""
+        with self.sq.store.engine.begin() as conn:  # type: ignore[attr-defined]
+            cut = int(conn.execute(TERMINATE_WORKER_BACKENDS).scalar_one())
+        return cut
+
+    def running_bodies(self, prefix: str, step_name: str) -> int:
+        """How many executions of ``step_name`` in runs ``prefix*`` are running now."""
+        return sum(1 for (run_id, name), runs in read_bodies(self.bodies).items()
+                   if run_id.startswith(prefix) and name == step_name
+                   and any(b.end is None for b in runs))
+
+    def wait_for_bodies(self, prefix: str, step_name: str, count: int) -> list[float]:
+        """Wait until ``count`` bodies of ``step_name`` in runs ``prefix*`` started; their
+        start times (epoch seconds)."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            self.check_workers()
+            starts = [runs[0].start for (run_id, name), runs in read_bodies(self.bodies).items()
+                      if run_id.startswith(prefix) and name == step_name]
+            if len(starts) >= count:
+                return starts
+            time.sleep(0.05)
+        raise HarnessError(f"{count} {prefix}* {step_name} steps did not start within 60 s")
+
+    def wait_for_connection(self, owner: str) -> None:
+        """Wait until ``owner`` has connected (it connects on its first claim)."""
+        query = text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            self.check_workers()
+            with self.sq.store.engine.connect() as conn:  # type: ignore[attr-defined]
+                if conn.execute(query, {"name": f"resilience-{owner}"}).scalar_one():
+                    return
+            time.sleep(0.05)
+        raise HarnessError(f"{owner} did not connect within 60 s")
 
 
-def verify(sq: squidie.Squidie, runs: int) -> list[str]:
-    """Every run completed, every step applied exactly once. Returns the problems."""
-    problems = []
-    engine = sq.store.engine  # type: ignore[attr-defined]
-    statuses = Counter(r.status.value for r in all_runs(sq))
-    if statuses != Counter({"completed": runs}):
-        problems.append(f"runs by status: {dict(statuses)}")
-    with engine.connect() as conn:
-        applied = Counter(
-            (run_id, data["key"]) for run_id, data in conn.execute(
-                select(journal.c.run_id, journal.c.data).where(journal.c.kind == "outcome_applied")
-            ) if data.get("ok")
-        )
-    steps = len(Shipment.definition().spec.steps)
-    if len(applied) != runs * steps:
-        problems.append(f"{len(applied)} steps applied, expected {runs * steps}")
-    duplicated = [k for k, n in applied.items() if n != 1]
-    if duplicated:
-        problems.append(f"{len(duplicated)} steps applied more than once, e.g. {duplicated[:3]}")
-    return problems
+class Operator(threading.Thread):
+    """Sends controls through a database crash, as an operator would: retry each with
+    its idempotency key until accepted, then send it once more (a double click)."""
+
+    def __init__(self, url: str, controls: list[tuple[str, str, str]]) -> None:
+        super().__init__(name="operator", daemon=True)
+        self.url = url
+        self.controls = controls
+        self.accepted = 0
+        self.refused = 0
+        self.problems: list[str] = []
+
+    def run(self) -> None:
+        sq = squidie.connect(self.url)
+        deadline = time.monotonic() + 80
+        for run_id, verb, key in self.controls:
+            attrs = {"actor": "operator", "comment": f"{verb} through a crash"}
+            for repeat in range(2):
+                while time.monotonic() < deadline:
+                    try:
+                        getattr(sq, verb)(run_id, attrs, idempotency_key=key)
+                        break
+                    except StorageError:
+                        self.refused += 1  # the database is down or restarting
+                    except Exception as exc:  # reported, then retried
+                        self.refused += 1
+                        self.problems.append(f"{verb} {run_id} (try {repeat + 1}): "
+                                             f"{type(exc).__name__}: {exc}")
+                    time.sleep(0.2)
+                else:
+                    return
+            self.accepted += 1
 
 
-def chart(scenario: Scenario, path: Path) -> None:
-    """Completed runs over time with the disruptions drawn as vertical lines."""
-    import matplotlib
+def run_scenario(scenario: Scenario, runs: int) -> None:
+    """Every phase, in order; raises HarnessError when one cannot be carried out."""
+    # The manual runs start first, so they reach their gates before the first crash.
+    gated = scenario.start_runs(Gated, "gated", MANUAL_RUNS, lambda i: GATED)
+    reviewed = scenario.start_runs(Reviewed, "review", MANUAL_RUNS,
+                                   lambda i: APPROVED if i % 2 == 0 else REJECTED)
+    scenario.start_runs(Shipment, "ship", runs, lambda i: SHIP)
+    for _ in range(scenario.initial_workers):
+        scenario.spawn_worker()
+    print(f"  started {runs} shipments, {MANUAL_RUNS} runs with a pause and {MANUAL_RUNS} "
+          f"with an approval; {scenario.initial_workers} worker processes")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    scenario.wait_progress(0.15)
+    scenario.kill_worker()
+    scenario.wait_progress(0.35)
+    manual = set(gated) | set(reviewed)
+    scenario.wait_until(lambda s: all(s.get(r) == "paused" for r in manual),
+                        "the pause and approval runs to be paused", timeout=60)
+    scenario.note(f"{len(gated)} runs paused, {len(reviewed)} awaiting approval")
+    controls = [(r, "resume", f"resume:{r}") for r in gated] + [
+        (r, "approve" if scenario.plan[r] is APPROVED else "reject", f"decide:{r}")
+        for r in reviewed]
+    scenario.crash_database(controls=controls)
+    scenario.wait_progress(0.6)
+    scenario.terminate_worker()
+    scenario.wait_progress(0.8)
+    scenario.crash_database(downtime=1.0)
+    scenario.kill_worker()
+    scenario.wait_progress(1.0)
 
-    fig, ax = plt.subplots(figsize=(10, 4))
-    if scenario.samples:
-        xs, ys = zip(*scenario.samples, strict=True)
-        ax.plot(xs, ys, label="completed runs")
-    for at, what in scenario.events:
-        if not what.startswith("SIG"):
-            continue
-        label = " ".join(what.replace("the PostgreSQL postmaster", "postgres").split()[:2])
-        label = label.rstrip(":")
-        ax.axvline(at, color="red" if "postgres" in label else "orange", alpha=0.6)
-        ax.text(at, 0.03, f" {label}", rotation=90, fontsize=8, va="bottom",
-                transform=ax.get_xaxis_transform())
-    ax.set(xlabel="seconds", ylabel="runs", title="resilience: progress through disruptions")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    skew_phase(scenario)
+    cut_phase(scenario)
+
+
+def skew_phase(scenario: Scenario) -> None:
+    """A worker whose clock runs SKEW s fast joins while other workers heartbeat hauls.
+
+    It comes up idle while the hauls are held, so nothing but the lease judged
+    by the right clock keeps it from taking them over; then shipments give it
+    work, and the hauls' ``wait`` successors tempt it again.
+    """
+    scenario.start_runs(LongHaul, "skew-haul", HAULS, lambda i: HAUL)
+    scenario.wait_for_bodies("skew-haul", "haul", HAULS)
+    skewed = scenario.spawn_worker(skewed=True)
+    scenario.wait_for_connection(skewed)
+    held = scenario.running_bodies("skew-haul", "haul")
+    scenario.note(f"started {skewed} under libfaketime, its clock {SKEW:g} s fast; it polls "
+                  f"while {held} hauls outlast the {LEASE:g} s lease by heartbeating", "skew")
+    if held == 0:
+        raise HarnessError(f"{skewed} came up after the hauls ended: the phase proves nothing")
+    scenario.wait_until(lambda s: scenario.running_bodies("skew-haul", "haul") == 0,
+                        "the hauls to end", timeout=60)
+    scenario.start_runs(Shipment, "skew-ship", PHASE_RUNS, lambda i: STRICT_SHIP)
+    scenario.wait_completed("skew-")
+    code = scenario.signal_worker(skewed, signal.SIGTERM)
+    scenario.note(f"SIGTERM {skewed}: exited {code}", "skew")
+
+
+def cut_phase(scenario: Scenario) -> None:
+    """Cut the workers' connections under running steps: once mid-haul (the heartbeats
+    hit the dead connections), then just before each haul ends (its outcome write does)."""
+    scenario.start_runs(Haul, "cut-haul", HAULS, lambda i: CUT_HAUL)
+    scenario.start_runs(Shipment, "cut-ship", PHASE_RUNS, lambda i: STRICT_SHIP)
+    starts = scenario.wait_for_bodies("cut-haul", "haul", HAULS)
+    moments = [min(starts) + HAUL_SECONDS / 2]
+    for end in sorted(start + HAUL_SECONDS - 0.1 for start in starts):
+        if end - moments[-1] > 0.3:
+            moments.append(end)
+    for moment in moments:
+        time.sleep(max(0.0, moment - time.time()))
+        running = scenario.running_bodies("cut-", "haul")
+        cut = scenario.cut_connections()
+        scenario.note(f"pg_terminate_backend: cut {cut} worker connections "
+                      f"({running} hauls mid-step)", "cut")
+    scenario.wait_completed("cut-")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the scenario; exit 1 when a guarantee was broken."""
+    """Run the scenario; exit 1 when a guarantee was broken or it could not run."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--workers", type=int, default=3)
     args = parser.parse_args(argv)
     from squidie.testing.postgres import require_local_cluster
 
+    began = time.monotonic()
+    try:
+        skewed_env = faketime_env()
+    except SkewUnavailable as exc:
+        print(f"resilience: FAILED before starting: {exc}", file=sys.stderr)
+        return 1
     OUT.mkdir(exist_ok=True)
+    problems: list[str] = []
     with require_local_cluster() as cluster:
         url = cluster.server().create_database("resilience")
-        sq = squidie.connect(url)
-        sq.install()
-        for i in range(args.runs):
-            sq.start(Shipment, payload={"parcel": i})
-        print(f"resilience: {args.runs} runs, {args.workers} worker processes, own PostgreSQL "
-              f"on port {cluster.port}")
-        scenario = Scenario(url, cluster, args.runs, args.workers)
-        scenario.wait_progress(0.15)
-        scenario.kill_worker()
-        scenario.wait_progress(0.35)
-        scenario.crash_database()
-        scenario.wait_progress(0.6)
-        scenario.terminate_worker()
-        scenario.wait_progress(0.8)
-        scenario.crash_database(downtime=1.0)
-        scenario.kill_worker()
-        scenario.wait_progress(1.0)
-        codes = scenario.stop()
+        squidie.connect(url).install()
+        print(f"resilience: own PostgreSQL on port {cluster.port}; worker lease {LEASE:g} s")
+        scenario = Scenario(url, cluster, args.workers, skewed_env)
+        try:
+            run_scenario(scenario, args.runs)
+        except HarnessError as exc:
+            problems.append(f"scenario stopped: {exc}")
+        finally:
+            codes = scenario.stop()
         scenario.note(f"all workers stopped with SIGTERM, exit codes {codes}")
-        problems = verify(squidie.connect(url), args.runs)  # fresh pool: the old one saw a crash
+        found = verify(squidie.connect(url), scenario.plan, scenario.bodies)  # fresh pool
+        problems += found.problems
         chart(scenario, OUT / "resilience.png")
     print(f"\n  chart: {OUT / 'resilience.png'}")
+    print("  " + ", ".join(f"{k}: {v}" for k, v in found.counts.items()))
+    disruptions = 1 + sum(1 for _, _, kind in scenario.events  # 1: the skewed worker
+                          if kind in COLOURS and kind not in SPANS)
+    wall = time.monotonic() - began
     if problems:
-        print("  FAILED:\n    " + "\n    ".join(problems))
+        print("  FAILED:\n    " + "\n    ".join(problems) + f"\n  ({wall:.0f} s)")
         return 1
-    print(f"  OK: {args.runs}/{args.runs} runs completed, every step applied exactly once, "
-          f"through {sum(1 for _, e in scenario.events if 'SIG' in e)} disruptions")
+    print(f"  OK: {len(scenario.plan)}/{len(scenario.plan)} runs completed, every step applied "
+          f"exactly once (bodies once where nothing was killed), no claim taken over, "
+          f"through {disruptions} disruptions in {wall:.0f} s")
     return 0
 
 

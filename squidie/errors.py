@@ -9,6 +9,7 @@ a stable ``code`` string that host code can switch on::
     ├── InvalidPayload               invalid_payload
     ├── WorkflowDefinitionError      invalid_workflow_spec
     ├── RunNotFound                  not_found
+    ├── RunIdConflict                run_id_conflict
     ├── InvalidTransition            invalid_transition
     ├── UnsafeReplay                 unsafe_replay
     ├── IncompatibleDefinition       incompatible_workflow_definition
@@ -83,6 +84,12 @@ class RunNotFound(SquidieError):
     code = "not_found"
 
 
+class RunIdConflict(SquidieError):
+    """A run with this run_id already exists with another workflow, trigger or payload."""
+
+    code = "run_id_conflict"
+
+
 class InvalidTransition(SquidieError):
     """The run is not in a state that allows this operation."""
 
@@ -148,6 +155,7 @@ __all__ = [
     "JournalConflict",
     "LeaseLost",
     "MissingScheduleIdempotencyKey",
+    "RunIdConflict",
     "RunNotFound",
     "SquidieError",
     "StorageError",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from squidie import Workflow, WorkflowDefinitionError, cron, step
+from squidie import Workflow, WorkflowDefinitionError, cron, step, validate_spec
 
 
 def _noop(input: dict, ctx: object) -> dict:
@@ -57,3 +57,45 @@ def test_every_cron_problem_is_reported_at_once() -> None:
     assert "unknown IANA timezone" in text
     assert "idempotency must be one of" in text
     assert info.value.code == "invalid_workflow_spec"
+
+
+@pytest.mark.parametrize("expr", ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 6,9,11 *",
+                                  "0 0 1 1 * 0 1999"])
+def test_an_expression_that_never_fires_is_a_definition_error(expr: str) -> None:
+    """croniter parses 30 February; the scheduler would then fail on every tick."""
+    with pytest.raises(WorkflowDefinitionError, match="never fires"):
+        _define(cron("t", expr)).to_spec()
+
+
+def test_an_impossible_expression_is_reported_with_every_other_problem() -> None:
+    with pytest.raises(WorkflowDefinitionError) as info:
+        _define(cron("t", "0 0 30 2 *", timezone="Nowhere/City", idempotency="maybe"))
+    text = "\n".join(info.value.problems)
+    assert "never fires" in text and "unknown IANA timezone" in text
+    assert "idempotency must be one of" in text
+
+
+def test_an_impossible_expression_in_a_spec_is_refused() -> None:
+    spec = {"name": "s", "trigger": {"name": "t", "kind": "cron", "cron": "0 0 30 2 *"},
+            "steps": [{"name": "a", "action": "a"}]}
+    with pytest.raises(WorkflowDefinitionError, match="never fires"):
+        validate_spec(spec, action_registry={"a": _noop})
+
+
+@pytest.mark.parametrize("expr", ["0 0 29 2 *", "0 0 L 2 *", "* * * * * */10",
+                                  "0 0 1 1 * 0 2030-2031"])
+def test_rare_but_possible_expressions_are_accepted(expr: str) -> None:
+    assert _define(cron("t", expr)).to_spec()["trigger"]["cron"] == expr
+
+
+@pytest.mark.parametrize("bad", ["x" * 10_000_000, "0 0 * * *\x00", "\ud800 * * * *", None, 5])
+def test_hostile_expressions_are_refused_with_a_short_message(bad: object) -> None:
+    with pytest.raises(WorkflowDefinitionError) as info:
+        _define(cron("t", bad))  # type: ignore[arg-type]
+    assert len(str(info.value)) < 500
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin\x00", "\ud800", "x" * 10_000, 5])
+def test_hostile_timezones_are_definition_errors(zone: object) -> None:
+    with pytest.raises(WorkflowDefinitionError, match="unknown IANA timezone"):
+        _define(cron("t", "0 2 * * *", timezone=zone))  # type: ignore[arg-type]

@@ -135,6 +135,9 @@ def test_claimed_attempt_is_running(sq: Squidie, clock: FakeClock) -> None:
                              token_hash="h")
     assert claimed is not None
     assert sq.inspect_run_graph(run.run_id).node("flaky")["status"] == "running"
+    # The history view finds the claimed dispatch row by its opaque id, too.
+    node = sq.inspect_run_graph(run.run_id, include_history=True).node("flaky")
+    assert [a["status"] for a in node["attempts"]] == ["running"]
 
 
 def test_retrying_node_with_history(sq: Squidie, clock: FakeClock) -> None:

@@ -207,3 +207,35 @@ def test_a_step_cannot_change_the_run_state_it_was_shown(sq: Squidie) -> None:
     final = sq.inspect_run(run.run_id)
     assert final.input == {"order": {"items": ["rope"]}}
     assert final.context["items"] == ["rope"]
+
+
+class TestTypedErrorsAtTheBottomLayers:
+    def test_a_datetime_with_no_utc_form_is_an_invalid_option(self) -> None:
+        from datetime import datetime, timezone
+
+        from squidie.runtime.clock import aware
+
+        year_one = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))
+        with pytest.raises(InvalidOption, match="out of range"):
+            aware(year_one)
+        with pytest.raises(InvalidOption) as info:
+            aware("x" * 1_000_000)  # type: ignore[arg-type]
+        assert len(str(info.value)) < 200
+
+    def test_a_huge_forged_cursor_gets_a_short_message(self) -> None:
+        from squidie.journal.records import decode_cursor
+
+        with pytest.raises(InvalidOption) as info:
+            decode_cursor("!" * 1_000_000)
+        assert len(str(info.value)) < 200
+
+    def test_a_recorded_schema_version_no_release_wrote_is_a_config_error(
+            self, sq: Squidie) -> None:
+        from sqlalchemy import update
+
+        from squidie.journal.schema import schema_table
+
+        with sq.store.engine.begin() as conn:  # type: ignore[attr-defined]
+            conn.execute(update(schema_table).values(version=0))
+        with pytest.raises(squidie.ConfigError, match="schema version 0"):
+            sq.install()

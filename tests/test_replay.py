@@ -40,7 +40,8 @@ def test_replay_starts_a_new_run_with_the_same_input(sq: Squidie) -> None:
     source = sq.inspect_run(run.run_id, include_history=True)
     assert [e["type"] for e in source.audit_events or []] == ["replayed"]
     assert source.audit_events[0]["replay_run_id"] == replay.run_id  # type: ignore[index]
-    assert (source.command_history or [])[0]["metadata"] == {"why": "audit"}
+    replayed = next(c for c in source.command_history or [] if c["signal_type"] == "replay_run")
+    assert replayed["metadata"] == {"why": "audit"}
     new = sq.inspect_run(replay.run_id, include_history=True)
     assert new.audit_events[0]["replayed_from_run_id"] == run.run_id  # type: ignore[index]
 

@@ -4,6 +4,7 @@ without a record; recovery markers only annotate routes."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -152,3 +153,46 @@ def test_compensation_facts_carry_the_time_they_happened(sq: Squidie) -> None:
 
 def _fail_pay() -> dict[str, Any]:
     raise Fail("card declined")
+
+
+def test_a_compensation_longer_than_the_lease_heartbeats_and_runs_once(db_url: str) -> None:
+    """Issue 8 item 10: with heartbeat_interval set, a compensation is covered by the
+    claim's heartbeat; a second worker polling meanwhile never runs it again."""
+    import contextlib
+    import threading
+
+    import squidie
+
+    sq = squidie.connect(db_url)  # the system clock: leases really run out
+    sq.install()
+    calls: list[str] = []
+    started = threading.Event()
+
+    def slow_undo(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        calls.append(ctx.run_id)
+        started.set()
+        time.sleep(1.5)  # three leases of 0.5 s
+        return {"undone": True}
+
+    class LongUndo(Workflow):
+        trigger = manual("go")
+        steps = [step("book", lambda i, c: {"booked": True}, compensate=slow_undo),
+                 step("pay", lambda i, c: _fail_pay())]
+
+    lease = {"lease_for": 0.5, "heartbeat_interval": 0.1}
+    run = sq.start(LongUndo)
+    sq.execute_next(owner_id="a", **lease)  # book
+    worker_a = threading.Thread(target=lambda: sq.execute_next(owner_id="a", **lease))
+    worker_a.start()  # pay fails -> saga -> the long compensation
+    assert started.wait(10)
+    while worker_a.is_alive():
+        with contextlib.suppress(squidie.SquidieError):  # e.g. a lost lease
+            sq.execute_next(owner_id="b", **lease)
+        time.sleep(0.05)
+    worker_a.join()
+    drain(sq, owner_id="c")
+    assert calls == [run.run_id]
+    snap = sq.inspect_run(run.run_id)
+    assert snap.status == RunStatus.FAILED
+    assert [(c["step"], c["status"], c["attempts"]) for c in snap.compensations] == \
+        [("book", "completed", 1)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from squidie.testing import FakeClock, drain
 
 MINUTE = "tests.workflows_cron.EveryMinute"
 DAILY_BERLIN = "tests.workflows_cron.DailyBerlin"
+HOURLY = "tests.workflows_cron.HourlyPlain"
 T0 = datetime(2026, 5, 15, 10, 0, 30, tzinfo=UTC)
 
 
@@ -248,3 +249,93 @@ def test_cli_scheduler_reports_bad_workflows(sqlite_url: str,
                      "tests.workflows_cron.ManualOnly", "--once"])
     assert code == 2
     assert "invalid_option" in capsys.readouterr().err
+
+
+# -- one workflow never stops the others (issue 8, item 7) ----------------------------
+
+
+def _break(sched: Scheduler, path: str) -> None:
+    """Make one schedule fail the way croniter does on an impossible date."""
+    from croniter import CroniterBadDateError
+
+    def broken(*args: Any) -> list[datetime]:
+        raise CroniterBadDateError("failed to find next date")
+
+    [entry] = [e for e in sched.entries if e.path == path]
+    entry.schedule.between = broken  # type: ignore[method-assign]
+
+
+def test_a_failing_workflow_does_not_hold_back_the_others_windows(
+        sq: squidie.Squidie, clock: FakeClock) -> None:
+    sched = Scheduler(sq, [MINUTE, DAILY_BERLIN, HOURLY])
+    sched.tick()
+    _break(sched, DAILY_BERLIN)
+    clock.set(at(10, 30, 5))
+    report = sched.tick_report()
+    assert list(report.failures) == [f"{DAILY_BERLIN}:daily"]
+    assert {d.workflow for d in report.deliveries} == {MINUTE, HOURLY}
+    assert {r.workflow for r in sq.list_runs()} == {MINUTE, HOURLY}
+    assert ScheduleCursors(sq.store).get(f"{HOURLY}:hourly") == at(10, 30)
+    clock.set(at(10, 31, 5))
+    with pytest.raises(Exception, match="failed to find next date"):
+        sched.tick()  # tick() still reports the failure, after the others were delivered
+    assert window_starts_of(sq, MINUTE)[-1] == "2026-05-15T10:31:00Z"
+
+
+def test_the_run_loop_survives_a_workflow_that_always_fails(
+        sq: squidie.Squidie, clock: FakeClock) -> None:
+    sched = Scheduler(sq, [DAILY_BERLIN, MINUTE])
+    sched.tick()
+    _break(sched, DAILY_BERLIN)
+    thread = threading.Thread(target=sched.run, kwargs={"interval": 0.05})
+    thread.start()
+    try:
+        for minute in (1, 2):
+            clock.set(at(10, minute, 1))
+            deadline = datetime.now(UTC) + timedelta(seconds=10)
+            while len(sq.list_runs()) < minute and datetime.now(UTC) < deadline:
+                threading.Event().wait(0.02)
+            assert thread.is_alive()
+    finally:
+        sched.stop()
+        thread.join(5)
+    assert window_starts(sq) == ["2026-05-15T10:01:00Z", "2026-05-15T10:02:00Z"]
+
+
+@pytest.mark.parametrize("now", [
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(1, 1, 1, 2, tzinfo=timezone(timedelta(hours=5))),
+    datetime(9999, 12, 31, 23, tzinfo=UTC),
+])
+def test_a_tick_out_of_range_is_refused_before_any_cursor_is_written(
+        sq: squidie.Squidie, now: datetime) -> None:
+    sched = Scheduler(sq, [MINUTE])
+    with pytest.raises(InvalidOption):
+        sched.tick(now=now)
+    assert ScheduleCursors(sq.store).get(f"{MINUTE}:tick") is None
+
+
+@pytest.mark.parametrize("options", [
+    {"grace": float("nan")}, {"grace": 10**400}, {"max_catch_up": 10**400},
+    {"workflows": None}, {"workflows": MINUTE}, {"workflows": [".x"]},
+    {"workflows": ["a\x00b.C"]}, {"owner_id": "o" * 201}, {"owner_id": "\ud800"},
+    {"queue": "\x00"}, {"queue": ""},
+])
+def test_bad_scheduler_options_are_invalid_options(sq: squidie.Squidie,
+                                                   options: dict[str, Any]) -> None:
+    options = dict(options)  # the parameter is shared by both backends' runs
+    workflows = options.pop("workflows", [MINUTE])
+    with pytest.raises(InvalidOption) as info:
+        Scheduler(sq, workflows, **options)
+    assert len(str(info.value)) < 1000
+
+
+@pytest.mark.parametrize("interval", [float("nan"), float("inf"), True, 0, -1])
+def test_the_run_loop_refuses_a_bad_interval(sq: squidie.Squidie, interval: Any) -> None:
+    with pytest.raises(InvalidOption):
+        Scheduler(sq, [MINUTE]).run(interval=interval)
+
+
+def window_starts_of(sq: squidie.Squidie, workflow: str) -> list[str]:
+    runs = [sq.inspect_run(r.run_id) for r in sq.list_runs(limit=1000, workflow=workflow)]
+    return sorted(r.context["schedule"]["intended_window"]["start_at"] for r in runs)

@@ -11,11 +11,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import squidie
-from squidie import Explanation, InvalidOption, RunGraph, RunSnapshot, Squidie
+from squidie import (
+    Explanation,
+    Fail,
+    InvalidOption,
+    RunGraph,
+    RunSnapshot,
+    Squidie,
+    Workflow,
+    field,
+    manual,
+    retry,
+    step,
+)
 from squidie.read_model.explain import Reason
 from squidie.read_model.views import RunStatus
 from squidie.read_model.visibility import Scope, redact, resolve_scope
-from squidie.runtime.redaction import SENSITIVE_KEYS
+from squidie.runtime.redaction import SENSITIVE_KEYS, redact_text
 from squidie.testing import FakeClock, drain
 from tests.test_graph_workflows import Gate, Tiered
 
@@ -118,14 +130,77 @@ def test_real_run_views_per_scope(sq: Squidie) -> None:
     assert approved["metadata"] == {"password": "[REDACTED]"}  # ...but never secrets
 
 
-def test_operator_keeps_error_type_and_safe_message(sq: Squidie) -> None:
+def test_operator_keeps_error_type_and_code_but_not_the_free_text_message(sq: Squidie) -> None:
     run = sq.start(Tiered, payload={"explode": True})
     drain(sq)
     graph = redact(sq.inspect_run_graph(run.run_id, include_history=True), None, "operator")
     error = graph.node("classify")["error"]
-    assert error == {"type": "Fail", "code": "fail",
-                     "message": "exploded token=[REDACTED]"}
+    assert error == {"type": "Fail", "code": "fail"}  # no public_message: no message at all
     assert "input" not in graph.node("classify") and "output" not in graph.node("refund")
+
+
+# -- payload values in error messages (issue 8, item 12) -------------------------
+
+CARD = "4111SENTINELx9q7"
+
+
+def _charge(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    card = input["card"]
+    if ctx.attempt == 1:
+        raise ValueError(f"card {card} declined by gateway")
+    raise Fail(f"card {card} declined", details={"card": card},
+               public_message="card declined")
+
+
+def _charge_quietly(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    raise RuntimeError(f"card {input['card']} declined")
+
+
+class Charge(Workflow):
+    trigger = manual("go", payload={"card": field(str)})
+    steps = [step("charge", _charge, retry=retry(max_attempts=3))]
+
+
+class ChargeQuietly(Workflow):
+    trigger = manual("go", payload={"card": field(str)})
+    steps = [step("charge", _charge_quietly)]
+
+
+def _all_views(sq: Squidie, run_id: str) -> list[Any]:
+    return [sq.inspect_run(run_id, include_history=True),
+            sq.inspect_run_graph(run_id, include_history=True), sq.explain_run(run_id)]
+
+
+def test_operator_never_sees_payload_values_quoted_in_error_messages(sq: Squidie) -> None:
+    runs = [sq.start(Charge, payload={"card": CARD}).run_id,
+            sq.start(ChargeQuietly, payload={"card": CARD}).run_id]
+    drain(sq)
+    for run_id in runs:
+        views = _all_views(sq, run_id)
+        assert views[0].status == "failed"
+        raw = json.dumps([v.to_dict() for v in views])
+        assert CARD in raw  # the stored error does quote the card...
+        assert CARD in json.dumps([redact(v, "x", "auditor").to_dict() for v in views])
+        for scope in ("operator", "external"):  # ...but only auditors may read it
+            assert CARD not in json.dumps([redact(v, "x", scope).to_dict() for v in views])
+
+
+def test_operator_sees_type_code_and_the_public_message_the_step_chose(sq: Squidie) -> None:
+    loud = sq.start(Charge, payload={"card": CARD}).run_id
+    quiet = sq.start(ChargeQuietly, payload={"card": CARD}).run_id
+    drain(sq)
+    snap, graph, expl = (redact(v, "x", "operator") for v in _all_views(sq, loud))
+    assert snap.terminal_error == {"type": "Fail", "code": "fail", "message": "card declined"}
+    assert [a["error"] for a in snap.attempts or []] == [
+        {"type": "ValueError", "code": "exception"},
+        {"type": "Fail", "code": "fail", "message": "card declined"}]
+    assert graph.node("charge")["error"] == snap.terminal_error
+    assert expl.summary == "Run failed at step 'charge': Fail: card declined."
+    assert expl.details["terminal_error"] == snap.terminal_error
+    quiet_expl = redact(sq.explain_run(quiet), "x", "operator")
+    assert quiet_expl.summary == "Run failed at step 'charge': RuntimeError."
+    audited = redact(sq.inspect_run(loud), "x", "auditor")
+    assert (audited.terminal_error or {})["message"] == f"card {CARD} declined"
 
 
 # -- property: planted secrets never reach operator or external views -----------
@@ -171,8 +246,8 @@ _metadata = st.dictionaries(_text, _payload, min_size=1, max_size=2) | st.builds
 
 
 @st.composite
-def _views(draw: st.DrawFn) -> list[Any]:
-    error, meta, payload, output = draw(_error), draw(_metadata), draw(_payload), draw(_payload)
+def _views(draw: st.DrawFn, errors: st.SearchStrategy[dict[str, Any]] = _error) -> list[Any]:
+    error, meta, payload, output = draw(errors), draw(_metadata), draw(_payload), draw(_payload)
     attempt = {"runnable_key": "a", "step": "a", "attempt_number": 1, "status": "failed",
                "visible_at": "t", "claimed_at": "t", "finished_at": "t",
                "owner_id": SENTINEL, "claim_id": SENTINEL, "error": error, "claims": 1}
@@ -238,3 +313,29 @@ def test_auditor_sees_no_secret_in_error_or_metadata_text(error: dict[str, Any],
                      audit_events=[{"type": "approved", "metadata": {"password": SENTINEL}}])
     text = json.dumps(redact(view, None, "auditor").to_dict())
     assert SENTINEL not in text
+
+
+# Payload values quoted in free text, in no secret-like shape: only leaving the
+# message out keeps them from operators. A public message, when given, is shown.
+_quoting_error = st.fixed_dictionaries({
+    "type": st.sampled_from(["Fail", "RuntimeError", "Retry", "SystemExit"]),
+    "code": st.sampled_from(["fail", "exception", "retry", "invalid_output"]),
+    "message": st.builds(lambda pre, post: f"{pre}{SENTINEL}{post}", _text, _text),
+}, optional={"details": _payload, "public_message": _text.filter(lambda t: t.strip() != "")})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(views=_views(errors=_quoting_error), scope=st.sampled_from(["operator", "external"]))
+def test_payload_values_quoted_in_error_messages_never_reach_operators(views: list[Any],
+                                                                       scope: str) -> None:
+    text = json.dumps([redact(v, "x", scope).to_dict() for v in views])
+    assert SENTINEL not in text
+    error = views[0].terminal_error
+    shown = redact(views[0], "x", scope).terminal_error
+    if scope == "operator":
+        expected = {"type": error["type"], "code": error["code"]}
+        if "public_message" in error:
+            expected["message"] = redact_text(error["public_message"])
+        assert shown == expected
+    else:
+        assert shown is None

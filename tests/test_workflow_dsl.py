@@ -249,3 +249,93 @@ class TestPayload:
         first = validate_payload(self.TRIGGER, {"name": "x"})
         first["tags"].append("mutated")
         assert validate_payload(self.TRIGGER, {"name": "y"})["tags"] == []
+
+
+class TestHardening:
+    """Definition gaps and hostile definitions (issue 8, items 17 and 21)."""
+
+    def test_irreversible_and_compensatable_true_contradict(self) -> None:
+        problems = problems_of(steps=[step("a", Noop, irreversible=True, compensatable=True)])
+        assert any("irreversible=True contradicts compensatable=True" in p for p in problems)
+
+    def test_an_empty_after_list_is_a_definition_error(self) -> None:
+        problems = problems_of(steps=[step("a", Noop), step("b", Noop, after=[])])
+        assert any("after= must name at least one step" in p for p in problems)
+
+    def test_both_gaps_are_reported_with_every_other_problem(self) -> None:
+        problems = problems_of(steps=[
+            step("a", Noop, irreversible=True, compensatable=True),
+            step("b", Noop, after=[]), step("c", Noop, retry=retry(0)),
+        ])
+        text = "\n".join(problems)
+        assert "contradicts compensatable=True" in text
+        assert "after= must name at least one step" in text
+        assert "max_attempts must be an int >= 1" in text
+
+    def test_the_gaps_are_refused_in_specs_too(self) -> None:
+        spec = {"name": "s", "trigger": {"name": "go"},
+                "steps": [{"name": "a", "action": "a", "irreversible": True,
+                           "compensatable": True},
+                          {"name": "b", "action": "a", "after": []}]}
+        with pytest.raises(WorkflowDefinitionError) as info:
+            validate_spec(spec, action_registry={"a": noop})
+        text = "\n".join(info.value.problems)
+        assert "contradicts" in text and "after= must name at least one step" in text
+
+    def test_irreversible_alone_and_compensatable_alone_are_fine(self) -> None:
+        define(steps=[step("a", Noop, irreversible=True), step("b", Noop, compensatable=True)])
+
+    def test_a_long_dependency_chain_does_not_exhaust_the_stack(self) -> None:
+        steps = [step("s0", Noop)] + [step(f"s{i}", Noop, after=[f"s{i - 1}"])
+                                      for i in range(1, 3000)]
+        assert len(define(steps=steps).to_spec()["steps"]) == 3000
+        cyclic = [step("s0", Noop, after=["s2999"]), *steps[1:]]
+        assert any("cycle in after= dependencies" in p for p in problems_of(steps=cyclic))
+
+    @pytest.mark.parametrize("value", [float("nan"), float("inf"), 10**400, True, "5", None,
+                                       timedelta(days=10**6), 1e300])
+    def test_durations_out_of_range_are_problems_not_overflows(self, value: Any) -> None:
+        problems = problems_of(steps=[step("a", Noop, retry=retry(3, exponential(1, value))),
+                                      wait("w", value)])
+        assert any("backoff max" in p for p in problems)
+        assert any("wait duration" in p for p in problems)
+
+    @pytest.mark.parametrize("name", ["\ud800", "a\x00b", "n" * 201, 5, ("t",)])
+    def test_unstorable_names_are_problems(self, name: Any) -> None:
+        problems = problems_of(steps=[step(name, Noop)])
+        assert any("steps[0] name" in p for p in problems)
+        problems = problems_of(trigger=manual(name), steps=[step("a", Noop)])
+        assert any("trigger name" in p for p in problems)
+
+    def test_values_that_no_backend_can_store_are_problems(self) -> None:
+        for value in (float("nan"), "nul\x00", "\udfff", object()):
+            problems = problems_of(steps=[step("a", Noop), step("b", Noop)],
+                                   transitions=[transition("a", to="b",
+                                                           when={"path": ["x"], "equals": value}),
+                                                transition("a", to="complete")])
+            assert any("cannot be stored as JSON" in p for p in problems), value
+
+    def test_input_names_must_be_strings_not_coerced(self) -> None:
+        problems = problems_of(steps=[step("a", Noop, input={1: ["x"]})])  # type: ignore[dict-item]
+        assert any("input names must be non-empty strings" in p for p in problems)
+
+    def test_a_condition_with_non_string_keys_is_a_problem_not_a_type_error(self) -> None:
+        problems = problems_of(steps=[step("a", Noop), step("b", Noop)],
+                               transitions=[transition("a", to="b",
+                                                       when={"path": ["x"], 1: 2, "equals": 1}),
+                                            transition("a", to="complete")])
+        assert any("when needs exactly one of" in p for p in problems)
+
+    def test_a_ten_megabyte_name_yields_a_short_message(self) -> None:
+        with pytest.raises(WorkflowDefinitionError) as info:
+            define(name="w" * 10_000_000, steps=[step("s" * 10_000_000, Noop)])
+        assert len(str(info.value)) < 1000
+
+    def test_malformed_spec_parts_are_definition_errors(self) -> None:
+        for bad in ({"deadline": {"within": 5, "bogus": 1}}, {"deadline": {"due_soon": 1}},
+                    {"retry": {"max_attempts": 10**400}}, {"retry": {"backoff": {"min": "x"}}},
+                    {"input": {None: ["x"]}}, {"after": "a"}, {(1, 2): 3}):
+            spec = {"name": "s", "trigger": {"name": "go", "payload": ["not", "a", "map"]},
+                    "steps": [{"name": "a", "action": "a", **bad}]}
+            with pytest.raises(WorkflowDefinitionError):
+                validate_spec(spec, action_registry={"a": noop})

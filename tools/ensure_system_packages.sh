@@ -2,7 +2,9 @@
 # Make sure the system packages the test suite uses are on this machine:
 # - Graphviz's `dot`, which renders run graphs as SVG;
 # - the PostgreSQL server binaries (initdb, postgres), so tests can start a
-#   throwaway cluster (squidie/testing/postgres.py).
+#   throwaway cluster (squidie/testing/postgres.py);
+# - libfaketime's `faketime`, which runs a worker process with a skewed wall
+#   clock (tests/test_clock_skew.py).
 # Never fails: without them the tests that need them fail loudly with instructions.
 set -euo pipefail
 
@@ -18,6 +20,10 @@ apt_install() {
 
 if ! command -v dot >/dev/null 2>&1; then
   apt_install graphviz || echo "ensure_system_packages: install Graphviz (dot) for SVG graphs" >&2
+fi
+
+if ! command -v faketime >/dev/null 2>&1; then
+  apt_install faketime || echo "ensure_system_packages: install faketime (libfaketime) for the clock-skew tests" >&2
 fi
 
 if [[ -n "${SQUIDIE_TEST_DATABASE_URL:-}" ]]; then

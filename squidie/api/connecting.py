@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from squidie.api.core import Squidie
 from squidie.errors import ConfigError
 from squidie.journal import SqlStore, make_engine
-from squidie.runtime.clock import Clock
+from squidie.runtime.clock import Clock, DatabaseClock
 
 DEFAULT_SQLITE_URL = "sqlite:///squidie.sqlite3"
 ENV_URL = "SQUIDIE_DATABASE_URL"
@@ -26,7 +26,13 @@ def connect(
 ) -> Squidie:
     """Connect to a database: a SQLAlchemy URL, the host app's own ``Engine``, or
     (neither given) ``$SQUIDIE_DATABASE_URL``, else the embedded SQLite file
-    ``./squidie.sqlite3``. Raises ``ConfigError`` listing every problem."""
+    ``./squidie.sqlite3``. Raises ``ConfigError`` listing every problem.
+
+    Without a ``clock``, time is the database's: on PostgreSQL a
+    :class:`~squidie.runtime.clock.DatabaseClock` (the server's time carried
+    forward by this host's monotonic clock), on SQLite this host's clock (the
+    database lives here). An injected ``clock`` is used as given.
+    """
     problems = []
     if url is not None and engine is not None:
         problems.append("pass either url or engine, not both")
@@ -42,7 +48,11 @@ def connect(
         raise ConfigError(problems, "invalid Squidie configuration")
     if engine is None:
         engine = make_engine(url or os.environ.get(ENV_URL) or DEFAULT_SQLITE_URL)
-    return Squidie(SqlStore(engine), queue=queue, clock=clock)
+    store = SqlStore(engine)
+    if clock is None and engine.dialect.name != "sqlite":
+        # Leases and visibility are judged by one clock for every worker: the database's.
+        clock = DatabaseClock(store.database_now)
+    return Squidie(store, queue=queue, clock=clock)
 
 
 def configure(url_or_engine: str | Engine | None = None, *, queue: str = "default",

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from squidie.errors import InvalidOption, InvalidSignal
+from squidie.errors import InvalidOption, InvalidSignal, InvalidTransition, LeaseLost
 from squidie.journal import JournalStore
 from squidie.read_model.views import RunSnapshot
 from squidie.runtime import manual
@@ -24,12 +24,22 @@ from squidie.runtime.commands import (
     prior_result,
     problem,
 )
-from squidie.runtime.controls import derived_id, note_child, plan_cancel, replay_definition
+from squidie.runtime.controls import (
+    cancel_orphan,
+    child_run_id,
+    derived_id,
+    note_child,
+    plan_cancel,
+    replay_definition,
+    step_fence,
+)
 from squidie.runtime.loading import load_state, resolve_workflow, retry_on_conflict, workflow_ref
 from squidie.runtime.plan import Plan, audit_event
 from squidie.runtime.signals import Signal, SignalType
+from squidie.runtime.starting import check_start
 from squidie.runtime.state import RunState
 from squidie.workflow import CompiledWorkflow, StepContext
+from squidie.workflow.quoting import brief
 
 
 class ControlsMixin:
@@ -129,32 +139,63 @@ class ControlsMixin:
                         payload: Mapping[str, Any] | None = None, *, trigger: str | None = None,
                         child_key: str, metadata: Mapping[str, Any] | None = None) -> RunSnapshot:
         """Start a child run from inside a step; the same ``child_key`` returns the
-        existing child (so a retried step does not start a second one)."""
+        existing child (so a retried step does not start a second one).
+
+        Fenced by the calling step's claim: LeaseLost when the step no longer holds
+        it, InvalidTransition when its run has ended (cancelled, failed, completed);
+        then no child is stored.
+        """
         if not isinstance(ctx, StepContext):
             raise InvalidOption("start_child_run needs the StepContext the step received")
-        if not isinstance(child_key, str) or not child_key or len(child_key) > 200:
-            raise InvalidOption(f"child_key must be a non-empty string, got {child_key!r}")
+        if not isinstance(child_key, str) or not child_key or len(child_key) > 200 \
+                or "\x00" in child_key:
+            raise InvalidOption("child_key must be a non-empty string of at most 200 "
+                                "characters without NUL")
         now = self._now(None)
         command = make_command("start_child_run", ctx.run_id, now=now, metadata=metadata)
-        parent = load_state(self.store, ctx.run_id)
         compiled = resolve_workflow(workflow)
-        state, _ = self._start(compiled, compiled.path or workflow_ref(workflow), trigger,
-                               payload, run_id=derived_id(f"child:{ctx.run_id}", child_key),
-                               queue=parent.queue, now=now, parent_run_id=ctx.run_id)
-        note_child(self.store, ctx.run_id, {
-            "run_id": state.run_id, "child_key": child_key, "workflow": state.workflow,
-            "step": ctx.step, "metadata": command.metadata, "started_at": state.started_at,
-        }, now)
+        workflow_id = compiled.path or workflow_ref(workflow)
+        check_start(compiled, trigger, payload, workflow_id)  # before anything is written
+        parent = load_state(self.store, ctx.run_id)
+        claim = (ctx.runnable_key, ctx.claim_id)
+        fence = step_fence(self.store, parent, runnable_key=claim[0], claim_id=claim[1],
+                           now=now)
+        child_id = child_run_id(self.store, parent, child_key)
+        if self.store.get_run(child_id) is not None:  # same child_key: the same child
+            state = load_state(self.store, child_id)
+        else:
+            try:
+                # Created in one transaction with a check of the step's claim: a
+                # claim lost (or a run cancelled) by now stores no child at all.
+                state, _ = self._start(compiled, workflow_id, trigger, payload,
+                                       run_id=child_id, queue=parent.queue, now=now,
+                                       parent_run_id=ctx.run_id, fence=fence)
+            except LeaseLost:
+                _refuse_if_ended(load_state(self.store, ctx.run_id))
+                raise
+        try:
+            # The parent notes its child under the same fence.
+            note_child(self.store, ctx.run_id, {
+                "run_id": child_id, "child_key": child_key, "workflow": workflow_id,
+                "step": ctx.step, "metadata": command.metadata, "started_at": iso(now),
+            }, now, claim=claim)
+        except (LeaseLost, InvalidTransition):
+            # The parent ended (or the claim went) between the child's creation and
+            # the note: the child must not run on its own.
+            cancel_orphan(self.store, child_id, ctx.run_id, now)
+            _refuse_if_ended(load_state(self.store, ctx.run_id))
+            raise
         return self._snapshot(state, now=now)
 
     # -- plumbing --------------------------------------------------------------
 
     def _command(self, signal_type: str, run_id: Any, attrs: Any, key: Any, metadata: Any,
                  now: datetime, occurred_at: datetime | None, error: Any,
-                 body: dict[str, Any] | None = None) -> Command:
+                 body: dict[str, Any] | None = None,
+                 scope: tuple[str, str] | None = None) -> Command:
         return make_command(signal_type, run_id, now=now, body=body, attrs=attrs,
                             idempotency_key=key, metadata=metadata, occurred_at=occurred_at,
-                            error=error)
+                            error=error, scope=scope)
 
     def _decide(self, signal_type: str, decision: str, run_id: Any, attrs: Any,
                 idempotency_key: Any, metadata: Any, now: datetime | None, *,
@@ -176,6 +217,8 @@ class ControlsMixin:
                  decide: Callable[[Plan, Command], None], *,
                  occurred_at: datetime | None, error: Any) -> RunSnapshot:
         """Check a control's arguments, apply it once to its run, return the snapshot."""
+        if run_id is None:  # every control targets a run
+            raise problem(error, "run_id must be a non-empty string, got None")
         moment = self._now(now)
         command = self._command(signal_type, run_id, attrs, idempotency_key, metadata, moment,
                                 occurred_at, error)
@@ -188,7 +231,8 @@ class ControlsMixin:
                 error: Any = InvalidOption) -> RunSnapshot:
         moment = self._now(now)
         if not isinstance(allow_irreversible, bool):
-            raise problem(error, f"allow_irreversible must be a bool, got {allow_irreversible!r}")
+            raise problem(error, "allow_irreversible must be a bool, got "
+                                 f"{brief(allow_irreversible)}")
         command = self._command("replay_run", run_id, None, idempotency_key, metadata, moment,
                                 occurred_at, error, body={"allow_irreversible": allow_irreversible})
         done = prior_result(self.store, command, error)
@@ -196,8 +240,8 @@ class ControlsMixin:
             return self._snapshot(load_state(self.store, done), now=moment)
         source = load_state(self.store, str(run_id))
         compiled = replay_definition(self.store, source, allow_irreversible)
-        new_id = derived_id("replay_run", command.idempotency_key) \
-            if command.idempotency_key else None
+        # Derived from the scoped key: the same key on another run replays that run.
+        new_id = derived_id("replay_run", command.stored_key) if command.stored_key else None
         replayed = audit_event("replayed", None, iso(moment), metadata=command.metadata,
                                replayed_from_run_id=source.run_id)
         state, _ = self._start(compiled, source.workflow, source.trigger, source.input,
@@ -221,10 +265,11 @@ class ControlsMixin:
     def _signal_start(self, sig: Signal, now: datetime | None) -> RunSnapshot:
         moment = self._now(now)
         p = sig.payload
+        # A start's key belongs to the queue the run starts on (no run exists yet).
         command = self._command(sig.type.value, None, None, sig.idempotency_key, sig.metadata,
                                 moment, sig.occurred_at, InvalidSignal,
                                 body={"workflow": p["workflow"], "trigger": p["trigger"],
-                                      "payload": p["payload"]})
+                                      "payload": p["payload"]}, scope=("queue", self.queue))
         done = prior_result(self.store, command, InvalidSignal)
         if done is not None:
             return self._snapshot(load_state(self.store, done), now=moment)
@@ -236,14 +281,13 @@ class ControlsMixin:
         if sig.type is SignalType.START_CRON:
             trigger = compiled.spec.trigger
             if trigger.kind != "cron":
-                raise InvalidSignal([f"workflow {p['workflow']!r} has no cron trigger"])
+                raise InvalidSignal([f"workflow {brief(p['workflow'])} has no cron trigger"])
             # The same shape as a cron payload delivery (sq.perform) stores.
             context = {"schedule": {"signal_id": sig.idempotency_key, "intended_window": None,
                                     "idempotency": trigger.idempotency,
                                     "idempotency_key": sig.idempotency_key,
                                     "source": "signal"}}
-        run_id = derived_id(sig.type.value, sig.idempotency_key) \
-            if sig.idempotency_key else None
+        run_id = derived_id(sig.type.value, command.stored_key) if command.stored_key else None
         state, _ = self._start(compiled, compiled.path or p["workflow"], p["trigger"],
                                p["payload"], run_id=run_id, now=moment, context=context,
                                extra={"command": command.history()})
@@ -251,9 +295,17 @@ class ControlsMixin:
         if receipt is not None:
             stored = self.store.record_command(receipt)
             if stored.result.get("digest") != command.digest:
-                raise problem(InvalidSignal, f"idempotency key {sig.idempotency_key!r} was "
-                                             "already used for a different command")
+                raise problem(InvalidSignal, "idempotency key was already used for a different "
+                                             "command on this queue")
         return self._snapshot(state, now=moment)
 
 
 __all__ = ["ControlsMixin"]
+
+
+def _refuse_if_ended(parent: RunState) -> None:
+    """InvalidTransition when the parent run has ended (its steps start no children)."""
+    if parent.terminal:
+        raise InvalidTransition(
+            f"run {parent.run_id} is {parent.status}: its steps cannot start child runs",
+            run_id=parent.run_id, status=parent.status)

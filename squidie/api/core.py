@@ -7,19 +7,22 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from squidie.api.checks import check_cursor, check_id, checked_moment
 from squidie.api.controls import ControlsMixin
 from squidie.api.cron import CronMixin
 from squidie.api.reads import ReadsMixin
 from squidie.errors import InvalidOption, WorkflowDefinitionError
 from squidie.journal import JournalStore
 from squidie.read_model import RunSnapshot, RunSummary, snapshot, summary
-from squidie.runtime.clock import Clock, SystemClock, aware
+from squidie.runtime.clock import Clock, SystemClock
 from squidie.runtime.executing import check_options, execute_next
 from squidie.runtime.loading import load_state, resolve_workflow, workflow_ref
 from squidie.runtime.starting import start_run
 from squidie.runtime.state import RunState
 from squidie.runtime.worker import Worker
 from squidie.workflow import CompiledWorkflow
+from squidie.workflow.paths import MAX_PATH_LENGTH
+from squidie.workflow.quoting import brief
 from squidie.workflow.specs import compile_spec, spec_shape
 
 
@@ -40,7 +43,9 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
     # -- helpers ---------------------------------------------------------------
 
     def _now(self, now: datetime | None) -> datetime:
-        return aware(now) if now is not None else aware(self.clock.now(), "clock.now()")
+        if now is not None:
+            return checked_moment(now)
+        return checked_moment(self.clock.now(), "clock.now()")
 
     def _snapshot(self, state: RunState, include_history: bool = False,
                   now: datetime | None = None) -> RunSnapshot:
@@ -83,6 +88,8 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
         The payload is validated before anything is stored. A caller-supplied
         ``run_id`` makes the start idempotent: the same id returns the same run.
         """
+        if isinstance(workflow, str):
+            check_id(workflow, "workflow", max_length=MAX_PATH_LENGTH)
         compiled = resolve_workflow(workflow)
         state, _created = self._start(compiled, compiled.path or workflow_ref(workflow), trigger,
                                       payload, run_id=run_id, queue=queue, now=now)
@@ -113,7 +120,12 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
 
     def _start(self, compiled: CompiledWorkflow, workflow_id: str, trigger: str | None,
                payload: Any, **kw: Any) -> tuple[RunState, bool]:
-        queue = kw.pop("queue", None) or self.queue
+        queue = kw.pop("queue", None)
+        queue = self.queue if queue is None else check_id(queue, "queue")
+        if kw.get("run_id") is not None:
+            check_id(kw["run_id"], "run_id")
+        if trigger is not None:
+            check_id(trigger, "trigger")
         now = self._now(kw.pop("now", None))
         return start_run(self.store, compiled, trigger=trigger, payload=payload, queue=queue,
                          now=now, workflow_id=workflow_id, **kw)
@@ -135,10 +147,11 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
         (nothing of it was stored).
         """
         lease, hb = check_options(owner_id, lease_for, heartbeat_interval)
+        queue = self.queue if queue is None else check_id(queue, "queue")
         state = execute_next(
-            self.store, clock=self.clock, owner_id=owner_id, queue=queue or self.queue,
+            self.store, clock=self.clock, owner_id=owner_id, queue=queue,
             lease_for=lease, heartbeat_interval=hb,
-            now=aware(now) if now is not None else None, action_registry=action_registry,
+            now=None if now is None else checked_moment(now), action_registry=action_registry,
         )
         return None if state is None else self._snapshot(state, now=now)
 
@@ -159,6 +172,8 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
         """A supervised loop around ``execute_next``: ``.run()`` blocks until SIGTERM/SIGINT
         or ``.stop()``; ``.start()`` runs it in background threads."""
         check_options(owner_id, lease_for, heartbeat_interval)
+        if queue is not None:
+            check_id(queue, "queue")
 
         def once(owner: str) -> Any:
             return self.execute_next(owner_id=owner, queue=queue, lease_for=lease_for,
@@ -173,7 +188,7 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
     def inspect_run(self, run_id: str, *, include_history: bool = False,
                     now: datetime | None = None) -> RunSnapshot:
         """The run as it stands; ``include_history`` adds steps, step runs, attempts, audit."""
-        state = load_state(self.store, run_id, history=include_history)
+        state = load_state(self.store, check_id(run_id, "run_id"), history=include_history)
         return self._snapshot(state, include_history, now)
 
     def list_runs(
@@ -188,15 +203,20 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
         """Runs newest first, from the catalog index; pass the last summary's ``cursor``
         to get the next page."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise InvalidOption(f"limit must be an int in 1..1000, got {limit!r}")
+            raise InvalidOption(f"limit must be an int in 1..1000, got {brief(limit)}")
         if status is not None:
             from squidie.read_model import RunStatus
 
             try:
                 status = RunStatus(status).value
-            except ValueError as exc:
-                raise InvalidOption(f"unknown run status {status!r}") from exc
-        wf = workflow_ref(workflow) if workflow is not None else None
+            except (ValueError, TypeError) as exc:
+                raise InvalidOption(f"unknown run status {brief(status)}") from exc
+        wf = None
+        if workflow is not None:
+            wf = check_id(workflow_ref(workflow), "workflow", max_length=MAX_PATH_LENGTH)
+        if cursor is not None:
+            check_cursor(cursor)
+        self._now(now)  # a bad now= is refused like everywhere else
         page = self.store.list_runs(status=status, workflow=wf, limit=limit, cursor=cursor)
         return [summary(r) for r in page.runs]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from squidie.api.checks import check_id
 from squidie.journal import JournalStore
 from squidie.read_model.explain import Explanation, explain
 from squidie.read_model.graph import RunGraph, build_graph
@@ -32,6 +33,7 @@ class ReadsMixin:
         grow with the run's history (only live dispatch rows are read).
         """
         moment = self._now(now)
+        run_id = check_id(run_id, "run_id")
         state = load_state(self.store, run_id, history=include_history)
         if include_history:
             rows = rows_by_id(self.store.list_attempts(run_id))
@@ -44,6 +46,7 @@ class ReadsMixin:
         """Why the run is where it is: a reason, the step it is about, next actions for
         an operator, and the evidence (commands, attempts, deadlines, anomalies)."""
         moment = self._now(now)
+        run_id = check_id(run_id, "run_id")
         state = load_state(self.store, run_id)
         # Commands are facts of the run's journal (state.commands): no receipt lookup.
         return explain(state, self._spec_for(state), live_attempts(self.store, run_id),

@@ -14,7 +14,7 @@ Layering: this package sits above ``squidie.runtime`` (next to
 from squidie.cron.delivery import DeliveryPlan, plan_delivery
 from squidie.cron.executor import Executor
 from squidie.cron.payload import CronPayload, Payload, parse_payload, schedule_run_id
-from squidie.cron.scheduler import CatchUp, Delivery, Scheduler
+from squidie.cron.scheduler import CatchUp, Delivery, Scheduler, TickReport
 from squidie.cron.windows import CronSchedule, Window
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "Executor",
     "Payload",
     "Scheduler",
+    "TickReport",
     "Window",
     "parse_payload",
     "plan_delivery",

@@ -20,6 +20,7 @@ from typing import Any
 
 from squidie.cron.payload import CronPayload, parse_payload, schedule_run_id, window_key
 from squidie.errors import MissingScheduleIdempotencyKey
+from squidie.workflow.quoting import brief
 
 RETURN_EXISTING = "return_existing_run"
 SKIP_DUPLICATE = "skip_duplicate"
@@ -53,7 +54,7 @@ def plan_delivery(raw: Any) -> DeliveryPlan:
             key = window_key(payload.intended_window)
         else:
             raise MissingScheduleIdempotencyKey(
-                f"cron trigger {payload.trigger!r} of {payload.workflow!r} deduplicates "
+                f"cron trigger {brief(payload.trigger)} of {brief(payload.workflow)} deduplicates "
                 f"deliveries ({policy}); deliver it with a signal_id or a complete "
                 "intended_window (start_at and end_at)",
                 workflow=payload.workflow, trigger=payload.trigger,

@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from squidie.cron.windows import iso_z
+from squidie.cron.windows import EARLIEST, LATEST, check_instant, iso_z
 from squidie.errors import InvalidOption, InvalidSignal
 from squidie.runtime.loading import resolve_workflow
 from squidie.workflow import CompiledWorkflow, Workflow
+from squidie.workflow.identifiers import text_problem
 from squidie.workflow.paths import import_path, workflow_path
+from squidie.workflow.quoting import brief
 
 PAYLOAD_VERSION = 1
 SOURCES = ("host", "scheduler")
@@ -91,7 +93,7 @@ def build_payload(
             and hasattr(found, "__squidie__")) \
             or (isinstance(workflow, type) and found is not workflow):
         raise InvalidOption(
-            f"workflow {path!r} cannot be imported by its dotted path; cron payloads are "
+            f"workflow {brief(path)} cannot be imported by its dotted path; cron payloads are "
             "delivered in other processes, so define the workflow at module level"
         )
     compiled = found.definition()
@@ -100,7 +102,7 @@ def build_payload(
     window = _window(intended_window, problems)
     if signal_id is not None and not _valid_signal_id(signal_id):
         problems.append(f"signal_id must be a non-empty string of at most {_MAX_SIGNAL_ID} "
-                        f"characters, got {signal_id!r}")
+                        f"characters, got {brief(signal_id)}")
     if problems:
         raise InvalidOption("invalid cron payload: " + "; ".join(problems))
     out: dict[str, Any] = {
@@ -119,24 +121,24 @@ def parse_payload(payload: Any) -> CronPayload:
     problems: list[str] = []
     if payload.get("kind") != "cron":
         problems.append(f"only cron payloads are accepted (kind='cron'), got "
-                        f"kind={payload.get('kind')!r}")
+                        f"kind={brief(payload.get('kind'))}")
     unknown = sorted(str(k) for k in set(payload) - _KEYS)
     if unknown:
         problems.append(f"unknown payload keys: {', '.join(unknown)}")
     if payload.get("version", PAYLOAD_VERSION) != PAYLOAD_VERSION:
-        problems.append(f"unsupported payload version {payload.get('version')!r}")
+        problems.append(f"unsupported payload version {brief(payload.get('version'))}")
     source = payload.get("source", "host")
     if source not in SOURCES:
-        problems.append(f"source must be one of {SOURCES}, got {source!r}")
+        problems.append(f"source must be one of {SOURCES}, got {brief(source)}")
     signal_id = payload.get("signal_id")
     if signal_id is not None and not _valid_signal_id(signal_id):
         problems.append(f"signal_id must be a non-empty string of at most {_MAX_SIGNAL_ID} "
-                        f"characters, got {signal_id!r}")
+                        f"characters, got {brief(signal_id)}")
     window = _window(payload.get("intended_window"), problems)
     path = payload.get("workflow")
     compiled = None
     if not isinstance(path, str) or not path:
-        problems.append(f"workflow must be a dotted import path, got {path!r}")
+        problems.append(f"workflow must be a dotted import path, got {brief(path)}")
     else:
         try:
             compiled = resolve_workflow(path, allow_import=False)
@@ -144,7 +146,7 @@ def parse_payload(payload: Any) -> CronPayload:
             problems.append(exc.message)
     trigger = payload.get("trigger")
     if not isinstance(trigger, str) or not trigger:
-        problems.append(f"trigger must be a non-empty string, got {trigger!r}")
+        problems.append(f"trigger must be a non-empty string, got {brief(trigger)}")
     elif compiled is not None:
         _check_target(str(path), compiled, trigger, problems)
     if problems or compiled is None:
@@ -171,23 +173,25 @@ def _workflow_path(workflow: Any) -> str:
         return workflow_path(workflow)
     if isinstance(workflow, str) and workflow:
         return workflow
-    raise InvalidOption(f"workflow must be a Workflow class or its dotted path, got {workflow!r}")
+    raise InvalidOption(f"workflow must be a Workflow class or its dotted path, "
+                        f"got {brief(workflow)}")
 
 
 def _check_target(path: str, compiled: CompiledWorkflow, trigger: str | None,
                   problems: list[str]) -> str:
     declared = compiled.spec.trigger
     if declared.kind != "cron":
-        problems.append(f"workflow {path!r} is not cron-triggered (its trigger "
-                        f"{declared.name!r} is {declared.kind})")
+        problems.append(f"workflow {brief(path)} is not cron-triggered (its trigger "
+                        f"{brief(declared.name)} is {declared.kind})")
     elif trigger is not None and trigger != declared.name:
-        problems.append(f"workflow {path!r} has no trigger {trigger!r} "
-                        f"(it declares {declared.name!r})")
+        problems.append(f"workflow {brief(path)} has no trigger {brief(trigger)} "
+                        f"(it declares {brief(declared.name)})")
     return declared.name if trigger is None else trigger
 
 
 def _valid_signal_id(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= _MAX_SIGNAL_ID
+    # It becomes (part of) a run id: text PostgreSQL and uuid5 can encode, no NUL.
+    return text_problem(value, "signal_id", max_length=_MAX_SIGNAL_ID) is None
 
 
 def _window(raw: Any, problems: list[str]) -> dict[str, str | None] | None:
@@ -195,7 +199,7 @@ def _window(raw: Any, problems: list[str]) -> dict[str, str | None] | None:
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
-        problems.append(f"intended_window must be a mapping with start_at/end_at, got {raw!r}")
+        problems.append(f"intended_window must be a mapping with start_at/end_at, got {brief(raw)}")
         return None
     extra = sorted(str(k) for k in set(raw) - {"start_at", "end_at"})
     if extra:
@@ -217,12 +221,18 @@ def _instant(value: Any, name: str, problems: list[str]) -> datetime | None:
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
-            problems.append(f"intended_window.{name} is not ISO-8601 text: {value!r}")
+            problems.append(f"intended_window.{name} is not ISO-8601 text: {brief(value)}")
             return None
     if not isinstance(moment, datetime):
-        problems.append(f"intended_window.{name} must be a datetime or ISO text, got {value!r}")
+        problems.append(f"intended_window.{name} must be a datetime or ISO text, "
+                        f"got {brief(value)}")
         return None
     if moment.tzinfo is None:
-        problems.append(f"intended_window.{name} must carry a UTC offset, got {value!r}")
+        problems.append(f"intended_window.{name} must carry a UTC offset, got {brief(value)}")
         return None
-    return moment.astimezone(UTC)
+    try:
+        return check_instant(moment.astimezone(UTC), f"intended_window.{name}")
+    except (OverflowError, InvalidOption):  # year 1 with an offset, year 9999, ...
+        problems.append(f"intended_window.{name} must lie between the years {EARLIEST.year} "
+                        f"and {LATEST.year}, got {brief(value)}")
+        return None

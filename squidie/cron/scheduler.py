@@ -31,14 +31,17 @@ from typing import Any, Protocol
 from squidie.cron.cursor import ScheduleCursors
 from squidie.cron.executor import Executor
 from squidie.cron.payload import build_payload
-from squidie.cron.windows import CronSchedule, Window, iso_z
+from squidie.cron.windows import CronSchedule, Window, check_instant, iso_z
 from squidie.errors import InvalidOption, InvalidPayload, SquidieError
 from squidie.runtime.clock import Clock, aware
 from squidie.runtime.loading import resolve_workflow, workflow_ref
 from squidie.workflow import validate_payload
+from squidie.workflow.identifiers import text_problem
+from squidie.workflow.quoting import brief
 
 log = logging.getLogger("squidie.cron.scheduler")
 _RACE_RETRIES = 20
+_MAX_GRACE = 366 * 86400.0  # a year: beyond it, "now - grace" leaves the schedulable range
 
 
 class CatchUp(StrEnum):
@@ -77,6 +80,15 @@ class Delivery:
         return {"workflow": self.workflow, "trigger": self.trigger, "signal_id": self.signal_id,
                 "intended_window": self.window.to_dict(), "status": self.status,
                 "late": self.late, "run_id": self.run_id, "metadata": self.metadata}
+
+
+@dataclass(slots=True)
+class TickReport:
+    """What one tick did: the deliveries made, and the schedules that failed
+    (schedule id -> the exception; the others were not held back by them)."""
+
+    deliveries: list[Delivery] = field(default_factory=list)
+    failures: dict[str, Exception] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,13 +132,21 @@ class Scheduler:
             self.catch_up = CatchUp(catch_up)
         except ValueError:
             problems.append(f"catch_up must be one of {[c.value for c in CatchUp]}, "
-                            f"got {catch_up!r}")
+                            f"got {brief(catch_up)}")
         if isinstance(max_catch_up, bool) or not isinstance(max_catch_up, int) \
-                or max_catch_up < 1:
-            problems.append(f"max_catch_up must be a positive int, got {max_catch_up!r}")
+                or not 1 <= max_catch_up <= 100_000:
+            problems.append(f"max_catch_up must be a positive int, got {brief(max_catch_up)}")
         seconds = grace.total_seconds() if isinstance(grace, timedelta) else grace
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-            problems.append(f"grace must be a non-negative duration, got {grace!r}")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) \
+                or not 0 <= seconds <= _MAX_GRACE:
+            problems.append(f"grace must be a non-negative duration, got {brief(grace)}")
+        for what, value in (("queue", queue), ("owner_id", owner_id)):
+            problem = value is not None and text_problem(value, what)
+            if problem:
+                problems.append(problem)
+        if isinstance(workflows, str | bytes) or not isinstance(workflows, Iterable):
+            problems.append(f"workflows must be a list of cron workflows, got {brief(workflows)}")
+            workflows = ()
         self.entries = [e for e in (_entry(w, executor, problems) for w in workflows) if e]
         if not self.entries and not problems:
             problems.append("give the scheduler at least one cron workflow")
@@ -147,21 +167,43 @@ class Scheduler:
     def tick(self, *, now: datetime | None = None) -> list[Delivery]:
         """Deliver every window due at ``now`` (default: the clock); returns the deliveries.
 
-        A schedule that fails (database down, a delivery rejected) does not stop
-        the others; the first error is raised after all were tried.
+        A schedule that fails (database down, a delivery rejected, an executor
+        raising) does not stop the others: their windows are delivered and
+        their cursors advanced; the first error is raised after all were tried
+        (:meth:`tick_report` returns the failures instead).
         """
-        moment = aware(now) if now is not None else aware(self.sq.clock.now(), "clock.now()")
-        out: list[Delivery] = []
-        errors: list[SquidieError] = []
+        report = self.tick_report(now=now)
+        if report.failures:
+            raise next(iter(report.failures.values()))
+        return report.deliveries
+
+    def tick_report(self, *, now: datetime | None = None) -> TickReport:
+        """Like :meth:`tick`, but failures of single schedules are returned, not raised.
+
+        Raises only for a bad ``now`` (naive, or outside the years a schedule
+        can be evaluated in), before any cursor is read or written.
+        """
+        moment = self._moment(now)
+        report = TickReport()
         for entry in self.entries:
             try:
-                out.extend(self._tick_one(entry, moment))
-            except SquidieError as exc:
-                log.error("scheduler: %s failed: %s", entry.schedule_id, exc)
-                errors.append(exc)
-        if errors:
-            raise errors[0]
-        return out
+                report.deliveries.extend(self._tick_one(entry, moment))
+            except Exception as exc:  # one workflow never stops the others' windows
+                log.error("scheduler %s: %s failed: %s", self.owner_id, entry.schedule_id,
+                          brief(str(exc), 300), exc_info=not isinstance(exc, SquidieError))
+                report.failures[entry.schedule_id] = exc
+        return report
+
+    def _moment(self, now: datetime | None) -> datetime:
+        what = "now" if now is not None else "clock.now()"
+        value = now if now is not None else self.sq.clock.now()
+        if not isinstance(value, datetime) or value.utcoffset() is None:
+            raise InvalidOption(f"{what} must be an aware datetime, got {brief(value)}")
+        try:
+            moment = aware(value, what)
+        except OverflowError as exc:  # year 1 with an offset cannot be expressed in UTC
+            raise InvalidOption(f"now is out of range: {brief(now)}") from exc
+        return check_instant(moment)
 
     def _tick_one(self, entry: _Entry, now: datetime) -> list[Delivery]:
         out: list[Delivery] = []
@@ -234,8 +276,9 @@ class Scheduler:
         Errors are logged and the loop goes on (a database that comes back is
         caught up under the catch-up policy).
         """
-        if not isinstance(interval, int | float) or interval <= 0:
-            raise InvalidOption(f"interval must be positive, got {interval!r}")
+        if isinstance(interval, bool) or not isinstance(interval, int | float) \
+                or not 0 < interval < float("inf"):
+            raise InvalidOption(f"interval must be positive, got {brief(interval)}")
         if interval > self.grace.total_seconds():
             raise InvalidOption(f"interval ({interval} s) must not exceed grace "
                                 f"({self.grace.total_seconds()} s): windows on time would "
@@ -246,17 +289,23 @@ class Scheduler:
                 previous[signum] = signal.signal(signum, self._handle_signal)
         try:
             while not self._stop.is_set():
-                now = aware(self.sq.clock.now(), "clock.now()")
-                try:
-                    for d in self.tick(now=now):
-                        log.info("scheduler: %s %s", d.status, d.signal_id)
-                except SquidieError:
-                    log.exception("scheduler %s: tick failed", self.owner_id)
-                wait = min(interval, (self.next_fire(now) - now).total_seconds())
-                self._stop.wait(max(0.05, wait))
+                self._stop.wait(max(0.05, self._run_once(interval)))
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _run_once(self, interval: float) -> float:
+        """One tick of the loop; returns how long to sleep. Never raises: a
+        scheduler process must outlive a broken workflow, clock or database."""
+        try:
+            now = self._moment(None)
+            report = self.tick_report(now=now)
+            for d in report.deliveries:
+                log.info("scheduler: %s %s", d.status, d.signal_id)
+            return min(interval, (self.next_fire(now) - now).total_seconds())
+        except Exception:
+            log.exception("scheduler %s: tick failed", self.owner_id)
+            return interval
 
     def stop(self) -> None:
         """Ask ``run`` to return after the current tick."""
@@ -277,19 +326,23 @@ def _entry(workflow: Any, executor: Executor | None, problems: list[str]) -> _En
         return None
     trig = compiled.spec.trigger
     if trig.kind != "cron" or trig.cron is None:
-        problems.append(f"workflow {path!r} is not cron-triggered")
+        problems.append(f"workflow {brief(path)} is not cron-triggered")
         return None
     if executor is not None and trig.idempotency is None:
         problems.append(
-            f"workflow {path!r} declares no idempotency: deliveries through an executor "
+            f"workflow {brief(path)} declares no idempotency: deliveries through an executor "
             "could start it twice; declare cron(..., idempotency='return_existing_run') "
             "or let the scheduler call perform() itself"
         )
     try:
         validate_payload(trig, {})
     except InvalidPayload as exc:
-        problems.append(f"workflow {path!r}: its cron payload fields need defaults "
+        problems.append(f"workflow {brief(path)}: its cron payload fields need defaults "
                         f"({'; '.join(exc.problems)})")
-    return _Entry(path, trig.name, CronSchedule(trig.cron, trig.timezone or "Etc/UTC"),
-                  trig.idempotency)
+    try:
+        schedule = CronSchedule(trig.cron, trig.timezone or "Etc/UTC")
+    except InvalidOption as exc:
+        problems.append(f"workflow {brief(path)}: {exc.message}")
+        return None
+    return _Entry(path, trig.name, schedule, trig.idempotency)
 

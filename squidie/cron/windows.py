@@ -21,13 +21,28 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from squidie.errors import InvalidOption
+from squidie.workflow.cronexpr import cron_problem
+from squidie.workflow.identifiers import text_problem
+from squidie.workflow.quoting import brief
 
 # DST changes move the clock by at most two hours; three is a safe margin.
 _MARGIN = timedelta(hours=3)
 _MAX_SPAN = timedelta(days=366 * 30)
+# Instants a schedule is evaluated at: far enough from datetime's year 1 and
+# year 9999 that margins, searches and the next window never overflow.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def check_instant(moment: datetime, what: str = "now") -> datetime:
+    """``moment`` when a schedule can be evaluated there, else ``InvalidOption``."""
+    if not EARLIEST <= moment <= LATEST:
+        raise InvalidOption(f"{what} must lie between {EARLIEST.year} and {LATEST.year} "
+                            f"to evaluate a cron schedule, got {brief(moment)}")
+    return moment
 
 
 def iso_z(moment: datetime) -> str:
@@ -52,12 +67,15 @@ class CronSchedule:
     """A cron expression evaluated in an IANA timezone."""
 
     def __init__(self, expression: str, timezone: str) -> None:
-        if not isinstance(expression, str) or not croniter.is_valid(expression):
-            raise InvalidOption(f"invalid cron expression {expression!r}")
+        problem = cron_problem(expression)
+        if problem:
+            raise InvalidOption(problem)
+        if text_problem(timezone, "timezone", max_length=100):
+            raise InvalidOption(f"unknown IANA timezone {brief(timezone)}")
         try:
             self.zone = zoneinfo.ZoneInfo(str(timezone))
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise InvalidOption(f"unknown IANA timezone {timezone!r}") from exc
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
+            raise InvalidOption(f"unknown IANA timezone {brief(timezone)}") from exc
         self.expression = expression
         self.timezone = str(timezone)
         hours = croniter(expression).expanded[1]
@@ -91,12 +109,17 @@ class CronSchedule:
         """Fire instants ``t`` with ``after < t <= until``, ascending."""
         if until <= after:
             return []
+        check_instant(after, "a schedule bound")
+        check_instant(until, "a schedule bound")
         wall = (after.astimezone(self.zone).replace(tzinfo=None)) - _MARGIN
         end = until.astimezone(self.zone).replace(tzinfo=None) + _MARGIN
         it = croniter(self.expression, wall)
         found: set[datetime] = set()
         while True:
-            nxt: datetime = it.get_next(datetime)
+            try:
+                nxt: datetime = it.get_next(datetime)
+            except CroniterBadDateError:  # no more fires (a year field that ended)
+                break
             if nxt > end:
                 break
             found.update(t for t in self._instants(nxt) if after < t <= until)
@@ -108,11 +131,11 @@ class CronSchedule:
         """The first fire instant strictly after ``moment``."""
         span = timedelta(hours=1)
         while span <= _MAX_SPAN:
-            fires = self.between(moment, moment + span)
+            fires = self.between(moment, min(moment + span, LATEST))
             if fires:
                 return fires[0]
             span *= 4
-        raise InvalidOption(f"cron expression {self.expression!r} never fires")
+        raise InvalidOption(f"cron expression {brief(self.expression)} never fires")
 
     def latest(self, after: datetime, until: datetime, count: int) -> list[datetime]:
         """Up to ``count`` most recent fire instants in ``(after, until]``, ascending.
@@ -124,7 +147,7 @@ class CronSchedule:
             return []
         span = timedelta(hours=1)
         while True:
-            lower = max(after, until - span)
+            lower = after if span >= until - after else until - span
             fires = self.between(lower, until)
             if len(fires) >= count or lower == after:
                 return fires[-count:]

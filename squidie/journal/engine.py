@@ -1,8 +1,13 @@
 """Engine set-up: PostgreSQL through psycopg 3, SQLite as a serious embedded store
-(WAL, ``BEGIN IMMEDIATE`` so writers queue instead of failing, a busy timeout)."""
+(WAL, ``BEGIN IMMEDIATE`` so writers queue instead of failing, a busy timeout, a
+file only its owner can read)."""
 
 from __future__ import annotations
 
+import os
+import random
+import sqlite3
+import time
 import weakref
 from typing import Any
 
@@ -14,6 +19,7 @@ from sqlalchemy.pool import StaticPool
 from squidie.errors import ConfigError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_FILE_MODE = 0o600  # the file holds payloads and comments; -wal/-shm inherit it
 READ_ONLY = "squidie_read_only"  # execution option: a transaction that only reads
 _configured: weakref.WeakSet[Engine] = weakref.WeakSet()
 
@@ -31,8 +37,10 @@ def make_engine(url: str) -> Engine:
 
     No ``pool_pre_ping``: on PostgreSQL the ping is a transaction of its own and
     would double the commits per step. A connection broken by a database restart
-    is invalidated by SQLAlchemy when it fails; that call raises ``StorageError``
-    and the next one reconnects (the worker loop backs off and goes on).
+    or an idle cutoff is invalidated by SQLAlchemy when it fails, and the
+    transaction is retried on a new one (``squidie.journal.transactions``).
+    ``hide_parameters``: bound values (fence credentials, payloads) never reach
+    SQLAlchemy's error texts or its logs.
     """
     try:
         parsed = make_url(normalise_url(url))
@@ -48,7 +56,7 @@ def make_engine(url: str) -> Engine:
     elif backend != "postgresql":
         raise ConfigError([f"unsupported database {backend!r}: use postgresql or sqlite"])
     try:
-        engine = create_engine(parsed, **kwargs)
+        engine = create_engine(parsed, hide_parameters=True, **kwargs)
     except Exception as exc:  # missing driver and the like
         raise ConfigError([f"cannot create an engine for {parsed!r}: {exc}"]) from exc
     prepare_engine(engine)
@@ -64,15 +72,24 @@ def prepare_engine(engine: Engine) -> None:
     if engine.dialect.name != "sqlite" or engine in _configured:
         return
     _configured.add(engine)
+    path = sqlite_file(engine.url.database, engine.url.query)
+
+    @event.listens_for(engine, "do_connect")
+    def _before_connect(*_args: Any) -> None:
+        if path is not None:
+            create_private_file(path)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
+        try:
+            # The busy timeout first, so everything after it waits instead of failing.
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            enable_wal(cursor)
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -80,3 +97,47 @@ def prepare_engine(engine: Engine) -> None:
         # share the WAL snapshot and never wait for a writer.
         read_only = conn.get_execution_options().get(READ_ONLY, False)
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def sqlite_file(database: str | None, query: Any = None) -> str | None:
+    """The path of an on-disk SQLite database, None for memory and URI databases."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    if query and str(query.get("uri", "")).lower() in ("true", "1"):
+        return None
+    return database
+
+
+def create_private_file(path: str) -> None:
+    """Create ``path`` (if missing) readable by its owner only, before SQLite opens
+    it: SQLite then creates ``-wal`` and ``-shm`` with the same mode. An existing
+    file keeps the mode its owner gave it."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, SQLITE_FILE_MODE)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # let SQLite report a missing directory or a permission problem
+    os.close(fd)
+
+
+def enable_wal(cursor: Any, timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while the database is locked.
+
+    Switching a fresh file to WAL upgrades a read lock to a write lock, and
+    SQLite answers "database is locked" at once, without its busy handler,
+    while another connection holds the write lock (many processes installing
+    on a new file at once). So wait and retry here, up to the busy timeout.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            locked = "locked" in str(exc) or "busy" in str(exc)
+            if not locked or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause * random.uniform(0.5, 1.5))
+        pause = min(pause * 2, 0.2)

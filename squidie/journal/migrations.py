@@ -46,6 +46,11 @@ def upgrade(conn: Connection) -> int:
     if current is None:
         conn.execute(insert(schema_table).values(component=COMPONENT, version=SCHEMA_VERSION))
         return SCHEMA_VERSION
+    if current < 1:
+        raise ConfigError([
+            f"the database records Squidie schema version {current}, which no release "
+            "ever wrote; restore the squidie_schema table or reinstall into an empty schema"
+        ])
     for version in range(current + 1, SCHEMA_VERSION + 1):
         MIGRATIONS[version](conn)
         conn.execute(

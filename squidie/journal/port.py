@@ -28,6 +28,10 @@ class JournalStore(Protocol):
     def schema_version(self) -> int | None:
         """The installed schema version (None when not installed)."""
 
+    def database_now(self) -> datetime:
+        """The database's current time: the clock leases and visibility are judged by
+        under the system clock (a read, never a write transaction)."""
+
     def create_run(self, new: NewRun) -> bool:
         """Create a run atomically; False (and nothing written) if the id exists."""
 

@@ -164,6 +164,9 @@ class NewRun:
     facts: Sequence[NewFact]
     attempts: Sequence[NewAttempt] = ()
     checkpoint: JsonDict | None = None
+    # A claim the creating transaction must still hold (a step starting a child
+    # run): checked, and left as it is, in the same transaction as the insert.
+    fence: Fence | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,4 +190,5 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         started, run_id = json.loads(base64.urlsafe_b64decode(padded))
         return datetime.fromisoformat(started), str(run_id)
     except (ValueError, TypeError) as exc:
-        raise InvalidOption(f"invalid list_runs cursor {cursor!r}") from exc
+        # A short prefix only: a cursor comes from outside and may be huge.
+        raise InvalidOption(f"invalid list_runs cursor {str(cursor)[:60]!r}") from exc

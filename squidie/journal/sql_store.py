@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, case, delete, func, insert, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
-
-from squidie.errors import (
-    InvalidOption,
-    JournalConflict,
-    LeaseLost,
-    RunNotFound,
-    SquidieError,
-    StorageError,
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    case,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
 )
-from squidie.journal.engine import READ_ONLY, prepare_engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from squidie.errors import InvalidOption, JournalConflict, LeaseLost, RunNotFound, StorageError
+from squidie.journal.engine import prepare_engine
 from squidie.journal.migrations import installed_version, upgrade
 from squidie.journal.records import (
     AttemptRecord,
     Checkpoint,
     CommandReceipt,
     Fact,
+    Fence,
     LoadedRun,
     NewAttempt,
     NewRun,
@@ -44,9 +49,9 @@ from squidie.journal.schema import (
     runs,
     schedules,
 )
+from squidie.journal.transactions import run_transaction
 
-# SQLSTATEs that mean "someone else got there first; try again".
-_RETRYABLE_SQLSTATES = {"40001", "40P01"}
+T = TypeVar("T")
 
 
 class SqlStore:
@@ -59,23 +64,23 @@ class SqlStore:
 
     # -- plumbing -----------------------------------------------------------
 
-    @contextmanager
-    def _tx(self, *, read_only: bool = False) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as conn:
-                if read_only:
-                    conn.execution_options(**{READ_ONLY: True})
-                with conn.begin():
-                    yield conn
-        except SquidieError:
-            raise
-        except DBAPIError as exc:
-            sqlstate = getattr(exc.orig, "sqlstate", None)
-            if sqlstate in _RETRYABLE_SQLSTATES:
-                raise JournalConflict(f"concurrent write detected ({sqlstate})") from exc
-            raise StorageError(f"database error: {exc.orig}") from exc
-        except SQLAlchemyError as exc:
-            raise StorageError(f"database error: {exc}") from exc
+    def _run(self, work: Callable[[Connection, bool], T], *, read_only: bool = False) -> T:
+        """``work(conn, ambiguous)`` in one transaction, retried on a new connection
+        if the connection drops (see :mod:`squidie.journal.transactions`)."""
+        return run_transaction(self.engine, work, read_only=read_only)
+
+    def database_now(self) -> datetime:
+        """The database server's current time (a read; never a write transaction).
+
+        On SQLite the database lives on this host, so its clock is this host's.
+        """
+        if self.dialect == "sqlite":
+            return datetime.now(UTC)
+        value = self._run(lambda conn, _: conn.execute(text("SELECT clock_timestamp()")).scalar(),
+                          read_only=True)
+        if not isinstance(value, datetime):
+            raise StorageError(f"the database answered {type(value).__name__} for its time")
+        return _aware(value).astimezone(UTC)
 
     def _insert(self, table: Any) -> Any:
         dialect = postgresql if self.dialect == "postgresql" else sqlite
@@ -85,20 +90,21 @@ class SqlStore:
 
     def install(self) -> None:
         """Create or upgrade the schema in place; idempotent and safe to race."""
-        with self._tx() as conn:
-            upgrade(conn)
+        self._run(lambda conn, _: upgrade(conn))
 
     def schema_version(self) -> int | None:
         """The installed schema version (None when not installed)."""
-        with self._tx(read_only=True) as conn:
-            return installed_version(conn)
+        return self._run(lambda conn, _: installed_version(conn), read_only=True)
 
     # -- runs and journals --------------------------------------------------
 
     def create_run(self, new: NewRun) -> bool:
         """Create a run atomically; False (and nothing written) if the id exists."""
         rec = new.record
-        with self._tx() as conn:
+
+        def work(conn: Connection, _ambiguous: bool) -> bool:
+            if new.fence is not None:
+                self._check_fence(conn, new.fence, rec.started_at)
             created = conn.execute(
                 self._insert(runs)
                 .values(
@@ -121,17 +127,21 @@ class SqlStore:
             self._add_attempts(conn, rec.run_id, rec.queue, new.attempts)
             return True
 
+        return self._run(work)
+
     def get_run(self, run_id: str) -> RunRecord | None:
         """The catalog row of a run, if it exists."""
-        with self._tx(read_only=True) as conn:
-            row = conn.execute(select(runs).where(runs.c.run_id == run_id)).first()
+        row = self._run(
+            lambda conn, _: conn.execute(select(runs).where(runs.c.run_id == run_id)).first(),
+            read_only=True,
+        )
         return _run_record(row) if row else None
 
     def load(self, run_id: str, *, use_checkpoint: bool = True) -> LoadedRun:
         """A run's checkpoint (if valid and wanted) and every fact after it;
         RunNotFound if absent."""
-        with self._tx(read_only=True) as conn:
-            return self._load(conn, run_id, use_checkpoint)
+        return self._run(lambda conn, _: self._load(conn, run_id, use_checkpoint),
+                         read_only=True)
 
     def _load(self, conn: Connection, run_id: str, use_checkpoint: bool) -> LoadedRun:
         """``load`` inside an open transaction."""
@@ -166,31 +176,35 @@ class SqlStore:
 
     def write(self, write: RunWrite) -> int:
         """Apply one atomic write; returns the new revision."""
-        with self._tx() as conn:
-            if write.command is not None:
-                self._insert_receipt(conn, write.command, write.run_id)
-            if write.fence is not None:
-                self._check_fence(conn, write)
-            if write.withdraw_live_attempts:
-                conn.execute(
-                    update(attempts)
-                    .where(attempts.c.run_id == write.run_id,
-                           attempts.c.status.in_(LIVE_STATUSES))
-                    .values(status="withdrawn",
-                            finished_at=func.coalesce(attempts.c.finished_at, write.now))
-                )
-            revision = write.expected_revision + len(write.facts)
-            if write.facts or write.status is not None:
-                self._advance_run(conn, write, revision)
-                self._append(conn, write.run_id, write.expected_revision, write.facts, write.now)
-            if write.checkpoint is not None:
-                self._put_checkpoint(conn, write.run_id, revision, write.checkpoint, write.now)
-            if write.new_attempts:
-                queue = conn.execute(
-                    select(runs.c.queue).where(runs.c.run_id == write.run_id)
-                ).scalar_one()
-                self._add_attempts(conn, write.run_id, queue, write.new_attempts)
+        return self._run(lambda conn, ambiguous: self._write(conn, write, ambiguous))
+
+    def _write(self, conn: Connection, write: RunWrite, ambiguous: bool) -> int:
+        revision = write.expected_revision + len(write.facts)
+        if ambiguous and self._already_written(conn, write):
             return revision
+        if write.command is not None:
+            self._insert_receipt(conn, write.command, write.run_id)
+        if write.fence is not None:
+            self._check_fence(conn, write.fence, write.now)
+        if write.withdraw_live_attempts:
+            conn.execute(
+                update(attempts)
+                .where(attempts.c.run_id == write.run_id,
+                       attempts.c.status.in_(LIVE_STATUSES))
+                .values(status="withdrawn",
+                        finished_at=func.coalesce(attempts.c.finished_at, write.now))
+            )
+        if write.facts or write.status is not None:
+            self._advance_run(conn, write, revision)
+            self._append(conn, write.run_id, write.expected_revision, write.facts, write.now)
+        if write.checkpoint is not None:
+            self._put_checkpoint(conn, write.run_id, revision, write.checkpoint, write.now)
+        if write.new_attempts:
+            queue = conn.execute(
+                select(runs.c.queue).where(runs.c.run_id == write.run_id)
+            ).scalar_one()
+            self._add_attempts(conn, write.run_id, queue, write.new_attempts)
+        return revision
 
     def _insert_receipt(self, conn: Connection, receipt: CommandReceipt, run_id: str) -> None:
         # First in the transaction: a concurrent writer with the same key waits on
@@ -200,15 +214,48 @@ class SqlStore:
                 idempotency_key=receipt.idempotency_key, signal_type=receipt.signal_type,
                 run_id=receipt.run_id, result=receipt.result, recorded_at=receipt.recorded_at,
             ))
-        except IntegrityError as exc:
+        except IntegrityError:
+            # Not chained: the driver's text would carry the SQL and its values.
             raise JournalConflict(
                 f"command {receipt.idempotency_key!r} was already applied",
                 run_id=run_id, idempotency_key=receipt.idempotency_key,
-            ) from exc
+            ) from None
 
-    def _check_fence(self, conn: Connection, write: RunWrite) -> None:
+    def _already_written(self, conn: Connection, write: RunWrite) -> bool:
+        """After a connection dropped during ``COMMIT``: did that commit land?
+
+        Only a fenced write can tell, and only from evidence no one else can
+        leave: its own claim (claim id + token hash) moved to its ``set_status``
+        and, when it appended facts, its first fact at the next revision with its
+        own kind and timestamp. Then the write is done and is not repeated.
+        Otherwise (or for an unfenced write) the write runs again and its fence
+        or expected revision fails if the first try did commit, so nothing is
+        ever applied twice.
+        """
         fence = write.fence
-        assert fence is not None
+        if fence is None:
+            return False
+        status = conn.execute(
+            select(attempts.c.status).where(
+                attempts.c.attempt_id == fence.attempt_id,
+                attempts.c.claim_id == fence.claim_id,
+                attempts.c.token_hash == fence.token_hash,
+            )
+        ).scalar()
+        if status != fence.set_status:
+            return False
+        if not write.facts:
+            return True
+        first = conn.execute(
+            select(journal.c.kind, journal.c.recorded_at).where(
+                journal.c.run_id == write.run_id,
+                journal.c.revision == write.expected_revision + 1,
+            )
+        ).first()
+        return (first is not None and first.kind == write.facts[0].kind
+                and _aware(first.recorded_at) == write.now)
+
+    def _check_fence(self, conn: Connection, fence: Fence, now: datetime) -> None:
         conditions = [
             attempts.c.attempt_id == fence.attempt_id,
             attempts.c.claim_id == fence.claim_id,
@@ -216,18 +263,16 @@ class SqlStore:
             attempts.c.status.in_(fence.statuses),
         ]
         if fence.unexpired:
-            conditions.append(attempts.c.lease_expires_at > write.now)
-        result = conn.execute(
-            update(attempts).where(*conditions).values(
-                status=fence.set_status,
-                finished_at=func.coalesce(attempts.c.finished_at, write.now),
-            )
-        )
+            conditions.append(attempts.c.lease_expires_at > now)
+        values: dict[str, Any] = {"status": fence.set_status}
+        if fence.set_status != "claimed":  # the fence retires the row: it finished now
+            values["finished_at"] = func.coalesce(attempts.c.finished_at, now)
+        result = conn.execute(update(attempts).where(*conditions).values(**values))
         if result.rowcount != 1:
-            raise LeaseLost(
-                f"attempt {fence.attempt_id!r} is no longer held by claim {fence.claim_id!r}",
-                attempt_id=fence.attempt_id, claim_id=fence.claim_id,
-            )
+            # No claim id or token hash here: errors get logged, and those two
+            # together are the whole fence credential.
+            raise LeaseLost(f"attempt {fence.attempt_id!r} is no longer held by this claim",
+                            attempt_id=fence.attempt_id)
 
     def _advance_run(self, conn: Connection, write: RunWrite, revision: int) -> None:
         values: dict[str, Any] = {"revision": revision, "updated_at": write.now}
@@ -318,8 +363,7 @@ class SqlStore:
         stmt = self._claim_statement(queue=queue, owner_id=owner_id, now=now,
                                      lease_until=lease_until, claim_id=claim_id,
                                      token_hash=token_hash)
-        with self._tx() as conn:
-            row = conn.execute(stmt).first()
+        row = self._run(lambda conn, _: conn.execute(stmt).first())
         return _attempt_record(row) if row else None
 
     def _claim_statement(self, *, queue: str, owner_id: str, now: datetime,
@@ -360,62 +404,66 @@ class SqlStore:
         stmt = self._claim_statement(queue=queue, owner_id=owner_id, now=now,
                                      lease_until=lease_until, claim_id=claim_id,
                                      token_hash=token_hash)
-        with self._tx() as conn:
+        def work(conn: Connection, _ambiguous: bool) -> tuple[AttemptRecord, LoadedRun] | None:
+            # A claim whose COMMIT was lost is never run: its lease simply runs out.
             row = conn.execute(stmt).first()
             if row is None:
                 return None
             record = _attempt_record(row)
             return record, self._load(conn, record.run_id, True)
 
+        return self._run(work)
+
     def heartbeat(
         self, *, attempt_id: str, claim_id: str, token_hash: str, now: datetime,
         lease_until: datetime,
     ) -> bool:
         """Extend a lease still held by this claim; False when it is lost."""
-        with self._tx() as conn:
-            result = conn.execute(
-                update(attempts)
-                .where(
-                    attempts.c.attempt_id == attempt_id, attempts.c.claim_id == claim_id,
-                    attempts.c.token_hash == token_hash, attempts.c.status == "claimed",
-                    attempts.c.lease_expires_at > now,
-                )
-                .values(lease_expires_at=lease_until, due_at=lease_until)
+        # Idempotent, so safe to retry after a lost COMMIT: the lease it extended
+        # is still unexpired at ``now`` and is extended to the same end again.
+        stmt = (
+            update(attempts)
+            .where(
+                attempts.c.attempt_id == attempt_id, attempts.c.claim_id == claim_id,
+                attempts.c.token_hash == token_hash,
+                # "finished": an outcome being applied still runs code (a saga's
+                # compensations) under the claim, so its lease is kept alive too.
+                attempts.c.status.in_(("claimed", "finished")),
+                attempts.c.lease_expires_at > now,
             )
-        return result.rowcount == 1
+            .values(lease_expires_at=lease_until, due_at=lease_until)
+        )
+        rowcount: int = self._run(lambda conn, _: conn.execute(stmt).rowcount)
+        return rowcount == 1
 
     def release(self, *, attempt_id: str, claim_id: str, token_hash: str,
                 visible_at: datetime) -> bool:
         """Hand a claimed attempt back (visible again at ``visible_at``); False when
         the claim was no longer held."""
-        with self._tx() as conn:
-            result = conn.execute(
-                update(attempts)
-                .where(attempts.c.attempt_id == attempt_id, attempts.c.claim_id == claim_id,
-                       attempts.c.token_hash == token_hash, attempts.c.status == "claimed")
-                .values(status="visible", due_at=visible_at, claim_id=None, token_hash=None,
-                        owner_id=None, lease_expires_at=None)
-            )
-        return result.rowcount == 1
+        stmt = (
+            update(attempts)
+            .where(attempts.c.attempt_id == attempt_id, attempts.c.claim_id == claim_id,
+                   attempts.c.token_hash == token_hash, attempts.c.status == "claimed")
+            .values(status="visible", due_at=visible_at, claim_id=None, token_hash=None,
+                    owner_id=None, lease_expires_at=None)
+        )
+        rowcount: int = self._run(lambda conn, _: conn.execute(stmt).rowcount)
+        return rowcount == 1
 
     def list_attempts(self, run_id: str, *, live_only: bool = False) -> list[AttemptRecord]:
         """Every dispatch row of a run (or only its live ones), oldest first."""
         query = select(attempts).where(attempts.c.run_id == run_id)
         if live_only:  # served by a partial index: the cost does not grow with history
             query = query.where(attempts.c.status.in_(LIVE_STATUSES))
-        with self._tx(read_only=True) as conn:
-            rows = conn.execute(
-                query.order_by(attempts.c.visible_at, attempts.c.attempt_id)
-            ).all()
+        ordered = query.order_by(attempts.c.visible_at, attempts.c.attempt_id)
+        rows = self._run(lambda conn, _: conn.execute(ordered).all(), read_only=True)
         return [_attempt_record(r) for r in rows]
 
     def next_due_at(self, queue: str) -> datetime | None:
         """When the next live attempt of ``queue`` becomes claimable."""
-        with self._tx(read_only=True) as conn:
-            value = conn.execute(
-                select(func.min(attempts.c.due_at))
-                .where(attempts.c.queue == queue, attempts.c.status.in_(LIVE_STATUSES))
-            ).scalar()
+        stmt = (select(func.min(attempts.c.due_at))
+                .where(attempts.c.queue == queue, attempts.c.status.in_(LIVE_STATUSES)))
+        value = self._run(lambda conn, _: conn.execute(stmt).scalar(), read_only=True)
         return _aware(value) if value is not None else None
 
     # -- catalog ------------------------------------------------------------
@@ -434,8 +482,8 @@ class SqlStore:
         if cursor is not None:
             started_at, run_id = decode_cursor(cursor)
             query = query.where(tuple_(runs.c.started_at, runs.c.run_id) < (started_at, run_id))
-        with self._tx(read_only=True) as conn:
-            rows = conn.execute(query.limit(limit + 1)).all()
+        page = query.limit(limit + 1)
+        rows = self._run(lambda conn, _: conn.execute(page).all(), read_only=True)
         records = [_run_record(r) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
@@ -448,23 +496,22 @@ class SqlStore:
         stmt = delete(checkpoints)
         if run_id is not None:
             stmt = stmt.where(checkpoints.c.run_id == run_id)
-        with self._tx() as conn:
-            return conn.execute(stmt).rowcount
+        deleted: int = self._run(lambda conn, _: conn.execute(stmt).rowcount)
+        return deleted
 
     # -- schedule cursors -----------------------------------------------------
 
     def schedule_cursor(self, schedule_id: str) -> datetime | None:
         """Where the schedule's cursor stands (None before its first tick)."""
-        with self._tx(read_only=True) as conn:
-            value: datetime | None = conn.execute(
-                select(schedules.c.cursor_at).where(schedules.c.schedule_id == schedule_id)
-            ).scalar()
+        stmt = select(schedules.c.cursor_at).where(schedules.c.schedule_id == schedule_id)
+        value: datetime | None = self._run(lambda conn, _: conn.execute(stmt).scalar(),
+                                           read_only=True)
         return value
 
     def ensure_schedule_cursor(self, schedule_id: str, workflow: str, trigger: str,
                                now: datetime, owner: str) -> datetime:
         """The cursor, created at ``now`` the first time the schedule is seen."""
-        with self._tx() as conn:
+        def work(conn: Connection, _ambiguous: bool) -> datetime:
             conn.execute(
                 self._insert(schedules)
                 .values(schedule_id=schedule_id, workflow=workflow, trigger=trigger,
@@ -474,25 +521,28 @@ class SqlStore:
             value: datetime = conn.execute(
                 select(schedules.c.cursor_at).where(schedules.c.schedule_id == schedule_id)
             ).scalar_one()
-        return value
+            return value
+
+        return self._run(work)
 
     def advance_schedule_cursor(self, schedule_id: str, expected: datetime, to: datetime,
                                 now: datetime, owner: str) -> bool:
         """Compare-and-set the cursor from ``expected`` to ``to``."""
-        with self._tx() as conn:
-            result = conn.execute(
-                update(schedules)
-                .where(schedules.c.schedule_id == schedule_id,
-                       schedules.c.cursor_at == expected)
-                .values(cursor_at=to, updated_at=now, updated_by=owner)
-            )
-        return result.rowcount == 1
+        # After a lost COMMIT the retry may answer False for its own move; the
+        # scheduler then re-reads the cursor (at ``to``) and goes on from there.
+        stmt = (
+            update(schedules)
+            .where(schedules.c.schedule_id == schedule_id, schedules.c.cursor_at == expected)
+            .values(cursor_at=to, updated_at=now, updated_by=owner)
+        )
+        rowcount: int = self._run(lambda conn, _: conn.execute(stmt).rowcount)
+        return rowcount == 1
 
     # -- commands -----------------------------------------------------------
 
     def record_command(self, receipt: CommandReceipt) -> CommandReceipt:
         """Store a command receipt once; returns the stored one (the first writer's)."""
-        with self._tx() as conn:
+        def work(conn: Connection, _ambiguous: bool) -> Row[Any]:
             conn.execute(
                 self._insert(commands).values(
                     idempotency_key=receipt.idempotency_key, signal_type=receipt.signal_type,
@@ -500,26 +550,23 @@ class SqlStore:
                     recorded_at=receipt.recorded_at,
                 ).on_conflict_do_nothing(index_elements=["idempotency_key"])
             )
-            row = conn.execute(
+            return conn.execute(
                 select(commands).where(commands.c.idempotency_key == receipt.idempotency_key)
             ).one()
-        return _receipt(row)
+
+        return _receipt(self._run(work))
 
     def get_command(self, idempotency_key: str) -> CommandReceipt | None:
         """The receipt stored under an idempotency key."""
-        with self._tx(read_only=True) as conn:
-            row = conn.execute(
-                select(commands).where(commands.c.idempotency_key == idempotency_key)
-            ).first()
+        stmt = select(commands).where(commands.c.idempotency_key == idempotency_key)
+        row = self._run(lambda conn, _: conn.execute(stmt).first(), read_only=True)
         return _receipt(row) if row else None
 
     def list_commands(self, run_id: str) -> list[CommandReceipt]:
         """Receipts of commands applied to a run, oldest first."""
-        with self._tx(read_only=True) as conn:
-            rows = conn.execute(
-                select(commands).where(commands.c.run_id == run_id)
-                .order_by(commands.c.recorded_at, commands.c.idempotency_key)
-            ).all()
+        stmt = (select(commands).where(commands.c.run_id == run_id)
+                .order_by(commands.c.recorded_at, commands.c.idempotency_key))
+        rows = self._run(lambda conn, _: conn.execute(stmt).all(), read_only=True)
         return [_receipt(r) for r in rows]
 
 

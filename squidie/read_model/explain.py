@@ -36,7 +36,7 @@ from typing import Any
 from squidie.journal import AttemptRecord, CommandReceipt
 from squidie.read_model.deadlines import DeadlineState, evaluate_deadline, most_urgent
 from squidie.read_model.graph import deadline_policy, latest_runnables, recovery_policy
-from squidie.read_model.inspecting import run_deadline
+from squidie.read_model.inspecting import command_history, run_deadline
 from squidie.read_model.views import RunStatus, _View
 from squidie.runtime.clock import iso
 from squidie.runtime.redaction import redact_text
@@ -115,7 +115,11 @@ def explain(
     state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecord],
     commands: list[CommandReceipt], *, now: datetime,
 ) -> Explanation:
-    """Decide the reason and gather the evidence for one run."""
+    """Decide the reason and gather the evidence for one run.
+
+    The command history comes from the run's journal; ``commands`` (stored
+    receipts) is accepted for compatibility and not needed.
+    """
     reason, step, details = _decide(state, spec, live, now)
     deadline = run_deadline(state, now) if not state.terminal else None
     deadline = deadline or _deadline(state, spec, now)
@@ -142,13 +146,16 @@ def _decide(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecord
     if state.status == RunStatus.PAUSED or state.manual is not None:
         manual = state.manual or {}
         return Reason.MANUAL_INTERVENTION_REQUIRED, manual.get("step"), {"manual_state": manual}
-    expected = {f"{state.run_id}/{r.key}/{r.attempt}": r for r in state.active_runnables()}
-    rows = [r for r in live if r.attempt_id in expected]
+    # Rows are matched by (runnable key, attempt number), not by a rebuilt id: ids
+    # are opaque and rows scheduled under an older id scheme must still be found.
+    expected = {(r.key, r.attempt): r for r in state.active_runnables()}
+    rows = [r for r in live if (r.runnable_key, r.attempt_number) in expected]
     by_status = {s: [r for r in rows if r.status == s] for s in ("finished", "claimed", "visible")}
     if by_status["finished"]:
         return _row_reason(Reason.COMPLETED_RESULT_PENDING_APPLY, by_status["finished"][0])
     missing = [r for key, r in expected.items()
-               if r.status == "scheduled" and key not in {x.attempt_id for x in rows}]
+               if r.status == "scheduled"
+               and key not in {(x.runnable_key, x.attempt_number) for x in rows}]
     if missing:
         return Reason.PLANNED_DISPATCH_PENDING_SCHEDULE, missing[0].step, {
             "runnable_key": missing[0].key, "attempt_number": missing[0].attempt}
@@ -157,15 +164,18 @@ def _decide(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecord
         return _row_reason(Reason.EXPIRED_CLAIM, expired[0])
     if by_status["claimed"]:
         return _row_reason(Reason.ATTEMPT_CLAIMED, by_status["claimed"][0])
-    visible = sorted(by_status["visible"], key=lambda r: r.visible_at)
-    due = [r for r in visible if r.visible_at <= now]
+    # A visible row is claimable from due_at: its visible_at, or later when a worker
+    # handed it back (released it) after claiming it.
+    visible = sorted(by_status["visible"], key=lambda r: r.due_at)
+    due = [r for r in visible if r.due_at <= now]
     if due:
-        return _row_reason(Reason.ATTEMPT_VISIBLE, due[0])
+        return _row_reason(Reason.ATTEMPT_VISIBLE, due[0], state)
     if visible:
         row = visible[0]
-        deferred = row.attempt_number > 1 or _after_wait(state, spec, row.step)
+        deferred = row.attempt_number > 1 or row.claims > 0 \
+            or _after_wait(state, spec, row.step)
         return _row_reason(Reason.DEFERRED_CONTINUATION if deferred
-                           else Reason.ATTEMPT_SCHEDULED_FOR_LATER, row)
+                           else Reason.ATTEMPT_SCHEDULED_FOR_LATER, row, state)
     if state.status == RunStatus.STARTED and not state.runnables:
         return Reason.RUN_STARTED, None, {}
     if state.status == RunStatus.IDLE:
@@ -173,13 +183,39 @@ def _decide(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecord
     return Reason.WAITING_FOR_DISPATCH, None, {}
 
 
-def _row_reason(reason: Reason, row: AttemptRecord) -> tuple[Reason, str | None, dict[str, Any]]:
-    return reason, row.step, {
+def _row_reason(reason: Reason, row: AttemptRecord, state: RunState | None = None,
+                ) -> tuple[Reason, str | None, dict[str, Any]]:
+    details: dict[str, Any] = {
         "runnable_key": row.runnable_key, "attempt_number": row.attempt_number,
         "dispatch_status": row.status, "visible_at": row.visible_at,
         "claimed_at": row.claimed_at, "lease_expires_at": row.lease_expires_at,
         "owner_id": row.owner_id, "claim_id": row.claim_id, "claims": row.claims,
     }
+    if row.status == "visible":
+        details["visible_at"] = row.due_at
+        if row.claims > 0 and state is not None:
+            details["handed_back"] = _handed_back(state, row)
+    return reason, row.step, details
+
+
+def _handed_back(state: RunState, row: AttemptRecord) -> dict[str, Any]:
+    """Why a claimed attempt is visible again without an outcome: a worker released it.
+
+    Workers hand an attempt back when they cannot load the run's definition (its
+    workflow class is not importable there; for a spec run, no ``action_registry``
+    or one where an action is missing or disabled) and when they stop.
+    """
+    info: dict[str, Any] = {"claims": row.claims}
+    if state.spec is not None:
+        steps = state.spec.get("steps") if isinstance(state.spec, dict) else None
+        info["required_actions"] = sorted({
+            str(s["action"]) for s in steps or [] if isinstance(s, dict) and s.get("action")})
+        info["hint"] = ("Run a worker whose action_registry enables every action of this "
+                        "spec run; a worker without one hands the attempt back.")
+    else:
+        info["hint"] = (f"Run a worker that can import workflow {state.workflow!r}; a worker "
+                        "that cannot hands the attempt back.")
+    return info
 
 
 def _expired(row: AttemptRecord, now: datetime) -> bool:
@@ -251,25 +287,11 @@ def _summary(state: RunState, reason: Reason, step: str | None, details: dict[st
     text = texts[reason].format(about=about)
     if reason in (Reason.DEFERRED_CONTINUATION, Reason.ATTEMPT_SCHEDULED_FOR_LATER):
         text += f" at {iso(details['visible_at'])}"
+    if details.get("handed_back"):
+        text += (f"; a worker handed it back {details['claims']} time(s) without running it "
+                 "(the run's definition or one of its actions is unavailable in that worker, "
+                 "or the worker stopped)")
     return text + "."
-
-
-def command_history(state: RunState, commands: list[CommandReceipt]) -> list[dict[str, Any]]:
-    """Commands applied to the run, oldest first, starting with its ``start_run``.
-
-    The journal's command entries (``state.commands``, written by the controls
-    layer) are used when present; otherwise stored idempotency receipts are.
-    """
-    start = {"signal_type": "start_run", "idempotency_key": None, "actor": None,
-             "comment": None, "metadata": None, "occurred_at": state.started_at}
-    journaled = getattr(state, "commands", None)
-    if isinstance(journaled, list) and journaled:
-        entries = [dict(c) for c in journaled if isinstance(c, dict)]
-    else:
-        entries = [_receipt_entry(c) for c in commands]
-    if not any(e.get("signal_type") == "start_run" for e in entries):
-        entries.insert(0, start)
-    return entries
 
 
 def duplicate_commands(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -284,32 +306,21 @@ def duplicate_commands(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for (signal, key), n in groups.items() if n > 1]
 
 
-def _receipt_entry(receipt: CommandReceipt) -> dict[str, Any]:
-    result: dict[str, Any] = receipt.result if isinstance(receipt.result, dict) else {}
-    nested = result.get("attrs")
-    attrs: dict[str, Any] = nested if isinstance(nested, dict) else result
-    return {
-        "signal_type": receipt.signal_type, "idempotency_key": receipt.idempotency_key,
-        "actor": attrs.get("actor"), "comment": attrs.get("comment"),
-        "metadata": attrs.get("metadata"), "occurred_at": iso(receipt.recorded_at),
-    }
-
-
 def evidence(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecord],
              commands: list[CommandReceipt], now: datetime) -> dict[str, Any]:
     """The facts behind an explanation."""
-    history = command_history(state, commands)
+    history = command_history(state)
     counts = Counter(str(e.get("signal_type")) for e in history)
-    live_by_id = {r.attempt_id: r for r in live}
+    live_by_attempt = {(r.runnable_key, r.attempt_number): r for r in live}
     attempt_counts: Counter[str] = Counter()
     attempt_counts.update(state.finished_attempts)  # runnables folded into the summary
     for r in state.runnables.values():
         for a in r.attempts:
-            row = live_by_id.get(f"{state.run_id}/{r.key}/{a.number}")
+            row = live_by_attempt.get((r.key, a.number))
             status = "running" if a.status == "scheduled" and row and row.status == "claimed" \
                 else a.status
             attempt_counts[status] += 1
-    visible = [r.visible_at for r in live if r.status == "visible"]
+    visible = [r.due_at for r in live if r.status == "visible"]
     completed = set(state.completed_steps)
     latest = latest_runnables(state)
     policies = {}
@@ -338,16 +349,16 @@ def anomalies(state: RunState, live: list[AttemptRecord], *,
               now: datetime) -> list[dict[str, Any]]:
     """Disagreements between the journal and the dispatch table."""
     out = []
-    live_ids = {r.attempt_id for r in live}
+    live_ids = {(r.runnable_key, r.attempt_number) for r in live}
     expected = {}
     for r in state.active_runnables():
-        attempt_id = f"{state.run_id}/{r.key}/{r.attempt}"
-        expected[attempt_id] = r
-        if r.status == "scheduled" and attempt_id not in live_ids:
+        attempt = (r.key, r.attempt)
+        expected[attempt] = r
+        if r.status == "scheduled" and attempt not in live_ids:
             out.append({"kind": "planned_dispatch_pending_schedule", "step": r.step,
                         "runnable_key": r.key, "attempt_number": r.attempt})
     for row in live:
-        if row.attempt_id not in expected:
+        if (row.runnable_key, row.attempt_number) not in expected:
             out.append({"kind": "stale_dispatch_row", "step": row.step,
                         "runnable_key": row.runnable_key, "attempt_number": row.attempt_number,
                         "dispatch_status": row.status})

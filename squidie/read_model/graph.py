@@ -26,6 +26,7 @@ from squidie.journal import AttemptRecord
 from squidie.read_model.deadlines import evaluate_deadline
 from squidie.read_model.inspecting import finished_statuses, step_status
 from squidie.read_model.views import RunStatus, StepStatus, _View
+from squidie.runtime.plan import find_attempt_row
 from squidie.runtime.state import RunnableState, RunState
 from squidie.workflow.spec import COMPLETE, DeadlineSpec, StepSpec, WorkflowSpec
 
@@ -159,7 +160,8 @@ def _node(
         return node
     attempts: list[dict[str, Any]] = []
     for a in runnable.attempts if runnable else []:
-        row = rows.get(f"{state.run_id}/{runnable.key}/{a.number}") if runnable else None
+        row = (find_attempt_row(rows, state.run_id, runnable.key, a.number)
+               if runnable else None)
         running = a.status == "scheduled" and row is not None and row.status == "claimed"
         attempts.append({
             "number": a.number, "status": "running" if running else a.status,

@@ -10,6 +10,7 @@ from squidie.read_model.deadlines import evaluate_deadline, most_urgent
 from squidie.read_model.views import RunSnapshot, RunStatus, RunSummary, StepStatus
 from squidie.runtime.clock import parse_iso
 from squidie.runtime.loading import load_state
+from squidie.runtime.plan import find_attempt_row
 from squidie.runtime.state import OPEN_RUNNABLE, RunnableState, RunState
 from squidie.workflow import WorkflowSpec
 from squidie.workflow.spec import DeadlineSpec
@@ -50,7 +51,7 @@ def snapshot(
             "step_runs": [_step_run(state, r, rows, now) for r in state.runnables.values()],
             "attempts": [a for r in state.runnables.values() for a in _attempts(state, r, rows)],
             "audit_events": list(state.audit_events),
-            "command_history": list(state.commands),
+            "command_history": command_history(state),
         }
     return RunSnapshot(
         run_id=state.run_id, workflow=state.workflow, trigger=state.trigger, queue=state.queue,
@@ -65,6 +66,25 @@ def snapshot(
         child_runs=list(state.children), compensations=list(state.compensations),
         replayed_from_run_id=state.replayed_from_run_id, **history,
     )
+
+
+# Signal types that start a run: the first journaled command may be one of these.
+START_COMMANDS = ("start_run", "start_cron")
+
+
+def command_history(state: RunState) -> list[dict[str, Any]]:
+    """Commands applied to the run, oldest first, beginning with the one that started it.
+
+    Runs started by a signal journal their start command; runs started directly
+    (``sq.start``, children, replays, cron deliveries) get a ``start_run`` entry dated
+    when the run started. ``inspect_run`` and ``explain_run`` both show this list, so
+    their histories and counts agree.
+    """
+    entries = [dict(c) for c in state.commands if isinstance(c, dict)]
+    if not entries or entries[0].get("signal_type") not in START_COMMANDS:
+        entries.insert(0, {"signal_type": "start_run", "idempotency_key": None, "actor": None,
+                           "comment": None, "metadata": {}, "occurred_at": state.started_at})
+    return entries
 
 
 def runnable_deadline(r: RunnableState, now: datetime | None) -> dict[str, Any] | None:
@@ -98,7 +118,7 @@ def step_status(state: RunState, runnable: RunnableState | None,
     if runnable is None:
         return finished or StepStatus.WAITING
     if runnable.status == "scheduled":
-        row = (rows or {}).get(f"{state.run_id}/{runnable.key}/{runnable.attempt}")
+        row = find_attempt_row(rows or {}, state.run_id, runnable.key, runnable.attempt)
         if row is not None and row.status == "claimed":
             return StepStatus.RUNNING
         return StepStatus.RETRYING if runnable.attempt > 1 else StepStatus.PENDING
@@ -161,7 +181,7 @@ def _attempts(
 ) -> list[dict[str, Any]]:
     out = []
     for a in r.attempts:
-        row = rows.get(f"{state.run_id}/{r.key}/{a.number}")
+        row = find_attempt_row(rows, state.run_id, r.key, a.number)
         status = a.status
         if status == "scheduled" and row is not None and row.status == "claimed":
             status = "running"

@@ -5,10 +5,12 @@ callable ``(actor, view) -> scope``, or an object with
 ``visibility_scope(actor, view) -> scope``. The scopes:
 
 - ``auditor``: everything; secrets in stored error and metadata text are still masked.
-- ``operator``: statuses, timings, attempt counts, error types and safe
-  (secret-scrubbed) messages, manual state, recovery policies and topology. No
-  inputs, outputs, context, payload, error details, approval/command metadata
-  or comments, claim ids, owner ids or tokens.
+- ``operator``: statuses, timings, attempt counts, error types and codes, the
+  ``public_message`` a step chose to show (``Fail(..., public_message=)``),
+  manual state, recovery policies and topology. No inputs, outputs, context,
+  payload, error messages or details (step code writes them, often quoting
+  payload values), approval/command metadata or comments, claim ids, owner
+  ids or tokens.
 - ``external``: ids, statuses and topology only.
 
 Works on :class:`RunSnapshot`, :class:`RunGraph`, :class:`Explanation`,
@@ -29,7 +31,7 @@ from enum import StrEnum
 from typing import Any, TypeVar, cast
 
 from squidie.errors import InvalidOption
-from squidie.read_model.explain import Explanation
+from squidie.read_model.explain import Explanation, Reason
 from squidie.read_model.graph import RunGraph
 from squidie.read_model.views import RunSnapshot, RunSummary
 from squidie.runtime.redaction import REDACTED, redact_text, redact_value
@@ -107,15 +109,33 @@ def scrub(value: Any) -> Any:
 
 
 def safe_error(error: Any) -> dict[str, Any] | None:
-    """An error as an operator sees it: type, code and a secret-scrubbed message."""
-    if error is None:
-        return None
+    """An error as an operator sees it: type, code and the step's ``public_message``.
+
+    The free-text ``message`` is left out: step code writes it, often with
+    payload values in it (``f"card {card} declined"``). A step opts in to a
+    message operators may read with ``Fail(..., public_message=...)`` (or
+    ``Retry``); it is shown as ``message``, secret-scrubbed.
+    """
     if not isinstance(error, dict):
-        return {"message": redact_text(str(error))}
+        return None if error is None else {}
     out = {k: _identifier(error[k]) for k in ("type", "code") if k in error}
-    if "message" in error:
-        out["message"] = redact_text(str(error["message"]))
+    public = error.get("public_message")
+    if isinstance(public, str) and public:
+        out["message"] = redact_text(public)
     return out
+
+
+def operator_summary(view: Explanation) -> str:
+    """The explanation's one-liner without the terminal error's free text."""
+    if view.reason is not Reason.TERMINAL:
+        return redact_text(view.summary)  # fixed templates: step names and times only
+    about = f" at step {view.step!r}" if view.step else ""
+    error = safe_error(view.details.get("terminal_error")) or {}
+    label = error.get("type") or error.get("code")
+    tail = f": {label}" if label else ""
+    if error.get("message"):
+        tail += f": {error['message']}"
+    return redact_text(f"Run {view.status.value}{about}{tail}.")
 
 
 def _identifier(value: Any) -> Any:
@@ -294,5 +314,5 @@ def _explanation(view: Explanation, scope: Scope) -> Explanation:
                           "recovery_policies", "replay_safe", "thread_revisions", "anomalies"))
     evidence["command_history"] = _pick_all(ev.get("command_history"), _COMMAND_OPERATOR)
     evidence["duplicate_commands"] = _pick_all(ev.get("duplicate_commands"), _COMMAND_OPERATOR)
-    return dataclasses.replace(view, summary=redact_text(view.summary), details=details,
+    return dataclasses.replace(view, summary=operator_summary(view), details=details,
                                evidence=evidence)

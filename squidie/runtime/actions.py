@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import inspect
-import json
 import logging
+import math
 import threading
 from collections.abc import Coroutine
 from typing import Any
@@ -14,9 +13,18 @@ from typing import Any
 from squidie.runtime.planner import is_missing, lookup
 from squidie.runtime.redaction import redact_text, redact_value
 from squidie.workflow import Fail, Retry, StepContext, StepKind, StepSpec
-from squidie.workflow.portable_json import portable_json
+from squidie.workflow.outcomes import MAX_RETRY_DELAY
+from squidie.workflow.portable_json import (
+    NotPortable,
+    copy_json,
+    portable_json,
+    sanitise_text,
+    sanitised_json,
+)
+from squidie.workflow.quoting import brief
 
 log = logging.getLogger("squidie.workflow")
+MAX_PUBLIC = 500  # characters of a step's public_message kept
 
 
 class MissingInput(Exception):
@@ -30,7 +38,7 @@ class MissingInput(Exception):
 def resolve_input(step: StepSpec, view: dict[str, Any]) -> dict[str, Any]:
     """What ``step`` receives: the whole view, selected keys, or named paths."""
     if step.input is None:
-        return copy.deepcopy(view)
+        return copy_json(view)
     missing: list[str] = []
     out: dict[str, Any] = {}
     if step.input.paths is not None:
@@ -39,11 +47,11 @@ def resolve_input(step: StepSpec, view: dict[str, Any]) -> dict[str, Any]:
             if is_missing(value):
                 missing.append(f"{name} <- {'.'.join(map(str, path))}")
             else:
-                out[name] = copy.deepcopy(value)
+                out[name] = copy_json(value)
     else:
         for key in step.input.keys or ():
             if key in view:
-                out[key] = copy.deepcopy(view[key])
+                out[key] = copy_json(view[key])
             else:
                 missing.append(key)
     if missing:
@@ -96,25 +104,56 @@ def run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
     return box.get("value")
 
 
+def invoke(step: StepSpec, action: Any, input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    """Run step code and return its outcome; whatever the code raises or returns
+    becomes a recorded outcome, never an exception in the worker.
+
+    ``BaseException`` is caught too (``SystemExit`` from argparse on bad input,
+    ``asyncio.CancelledError``): a worker thread must not die of step code. Only
+    :func:`escapes` lets a few through.
+    """
+    try:
+        return ok_outcome(run_action(step, action, input, ctx))
+    except BaseException as exc:  # step code is untrusted
+        if escapes(exc):
+            raise
+        return exception_outcome(exc)
+
+
+def escapes(exc: BaseException) -> bool:
+    """Whether ``exc`` must propagate out of step code instead of failing the attempt:
+    an interrupt of the process (``KeyboardInterrupt``), a generator closing, or one of
+    Squidie's own conditions that step code must not swallow (BaseException-derived
+    classes of the ``squidie`` package, such as a lost lease)."""
+    if isinstance(exc, KeyboardInterrupt | GeneratorExit):
+        return True
+    module = getattr(type(exc), "__module__", "") or ""
+    return not isinstance(exc, Exception) and module.split(".")[0] == "squidie"
+
+
 def ok_outcome(result: Any) -> dict[str, Any]:
-    """Outcome of a returned value: ok for a JSON-serialisable dict or None."""
+    """Outcome of a returned value: ok for a storable dict or None, else ``invalid_output``.
+
+    The value is checked once here, before anything is written, so every backend
+    stores (or refuses) it alike: see :mod:`squidie.workflow.portable_json`.
+    """
     if result is None:
         result = {}
     if not isinstance(result, dict):
-        return failed_outcome(
-            {"type": "InvalidOutput", "code": "invalid_output",
-             "message": f"step returned {type(result).__name__}, expected a dict or None"},
-            retryable=False,
-        )
+        return invalid_output(f"step returned {_type_name(result)}, expected a dict or None")
     try:
         normalised = portable_json(result)
-    except ValueError as exc:
-        return failed_outcome(
-            {"type": "InvalidOutput", "code": "invalid_output",
-             "message": f"step output cannot be stored: {exc}"},
-            retryable=False,
-        )
+    except Exception as exc:  # a hostile dict subclass may raise anything
+        problem = str(exc) if isinstance(exc, NotPortable) else \
+            f"{_type_name(exc)} while reading it"
+        return invalid_output(f"step output cannot be stored: {problem}")
     return {"ok": True, "output": normalised, "error": None, "retryable": False, "delay": None}
+
+
+def invalid_output(message: str) -> dict[str, Any]:
+    """A returned value that cannot be stored: failed without retries."""
+    return failed_outcome(_error("InvalidOutput", "invalid_output", message,
+                                 public="step output cannot be stored"), retryable=False)
 
 
 def failed_outcome(
@@ -124,26 +163,85 @@ def failed_outcome(
     return {"ok": False, "output": None, "error": error, "retryable": retryable, "delay": delay}
 
 
-def exception_outcome(exc: Exception) -> dict[str, Any]:
-    """Normalise what a step raised: Retry, Fail, MissingInput, or any exception."""
-    if isinstance(exc, Retry):
-        return failed_outcome({"type": "Retry", "code": "retry",
-                               "message": redact_text(exc.reason)},
-                              retryable=True, delay=exc.delay)
-    if isinstance(exc, Fail):
-        return failed_outcome({"type": "Fail", "code": "fail", "message": redact_text(exc.reason),
-                               "details": redact_value(_json_safe(exc.details))},
-                              retryable=False)
-    if isinstance(exc, MissingInput):
-        return failed_outcome({"type": "MissingInput", "code": "missing_input",
-                               "message": str(exc), "details": {"paths": exc.paths}},
-                              retryable=False)
-    return failed_outcome({"type": type(exc).__name__, "code": "exception",
-                           "message": redact_text(str(exc))}, retryable=True)
+def exception_outcome(exc: BaseException) -> dict[str, Any]:
+    """Normalise what a step raised: Retry, Fail, MissingInput, or any exception.
 
-
-def _json_safe(value: Any) -> Any:
+    A ``Retry`` or ``Fail`` that cannot be honoured (a delay that is not a finite
+    number of seconds in ``[0, MAX_RETRY_DELAY]``) fails the attempt with code
+    ``invalid_outcome``, without retries. Nothing here raises: an exception whose
+    ``str()`` fails is recorded by its type alone.
+    """
     try:
-        return portable_json(json.loads(json.dumps(value, default=repr)))
-    except (TypeError, ValueError):
-        return redact_text(repr(value))
+        return _exception_outcome(exc)
+    except BaseException as hostile:  # a hostile __str__ or attribute: still recorded
+        if escapes(hostile):
+            raise
+        return failed_outcome(_error(_type_name(exc), "exception", "<unprintable exception>"),
+                              retryable=True)
+
+
+def _exception_outcome(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, Retry | Fail):
+        kind = "Retry" if isinstance(exc, Retry) else "Fail"
+        reason = _text(getattr(exc, "reason", None),
+                       "retry requested" if kind == "Retry" else "failed")
+        public = getattr(exc, "public_message", None)
+        if isinstance(exc, Retry):
+            delay, problem = _retry_delay(getattr(exc, "delay", None))
+            if problem is not None:
+                return failed_outcome(_error(
+                    "InvalidOutcome", "invalid_outcome", f"{problem}; retry reason: {reason}",
+                    public="invalid Retry delay"), retryable=False)
+            return failed_outcome(_error("Retry", "retry", reason, public=public),
+                                  retryable=True, delay=delay)
+        error = _error("Fail", "fail", reason, public=public)
+        error["details"] = redact_value(sanitised_json(getattr(exc, "details", None) or {}))
+        return failed_outcome(error, retryable=False)
+    if isinstance(exc, MissingInput):
+        message = str(exc)  # names declared input paths only: safe for operators
+        return failed_outcome(_error("MissingInput", "missing_input", message, public=message)
+                              | {"details": {"paths": exc.paths}}, retryable=False)
+    return failed_outcome(_error(_type_name(exc), "exception", _text(exc, "")), retryable=True)
+
+
+def _retry_delay(delay: Any) -> tuple[float | None, str | None]:
+    """``Retry(delay=)`` as seconds, or why it is refused."""
+    if delay is None:
+        return None, None
+    if isinstance(delay, bool) or not isinstance(delay, int | float):
+        return None, f"Retry delay must be a number of seconds, got {_type_name(delay)}"
+    try:
+        seconds = float(delay)
+    except (OverflowError, ValueError):
+        seconds = math.inf
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_RETRY_DELAY:
+        return None, (f"Retry delay must be between 0 and {MAX_RETRY_DELAY:.0f} seconds, "
+                      f"got {brief(delay, 40)}")
+    return seconds, None
+
+
+def _error(kind: str, code: str, message: str, *, public: Any = None) -> dict[str, Any]:
+    """A stored error dict; ``public_message`` only when a usable one was given."""
+    error: dict[str, Any] = {"type": kind, "code": code, "message": message}
+    if isinstance(public, str) and public.strip():
+        error["public_message"] = redact_text(public[:MAX_PUBLIC])
+    return error
+
+
+def _text(value: Any, default: str) -> str:
+    """What a step passed as a reason, or the exception itself, as storable text."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, BaseException):
+        try:
+            return redact_text(str(value))
+        except Exception:  # a hostile __str__
+            return "<unprintable exception>"
+    return redact_text(brief(value, 200))
+
+
+def _type_name(value: Any) -> str:
+    """The class name of ``value``, made storable (classes can be named anything)."""
+    return sanitise_text(str(type(value).__name__))[:200]

@@ -5,6 +5,14 @@ A command with an idempotency key stores a receipt in the same transaction as
 its effect (``RunWrite.command``). Two deliveries racing on the key cannot both
 commit: the loser's whole write rolls back with ``JournalConflict``, after which
 it finds the receipt and returns the stored result instead of acting again.
+
+Keys are scoped (docs/how-to/operating-runs.md): a run-targeted command's key
+belongs to its run, a start command's key to its queue. The receipt is stored
+under an opaque scoped key, so one tenant's key can never meet another's.
+Receipts stored before scoping keep their raw key and are still honoured, but
+only inside the scope they belong to.
+
+Comments and metadata are scrubbed of secrets before anything is stored.
 """
 
 from __future__ import annotations
@@ -21,8 +29,11 @@ from squidie.journal import CommandReceipt, JournalStore
 from squidie.runtime.clock import iso
 from squidie.runtime.loading import load_state, retry_on_conflict
 from squidie.runtime.plan import Plan
+from squidie.runtime.redaction import redact_text, redact_value
 from squidie.runtime.state import RunState
+from squidie.workflow.identifiers import text_problem
 from squidie.workflow.portable_json import portable_json
+from squidie.workflow.quoting import brief
 
 MAX_KEY = 300
 ATTR_KEYS = ("actor", "comment", "metadata")
@@ -42,6 +53,16 @@ class Command:
     attrs_metadata: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     occurred_at: datetime
+    # What the idempotency key belongs to: ("run", run_id) or ("queue", name).
+    scope: tuple[str, str] | None = None
+
+    @property
+    def stored_key(self) -> str | None:
+        """The key the receipt is stored under: scoped and opaque (None without a key)."""
+        if self.idempotency_key is None:
+            return None
+        kind, value = self.scope or ("run", str(self.run_id))
+        return scoped_key(kind, value, self.idempotency_key)
 
     @property
     def digest(self) -> str:
@@ -61,11 +82,21 @@ class Command:
         """The receipt to store with the effect (None without an idempotency key)."""
         if self.idempotency_key is None:
             return None
+        kind = self.scope[0] if self.scope else "run"
         return CommandReceipt(
-            idempotency_key=self.idempotency_key, signal_type=self.signal_type,
+            idempotency_key=str(self.stored_key), signal_type=self.signal_type,
             run_id=target or self.run_id or result_run_id,
-            result={"run_id": result_run_id, "digest": self.digest}, recorded_at=now,
+            result={"run_id": result_run_id, "digest": self.digest, "scope": kind,
+                    "idempotency_key": self.idempotency_key},
+            recorded_at=now,
         )
+
+
+def scoped_key(kind: str, value: str, key: str) -> str:
+    """The stored form of ``key`` inside scope ``kind``/``value``: a hash of an
+    unambiguous encoding, so no (scope, key) pair can produce another's."""
+    raw = json.dumps([kind, value, key], separators=(",", ":"))
+    return f"{kind}:{hashlib.sha256(raw.encode()).hexdigest()}"
 
 
 def problem(error: ErrorType, message: str) -> SquidieError:
@@ -79,10 +110,12 @@ def check_key(key: Any, error: ErrorType = InvalidOption) -> str | None:
     """An idempotency key: None, or a non-empty string of at most 300 characters."""
     if key is None:
         return None
-    if not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY or "\x00" in key:
-        raise problem(error, f"idempotency_key must be a non-empty string of at most {MAX_KEY} "
-                    f"characters without NUL, got {key!r}")
-    return key
+    reason = text_problem(key, "idempotency_key", max_length=MAX_KEY)
+    if reason is None and not key.strip():
+        reason = "idempotency_key must not be blank"
+    if reason is not None:
+        raise problem(error, reason)
+    return str(key)
 
 
 def check_json(value: Any, what: str, error: ErrorType = InvalidOption) -> dict[str, Any]:
@@ -104,7 +137,8 @@ def check_attrs(attrs: Any, error: ErrorType = InvalidOption) -> dict[str, Any]:
     if attrs is None:
         return {"actor": None, "comment": None, "metadata": {}}
     if not isinstance(attrs, Mapping):
-        raise problem(error, f"attrs must be a dict with actor, comment, metadata; got {attrs!r}")
+        raise problem(error, "attrs must be a dict with actor, comment, metadata; got "
+                             f"{brief(attrs)}")
     unknown = sorted(str(k) for k in attrs if k not in ATTR_KEYS)
     if unknown:
         raise problem(error, f"unknown attrs {unknown}: allowed are {list(ATTR_KEYS)}")
@@ -112,45 +146,81 @@ def check_attrs(attrs: Any, error: ErrorType = InvalidOption) -> dict[str, Any]:
         if attrs.get(name) is not None and (not isinstance(attrs[name], str)
                                             or "\x00" in attrs[name]):
             raise problem(error, f"attrs[{name!r}] must be a string without NUL characters, "
-                                 f"got {attrs[name]!r}")
-    return {"actor": attrs.get("actor"), "comment": attrs.get("comment"),
-            "metadata": check_json(attrs.get("metadata"), "attrs['metadata']", error)}
+                                 f"got {brief(attrs[name])}")
+    comment = attrs.get("comment")
+    return {"actor": attrs.get("actor"),
+            "comment": redact_text(comment) if comment is not None else None,
+            "metadata": scrub(check_json(attrs.get("metadata"), "attrs['metadata']", error))}
+
+
+def scrub(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Metadata with secret-named keys masked and secrets in strings redacted."""
+    cleaned = redact_value(metadata)
+    assert isinstance(cleaned, dict)
+    return cleaned
 
 
 def make_command(
     signal_type: str, run_id: str | None, *, now: datetime, body: dict[str, Any] | None = None,
     attrs: Any = None, idempotency_key: Any = None, metadata: Any = None,
     occurred_at: datetime | None = None, error: ErrorType = InvalidOption,
+    scope: tuple[str, str] | None = None,
 ) -> Command:
-    """Check every argument of a control before anything is read or written."""
-    if run_id is not None and (not isinstance(run_id, str) or not run_id):
-        raise problem(error, f"run_id must be a non-empty string, got {run_id!r}")
+    """Check every argument of a control before anything is read or written.
+
+    ``scope`` is what the idempotency key belongs to (default: the target run).
+    """
+    reason = None if run_id is None else text_problem(run_id, "run_id")
+    if reason is not None:
+        raise problem(error, reason)
     checked = check_attrs(attrs, error)
     return Command(
         signal_type=signal_type, run_id=run_id,
         body={**(body or {}), "attrs": checked},
         idempotency_key=check_key(idempotency_key, error), actor=checked["actor"],
         comment=checked["comment"], attrs_metadata=checked["metadata"],
-        metadata=check_json(metadata, "metadata", error), occurred_at=occurred_at or now,
+        metadata=scrub(check_json(metadata, "metadata", error)),
+        occurred_at=occurred_at or now, scope=scope,
     )
 
 
 def prior_result(store: JournalStore, command: Command, error: ErrorType = InvalidOption) -> \
         str | None:
     """The run id a previous delivery of this command produced, if there was one."""
-    if command.idempotency_key is None:
+    if command.stored_key is None:
         return None
-    receipt = store.get_command(command.idempotency_key)
+    receipt = store.get_command(command.stored_key) or _legacy_receipt(store, command)
     if receipt is None:
         return None
     if receipt.signal_type != command.signal_type or receipt.result.get("digest") != \
             command.digest:
-        raise problem(error,
-            f"idempotency key {command.idempotency_key!r} was already used for a different "
-            f"command ({receipt.signal_type} on run {receipt.run_id})"
-        )
+        # Only ever a command of the same scope: no other run is named.
+        raise problem(error, f"idempotency key {_short(command.idempotency_key)} was already "
+                             f"used for a different command ({receipt.signal_type}) in this "
+                             f"{(command.scope or ('run',))[0]}")
     result = receipt.result.get("run_id") or receipt.run_id
     return str(result)
+
+
+def _legacy_receipt(store: JournalStore, command: Command) -> CommandReceipt | None:
+    """A receipt stored under the raw key before keys were scoped, when it belongs to
+    this command's scope (same target run, or a run on the same queue)."""
+    assert command.idempotency_key is not None
+    receipt = store.get_command(command.idempotency_key)
+    if receipt is None or "scope" in receipt.result:
+        return None
+    kind, value = command.scope or ("run", str(command.run_id))
+    if kind == "run":
+        return receipt if receipt.run_id == value else None
+    started = receipt.result.get("run_id") or receipt.run_id
+    record = store.get_run(str(started)) if started else None
+    return receipt if record is not None and record.queue == value else None
+
+
+def _short(text: Any) -> str:
+    """Quote at most a short prefix of caller input in a message."""
+    raw = str(text)
+    return repr(raw if len(raw) <= 60 else raw[:60] + "...")
 
 
 def apply_control(store: JournalStore, command: Command, decide: Callable[[Plan], None],

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import datetime
 from typing import Any
 
-from squidie.errors import IncompatibleDefinition, InvalidTransition, SquidieError, UnsafeReplay
-from squidie.journal import AttemptRecord, JournalStore
+from squidie.errors import (
+    IncompatibleDefinition,
+    InvalidTransition,
+    LeaseLost,
+    SquidieError,
+    UnsafeReplay,
+)
+from squidie.journal import AttemptRecord, Fence, JournalStore
 from squidie.runtime.commands import Command
 from squidie.runtime.loading import load_state, resolve_workflow, retry_on_conflict
 from squidie.runtime.plan import Plan, audit_event
@@ -93,15 +101,84 @@ def executed_unsafe_steps(state: RunState, rows: list[AttemptRecord]) -> list[st
     return out
 
 
-def note_child(store: JournalStore, parent_run_id: str, child: dict[str, Any], now: Any) -> None:
-    """Record a child run on its parent (once, whatever the retries)."""
+def child_run_id(store: JournalStore, parent: RunState, child_key: str) -> str:
+    """The run id of ``parent``'s child under ``child_key``: the one already noted on
+    the parent, else one derived from an unambiguous encoding of (parent, key).
+
+    Children started before that encoding kept ``child:<parent>:<key>`` ids, which
+    two runs could share (``a:b`` + ``c`` and ``a`` + ``b:c``); such a child is
+    reused only when its stored parent is this run.
+    """
+    for c in parent.children:
+        if c.get("child_key") == child_key:
+            return str(c["run_id"])
+    legacy = derived_id(f"child:{parent.run_id}", child_key)
+    record = store.get_run(legacy)
+    if record is not None and record.parent_run_id == parent.run_id:
+        return legacy
+    return derived_id("child", json.dumps([parent.run_id, child_key]))
+
+
+def step_fence(store: JournalStore, parent: RunState, *, runnable_key: str, claim_id: str,
+               now: datetime) -> Fence:
+    """The fence of the step that calls ``start_child_run``: its run must be live and
+    its attempt still claimed by ``claim_id`` under an unexpired lease.
+
+    InvalidTransition when the run ended; LeaseLost when the claim is gone. The
+    returned fence re-checks the claim inside the write that notes the child
+    (leaving the row claimed), so a claim lost meanwhile still stores nothing.
+    """
+    if parent.terminal:
+        raise InvalidTransition(
+            f"run {parent.run_id} is {parent.status}: its steps cannot start child runs",
+            run_id=parent.run_id, status=parent.status)
+    row = next((r for r in store.list_attempts(parent.run_id, live_only=True)
+                if r.claim_id == claim_id and r.runnable_key == runnable_key), None)
+    if (row is None or row.status != "claimed" or row.token_hash is None
+            or row.lease_expires_at is None or row.lease_expires_at <= now):
+        raise LeaseLost(f"step {runnable_key!r} of run {parent.run_id} no longer holds its "
+                        "claim; no child run was started", run_id=parent.run_id)
+    return Fence(attempt_id=row.attempt_id, claim_id=claim_id, token_hash=row.token_hash,
+                 statuses=("claimed",), set_status="claimed", unexpired=True)
+
+
+def note_child(store: JournalStore, parent_run_id: str, child: dict[str, Any], now: Any, *,
+               claim: tuple[str, str] | None = None) -> None:
+    """Record a child run on its parent (once, whatever the retries).
+
+    With ``claim`` (the calling step's runnable key and claim id) the same write
+    proves the claim is still held and the parent still live (see
+    :func:`step_fence`), else LeaseLost / InvalidTransition and nothing is written.
+    """
 
     def write() -> None:
         state = load_state(store, parent_run_id)
-        if any(c["run_id"] == child["run_id"] for c in state.children):
+        fence = None
+        if claim is not None:
+            fence = step_fence(store, state, runnable_key=claim[0], claim_id=claim[1], now=now)
+        plan = Plan(state, now)
+        if not any(c["run_id"] == child["run_id"] for c in state.children):
+            plan.add("child_started", child=child)
+        elif fence is None:
+            return
+        plan.commit(store, fence=fence)
+
+    retry_on_conflict(write)
+
+
+def cancel_orphan(store: JournalStore, child_run_id: str, parent_run_id: str,
+                  now: datetime) -> None:
+    """Cancel a child whose parent ended while it was being created (a cancel that
+    raced ``start_child_run``): audit ``cancelled`` with ``metadata.cascade_from``."""
+
+    def write() -> None:
+        state = load_state(store, child_run_id)
+        if state.terminal:
             return
         plan = Plan(state, now)
-        plan.add("child_started", child=child)
+        plan.add("audit", event=audit_event("cancelled", None, plan.at,
+                                            metadata={"cascade_from": parent_run_id}))
+        plan.add("run_cancelled", reason="cancelled")
         plan.commit(store)
 
     retry_on_conflict(write)

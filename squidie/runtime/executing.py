@@ -8,10 +8,9 @@ whose lease runs out; the next ``execute_next`` claims it and only applies.
 
 from __future__ import annotations
 
-import copy
 import hashlib
+import math
 import secrets
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -24,19 +23,22 @@ from squidie.journal import AttemptRecord, Fence, JournalStore
 from squidie.runtime.actions import (
     MissingInput,
     exception_outcome,
-    ok_outcome,
+    invoke,
     resolve_input,
-    run_action,
 )
 from squidie.runtime.clock import Clock, iso, later
 from squidie.runtime.heartbeat import Heartbeat
 from squidie.runtime.loading import definition_for, fold_loaded, load_state, retry_on_conflict
-from squidie.runtime.plan import Plan
+from squidie.runtime.plan import LeaseTerms, Plan
 from squidie.runtime.planner import apply_outcome
 from squidie.runtime.state import RunState
 from squidie.workflow import CompiledWorkflow, StepContext
+from squidie.workflow.portable_json import copy_json, sanitise_text
+from squidie.workflow.quoting import brief
 
 MIN_HEARTBEAT = 0.05
+MAX_LEASE = 7 * 24 * 3600.0  # seconds; longer steps heartbeat instead
+MAX_OWNER_ID = 200  # the dispatch table's owner_id column
 RELEASE_DELAY = 30.0  # seconds before a handed-back attempt is visible again
 
 
@@ -58,26 +60,47 @@ class Claim:
 def check_options(
     owner_id: Any, lease_for: Any, heartbeat_interval: Any
 ) -> tuple[float, float | None]:
-    """Validate execute_next options; returns (lease, heartbeat interval) in seconds."""
+    """Validate execute_next options; returns (lease, heartbeat interval) in seconds.
+
+    ``lease_for`` is a finite number of seconds in ``(0, MAX_LEASE]``;
+    ``heartbeat_interval`` a finite one in ``[MIN_HEARTBEAT, lease_for)``. NaN,
+    infinities and values past the bound are refused: they overflow datetimes or
+    make the heartbeat spin.
+    """
     problems = []
-    if not isinstance(owner_id, str) or not owner_id or "\x00" in owner_id:
-        problems.append(f"owner_id must be a non-empty string, got {owner_id!r}")
-    if isinstance(lease_for, timedelta):
-        lease_for = lease_for.total_seconds()
-    if isinstance(lease_for, bool) or not isinstance(lease_for, int | float) or lease_for <= 0:
-        problems.append(f"lease_for must be a positive number of seconds, got {lease_for!r}")
-    hb = heartbeat_interval
-    if hb is not None:
-        if isinstance(hb, timedelta):
-            hb = hb.total_seconds()
-        if isinstance(hb, bool) or not isinstance(hb, int | float) or hb < MIN_HEARTBEAT:
-            problems.append(f"heartbeat_interval must be >= {MIN_HEARTBEAT} s, got {hb!r}")
-        elif not problems and hb >= lease_for:
+    if (not isinstance(owner_id, str) or not owner_id or len(owner_id) > MAX_OWNER_ID
+            or sanitise_text(owner_id) != owner_id):
+        problems.append(f"owner_id must be a non-empty string of at most {MAX_OWNER_ID} "
+                        f"characters without NUL or lone surrogates, got {brief(owner_id)}")
+    lease = _seconds(lease_for)
+    if lease is None or not 0 < lease <= MAX_LEASE:
+        problems.append(f"lease_for must be a positive number of seconds, at most {MAX_LEASE:.0f},"
+                        f" got {brief(lease_for)}")
+    hb = None
+    if heartbeat_interval is not None:
+        hb = _seconds(heartbeat_interval)
+        if hb is None or not MIN_HEARTBEAT <= hb <= MAX_LEASE:
+            problems.append(f"heartbeat_interval must be a number of seconds >= {MIN_HEARTBEAT}, "
+                            f"got {brief(heartbeat_interval)}")
+        elif not problems and lease is not None and hb >= lease:
             problems.append(f"heartbeat_interval ({hb}) must be shorter than lease_for "
-                            f"({lease_for})")
-    if problems:
+                            f"({lease})")
+    if problems or lease is None:
         raise InvalidOption("; ".join(problems), problems=problems)
-    return float(lease_for), None if hb is None else float(hb)
+    return lease, hb
+
+
+def _seconds(value: Any) -> float | None:
+    """A duration option as finite seconds (None when it is not one)."""
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def execute_next(
@@ -91,13 +114,16 @@ def execute_next(
     now: datetime | None,
     action_registry: Mapping[str, Any] | None,
 ) -> RunState | None:
-    """Claim, run, record and apply one attempt; None when nothing is due."""
-    started = time.monotonic()
+    """Claim, run, record and apply one attempt; None when nothing is due.
+
+    Given ``now=T`` the whole call happens at ``T``: the claim, the outcome and
+    the successors it schedules are all dated ``T`` (CONTRACT conventions), so
+    an immediate successor is due at ``T`` too. Otherwise each write reads the clock.
+    """
     base = now or clock.now()
 
     def current() -> datetime:
-        # With an explicit now=, time moves on from it by the real time elapsed.
-        return base + timedelta(seconds=time.monotonic() - started) if now else clock.now()
+        return base if now is not None else clock.now()
 
     token = secrets.token_hex(32)
     claim_id = uuid.uuid4().hex
@@ -108,9 +134,12 @@ def execute_next(
     if claimed is None:
         return None
     attempt, loaded = claimed
+    # A saga applied under this claim renews its lease the way the step did.
+    terms = LeaseTerms(lease_for=lease_for, heartbeat_interval=heartbeat_interval)
     claim = Claim(attempt=attempt, claim_id=claim_id, token_hash=token_hash)
     if attempt.status == "finished":  # recovery: outcome durable, never applied
-        return apply_recorded(store, claim, current(), action_registry, clock=current)
+        return apply_recorded(store, claim, current(), action_registry, clock=current,
+                              lease=terms)
     state = fold_loaded(loaded)
     runnable = state.runnables.get(attempt.runnable_key)
     if (state.terminal or runnable is None or runnable.status != "scheduled"
@@ -129,7 +158,7 @@ def execute_next(
     step = compiled.spec.step(runnable.step)
     action = compiled.actions.get(step.action) if step.action else None
     # The step gets its own copy: nothing it mutates can reach the run's state.
-    view = copy.deepcopy(state.view())
+    view = copy_json(state.view())
     ctx = StepContext(
         run_id=state.run_id, workflow=state.workflow, step=step.name,
         attempt=attempt.attempt_number, runnable_key=runnable.key,
@@ -139,12 +168,15 @@ def execute_next(
     step_input: dict[str, Any] | None = None
     try:
         step_input = resolve_input(step, view)
-        outcome = _run_with_heartbeat(store, claim, clock, step, action, step_input, ctx,
+        # The step gets its own copy of its input too: what is recorded as the
+        # attempt's input is what it was given, whatever the step does to it.
+        outcome = _run_with_heartbeat(store, claim, clock, step, action, copy_json(step_input), ctx,
                                       lease_for, heartbeat_interval, current)
     except MissingInput as exc:
         outcome = exception_outcome(exc)
     after = record_outcome(store, claim, state, outcome, step_input, current())
-    return apply_recorded(store, claim, current(), action_registry, state=after, clock=current)
+    return apply_recorded(store, claim, current(), action_registry, state=after, clock=current,
+                          lease=terms)
 
 
 def _run_with_heartbeat(
@@ -159,20 +191,13 @@ def _run_with_heartbeat(
                                lease_until=later(moment, lease_for))
 
     if heartbeat_interval is None:
-        return _invoke(step, action, step_input, ctx)
+        return invoke(step, action, step_input, ctx)
     with Heartbeat(beat, heartbeat_interval) as heartbeat:
-        outcome = _invoke(step, action, step_input, ctx)
+        outcome = invoke(step, action, step_input, ctx)
     if heartbeat.lost.is_set():
         raise LeaseLost(f"lease on attempt {claim.attempt.attempt_id!r} was lost while the "
                         "step ran; its result was discarded")
     return outcome
-
-
-def _invoke(step: Any, action: Any, step_input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-    try:
-        return ok_outcome(run_action(step, action, step_input, ctx))
-    except Exception as exc:  # the step's own failure becomes its outcome
-        return exception_outcome(exc)
 
 
 def record_outcome(
@@ -216,19 +241,22 @@ def record_outcome(
 def apply_recorded(
     store: JournalStore, claim: Claim, now: datetime,
     action_registry: Mapping[str, Any] | None, *, state: RunState | None = None,
-    clock: Callable[[], datetime] | None = None,
+    clock: Callable[[], datetime] | None = None, lease: LeaseTerms | None = None,
 ) -> RunState:
-    """Second write: apply the durable outcome (output, retry, routing, end of run)."""
+    """Second write: apply the durable outcome (output, retry, routing, end of run).
+
+    ``lease`` is the claim's lease, renewed by deferred work (saga compensations).
+    """
     a = claim.attempt
     fence = claim.fence(statuses=("finished",), set_status="applied", unexpired=False)
 
     def attempt_apply() -> RunState:
         fresh = load_state(store, a.run_id)
-        return _apply(store, fresh, claim, fence, now, action_registry, clock)
+        return _apply(store, fresh, claim, fence, now, action_registry, clock, lease)
 
     if state is not None and state.runnables[a.runnable_key].status == "outcome_recorded":
         try:
-            return _apply(store, state, claim, fence, now, action_registry, clock)
+            return _apply(store, state, claim, fence, now, action_registry, clock, lease)
         except JournalConflict:
             pass
     return retry_on_conflict(attempt_apply)
@@ -237,10 +265,12 @@ def apply_recorded(
 def _apply(
     store: JournalStore, state: RunState, claim: Claim, fence: Fence, now: datetime,
     action_registry: Mapping[str, Any] | None, clock: Callable[[], datetime] | None = None,
+    lease: LeaseTerms | None = None,
 ) -> RunState:
     a = claim.attempt
     runnable = state.runnables.get(a.runnable_key)
     plan = Plan(state, now, clock)
+    plan.lease = lease
     if state.terminal or runnable is None or runnable.status != "outcome_recorded":
         # Already applied elsewhere or the run ended: just retire the row.
         plan.commit(store, fence=replace(fence, set_status="withdrawn"))
@@ -268,6 +298,7 @@ def _fail_incompatible(
         f"(fingerprint {str(state.fingerprint)[:12]} -> {compiled.fingerprint[:12]})"
     ).to_dict()
     error["type"] = "IncompatibleDefinition"
+    error["public_message"] = error["message"]  # names the workflow and fingerprints only
     fence = claim.fence(statuses=("claimed",), set_status="withdrawn", unexpired=False)
 
     def fail(current: RunState) -> RunState:

@@ -7,12 +7,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from squidie.errors import InvalidOption, JournalConflict
+from squidie.errors import InvalidOption, JournalConflict, WorkflowDefinitionError
 from squidie.journal import JournalStore, LoadedRun
 from squidie.runtime.state import RunState, fold
 from squidie.workflow import CompiledWorkflow, Workflow, compile_spec
 from squidie.workflow.base import defined_workflow
 from squidie.workflow.paths import import_path, workflow_path
+from squidie.workflow.quoting import brief
 
 T = TypeVar("T")
 CONFLICT_RETRIES = 50
@@ -71,19 +72,19 @@ def resolve_workflow(ref: Any, *, allow_import: bool = True) -> CompiledWorkflow
             return local.definition()
         if not allow_import:
             raise InvalidOption(
-                f"unknown workflow {ref!r}: it is not defined in this process; import the "
+                f"unknown workflow {brief(ref)}: it is not defined in this process; import the "
                 "module that defines it first (names from signals and payloads are never "
                 "imported)"
             )
         try:
             obj = import_path(ref)
         except ImportError as exc:
-            raise InvalidOption(f"unknown workflow {ref!r}: cannot import it") from exc
+            raise InvalidOption(f"unknown workflow {brief(ref)}: cannot import it") from exc
         if isinstance(obj, type) and issubclass(obj, Workflow) and hasattr(obj, "__squidie__"):
             _cache[ref] = obj.definition()
             return _cache[ref]
-    raise InvalidOption(f"unknown workflow {ref!r}: expected a Workflow subclass or its dotted "
-                        "import path")
+    raise InvalidOption(f"unknown workflow {brief(ref)}: expected a Workflow subclass or its "
+                        "dotted import path")
 
 
 def workflow_ref(ref: Any) -> str:
@@ -92,7 +93,7 @@ def workflow_ref(ref: Any) -> str:
         return workflow_path(ref)
     if isinstance(ref, str):
         return ref
-    raise InvalidOption(f"workflow must be a Workflow class or a dotted path, got {ref!r}")
+    raise InvalidOption(f"workflow must be a Workflow class or a dotted path, got {brief(ref)}")
 
 
 def definition_for(state: RunState, action_registry: Mapping[str, Any] | None) -> CompiledWorkflow:
@@ -103,5 +104,16 @@ def definition_for(state: RunState, action_registry: Mapping[str, Any] | None) -
                 f"run {state.run_id} was started from a spec; pass action_registry= "
                 "to execute_next"
             )
-        return compile_spec(state.spec, action_registry=action_registry)
+        try:
+            return compile_spec(state.spec, action_registry=action_registry)
+        except WorkflowDefinitionError as exc:
+            # The spec was valid when the run started: what fails now is this worker's
+            # registry (an action missing or disabled here). Like a class that cannot be
+            # imported, that is this worker's problem, not the run's: the caller hands
+            # the attempt back so a worker that holds the action can run it.
+            raise InvalidOption(
+                f"run {state.run_id} cannot be executed with this worker's action_registry: "
+                + "; ".join(exc.problems), problems=exc.problems, run_id=state.run_id,
+                reason="definition_unavailable",
+            ) from exc
     return resolve_workflow(state.workflow)

@@ -3,11 +3,22 @@ decision sees the effect of the previous one, then committed in one write."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from squidie.journal import CommandReceipt, Fence, JournalStore, NewAttempt, NewFact, RunWrite
+from squidie.journal import (
+    AttemptRecord,
+    CommandReceipt,
+    Fence,
+    JournalStore,
+    NewAttempt,
+    NewFact,
+    RunWrite,
+)
 from squidie.runtime.clock import iso, parse_iso
 from squidie.runtime.state import RunState, fold
 
@@ -15,6 +26,16 @@ from squidie.runtime.state import RunState, fold
 # calls compensations between durable intent and result facts). It receives the
 # plan, the store and the fence, and returns the final revision.
 Deferred = Callable[["Plan", JournalStore, Fence | None], int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeaseTerms:
+    """The lease of the claim a plan is written under: how long it lasts and how often
+    it is renewed. Deferred work that outlives a step (saga compensations) renews it
+    the way the step did."""
+
+    lease_for: float
+    heartbeat_interval: float | None = None
 
 
 class Plan:
@@ -32,6 +53,8 @@ class Plan:
         self.base_terminal = state.terminal
         self.facts: list[NewFact] = []
         self.deferred: Deferred | None = None
+        # Set by the executor when the plan is committed under a claim.
+        self.lease: LeaseTerms | None = None
 
     def add(self, kind: str, **data: Any) -> None:
         """Decide one fact and fold it into the working state."""
@@ -82,8 +105,39 @@ class Plan:
 
 
 def attempt_id(run_id: str, key: str, number: int) -> str:
-    """Deterministic dispatch id: scheduling the same attempt twice cannot succeed."""
+    """Deterministic dispatch id: scheduling the same attempt twice cannot succeed.
+
+    Opaque: the SHA-256 of an unambiguous (JSON array) encoding of run id, runnable
+    key and attempt number, so no run id or step name, whatever characters it holds,
+    can produce another run's id. Nothing parses it: rows are found by id, or by
+    (run id, runnable key, attempt number) with :func:`find_attempt_row`.
+    """
+    raw = json.dumps([run_id, key, number], separators=(",", ":"))
+    return ATTEMPT_ID_PREFIX + hashlib.sha256(raw.encode()).hexdigest()
+
+
+# Marks the opaque scheme; ids written before it (``run_id/key/number``) always
+# contain a "/", which this prefix plus hex digits never does, so the two cannot meet.
+ATTEMPT_ID_PREFIX = "a1-"
+
+
+def legacy_attempt_id(run_id: str, key: str, number: int) -> str:
+    """The id rows scheduled before opaque ids carry (``run_id/key/number``).
+
+    Within one run's rows it still names one attempt; across runs it was ambiguous,
+    which is why new rows no longer use it.
+    """
     return f"{run_id}/{key}/{number}"
+
+
+def find_attempt_row(rows: Mapping[str, AttemptRecord], run_id: str, key: str,
+                     number: int) -> AttemptRecord | None:
+    """The dispatch row of one attempt among a run's rows keyed by ``attempt_id``,
+    whichever id scheme it was scheduled under."""
+    row = rows.get(attempt_id(run_id, key, number))
+    if row is None:
+        row = rows.get(legacy_attempt_id(run_id, key, number))
+    return row if row is not None and row.run_id == run_id else None
 
 
 def audit_event(kind: str, step: str | None, at: str, *, actor: str | None = None,

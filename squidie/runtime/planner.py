@@ -6,12 +6,14 @@ the commit, see :mod:`squidie.runtime.saga`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from squidie.runtime import saga
 from squidie.runtime.clock import iso, later
 from squidie.runtime.plan import Plan, audit_event
+from squidie.workflow.outcomes import MAX_RETRY_DELAY
 from squidie.workflow.spec import (
     COMPLETE,
     Condition,
@@ -97,13 +99,11 @@ def apply_outcome(plan: Plan, spec: WorkflowSpec, key: str, *,
                  output=outcome.get("output") or {}, output_key=step.output)
         route(plan, spec, step, Outcome.OK)
     elif outcome.get("retryable") and runnable.attempt < step.max_attempts:
-        delay = outcome.get("delay")
-        if delay is None:
-            delay = step.retry.delay_after(runnable.attempt) if step.retry else 0.0
+        delay = retry_delay(outcome.get("delay"), step, runnable.attempt)
         plan.add("outcome_applied", key=key, attempt=runnable.attempt, ok=False, final=False,
                  error=outcome.get("error"))
         plan.add("runnable_scheduled", key=key, step=step.name, attempt=runnable.attempt + 1,
-                 visible_at=iso(later(plan.now, float(delay))), deadline_at=runnable.deadline_at)
+                 visible_at=iso(later(plan.now, delay)), deadline_at=runnable.deadline_at)
     else:
         error = outcome.get("error")
         plan.add("outcome_applied", key=key, attempt=runnable.attempt, ok=False, final=True,
@@ -117,6 +117,19 @@ def apply_outcome(plan: Plan, spec: WorkflowSpec, key: str, *,
             if not saga.begin(plan, spec, key, error, replan=replan, actions=actions):
                 fail_run(plan, step.name, error)
     finish_if_done(plan)
+
+
+def retry_delay(requested: Any, step: StepSpec, attempt: int) -> float:
+    """Seconds before the next attempt: the step's ``Retry(delay=)``, else its policy.
+
+    Delays are checked when recorded; one that is not a finite number in
+    ``[0, MAX_RETRY_DELAY]`` (recorded by an older release) falls back to the
+    policy instead of failing every apply.
+    """
+    if (isinstance(requested, int | float) and not isinstance(requested, bool)
+            and math.isfinite(requested) and 0 <= requested <= MAX_RETRY_DELAY):
+        return float(requested)
+    return float(step.retry.delay_after(attempt)) if step.retry else 0.0
 
 
 def route(plan: Plan, spec: WorkflowSpec, step: StepSpec, outcome: Outcome) -> None:
@@ -145,10 +158,9 @@ def follow(plan: Plan, spec: WorkflowSpec, frm: str, outcome: Outcome,
         return
     chosen, condition_index = choose_transition(list(candidates), plan.state.view())
     if chosen is None:
-        fail_run(plan, frm, {
-            "type": "NoMatchingTransition", "code": "no_matching_transition",
-            "message": f"no on={outcome.value!r} transition of step {frm!r} matched",
-        })
+        message = f"no on={outcome.value!r} transition of step {frm!r} matched"
+        fail_run(plan, frm, {"type": "NoMatchingTransition", "code": "no_matching_transition",
+                             "message": message, "public_message": message})
         return
     plan.add("routed", frm=frm, on=outcome.value, to=chosen.to,
              condition=condition_index, recovery=chosen.recovery)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from squidie.workflow.portable_json import sanitise_text
+
 SENSITIVE_KEYS = (
     "password", "passwd", "passphrase", "pwd", "pass", "token", "secret", "api_key",
     "api-key", "apikey", "authorization", "auth", "private_key", "private-key", "credential",
@@ -34,8 +36,10 @@ def is_sensitive_key(key: str) -> bool:
 
 def redact_text(text: str) -> str:
     """Mask auth-scheme credentials, ``key=value`` secrets (quoted or bare) and URL
-    passwords in free text; NUL characters become ``\\x00`` so any database stores it."""
-    text = text.replace("\x00", "\\x00")
+    passwords in free text. NUL characters become ``\\x00`` and lone surrogates
+    ``\\udXXX`` escapes, so every database stores the result."""
+    # Cut first: scanning a 10 MB message for secrets would cost more than the step.
+    text = sanitise_text(text[:2 * MAX_MESSAGE])
     text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
     text = _SCHEME.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _PAIR.sub(_mask_pair, text)

@@ -14,16 +14,22 @@ without a durable record (docs/decisions/0003-inline-saga.md):
 3. The forward step's retry policy does not apply: each compensation is called
    once per saga pass; failures are recorded and the saga moves on.
 4. Finally the failure is applied and the run fails, in one fenced write.
+5. While a compensation runs, the claim's lease is renewed every
+   ``heartbeat_interval`` (``Plan.lease``), as for a step: a compensation longer
+   than ``lease_for`` is not taken over and run a second time concurrently.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from squidie.errors import InvalidOption, JournalConflict
 from squidie.journal import Fence, JournalStore
+from squidie.runtime.clock import later
+from squidie.runtime.heartbeat import Heartbeat
 from squidie.runtime.loading import load_state, resolve_workflow, retry_on_conflict
 from squidie.runtime.plan import Plan, audit_event
 from squidie.runtime.state import RunnableState, RunState
@@ -86,14 +92,39 @@ def _run(plan: Plan, store: JournalStore, fence: Fence | None, *, key: str, erro
         intent.add("compensation_started", step=target.step, key=target.key,
                    compensate=target.compensate, attempt=attempt)
         intent.commit(store, fence=keep, checkpoint=False)
-        outcome = _call(intent.state, target, {"step": failed_step, "error": error}, attempt,
-                        actions, fence.claim_id if fence else "")
+        outcome = _beating(store, plan, fence, functools.partial(
+            _call, intent.state, target, {"step": failed_step, "error": error}, attempt,
+            actions, fence.claim_id if fence else ""))
         _record(store, run_id, plan, target, attempt, outcome)
     final = Plan(load_state(store, run_id), plan.clock())
     replan(final)
     revision = final.commit(store, fence=fence)
     plan.state = final.state
     return revision
+
+
+def _beating(store: JournalStore, plan: Plan, fence: Fence | None,
+             call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run one compensation while renewing the claim's lease, like a step's heartbeat,
+    so a compensation longer than the lease is not taken over and run twice.
+
+    A lost lease does not discard what the compensation did (it happened, so it is
+    recorded); the next fenced write of this saga then fails and the new holder of
+    the claim carries on.
+    """
+    terms = plan.lease
+    if fence is None or terms is None or terms.heartbeat_interval is None:
+        return call()
+    lease_for = terms.lease_for
+
+    def beat() -> bool:
+        moment = plan.clock()
+        return store.heartbeat(attempt_id=fence.attempt_id, claim_id=fence.claim_id,
+                               token_hash=fence.token_hash, now=moment,
+                               lease_until=later(moment, lease_for))
+
+    with Heartbeat(beat, terms.heartbeat_interval):
+        return call()
 
 
 def _record(store: JournalStore, run_id: str, plan: Plan, target: RunnableState, attempt: int,
@@ -114,7 +145,7 @@ def _record(store: JournalStore, run_id: str, plan: Plan, target: RunnableState,
 def _call(state: RunState, target: RunnableState, failure: dict[str, Any], attempt: int,
           actions: Mapping[str, Any] | None, claim_id: str) -> dict[str, Any]:
     """Call one compensation ``(input, ctx)``; its result or failure as an outcome."""
-    from squidie.runtime.actions import exception_outcome, ok_outcome, run_action
+    from squidie.runtime.actions import invoke
 
     action = _action(state, target.compensate or "", actions)
     if action is None:
@@ -129,10 +160,8 @@ def _call(state: RunState, target: RunnableState, failure: dict[str, Any], attem
         state=state.view(),
     )
     input = {"step_input": target.input, "step_output": target.output, "failure": failure}
-    try:
-        return ok_outcome(run_action(StepSpec(name=target.step), action, input, ctx))
-    except Exception as exc:  # a compensation's failure is recorded, not raised
-        return exception_outcome(exc)
+    # A compensation's failure (SystemExit included) is recorded, never raised.
+    return invoke(StepSpec(name=target.step), action, input, ctx)
 
 
 def _action(state: RunState, ref: str, actions: Mapping[str, Any] | None) -> Any:

@@ -18,6 +18,7 @@ from typing import Any
 from squidie.errors import InvalidOption, InvalidSignal
 from squidie.runtime.commands import check_attrs, check_json, check_key
 from squidie.runtime.loading import workflow_ref
+from squidie.workflow.quoting import brief
 
 
 class SignalType(StrEnum):
@@ -68,13 +69,13 @@ class Signal:
             return build(data.type, data.payload, data.idempotency_key, data.metadata,
                          data.occurred_at)
         if not isinstance(data, Mapping):
-            raise InvalidSignal([f"a signal must be a Signal or a dict, got {data!r}"])
+            raise InvalidSignal([f"a signal must be a Signal or a dict, got {brief(data)}"])
         occurred = data.get("occurred_at")
         if isinstance(occurred, str):
             try:
                 occurred = datetime.fromisoformat(occurred)
             except ValueError:
-                raise InvalidSignal([f"occurred_at is not an ISO datetime: {occurred!r}"]) \
+                raise InvalidSignal([f"occurred_at is not an ISO datetime: {brief(occurred)}"]) \
                     from None
         return build(data.get("type"), data.get("payload"), data.get("idempotency_key"),
                      data.get("metadata"), occurred)
@@ -155,14 +156,14 @@ def build(kind: Any, payload: Any, idempotency_key: Any, metadata: Any,
     try:
         signal_type = SignalType(kind)
     except ValueError:
-        raise InvalidSignal([f"unknown signal type {kind!r}; expected one of "
+        raise InvalidSignal([f"unknown signal type {brief(kind)}; expected one of "
                              f"{[t.value for t in SignalType]}"]) from None
     body = _check_payload(signal_type, payload, problems)
     key = _collect(problems, lambda: check_key(idempotency_key, InvalidOption))
     meta = _collect(problems, lambda: check_json(metadata, "metadata", InvalidOption)) or {}
     if occurred_at is not None and (not isinstance(occurred_at, datetime)
                                     or occurred_at.tzinfo is None):
-        problems.append(f"occurred_at must be an aware datetime, got {occurred_at!r}")
+        problems.append(f"occurred_at must be an aware datetime, got {brief(occurred_at)}")
     if problems:
         raise InvalidSignal(problems, f"invalid {signal_type.value} signal")
     return Signal(type=signal_type, payload=body, metadata=meta, occurred_at=occurred_at,
@@ -171,7 +172,7 @@ def build(kind: Any, payload: Any, idempotency_key: Any, metadata: Any,
 
 def _check_payload(kind: SignalType, payload: Any, problems: list[str]) -> dict[str, Any]:
     if not isinstance(payload, Mapping):
-        problems.append(f"payload must be a dict, got {payload!r}")
+        problems.append(f"payload must be a dict, got {brief(payload)}")
         return {}
     expected = _PAYLOAD_KEYS[kind]
     unknown = sorted(str(k) for k in payload if k not in expected)
@@ -179,7 +180,7 @@ def _check_payload(kind: SignalType, payload: Any, problems: list[str]) -> dict[
         problems.append(f"unknown payload keys {unknown}; expected {list(expected)}")
     body = {k: payload.get(k) for k in expected}
     if "run_id" in body and (not isinstance(body["run_id"], str) or not body["run_id"]):
-        problems.append(f"run_id must be a non-empty string, got {body['run_id']!r}")
+        problems.append(f"run_id must be a non-empty string, got {brief(body['run_id'])}")
     if "attrs" in body:
         body["attrs"] = _collect(problems, lambda: check_attrs(body["attrs"], InvalidOption))
     if "allow_irreversible" in body and not isinstance(body["allow_irreversible"], bool):
@@ -187,9 +188,9 @@ def _check_payload(kind: SignalType, payload: Any, problems: list[str]) -> dict[
     if "workflow" in body:
         if not isinstance(body["workflow"], str) or not body["workflow"]:
             problems.append(f"workflow must be a Workflow class or its dotted path, got "
-                            f"{body['workflow']!r}")
+                            f"{brief(body['workflow'])}")
         if body["trigger"] is not None and not isinstance(body["trigger"], str):
-            problems.append(f"trigger must be a string, got {body['trigger']!r}")
+            problems.append(f"trigger must be a string, got {brief(body['trigger'])}")
         body["payload"] = _collect(problems, lambda: check_json(body["payload"], "payload",
                                                                 InvalidOption)) or {}
     return body

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
 
-from squidie.errors import InvalidOption, JournalConflict
-from squidie.journal import JournalStore, NewFact, NewRun, RunRecord
+from squidie.errors import InvalidOption, RunIdConflict
+from squidie.journal import Fence, JournalStore, NewFact, NewRun, RunRecord
 from squidie.runtime.clock import iso
 from squidie.runtime.loading import load_state
 from squidie.runtime.plan import Plan
 from squidie.runtime.planner import plan_entry
 from squidie.runtime.state import RunState, fold
 from squidie.workflow import CompiledWorkflow, validate_payload
+from squidie.workflow.quoting import brief
 
 
 def start_run(
@@ -31,20 +33,21 @@ def start_run(
     replayed_from_run_id: str | None = None,
     store_spec: bool = False,
     extra: dict[str, Any] | None = None,
+    fence: Fence | None = None,
 ) -> tuple[RunState, bool]:
-    """Create a run (or find the one with ``run_id``); returns (state, created)."""
+    """Create a run (or find the one with ``run_id``); returns (state, created).
+
+    RunIdConflict when ``run_id`` names a run of another workflow, trigger or
+    payload (nothing is stored then).
+    """
     spec = compiled.spec
-    if trigger is not None and trigger != spec.trigger.name:
-        raise InvalidOption(
-            f"unknown trigger {trigger!r} for workflow {workflow_id!r} "
-            f"(it declares {spec.trigger.name!r})"
-        )
     if run_id is not None and (not isinstance(run_id, str) or not run_id or len(run_id) > 200
                                or "\x00" in run_id):
-        raise InvalidOption(f"run_id must be a non-empty string of at most 200 chars: {run_id!r}")
+        raise InvalidOption("run_id must be a non-empty string of at most 200 chars: "
+                            f"{brief(run_id)}")
     if not isinstance(queue, str) or not queue:
-        raise InvalidOption(f"queue must be a non-empty string, got {queue!r}")
-    input = validate_payload(spec.trigger, payload)
+        raise InvalidOption(f"queue must be a non-empty string, got {brief(queue)}")
+    input = check_start(compiled, trigger, payload, workflow_id)
     run_id = run_id or str(uuid.uuid4())
     started = {
         "run_id": run_id, "workflow": workflow_id, "trigger": spec.trigger.name, "queue": queue,
@@ -64,14 +67,48 @@ def start_run(
     facts = [NewFact(kind="run_started", data=started), *plan.facts]
     created = store.create_run(
         NewRun(record=record, facts=facts, attempts=plan.new_attempts(),
-               checkpoint=state.to_json())
+               checkpoint=state.to_json(), fence=fence)
     )
     if created:
         return state, True
     existing = load_state(store, run_id)
-    if existing.workflow != workflow_id:
-        raise JournalConflict(
-            f"run {run_id!r} already exists for workflow {existing.workflow!r}",
-            run_id=run_id,
-        )
+    differs = _differences(existing, workflow_id, spec.trigger.name, input, compiled,
+                           store_spec)
+    if differs:
+        # Returning the first run would silently drop this start's payload.
+        raise RunIdConflict(
+            f"run_id {_short(run_id)} is already used by a run with another "
+            f"{' and '.join(differs)}; use another run_id", run_id=run_id, differs=differs)
     return existing, False
+
+
+def check_start(compiled: CompiledWorkflow, trigger: str | None, payload: Any,
+                workflow_id: str) -> dict[str, Any]:
+    """The validated input of a start (InvalidOption, InvalidPayload); writes nothing."""
+    spec = compiled.spec
+    if trigger is not None and trigger != spec.trigger.name:
+        raise InvalidOption(
+            f"unknown trigger {brief(trigger)} for workflow {brief(workflow_id)} "
+            f"(it declares {spec.trigger.name!r})"
+        )
+    return validate_payload(spec.trigger, payload)
+
+
+def _differences(existing: RunState, workflow_id: str, trigger: str, input: Any,
+                 compiled: CompiledWorkflow, store_spec: bool) -> list[str]:
+    """What a repeated start names differently from the run already stored."""
+    out = []
+    if existing.workflow != workflow_id or (
+            store_spec and existing.fingerprint != compiled.fingerprint):
+        out.append("workflow")
+    if existing.trigger != trigger:
+        out.append("trigger")
+    # Compare as stored: a JSON round trip turns tuples into lists, as the journal did.
+    if json.loads(json.dumps(input)) != existing.input:
+        out.append("payload")
+    return out
+
+
+def _short(run_id: str) -> str:
+    """A run id quoted for a message, at most a short prefix of it."""
+    return repr(run_id if len(run_id) <= 80 else run_id[:80] + "...")

@@ -7,10 +7,13 @@ their meaning, so a run rebuilt from its journal alone equals the checkpointed o
 
 from __future__ import annotations
 
-import copy
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
+from squidie.workflow.portable_json import copy_json
+
+# Stored values are copied with copy_json (an explicit stack, no recursion): values
+# written before nesting was bounded must still fold however deep they are.
 JsonDict = dict[str, Any]
 TERMINAL = ("completed", "failed", "cancelled")
 # Runnable statuses: scheduled -> outcome_recorded -> applied | failed; or withdrawn.
@@ -207,8 +210,8 @@ def fold(state: RunState | None, kind: str, data: JsonDict, revision: int) -> Ru
     if kind == "run_started":
         state = RunState(
             run_id=data["run_id"], workflow=data["workflow"], trigger=data["trigger"],
-            queue=data["queue"], input=copy.deepcopy(data["input"]),
-            context=copy.deepcopy(data.get("context") or {}),
+            queue=data["queue"], input=copy_json(data["input"]),
+            context=copy_json(data.get("context") or {}),
             started_at=data["at"], updated_at=data["at"],
             definition_version=data.get("definition_version"),
             fingerprint=data.get("fingerprint"), spec=data.get("spec"),
@@ -216,9 +219,9 @@ def fold(state: RunState | None, kind: str, data: JsonDict, revision: int) -> Ru
             replayed_from_run_id=data.get("replayed_from_run_id"),
         )
         if data.get("command") is not None:
-            state.commands.append(copy.deepcopy(data["command"]))
+            state.commands.append(copy_json(data["command"]))
         for event in data.get("audit") or ():
-            state.audit_events.append(copy.deepcopy(event))
+            state.audit_events.append(copy_json(event))
     elif state is None:
         raise ValueError(f"fact {kind!r} before run_started")
     else:
@@ -277,9 +280,9 @@ def _outcome_applied(state: RunState, d: JsonDict) -> None:
         runnable.error = None
         output_key = d.get("output_key")
         if output_key:
-            state.context[output_key] = copy.deepcopy(d.get("output") or {})
+            state.context[output_key] = copy_json(d.get("output") or {})
         else:
-            state.context.update(copy.deepcopy(d.get("output") or {}))
+            state.context.update(copy_json(d.get("output") or {}))
         state.completed_steps.append(runnable.step)
         finish(state, runnable)
     else:
@@ -324,7 +327,7 @@ def _routed(state: RunState, d: JsonDict) -> None:
 
 
 def _audit(state: RunState, d: JsonDict) -> None:
-    state.audit_events.append(copy.deepcopy(d["event"]))
+    state.audit_events.append(copy_json(d["event"]))
 
 
 def _paused(state: RunState, d: JsonDict) -> None:
@@ -334,7 +337,7 @@ def _paused(state: RunState, d: JsonDict) -> None:
         key=key, step=d["step"], status="paused", visible_at=d["at"],
         deadline_at=d.get("deadline_at"), deadline=d.get("deadline"),
     )
-    state.manual = {k: copy.deepcopy(d.get(k)) for k in
+    state.manual = {k: copy_json(d.get(k)) for k in
                     ("step", "output_key", "targets", "deadline_at", "deadline")}
     state.manual["kind"] = d["gate"]  # "pause" | "approval"
     state.manual["paused_at"] = d["at"]
@@ -348,11 +351,11 @@ def _manual_resolved(state: RunState, d: JsonDict) -> None:
     runnable = state.runnables.get(d["step"])
     if runnable is not None:
         runnable.status = "applied" if d["ok"] else "failed"
-        runnable.output = copy.deepcopy(d.get("output"))
-        runnable.error = copy.deepcopy(d.get("error"))
+        runnable.output = copy_json(d.get("output"))
+        runnable.error = copy_json(d.get("error"))
         finish(state, runnable)
     if d.get("output_key") and d.get("output") is not None:
-        state.context[d["output_key"]] = copy.deepcopy(d["output"])
+        state.context[d["output_key"]] = copy_json(d["output"])
     if d["ok"]:
         state.completed_steps.append(d["step"])
     state.manual = None
@@ -362,7 +365,7 @@ def _manual_resolved(state: RunState, d: JsonDict) -> None:
 
 
 def _command(state: RunState, d: JsonDict) -> None:
-    state.commands.append(copy.deepcopy(d["command"]))
+    state.commands.append(copy_json(d["command"]))
 
 
 def _compensation_started(state: RunState, d: JsonDict) -> None:
@@ -380,20 +383,20 @@ def _compensated(state: RunState, d: JsonDict) -> None:
     for entry in state.compensations:
         if entry["key"] == d["key"]:
             entry["status"] = "completed" if d["ok"] else "failed"
-            entry["output"] = copy.deepcopy(d.get("output"))
-            entry["error"] = copy.deepcopy(d.get("error"))
+            entry["output"] = copy_json(d.get("output"))
+            entry["error"] = copy_json(d.get("error"))
             entry["finished_at"] = d["at"]
     _append_event(state, d)
 
 
 def _child_started(state: RunState, d: JsonDict) -> None:
     if all(c["run_id"] != d["child"]["run_id"] for c in state.children):
-        state.children.append(copy.deepcopy(d["child"]))
+        state.children.append(copy_json(d["child"]))
 
 
 def _append_event(state: RunState, d: JsonDict) -> None:
     if d.get("event") is not None:
-        state.audit_events.append(copy.deepcopy(d["event"]))
+        state.audit_events.append(copy_json(d["event"]))
 
 
 _HANDLERS: dict[str, Any] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import signal
 import threading
 from collections.abc import Callable
@@ -17,10 +18,13 @@ log = logging.getLogger("squidie.worker")
 class Worker:
     """Runs ``concurrency`` threads that each call ``execute_once`` in a loop.
 
-    Idle threads back off from ``idle_min`` to ``idle_max`` seconds; a step that
-    is running when :meth:`stop` is called (or SIGTERM/SIGINT arrives) is
-    finished and recorded before the thread exits, so no claim is abandoned
-    mid-write.
+    Idle threads back off from ``idle_min`` to ``idle_max`` seconds. A thread
+    whose call fails (database down, misconfiguration) backs off exponentially
+    with jitter from ``error_min`` up to ``error_max`` seconds, logging one line
+    per back-off step (the traceback only for the first failure in a row). A
+    step that is running when :meth:`stop` is called (or SIGTERM/SIGINT
+    arrives) is finished and recorded before the thread exits, so no claim is
+    abandoned mid-write.
     """
 
     def __init__(
@@ -33,9 +37,13 @@ class Worker:
         idle_max: float = 1.0,
         max_steps: int | None = None,
         on_error: Callable[[BaseException], None] | None = None,
+        error_min: float = 0.1,
+        error_max: float = 10.0,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
+        if not 0 < error_min <= error_max:
+            raise ValueError("need 0 < error_min <= error_max")
         self._execute_once = execute_once
         self.owner_id = owner_id
         self.concurrency = concurrency
@@ -43,6 +51,8 @@ class Worker:
         self.idle_max = idle_max
         self.max_steps = max_steps
         self._on_error = on_error
+        self.error_min = error_min
+        self.error_max = error_max
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self.steps_done = 0
@@ -98,6 +108,7 @@ class Worker:
 
     def _loop(self, owner: str) -> None:
         idle = self.idle_min
+        failures = 0  # consecutive failed calls of this thread
         while not self._stop.is_set():
             try:
                 result = self._execute_once(owner)
@@ -105,9 +116,14 @@ class Worker:
                 log.warning("worker %s: %s", owner, exc)
                 result = True
             except Exception as exc:  # storage down, misconfiguration: report, back off
-                self._report(exc)
-                self._stop.wait(idle)
+                failures += 1
+                delay = error_backoff(failures, self.error_min, self.error_max)
+                self._report(owner, exc, failures, delay)
+                self._stop.wait(delay)
                 continue
+            if failures:
+                log.info("worker %s: working again after %d failed calls", owner, failures)
+                failures = 0
             if result is None:
                 self._stop.wait(idle)
                 idle = min(idle * 2, self.idle_max)
@@ -116,10 +132,23 @@ class Worker:
             if self._count():
                 self.stop()
 
-    def _report(self, exc: BaseException) -> None:
+    def _report(self, owner: str, exc: BaseException, failures: int, delay: float) -> None:
         with self._lock:
             self.errors += 1
         if self._on_error is not None:
             self._on_error(exc)
+        elif failures == 1:
+            log.error("worker %s: execute_next failed; retrying in %.2f s", owner, delay,
+                      exc_info=exc)
         else:
-            log.exception("worker %s: execute_next failed", self.owner_id, exc_info=exc)
+            log.warning("worker %s: execute_next failed %d times in a row (%s: %s); "
+                        "retrying in %.2f s", owner, failures, type(exc).__name__, exc, delay)
+
+
+def error_backoff(failures: int, base: float, cap: float,
+                  rand: Callable[[], float] = random.random) -> float:
+    """Seconds to wait after the ``failures``-th failure in a row: ``base`` doubled
+    per failure, capped at ``cap``, times a jitter in [0.5, 1) so threads and
+    processes that failed together do not retry in lockstep."""
+    step = min(cap, base * 2.0 ** min(failures - 1, 60))
+    return step * (0.5 + rand() / 2)

@@ -69,6 +69,11 @@ def claim(store: JournalStore, queue: str = "q", *, now: datetime = T0, lease: f
                        claim_id=claim_id or uuid.uuid4().hex, token_hash="h" * 64)
 
 
+def _fields(record: RunRecord) -> dict[str, Any]:
+    """A record's fields, to build a variant of it."""
+    return {name: getattr(record, name) for name in record.__dataclass_fields__}
+
+
 def _engine_of(store: JournalStore) -> Any:
     engine = getattr(store, "engine", None)
     if engine is None:
@@ -266,6 +271,44 @@ class ClaimFencing:
         assert not store.heartbeat(attempt_id=row.attempt_id, claim_id="c", token_hash="h" * 64,
                                    now=T0 + timedelta(seconds=41),
                                    lease_until=T0 + timedelta(seconds=80))
+
+    def test_heartbeat_keeps_a_finished_row_alive_for_its_applier(
+            self, store: JournalStore) -> None:
+        # An outcome being applied may still run code under the claim (a saga's
+        # compensations); its holder's heartbeat must keep recovery off it.
+        queue = f"q-{uuid.uuid4().hex[:8]}"
+        run_id = new_run(store, attempts=1, queue=queue)
+        row = claim(store, queue, lease=10, claim_id="c")
+        fence = Fence(attempt_id=row.attempt_id, claim_id="c", token_hash="h" * 64)
+        store.write(RunWrite(run_id=run_id, expected_revision=1, now=T0,
+                             facts=[NewFact(kind="finished", data={})], fence=fence))
+        assert store.heartbeat(attempt_id=row.attempt_id, claim_id="c", token_hash="h" * 64,
+                               now=T0 + timedelta(seconds=9),
+                               lease_until=T0 + timedelta(seconds=40))
+        assert claim(store, queue, now=T0 + timedelta(seconds=20)) is None
+
+    def test_a_run_created_under_a_lost_fence_is_not_stored(self, store: JournalStore) -> None:
+        queue = f"q-{uuid.uuid4().hex[:8]}"
+        new_run(store, attempts=1, queue=queue)
+        row = claim(store, queue, lease=10, claim_id="parent")
+        held = Fence(attempt_id=row.attempt_id, claim_id="parent", token_hash="h" * 64,
+                     set_status="claimed")
+        record = RunRecord(run_id=str(uuid.uuid4()), workflow="tests.Child", trigger="go",
+                           queue=queue, status="started", definition_version="1",
+                           parent_run_id=None, revision=0, started_at=T0 + timedelta(seconds=11),
+                           updated_at=T0 + timedelta(seconds=11))
+        with pytest.raises(LeaseLost):  # the lease ended at T0 + 10 s
+            store.create_run(NewRun(record=record, facts=[NewFact(kind="k", data={})],
+                                    fence=held))
+        assert store.get_run(record.run_id) is None
+        alive = RunRecord(**{**_fields(record), "run_id": str(uuid.uuid4()),
+                             "started_at": T0 + timedelta(seconds=5)})
+        assert store.create_run(NewRun(record=alive, facts=[NewFact(kind="k", data={})],
+                                       fence=held))
+        # The fence leaves the claim as it was: still held, still live.
+        assert store.heartbeat(attempt_id=row.attempt_id, claim_id="parent",
+                               token_hash="h" * 64, now=T0 + timedelta(seconds=6),
+                               lease_until=T0 + timedelta(seconds=30))
 
     def test_release_hands_an_attempt_back_only_to_its_holder(self, store: JournalStore) -> None:
         queue = f"q-{uuid.uuid4().hex[:8]}"

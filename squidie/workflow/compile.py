@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from croniter import croniter
-
 from squidie.errors import WorkflowDefinitionError
+from squidie.workflow.cronexpr import cron_problem
 from squidie.workflow.dsl import (
     MISSING,
     BackoffDecl,
@@ -25,7 +24,10 @@ from squidie.workflow.dsl import (
     TransitionDecl,
     TriggerDecl,
 )
+from squidie.workflow.identifiers import text_problem
 from squidie.workflow.payload import check_value
+from squidie.workflow.portable_json import portable_json
+from squidie.workflow.quoting import brief
 from squidie.workflow.spec import (
     CONDITION_OPS,
     CRON_IDEMPOTENCY,
@@ -67,16 +69,42 @@ class CompiledWorkflow:
     fingerprint: str
 
 
+# Durations beyond a century are mistakes (or attacks): ``now + delta`` must
+# stay a valid datetime on every code path that adds them.
+MAX_SECONDS = 100 * 366 * 86400.0
+MAX_ATTEMPTS = 10_000
+MAX_NAME_LENGTH = 200
+MAX_WORKFLOW_NAME_LENGTH = 400
+MAX_VERSION_LENGTH = 100
+
+
 def seconds(value: Any, what: str, problems: list[str], *, allow_zero: bool = False) -> float:
-    """A duration (timedelta or number of seconds) as float seconds, or a problem."""
+    """A duration (timedelta or number of seconds, at most a century) as float
+    seconds, or a problem."""
     if isinstance(value, timedelta):
         value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        problems.append(f"{what} must be a timedelta or a number of seconds, got {value!r}")
+    number = _finite(value)
+    if number is None:
+        problems.append(f"{what} must be a timedelta or a number of seconds, got {brief(value)}")
         return 0.0
-    if value < 0 or (value == 0 and not allow_zero):
-        problems.append(f"{what} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-    return float(value)
+    if number < 0 or (number == 0 and not allow_zero):
+        problems.append(f"{what} must be {'>= 0' if allow_zero else '> 0'}, got {brief(value)}")
+    elif number > MAX_SECONDS:
+        problems.append(f"{what} must be at most {MAX_SECONDS:.0f} seconds (a century), "
+                        f"got {brief(value)}")
+        return MAX_SECONDS
+    return number
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float, or None (bools, NaN, inf and 10**400 are not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def python_action_resolver(action: Any, where: str, problems: list[str]) -> tuple[str, Any] | None:
@@ -85,7 +113,7 @@ def python_action_resolver(action: Any, where: str, problems: list[str]) -> tupl
         module = getattr(action, "__module__", None) or "?"
         qualname = getattr(action, "__qualname__", None) or type(action).__qualname__
         return f"{module}.{qualname}", action
-    problems.append(f"{where}: action must be a Step subclass or a callable, got {action!r}")
+    problems.append(f"{where}: action must be a Step subclass or a callable, got {brief(action)}")
     return None
 
 
@@ -97,13 +125,13 @@ def registry_action_resolver(registry: Mapping[str, Any]) -> ActionResolver:
 
     def resolve(action: Any, where: str, problems: list[str]) -> tuple[str, Any] | None:
         if not isinstance(action, str) or not action:
-            problems.append(f"{where}: action must be a registry key string, got {action!r}")
+            problems.append(f"{where}: action must be a registry key string, got {brief(action)}")
             return None
         if action not in registry:
-            problems.append(f"{where}: action {action!r} is not in the action registry")
+            problems.append(f"{where}: action {brief(action)} is not in the action registry")
             return None
         if registry[action] is None:
-            problems.append(f"{where}: action {action!r} is disabled in the action registry")
+            problems.append(f"{where}: action {brief(action)} is disabled in the action registry")
             return None
         return action, registry[action]
 
@@ -126,11 +154,11 @@ def compile_workflow(
     ``problems`` may carry what an earlier parsing stage already found.
     """
     problems = list(problems or [])
-    if not isinstance(name, str) or not name:
-        problems.append(f"workflow name must be a non-empty string, got {name!r}")
-        name = str(name)
-    if version is not None and not isinstance(version, str | int):
-        problems.append(f"version must be a string, got {version!r}")
+    name_problem = text_problem(name, "workflow name", max_length=MAX_WORKFLOW_NAME_LENGTH)
+    if name_problem:
+        problems.append(name_problem)
+        name = brief(name)
+    version = _version(version, problems)
     trigger_spec = _trigger(trigger, problems)
     actions: dict[str, Any] = {}
     step_specs = _steps(steps, resolve_action, actions, problems)
@@ -143,25 +171,53 @@ def compile_workflow(
         transitions=tuple(transition_specs),
     )
     problems.extend(graph_problems(spec))
+    if not problems:
+        problems.extend(_storage_problems(spec))
     if problems:
-        raise WorkflowDefinitionError(problems, f"workflow {name!r} is invalid")
+        raise WorkflowDefinitionError(problems, f"workflow {brief(name)} is invalid")
     return CompiledWorkflow(spec=spec, actions=actions, path=path, fingerprint=spec.fingerprint())
+
+
+def _version(version: Any, problems: list[str]) -> Any:
+    """The version label, or a problem (a string or int, short enough to store)."""
+    if version is None:
+        return None
+    if isinstance(version, bool) or not isinstance(version, str | int) or (
+            isinstance(version, int) and not -10**18 < version < 10**18):
+        problems.append(f"version must be a string, got {brief(version)}")
+        return None
+    problem = text_problem(str(version), "version", max_length=MAX_VERSION_LENGTH)
+    if problem:
+        problems.append(problem)
+        return None
+    return version
+
+
+def _storage_problems(spec: WorkflowSpec) -> list[str]:
+    """The spec must be storable as JSON on every backend (it is stored with spec
+    runs and fingerprinted): no NaN, no objects, no NUL, no lone surrogates."""
+    try:
+        portable_json(spec.to_dict())
+    except (ValueError, TypeError, RecursionError) as exc:
+        return [f"the definition cannot be stored as JSON: {brief(str(exc), 160)}"]
+    return []
 
 
 def _trigger(decl: Any, problems: list[str]) -> TriggerSpec:
     if not isinstance(decl, TriggerDecl):
         problems.append(
             "a workflow needs exactly one trigger: trigger = manual(...) or cron(...), "
-            f"got {decl!r}"
+            f"got {brief(decl)}"
         )
         return TriggerSpec(name="?")
-    if not isinstance(decl.name, str) or not decl.name:
-        problems.append(f"trigger name must be a non-empty string, got {decl.name!r}")
+    name_problem = text_problem(decl.name, "trigger name", max_length=MAX_NAME_LENGTH)
+    if name_problem:
+        problems.append(name_problem)
     fields = _payload_fields(decl.payload, problems)
     if decl.kind == "cron":
         _check_cron(decl, problems)
     return TriggerSpec(
-        name=str(decl.name),
+        name=decl.name if not name_problem else brief(decl.name),
         kind=decl.kind,
         payload=tuple(fields),
         cron=decl.cron if decl.kind == "cron" else None,
@@ -171,37 +227,53 @@ def _trigger(decl: Any, problems: list[str]) -> TriggerSpec:
 
 
 def _check_cron(decl: TriggerDecl, problems: list[str]) -> None:
-    if not isinstance(decl.cron, str) or not croniter.is_valid(decl.cron):
-        problems.append(f"trigger {decl.name!r}: invalid cron expression {decl.cron!r}")
-    try:
-        zoneinfo.ZoneInfo(str(decl.timezone))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        problems.append(f"trigger {decl.name!r}: unknown IANA timezone {decl.timezone!r}")
+    cron_error = cron_problem(decl.cron)
+    if cron_error:
+        problems.append(f"trigger {brief(decl.name)}: {cron_error}")
+    if not _known_zone(decl.timezone):
+        problems.append(f"trigger {brief(decl.name)}: unknown IANA timezone {brief(decl.timezone)}")
     if decl.idempotency is not None and decl.idempotency not in CRON_IDEMPOTENCY:
         problems.append(
-            f"trigger {decl.name!r}: idempotency must be one of {CRON_IDEMPOTENCY} or None, "
-            f"got {decl.idempotency!r}"
+            f"trigger {brief(decl.name)}: idempotency must be one of {CRON_IDEMPOTENCY} or None, "
+            f"got {brief(decl.idempotency)}"
         )
+
+
+def _known_zone(name: Any) -> bool:
+    """Whether ``name`` is an IANA zone (checked as text: no path tricks, no NUL)."""
+    if not isinstance(name, str) or text_problem(name, "timezone", max_length=100):
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
 
 
 def _payload_fields(payload: Any, problems: list[str]) -> list[FieldSpec]:
     if payload is None:
         return []
     if not isinstance(payload, Mapping):
-        problems.append(f"payload must be a mapping of field name to field(...), got {payload!r}")
+        problems.append(f"payload must be a mapping of field name to field(...), "
+                        f"got {brief(payload)}")
         return []
     out: list[FieldSpec] = []
     for fname, decl in payload.items():
-        if not isinstance(fname, str) or not fname:
-            problems.append(f"payload field names must be non-empty strings, got {fname!r}")
+        field_problem = text_problem(fname, "payload field name", max_length=MAX_NAME_LENGTH)
+        if field_problem:
+            problems.append(field_problem)
             continue
         if not isinstance(decl, FieldDecl):
-            problems.append(f"payload field {fname!r} must be declared with field(type, ...)")
+            problems.append(f"payload field {brief(fname)} must be declared with field(type, ...)")
             continue
-        type_name = _PY_TYPES.get(decl.type, decl.type if decl.type in FIELD_TYPES else None)
+        try:
+            type_name = _PY_TYPES.get(decl.type, decl.type if decl.type in FIELD_TYPES else None)
+        except TypeError:  # an unhashable "type"
+            type_name = None
         if type_name is None:
             problems.append(
-                f"payload field {fname!r}: type must be one of {FIELD_TYPES}, got {decl.type!r}"
+                f"payload field {brief(fname)}: type must be one of {FIELD_TYPES}, "
+                f"got {brief(decl.type)}"
             )
             continue
         if decl.default is MISSING:
@@ -209,7 +281,7 @@ def _payload_fields(payload: Any, problems: list[str]) -> list[FieldSpec]:
             continue
         error = check_value(type_name, decl.default)
         if error:
-            problems.append(f"payload field {fname!r}: default {error}")
+            problems.append(f"payload field {brief(fname)}: default {error}")
         out.append(FieldSpec(name=fname, type=type_name, required=False, default=decl.default))
     return out
 
@@ -226,11 +298,12 @@ def _steps(
         if not isinstance(decl, StepDecl):
             problems.append(f"steps[{index}] must be declared with step(...), pause(...), ...")
             continue
-        if not isinstance(decl.name, str) or not decl.name or decl.name == "complete":
-            problems.append(f"steps[{index}]: invalid step name {decl.name!r}")
+        name_problem = text_problem(decl.name, f"steps[{index}] name", max_length=MAX_NAME_LENGTH)
+        if name_problem or decl.name == "complete":
+            problems.append(name_problem or f"steps[{index}]: invalid step name 'complete'")
             continue
         if decl.name in seen:
-            problems.append(f"duplicate step name {decl.name!r}")
+            problems.append(f"duplicate step name {brief(decl.name)}")
             continue
         seen.add(decl.name)
         specs.append(_step(decl, resolve, actions, problems))
@@ -240,11 +313,11 @@ def _steps(
 def _step(
     decl: StepDecl, resolve: ActionResolver, actions: dict[str, Any], problems: list[str]
 ) -> StepSpec:
-    where = f"step {decl.name!r}"
+    where = f"step {brief(decl.name)}"
     try:
         kind = StepKind(decl.kind)
     except ValueError:
-        problems.append(f"{where}: unknown kind {decl.kind!r}")
+        problems.append(f"{where}: unknown kind {brief(decl.kind)}")
         kind = StepKind.ACTION
     action_ref = compensate_ref = None
     if kind is StepKind.ACTION:
@@ -260,12 +333,15 @@ def _step(
                 f"{where}: compensate= cannot be combined with irreversible=True "
                 "or compensatable=False"
             )
+    if decl.irreversible is True and decl.compensatable is True:
+        problems.append(f"{where}: irreversible=True contradicts compensatable=True "
+                        "(an irreversible step cannot be undone)")
     if not isinstance(decl.irreversible, bool):
         problems.append(f"{where}: irreversible must be a bool")
     if decl.compensatable is not None and not isinstance(decl.compensatable, bool):
         problems.append(f"{where}: compensatable must be a bool or None")
-    if decl.output is not None and (not isinstance(decl.output, str) or not decl.output):
-        problems.append(f"{where}: output must be a non-empty string key, got {decl.output!r}")
+    if decl.output is not None and text_problem(decl.output, "output", max_length=MAX_NAME_LENGTH):
+        problems.append(f"{where}: output must be a non-empty string key, got {brief(decl.output)}")
     duration = None
     if kind is StepKind.WAIT:
         duration = seconds(decl.duration, f"{where}: wait duration", problems)
@@ -273,7 +349,8 @@ def _step(
         if not isinstance(decl.message, str):
             problems.append(f"{where}: log message must be a string")
         if decl.level not in LOG_LEVELS:
-            problems.append(f"{where}: log level must be one of {LOG_LEVELS}, got {decl.level!r}")
+            problems.append(f"{where}: log level must be one of {LOG_LEVELS}, "
+                            f"got {brief(decl.level)}")
     return StepSpec(
         name=decl.name,
         kind=kind,
@@ -309,7 +386,7 @@ def _path(raw: Any, what: str, problems: list[str]) -> Path:
         isinstance(p, str | int) and not isinstance(p, bool) for p in raw
     )
     if not ok_elems or not raw:
-        problems.append(f"{what} must be a non-empty list of keys/indexes, got {raw!r}")
+        problems.append(f"{what} must be a non-empty list of keys/indexes, got {brief(raw)}")
         return ()
     return tuple(raw)
 
@@ -318,16 +395,19 @@ def _input(raw: Any, where: str, problems: list[str]) -> InputSpec | None:
     if raw is None:
         return None
     if isinstance(raw, Mapping):
+        if not all(isinstance(name, str) and name for name in raw):
+            problems.append(f"{where}: input names must be non-empty strings, got {brief(raw)}")
         paths = tuple(
-            (str(name), _path(path, f"{where}: input path {name!r}", problems))
-            for name, path in raw.items()
+            (str(name), _path(path, f"{where}: input path {brief(name)}", problems))
+            for name, path in raw.items() if isinstance(name, str)
         )
         return InputSpec(paths=paths)
     if isinstance(raw, Sequence) and not isinstance(raw, str):
         if not all(isinstance(k, str) and k for k in raw):
-            problems.append(f"{where}: input keys must be non-empty strings, got {raw!r}")
+            problems.append(f"{where}: input keys must be non-empty strings, got {brief(raw)}")
         return InputSpec(keys=tuple(str(k) for k in raw))
-    problems.append(f"{where}: input must be a list of keys or a mapping of paths, got {raw!r}")
+    problems.append(f"{where}: input must be a list of keys or a mapping of paths, "
+                    f"got {brief(raw)}")
     return None
 
 
@@ -337,8 +417,12 @@ def _after(raw: Any, where: str, problems: list[str]) -> tuple[str, ...]:
     if isinstance(raw, str) or not isinstance(raw, Sequence) or not all(
         isinstance(d, str) for d in raw
     ):
-        problems.append(f"{where}: after= must be a list of step names, got {raw!r}")
+        problems.append(f"{where}: after= must be a list of step names, got {brief(raw)}")
         return ()
+    if not raw:
+        # An empty list would silently make the step an entry step; leave after= out for that.
+        problems.append(f"{where}: after= must name at least one step (leave it out for a "
+                        "step without dependencies)")
     return tuple(raw)
 
 
@@ -347,18 +431,21 @@ def _retry(raw: Any, where: str, problems: list[str]) -> RetrySpec | None:
         return None
     if isinstance(raw, Mapping):
         backoff = raw.get("backoff")
-        raw = RetryDecl(raw.get("max_attempts"), BackoffDecl(**backoff) if backoff else None)
+        if isinstance(backoff, Mapping):
+            backoff = BackoffDecl(backoff.get("min", 1), backoff.get("max", 60))
+        raw = RetryDecl(raw.get("max_attempts"), backoff or None)
     if not isinstance(raw, RetryDecl):
-        problems.append(f"{where}: retry must be retry(...), got {raw!r}")
+        problems.append(f"{where}: retry must be retry(...), got {brief(raw)}")
         return None
     n = raw.max_attempts
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        problems.append(f"{where}: retry max_attempts must be an int >= 1, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_ATTEMPTS:
+        problems.append(f"{where}: retry max_attempts must be an int >= 1 (at most "
+                        f"{MAX_ATTEMPTS}), got {brief(n)}")
         n = 1
     backoff_spec = None
     if raw.backoff is not None:
         if not isinstance(raw.backoff, BackoffDecl):
-            problems.append(f"{where}: backoff must be exponential(...), got {raw.backoff!r}")
+            problems.append(f"{where}: backoff must be exponential(...), got {brief(raw.backoff)}")
         else:
             lo = seconds(raw.backoff.min, f"{where}: backoff min", problems)
             hi = seconds(raw.backoff.max, f"{where}: backoff max", problems)
@@ -372,9 +459,11 @@ def _deadline(raw: Any, where: str, problems: list[str]) -> DeadlineSpec | None:
     if raw is None:
         return None
     if isinstance(raw, Mapping):
-        raw = DeadlineDecl(**raw)
+        raw = deadline_decl(raw, where, problems)
+        if raw is None:
+            return None
     if not isinstance(raw, DeadlineDecl):
-        problems.append(f"{where}: deadline must be deadline(...), got {raw!r}")
+        problems.append(f"{where}: deadline must be deadline(...), got {brief(raw)}")
         return None
     within = seconds(raw.within, f"{where}: deadline within", problems)
     due_soon = seconds(raw.due_soon, f"{where}: deadline due_soon", problems, allow_zero=True)
@@ -383,13 +472,27 @@ def _deadline(raw: Any, where: str, problems: list[str]) -> DeadlineSpec | None:
     escalate = None
     if raw.escalate_after is not None:
         escalate = seconds(raw.escalate_after, f"{where}: deadline escalate_after", problems)
-    if raw.escalation not in ESCALATIONS:
+    if not isinstance(raw.escalation, str) or raw.escalation not in ESCALATIONS:
         problems.append(
-            f"{where}: deadline escalation must be one of {ESCALATIONS}, got {raw.escalation!r}"
+            f"{where}: deadline escalation must be one of {ESCALATIONS}, "
+            f"got {brief(raw.escalation)}"
         )
     return DeadlineSpec(
         within=within, due_soon=due_soon, escalate_after=escalate, escalation=str(raw.escalation)
     )
+
+
+def deadline_decl(raw: Mapping[Any, Any], where: str, problems: list[str]) -> DeadlineDecl | None:
+    """A deadline written as a mapping; unknown keys are problems (not ``TypeError``)."""
+    known = ("within", "due_soon", "escalate_after", "escalation")
+    unknown = [k for k in raw if k not in known]
+    if unknown:
+        problems.append(f"{where}: deadline has unknown keys {brief(unknown)}")
+    if "within" not in raw:
+        problems.append(f"{where}: deadline needs within=")
+        return None
+    given = {k: raw[k] for k in known if k in raw and raw[k] is not None}
+    return DeadlineDecl(**given)
 
 
 def _transitions(decls: Any, problems: list[str]) -> list[TransitionSpec]:
@@ -406,13 +509,19 @@ def _transitions(decls: Any, problems: list[str]) -> list[TransitionSpec]:
             continue
         try:
             on = Outcome(decl.on)
-        except ValueError:
-            problems.append(f"{where}: on must be 'ok' or 'error', got {decl.on!r}")
+        except (ValueError, TypeError):
+            problems.append(f"{where}: on must be 'ok' or 'error', got {brief(decl.on)}")
+            continue
+        ends = [text_problem(end, f"{where} {label}", max_length=MAX_NAME_LENGTH)
+                for label, end in (("from", decl.frm), ("to", decl.to))]
+        if any(ends):
+            problems.extend(p for p in ends if p)
             continue
         if decl.recovery is not None:
-            if decl.recovery not in RECOVERY_MARKERS:
+            if not isinstance(decl.recovery, str) or decl.recovery not in RECOVERY_MARKERS:
                 problems.append(
-                    f"{where}: recovery must be one of {RECOVERY_MARKERS}, got {decl.recovery!r}"
+                    f"{where}: recovery must be one of {RECOVERY_MARKERS}, "
+                    f"got {brief(decl.recovery)}"
                 )
             if on is Outcome.OK:
                 problems.append(f"{where}: recovery= is only allowed on on='error' transitions")
@@ -432,10 +541,11 @@ def _condition(raw: Any, where: str, problems: list[str]) -> Condition | None:
         problems.append(f"{where}: when must be {{'path': [...], 'equals'|...: value}}")
         return None
     ops = [op for op in CONDITION_OPS if op in raw]
-    extra = set(raw) - {"path", *CONDITION_OPS}
+    extra = [k for k in raw if k != "path" and k not in CONDITION_OPS]
     if len(ops) != 1 or extra:
         problems.append(
-            f"{where}: when needs exactly one of {CONDITION_OPS} besides 'path', got {sorted(raw)}"
+            f"{where}: when needs exactly one of {CONDITION_OPS} besides 'path', "
+            f"got {brief(list(raw))}"
         )
         return None
     return Condition(path=_path(raw["path"], f"{where}: when path", problems), op=ops[0],

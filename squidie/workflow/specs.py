@@ -7,17 +7,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from squidie.errors import WorkflowDefinitionError
-from squidie.workflow.compile import CompiledWorkflow, compile_workflow, registry_action_resolver
+from squidie.workflow.compile import (
+    CompiledWorkflow,
+    compile_workflow,
+    deadline_decl,
+    registry_action_resolver,
+)
 from squidie.workflow.dsl import (
     MISSING,
     BackoffDecl,
-    DeadlineDecl,
     FieldDecl,
     RetryDecl,
     StepDecl,
     TransitionDecl,
     TriggerDecl,
 )
+from squidie.workflow.quoting import brief
 from squidie.workflow.spec import WorkflowSpec
 
 _STEP_KEYS = {"name", "action", "kind", "input", "output", "retry", "after", "deadline",
@@ -36,8 +41,8 @@ def compile_spec(spec: Any, *, action_registry: Mapping[str, Any]) -> CompiledWo
     problems: list[str] = []
     try:
         parts = _parts(spec, problems)
-    except (TypeError, AttributeError, ValueError) as exc:  # a malformed structure
-        raise WorkflowDefinitionError([f"malformed spec: {exc}"]) from exc
+    except (TypeError, AttributeError, ValueError, RecursionError) as exc:  # malformed structure
+        raise WorkflowDefinitionError([f"malformed spec: {brief(str(exc), 160)}"]) from exc
     return compile_workflow(**parts, resolve_action=registry_action_resolver(action_registry),
                             problems=problems)
 
@@ -88,11 +93,15 @@ def _trigger(raw: Any, problems: list[str]) -> Any:
         return None
     kind = raw.get("kind", "manual")
     if kind not in ("manual", "cron"):
-        problems.append(f"trigger kind must be 'manual' or 'cron', got {kind!r}")
+        problems.append(f"trigger kind must be 'manual' or 'cron', got {brief(kind)}")
     payload = {}
-    for name, f in (raw.get("payload") or {}).items():
+    fields = raw.get("payload") or {}
+    if not isinstance(fields, Mapping):
+        problems.append(f"trigger payload must be a mapping of field specs, got {brief(fields)}")
+        fields = {}
+    for name, f in fields.items():
         if not isinstance(f, Mapping) or "type" not in f:
-            problems.append(f"payload field {name!r} must be {{'type': ..., 'default': ...}}")
+            problems.append(f"payload field {brief(name)} must be {{'type': ..., 'default': ...}}")
             continue
         payload[name] = FieldDecl(f["type"], f.get("default", MISSING) if "default" in f
                                   else MISSING)
@@ -107,13 +116,13 @@ def _step(raw: Any, index: int, problems: list[str]) -> Any:
         return None
     unknown = set(raw) - _STEP_KEYS
     if unknown:
-        problems.append(f"steps[{index}]: unknown keys {sorted(unknown)}")
+        problems.append(f"steps[{index}]: unknown keys {brief(sorted(map(brief, unknown)))}")
     retry = raw.get("retry")
     if isinstance(retry, Mapping):
         retry = RetryDecl(retry.get("max_attempts"), _backoff(retry.get("backoff")))
     deadline = raw.get("deadline")
     if isinstance(deadline, Mapping):
-        deadline = DeadlineDecl(**{k: v for k, v in deadline.items() if v is not None})
+        deadline = deadline_decl(deadline, f"steps[{index}]", problems)
     return StepDecl(
         raw.get("name"), raw.get("kind", "action"), raw.get("action"), raw.get("input"),
         raw.get("output"), retry, raw.get("after"), deadline, raw.get("compensate"),

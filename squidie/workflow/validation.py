@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from squidie.workflow.quoting import brief
 from squidie.workflow.spec import COMPLETE, Outcome, StepKind, WorkflowSpec
 
 
@@ -25,13 +26,13 @@ def _dependency_problems(spec: WorkflowSpec, names: set[str]) -> list[str]:
     for s in spec.steps:
         if s.is_manual:
             problems.append(
-                f"step {s.name!r}: {s.kind.value} steps cannot be used in after= workflows"
+                f"step {brief(s.name)}: {s.kind.value} steps cannot be used in after= workflows"
             )
         for dep in s.after:
             if dep not in names:
-                problems.append(f"step {s.name!r}: after= names unknown step {dep!r}")
+                problems.append(f"step {brief(s.name)}: after= names unknown step {brief(dep)}")
             elif dep == s.name:
-                problems.append(f"step {s.name!r}: cannot depend on itself")
+                problems.append(f"step {brief(s.name)}: cannot depend on itself")
     edges = {s.name: [d for d in s.after if d in names and d != s.name] for s in spec.steps}
     problems.extend(_cycles(edges, "after= dependencies"))
     return problems
@@ -41,18 +42,19 @@ def _transition_problems(spec: WorkflowSpec, names: set[str]) -> list[str]:
     problems = []
     for t in spec.transitions:
         if t.frm not in names:
-            problems.append(f"transition from unknown step {t.frm!r}")
+            problems.append(f"transition from unknown step {brief(t.frm)}")
         if t.to != COMPLETE and t.to not in names:
-            problems.append(f"transition {t.frm!r} -> unknown target {t.to!r}")
+            problems.append(f"transition {brief(t.frm)} -> unknown target {brief(t.to)}")
     fallbacks = Counter((t.frm, t.on) for t in spec.transitions if t.when is None)
     for (frm, on), count in fallbacks.items():
         if count > 1:
             problems.append(
-                f"step {frm!r} has {count} unconditional on={on.value!r} transitions; keep one"
+                f"step {brief(frm)} has {count} unconditional on={brief(on.value)}"
+                " transitions; keep one"
             )
     for s in spec.steps:
         if s.kind is StepKind.APPROVAL and not spec.transitions_from(s.name, Outcome.OK):
-            problems.append(f"approval step {s.name!r} needs an on='ok' transition")
+            problems.append(f"approval step {brief(s.name)} needs an on='ok' transition")
     entries = spec.entry_steps()
     if not entries:
         problems.append("no entry step: every step is the target of a transition")
@@ -67,7 +69,7 @@ def _transition_problems(spec: WorkflowSpec, names: set[str]) -> list[str]:
     reachable = _reachable(entries, edges)
     for s in spec.steps:
         if entries and s.name not in reachable:
-            problems.append(f"step {s.name!r} is unreachable from the entry step")
+            problems.append(f"step {brief(s.name)} is unreachable from the entry step")
     return problems
 
 
@@ -83,21 +85,28 @@ def _reachable(entries: list[str], edges: dict[str, list[str]]) -> set[str]:
 
 
 def _cycles(edges: dict[str, list[str]], what: str) -> list[str]:
-    """Report each cycle found by a depth-first search (white/grey/black colouring)."""
+    """Report each cycle found by a depth-first search (white/grey/black colouring).
+
+    Iterative, so a chain of thousands of steps cannot exhaust Python's stack.
+    """
     colour = dict.fromkeys(edges, 0)
     problems: list[str] = []
-
-    def visit(node: str, trail: list[str]) -> None:
-        colour[node] = 1
-        for nxt in edges[node]:
-            if colour[nxt] == 1:
+    for root in edges:
+        if colour[root]:
+            continue
+        colour[root] = 1
+        trail = [root]
+        stack = [iter(edges[root])]
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                colour[trail.pop()] = 2
+                stack.pop()
+            elif colour[nxt] == 1:
                 cycle = [*trail[trail.index(nxt):], nxt]
-                problems.append(f"cycle in {what}: {' -> '.join(cycle)}")
+                problems.append(f"cycle in {what}: {brief(' -> '.join(cycle), 400)}")
             elif colour[nxt] == 0:
-                visit(nxt, [*trail, nxt])
-        colour[node] = 2
-
-    for node in edges:
-        if colour[node] == 0:
-            visit(node, [node])
+                colour[nxt] = 1
+                trail.append(nxt)
+                stack.append(iter(edges[nxt]))
     return problems
