@@ -43,19 +43,25 @@ try:
 except squidie.ConfigError as exc:
     print(exc.code, exc.problems)
 
-# 4. PostgreSQL: a SQLAlchemy URL. postgresql:// and postgres:// are mapped to psycopg 3.
+# 4. PostgreSQL: a SQLAlchemy URL. postgresql:// and postgres:// are mapped to psycopg 3,
+#    which the postgres extra installs:  pip install -e '.[postgres]'
 #    Here we borrow a throwaway server from the test helpers; in production you pass your own URL.
-from squidie.testing.postgres import provide_postgres
-
 try:
-    with provide_postgres() as server:
-        url = server.create_database("squidie_docs_example")
-        try:
-            pg = squidie.connect(url)          # e.g. "postgresql+psycopg://app@db/app"
-            pg.install()
-            print("PostgreSQL ok:", pg.list_runs() == [])
-        finally:
-            server.drop_database("squidie_docs_example")
-except RuntimeError as exc:                     # no PostgreSQL on this machine
-    print("skipped the PostgreSQL part:", str(exc).splitlines()[0])
+    import psycopg  # noqa: F401
+except ModuleNotFoundError:
+    print("skipped the PostgreSQL part: pip install -e '.[postgres]' adds the psycopg 3 driver")
+else:
+    from squidie.testing.postgres import provide_postgres
+
+    try:
+        with provide_postgres() as server:
+            url = server.create_database("squidie_docs_example")
+            try:
+                pg = squidie.connect(url)          # e.g. "postgresql+psycopg://app@db/app"
+                pg.install()
+                print("PostgreSQL ok:", pg.list_runs() == [])
+            finally:
+                server.drop_database("squidie_docs_example")
+    except RuntimeError as exc:                 # no PostgreSQL on this machine
+        print("skipped the PostgreSQL part:", str(exc).splitlines()[0])
 print("ok")

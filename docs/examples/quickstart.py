@@ -61,5 +61,14 @@ print("explanation:", sq.explain_run("order-7").summary)
 
 assert done.status == "completed"
 assert done.context["receipt"] == {"sent_to": "ada@example.com"}
-# Starting again with the same run_id returns the same run instead of a second one.
-assert sq.start(PlaceOrder, "order_placed", {"order_id": 7}, run_id="order-7").run_id == "order-7"
+# Starting again with the same run_id (and the same payload) returns the same run
+# instead of a second one; the same run_id with another payload is refused.
+again = sq.start(PlaceOrder, "order_placed", {"order_id": 7, "email": "ada@example.com"},
+                 run_id="order-7")
+assert again.run_id == "order-7" and again.status == "completed"
+try:
+    sq.start(PlaceOrder, "order_placed", {"order_id": 8}, run_id="order-7")
+except squidie.SquidieError as exc:          # RunIdConflict
+    assert exc.code == "run_id_conflict", exc.code
+else:
+    raise AssertionError("a reused run_id with another payload must be refused")
