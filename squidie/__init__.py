@@ -18,10 +18,13 @@ from squidie.errors import (
     InvalidTransition,
     JournalConflict,
     LeaseLost,
+    MissingConfig,
+    MissingDependency,
     MissingScheduleIdempotencyKey,
     RunIdConflict,
     RunNotFound,
     SquidieError,
+    SquidieWarning,
     StorageError,
     UnsafeReplay,
     WorkflowDefinitionError,
@@ -47,6 +50,7 @@ from squidie.workflow import (
     validate_spec,
     wait,
 )
+from squidie.workflow.portable_json import register_json_encoder
 
 __version__ = "0.1.0"
 
@@ -85,6 +89,8 @@ __all__ = [
     "InvalidTransition",
     "JournalConflict",
     "LeaseLost",
+    "MissingConfig",
+    "MissingDependency",
     "MissingScheduleIdempotencyKey",
     "Retry",
     "RunIdConflict",
@@ -94,6 +100,7 @@ __all__ = [
     "RunSummary",
     "Squidie",
     "SquidieError",
+    "SquidieWarning",
     "Step",
     "StepContext",
     "StepStatus",
@@ -111,6 +118,7 @@ __all__ = [
     "log",
     "manual",
     "pause",
+    "register_json_encoder",
     "retry",
     "step",
     "transition",

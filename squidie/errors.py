@@ -4,7 +4,9 @@ Every error the public API raises derives from :class:`SquidieError` and carries
 a stable ``code`` string that host code can switch on::
 
     SquidieError (Exception)
-    ├── ConfigError                  missing_config
+    ├── ConfigError                  invalid_config
+    │   ├── MissingConfig            missing_config
+    │   └── MissingDependency        missing_dependency
     ├── InvalidOption                invalid_option
     ├── InvalidPayload               invalid_payload
     ├── WorkflowDefinitionError      invalid_workflow_spec
@@ -21,6 +23,9 @@ a stable ``code`` string that host code can switch on::
     └── StorageError                 storage_error
 
 The docstring of each class is its default message.
+
+Warnings Squidie issues derive from :class:`SquidieWarning` (a ``UserWarning``),
+so a host can filter them in one line.
 """
 
 from __future__ import annotations
@@ -57,7 +62,19 @@ class _ProblemListError(SquidieError):
 class ConfigError(_ProblemListError):
     """Squidie is not configured correctly."""
 
+    code = "invalid_config"
+
+
+class MissingConfig(ConfigError):
+    """A setting Squidie needs was never given."""
+
     code = "missing_config"
+
+
+class MissingDependency(ConfigError):
+    """A package or program this feature needs is not installed."""
+
+    code = "missing_dependency"
 
 
 class InvalidOption(SquidieError):
@@ -144,6 +161,10 @@ class StorageError(SquidieError):
     code = "storage_error"
 
 
+class SquidieWarning(UserWarning):
+    """Something works now but will not work as expected later (e.g. in another process)."""
+
+
 __all__ = [
     "ConfigError",
     "IncompatibleDefinition",
@@ -154,10 +175,13 @@ __all__ = [
     "InvalidTransition",
     "JournalConflict",
     "LeaseLost",
+    "MissingConfig",
+    "MissingDependency",
     "MissingScheduleIdempotencyKey",
     "RunIdConflict",
     "RunNotFound",
     "SquidieError",
+    "SquidieWarning",
     "StorageError",
     "UnsafeReplay",
     "WorkflowDefinitionError",

@@ -70,7 +70,9 @@ ERROR_STATUS: dict[str, int] = {
     "incompatible_workflow_definition": 409,
     "lease_lost": 409,
     "storage_error": 503,
+    "invalid_config": 500,
     "missing_config": 500,
+    "missing_dependency": 500,
 }
 
 

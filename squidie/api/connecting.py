@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from squidie.api.core import Squidie
-from squidie.errors import ConfigError
+from squidie.errors import ConfigError, MissingConfig
 from squidie.journal import SqlStore, make_engine
 from squidie.runtime.clock import Clock, DatabaseClock
 
@@ -69,7 +69,7 @@ def configure(url_or_engine: str | Engine | None = None, *, queue: str = "defaul
 def default() -> Squidie:
     """The instance set by ``configure()``; ConfigError when there is none."""
     if _default is None:
-        raise ConfigError(["no default instance: call squidie.configure(url) first"])
+        raise MissingConfig(["no default instance: call squidie.configure(url) first"])
     return _default
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
-from squidie.errors import ConfigError
+from squidie.errors import ConfigError, MissingDependency
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_FILE_MODE = 0o600  # the file holds payloads and comments; -wal/-shm inherit it
@@ -44,8 +44,12 @@ def make_engine(url: str) -> Engine:
     """
     try:
         parsed = make_url(normalise_url(url))
-    except ArgumentError as exc:
-        raise ConfigError([f"invalid database URL {url!r}: {exc}"]) from exc
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        # Not the URL itself: it may hold a password, and it could not be parsed to mask it.
+        scheme = url.partition("://")[0] if "://" in url else "no scheme"
+        raise ConfigError([f"invalid database URL ({scheme[:40]!r}): {exc}; expected "
+                           "postgresql://user:password@host:5432/dbname or "
+                           "sqlite:///path/to/file.sqlite3"]) from exc
     backend = parsed.get_backend_name()
     kwargs: dict[str, Any] = {}
     if backend == "sqlite":
@@ -57,10 +61,24 @@ def make_engine(url: str) -> Engine:
         raise ConfigError([f"unsupported database {backend!r}: use postgresql or sqlite"])
     try:
         engine = create_engine(parsed, hide_parameters=True, **kwargs)
-    except Exception as exc:  # missing driver and the like
+    except ImportError as exc:
+        raise missing_driver(parsed.get_driver_name(), exc) from exc
+    except Exception as exc:  # a bad option in the URL and the like
         raise ConfigError([f"cannot create an engine for {parsed!r}: {exc}"]) from exc
     prepare_engine(engine)
     return engine
+
+
+def missing_driver(driver: str, exc: ImportError) -> MissingDependency:
+    """The error for a database URL whose driver is not installed, with the install line."""
+    module = exc.name or driver
+    if driver == "psycopg":
+        fix = "install it with: pip install 'squidie[postgres]'"
+    else:
+        fix = (f"install {module}, or use a postgresql:// URL (psycopg 3) after: "
+               "pip install 'squidie[postgres]'")
+    return MissingDependency([f"the database driver {module!r} is not installed; {fix}"],
+                             "cannot connect: database driver missing")
 
 
 def prepare_engine(engine: Engine) -> None:

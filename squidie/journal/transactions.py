@@ -160,6 +160,24 @@ def storage_error(exc: SQLAlchemyError) -> SquidieError:
         error: SquidieError = JournalConflict(f"concurrent write detected ({sqlstate})",
                                               sqlstate=sqlstate)
     else:
-        error = StorageError(f"database error: {describe(exc)}", sqlstate=sqlstate)
+        text = describe(exc)
+        if missing_schema(exc, text):
+            error = StorageError(f"database error: {text}; Squidie's tables are missing: "
+                                 f"{INSTALL_HINT}", sqlstate=sqlstate, hint=INSTALL_HINT)
+        else:
+            error = StorageError(f"database error: {text}", sqlstate=sqlstate)
     error.sqlstate = sqlstate  # type: ignore[attr-defined]
     return error
+
+
+INSTALL_HINT = "run `sq.install()` or `squidie install`"
+
+
+def missing_schema(exc: SQLAlchemyError, description: str) -> bool:
+    """True when ``exc`` says one of Squidie's tables does not exist (install() was
+    never run on this database or schema): PostgreSQL's undefined_table (42P01),
+    SQLite's ``no such table``, naming a ``squidie_`` table."""
+    names_ours = "squidie_" in description
+    if sqlstate_of(exc) == "42P01":
+        return names_ours
+    return names_ours and "no such table" in description

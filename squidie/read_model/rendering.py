@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from typing import TYPE_CHECKING, Any
 
-from squidie.errors import ConfigError
+from squidie.errors import ConfigError, MissingDependency
 
 if TYPE_CHECKING:
     from squidie.read_model.graph import RunGraph
@@ -125,7 +125,7 @@ def to_svg(graph: RunGraph) -> str:
     """SVG of :func:`to_dot` drawn by Graphviz ``dot``."""
     dot = shutil.which("dot")
     if dot is None:
-        raise ConfigError(
+        raise MissingDependency(
             ["the Graphviz 'dot' program is not installed (Debian/Ubuntu: apt-get install "
              "graphviz; macOS: brew install graphviz); to_mermaid() and to_dot() work without it"],
             "cannot render SVG",

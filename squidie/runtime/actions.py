@@ -132,14 +132,16 @@ def escapes(exc: BaseException) -> bool:
 
 
 def ok_outcome(result: Any) -> dict[str, Any]:
-    """Outcome of a returned value: ok for a storable dict or None, else ``invalid_output``.
+    """Outcome of a returned value: ok for a storable dict (or a dataclass, pydantic
+    model or registered type that converts to one) or None, else ``invalid_output``.
 
-    The value is checked once here, before anything is written, so every backend
-    stores (or refuses) it alike: see :mod:`squidie.workflow.portable_json`.
+    The value is checked and converted once here, before anything is written, so
+    every backend stores (or refuses) it alike: see
+    :mod:`squidie.workflow.portable_json`.
     """
     if result is None:
         result = {}
-    if not isinstance(result, dict):
+    if isinstance(result, list | tuple | str | int | float):
         return invalid_output(f"step returned {_type_name(result)}, expected a dict or None")
     try:
         normalised = portable_json(result)
@@ -147,6 +149,8 @@ def ok_outcome(result: Any) -> dict[str, Any]:
         problem = str(exc) if isinstance(exc, NotPortable) else \
             f"{_type_name(exc)} while reading it"
         return invalid_output(f"step output cannot be stored: {problem}")
+    if not isinstance(normalised, dict):
+        return invalid_output(f"step returned {_type_name(result)}, expected a dict or None")
     return {"ok": True, "output": normalised, "error": None, "retryable": False, "delay": None}
 
 

@@ -9,8 +9,10 @@ import math
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from squidie.errors import WorkflowDefinitionError
 from squidie.workflow.cronexpr import cron_problem
@@ -25,7 +27,7 @@ from squidie.workflow.dsl import (
     TriggerDecl,
 )
 from squidie.workflow.identifiers import text_problem
-from squidie.workflow.payload import check_value
+from squidie.workflow.payload import TEXT_TYPES, normalise_value
 from squidie.workflow.portable_json import portable_json
 from squidie.workflow.quoting import brief
 from squidie.workflow.spec import (
@@ -55,7 +57,8 @@ from squidie.workflow.validation import graph_problems
 ActionResolver = Callable[[Any, str, list[str]], tuple[str, Any] | None]
 
 _PY_TYPES: dict[Any, str] = {str: "str", int: "int", float: "float", bool: "bool",
-                             dict: "dict", list: "list"}
+                             dict: "dict", list: "list", datetime: "datetime", date: "date",
+                             Decimal: "decimal", UUID: "uuid"}
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -279,10 +282,13 @@ def _payload_fields(payload: Any, problems: list[str]) -> list[FieldSpec]:
         if decl.default is MISSING:
             out.append(FieldSpec(name=fname, type=type_name))
             continue
-        error = check_value(type_name, decl.default)
+        stored, error = normalise_value(type_name, decl.default)
         if error:
             problems.append(f"payload field {brief(fname)}: default {error}")
-        out.append(FieldSpec(name=fname, type=type_name, required=False, default=decl.default))
+        # Text-typed defaults are kept in their stored form; others as written, so
+        # the fingerprints of existing workflows do not change.
+        default = stored if type_name in TEXT_TYPES and not error else decl.default
+        out.append(FieldSpec(name=fname, type=type_name, required=False, default=default))
     return out
 
 

@@ -35,7 +35,8 @@ class FieldDecl:
 
 
 def field(type: Any, default: Any = MISSING) -> FieldDecl:
-    """Declare a typed payload field (``str, int, float, bool, dict, list``).
+    """Declare a typed payload field (``str, int, float, bool, dict, list``, or
+    ``datetime, date, Decimal, UUID``, which are stored as their text form).
 
     A field without a default is required.
     """

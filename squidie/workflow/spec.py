@@ -36,7 +36,8 @@ class Outcome(StrEnum):
 
 
 COMPLETE = "complete"
-FIELD_TYPES = ("str", "int", "float", "bool", "dict", "list")
+FIELD_TYPES = ("str", "int", "float", "bool", "dict", "list", "datetime", "date", "decimal",
+               "uuid")
 CONDITION_OPS = ("equals", "greater_than", "less_than")
 RECOVERY_MARKERS = ("undo", "compensation")
 ESCALATIONS = ("diagnostic", "operator_action", "workflow_step", "host_callback")
