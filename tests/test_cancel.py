@@ -103,12 +103,17 @@ def test_cancel_withdraws_a_recorded_but_unapplied_outcome(sq: Squidie) -> None:
     def crash(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("worker died between record and apply")
 
+    real_fused = executing.record_and_apply
+    # The record-then-apply path (taken when the one-write path cannot commit),
+    # with the worker dying between the two writes.
+    executing.record_and_apply = lambda *a, **k: None  # type: ignore[assignment]
     executing.apply_recorded = crash  # type: ignore[assignment]
     try:
         with pytest.raises(RuntimeError):
             sq.execute_next(owner_id="w1", lease_for=10)
     finally:
         executing.apply_recorded = real_apply  # type: ignore[assignment]
+        executing.record_and_apply = real_fused  # type: ignore[assignment]
     sq.cancel(run.run_id)
     sq.clock.advance(timedelta(seconds=60))  # type: ignore[attr-defined]
     assert drain(sq) == []

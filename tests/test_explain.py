@@ -97,6 +97,8 @@ def test_completed_result_pending_apply(sq: Squidie, clock: FakeClock,
     def crash(*args: object, **kwargs: object) -> None:
         raise SystemExit("worker died after recording the outcome")
 
+    # The record-then-apply path, with the worker dying between the two writes.
+    monkeypatch.setattr(executing, "record_and_apply", lambda *a, **k: None)
     monkeypatch.setattr(executing, "apply_recorded", crash)
     with pytest.raises(SystemExit):
         sq.execute_next(owner_id="doomed", lease_for=30)

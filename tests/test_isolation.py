@@ -86,6 +86,7 @@ def test_rows_scheduled_under_legacy_ids_are_still_read(sq: Squidie) -> None:
         conn.execute(update(attempts).where(attempts.c.run_id == run.run_id)
                      .values(attempt_id=legacy_attempt_id(run.run_id, "a", 1)))
     sq.execute_next(owner_id="w", lease_for=60, heartbeat_interval=None)
+    sq.release_handoff("w")  # the next step, visible to every worker
     snap = sq.inspect_run(run.run_id, include_history=True)
     assert [s["status"] for s in snap.steps or []] == ["completed", "pending"]
     assert sq.explain_run(run.run_id).reason == "attempt_visible"

@@ -311,6 +311,8 @@ class TestRecovery:
         def crash(*args: Any, **kwargs: Any) -> Any:
             raise KeyboardInterrupt("worker died after recording")
 
+        # The record-then-apply path, with the worker dying between the two writes.
+        monkeypatch.setattr(executing, "record_and_apply", lambda *a, **k: None)
         monkeypatch.setattr(executing, "apply_recorded", crash)
         with pytest.raises(KeyboardInterrupt):
             sq.execute_next(owner_id="doomed", lease_for=30)

@@ -3,6 +3,7 @@ runtime and read models. Host apps hold one of these (see ``connect``)."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -11,9 +12,10 @@ from squidie.api.checks import check_cursor, check_id, checked_moment
 from squidie.api.controls import ControlsMixin
 from squidie.api.cron import CronMixin
 from squidie.api.reads import ReadsMixin
-from squidie.errors import InvalidOption, WorkflowDefinitionError
+from squidie.errors import InvalidOption, SquidieWarning, WorkflowDefinitionError
 from squidie.journal import JournalStore
 from squidie.read_model import RunSnapshot, RunSummary, snapshot, summary
+from squidie.runtime.claims import Handoffs
 from squidie.runtime.clock import Clock, SystemClock
 from squidie.runtime.executing import check_options, execute_next
 from squidie.runtime.loading import load_state, resolve_workflow, workflow_ref
@@ -24,6 +26,22 @@ from squidie.workflow import CompiledWorkflow
 from squidie.workflow.paths import MAX_PATH_LENGTH
 from squidie.workflow.quoting import brief
 from squidie.workflow.specs import compile_spec, spec_shape
+
+_warned_main: set[str] = set()  # workflows in __main__ already warned about
+
+
+def warn_if_main(path: str | None) -> None:
+    """Warn, once per workflow and process, that a workflow defined in ``__main__``
+    cannot be imported by other processes (their workers would never run it)."""
+    if path is None or not path.startswith("__main__.") or path in _warned_main:
+        return
+    _warned_main.add(path)
+    warnings.warn(
+        f"workflow {brief(path)} is defined in __main__ (the script being run): workers in "
+        "other processes cannot import it, so they will not run its steps. Move it into an "
+        "importable module (e.g. workflows.py) and import it from the script; workers in "
+        "this process run it fine.",
+        SquidieWarning, stacklevel=3)
 
 
 class Squidie(ControlsMixin, ReadsMixin, CronMixin):
@@ -39,6 +57,8 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
         self.store = store
         self.queue = queue
         self.clock: Clock = clock or SystemClock()
+        # Next steps claimed for a worker by the write of the step before them.
+        self._handoffs = Handoffs()
 
     # -- helpers ---------------------------------------------------------------
 
@@ -91,6 +111,7 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
         if isinstance(workflow, str):
             check_id(workflow, "workflow", max_length=MAX_PATH_LENGTH)
         compiled = resolve_workflow(workflow)
+        warn_if_main(compiled.path or workflow_ref(workflow))
         state, _created = self._start(compiled, compiled.path or workflow_ref(workflow), trigger,
                                       payload, run_id=run_id, queue=queue, now=now)
         return self._snapshot(state, now=now)
@@ -145,6 +166,11 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
         Returns the run's snapshot, or None when nothing is due. Raises
         ``LeaseLost`` when the claim was lost before the outcome was recorded
         (nothing of it was stored).
+
+        When the step makes a successor of its run due at once, the same write
+        claims it for ``owner_id`` for a few seconds, and ``owner_id``'s next call
+        runs it without claiming (one write per step); another worker gets it
+        if that next call does not come in time.
         """
         lease, hb = check_options(owner_id, lease_for, heartbeat_interval)
         queue = self.queue if queue is None else check_id(queue, "queue")
@@ -152,6 +178,7 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
             self.store, clock=self.clock, owner_id=owner_id, queue=queue,
             lease_for=lease, heartbeat_interval=hb,
             now=None if now is None else checked_moment(now), action_registry=action_registry,
+            handoffs=self._handoffs,
         )
         return None if state is None else self._snapshot(state, now=now)
 
@@ -180,8 +207,18 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
                                      heartbeat_interval=heartbeat_interval,
                                      action_registry=action_registry)
 
+        def hand_back(owner: str) -> None:
+            self.release_handoff(owner, queue=queue)
+
         return Worker(once, owner_id, concurrency=concurrency, idle_min=idle_min,
-                      idle_max=idle_max, max_steps=max_steps, on_error=on_error)
+                      idle_max=idle_max, max_steps=max_steps, on_error=on_error,
+                      on_exit=hand_back)
+
+    def release_handoff(self, owner_id: str, *, queue: str | None = None) -> None:
+        """Hand back the next step claimed for ``owner_id`` (if any), visible to every
+        worker at once: call it when a loop of ``execute_next`` stops early."""
+        queue = self.queue if queue is None else queue
+        self._handoffs.release(self.store, owner_id, queue, self._now(None))
 
     # -- reading ---------------------------------------------------------------
 

@@ -77,14 +77,26 @@ class LoadedRun:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Grant:
+    """A claim given to a new attempt as it is created: the worker that scheduled it
+    runs it next, without a claim of its own (only the token's hash is stored)."""
+
+    owner_id: str
+    claim_id: str
+    token_hash: str
+    lease_until: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NewAttempt:
-    """A runnable attempt to put on the dispatch table."""
+    """A runnable attempt to put on the dispatch table (claimed at once with ``grant``)."""
 
     attempt_id: str
     runnable_key: str
     step: str
     attempt_number: int
     visible_at: datetime
+    grant: Grant | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -331,16 +331,7 @@ class SqlStore:
         rows: list[NewAttempt] = list(new)
         if not rows:
             return
-        conn.execute(
-            insert(attempts),
-            [
-                {"attempt_id": a.attempt_id, "run_id": run_id, "queue": queue,
-                 "runnable_key": a.runnable_key, "step": a.step,
-                 "attempt_number": a.attempt_number, "status": "visible",
-                 "due_at": a.visible_at, "visible_at": a.visible_at, "claims": 0}
-                for a in rows
-            ],
-        )
+        conn.execute(insert(attempts), [_attempt_row(a, run_id, queue) for a in rows])
 
     # -- dispatch -----------------------------------------------------------
 
@@ -568,6 +559,21 @@ class SqlStore:
                 .order_by(commands.c.recorded_at, commands.c.idempotency_key))
         rows = self._run(lambda conn, _: conn.execute(stmt).all(), read_only=True)
         return [_receipt(r) for r in rows]
+
+
+def _attempt_row(a: NewAttempt, run_id: str, queue: str) -> dict[str, Any]:
+    """The dispatch row of a new attempt: visible, or already claimed (a grant)."""
+    g = a.grant
+    return {
+        "attempt_id": a.attempt_id, "run_id": run_id, "queue": queue,
+        "runnable_key": a.runnable_key, "step": a.step, "attempt_number": a.attempt_number,
+        "status": "claimed" if g else "visible",
+        "due_at": g.lease_until if g else a.visible_at, "visible_at": a.visible_at,
+        "claims": 1 if g else 0,
+        "owner_id": g.owner_id if g else None, "claim_id": g.claim_id if g else None,
+        "token_hash": g.token_hash if g else None, "claimed_at": a.visible_at if g else None,
+        "lease_expires_at": g.lease_until if g else None,
+    }
 
 
 def _aware(value: datetime) -> datetime:

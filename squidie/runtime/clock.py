@@ -34,6 +34,10 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+SAMPLES = 4  # readings of the database's time per refresh, at most
+GOOD_ROUND_TRIP = 0.005  # seconds: a reading this quick is within 2.5 ms
+
+
 class DatabaseClock:
     """The database's time, read once and then carried forward by this host's
     monotonic clock, re-read every ``refresh_every`` seconds.
@@ -79,7 +83,7 @@ class DatabaseClock:
                 return self._anchor  # another thread re-read it meanwhile
             before = self._monotonic()
             try:
-                database_time = aware(self._read(), "database time")
+                database_time, middle = self._sample()
             except SquidieError:
                 if seen is None:
                     raise  # never read: there is no database time to carry forward
@@ -87,10 +91,28 @@ class DatabaseClock:
                             "reading forward", exc_info=True)
                 self._anchor = (seen[0], seen[1], before + self._retry_after)
                 return self._anchor
-            after = self._monotonic()
-            # The reading was taken somewhere in the round trip: take its middle.
-            self._anchor = (database_time, (before + after) / 2, after + self._refresh_every)
+            self._anchor = (database_time, middle, self._monotonic() + self._refresh_every)
             return self._anchor
+
+    def _sample(self) -> tuple[datetime, float]:
+        """The reading with the shortest round trip of a few, and the middle of that
+        round trip (when the reading was most likely taken).
+
+        The error of a reading is at most half its round trip; the first one may
+        include connecting (or reconnecting after a restart, up to seconds), so a
+        few are taken and the quickest kept, the way NTP picks its samples.
+        """
+        best: tuple[float, datetime, float] | None = None
+        for _ in range(SAMPLES):
+            before = self._monotonic()
+            reading = aware(self._read(), "database time")
+            after = self._monotonic()
+            if best is None or after - before < best[0]:
+                best = (after - before, reading, (before + after) / 2)
+            if best[0] <= GOOD_ROUND_TRIP:
+                break
+        assert best is not None
+        return best[1], best[2]
 
 
 def aware(now: datetime, what: str = "now") -> datetime:

@@ -1,30 +1,40 @@
-"""``execute_next``: claim one due attempt under a fenced lease, run it, record
-the outcome durably, then apply it (plan successors) in a second write.
+"""``execute_next``: claim one due attempt under a fenced lease, run it, then
+record and apply its outcome.
 
-Commit order: the outcome is durable (attempt row ``finished`` + journal fact)
-before it is applied. A worker that dies in between leaves a ``finished`` row
-whose lease runs out; the next ``execute_next`` claims it and only applies.
+In the common case one write fences the claim, records the outcome, applies it
+and schedules the successors (:func:`record_and_apply`). When that write cannot
+commit as one (a parallel branch of the run wrote first, or a saga must run its
+compensations between writes) the outcome is recorded alone and applied in a
+second write. Then the outcome is durable (attempt row ``finished`` + journal
+fact) before it is applied: a worker that dies in between leaves a ``finished``
+row whose lease runs out, and the next ``execute_next`` claims it and only applies.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import secrets
-import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
 from squidie.errors import IncompatibleDefinition, InvalidOption, JournalConflict, LeaseLost
-from squidie.journal import AttemptRecord, Fence, JournalStore
+from squidie.journal import Fence, JournalStore
 from squidie.runtime.actions import (
     MissingInput,
     exception_outcome,
     invoke,
     resolve_input,
+)
+from squidie.runtime.claims import (
+    HANDOFF_LEASE,
+    Claim,
+    Handoff,
+    Handoffs,
+    detached,
+    grant_successor,
+    new_credentials,
 )
 from squidie.runtime.clock import Clock, iso, later
 from squidie.runtime.heartbeat import Heartbeat
@@ -40,21 +50,6 @@ MIN_HEARTBEAT = 0.05
 MAX_LEASE = 7 * 24 * 3600.0  # seconds; longer steps heartbeat instead
 MAX_OWNER_ID = 200  # the dispatch table's owner_id column
 RELEASE_DELAY = 30.0  # seconds before a handed-back attempt is visible again
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Claim:
-    """A held claim: the dispatch row plus the secret token (only its hash is stored)."""
-
-    attempt: AttemptRecord
-    claim_id: str
-    token_hash: str
-
-    def fence(self, *, statuses: tuple[str, ...], set_status: str, unexpired: bool) -> Fence:
-        """The fence a write under this claim must pass."""
-        return Fence(attempt_id=self.attempt.attempt_id, claim_id=self.claim_id,
-                     token_hash=self.token_hash, statuses=statuses, unexpired=unexpired,
-                     set_status=set_status)
 
 
 def check_options(
@@ -113,8 +108,13 @@ def execute_next(
     heartbeat_interval: float | None,
     now: datetime | None,
     action_registry: Mapping[str, Any] | None,
+    handoffs: Handoffs | None = None,
 ) -> RunState | None:
     """Claim, run, record and apply one attempt; None when nothing is due.
+
+    With ``handoffs``, a successor of the run that the final write makes due at
+    once is claimed by that write for ``owner_id`` (see :mod:`squidie.runtime.claims`),
+    and the next call of ``owner_id`` runs it without claiming.
 
     Given ``now=T`` the whole call happens at ``T``: the claim, the outcome and
     the successors it schedules are all dated ``T`` (CONTRACT conventions), so
@@ -125,22 +125,34 @@ def execute_next(
     def current() -> datetime:
         return base if now is not None else clock.now()
 
-    token = secrets.token_hex(32)
-    claim_id = uuid.uuid4().hex
-    token_hash = hashlib.sha256(token.encode()).hexdigest()
-    claimed = store.claim_and_load(queue=queue, owner_id=owner_id, now=base,
-                                   lease_until=later(base, lease_for), claim_id=claim_id,
-                                   token_hash=token_hash)
-    if claimed is None:
-        return None
-    attempt, loaded = claimed
     # A saga applied under this claim renews its lease the way the step did.
     terms = LeaseTerms(lease_for=lease_for, heartbeat_interval=heartbeat_interval)
-    claim = Claim(attempt=attempt, claim_id=claim_id, token_hash=token_hash)
-    if attempt.status == "finished":  # recovery: outcome durable, never applied
-        return apply_recorded(store, claim, current(), action_registry, clock=current,
-                              lease=terms)
-    state = fold_loaded(loaded)
+    handoff = handoffs.take(owner_id, queue) if handoffs is not None else None
+    if handoff is not None and not handoff.usable(base):
+        handoff = None  # too close to its lease's end: left for anyone to claim
+    claimed = None
+    if handoff is None:
+        claim_id, token_hash = new_credentials()
+        claimed = store.claim_and_load(queue=queue, owner_id=owner_id, now=base,
+                                       lease_until=later(base, lease_for), claim_id=claim_id,
+                                       token_hash=token_hash)
+        if claimed is None and handoffs is not None:
+            # Nothing else is due: run another worker's handoff rather than let it wait.
+            handoff = handoffs.take_any(queue, owner_id)
+            if handoff is not None and not handoff.usable(base):
+                handoff = None
+    if handoff is not None:
+        claim, state = handoff.claim, handoff.state
+        attempt = claim.attempt
+    elif claimed is None:
+        return None
+    else:
+        attempt, loaded = claimed
+        claim = Claim(attempt=attempt, claim_id=claim_id, token_hash=token_hash)
+        if attempt.status == "finished":  # recovery: outcome durable, never applied
+            return apply_recorded(store, claim, current(), action_registry, clock=current,
+                                  lease=terms)
+        state = fold_loaded(loaded)
     runnable = state.runnables.get(attempt.runnable_key)
     if (state.terminal or runnable is None or runnable.status != "scheduled"
             or runnable.attempt != attempt.attempt_number):
@@ -150,8 +162,8 @@ def execute_next(
     except InvalidOption:
         # This worker cannot run the run (class not importable here, no action
         # registry): hand the attempt back instead of sitting on it for a lease.
-        store.release(attempt_id=attempt.attempt_id, claim_id=claim_id, token_hash=token_hash,
-                      visible_at=later(current(), RELEASE_DELAY))
+        store.release(attempt_id=attempt.attempt_id, claim_id=claim.claim_id,
+                      token_hash=claim.token_hash, visible_at=later(current(), RELEASE_DELAY))
         raise
     if compiled.fingerprint != state.fingerprint and state.spec is None:
         return _fail_incompatible(store, claim, state, compiled, current())
@@ -162,7 +174,7 @@ def execute_next(
     ctx = StepContext(
         run_id=state.run_id, workflow=state.workflow, step=step.name,
         attempt=attempt.attempt_number, runnable_key=runnable.key,
-        idempotency_key=f"{state.run_id}:{runnable.key}", claim_id=claim_id,
+        idempotency_key=f"{state.run_id}:{runnable.key}", claim_id=claim.claim_id,
         state=MappingProxyType(view),
     )
     step_input: dict[str, Any] | None = None
@@ -170,34 +182,106 @@ def execute_next(
         step_input = resolve_input(step, view)
         # The step gets its own copy of its input too: what is recorded as the
         # attempt's input is what it was given, whatever the step does to it.
-        outcome = _run_with_heartbeat(store, claim, clock, step, action, copy_json(step_input), ctx,
-                                      lease_for, heartbeat_interval, current)
+        outcome = _run_with_heartbeat(store, claim, step, action, copy_json(step_input), ctx,
+                                      lease_for, heartbeat_interval, current,
+                                      handed_off=handoff is not None and claim is handoff.claim)
     except MissingInput as exc:
         outcome = exception_outcome(exc)
-    after = record_outcome(store, claim, state, outcome, step_input, current())
-    return apply_recorded(store, claim, current(), action_registry, state=after, clock=current,
-                          lease=terms)
+    done = record_and_apply(store, claim, state, compiled, outcome, step_input, current(),
+                            clock=current, lease=terms,
+                            grant_to=owner_id if handoffs is not None else None)
+    if done is not None:
+        after, granted = done
+        if granted is not None and handoffs is not None:
+            handoffs.put(owner_id, queue, Handoff(claim=granted, state=detached(after),
+                                                  lease_until=granted.attempt.due_at))
+        return after
+    # Another writer moved the run on (a parallel branch), or a saga must run
+    # between writes: record the outcome alone, then apply it on fresh state.
+    recorded = record_outcome(store, claim, load_state(store, state.run_id), outcome,
+                              step_input, current())
+    return apply_recorded(store, claim, current(), action_registry, state=recorded,
+                          clock=current, lease=terms)
 
 
 def _run_with_heartbeat(
-    store: JournalStore, claim: Claim, clock: Clock, step: Any, action: Any,
+    store: JournalStore, claim: Claim, step: Any, action: Any,
     step_input: dict[str, Any], ctx: StepContext, lease_for: float,
-    heartbeat_interval: float | None, current: Any,
+    heartbeat_interval: float | None, current: Callable[[], datetime], *,
+    handed_off: bool = False,
 ) -> dict[str, Any]:
+    """Run the step, renewing the claim's lease every ``heartbeat_interval``.
+
+    A handed-off attempt holds only a short lease (see :mod:`squidie.runtime.claims`):
+    a step still running after half of it gets the lease a claim of its own would
+    have had (``lease_for`` from when it was granted; renewed further only with
+    ``heartbeat_interval``), so a handoff changes no step's lease.
+    """
+    granted_at = claim.attempt.claimed_at or current()
+    held_until = [claim.attempt.lease_expires_at]
+
     def beat() -> bool:
         moment = current()
+        until = later(moment, lease_for)
+        if heartbeat_interval is None:
+            until = min(until, later(granted_at, lease_for))
+            if held_until[0] is not None and until <= held_until[0]:
+                return True  # already holds all the lease it may have
+        held_until[0] = until
         return store.heartbeat(attempt_id=claim.attempt.attempt_id, claim_id=claim.claim_id,
-                               token_hash=claim.token_hash, now=moment,
-                               lease_until=later(moment, lease_for))
+                               token_hash=claim.token_hash, now=moment, lease_until=until)
 
-    if heartbeat_interval is None:
+    interval = heartbeat_interval
+    if handed_off:
+        interval = min(interval or HANDOFF_LEASE, HANDOFF_LEASE / 2)
+    if interval is None:
         return invoke(step, action, step_input, ctx)
-    with Heartbeat(beat, heartbeat_interval) as heartbeat:
+    with Heartbeat(beat, interval) as heartbeat:
         outcome = invoke(step, action, step_input, ctx)
     if heartbeat.lost.is_set():
         raise LeaseLost(f"lease on attempt {claim.attempt.attempt_id!r} was lost while the "
                         "step ran; its result was discarded")
     return outcome
+
+
+def record_and_apply(
+    store: JournalStore, claim: Claim, state: RunState, compiled: CompiledWorkflow,
+    outcome: dict[str, Any], step_input: dict[str, Any] | None, now: datetime, *,
+    clock: Callable[[], datetime], lease: LeaseTerms, grant_to: str | None = None,
+) -> tuple[RunState, Claim | None] | None:
+    """The common case in one write: fence the claim, record the outcome, apply it
+    (output, retry, routing, end of run) and schedule the successors.
+
+    None when that cannot commit as one write, and nothing was written: another
+    writer advanced the run first (a parallel branch finished), or the outcome
+    starts a saga, whose compensations run between writes. ``state`` has then
+    been folded forward in memory and must not be used again.
+    """
+    a = claim.attempt
+    plan = Plan(state, now, clock)
+    plan.lease = lease
+    plan.add("attempt_finished", **_finished(claim, outcome, step_input))
+    apply_outcome(plan, compiled.spec, a.runnable_key, actions=compiled.actions)
+    if plan.deferred is not None:
+        return None
+    granted = grant_successor(plan, owner_id=grant_to, now=now) if grant_to else None
+    try:
+        plan.commit(store, fence=claim.fence(statuses=("claimed",), set_status="applied",
+                                             unexpired=True))
+    except JournalConflict:
+        return None
+    return plan.state, granted
+
+
+def _finished(claim: Claim, outcome: dict[str, Any],
+              step_input: dict[str, Any] | None) -> dict[str, Any]:
+    """The data of an ``attempt_finished`` fact."""
+    a = claim.attempt
+    return {
+        "key": a.runnable_key, "attempt": a.attempt_number, **outcome, "input": step_input,
+        "claimed_at": iso(a.claimed_at) if a.claimed_at else None, "owner_id": a.owner_id,
+        "claim_id": claim.claim_id,
+    }
 
 
 def record_outcome(
@@ -209,12 +293,9 @@ def record_outcome(
     Returns the state after the write when it is known without re-reading.
     """
     a = claim.attempt
-    data = {
-        "key": a.runnable_key, "attempt": a.attempt_number, **outcome, "input": step_input,
-        "claimed_at": iso(a.claimed_at) if a.claimed_at else None, "owner_id": a.owner_id,
-        "claim_id": claim.claim_id,
-    }
+    data = _finished(claim, outcome, step_input)
     fence = claim.fence(statuses=("claimed",), set_status="finished", unexpired=True)
+    _check_still_expected(state, claim)
     plan = Plan(state, now)
     plan.add("attempt_finished", **data)
     try:
@@ -225,17 +306,23 @@ def record_outcome(
 
     def again() -> None:
         fresh = load_state(store, a.run_id)
-        current = fresh.runnables.get(a.runnable_key)
-        if fresh.terminal or current is None or current.attempt != a.attempt_number:
-            # Cancelled (or superseded) while the step ran: the claim no longer counts.
-            raise LeaseLost(f"run {a.run_id} moved on while attempt {a.attempt_id!r} ran; "
-                            "its result was discarded", attempt_id=a.attempt_id)
+        _check_still_expected(fresh, claim)
         retry_plan = Plan(fresh, now)
         retry_plan.add("attempt_finished", **data)
         retry_plan.commit(store, fence=fence, checkpoint=False)
 
     retry_on_conflict(again)
     return None
+
+
+def _check_still_expected(state: RunState, claim: Claim) -> None:
+    """LeaseLost when the run was cancelled (or the attempt superseded) while the
+    step ran: the claim no longer counts and its result is discarded."""
+    a = claim.attempt
+    current = state.runnables.get(a.runnable_key)
+    if state.terminal or current is None or current.attempt != a.attempt_number:
+        raise LeaseLost(f"run {a.run_id} moved on while attempt {a.attempt_id!r} ran; "
+                        "its result was discarded", attempt_id=a.attempt_id)
 
 
 def apply_recorded(

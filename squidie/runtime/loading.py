@@ -32,6 +32,8 @@ def load_state(store: JournalStore, run_id: str, *, history: bool = False) -> Ru
 def fold_loaded(loaded: LoadedRun, *, history: bool = False) -> RunState:
     """The state of a loaded run: its checkpoint with the facts after it folded on."""
     state = RunState.from_json(loaded.checkpoint.state) if loaded.checkpoint else None
+    if state is not None and loaded.checkpoint is not None:
+        state.checkpoint_revision = loaded.checkpoint.revision
     for fact in loaded.facts:
         state = fold(state, fact.kind, fact.data, fact.revision)
         if history:

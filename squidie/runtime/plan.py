@@ -14,6 +14,7 @@ from squidie.journal import (
     AttemptRecord,
     CommandReceipt,
     Fence,
+    Grant,
     JournalStore,
     NewAttempt,
     NewFact,
@@ -26,6 +27,8 @@ from squidie.runtime.state import RunState, fold
 # calls compensations between durable intent and result facts). It receives the
 # plan, the store and the fence, and returns the final revision.
 Deferred = Callable[["Plan", JournalStore, Fence | None], int]
+
+CHECKPOINT_EVERY = 16  # facts between checkpoints (a step writes about four)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +58,8 @@ class Plan:
         self.deferred: Deferred | None = None
         # Set by the executor when the plan is committed under a claim.
         self.lease: LeaseTerms | None = None
+        # Attempts this write claims for the worker that scheduled them (by id).
+        self.grants: dict[str, Grant] = {}
 
     def add(self, kind: str, **data: Any) -> None:
         """Decide one fact and fold it into the working state."""
@@ -65,15 +70,16 @@ class Plan:
     def new_attempts(self) -> list[NewAttempt]:
         """Dispatch rows for every runnable this plan scheduled."""
         run_id = self.state.run_id
-        return [
-            NewAttempt(
-                attempt_id=attempt_id(run_id, f.data["key"], f.data["attempt"]),
-                runnable_key=f.data["key"], step=f.data["step"],
-                attempt_number=f.data["attempt"], visible_at=parse_iso(f.data["visible_at"]),
-            )
-            for f in self.facts
-            if f.kind == "runnable_scheduled"
-        ]
+        out = []
+        for f in self.facts:
+            if f.kind == "runnable_scheduled":
+                number = attempt_id(run_id, f.data["key"], f.data["attempt"])
+                out.append(NewAttempt(
+                    attempt_id=number, runnable_key=f.data["key"], step=f.data["step"],
+                    attempt_number=f.data["attempt"], visible_at=parse_iso(f.data["visible_at"]),
+                    grant=self.grants.get(number),
+                ))
+        return out
 
     def commit(
         self, store: JournalStore, *, fence: Fence | None = None, checkpoint: bool = True,
@@ -86,7 +92,9 @@ class Plan:
             return deferred(self, store, fence)
         state = self.state
         became_terminal = state.terminal and not self.base_terminal
-        return store.write(
+        snapshot = (self.facts and checkpoint and not state.history
+                    and (became_terminal or checkpoint_due(state)))
+        revision = store.write(
             RunWrite(
                 run_id=state.run_id,
                 expected_revision=self.base_revision,
@@ -94,14 +102,23 @@ class Plan:
                 facts=self.facts,
                 status=state.status if (self.facts or state.status != self.base_status) else None,
                 terminal_at=self.now if became_terminal else None,
-                checkpoint=(state.to_json() if self.facts and checkpoint and not state.history
-                            else None),
+                checkpoint=state.to_json() if snapshot else None,
                 fence=fence,
                 new_attempts=self.new_attempts(),
                 withdraw_live_attempts=became_terminal,
                 command=command,
             )
         )
+        if snapshot:
+            state.checkpoint_revision = revision
+        return revision
+
+
+def checkpoint_due(state: RunState) -> bool:
+    """Whether a write should store a new checkpoint: once ``CHECKPOINT_EVERY`` facts
+    have gathered since the last one, so a load folds at most that many facts and a
+    step does not rewrite the whole state each time."""
+    return state.revision - state.checkpoint_revision >= CHECKPOINT_EVERY
 
 
 def attempt_id(run_id: str, key: str, number: int) -> str:

@@ -116,6 +116,9 @@ class RunState:
     history: bool = False
     failed_steps: list[str] = field(default_factory=list)
     finished_attempts: dict[str, int] = field(default_factory=dict)
+    # The revision of the newest stored checkpoint this state was built from or
+    # wrote (not stored in checkpoints): writes checkpoint again only every few facts.
+    checkpoint_revision: int = 0
 
     @property
     def terminal(self) -> bool:
@@ -146,7 +149,7 @@ class RunState:
         The result shares nested objects with the state: serialise it before the
         state changes again.
         """
-        out = _compact(self, _RUN_DEFAULTS, skip=("runnables",))
+        out = _compact(self, _RUN_DEFAULTS, skip=("runnables", "checkpoint_revision"))
         out["runnables"] = {
             key: {**_compact(r, _RUNNABLE_DEFAULTS, skip=("attempts",)),
                   "attempts": [_compact(a, _ATTEMPT_DEFAULTS) for a in r.attempts]}

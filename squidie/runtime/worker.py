@@ -39,12 +39,14 @@ class Worker:
         on_error: Callable[[BaseException], None] | None = None,
         error_min: float = 0.1,
         error_max: float = 10.0,
+        on_exit: Callable[[str], None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         if not 0 < error_min <= error_max:
             raise ValueError("need 0 < error_min <= error_max")
         self._execute_once = execute_once
+        self._on_exit = on_exit  # called with each thread's owner id as it exits
         self.owner_id = owner_id
         self.concurrency = concurrency
         self.idle_min = idle_min
@@ -107,6 +109,17 @@ class Worker:
             return self.max_steps is not None and self.steps_done >= self.max_steps
 
     def _loop(self, owner: str) -> None:
+        try:
+            self._work(owner)
+        finally:
+            if self._on_exit is not None:
+                try:
+                    self._on_exit(owner)
+                except Exception:  # the database may be down: leases run out anyway
+                    log.warning("worker %s: could not hand back its next step", owner,
+                                exc_info=True)
+
+    def _work(self, owner: str) -> None:
         idle = self.idle_min
         failures = 0  # consecutive failed calls of this thread
         while not self._stop.is_set():

@@ -1,0 +1,146 @@
+"""Claims on dispatch rows, and handing the next step of a run to the worker that
+ran the step before it.
+
+A claim is a claim id plus a random token of which only the SHA-256 is stored;
+every write under it must present both. When a worker's write schedules a
+successor of the same run that is due at once, the same write can claim it for
+that worker (a :class:`~squidie.journal.Grant`): the worker's next
+``execute_next`` then runs it straight from memory, without a claim of its own.
+The grant's lease is short (:data:`HANDOFF_LEASE`), so a worker that does not
+call again delays that step by seconds at most; another worker of the same
+process that finds nothing else due runs it at once, and a worker that stops
+hands it back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from squidie.journal import AttemptRecord, Fence, Grant, JournalStore
+from squidie.runtime.clock import later, parse_iso
+from squidie.runtime.plan import Plan
+from squidie.runtime.state import RunState
+from squidie.workflow.portable_json import copy_json
+
+HANDOFF_LEASE = 2.0  # seconds a handed-off attempt waits for its worker's next call
+HANDOFF_MARGIN = 0.5  # a handoff this close to the end of its lease is left to others
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """A held claim: the dispatch row plus the secret token (only its hash is stored)."""
+
+    attempt: AttemptRecord
+    claim_id: str
+    token_hash: str
+
+    def fence(self, *, statuses: tuple[str, ...], set_status: str, unexpired: bool) -> Fence:
+        """The fence a write under this claim must pass."""
+        return Fence(attempt_id=self.attempt.attempt_id, claim_id=self.claim_id,
+                     token_hash=self.token_hash, statuses=statuses, unexpired=unexpired,
+                     set_status=set_status)
+
+
+def new_credentials() -> tuple[str, str]:
+    """A fresh claim id and the hash of a fresh random token (the token itself is
+    never stored, nor needed again: the hash is what every fenced write presents)."""
+    return uuid.uuid4().hex, hashlib.sha256(secrets.token_hex(32).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Handoff:
+    """An attempt claimed for its worker by the write that scheduled it, with the
+    run's state as that write left it."""
+
+    claim: Claim
+    state: RunState
+    lease_until: datetime
+
+    def usable(self, now: datetime) -> bool:
+        """Still held long enough to be worth running from memory."""
+        return now < later(self.lease_until, -min(HANDOFF_MARGIN, HANDOFF_LEASE / 4))
+
+
+class Handoffs:
+    """Handed-off attempts waiting for their worker's next call: one slot per owner
+    and queue (threads of one worker have owners of their own)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slots: dict[tuple[str, str], Handoff] = {}
+
+    def put(self, owner_id: str, queue: str, handoff: Handoff) -> None:
+        """Keep ``handoff`` for the next call of ``owner_id`` on ``queue``."""
+        with self._lock:
+            self._slots[(owner_id, queue)] = handoff
+
+    def take(self, owner_id: str, queue: str) -> Handoff | None:
+        """The waiting handoff of ``owner_id`` on ``queue`` (removed), if any."""
+        with self._lock:
+            return self._slots.pop((owner_id, queue), None)
+
+    def take_any(self, queue: str, owner_id: str) -> Handoff | None:
+        """Any waiting handoff on ``queue``, made over to ``owner_id``: a worker of this
+        process that found nothing else due runs it rather than wait for the owner's
+        next call (taken under the lock, so only one of them can run it)."""
+        with self._lock:
+            key = next((k for k in self._slots if k[1] == queue), None)
+            handoff = self._slots.pop(key) if key is not None else None
+        if handoff is None:
+            return None
+        attempt = replace(handoff.claim.attempt, owner_id=owner_id)
+        return replace(handoff, claim=replace(handoff.claim, attempt=attempt))
+
+    def release(self, store: JournalStore, owner_id: str, queue: str, now: datetime) -> None:
+        """Hand a waiting attempt back, visible again at ``now`` (its worker stops)."""
+        handoff = self.take(owner_id, queue)
+        if handoff is not None:
+            a = handoff.claim
+            store.release(attempt_id=a.attempt.attempt_id, claim_id=a.claim_id,
+                          token_hash=a.token_hash, visible_at=now)
+
+
+def grant_successor(plan: Plan, *, owner_id: str, now: datetime) -> Claim | None:
+    """Claim, in ``plan``'s write, one attempt it schedules that is due at ``now``.
+
+    Only the first such attempt is granted: parallel branches scheduled with it
+    stay visible for other workers. Irreversible steps are never granted.
+    """
+    for fact in plan.facts:
+        if fact.kind != "runnable_scheduled" or parse_iso(fact.data["visible_at"]) > now:
+            continue
+        runnable = plan.state.runnables.get(fact.data["key"])
+        if runnable is None or runnable.irreversible or runnable.compensatable is False:
+            # An irreversible step always starts from a claim of its own on fresh
+            # state: a cancel that lands before then keeps it from running at all.
+            continue
+        attempt = next(a for a in plan.new_attempts()
+                       if a.runnable_key == fact.data["key"]
+                       and a.attempt_number == fact.data["attempt"])
+        claim_id, token_hash = new_credentials()
+        lease_until = later(now, HANDOFF_LEASE)
+        plan.grants[attempt.attempt_id] = Grant(owner_id=owner_id, claim_id=claim_id,
+                                                token_hash=token_hash, lease_until=lease_until)
+        state = plan.state
+        row = AttemptRecord(
+            attempt_id=attempt.attempt_id, run_id=state.run_id, queue=state.queue,
+            runnable_key=attempt.runnable_key, step=attempt.step,
+            attempt_number=attempt.attempt_number, status="claimed", due_at=lease_until,
+            visible_at=attempt.visible_at, claim_id=claim_id, token_hash=token_hash,
+            owner_id=owner_id, claimed_at=now, lease_expires_at=lease_until,
+            finished_at=None, claims=1)
+        return Claim(attempt=row, claim_id=claim_id, token_hash=token_hash)
+    return None
+
+
+def detached(state: RunState) -> RunState:
+    """A copy of ``state`` sharing nothing with it: what a handoff keeps, since the
+    caller may still read the state its call returned."""
+    copy = RunState.from_json(copy_json(state.to_json()))
+    copy.checkpoint_revision = state.checkpoint_revision
+    return copy
