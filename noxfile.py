@@ -103,8 +103,9 @@ def load(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Throughput and commits-per-step benchmarks."""
+    """Throughput and commits-per-step benchmarks, then idle pickup latency."""
     _harness(session, "harness.bench")
+    session.run("python", "-m", "harness.pickup", env=ENV)
 
 
 @nox.session(python=PYTHON, tags=["ci"])

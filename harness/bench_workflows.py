@@ -23,3 +23,17 @@ class BenchJoin(Workflow):
         step("d", noop, after=["a"]),
         step("e", noop, after=["b", "c", "d"]),
     ]
+
+
+def stamp(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    """Notes when the step started (this host's wall clock)."""
+    import time
+
+    return {"at": time.time()}
+
+
+class Stamped(Workflow):
+    """One step that notes when it started (idle pickup latency)."""
+
+    trigger = manual("go")
+    steps = [step("stamp", stamp, output="stamp")]

@@ -133,3 +133,19 @@ def _check(input: dict[str, Any]) -> dict[str, Any]:
     if input["explode"]:
         raise Fail("exploded", details={"api_key": "sk-123"})
     return {"checked": True}
+
+
+MARKED: dict[str, float] = {}  # run id -> time.monotonic() when its step ran
+
+
+def mark(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    """Notes when the step ran (wake-up latency tests)."""
+    MARKED[ctx.run_id] = time.monotonic()
+    return {}
+
+
+class Marked(Workflow):
+    """One step that notes when it ran."""
+
+    trigger = manual("go")
+    steps = [step("mark", mark)]

@@ -3,6 +3,7 @@ runtime and read models. Host apps hold one of these (see ``connect``)."""
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -210,9 +211,15 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
         def hand_back(owner: str) -> None:
             self.release_handoff(owner, queue=queue)
 
+        watched = self.queue if queue is None else queue
+
+        def wait_for_work(timeout: float, stop: threading.Event) -> bool:
+            return self.store.wait_for_work(watched, timeout, stop)
+
         return Worker(once, owner_id, concurrency=concurrency, idle_min=idle_min,
                       idle_max=idle_max, max_steps=max_steps, on_error=on_error,
-                      on_exit=hand_back)
+                      on_exit=hand_back, wait_for_work=wait_for_work,
+                      wake=self.store.wake_workers)
 
     def release_handoff(self, owner_id: str, *, queue: str | None = None) -> None:
         """Hand back the next step claimed for ``owner_id`` (if any), visible to every

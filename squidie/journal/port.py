@@ -5,6 +5,7 @@ Implementations must pass :mod:`squidie.testing.conformance`.
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Protocol
 
@@ -72,6 +73,14 @@ class JournalStore(Protocol):
         token_hash: str,
     ) -> tuple[AttemptRecord, LoadedRun] | None:
         """``claim``, then ``load`` the claimed attempt's run, in one transaction."""
+
+    def wait_for_work(self, queue: str, timeout: float,
+                      stop: threading.Event | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for an attempt to become due on ``queue``;
+        True when woken (False: the time ran out, poll anyway)."""
+
+    def wake_workers(self) -> None:
+        """Wake every worker of this process waiting in :meth:`wait_for_work`."""
 
     def heartbeat(
         self, *, attempt_id: str, claim_id: str, token_hash: str, now: datetime,

@@ -166,6 +166,9 @@ class RunWrite:
     new_attempts: Sequence[NewAttempt] = ()
     withdraw_live_attempts: bool = False
     command: CommandReceipt | None = None
+    # The run's queue when the writer knows it (it never changes): new attempts
+    # then need no read of the catalog row.
+    queue: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -50,6 +51,7 @@ from squidie.journal.schema import (
     schedules,
 )
 from squidie.journal.transactions import run_transaction
+from squidie.journal.wakeups import CHANNEL, Wakeups, postgres_listener
 
 T = TypeVar("T")
 
@@ -61,6 +63,30 @@ class SqlStore:
         prepare_engine(engine)
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.wakeups = Wakeups(postgres_listener(engine) if self.dialect == "postgresql"
+                               else None)
+
+    def wait_for_work(self, queue: str, timeout: float,
+                      stop: threading.Event | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for an attempt to become due on ``queue``
+        (woken by writes of this process and, on PostgreSQL, of others)."""
+        return self.wakeups.wait(queue, timeout, stop)
+
+    def wake_workers(self) -> None:
+        """Wake every worker of this process waiting for work (one is stopping)."""
+        self.wakeups.notify_all()
+
+    def _announce(self, conn: Connection, queue: str, new: Sequence[NewAttempt],
+                  now: datetime) -> bool:
+        """Inside a write: tell other processes' idle workers (PostgreSQL ``NOTIFY``,
+        delivered at commit) when the write makes an attempt due at once that no
+        worker holds yet. True when this process's workers should be woken too."""
+        if not any(a.grant is None and a.visible_at <= now for a in new):
+            return False
+        if self.dialect == "postgresql":
+            conn.execute(text("SELECT pg_notify(:channel, :queue)"),
+                         {"channel": CHANNEL, "queue": queue})
+        return True
 
     # -- plumbing -----------------------------------------------------------
 
@@ -125,9 +151,14 @@ class SqlStore:
                 self._put_checkpoint(conn, rec.run_id, len(new.facts), new.checkpoint,
                                      rec.started_at)
             self._add_attempts(conn, rec.run_id, rec.queue, new.attempts)
+            due[0] = self._announce(conn, rec.queue, new.attempts, rec.started_at)
             return True
 
-        return self._run(work)
+        due = [False]
+        created = self._run(work)
+        if due[0]:
+            self.wakeups.notify(rec.queue)
+        return created
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """The catalog row of a run, if it exists."""
@@ -176,9 +207,14 @@ class SqlStore:
 
     def write(self, write: RunWrite) -> int:
         """Apply one atomic write; returns the new revision."""
-        return self._run(lambda conn, ambiguous: self._write(conn, write, ambiguous))
+        woken: list[str] = []
+        revision = self._run(lambda conn, ambiguous: self._write(conn, write, ambiguous, woken))
+        for queue in woken[-1:]:
+            self.wakeups.notify(queue)
+        return revision
 
-    def _write(self, conn: Connection, write: RunWrite, ambiguous: bool) -> int:
+    def _write(self, conn: Connection, write: RunWrite, ambiguous: bool,
+               woken: list[str]) -> int:
         revision = write.expected_revision + len(write.facts)
         if ambiguous and self._already_written(conn, write):
             return revision
@@ -200,10 +236,12 @@ class SqlStore:
         if write.checkpoint is not None:
             self._put_checkpoint(conn, write.run_id, revision, write.checkpoint, write.now)
         if write.new_attempts:
-            queue = conn.execute(
+            queue = write.queue or conn.execute(
                 select(runs.c.queue).where(runs.c.run_id == write.run_id)
             ).scalar_one()
             self._add_attempts(conn, write.run_id, queue, write.new_attempts)
+            if self._announce(conn, queue, write.new_attempts, write.now):
+                woken.append(queue)
         return revision
 
     def _insert_receipt(self, conn: Connection, receipt: CommandReceipt, run_id: str) -> None:

@@ -107,6 +107,7 @@ class Plan:
                 new_attempts=self.new_attempts(),
                 withdraw_live_attempts=became_terminal,
                 command=command,
+                queue=state.queue,
             )
         )
         if snapshot:

@@ -40,6 +40,8 @@ class Worker:
         error_min: float = 0.1,
         error_max: float = 10.0,
         on_exit: Callable[[str], None] | None = None,
+        wait_for_work: Callable[[float, threading.Event], bool] | None = None,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -47,6 +49,9 @@ class Worker:
             raise ValueError("need 0 < error_min <= error_max")
         self._execute_once = execute_once
         self._on_exit = on_exit  # called with each thread's owner id as it exits
+        # Idle threads wait here (woken when work becomes due) instead of sleeping.
+        self._wait_for_work = wait_for_work
+        self._wake = wake
         self.owner_id = owner_id
         self.concurrency = concurrency
         self.idle_min = idle_min
@@ -69,6 +74,8 @@ class Worker:
     def stop(self) -> None:
         """Ask every thread to finish its current step and exit."""
         self._stop.set()
+        if self._wake is not None:
+            self._wake()
 
     def start(self) -> Worker:
         """Start the threads in the background; returns self."""
@@ -138,7 +145,11 @@ class Worker:
                 log.info("worker %s: working again after %d failed calls", owner, failures)
                 failures = 0
             if result is None:
-                self._stop.wait(idle)
+                if self._wait_for_work is not None and self._wait_for_work(idle, self._stop):
+                    idle = self.idle_min  # woken: work became due
+                    continue
+                if self._wait_for_work is None:
+                    self._stop.wait(idle)
                 idle = min(idle * 2, self.idle_max)
                 continue
             idle = self.idle_min
