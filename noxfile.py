@@ -103,9 +103,10 @@ def load(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Throughput and commits-per-step benchmarks, then idle pickup latency."""
+    """Throughput and commits per step, idle pickup latency, claim cost with history."""
     _harness(session, "harness.bench")
     session.run("python", "-m", "harness.pickup", env=ENV)
+    session.run("python", "-m", "harness.claim_cost", env=ENV)
 
 
 @nox.session(python=PYTHON, tags=["ci"])
