@@ -37,7 +37,7 @@ from squidie.runtime.claims import (
     new_credentials,
 )
 from squidie.runtime.clock import Clock, iso, later
-from squidie.runtime.heartbeat import Heartbeat
+from squidie.runtime.heartbeat import KEEPER, Heartbeat, Kept
 from squidie.runtime.loading import definition_for, fold_loaded, load_state, retry_on_conflict
 from squidie.runtime.plan import LeaseTerms, Plan
 from squidie.runtime.planner import apply_outcome
@@ -231,12 +231,18 @@ def _run_with_heartbeat(
         return store.heartbeat(attempt_id=claim.attempt.attempt_id, claim_id=claim.claim_id,
                                token_hash=claim.token_hash, now=moment, lease_until=until)
 
-    interval = heartbeat_interval
-    if handed_off:
-        interval = min(interval or HANDOFF_LEASE, HANDOFF_LEASE / 2)
-    if interval is None:
+    if heartbeat_interval is None and not handed_off:
         return invoke(step, action, step_input, ctx)
-    with Heartbeat(beat, interval) as heartbeat:
+    renewal: Heartbeat | Kept
+    if heartbeat_interval is None:
+        # Most handed-off steps end long before this first renewal is due: the
+        # shared keeper thread costs them nothing, where a thread each would.
+        renewal = KEEPER.keep(beat, HANDOFF_LEASE / 2)
+    else:
+        interval = min(heartbeat_interval, HANDOFF_LEASE / 2) if handed_off \
+            else heartbeat_interval
+        renewal = Heartbeat(beat, interval)
+    with renewal as heartbeat:
         outcome = invoke(step, action, step_input, ctx)
     if heartbeat.lost.is_set():
         raise LeaseLost(f"lease on attempt {claim.attempt.attempt_id!r} was lost while the "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 log = logging.getLogger("squidie.runtime")
@@ -39,3 +40,78 @@ class Heartbeat:
                     return
             except Exception:  # a failed beat is retried on the next tick
                 log.warning("heartbeat failed; retrying on the next tick", exc_info=True)
+
+
+class Kept:
+    """A lease kept by the shared :class:`LeaseKeeper` (see :meth:`LeaseKeeper.keep`)."""
+
+    def __init__(self, keeper: LeaseKeeper, beat: Callable[[], bool], interval: float) -> None:
+        self._keeper = keeper
+        self.beat = beat
+        self.interval = interval
+        self.lost = threading.Event()
+
+    def __enter__(self) -> Kept:
+        self._keeper._add(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._keeper._remove(self)
+
+
+class LeaseKeeper:
+    """One background thread renewing the leases of many short steps.
+
+    Starting a :class:`Heartbeat` thread for every step costs more than a short
+    step itself; most steps end before their first beat is due. The keeper's
+    thread sleeps until the earliest beat is due, so a step that ends first costs
+    two lock operations. Beats run one after another on that thread.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: dict[Kept, float] = {}
+        self._thread: threading.Thread | None = None
+
+    def keep(self, beat: Callable[[], bool], interval: float) -> Kept:
+        """A context manager renewing with ``beat()`` every ``interval`` seconds;
+        its ``lost`` is set once a beat returns False (the lease is gone)."""
+        return Kept(self, beat, interval)
+
+    def _add(self, kept: Kept) -> None:
+        with self._cond:
+            self._due[kept] = time.monotonic() + kept.interval
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="squidie-leases",
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _remove(self, kept: Kept) -> None:
+        with self._cond:
+            self._due.pop(kept, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [k for k, at in self._due.items() if at <= now]
+                if not due:
+                    wait = min(self._due.values(), default=now + 60.0) - now
+                    self._cond.wait(timeout=max(wait, 0.001))
+                    continue
+                for kept in due:
+                    self._due[kept] = now + kept.interval
+            for kept in due:
+                self._beat(kept)
+
+    def _beat(self, kept: Kept) -> None:
+        try:
+            if not kept.beat():
+                kept.lost.set()
+                self._remove(kept)
+        except Exception:  # a failed beat is retried on the next tick
+            log.warning("lease renewal failed; retrying on the next tick", exc_info=True)
+
+
+KEEPER = LeaseKeeper()
