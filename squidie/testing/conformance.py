@@ -272,6 +272,28 @@ class ClaimFencing:
                                    now=T0 + timedelta(seconds=41),
                                    lease_until=T0 + timedelta(seconds=80))
 
+    def test_a_fenced_write_at_a_stale_revision_changes_nothing(
+            self, store: JournalStore) -> None:
+        queue = f"q-{uuid.uuid4().hex[:8]}"
+        run_id = new_run(store, attempts=1, queue=queue)
+        row = claim(store, queue, lease=10, claim_id="c")
+        append(store, run_id, 1, "other-writer")  # the run moved on to revision 2
+        fence = Fence(attempt_id=row.attempt_id, claim_id="c", token_hash="h" * 64,
+                      set_status="applied")
+        with pytest.raises(JournalConflict):
+            store.write(RunWrite(run_id=run_id, expected_revision=1, now=T0,
+                                 facts=[NewFact(kind="late", data={})], fence=fence))
+        assert [f.kind for f in store.load(run_id).facts] == ["k", "other-writer"]
+        [held] = [a for a in store.list_attempts(run_id) if a.attempt_id == row.attempt_id]
+        assert held.status == "claimed"  # the fence's own update was rolled back too
+        store.write(RunWrite(run_id=run_id, expected_revision=2, now=T0,
+                             facts=[NewFact(kind="done", data={"n": [1, {"x": None}]})],
+                             fence=fence))
+        facts = store.load(run_id).facts
+        assert [(f.revision, f.kind) for f in facts] == [(1, "k"), (2, "other-writer"),
+                                                         (3, "done")]
+        assert facts[-1].data == {"n": [1, {"x": None}]}
+
     def test_heartbeat_keeps_a_finished_row_alive_for_its_applier(
             self, store: JournalStore) -> None:
         # An outcome being applied may still run code under the claim (a saga's
