@@ -234,3 +234,17 @@ def test_every_step_is_applied_once_whatever_point_the_worker_dies_at(
     # A body may run again only where its outcome was never recorded (before the write).
     reruns = {k for k, n in BODIES.items() if n > 1}
     assert reruns <= {f"{run.run_id}:s4"}
+
+
+def test_checkpoints_are_written_every_few_facts_and_loads_stay_bounded(sq: Squidie) -> None:
+    from squidie.runtime.plan import CHECKPOINT_EVERY
+
+    run = sq.start(TenSteps)
+    tails, behind = [], 0
+    while sq.execute_next(owner_id="w") is not None:
+        loaded = sq.store.load(run.run_id)
+        tails.append(len(loaded.facts))
+        behind += bool(loaded.facts)  # this write stored no checkpoint of its own
+    assert len(tails) == 10 and max(tails) < CHECKPOINT_EVERY  # a load folds few facts
+    assert behind >= 5  # most steps do not rewrite the whole state
+    assert tails[-1] == 0  # the end of a run is always checkpointed

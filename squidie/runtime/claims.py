@@ -23,7 +23,7 @@ from datetime import datetime
 
 from squidie.journal import AttemptRecord, Fence, Grant, JournalStore
 from squidie.runtime.clock import later, parse_iso
-from squidie.runtime.plan import Plan
+from squidie.runtime.plan import Plan, attempt_id
 from squidie.runtime.state import RunState
 from squidie.workflow.portable_json import copy_json
 
@@ -79,19 +79,23 @@ class Handoffs:
         with self._lock:
             self._slots[(owner_id, queue)] = handoff
 
-    def take(self, owner_id: str, queue: str) -> Handoff | None:
-        """The waiting handoff of ``owner_id`` on ``queue`` (removed), if any."""
+    def take(self, owner_id: str, queue: str, now: datetime | None = None) -> Handoff | None:
+        """The waiting handoff of ``owner_id`` on ``queue`` (removed), if any; with
+        ``now``, only one still worth running (one too close to the end of its
+        lease is dropped and left for any worker to claim)."""
         with self._lock:
-            return self._slots.pop((owner_id, queue), None)
+            handoff = self._slots.pop((owner_id, queue), None)
+        return handoff if handoff is None or now is None or handoff.usable(now) else None
 
-    def take_any(self, queue: str, owner_id: str) -> Handoff | None:
-        """Any waiting handoff on ``queue``, made over to ``owner_id``: a worker of this
-        process that found nothing else due runs it rather than wait for the owner's
-        next call (taken under the lock, so only one of them can run it)."""
+    def take_any(self, queue: str, owner_id: str, now: datetime) -> Handoff | None:
+        """Any waiting handoff on ``queue`` still worth running, made over to
+        ``owner_id``: a worker of this process that found nothing else due runs it
+        rather than wait for the owner's next call (taken under the lock, so only
+        one of them can run it)."""
         with self._lock:
             key = next((k for k in self._slots if k[1] == queue), None)
             handoff = self._slots.pop(key) if key is not None else None
-        if handoff is None:
+        if handoff is None or not handoff.usable(now):
             return None
         attempt = replace(handoff.claim.attempt, owner_id=owner_id)
         return replace(handoff, claim=replace(handoff.claim, attempt=attempt))
@@ -119,21 +123,19 @@ def grant_successor(plan: Plan, *, owner_id: str, now: datetime) -> Claim | None
             # An irreversible step always starts from a claim of its own on fresh
             # state: a cancel that lands before then keeps it from running at all.
             continue
-        attempt = next(a for a in plan.new_attempts()
-                       if a.runnable_key == fact.data["key"]
-                       and a.attempt_number == fact.data["attempt"])
+        state = plan.state
+        key, number = fact.data["key"], fact.data["attempt"]
+        row_id = attempt_id(state.run_id, key, number)
         claim_id, token_hash = new_credentials()
         lease_until = later(now, HANDOFF_LEASE)
-        plan.grants[attempt.attempt_id] = Grant(owner_id=owner_id, claim_id=claim_id,
-                                                token_hash=token_hash, lease_until=lease_until)
-        state = plan.state
+        plan.grants[row_id] = Grant(owner_id=owner_id, claim_id=claim_id,
+                                    token_hash=token_hash, lease_until=lease_until)
         row = AttemptRecord(
-            attempt_id=attempt.attempt_id, run_id=state.run_id, queue=state.queue,
-            runnable_key=attempt.runnable_key, step=attempt.step,
-            attempt_number=attempt.attempt_number, status="claimed", due_at=lease_until,
-            visible_at=attempt.visible_at, claim_id=claim_id, token_hash=token_hash,
-            owner_id=owner_id, claimed_at=now, lease_expires_at=lease_until,
-            finished_at=None, claims=1)
+            attempt_id=row_id, run_id=state.run_id, queue=state.queue, runnable_key=key,
+            step=fact.data["step"], attempt_number=number, status="claimed",
+            due_at=lease_until, visible_at=parse_iso(fact.data["visible_at"]),
+            claim_id=claim_id, token_hash=token_hash, owner_id=owner_id, claimed_at=now,
+            lease_expires_at=lease_until, finished_at=None, claims=1)
         return Claim(attempt=row, claim_id=claim_id, token_hash=token_hash)
     return None
 

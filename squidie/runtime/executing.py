@@ -43,7 +43,8 @@ from squidie.runtime.plan import LeaseTerms, Plan
 from squidie.runtime.planner import apply_outcome
 from squidie.runtime.state import RunState
 from squidie.workflow import CompiledWorkflow, StepContext
-from squidie.workflow.portable_json import copy_json, sanitise_text
+from squidie.workflow.identifiers import text_problem
+from squidie.workflow.portable_json import copy_json
 from squidie.workflow.quoting import brief
 
 MIN_HEARTBEAT = 0.05
@@ -63,10 +64,9 @@ def check_options(
     make the heartbeat spin.
     """
     problems = []
-    if (not isinstance(owner_id, str) or not owner_id or len(owner_id) > MAX_OWNER_ID
-            or sanitise_text(owner_id) != owner_id):
-        problems.append(f"owner_id must be a non-empty string of at most {MAX_OWNER_ID} "
-                        f"characters without NUL or lone surrogates, got {brief(owner_id)}")
+    owner_problem = text_problem(owner_id, "owner_id", max_length=MAX_OWNER_ID)
+    if owner_problem:
+        problems.append(owner_problem)
     lease = _seconds(lease_for)
     if lease is None or not 0 < lease <= MAX_LEASE:
         problems.append(f"lease_for must be a positive number of seconds, at most {MAX_LEASE:.0f},"
@@ -127,9 +127,7 @@ def execute_next(
 
     # A saga applied under this claim renews its lease the way the step did.
     terms = LeaseTerms(lease_for=lease_for, heartbeat_interval=heartbeat_interval)
-    handoff = handoffs.take(owner_id, queue) if handoffs is not None else None
-    if handoff is not None and not handoff.usable(base):
-        handoff = None  # too close to its lease's end: left for anyone to claim
+    handoff = handoffs.take(owner_id, queue, base) if handoffs is not None else None
     claimed = None
     if handoff is None:
         claim_id, token_hash = new_credentials()
@@ -138,9 +136,7 @@ def execute_next(
                                        token_hash=token_hash)
         if claimed is None and handoffs is not None:
             # Nothing else is due: run another worker's handoff rather than let it wait.
-            handoff = handoffs.take_any(queue, owner_id)
-            if handoff is not None and not handoff.usable(base):
-                handoff = None
+            handoff = handoffs.take_any(queue, owner_id, base)
     if handoff is not None:
         claim, state = handoff.claim, handoff.state
         attempt = claim.attempt
@@ -184,7 +180,7 @@ def execute_next(
         # attempt's input is what it was given, whatever the step does to it.
         outcome = _run_with_heartbeat(store, claim, step, action, copy_json(step_input), ctx,
                                       lease_for, heartbeat_interval, current,
-                                      handed_off=handoff is not None and claim is handoff.claim)
+                                      handed_off=handoff is not None)
     except MissingInput as exc:
         outcome = exception_outcome(exc)
     done = record_and_apply(store, claim, state, compiled, outcome, step_input, current(),

@@ -15,6 +15,7 @@ from squidie.runtime.plan import Plan
 from squidie.runtime.planner import plan_entry
 from squidie.runtime.state import RunState, fold
 from squidie.workflow import CompiledWorkflow, validate_payload
+from squidie.workflow.identifiers import text_problem
 from squidie.workflow.quoting import brief
 
 
@@ -41,12 +42,10 @@ def start_run(
     payload (nothing is stored then).
     """
     spec = compiled.spec
-    if run_id is not None and (not isinstance(run_id, str) or not run_id or len(run_id) > 200
-                               or "\x00" in run_id):
-        raise InvalidOption("run_id must be a non-empty string of at most 200 chars: "
-                            f"{brief(run_id)}")
-    if not isinstance(queue, str) or not queue:
-        raise InvalidOption(f"queue must be a non-empty string, got {brief(queue)}")
+    for value, what in ((run_id, "run_id"), (queue, "queue")):
+        problem = None if value is None and what == "run_id" else text_problem(value, what)
+        if problem:
+            raise InvalidOption(problem)
     input = check_start(compiled, trigger, payload, workflow_id)
     run_id = run_id or str(uuid.uuid4())
     started = {
