@@ -38,6 +38,7 @@ import squidie
 from squidie import Squidie, Workflow, manual, step
 from squidie.journal import encode_cursor
 from squidie.journal.schema import attempts, runs
+from squidie.model import AttemptFinished, StepOutcome
 from squidie.runtime.loading import load_state, resolve_workflow
 from squidie.runtime.plan import Plan
 from squidie.runtime.planner import apply_outcome
@@ -102,9 +103,9 @@ def seed_completed_run(sq: Squidie, workflow: type[Workflow], *, now: datetime =
     while state.active_runnables() and (limit is None or done < limit):
         done += 1
         r = state.active_runnables()[0]
-        plan.add("attempt_finished", key=r.key, attempt=r.attempt, ok=True,
-                 output={"last_attempt": 1}, error=None, retryable=False, delay=None, input={},
-                 claimed_at=plan.at, owner_id="seed", claim_id="seed")
+        plan.add(AttemptFinished(key=r.key, attempt=r.attempt,
+                                 outcome=StepOutcome.success({"last_attempt": 1}), input={},
+                                 claimed_at=plan.at, owner_id="seed", claim_id="seed"))
         apply_outcome(plan, spec, r.key)
     plan.commit(sq.store)
     with sq.store.engine.begin() as conn:  # type: ignore[attr-defined]

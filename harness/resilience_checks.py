@@ -26,6 +26,7 @@ from sqlalchemy import select
 import squidie
 from harness.resilience_workflows import COOL_OFF_SECONDS
 from squidie.journal.schema import journal
+from squidie.model import SUCCESS_KINDS, applied_success
 from squidie.testing import all_runs
 
 CLOCK_TOLERANCE = 0.25  # seconds: all workers share one host clock, corrected for skew
@@ -111,11 +112,12 @@ def _check_journal(sq: squidie.Squidie, plan: dict[str, Expect], found: Findings
     resolved: Counter[tuple[str, str]] = Counter()
     engine = sq.store.engine  # type: ignore[attr-defined]
     query = select(journal.c.run_id, journal.c.kind, journal.c.data).where(
-        journal.c.kind.in_(("outcome_applied", "paused", "manual_resolved")))
+        journal.c.kind.in_((*SUCCESS_KINDS, "paused", "manual_resolved")))
     with engine.connect() as conn:
         for run_id, kind, data in conn.execute(query):
-            if kind == "outcome_applied" and data.get("ok"):
-                applied[(run_id, data["key"])] += 1
+            key = applied_success(kind, data)
+            if key is not None:
+                applied[(run_id, key)] += 1
             elif kind == "paused":
                 paused[(run_id, data["step"])] += 1
             elif kind == "manual_resolved":

@@ -59,6 +59,7 @@ from harness.soak_workflows import (
 )
 from squidie.errors import InvalidTransition
 from squidie.journal.schema import attempts, journal, runs, schedules
+from squidie.model import SUCCESS_KINDS, applied_success
 
 OUT = Path(__file__).parent / "out"
 SPAWN = multiprocessing.get_context("spawn")
@@ -600,15 +601,16 @@ def verify(soak: Soak) -> tuple[list[str], dict[str, Any]]:
         late_applied: list[str] = []
         facts = conn.execute(select(journal.c.run_id, journal.c.revision, journal.c.kind,
                                     journal.c.data)
-                             .where(journal.c.kind.in_(["outcome_applied", "run_cancelled"]))
+                             .where(journal.c.kind.in_([*SUCCESS_KINDS, "run_cancelled"]))
                              .order_by(journal.c.run_id, journal.c.revision))
         for run_id, revision, kind, data in facts:
+            key = applied_success(kind, data)
             if kind == "run_cancelled":
                 cancelled_at[run_id] = revision
-            elif data.get("ok"):
-                applied[run_id][data["key"]] += 1
+            elif key is not None:
+                applied[run_id][key] += 1
                 if run_id in cancelled_at:
-                    late_applied.append(f"{run_id}/{data['key']}")
+                    late_applied.append(f"{run_id}/{key}")
         live_rows = conn.execute(select(func.count()).select_from(attempts).where(
             attempts.c.status.in_(["visible", "claimed", "finished"]))).scalar_one()
         final_cursors = dict(conn.execute(

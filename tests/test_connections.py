@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 import squidie
 from squidie import StepContext, Workflow, field, manual, step
+from squidie.model import ATTEMPT_END_KINDS
 from squidie.runtime.loading import load_state
 
 # What the steps below did, per test (they run in this process).
@@ -77,7 +78,7 @@ def _drain(sq: squidie.Squidie, **options: Any) -> None:
 
 def _finished_facts(sq: squidie.Squidie, run_id: str, key: str) -> int:
     loaded = sq.store.load(run_id, use_checkpoint=False)
-    return sum(1 for f in loaded.facts if f.kind == "attempt_finished" and f.data["key"] == key)
+    return sum(1 for f in loaded.facts if f.kind in ATTEMPT_END_KINDS and f.data["key"] == key)
 
 
 @pytest.fixture

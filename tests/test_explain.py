@@ -13,6 +13,7 @@ import squidie
 from squidie import Explanation, Squidie
 from squidie.journal import NewFact, NewRun, RunRecord
 from squidie.journal.schema import attempts
+from squidie.model import AttemptWithdrawn, Fact, StatusChanged
 from squidie.read_model.explain import NEXT_ACTION, Reason
 from squidie.runtime import executing
 from squidie.runtime.clock import iso
@@ -182,19 +183,19 @@ def test_attempt_scheduled_for_later(sq: Squidie, clock: FakeClock) -> None:
     assert expl.evidence["next_visible_at"] == iso(later)
 
 
-def _withdraw_all(sq: Squidie, run_id: str, *extra: tuple[str, dict[str, object]]) -> None:
+def _withdraw_all(sq: Squidie, run_id: str, *extra: Fact) -> None:
     state = load_state(sq.store, run_id)
     plan = Plan(state, sq.clock.now())
     for r in list(state.active_runnables()):
-        plan.add("attempt_withdrawn", key=r.key)
-    for kind, data in extra:
-        plan.add(kind, **data)
+        plan.add(AttemptWithdrawn(key=r.key))
+    for fact in extra:
+        plan.add(fact)
     plan.commit(sq.store)
 
 
 def test_idle(sq: Squidie) -> None:
     run = sq.start(Sequence3)
-    _withdraw_all(sq, run.run_id, ("status_changed", {"status": "idle"}))
+    _withdraw_all(sq, run.run_id, StatusChanged(status="idle"))
     expl = sq.explain_run(run.run_id)
     _check(expl, "idle", None, "wait_for_new_runnables")
     # The dispatch row the journal no longer expects is reported, not acted on.
@@ -203,7 +204,7 @@ def test_idle(sq: Squidie) -> None:
 
 def test_waiting_for_dispatch(sq: Squidie) -> None:
     run = sq.start(Sequence3)
-    _withdraw_all(sq, run.run_id, ("status_changed", {"status": "running"}))
+    _withdraw_all(sq, run.run_id, StatusChanged(status="running"))
     _check(sq.explain_run(run.run_id), "waiting_for_dispatch", None, "inspect_dispatch_state")
 
 

@@ -18,6 +18,7 @@ import pytest
 
 import squidie
 from squidie import Squidie
+from squidie.model import applied_success
 from squidie.testing import FakeClock, drain
 
 FIXTURE = Path(__file__).parent / "fixtures" / "journal-v0.1.sqlite3"
@@ -42,8 +43,8 @@ def sq(tmp_path: Path, clock: FakeClock) -> Squidie:
 
 def applied(sq: Squidie, run_id: str) -> Counter[str]:
     facts = sq.store.load(run_id, use_checkpoint=False).facts
-    return Counter(f.data["key"].split(":")[0] for f in facts
-                   if f.kind == "outcome_applied" and f.data.get("ok"))
+    keys = (applied_success(f.kind, f.data) for f in facts)
+    return Counter(k.split(":")[0] for k in keys if k is not None)
 
 
 def test_old_runs_read_as_they_were(sq: Squidie) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 
 import squidie
 from squidie.journal.schema import journal
+from squidie.model import ATTEMPT_END_KINDS, SUCCESS_KINDS, applied_success
 from squidie.testing import all_runs
 from tests.workflows_core import FiveStepJoin, Sleepy
 
@@ -60,8 +61,9 @@ def test_four_worker_processes_drain_500_join_runs_exactly_once(pg_url: str) -> 
     assert all(r["steps"] > 0 for r in reports), reports  # every process did real work
     with sq.store.engine.connect() as conn:  # type: ignore[attr-defined]
         applied = Counter(
-            (run_id, data["key"]) for run_id, data in conn.execute(
-                select(journal.c.run_id, journal.c.data).where(journal.c.kind == "outcome_applied")
+            (run_id, applied_success(kind, data)) for run_id, kind, data in conn.execute(
+                select(journal.c.run_id, journal.c.kind, journal.c.data)
+                .where(journal.c.kind.in_(SUCCESS_KINDS))
             )
         )
     assert len(applied) == RUNS * 5
@@ -100,9 +102,9 @@ def test_slow_process_late_completion_rejected_takeover_stands(pg_url: str,
     attempts = final.attempts or []
     assert attempts[0]["owner_id"] == "fast" and attempts[0]["claims"] == 2, attempts
     kinds = [f.kind for f in sq.store.load(run.run_id).facts]
-    assert kinds.count("attempt_finished") <= 2  # the slow one left no fact
+    assert sum(kinds.count(k) for k in ATTEMPT_END_KINDS) <= 2  # the slow one left no fact
     sq.store.delete_checkpoints(run.run_id)
-    finished = [f for f in sq.store.load(run.run_id).facts if f.kind == "attempt_finished"
+    finished = [f for f in sq.store.load(run.run_id).facts if f.kind in ATTEMPT_END_KINDS
                 and f.data["key"] == "sleep"]
     assert len(finished) == 1 and finished[0].data["owner_id"] == "fast"
 

@@ -16,6 +16,7 @@ import pytest
 
 import squidie
 from squidie import LeaseLost, Squidie, StepContext, Workflow, manual, step, transition
+from squidie.model import ATTEMPT_END_KINDS, applied_success
 from squidie.runtime import claims, executing
 from squidie.runtime.claims import HANDOFF_LEASE
 from squidie.runtime.loading import load_state
@@ -84,8 +85,8 @@ class Calls:
 def applied(sq: Squidie, run_id: str) -> Counter[str]:
     """How many times each step's successful outcome was applied."""
     facts = sq.store.load(run_id, use_checkpoint=False).facts
-    keys = [f.data["key"] for f in facts if f.kind == "outcome_applied" and f.data.get("ok")]
-    return Counter(k.split(":")[0] for k in keys)
+    keys = (applied_success(f.kind, f.data) for f in facts)
+    return Counter(k.split(":")[0] for k in keys if k is not None)
 
 
 def test_a_sequential_run_costs_one_write_per_step(sq: Squidie,
@@ -128,7 +129,8 @@ def test_another_worker_of_the_process_runs_a_waiting_handoff(sq: Squidie) -> No
     assert sq.execute_next(owner_id="b") is not None  # nothing else due: b takes a's s1
     assert sq.execute_next(owner_id="a") is not None  # a's slot is empty; b handed s2 on
     facts = sq.store.load(run.run_id, use_checkpoint=False).facts
-    owners = [f.data["owner_id"] for f in facts if f.kind == "attempt_finished"]
+    owners = [f.data["owner_id"] for f in facts
+              if f.kind in ATTEMPT_END_KINDS]
     assert owners == ["a", "b", "a"]
     assert all(count == 1 for count in BODIES.values())
 

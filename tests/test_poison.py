@@ -300,7 +300,7 @@ class TestMalformedOutcomes:
                 pass
 
         outcome = exception_outcome(Lazy())
-        assert outcome["error"]["type"] == "Retry" and outcome["retryable"] is True
+        assert outcome.error is not None and outcome.error.type == "Retry" and outcome.retryable
 
     def test_a_delay_recorded_by_an_older_release_falls_back_to_the_policy(self) -> None:
         flow = one_step(lambda i, c: {}, attempts=3)

@@ -25,6 +25,7 @@ from squidie import (
     retry,
     step,
 )
+from squidie.model import ATTEMPT_END_KINDS, Audit
 from squidie.runtime import executing
 from squidie.runtime.loading import load_state, retry_on_conflict
 from squidie.runtime.plan import Plan
@@ -288,7 +289,7 @@ class TestCancelRaces:
         raced: list[bool] = []
 
         def write(w: Any) -> int:
-            if not raced and any(f.kind == "attempt_finished" for f in w.facts):
+            if not raced and any(f.kind in ATTEMPT_END_KINDS for f in w.facts):
                 raced.append(True)
                 sq.cancel(run.run_id)  # an operator cancels...
                 raise squidie.JournalConflict("a sibling branch wrote first")  # ...mid-race
@@ -355,16 +356,16 @@ class TestRecovery:
         a = load_state(sq.store, run.run_id)
         b = load_state(sq.store, run.run_id)
         plan_a = Plan(a, sq.clock.now())
-        plan_a.add("audit", event={"type": "note", "by": "a"})
+        plan_a.add(Audit(event={"type": "note", "by": "a"}))
         plan_a.commit(sq.store)
         plan_b = Plan(b, sq.clock.now())
-        plan_b.add("audit", event={"type": "note", "by": "b"})
+        plan_b.add(Audit(event={"type": "note", "by": "b"}))
         with pytest.raises(squidie.JournalConflict):
             plan_b.commit(sq.store)
 
         def retry_b() -> int:
             fresh = Plan(load_state(sq.store, run.run_id), sq.clock.now())
-            fresh.add("audit", event={"type": "note", "by": "b"})
+            fresh.add(Audit(event={"type": "note", "by": "b"}))
             return fresh.commit(sq.store)
 
         assert retry_on_conflict(retry_b) == a.revision + 1
@@ -446,5 +447,6 @@ def test_journal_facts_record_every_transition(sq: Squidie) -> None:
     sq.store.delete_checkpoints(run.run_id)
     kinds = [f.kind for f in sq.store.load(run.run_id).facts]
     assert kinds[0] == "run_started"
-    assert kinds.count("attempt_finished") == 2 and kinds.count("outcome_applied") == 2
+    # A successful attempt, its application and its route are one step_completed fact.
+    assert kinds.count("step_completed") == 2 and "outcome_applied" not in kinds
     assert kinds[-1] == "run_completed"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from squidie.errors import InvalidOption, InvalidSignal, InvalidTransition, LeaseLost
 from squidie.journal import JournalStore
+from squidie.model import Audit, CommandRecorded, RunState
 from squidie.read_model.views import RunSnapshot
 from squidie.runtime import manual
 from squidie.runtime.clock import Clock, iso
@@ -37,7 +38,6 @@ from squidie.runtime.loading import load_state, resolve_workflow, retry_on_confl
 from squidie.runtime.plan import Plan, audit_event
 from squidie.runtime.signals import Signal, SignalType
 from squidie.runtime.starting import check_start
-from squidie.runtime.state import RunState
 from squidie.workflow import CompiledWorkflow, StepContext
 from squidie.workflow.quoting import brief
 
@@ -246,16 +246,16 @@ class ControlsMixin:
                                replayed_from_run_id=source.run_id)
         state, _ = self._start(compiled, source.workflow, source.trigger, source.input,
                                run_id=new_id, queue=source.queue, now=moment,
-                               replayed_from_run_id=source.run_id, extra={"audit": [replayed]})
+                               replayed_from_run_id=source.run_id, audit=[replayed])
 
         def annotate() -> None:
             if prior_result(self.store, command, error) is not None:
                 return
             plan = Plan(load_state(self.store, source.run_id), moment)
-            plan.add("command_recorded", command=command.history())
-            plan.add("audit", event=audit_event("replayed", None, plan.at,
-                                                metadata=command.metadata,
-                                                replay_run_id=state.run_id))
+            plan.add(CommandRecorded(command=command.history()))
+            plan.add(Audit(event=audit_event("replayed", None, plan.at,
+                                             metadata=command.metadata,
+                                             replay_run_id=state.run_id)))
             plan.commit(self.store, command=command.receipt(state.run_id, moment,
                                                             target=source.run_id))
 
@@ -290,7 +290,7 @@ class ControlsMixin:
         run_id = derived_id(sig.type.value, command.stored_key) if command.stored_key else None
         state, _ = self._start(compiled, compiled.path or p["workflow"], p["trigger"],
                                p["payload"], run_id=run_id, now=moment, context=context,
-                               extra={"command": command.history()})
+                               command=command.history())
         receipt = command.receipt(state.run_id, moment)
         if receipt is not None:
             stored = self.store.record_command(receipt)

@@ -15,13 +15,13 @@ from squidie.api.cron import CronMixin
 from squidie.api.reads import ReadsMixin
 from squidie.errors import InvalidOption, SquidieWarning, WorkflowDefinitionError
 from squidie.journal import JournalStore
+from squidie.model import RunState
 from squidie.read_model import RunSnapshot, RunSummary, snapshot, summary
 from squidie.runtime.claims import Handoffs
 from squidie.runtime.clock import Clock, SystemClock
 from squidie.runtime.executing import check_options, execute_next
 from squidie.runtime.loading import load_state, resolve_workflow, workflow_ref
 from squidie.runtime.starting import start_run
-from squidie.runtime.state import RunState
 from squidie.runtime.worker import Worker
 from squidie.workflow import CompiledWorkflow
 from squidie.workflow.paths import MAX_PATH_LENGTH

@@ -9,9 +9,9 @@ from squidie.cron.delivery import plan_delivery
 
 if TYPE_CHECKING:
     from squidie.journal import JournalStore
+    from squidie.model import RunState
     from squidie.read_model import RunSnapshot
     from squidie.runtime.clock import Clock
-    from squidie.runtime.state import RunState
     from squidie.workflow import CompiledWorkflow
 
 

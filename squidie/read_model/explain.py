@@ -34,13 +34,13 @@ from enum import StrEnum
 from typing import Any
 
 from squidie.journal import AttemptRecord, CommandReceipt
+from squidie.model import RunState
 from squidie.read_model.deadlines import DeadlineState, evaluate_deadline, most_urgent
 from squidie.read_model.graph import deadline_policy, latest_runnables, recovery_policy
 from squidie.read_model.inspecting import command_history, run_deadline
 from squidie.read_model.views import RunStatus, _View
 from squidie.runtime.clock import iso
 from squidie.runtime.redaction import redact_text
-from squidie.runtime.state import RunState
 from squidie.workflow.spec import StepKind, WorkflowSpec
 
 

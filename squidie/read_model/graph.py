@@ -23,11 +23,11 @@ from datetime import datetime
 from typing import Any
 
 from squidie.journal import AttemptRecord
+from squidie.model import RunnableState, RunState
 from squidie.read_model.deadlines import evaluate_deadline
 from squidie.read_model.inspecting import finished_statuses, step_status
 from squidie.read_model.views import RunStatus, StepStatus, _View
 from squidie.runtime.plan import find_attempt_row
-from squidie.runtime.state import RunnableState, RunState
 from squidie.workflow.spec import COMPLETE, DeadlineSpec, StepSpec, WorkflowSpec
 
 CURRENT_STATUSES = (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.RETRYING,

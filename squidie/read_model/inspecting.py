@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from squidie.journal import AttemptRecord, JournalStore, RunRecord, encode_cursor
+from squidie.model import OPEN_RUNNABLE, RunnableState, RunState
 from squidie.read_model.deadlines import evaluate_deadline, most_urgent
 from squidie.read_model.views import RunSnapshot, RunStatus, RunSummary, StepStatus
 from squidie.runtime.clock import parse_iso
 from squidie.runtime.loading import load_state
 from squidie.runtime.plan import find_attempt_row
-from squidie.runtime.state import OPEN_RUNNABLE, RunnableState, RunState
 from squidie.workflow import WorkflowSpec
 from squidie.workflow.spec import DeadlineSpec
 
@@ -182,7 +182,7 @@ def _attempts(
     out = []
     for a in r.attempts:
         row = find_attempt_row(rows, state.run_id, r.key, a.number)
-        status = a.status
+        status: str = a.status
         if status == "scheduled" and row is not None and row.status == "claimed":
             status = "running"
         claimed_at = a.claimed_at or (row.claimed_at.isoformat() if row and row.claimed_at

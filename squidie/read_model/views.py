@@ -7,17 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-
-class RunStatus(StrEnum):
-    """Where a run is in its life."""
-
-    STARTED = "started"
-    RUNNING = "running"
-    IDLE = "idle"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+from squidie.model import RunStatus as RunStatus  # what read models return
 
 
 class StepStatus(StrEnum):

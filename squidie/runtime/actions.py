@@ -10,6 +10,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any
 
+from squidie.model import ErrorInfo, StepOutcome
 from squidie.runtime.planner import is_missing, lookup
 from squidie.runtime.redaction import redact_text, redact_value
 from squidie.workflow import Fail, Retry, StepContext, StepKind, StepSpec
@@ -104,7 +105,7 @@ def run_coroutine(coro: Coroutine[Any, Any, Any]) -> Any:
     return box.get("value")
 
 
-def invoke(step: StepSpec, action: Any, input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+def invoke(step: StepSpec, action: Any, input: dict[str, Any], ctx: StepContext) -> StepOutcome:
     """Run step code and return its outcome; whatever the code raises or returns
     becomes a recorded outcome, never an exception in the worker.
 
@@ -131,7 +132,7 @@ def escapes(exc: BaseException) -> bool:
     return not isinstance(exc, Exception) and module.split(".")[0] == "squidie"
 
 
-def ok_outcome(result: Any) -> dict[str, Any]:
+def ok_outcome(result: Any) -> StepOutcome:
     """Outcome of a returned value: ok for a storable dict (or a dataclass, pydantic
     model or registered type that converts to one) or None, else ``invalid_output``.
 
@@ -151,23 +152,23 @@ def ok_outcome(result: Any) -> dict[str, Any]:
         return invalid_output(f"step output cannot be stored: {problem}")
     if not isinstance(normalised, dict):
         return invalid_output(f"step returned {_type_name(result)}, expected a dict or None")
-    return {"ok": True, "output": normalised, "error": None, "retryable": False, "delay": None}
+    return StepOutcome.success(normalised)
 
 
-def invalid_output(message: str) -> dict[str, Any]:
+def invalid_output(message: str) -> StepOutcome:
     """A returned value that cannot be stored: failed without retries."""
     return failed_outcome(_error("InvalidOutput", "invalid_output", message,
                                  public="step output cannot be stored"), retryable=False)
 
 
 def failed_outcome(
-    error: dict[str, Any], *, retryable: bool, delay: float | None = None
-) -> dict[str, Any]:
+    error: ErrorInfo, *, retryable: bool, delay: float | None = None
+) -> StepOutcome:
     """Outcome of a failed attempt."""
-    return {"ok": False, "output": None, "error": error, "retryable": retryable, "delay": delay}
+    return StepOutcome.failure(error, retryable=retryable, delay=delay)
 
 
-def exception_outcome(exc: BaseException) -> dict[str, Any]:
+def exception_outcome(exc: BaseException) -> StepOutcome:
     """Normalise what a step raised: Retry, Fail, MissingInput, or any exception.
 
     A ``Retry`` or ``Fail`` that cannot be honoured (a delay that is not a finite
@@ -184,7 +185,7 @@ def exception_outcome(exc: BaseException) -> dict[str, Any]:
                               retryable=True)
 
 
-def _exception_outcome(exc: BaseException) -> dict[str, Any]:
+def _exception_outcome(exc: BaseException) -> StepOutcome:
     if isinstance(exc, Retry | Fail):
         kind = "Retry" if isinstance(exc, Retry) else "Fail"
         reason = _text(getattr(exc, "reason", None),
@@ -198,13 +199,13 @@ def _exception_outcome(exc: BaseException) -> dict[str, Any]:
                     public="invalid Retry delay"), retryable=False)
             return failed_outcome(_error("Retry", "retry", reason, public=public),
                                   retryable=True, delay=delay)
-        error = _error("Fail", "fail", reason, public=public)
-        error["details"] = redact_value(sanitised_json(getattr(exc, "details", None) or {}))
-        return failed_outcome(error, retryable=False)
+        details = redact_value(sanitised_json(getattr(exc, "details", None) or {}))
+        return failed_outcome(_error("Fail", "fail", reason, public=public, details=details),
+                              retryable=False)
     if isinstance(exc, MissingInput):
         message = str(exc)  # names declared input paths only: safe for operators
-        return failed_outcome(_error("MissingInput", "missing_input", message, public=message)
-                              | {"details": {"paths": exc.paths}}, retryable=False)
+        return failed_outcome(_error("MissingInput", "missing_input", message, public=message,
+                                     details={"paths": exc.paths}), retryable=False)
     return failed_outcome(_error(_type_name(exc), "exception", _text(exc, "")), retryable=True)
 
 
@@ -224,12 +225,12 @@ def _retry_delay(delay: Any) -> tuple[float | None, str | None]:
     return seconds, None
 
 
-def _error(kind: str, code: str, message: str, *, public: Any = None) -> dict[str, Any]:
-    """A stored error dict; ``public_message`` only when a usable one was given."""
-    error: dict[str, Any] = {"type": kind, "code": code, "message": message}
-    if isinstance(public, str) and public.strip():
-        error["public_message"] = redact_text(public[:MAX_PUBLIC])
-    return error
+def _error(kind: str, code: str, message: str, *, public: Any = None,
+           details: dict[str, Any] | None = None) -> ErrorInfo:
+    """An attempt's error; ``public_message`` only when a usable one was given."""
+    usable = isinstance(public, str) and public.strip()
+    return ErrorInfo(type=kind, code=code, message=message, details=details,
+                     public_message=redact_text(public[:MAX_PUBLIC]) if usable else None)
 
 
 def _text(value: Any, default: str) -> str:

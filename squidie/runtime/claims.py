@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from squidie.journal import AttemptRecord, Fence, Grant, JournalStore
+from squidie.model import RunState
 from squidie.runtime.clock import later, parse_iso
 from squidie.runtime.plan import Plan, attempt_id
-from squidie.runtime.state import RunState
 from squidie.workflow.portable_json import copy_json
 
 HANDOFF_LEASE = 2.0  # seconds a handed-off attempt waits for its worker's next call
@@ -115,16 +115,16 @@ def grant_successor(plan: Plan, *, owner_id: str, now: datetime) -> Claim | None
     Only the first such attempt is granted: parallel branches scheduled with it
     stay visible for other workers. Irreversible steps are never granted.
     """
-    for fact in plan.facts:
-        if fact.kind != "runnable_scheduled" or parse_iso(fact.data["visible_at"]) > now:
+    for fact in plan.scheduled():
+        if parse_iso(fact.visible_at) > now:
             continue
-        runnable = plan.state.runnables.get(fact.data["key"])
+        runnable = plan.state.runnables.get(fact.key)
         if runnable is None or runnable.irreversible or runnable.compensatable is False:
             # An irreversible step always starts from a claim of its own on fresh
             # state: a cancel that lands before then keeps it from running at all.
             continue
         state = plan.state
-        key, number = fact.data["key"], fact.data["attempt"]
+        key, number = fact.key, fact.attempt
         row_id = attempt_id(state.run_id, key, number)
         claim_id, token_hash = new_credentials()
         lease_until = later(now, HANDOFF_LEASE)
@@ -132,8 +132,8 @@ def grant_successor(plan: Plan, *, owner_id: str, now: datetime) -> Claim | None
                                     token_hash=token_hash, lease_until=lease_until)
         row = AttemptRecord(
             attempt_id=row_id, run_id=state.run_id, queue=state.queue, runnable_key=key,
-            step=fact.data["step"], attempt_number=number, status="claimed",
-            due_at=lease_until, visible_at=parse_iso(fact.data["visible_at"]),
+            step=fact.step, attempt_number=number, status="claimed",
+            due_at=lease_until, visible_at=parse_iso(fact.visible_at),
             claim_id=claim_id, token_hash=token_hash, owner_id=owner_id, claimed_at=now,
             lease_expires_at=lease_until, finished_at=None, claims=1)
         return Claim(attempt=row, claim_id=claim_id, token_hash=token_hash)

@@ -26,11 +26,11 @@ from typing import Any
 
 from squidie.errors import InvalidOption, InvalidSignal, SquidieError
 from squidie.journal import CommandReceipt, JournalStore
+from squidie.model import CommandRecorded, RunState
 from squidie.runtime.clock import iso
 from squidie.runtime.loading import load_state, retry_on_conflict
 from squidie.runtime.plan import Plan
 from squidie.runtime.redaction import redact_text, redact_value
-from squidie.runtime.state import RunState
 from squidie.workflow.identifiers import text_problem
 from squidie.workflow.portable_json import portable_json
 from squidie.workflow.quoting import brief
@@ -235,7 +235,7 @@ def apply_control(store: JournalStore, command: Command, decide: Callable[[Plan]
             return load_state(store, done)
         state = load_state(store, str(command.run_id))
         plan = Plan(state, now)
-        plan.add("command_recorded", command=command.history())
+        plan.add(CommandRecorded(command=command.history()))
         try:
             decide(plan)
         except SquidieError:

@@ -15,10 +15,10 @@ from squidie.errors import (
     UnsafeReplay,
 )
 from squidie.journal import AttemptRecord, Fence, JournalStore
+from squidie.model import Audit, ChildStarted, RunCancelled, RunState
 from squidie.runtime.commands import Command
 from squidie.runtime.loading import load_state, resolve_workflow, retry_on_conflict
 from squidie.runtime.plan import Plan, audit_event
-from squidie.runtime.state import RunState
 from squidie.workflow import CompiledWorkflow
 
 # Ids derived from idempotency keys make "create a run" effects idempotent too.
@@ -43,10 +43,10 @@ def plan_cancel(plan: Plan, command: Command) -> None:
             f"cannot cancel run {state.run_id}: it is already {state.status}",
             run_id=state.run_id, status=state.status)
     step = state.manual["step"] if state.manual else None
-    plan.add("audit", event=audit_event("cancelled", step, plan.at, actor=command.actor,
-                                        comment=command.comment,
-                                        metadata=command.attrs_metadata))
-    plan.add("run_cancelled", reason="cancelled")
+    plan.add(Audit(event=audit_event("cancelled", step, plan.at, actor=command.actor,
+                                     comment=command.comment,
+                                     metadata=command.attrs_metadata)))
+    plan.add(RunCancelled(reason="cancelled"))
 
 
 def replay_definition(store: JournalStore, source: RunState,
@@ -158,7 +158,7 @@ def note_child(store: JournalStore, parent_run_id: str, child: dict[str, Any], n
             fence = step_fence(store, state, runnable_key=claim[0], claim_id=claim[1], now=now)
         plan = Plan(state, now)
         if not any(c["run_id"] == child["run_id"] for c in state.children):
-            plan.add("child_started", child=child)
+            plan.add(ChildStarted(child=child))
         elif fence is None:
             return
         plan.commit(store, fence=fence)
@@ -176,9 +176,9 @@ def cancel_orphan(store: JournalStore, child_run_id: str, parent_run_id: str,
         if state.terminal:
             return
         plan = Plan(state, now)
-        plan.add("audit", event=audit_event("cancelled", None, plan.at,
-                                            metadata={"cascade_from": parent_run_id}))
-        plan.add("run_cancelled", reason="cancelled")
+        plan.add(Audit(event=audit_event("cancelled", None, plan.at,
+                                         metadata={"cascade_from": parent_run_id})))
+        plan.add(RunCancelled(reason="cancelled"))
         plan.commit(store)
 
     retry_on_conflict(write)

@@ -21,6 +21,7 @@ from typing import Any
 
 from squidie.errors import IncompatibleDefinition, InvalidOption, JournalConflict, LeaseLost
 from squidie.journal import Fence, JournalStore
+from squidie.model import AttemptFinished, RunFailed, RunState, StepOutcome
 from squidie.runtime.actions import (
     MissingInput,
     exception_outcome,
@@ -41,7 +42,6 @@ from squidie.runtime.heartbeat import KEEPER, Heartbeat, Kept
 from squidie.runtime.loading import definition_for, fold_loaded, load_state, retry_on_conflict
 from squidie.runtime.plan import LeaseTerms, Plan
 from squidie.runtime.planner import apply_outcome
-from squidie.runtime.state import RunState
 from squidie.workflow import CompiledWorkflow, StepContext
 from squidie.workflow.identifiers import text_problem
 from squidie.workflow.portable_json import copy_json
@@ -205,7 +205,7 @@ def _run_with_heartbeat(
     step_input: dict[str, Any], ctx: StepContext, lease_for: float,
     heartbeat_interval: float | None, current: Callable[[], datetime], *,
     handed_off: bool = False,
-) -> dict[str, Any]:
+) -> StepOutcome:
     """Run the step, renewing the claim's lease every ``heartbeat_interval``.
 
     A handed-off attempt holds only a short lease (see :mod:`squidie.runtime.claims`):
@@ -248,7 +248,7 @@ def _run_with_heartbeat(
 
 def record_and_apply(
     store: JournalStore, claim: Claim, state: RunState, compiled: CompiledWorkflow,
-    outcome: dict[str, Any], step_input: dict[str, Any] | None, now: datetime, *,
+    outcome: StepOutcome, step_input: dict[str, Any] | None, now: datetime, *,
     clock: Callable[[], datetime], lease: LeaseTerms, grant_to: str | None = None,
 ) -> tuple[RunState, Claim | None] | None:
     """The common case in one write: fence the claim, record the outcome, apply it
@@ -262,7 +262,7 @@ def record_and_apply(
     a = claim.attempt
     plan = Plan(state, now, clock)
     plan.lease = lease
-    plan.add("attempt_finished", **_finished(claim, outcome, step_input))
+    plan.add(_finished(claim, outcome, step_input))
     apply_outcome(plan, compiled.spec, a.runnable_key, actions=compiled.actions)
     if plan.deferred is not None:
         return None
@@ -275,19 +275,19 @@ def record_and_apply(
     return plan.state, granted
 
 
-def _finished(claim: Claim, outcome: dict[str, Any],
-              step_input: dict[str, Any] | None) -> dict[str, Any]:
-    """The data of an ``attempt_finished`` fact."""
+def _finished(claim: Claim, outcome: StepOutcome,
+              step_input: dict[str, Any] | None) -> AttemptFinished:
+    """The ``attempt_finished`` fact of ``claim``'s attempt."""
     a = claim.attempt
-    return {
-        "key": a.runnable_key, "attempt": a.attempt_number, **outcome, "input": step_input,
-        "claimed_at": iso(a.claimed_at) if a.claimed_at else None, "owner_id": a.owner_id,
-        "claim_id": claim.claim_id,
-    }
+    return AttemptFinished(
+        key=a.runnable_key, attempt=a.attempt_number, outcome=outcome, input=step_input,
+        claimed_at=iso(a.claimed_at) if a.claimed_at else None, owner_id=a.owner_id,
+        claim_id=claim.claim_id,
+    )
 
 
 def record_outcome(
-    store: JournalStore, claim: Claim, state: RunState, outcome: dict[str, Any],
+    store: JournalStore, claim: Claim, state: RunState, outcome: StepOutcome,
     step_input: dict[str, Any] | None, now: datetime,
 ) -> RunState | None:
     """First write: the outcome becomes durable, fenced by an unexpired claim.
@@ -295,11 +295,11 @@ def record_outcome(
     Returns the state after the write when it is known without re-reading.
     """
     a = claim.attempt
-    data = _finished(claim, outcome, step_input)
+    finished = _finished(claim, outcome, step_input)
     fence = claim.fence(statuses=("claimed",), set_status="finished", unexpired=True)
     _check_still_expected(state, claim)
     plan = Plan(state, now)
-    plan.add("attempt_finished", **data)
+    plan.add(finished)
     try:
         plan.commit(store, fence=fence, checkpoint=False)
         return plan.state
@@ -310,7 +310,7 @@ def record_outcome(
         fresh = load_state(store, a.run_id)
         _check_still_expected(fresh, claim)
         retry_plan = Plan(fresh, now)
-        retry_plan.add("attempt_finished", **data)
+        retry_plan.add(finished)
         retry_plan.commit(store, fence=fence, checkpoint=False)
 
     retry_on_conflict(again)
@@ -393,7 +393,7 @@ def _fail_incompatible(
     def fail(current: RunState) -> RunState:
         plan = Plan(current, now)
         if not current.terminal:
-            plan.add("run_failed", reason="incompatible_workflow_definition", error=error)
+            plan.add(RunFailed(reason="incompatible_workflow_definition", error=error))
         plan.commit(store, fence=fence)
         return plan.state
 

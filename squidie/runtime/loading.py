@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from squidie.errors import InvalidOption, JournalConflict, WorkflowDefinitionError
 from squidie.journal import JournalStore, LoadedRun
-from squidie.runtime.state import RunState, fold
+from squidie.model import RunState, fold_stored
 from squidie.workflow import CompiledWorkflow, Workflow, compile_spec
 from squidie.workflow.base import defined_workflow
 from squidie.workflow.paths import import_path, workflow_path
@@ -35,7 +35,7 @@ def fold_loaded(loaded: LoadedRun, *, history: bool = False) -> RunState:
     if state is not None and loaded.checkpoint is not None:
         state.checkpoint_revision = loaded.checkpoint.revision
     for fact in loaded.facts:
-        state = fold(state, fact.kind, fact.data, fact.revision)
+        state = fold_stored(state, fact.kind, fact.data, fact.revision)
         if history:
             state.history = True
     assert state is not None, f"run {loaded.run_id} has no facts"

@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from squidie.errors import IncompatibleDefinition, InvalidTransition, SquidieError
+from squidie.model import ManualResolved, RunFailed, RunState
 from squidie.runtime.commands import Command
 from squidie.runtime.loading import resolve_workflow
 from squidie.runtime.plan import Plan, audit_event
 from squidie.runtime.planner import fail_run, finish_if_done, follow
-from squidie.runtime.state import RunState
 from squidie.workflow import WorkflowSpec
 from squidie.workflow.spec import CONDITION_OPS, Condition, Outcome, TransitionSpec
 from squidie.workflow.specs import spec_shape
@@ -57,8 +57,9 @@ def resolve(plan: Plan, command: Command, decision: str) -> None:
     }
     event = audit_event(decision, step, plan.at, actor=command.actor, comment=command.comment,
                         metadata=command.attrs_metadata)
-    plan.add("manual_resolved", step=step, gate=manual["kind"], decision=decision, ok=ok,
-             output=output, output_key=manual.get("output_key"), error=error, event=event)
+    plan.add(ManualResolved(step=step, gate=manual["kind"], decision=decision, ok=ok,
+                            output=output, output_key=manual.get("output_key"), error=error,
+                            event=event))
     outcome = Outcome.OK if ok else Outcome.ERROR
     targets = [transition_from_dict(t) for t in manual["targets"].get(outcome.value, [])]
     if not targets and not ok:
@@ -67,7 +68,7 @@ def resolve(plan: Plan, command: Command, decision: str) -> None:
         return
     spec, problem = definition(state)
     if problem is not None or spec is None:
-        plan.add("run_failed", reason="incompatible_workflow_definition", error=problem)
+        plan.add(RunFailed(reason="incompatible_workflow_definition", error=problem))
         return
     follow(plan, spec, step, outcome, targets)
     finish_if_done(plan)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,15 +20,24 @@ from squidie.journal import (
     NewFact,
     RunWrite,
 )
+from squidie.model import (
+    Fact,
+    RunnableScheduled,
+    RunState,
+    UnknownFact,
+    encode,
+    fold,
+    kind_of,
+)
+from squidie.model.compaction import compact
 from squidie.runtime.clock import iso, parse_iso
-from squidie.runtime.state import RunState, fold
 
 # Work that must happen around the commit instead of inside one write (a saga
 # calls compensations between durable intent and result facts). It receives the
 # plan, the store and the fence, and returns the final revision.
 Deferred = Callable[["Plan", JournalStore, Fence | None], int]
 
-CHECKPOINT_EVERY = 16  # facts between checkpoints (a step writes about four)
+CHECKPOINT_EVERY = 16  # facts between checkpoints (a step usually writes two)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,32 +63,41 @@ class Plan:
         self.base_revision = state.revision
         self.base_status = state.status
         self.base_terminal = state.terminal
-        self.facts: list[NewFact] = []
+        self.facts: list[Fact] = []
         self.deferred: Deferred | None = None
         # Set by the executor when the plan is committed under a claim.
         self.lease: LeaseTerms | None = None
         # Attempts this write claims for the worker that scheduled them (by id).
         self.grants: dict[str, Grant] = {}
 
-    def add(self, kind: str, **data: Any) -> None:
-        """Decide one fact and fold it into the working state."""
-        data.setdefault("at", self.at)
-        fold(self.state, kind, data, self.state.revision + 1)
-        self.facts.append(NewFact(kind=kind, data=data))
+    def add(self, fact: Fact) -> None:
+        """Decide one fact and fold it into the working state (a fact without a time
+        happens at the plan's moment)."""
+        if fact.at is None and not isinstance(fact, UnknownFact):
+            fact = replace(fact, at=self.at)
+        fold(self.state, fact, self.state.revision + 1)
+        self.facts.append(fact)
+
+    def scheduled(self) -> list[RunnableScheduled]:
+        """The attempts this plan scheduled, in order."""
+        return [f for f in self.facts if isinstance(f, RunnableScheduled)]
 
     def new_attempts(self) -> list[NewAttempt]:
         """Dispatch rows for every runnable this plan scheduled."""
         run_id = self.state.run_id
         out = []
-        for f in self.facts:
-            if f.kind == "runnable_scheduled":
-                number = attempt_id(run_id, f.data["key"], f.data["attempt"])
-                out.append(NewAttempt(
-                    attempt_id=number, runnable_key=f.data["key"], step=f.data["step"],
-                    attempt_number=f.data["attempt"], visible_at=parse_iso(f.data["visible_at"]),
-                    grant=self.grants.get(number),
-                ))
+        for f in self.scheduled():
+            number = attempt_id(run_id, f.key, f.attempt)
+            out.append(NewAttempt(
+                attempt_id=number, runnable_key=f.key, step=f.step, attempt_number=f.attempt,
+                visible_at=parse_iso(f.visible_at), grant=self.grants.get(number),
+            ))
         return out
+
+    def stored_facts(self) -> list[NewFact]:
+        """The facts as the journal stores them: compacted (a successful attempt with
+        its application and route is one fact), then encoded."""
+        return [NewFact(kind=kind_of(f), data=encode(f)) for f in compact(self.facts)]
 
     def commit(
         self, store: JournalStore, *, fence: Fence | None = None, checkpoint: bool = True,
@@ -91,15 +109,18 @@ class Plan:
             deferred, self.deferred = self.deferred, None
             return deferred(self, store, fence)
         state = self.state
+        facts = self.stored_facts()
+        # Folding counted the facts before compaction; the journal numbers stored ones.
+        state.revision = self.base_revision + len(facts)
         became_terminal = state.terminal and not self.base_terminal
-        snapshot = (self.facts and checkpoint and not state.history
+        snapshot = (facts and checkpoint and not state.history
                     and (became_terminal or checkpoint_due(state)))
         revision = store.write(
             RunWrite(
                 run_id=state.run_id,
                 expected_revision=self.base_revision,
                 now=self.now,
-                facts=self.facts,
+                facts=facts,
                 status=state.status if (self.facts or state.status != self.base_status) else None,
                 terminal_at=self.now if became_terminal else None,
                 checkpoint=state.to_json() if snapshot else None,

@@ -10,6 +10,16 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from squidie.model import (
+    Audit,
+    OutcomeApplied,
+    Paused,
+    Routed,
+    RunCompleted,
+    RunFailed,
+    RunnableScheduled,
+    StepOutcome,
+)
 from squidie.runtime import saga
 from squidie.runtime.clock import iso, later
 from squidie.runtime.plan import Plan, audit_event
@@ -40,19 +50,11 @@ def schedule_step(plan: Plan, spec: WorkflowSpec, step: StepSpec, *, delay: floa
     if step.is_manual:
         plan_pause(plan, spec, step, deadline_at=deadline_at, deadline=deadline)
         return
-    markers: dict[str, Any] = {}
-    if step.irreversible:
-        markers["irreversible"] = True
-    if step.compensatable is not None:
-        markers["compensatable"] = step.compensatable
-    if step.compensate:
-        markers["compensate"] = step.compensate
-    if deadline:
-        markers["deadline"] = deadline
-    plan.add(
-        "runnable_scheduled", key=step.name, step=step.name, attempt=1,
-        visible_at=iso(later(plan.now, delay)), deadline_at=deadline_at, **markers,
-    )
+    plan.add(RunnableScheduled(
+        key=step.name, step=step.name, attempt=1, visible_at=iso(later(plan.now, delay)),
+        deadline_at=deadline_at, deadline=deadline or None, irreversible=step.irreversible,
+        compensatable=step.compensatable, compensate=step.compensate or None,
+    ))
 
 
 def plan_pause(plan: Plan, spec: WorkflowSpec, step: StepSpec, *, deadline_at: str | None,
@@ -66,9 +68,9 @@ def plan_pause(plan: Plan, spec: WorkflowSpec, step: StepSpec, *, deadline_at: s
         outcome.value: [t.to_dict() for t in successors(spec, step, outcome)]
         for outcome in Outcome
     }
-    plan.add("paused", step=step.name, gate=step.kind.value, output_key=step.output,
-             targets=targets, deadline_at=deadline_at, deadline=deadline,
-             event=audit_event("paused", step.name, plan.at))
+    plan.add(Paused(step=step.name, gate=step.kind.value, output_key=step.output,
+                    targets=targets, deadline_at=deadline_at, deadline=deadline,
+                    event=audit_event("paused", step.name, plan.at)))
 
 
 def successors(spec: WorkflowSpec, step: StepSpec, outcome: Outcome) -> list[TransitionSpec]:
@@ -92,22 +94,23 @@ def apply_outcome(plan: Plan, spec: WorkflowSpec, key: str, *,
     """
     state = plan.state
     runnable = state.runnables[key]
-    outcome = runnable.outcome or {}
+    outcome = runnable.outcome or StepOutcome(ok=False)
     step = spec.step(runnable.step)
-    if outcome.get("ok"):
-        plan.add("outcome_applied", key=key, attempt=runnable.attempt, ok=True,
-                 output=outcome.get("output") or {}, output_key=step.output)
+    error = outcome.error.to_dict() if outcome.error is not None else None
+    if outcome.ok:
+        plan.add(OutcomeApplied(key=key, attempt=runnable.attempt, ok=True,
+                                output=outcome.output or {}, output_key=step.output))
         route(plan, spec, step, Outcome.OK)
-    elif outcome.get("retryable") and runnable.attempt < step.max_attempts:
-        delay = retry_delay(outcome.get("delay"), step, runnable.attempt)
-        plan.add("outcome_applied", key=key, attempt=runnable.attempt, ok=False, final=False,
-                 error=outcome.get("error"))
-        plan.add("runnable_scheduled", key=key, step=step.name, attempt=runnable.attempt + 1,
-                 visible_at=iso(later(plan.now, delay)), deadline_at=runnable.deadline_at)
+    elif outcome.retryable and runnable.attempt < step.max_attempts:
+        delay = retry_delay(outcome.delay, step, runnable.attempt)
+        plan.add(OutcomeApplied(key=key, attempt=runnable.attempt, ok=False, final=False,
+                                error=error))
+        plan.add(RunnableScheduled(key=key, step=step.name, attempt=runnable.attempt + 1,
+                                   visible_at=iso(later(plan.now, delay)),
+                                   deadline_at=runnable.deadline_at))
     else:
-        error = outcome.get("error")
-        plan.add("outcome_applied", key=key, attempt=runnable.attempt, ok=False, final=True,
-                 error=error)
+        plan.add(OutcomeApplied(key=key, attempt=runnable.attempt, ok=False, final=True,
+                                error=error))
         if spec.transitions_from(step.name, Outcome.ERROR):
             route(plan, spec, step, Outcome.ERROR)
         else:
@@ -162,12 +165,12 @@ def follow(plan: Plan, spec: WorkflowSpec, frm: str, outcome: Outcome,
         fail_run(plan, frm, {"type": "NoMatchingTransition", "code": "no_matching_transition",
                              "message": message, "public_message": message})
         return
-    plan.add("routed", frm=frm, on=outcome.value, to=chosen.to,
-             condition=condition_index, recovery=chosen.recovery)
+    plan.add(Routed(frm=frm, on=outcome.value, to=chosen.to, condition=condition_index,
+                    recovery=chosen.recovery))
     if chosen.recovery:
         # Recovery markers annotate the route; they run no callbacks.
-        plan.add("audit", event=audit_event(f"{chosen.recovery}_routed", frm, plan.at,
-                                            to=chosen.to))
+        plan.add(Audit(event=audit_event(f"{chosen.recovery}_routed", frm, plan.at,
+                                         to=chosen.to)))
     if chosen.to != COMPLETE:
         schedule_step(plan, spec, spec.step(chosen.to), delay=delay)
 
@@ -221,7 +224,7 @@ def is_missing(value: Any) -> bool:
 
 def fail_run(plan: Plan, step: str, error: Any) -> None:
     """End the run as failed because of ``step``."""
-    plan.add("run_failed", reason=step, error=error)
+    plan.add(RunFailed(reason=step, error=error))
 
 
 def finish_if_done(plan: Plan) -> None:
@@ -231,5 +234,5 @@ def finish_if_done(plan: Plan) -> None:
         return
     if plan.deferred is not None:
         return  # a saga is about to run; it ends the run itself
-    plan.add("run_completed")
+    plan.add(RunCompleted())
 

@@ -28,11 +28,18 @@ from typing import Any
 
 from squidie.errors import InvalidOption, JournalConflict
 from squidie.journal import Fence, JournalStore
+from squidie.model import (
+    Compensated,
+    CompensationStarted,
+    ErrorInfo,
+    RunnableState,
+    RunState,
+    StepOutcome,
+)
 from squidie.runtime.clock import later
 from squidie.runtime.heartbeat import Heartbeat
 from squidie.runtime.loading import load_state, resolve_workflow, retry_on_conflict
 from squidie.runtime.plan import Plan, audit_event
-from squidie.runtime.state import RunnableState, RunState
 from squidie.workflow import StepContext, StepSpec, WorkflowSpec
 
 Replan = Callable[[Plan], None]
@@ -89,8 +96,8 @@ def _run(plan: Plan, store: JournalStore, fence: Fence | None, *, key: str, erro
         previous = next((c for c in state.compensations if c["key"] == target.key), None)
         attempt = (previous["attempts"] if previous else 0) + 1
         intent = Plan(state, plan.clock())
-        intent.add("compensation_started", step=target.step, key=target.key,
-                   compensate=target.compensate, attempt=attempt)
+        intent.add(CompensationStarted(step=target.step, key=target.key,
+                                       compensate=target.compensate, attempt=attempt))
         intent.commit(store, fence=keep, checkpoint=False)
         outcome = _beating(store, plan, fence, functools.partial(
             _call, intent.state, target, {"step": failed_step, "error": error}, attempt,
@@ -104,7 +111,7 @@ def _run(plan: Plan, store: JournalStore, fence: Fence | None, *, key: str, erro
 
 
 def _beating(store: JournalStore, plan: Plan, fence: Fence | None,
-             call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+             call: Callable[[], StepOutcome]) -> StepOutcome:
     """Run one compensation while renewing the claim's lease, like a step's heartbeat,
     so a compensation longer than the lease is not taken over and run twice.
 
@@ -128,31 +135,32 @@ def _beating(store: JournalStore, plan: Plan, fence: Fence | None,
 
 
 def _record(store: JournalStore, run_id: str, plan: Plan, target: RunnableState, attempt: int,
-            outcome: dict[str, Any]) -> None:
+            outcome: StepOutcome) -> None:
     """Record what a compensation did. Unfenced: a result that happened is always kept."""
+    error = outcome.error.to_dict() if outcome.error is not None else None
+
     def write() -> None:
         result = Plan(load_state(store, run_id), plan.clock())
-        event = audit_event("compensated", target.step, result.at, ok=outcome["ok"],
-                            error=outcome.get("error"))
-        result.add("compensated", step=target.step, key=target.key, attempt=attempt,
-                   ok=outcome["ok"], output=outcome.get("output"), error=outcome.get("error"),
-                   event=event)
+        event = audit_event("compensated", target.step, result.at, ok=outcome.ok,
+                            error=error)
+        result.add(Compensated(step=target.step, key=target.key, attempt=attempt,
+                               ok=outcome.ok, output=outcome.output, error=error, event=event))
         result.commit(store, checkpoint=False)
 
     retry_on_conflict(write)
 
 
 def _call(state: RunState, target: RunnableState, failure: dict[str, Any], attempt: int,
-          actions: Mapping[str, Any] | None, claim_id: str) -> dict[str, Any]:
+          actions: Mapping[str, Any] | None, claim_id: str) -> StepOutcome:
     """Call one compensation ``(input, ctx)``; its result or failure as an outcome."""
     from squidie.runtime.actions import invoke
 
     action = _action(state, target.compensate or "", actions)
     if action is None:
-        return {"ok": False, "output": None, "error": {
-            "type": "CompensationUnavailable", "code": "compensation_unavailable",
-            "message": f"compensation {target.compensate!r} of step {target.step!r} cannot "
-                       "be found in the deployed definition"}}
+        return StepOutcome.failure(ErrorInfo(
+            type="CompensationUnavailable", code="compensation_unavailable",
+            message=f"compensation {target.compensate!r} of step {target.step!r} cannot "
+                    "be found in the deployed definition"), retryable=False)
     ctx = StepContext(
         run_id=state.run_id, workflow=state.workflow, step=target.step, attempt=attempt,
         runnable_key=f"compensate:{target.key}",

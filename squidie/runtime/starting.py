@@ -9,11 +9,11 @@ from typing import Any
 
 from squidie.errors import InvalidOption, RunIdConflict
 from squidie.journal import Fence, JournalStore, NewFact, NewRun, RunRecord
+from squidie.model import RunStarted, RunState, encode, fold
 from squidie.runtime.clock import iso
 from squidie.runtime.loading import load_state
 from squidie.runtime.plan import Plan
 from squidie.runtime.planner import plan_entry
-from squidie.runtime.state import RunState, fold
 from squidie.workflow import CompiledWorkflow, validate_payload
 from squidie.workflow.identifiers import text_problem
 from squidie.workflow.quoting import brief
@@ -33,7 +33,8 @@ def start_run(
     parent_run_id: str | None = None,
     replayed_from_run_id: str | None = None,
     store_spec: bool = False,
-    extra: dict[str, Any] | None = None,
+    command: dict[str, Any] | None = None,
+    audit: list[dict[str, Any]] | None = None,
     fence: Fence | None = None,
 ) -> tuple[RunState, bool]:
     """Create a run (or find the one with ``run_id``); returns (state, created).
@@ -48,22 +49,23 @@ def start_run(
             raise InvalidOption(problem)
     input = check_start(compiled, trigger, payload, workflow_id)
     run_id = run_id or str(uuid.uuid4())
-    started = {
-        "run_id": run_id, "workflow": workflow_id, "trigger": spec.trigger.name, "queue": queue,
-        "input": input, "context": context or {}, "at": iso(now),
-        "definition_version": spec.version, "fingerprint": compiled.fingerprint,
-        "spec": spec.to_dict() if store_spec else None, "parent_run_id": parent_run_id,
-        "replayed_from_run_id": replayed_from_run_id, **(extra or {}),
-    }
-    state = fold(None, "run_started", started, 1)
+    started = RunStarted(
+        run_id=run_id, workflow=workflow_id, trigger=spec.trigger.name, queue=queue,
+        input=input, context=context or {}, at=iso(now), definition_version=spec.version,
+        fingerprint=compiled.fingerprint, spec=spec.to_dict() if store_spec else None,
+        parent_run_id=parent_run_id, replayed_from_run_id=replayed_from_run_id,
+        command=command, audit=audit,
+    )
+    state = fold(None, started, 1)
     plan = Plan(state, now)
     plan_entry(plan, spec)
+    facts = [NewFact(kind=started.KIND, data=encode(started)), *plan.stored_facts()]
+    state.revision = len(facts)
     record = RunRecord(
         run_id=run_id, workflow=workflow_id, trigger=spec.trigger.name, queue=queue,
         status=state.status, definition_version=spec.version, parent_run_id=parent_run_id,
         revision=state.revision, started_at=now, updated_at=now,
     )
-    facts = [NewFact(kind="run_started", data=started), *plan.facts]
     created = store.create_run(
         NewRun(record=record, facts=facts, attempts=plan.new_attempts(),
                checkpoint=state.to_json(), fence=fence)

@@ -1,0 +1,356 @@
+"""The journal's facts, one frozen dataclass per kind.
+
+A fact is stored as its ``KIND`` and a JSON object of its fields (``encode``); reading
+it back (``decode``) gives the same dataclass. Optional fields equal to their default
+are left out of the stored object, so facts stay small. A kind this release does not
+know (written by a newer one) decodes to :class:`UnknownFact`, which folding keeps in
+the journal and otherwise ignores; unknown keys of a known kind are dropped on read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, ClassVar
+
+from squidie.errors import StorageError
+from squidie.model.outcomes import StepOutcome
+
+JsonDict = dict[str, Any]
+
+
+class CorruptFact(StorageError):
+    """A stored fact lacks what its kind requires (or comes before its run started)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStarted:
+    """A run was created: what it runs, with which input, and where it came from."""
+
+    KIND: ClassVar[str] = "run_started"
+    run_id: str
+    workflow: str
+    trigger: str
+    queue: str
+    input: JsonDict
+    context: JsonDict | None = None
+    definition_version: str | None = None
+    fingerprint: str | None = None
+    spec: JsonDict | None = None
+    parent_run_id: str | None = None
+    replayed_from_run_id: str | None = None
+    command: JsonDict | None = None
+    audit: list[JsonDict] | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunnableScheduled:
+    """An attempt of a step was scheduled (``attempt`` 1 for a new runnable)."""
+
+    KIND: ClassVar[str] = "runnable_scheduled"
+    key: str
+    step: str
+    attempt: int
+    visible_at: str
+    deadline_at: str | None = None
+    deadline: JsonDict | None = None
+    irreversible: bool = False
+    compensatable: bool | None = None
+    compensate: str | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptFinished:
+    """An attempt ended with ``outcome`` (recorded; applying it is a separate decision)."""
+
+    KIND: ClassVar[str] = "attempt_finished"
+    key: str
+    outcome: StepOutcome
+    attempt: int | None = None
+    input: JsonDict | None = None
+    claimed_at: str | None = None
+    owner_id: str | None = None
+    claim_id: str | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutcomeApplied:
+    """A recorded outcome took effect: output merged, or a retry or final failure."""
+
+    KIND: ClassVar[str] = "outcome_applied"
+    key: str
+    ok: bool
+    attempt: int | None = None
+    output: JsonDict | None = None
+    output_key: str | None = None
+    error: JsonDict | None = None
+    final: bool = False
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepCompleted:
+    """An attempt succeeded and its output took effect, in one fact: what
+    ``attempt_finished`` + ``outcome_applied`` say for a successful attempt."""
+
+    KIND: ClassVar[str] = "step_completed"
+    key: str
+    attempt: int
+    output: JsonDict
+    output_key: str | None = None
+    input: JsonDict | None = None
+    claimed_at: str | None = None
+    owner_id: str | None = None
+    claim_id: str | None = None
+    # The route taken from it (``routed``), when one was chosen.
+    route: JsonDict | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptWithdrawn:
+    """A scheduled attempt will not run (its run ended, or it was replaced)."""
+
+    KIND: ClassVar[str] = "attempt_withdrawn"
+    key: str
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunCompleted:
+    """The run reached its end."""
+
+    KIND: ClassVar[str] = "run_completed"
+    reason: str | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFailed:
+    """The run failed for good (``reason`` names the step or the cause)."""
+
+    KIND: ClassVar[str] = "run_failed"
+    reason: str | None = None
+    error: JsonDict | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunCancelled:
+    """The run was cancelled."""
+
+    KIND: ClassVar[str] = "run_cancelled"
+    reason: str | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusChanged:
+    """The run's status was set directly (written by early releases only)."""
+
+    KIND: ClassVar[str] = "status_changed"
+    status: str
+    reason: str | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Audit:
+    """An entry for the run's audit trail."""
+
+    KIND: ClassVar[str] = "audit"
+    event: JsonDict
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Routed:
+    """Which transition the run took from ``frm`` on outcome ``on``."""
+
+    KIND: ClassVar[str] = "routed"
+    frm: str
+    on: str
+    to: str
+    condition: int | None = None
+    recovery: str | None = None
+    at: str | None = None
+
+    def route(self) -> JsonDict:
+        """The route as run state keeps it."""
+        return {"frm": self.frm, "on": self.on, "to": self.to, "condition": self.condition,
+                "recovery": self.recovery}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Paused:
+    """The run reached a pause or approval step (``gate``) and waits for a person."""
+
+    KIND: ClassVar[str] = "paused"
+    step: str
+    gate: str
+    output_key: str | None = None
+    targets: JsonDict | None = None
+    deadline_at: str | None = None
+    deadline: JsonDict | None = None
+    event: JsonDict | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManualResolved:
+    """A person resumed, approved or rejected the step the run was paused on."""
+
+    KIND: ClassVar[str] = "manual_resolved"
+    step: str
+    ok: bool
+    gate: str | None = None
+    decision: str | None = None
+    output: JsonDict | None = None
+    output_key: str | None = None
+    error: JsonDict | None = None
+    event: JsonDict | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandRecorded:
+    """A control command (cancel, resume, signal...) was accepted for this run."""
+
+    KIND: ClassVar[str] = "command_recorded"
+    command: JsonDict
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompensationStarted:
+    """A saga is about to call the compensation of step ``step`` (durable intent)."""
+
+    KIND: ClassVar[str] = "compensation_started"
+    step: str
+    key: str
+    attempt: int
+    compensate: str | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Compensated:
+    """A compensation returned (``ok``) or failed."""
+
+    KIND: ClassVar[str] = "compensated"
+    step: str
+    key: str
+    ok: bool
+    attempt: int | None = None
+    output: JsonDict | None = None
+    error: JsonDict | None = None
+    event: JsonDict | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildStarted:
+    """A step started a child run."""
+
+    KIND: ClassVar[str] = "child_started"
+    child: JsonDict
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnknownFact:
+    """A fact of a kind this release does not know, kept as it was stored."""
+
+    kind: str
+    data: JsonDict
+
+    @property
+    def at(self) -> str | None:
+        """When it happened, if it says."""
+        at = self.data.get("at")
+        return at if isinstance(at, str) else None
+
+
+Fact = (RunStarted | RunnableScheduled | AttemptFinished | OutcomeApplied | StepCompleted
+        | AttemptWithdrawn | RunCompleted | RunFailed | RunCancelled | StatusChanged | Audit
+        | Routed | Paused | ManualResolved | CommandRecorded | CompensationStarted
+        | Compensated | ChildStarted | UnknownFact)
+
+KnownFact = (RunStarted | RunnableScheduled | AttemptFinished | OutcomeApplied | StepCompleted
+             | AttemptWithdrawn | RunCompleted | RunFailed | RunCancelled | StatusChanged
+             | Audit | Routed | Paused | ManualResolved | CommandRecorded | CompensationStarted
+             | Compensated | ChildStarted)
+
+KINDS: dict[str, type[KnownFact]] = {
+    cls.KIND: cls for cls in (
+        RunStarted, RunnableScheduled, AttemptFinished, OutcomeApplied, StepCompleted,
+        AttemptWithdrawn, RunCompleted, RunFailed, RunCancelled, StatusChanged, Audit, Routed,
+        Paused, ManualResolved, CommandRecorded, CompensationStarted, Compensated,
+        ChildStarted,
+    )
+}
+
+# Per kind: every field's name with its default (MISSING when required), computed once.
+_FIELDS: dict[type[Any], tuple[tuple[str, Any], ...]] = {
+    cls: tuple((f.name, f.default) for f in fields(cls)) for cls in KINDS.values()
+}
+_OUTCOME_KEYS = ("ok", "output", "error", "retryable", "delay")
+
+
+def kind_of(fact: Fact) -> str:
+    """The kind a fact is stored under."""
+    return fact.kind if isinstance(fact, UnknownFact) else fact.KIND
+
+
+def encode(fact: Fact) -> JsonDict:
+    """The JSON object a fact is stored as (its kind is stored beside it)."""
+    if isinstance(fact, UnknownFact):
+        return dict(fact.data)
+    out: JsonDict = {}
+    for name, default in _FIELDS[type(fact)]:
+        value = getattr(fact, name)
+        if default is MISSING or value != default:
+            out[name] = value
+    if isinstance(fact, AttemptFinished):
+        # Stored flat, as every release wrote it: the outcome's keys sit beside the key.
+        del out["outcome"]
+        out.update(fact.outcome.to_dict())
+    return out
+
+
+def decode(kind: str, data: JsonDict) -> Fact:
+    """The fact stored as ``kind`` with ``data``; :class:`UnknownFact` for a kind this
+    release does not know. :class:`CorruptFact` when a required field is missing."""
+    cls = KINDS.get(kind)
+    if cls is None:
+        return UnknownFact(kind=kind, data=data)
+    values: JsonDict = {}
+    missing: list[str] = []
+    for name, default in _FIELDS[cls]:
+        if name in data:
+            values[name] = data[name]
+        elif default is MISSING and not (cls is AttemptFinished and name == "outcome"):
+            missing.append(name)
+    if cls is AttemptFinished:
+        values["outcome"] = StepOutcome.from_dict(data)
+    if missing:
+        raise CorruptFact(f"a stored {kind!r} fact lacks {', '.join(missing)}",
+                          kind=kind, missing=missing)
+    return cls(**values)
+
+
+# Stored kinds that apply a successful outcome, and kinds that record an attempt's end
+# (for queries that filter the journal by kind before decoding).
+SUCCESS_KINDS = (OutcomeApplied.KIND, StepCompleted.KIND)
+ATTEMPT_END_KINDS = (AttemptFinished.KIND, StepCompleted.KIND)
+
+
+def applied_success(kind: str, data: JsonDict) -> str | None:
+    """The runnable key whose successful outcome the stored fact (``kind``, ``data``)
+    applies; None for any other fact. What exactly-once checks count."""
+    if kind == StepCompleted.KIND or (kind == OutcomeApplied.KIND and data.get("ok")):
+        key = data.get("key")
+        return key if isinstance(key, str) else None
+    return None
