@@ -27,8 +27,9 @@ from squidie import (
 )
 from squidie.model import ATTEMPT_END_KINDS, Audit
 from squidie.runtime import executing
-from squidie.runtime.loading import load_state, retry_on_conflict
+from squidie.runtime.loading import load_state
 from squidie.runtime.plan import Plan
+from squidie.runtime.writing import COMMIT, Commit, write_run
 from squidie.testing import FakeClock, drain
 from tests.workflows_core import FiveStepJoin, Flaky, Routed
 
@@ -363,12 +364,20 @@ class TestRecovery:
         with pytest.raises(squidie.JournalConflict):
             plan_b.commit(sq.store)
 
-        def retry_b() -> int:
-            fresh = Plan(load_state(sq.store, run.run_id), sq.clock.now())
-            fresh.add(Audit(event={"type": "note", "by": "b"}))
-            return fresh.commit(sq.store)
+        seen: list[int] = []
 
-        assert retry_on_conflict(retry_b) == a.revision + 1
+        def note_b(plan: Plan) -> Commit:
+            seen.append(plan.state.revision)
+            plan.add(Audit(event={"type": "note", "by": "b"}))
+            return COMMIT
+
+        # Given b's stale state, write_run conflicts once, re-reads and decides again.
+        stale = load_state(sq.store, run.run_id)
+        stale.revision -= 1
+        after = write_run(sq.store, run.run_id, note_b, now=sq.clock.now(), state=stale)
+        # (a is plan_a's state: it is at the revision plan_a committed.)
+        assert seen == [a.revision - 1, a.revision]
+        assert after.revision == a.revision + 1
         events = load_state(sq.store, run.run_id).audit_events
         assert [e["by"] for e in events] == ["a", "b"]
 

@@ -34,10 +34,11 @@ from squidie.runtime.controls import (
     replay_definition,
     step_fence,
 )
-from squidie.runtime.loading import load_state, resolve_workflow, retry_on_conflict, workflow_ref
+from squidie.runtime.loading import load_state, resolve_workflow, workflow_ref
 from squidie.runtime.plan import Plan, audit_event
 from squidie.runtime.signals import Signal, SignalType
 from squidie.runtime.starting import check_start
+from squidie.runtime.writing import Commit, write_run
 from squidie.workflow import CompiledWorkflow, StepContext
 from squidie.workflow.quoting import brief
 
@@ -248,18 +249,16 @@ class ControlsMixin:
                                run_id=new_id, queue=source.queue, now=moment,
                                replayed_from_run_id=source.run_id, audit=[replayed])
 
-        def annotate() -> None:
+        def annotate(plan: Plan) -> Commit | None:
             if prior_result(self.store, command, error) is not None:
-                return
-            plan = Plan(load_state(self.store, source.run_id), moment)
+                return None
             plan.add(CommandRecorded(command=command.history()))
             plan.add(Audit(event=audit_event("replayed", None, plan.at,
                                              metadata=command.metadata,
                                              replay_run_id=state.run_id)))
-            plan.commit(self.store, command=command.receipt(state.run_id, moment,
-                                                            target=source.run_id))
+            return Commit(receipt=command.receipt(state.run_id, moment, target=source.run_id))
 
-        retry_on_conflict(annotate)
+        write_run(self.store, source.run_id, annotate, now=moment)
         return self._snapshot(load_state(self.store, state.run_id), now=moment)
 
     def _signal_start(self, sig: Signal, now: datetime | None) -> RunSnapshot:

@@ -28,9 +28,10 @@ from squidie.errors import InvalidOption, InvalidSignal, SquidieError
 from squidie.journal import CommandReceipt, JournalStore
 from squidie.model import CommandRecorded, RunState
 from squidie.runtime.clock import iso
-from squidie.runtime.loading import load_state, retry_on_conflict
+from squidie.runtime.loading import load_state
 from squidie.runtime.plan import Plan
 from squidie.runtime.redaction import redact_text, redact_value
+from squidie.runtime.writing import Commit, write_run
 from squidie.workflow.identifiers import text_problem
 from squidie.workflow.portable_json import portable_json
 from squidie.workflow.quoting import brief
@@ -223,29 +224,32 @@ def _short(text: Any) -> str:
     return repr(raw if len(raw) <= 60 else raw[:60] + "...")
 
 
+class Delivered(Exception):
+    """An earlier delivery of the command being applied has committed."""
+
+
 def apply_control(store: JournalStore, command: Command, decide: Callable[[Plan], None],
                   now: datetime, *, error: ErrorType = InvalidOption) -> RunState:
     """Apply a control to its run once: decide against fresh state, record the command
     and its receipt with the effect, retrying when another writer wins a race."""
     assert command.run_id is not None
+    run_id = str(command.run_id)
 
-    def attempt() -> RunState:
-        done = prior_result(store, command, error)
-        if done is not None:
-            return load_state(store, done)
-        state = load_state(store, str(command.run_id))
-        plan = Plan(state, now)
+    def once(plan: Plan) -> Commit:
+        if prior_result(store, command, error) is not None:
+            raise Delivered  # delivered before: the run as it is now is the result
         plan.add(CommandRecorded(command=command.history()))
         try:
             decide(plan)
         except SquidieError:
             # A concurrent delivery of this command may have committed between our
-            # receipt check and our read: then its result is ours too.
-            done = prior_result(store, command, error)
-            if done is not None:
-                return load_state(store, done)
+            # read and our receipt check: then its result is ours too.
+            if prior_result(store, command, error) is not None:
+                raise Delivered from None
             raise
-        plan.commit(store, command=command.receipt(state.run_id, now))
-        return plan.state
+        return Commit(receipt=command.receipt(run_id, now))
 
-    return retry_on_conflict(attempt)
+    try:
+        return write_run(store, run_id, once, now=now)
+    except Delivered:
+        return load_state(store, run_id)

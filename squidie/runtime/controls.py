@@ -17,8 +17,9 @@ from squidie.errors import (
 from squidie.journal import AttemptRecord, Fence, JournalStore
 from squidie.model import Audit, ChildStarted, RunCancelled, RunState
 from squidie.runtime.commands import Command
-from squidie.runtime.loading import load_state, resolve_workflow, retry_on_conflict
+from squidie.runtime.loading import resolve_workflow
 from squidie.runtime.plan import Plan, audit_event
+from squidie.runtime.writing import COMMIT, Commit, write_run
 from squidie.workflow import CompiledWorkflow
 
 # Ids derived from idempotency keys make "create a run" effects idempotent too.
@@ -151,19 +152,18 @@ def note_child(store: JournalStore, parent_run_id: str, child: dict[str, Any], n
     :func:`step_fence`), else LeaseLost / InvalidTransition and nothing is written.
     """
 
-    def write() -> None:
-        state = load_state(store, parent_run_id)
+    def once(plan: Plan) -> Commit | None:
         fence = None
         if claim is not None:
-            fence = step_fence(store, state, runnable_key=claim[0], claim_id=claim[1], now=now)
-        plan = Plan(state, now)
-        if not any(c["run_id"] == child["run_id"] for c in state.children):
+            fence = step_fence(store, plan.state, runnable_key=claim[0], claim_id=claim[1],
+                               now=now)
+        if not any(c["run_id"] == child["run_id"] for c in plan.state.children):
             plan.add(ChildStarted(child=child))
         elif fence is None:
-            return
-        plan.commit(store, fence=fence)
+            return None
+        return Commit(fence=fence)
 
-    retry_on_conflict(write)
+    write_run(store, parent_run_id, once, now=now)
 
 
 def cancel_orphan(store: JournalStore, child_run_id: str, parent_run_id: str,
@@ -171,14 +171,12 @@ def cancel_orphan(store: JournalStore, child_run_id: str, parent_run_id: str,
     """Cancel a child whose parent ended while it was being created (a cancel that
     raced ``start_child_run``): audit ``cancelled`` with ``metadata.cascade_from``."""
 
-    def write() -> None:
-        state = load_state(store, child_run_id)
-        if state.terminal:
-            return
-        plan = Plan(state, now)
+    def once(plan: Plan) -> Commit | None:
+        if plan.state.terminal:
+            return None
         plan.add(Audit(event=audit_event("cancelled", None, plan.at,
                                          metadata={"cascade_from": parent_run_id})))
         plan.add(RunCancelled(reason="cancelled"))
-        plan.commit(store)
+        return COMMIT
 
-    retry_on_conflict(write)
+    write_run(store, child_run_id, once, now=now)

@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from squidie.errors import IncompatibleDefinition, InvalidOption, JournalConflict, LeaseLost
-from squidie.journal import Fence, JournalStore
+from squidie.journal import JournalStore
 from squidie.model import AttemptFinished, RunFailed, RunState, StepOutcome
 from squidie.runtime.actions import (
     MissingInput,
@@ -39,9 +39,10 @@ from squidie.runtime.claims import (
 )
 from squidie.runtime.clock import Clock, iso, later
 from squidie.runtime.heartbeat import KEEPER, Heartbeat, Kept
-from squidie.runtime.loading import definition_for, fold_loaded, load_state, retry_on_conflict
+from squidie.runtime.loading import definition_for, fold_loaded, load_state
 from squidie.runtime.plan import LeaseTerms, Plan
 from squidie.runtime.planner import apply_outcome
+from squidie.runtime.writing import Commit, write_run
 from squidie.workflow import CompiledWorkflow, StepContext
 from squidie.workflow.identifiers import text_problem
 from squidie.workflow.portable_json import copy_json
@@ -260,19 +261,26 @@ def record_and_apply(
     been folded forward in memory and must not be used again.
     """
     a = claim.attempt
-    plan = Plan(state, now, clock)
-    plan.lease = lease
-    plan.add(_finished(claim, outcome, step_input))
-    apply_outcome(plan, compiled.spec, a.runnable_key, actions=compiled.actions)
-    if plan.deferred is not None:
-        return None
-    granted = grant_successor(plan, owner_id=grant_to, now=now) if grant_to else None
+    granted: list[Claim | None] = [None]
+    saga = [False]
+
+    def once(plan: Plan) -> Commit | None:
+        plan.add(_finished(claim, outcome, step_input))
+        apply_outcome(plan, compiled.spec, a.runnable_key, actions=compiled.actions)
+        if plan.deferred is not None:
+            saga[0] = True  # compensations run between writes: the two-write path
+            return None
+        if grant_to:
+            granted[0] = grant_successor(plan, owner_id=grant_to, now=now)
+        return Commit(fence=claim.fence(statuses=("claimed",), set_status="applied",
+                                        unexpired=True))
+
     try:
-        plan.commit(store, fence=claim.fence(statuses=("claimed",), set_status="applied",
-                                             unexpired=True))
+        after = write_run(store, a.run_id, once, now=now, clock=clock, state=state, lease=lease,
+                          retries=1)
     except JournalConflict:
         return None
-    return plan.state, granted
+    return None if saga[0] else (after, granted[0])
 
 
 def _finished(claim: Claim, outcome: StepOutcome,
@@ -289,32 +297,18 @@ def _finished(claim: Claim, outcome: StepOutcome,
 def record_outcome(
     store: JournalStore, claim: Claim, state: RunState, outcome: StepOutcome,
     step_input: dict[str, Any] | None, now: datetime,
-) -> RunState | None:
+) -> RunState:
     """First write: the outcome becomes durable, fenced by an unexpired claim.
-
-    Returns the state after the write when it is known without re-reading.
-    """
-    a = claim.attempt
+    Returns the state after the write."""
     finished = _finished(claim, outcome, step_input)
     fence = claim.fence(statuses=("claimed",), set_status="finished", unexpired=True)
-    _check_still_expected(state, claim)
-    plan = Plan(state, now)
-    plan.add(finished)
-    try:
-        plan.commit(store, fence=fence, checkpoint=False)
-        return plan.state
-    except JournalConflict:
-        pass
 
-    def again() -> None:
-        fresh = load_state(store, a.run_id)
-        _check_still_expected(fresh, claim)
-        retry_plan = Plan(fresh, now)
-        retry_plan.add(finished)
-        retry_plan.commit(store, fence=fence, checkpoint=False)
+    def once(plan: Plan) -> Commit:
+        _check_still_expected(plan.state, claim)
+        plan.add(finished)
+        return Commit(fence=fence, checkpoint=False)
 
-    retry_on_conflict(again)
-    return None
+    return write_run(store, claim.attempt.run_id, once, now=now, state=state)
 
 
 def _check_still_expected(state: RunState, claim: Claim) -> None:
@@ -339,42 +333,27 @@ def apply_recorded(
     a = claim.attempt
     fence = claim.fence(statuses=("finished",), set_status="applied", unexpired=False)
 
-    def attempt_apply() -> RunState:
-        fresh = load_state(store, a.run_id)
-        return _apply(store, fresh, claim, fence, now, action_registry, clock, lease)
+    def once(plan: Plan) -> Commit:
+        runnable = plan.state.runnables.get(a.runnable_key)
+        if plan.state.terminal or runnable is None or runnable.status != "outcome_recorded":
+            # Already applied elsewhere or the run ended: just retire the row.
+            return Commit(fence=replace(fence, set_status="withdrawn"))
+        compiled: CompiledWorkflow = definition_for(plan.state, action_registry)
+        apply_outcome(plan, compiled.spec, a.runnable_key, actions=compiled.actions)
+        return Commit(fence=fence)
 
-    if state is not None and state.runnables[a.runnable_key].status == "outcome_recorded":
-        try:
-            return _apply(store, state, claim, fence, now, action_registry, clock, lease)
-        except JournalConflict:
-            pass
-    return retry_on_conflict(attempt_apply)
-
-
-def _apply(
-    store: JournalStore, state: RunState, claim: Claim, fence: Fence, now: datetime,
-    action_registry: Mapping[str, Any] | None, clock: Callable[[], datetime] | None = None,
-    lease: LeaseTerms | None = None,
-) -> RunState:
-    a = claim.attempt
-    runnable = state.runnables.get(a.runnable_key)
-    plan = Plan(state, now, clock)
-    plan.lease = lease
-    if state.terminal or runnable is None or runnable.status != "outcome_recorded":
-        # Already applied elsewhere or the run ended: just retire the row.
-        plan.commit(store, fence=replace(fence, set_status="withdrawn"))
-        return state
-    compiled: CompiledWorkflow = definition_for(state, action_registry)
-    apply_outcome(plan, compiled.spec, a.runnable_key, actions=compiled.actions)
-    plan.commit(store, fence=fence)
-    return plan.state
+    if state is not None:
+        runnable = state.runnables.get(a.runnable_key)
+        if runnable is None or runnable.status != "outcome_recorded":
+            state = None  # decide on fresh state
+    return write_run(store, a.run_id, once, now=now, clock=clock, state=state, lease=lease)
 
 
 def _withdraw_stale(store: JournalStore, claim: Claim, state: RunState, now: datetime) -> RunState:
     """Retire a dispatch row the journal no longer expects (run ended, attempt superseded)."""
     fence = claim.fence(statuses=("claimed",), set_status="withdrawn", unexpired=False)
-    Plan(state, now).commit(store, fence=fence)
-    return state
+    return write_run(store, state.run_id, lambda plan: Commit(fence=fence), now=now,
+                     state=state)
 
 
 def _fail_incompatible(
@@ -390,14 +369,9 @@ def _fail_incompatible(
     error["public_message"] = error["message"]  # names the workflow and fingerprints only
     fence = claim.fence(statuses=("claimed",), set_status="withdrawn", unexpired=False)
 
-    def fail(current: RunState) -> RunState:
-        plan = Plan(current, now)
-        if not current.terminal:
+    def once(plan: Plan) -> Commit:
+        if not plan.state.terminal:
             plan.add(RunFailed(reason="incompatible_workflow_definition", error=error))
-        plan.commit(store, fence=fence)
-        return plan.state
+        return Commit(fence=fence)
 
-    try:
-        return fail(state)
-    except JournalConflict:  # a sibling wrote first: decide again on fresh state
-        return retry_on_conflict(lambda: fail(load_state(store, state.run_id)))
+    return write_run(store, state.run_id, once, now=now, state=state)

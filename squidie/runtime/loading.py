@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from squidie.errors import InvalidOption, JournalConflict, WorkflowDefinitionError
+from squidie.errors import InvalidOption, WorkflowDefinitionError
 from squidie.journal import JournalStore, LoadedRun
 from squidie.model import RunState, fold_stored
 from squidie.workflow import CompiledWorkflow, Workflow, compile_spec
@@ -16,7 +14,6 @@ from squidie.workflow.paths import import_path, workflow_path
 from squidie.workflow.quoting import brief
 
 T = TypeVar("T")
-CONFLICT_RETRIES = 50
 
 
 def load_state(store: JournalStore, run_id: str, *, history: bool = False) -> RunState:
@@ -40,18 +37,6 @@ def fold_loaded(loaded: LoadedRun, *, history: bool = False) -> RunState:
             state.history = True
     assert state is not None, f"run {loaded.run_id} has no facts"
     return state
-
-
-def retry_on_conflict(fn: Callable[[], T], *, retries: int = CONFLICT_RETRIES) -> T:
-    """Run ``fn`` again (re-reading inside it) while another writer wins the race."""
-    for attempt in range(retries):
-        try:
-            return fn()
-        except JournalConflict:
-            if attempt == retries - 1:
-                raise
-            time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-    raise AssertionError("unreachable")
 
 
 _cache: dict[str, CompiledWorkflow] = {}

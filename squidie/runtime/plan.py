@@ -104,10 +104,10 @@ class Plan:
         command: CommandReceipt | None = None,
     ) -> int:
         """Write facts, checkpoint, catalog status, new attempts and (when given) the
-        command receipt atomically. A plan with deferred work runs it instead."""
+        command receipt atomically. A plan that leaves a saga to run is not committed
+        here: :func:`squidie.runtime.writing.write_run` runs the saga instead."""
         if self.deferred is not None:
-            deferred, self.deferred = self.deferred, None
-            return deferred(self, store, fence)
+            raise AssertionError("a plan with a saga to run is driven by write_run")
         state = self.state
         facts = self.stored_facts()
         # Folding counted the facts before compaction; the journal numbers stored ones.

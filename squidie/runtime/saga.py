@@ -38,8 +38,9 @@ from squidie.model import (
 )
 from squidie.runtime.clock import later
 from squidie.runtime.heartbeat import Heartbeat
-from squidie.runtime.loading import load_state, resolve_workflow, retry_on_conflict
+from squidie.runtime.loading import load_state, resolve_workflow
 from squidie.runtime.plan import Plan, audit_event
+from squidie.runtime.writing import Commit, write_run
 from squidie.workflow import StepContext, StepSpec, WorkflowSpec
 
 Replan = Callable[[Plan], None]
@@ -139,15 +140,14 @@ def _record(store: JournalStore, run_id: str, plan: Plan, target: RunnableState,
     """Record what a compensation did. Unfenced: a result that happened is always kept."""
     error = outcome.error.to_dict() if outcome.error is not None else None
 
-    def write() -> None:
-        result = Plan(load_state(store, run_id), plan.clock())
+    def once(result: Plan) -> Commit:
         event = audit_event("compensated", target.step, result.at, ok=outcome.ok,
                             error=error)
         result.add(Compensated(step=target.step, key=target.key, attempt=attempt,
                                ok=outcome.ok, output=outcome.output, error=error, event=event))
-        result.commit(store, checkpoint=False)
+        return Commit(checkpoint=False)
 
-    retry_on_conflict(write)
+    write_run(store, run_id, once, now=plan.clock())
 
 
 def _call(state: RunState, target: RunnableState, failure: dict[str, Any], attempt: int,
