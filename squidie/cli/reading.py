@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from squidie.api.core import Squidie
@@ -53,22 +55,19 @@ def page_of_runs(sq: Squidie, *, status: str | None, workflow: str | None, queue
 
 def show(args: argparse.Namespace) -> int:
     """``runs show``: the snapshot, with ``--history`` its steps, attempts and audit."""
-    snap = shown(args, open_squidie(args).inspect_run(args.run_id,
-                                                      include_history=args.history))
-    if args.json:
-        print_json(snap.to_dict())
-    else:
-        print(render.snapshot(snap))
-    return EXIT_OK
+    snap = open_squidie(args).inspect_run(args.run_id, include_history=args.history)
+    return _print(args, snap, render.snapshot)
 
 
 def explain(args: argparse.Namespace) -> int:
     """``runs explain``: the reason, next actions and evidence."""
-    explanation = shown(args, open_squidie(args).explain_run(args.run_id))
-    if args.json:
-        print_json(explanation.to_dict())
-    else:
-        print(render.explanation(explanation))
+    return _print(args, open_squidie(args).explain_run(args.run_id), render.explanation)
+
+
+def _print(args: argparse.Namespace, view: Any, as_text: Callable[[Any], str]) -> int:
+    """Redact ``view`` for ``--as`` and print it as JSON or as text."""
+    view = shown(args, view)
+    print(json.dumps(view.to_dict(), indent=2, default=str) if args.json else as_text(view))
     return EXIT_OK
 
 
