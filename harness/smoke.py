@@ -156,13 +156,10 @@ def operate(sq: squidie.Squidie, expenses: list[str], cancelled: str) -> int:
     ok &= status == "completed" and sq.inspect_run(cancelled).status == "cancelled"
     graph = sq.inspect_run_graph(expenses[1])
     (OUT / "smoke-graph.mmd").write_text(graph.to_mermaid())
-    drawn = "harness/out/smoke-graph.mmd"
-    try:
-        (OUT / "smoke-graph.svg").write_text(graph.to_svg())
-        drawn = "harness/out/smoke-graph.svg (and .mmd)"
-    except squidie.SquidieError:
-        pass  # Graphviz is not installed: the Mermaid text is still there
-    path = " -> ".join(f"{n['id']} ({n['status']})" for n in graph.nodes)
+    (OUT / "smoke-graph.svg").write_text(graph.to_svg())  # Graphviz, or the Python layout
+    drawn = "harness/out/smoke-graph.svg (and .mmd)"
+    path = " -> ".join(f"{n['id']} ({n['status']}" + (f" by {n['actor']})" if n.get("actor")
+                                                      else ")") for n in graph.nodes)
     print(f"  the rejected expense's run graph, drawn in {drawn}:\n    {path}")
     print(f"\n  {'OK' if ok else 'FAILED'}: approvals, rejections, replay and cancel behaved")
     return 0 if ok else 1

@@ -82,9 +82,10 @@ def test_selected_path_and_skipped_siblings(sq: Squidie, payload: dict[str, Any]
     assert "ship:ok:complete" in graph.selected_path
     untaken = {"gold", "big", "standard"} - {target}
     for other in untaken:
-        # Never reached: its outgoing edge cannot be taken any more.
+        # Never reached: its outgoing edge cannot be taken any more, and the finished
+        # run says so instead of leaving the step "waiting".
         assert _flags(graph, f"{other}:ok:ship")["blocked"]
-        assert graph.node(other)["status"] == "waiting"
+        assert graph.node(other)["status"] == "skipped"
     assert graph.node("complete")["status"] == "completed"
     assert graph.current_node_ids == []
 
@@ -190,7 +191,7 @@ def test_mermaid_marks_status_and_selected_path(sq: Squidie) -> None:
     graph = sq.inspect_run_graph(run.run_id)
     text = graph.to_mermaid()
     assert text.startswith("flowchart TD")
-    assert ":::completed" in text and ":::waiting" in text
+    assert ":::completed" in text and ":::skipped" in text
     assert "==>" in text and "-.->" in text  # taken thick, skipped dotted
     assert "classDef failed" in text
     assert graph._repr_markdown_().startswith("```mermaid\n")
@@ -209,11 +210,17 @@ def test_dot_and_svg(sq: Squidie, monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.fail("Graphviz 'dot' is needed for this test: apt-get install graphviz")
     svg = graph.to_svg()
     assert "<svg" in svg and "classify" in svg
+    assert graph.to_svg(renderer="graphviz") == svg  # dot installed: auto picks Graphviz
     assert graph._repr_svg_() == svg
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(ConfigError, match="apt-get install graphviz"):
-        graph.to_svg()
-    assert graph._repr_svg_() is None
+        graph.to_svg(renderer="graphviz")
+    # Without dot, auto (and so notebooks) falls back to the pure-Python layout.
+    fallback = graph.to_svg()
+    assert fallback == graph.to_svg(renderer="python") != svg
+    assert graph._repr_svg_() == fallback
+    with pytest.raises(squidie.InvalidOption, match="renderer"):
+        graph.to_svg(renderer="cairo")
 
 
 def test_labels_are_escaped(sq: Squidie) -> None:

@@ -1,19 +1,9 @@
 """The run graph: declared steps as nodes, transitions and dependencies as edges,
 with the path the run took marked on them.
 
-Edge ids are stable and readable:
-
-- ``from:outcome:to`` for unconditional transitions (and for the implicit
-  ``step[i] -> step[i+1]`` / ``last -> complete`` edges of sequential workflows);
-- ``from:outcome:to:condition:N`` for conditional ones, ``N`` counting the
-  conditional transitions of that ``(from, outcome)`` from 1 in declaration
-  order (the number the planner records in its ``routed`` fact);
-- ``dep:dependency:step`` for ``after=`` joins.
-
-Every edge has exactly one of the flags ``selected`` (taken), ``skipped`` (its
-source was decided another way, e.g. a sibling conditional matched),
-``pending`` (not decided yet, the run is live) and ``blocked`` (not decided and
-never will be: the run ended or its source failed for good); ``status`` names it.
+Edges (ids and flags) are described in :mod:`squidie.read_model.edges`; node
+statuses in :mod:`squidie.read_model.step_truth`. The end node ``complete`` is
+``completed`` when the run completed, ``skipped`` when it ended otherwise.
 """
 
 from __future__ import annotations
@@ -25,14 +15,14 @@ from typing import Any
 from squidie.journal import AttemptRecord
 from squidie.model import RunnableState, RunState
 from squidie.read_model.deadlines import evaluate_deadline
-from squidie.read_model.inspecting import finished_statuses, step_status
+from squidie.read_model.edges import END_NODE, EdgeMarks, declared_edges
+from squidie.read_model.step_truth import StepTruths, attempt_status
 from squidie.read_model.views import RunStatus, StepStatus, _View
 from squidie.runtime.plan import find_attempt_row
-from squidie.workflow.spec import COMPLETE, DeadlineSpec, StepSpec, WorkflowSpec
+from squidie.workflow.spec import DeadlineSpec, StepSpec, WorkflowSpec
 
 CURRENT_STATUSES = (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.RETRYING,
                     StepStatus.PAUSED)
-END_NODE = COMPLETE
 OPEN = ("scheduled", "outcome_recorded", "retrying", "paused")
 
 
@@ -82,11 +72,13 @@ class RunGraph(_View):
 
         return to_dot(self)
 
-    def to_svg(self) -> str:
-        """SVG drawn by Graphviz ``dot`` (ConfigError when the binary is not installed)."""
+    def to_svg(self, *, renderer: str = "auto") -> str:
+        """SVG: drawn by Graphviz ``dot`` when it is installed, else by Squidie's own
+        layout. ``renderer="graphviz"`` or ``"python"`` picks one (MissingDependency
+        for ``"graphviz"`` without ``dot``)."""
         from squidie.read_model.rendering import to_svg
 
-        return to_svg(self)
+        return to_svg(self, renderer=renderer)
 
     def to_html(self) -> str:
         """An HTML fragment for a web page (Mermaid markup; load mermaid.js on the page)."""
@@ -94,10 +86,8 @@ class RunGraph(_View):
 
         return to_html(self)
 
-    def _repr_svg_(self) -> str | None:
-        from squidie.read_model.rendering import dot_available
-
-        return self.to_svg() if dot_available() else None
+    def _repr_svg_(self) -> str:
+        return self.to_svg()
 
     def _repr_markdown_(self) -> str:
         return f"```mermaid\n{self.to_mermaid()}\n```"
@@ -114,21 +104,16 @@ def build_graph(
     """The graph of ``state`` under ``spec``; ``rows`` are dispatch rows by attempt id
     (live rows suffice: they tell running attempts apart from pending ones)."""
     latest = latest_runnables(state)
-    finished = finished_statuses(state)
+    marks = EdgeMarks(state, latest)
+    edges = [{**e, **marks.flags(e)} for e in declared_edges(spec)] if spec else []
+    truths = StepTruths(state, spec, rows, edges)
     names = [s.name for s in spec.steps] if spec else list(latest)
-    nodes = []
-    for name in names:
-        step = spec.step(name) if spec else None
-        nodes.append(_node(state, name, step, latest.get(name), rows, include_history, now,
-                           spec, finished.get(name)))
-    edges = declared_edges(spec) if spec else []
+    nodes = [_node(state, name, spec.step(name) if spec else None, latest.get(name), rows,
+                   include_history, now, spec, truths)
+             for name in names]
     if any(e["to"] == END_NODE for e in edges):
-        done = state.status == RunStatus.COMPLETED
-        nodes.append({"id": END_NODE, "kind": "end",
-                      "status": (StepStatus.COMPLETED if done else StepStatus.WAITING).value,
+        nodes.append({"id": END_NODE, "kind": "end", "status": _end_status(state).value,
                       "current": False})
-    marks = _Marks(state, latest)
-    edges = [{**e, **marks.flags(e)} for e in edges]
     children = getattr(state, "children", None) or []
     return RunGraph(
         run_id=state.run_id, workflow=state.workflow,
@@ -143,31 +128,33 @@ def latest_runnables(state: RunState) -> dict[str, RunnableState]:
     return {r.step: r for r in state.runnables.values()}
 
 
+def _end_status(state: RunState) -> StepStatus:
+    if state.status == RunStatus.COMPLETED:
+        return StepStatus.COMPLETED
+    return StepStatus.SKIPPED if state.terminal else StepStatus.WAITING
+
+
 def _node(
     state: RunState, name: str, step: StepSpec | None, runnable: RunnableState | None,
     rows: dict[str, AttemptRecord], include_history: bool, now: datetime,
-    spec: WorkflowSpec | None, finished: StepStatus | None = None,
+    spec: WorkflowSpec | None, truths: StepTruths,
 ) -> dict[str, Any]:
-    status = step_status(state, runnable, rows, finished)
+    truth = truths.of(name, runnable)
     manual = state.manual if state.manual and state.manual.get("step") == name else None
-    if manual is not None:
-        status = StepStatus.PAUSED
+    status = StepStatus.PAUSED if manual is not None else truth.status
     node: dict[str, Any] = {
-        "id": name, "kind": step.kind.value if step else "action", "status": status.value,
-        "current": status in CURRENT_STATUSES and not state.terminal,
+        "id": name, "kind": step.kind.value if step else "action", **truth.fields(),
+        "status": status.value, "current": status in CURRENT_STATUSES and not state.terminal,
     }
     if not include_history:
         return node
-    attempts: list[dict[str, Any]] = []
-    for a in runnable.attempts if runnable else []:
-        row = (find_attempt_row(rows, state.run_id, runnable.key, a.number)
-               if runnable else None)
-        running = a.status == "scheduled" and row is not None and row.status == "claimed"
-        attempts.append({
-            "number": a.number, "status": "running" if running else a.status,
-            "visible_at": a.visible_at, "claimed_at": a.claimed_at, "finished_at": a.finished_at,
-            "owner_id": a.owner_id, "claim_id": a.claim_id, "error": a.error,
-        })
+    attempts = [] if runnable is None else [
+        {"number": a.number,
+         "status": attempt_status(runnable, a, find_attempt_row(rows, state.run_id,
+                                                                runnable.key, a.number)),
+         "visible_at": a.visible_at, "claimed_at": a.claimed_at, "finished_at": a.finished_at,
+         "owner_id": a.owner_id, "claim_id": a.claim_id, "error": a.error}
+        for a in runnable.attempts]
     error: Any = runnable.error if runnable else None
     if error is None and attempts:
         error = attempts[-1]["error"]
@@ -175,8 +162,7 @@ def _node(
         "input": runnable.input if runnable else None,
         "output": runnable.output if runnable else None,
         "error": error, "attempts": attempts,
-        "recovery": recovery_policy(step, completed=finished is StepStatus.COMPLETED
-                                    or name in state.completed_steps,
+        "recovery": recovery_policy(step, completed=name in state.completed_steps,
                                     runnable=runnable),
         "manual_state": manual,
         "deadline": _deadline(runnable, step, spec, now),
@@ -230,67 +216,3 @@ def deadline_policy(stored: Any, spec: WorkflowSpec | None,
     if spec is not None and step is not None and spec.has_step(step):
         return spec.step(step).deadline
     return None
-
-
-def declared_edges(spec: WorkflowSpec) -> list[dict[str, Any]]:
-    """The edges a definition declares (or implies), without run state."""
-    if spec.is_sequential:
-        names = [s.name for s in spec.steps]
-        pairs = list(zip(names, [*names[1:], END_NODE], strict=True)) if names else []
-        return [_edge(f"{a}:ok:{b}", a, b, "sequence", "ok") for a, b in pairs]
-    if spec.uses_dependencies:
-        return [_edge(f"dep:{dep}:{s.name}", dep, s.name, "dependency", "ok")
-                for s in spec.steps for dep in s.after]
-    edges = []
-    numbers: dict[tuple[str, str], int] = {}
-    for t in spec.transitions:
-        edge_id = f"{t.frm}:{t.on.value}:{t.to}"
-        number = None
-        if t.when is not None:
-            number = numbers[(t.frm, t.on.value)] = numbers.get((t.frm, t.on.value), 0) + 1
-            edge_id += f":condition:{number}"
-        edge = _edge(edge_id, t.frm, t.to, "transition", t.on.value)
-        edge.update(condition=t.when.to_dict() if t.when else None, condition_number=number,
-                    recovery=t.recovery)
-        edges.append(edge)
-    return edges
-
-
-def _edge(edge_id: str, frm: str, to: str, kind: str, outcome: str) -> dict[str, Any]:
-    return {"id": edge_id, "from": frm, "to": to, "type": kind, "outcome": outcome,
-            "condition": None, "condition_number": None, "recovery": None}
-
-
-class _Marks:
-    """Decides each edge's flag from the run's routes and finished steps."""
-
-    def __init__(self, state: RunState, latest: dict[str, RunnableState]) -> None:
-        self.terminal = state.terminal
-        self.completed = set(state.completed_steps)
-        self.failed = set(state.failed_steps) | {name for name, r in latest.items()
-                                               if r.status == "failed"}
-        self.routes = {(r["frm"], r["on"], r["to"], r.get("condition")) for r in state.routes}
-        self.routed_from = {(r["frm"], r["on"]) for r in state.routes}
-
-    def flags(self, edge: dict[str, Any]) -> dict[str, Any]:
-        status = self._status(edge)
-        return {"status": status, "selected": status == "selected",
-                "skipped": status == "skipped", "pending": status == "pending",
-                "blocked": status == "blocked"}
-
-    def _status(self, edge: dict[str, Any]) -> str:
-        frm, outcome = edge["from"], edge["outcome"]
-        if edge["type"] == "transition":
-            key = (frm, outcome, edge["to"], edge["condition_number"])
-            if key in self.routes:
-                return "selected"
-            if (frm, outcome) in self.routed_from:
-                return "skipped"  # a sibling on the same outcome was taken
-            if (outcome == "error" and frm in self.completed) or \
-                    (outcome == "ok" and frm in self.failed):
-                return "skipped"  # the step ended with the other outcome
-        elif frm in self.completed:
-            return "selected"
-        if self.terminal or frm in self.failed:
-            return "blocked"
-        return "pending"

@@ -8,21 +8,14 @@ from typing import Any
 from squidie.journal import AttemptRecord, JournalStore, RunRecord, encode_cursor
 from squidie.model import OPEN_RUNNABLE, RunnableState, RunState
 from squidie.read_model.deadlines import evaluate_deadline, most_urgent
+from squidie.read_model.edges import EdgeMarks, declared_edges
+from squidie.read_model.step_truth import StepTruths, attempt_status, step_status
 from squidie.read_model.views import RunSnapshot, RunStatus, RunSummary, StepStatus
 from squidie.runtime.clock import parse_iso
 from squidie.runtime.loading import load_state
 from squidie.runtime.plan import find_attempt_row
 from squidie.workflow import WorkflowSpec
 from squidie.workflow.spec import DeadlineSpec
-
-_RUNNABLE_STEP_STATUS = {
-    "applied": StepStatus.COMPLETED,
-    "failed": StepStatus.FAILED,
-    "outcome_recorded": StepStatus.RUNNING,
-    "retrying": StepStatus.RETRYING,
-    "withdrawn": StepStatus.WAITING,
-    "paused": StepStatus.PAUSED,
-}
 
 
 def inspect_run(
@@ -103,28 +96,6 @@ def run_deadline(state: RunState, now: datetime) -> dict[str, Any] | None:
     return most_urgent(found)
 
 
-def finished_statuses(state: RunState) -> dict[str, StepStatus]:
-    """Steps whose runnables were folded into the run's summary, by final status."""
-    out = dict.fromkeys(state.completed_steps, StepStatus.COMPLETED)
-    out.update(dict.fromkeys(state.failed_steps, StepStatus.FAILED))
-    return out
-
-
-def step_status(state: RunState, runnable: RunnableState | None,
-                rows: dict[str, AttemptRecord] | None = None,
-                finished: StepStatus | None = None) -> StepStatus:
-    """The status of a declared step given its latest runnable; ``finished`` is its
-    entry in :func:`finished_statuses` when it has no runnable left in the state."""
-    if runnable is None:
-        return finished or StepStatus.WAITING
-    if runnable.status == "scheduled":
-        row = find_attempt_row(rows or {}, state.run_id, runnable.key, runnable.attempt)
-        if row is not None and row.status == "claimed":
-            return StepStatus.RUNNING
-        return StepStatus.RETRYING if runnable.attempt > 1 else StepStatus.PENDING
-    return _RUNNABLE_STEP_STATUS.get(runnable.status, StepStatus.WAITING)
-
-
 def step_states(
     state: RunState, spec: WorkflowSpec | None, rows: dict[str, AttemptRecord],
     now: datetime | None = None,
@@ -133,17 +104,20 @@ def step_states(
     names = [s.name for s in spec.steps] if spec else list(
         dict.fromkeys(r.step for r in state.runnables.values())
     )
-    out = []
-    finished = finished_statuses(state)
     latest = {r.step: r for r in state.runnables.values()}
+    marks = EdgeMarks(state, latest)
+    truths = StepTruths(state, spec, rows,
+                        [{**e, **marks.flags(e)} for e in declared_edges(spec)] if spec else [])
+    out = []
     for name in names:
         runnable = latest.get(name)
-        status = step_status(state, runnable, rows, finished.get(name))
+        truth = truths.of(name, runnable)
+        status = truth.status
         if state.manual and state.manual.get("step") == name:
             status = StepStatus.PAUSED
         declared = spec.step(name) if spec and spec.has_step(name) else None
         out.append({
-            "name": name, "status": status.value,
+            "name": name, **truth.fields(), "status": status.value,
             "attempts": runnable.attempt if runnable else 0,
             "output": runnable.output if runnable else None,
             "error": runnable.error if runnable else None,
@@ -182,9 +156,7 @@ def _attempts(
     out = []
     for a in r.attempts:
         row = find_attempt_row(rows, state.run_id, r.key, a.number)
-        status: str = a.status
-        if status == "scheduled" and row is not None and row.status == "claimed":
-            status = "running"
+        status = attempt_status(r, a, row)
         claimed_at = a.claimed_at or (row.claimed_at.isoformat() if row and row.claimed_at
                                       else None)
         out.append({

@@ -1,9 +1,10 @@
 """Pictures of a :class:`~squidie.read_model.graph.RunGraph`: Mermaid, Graphviz DOT and SVG.
 
 Nodes are filled by status; taken edges are thick and green, skipped ones
-dashed grey, blocked ones dotted red, pending ones thin. SVG needs the Graphviz
-``dot`` program (Debian/Ubuntu: ``apt-get install graphviz``; macOS:
-``brew install graphviz``); Mermaid and DOT need nothing.
+dashed grey, blocked ones dotted red, pending ones thin. SVG comes from the
+Graphviz ``dot`` program when it is installed and from Squidie's own layout
+(:mod:`squidie.read_model.svg_layout`) otherwise, so a picture is always there;
+Mermaid and DOT need nothing.
 """
 
 from __future__ import annotations
@@ -13,46 +14,25 @@ import shutil
 import subprocess
 from typing import TYPE_CHECKING, Any
 
-from squidie.errors import ConfigError, MissingDependency
+from squidie.errors import ConfigError, InvalidOption, MissingDependency
+from squidie.read_model.graph_style import (
+    DASHED_STATUSES,
+    EDGE_STYLES,
+    STATUS_COLOURS,
+    edge_label,
+    node_lines,
+    status_colours,
+)
 
 if TYPE_CHECKING:
     from squidie.read_model.graph import RunGraph
 
-# status -> (fill, border)
-STATUS_COLOURS = {
-    "waiting": ("#f5f5f5", "#9e9e9e"),
-    "pending": ("#e3f2fd", "#1e88e5"),
-    "running": ("#fff8e1", "#f9a825"),
-    "retrying": ("#fff3e0", "#ef6c00"),
-    "paused": ("#f3e5f5", "#8e24aa"),
-    "completed": ("#e8f5e9", "#2e7d32"),
-    "failed": ("#ffebee", "#c62828"),
-}
-EDGE_STYLES = {  # status -> (colour, width, dot style)
-    "selected": ("#2e7d32", 3.0, "bold"),
-    "skipped": ("#bdbdbd", 1.0, "dashed"),
-    "pending": ("#757575", 1.0, "solid"),
-    "blocked": ("#e57373", 1.0, "dotted"),
-}
 DOT_TIMEOUT = 30
-
-
-def _edge_label(edge: dict[str, Any]) -> str:
-    label = str(edge["outcome"])
-    cond = edge.get("condition")
-    if cond:
-        path = ".".join(str(p) for p in cond.get("path", []))
-        ops = [(k, v) for k, v in cond.items() if k != "path"]
-        label += f" when {path}" + "".join(f" {k} {v}" for k, v in ops)
-    elif edge.get("condition_number"):
-        label += f" #{edge['condition_number']}"
-    if edge.get("recovery"):
-        label += f" ({edge['recovery']})"
-    return label
+RENDERERS = ("auto", "graphviz", "python")
 
 
 def _node_label(node: dict[str, Any]) -> str:
-    return f"{node['id']}\n{node['status']}" + (" (current)" if node.get("current") else "")
+    return "\n".join(node_lines(node))
 
 
 def _mermaid_text(text: str) -> str:
@@ -74,14 +54,15 @@ def to_mermaid(graph: RunGraph) -> str:
         if edge["from"] not in ids or edge["to"] not in ids:
             continue
         arrow = {"selected": "==>", "skipped": "-.->"}.get(edge["status"], "-->")
-        lines.append(f"  {ids[edge['from']]} {arrow}|\"{_mermaid_text(_edge_label(edge))}\"| "
+        lines.append(f"  {ids[edge['from']]} {arrow}|\"{_mermaid_text(edge_label(edge))}\"| "
                      f"{ids[edge['to']]}")
         colour, width, _ = EDGE_STYLES[edge["status"]]
         link_styles.append(f"  linkStyle {index} stroke:{colour},stroke-width:{width}px")
         index += 1
     lines.extend(link_styles)
     for status, (fill, border) in STATUS_COLOURS.items():
-        lines.append(f"  classDef {status} fill:{fill},stroke:{border},stroke-width:2px")
+        dash = ",stroke-dasharray:5 3" if status in DASHED_STATUSES else ""
+        lines.append(f"  classDef {status} fill:{fill},stroke:{border},stroke-width:2px{dash}")
     return "\n".join(lines)
 
 
@@ -100,16 +81,18 @@ def to_dot(graph: RunGraph) -> str:
         '  edge [fontname="Helvetica", fontsize=10];',
     ]
     for node in graph.nodes:
-        fill, border = STATUS_COLOURS.get(node["status"], STATUS_COLOURS["waiting"])
+        fill, border = status_colours(node["status"])
         shape = ", shape=doublecircle" if node.get("kind") == "end" else ""
         border_width = 3 if node.get("current") else 1
+        style = ', style="rounded,filled,dashed"' if node["status"] in DASHED_STATUSES else ""
         lines.append(f"  {_dot_quote(node['id'])} [label={_dot_quote(_node_label(node))}, "
-                     f'fillcolor="{fill}", color="{border}", penwidth={border_width}{shape}];')
+                     f'fillcolor="{fill}", color="{border}", penwidth={border_width}'
+                     f"{style}{shape}];")
     for edge in graph.edges:
         colour, width, style = EDGE_STYLES[edge["status"]]
         lines.append(
             f"  {_dot_quote(edge['from'])} -> {_dot_quote(edge['to'])} "
-            f"[id={_dot_quote(edge['id'])}, label={_dot_quote(_edge_label(edge))}, "
+            f"[id={_dot_quote(edge['id'])}, label={_dot_quote(edge_label(edge))}, "
             f'color="{colour}", penwidth={width}, style={style}];'
         )
     lines.append("}")
@@ -121,14 +104,37 @@ def dot_available() -> bool:
     return shutil.which("dot") is not None
 
 
-def to_svg(graph: RunGraph) -> str:
-    """SVG of :func:`to_dot` drawn by Graphviz ``dot``."""
+def to_svg(graph: RunGraph, *, renderer: str = "auto") -> str:
+    """SVG of the graph. ``renderer``: ``"graphviz"`` (the ``dot`` program; MissingDependency
+    when it is not installed), ``"python"`` (Squidie's own layered layout, no dependency)
+    or ``"auto"`` (Graphviz when ``dot`` is on PATH and works, else the Python layout)."""
+    if renderer not in RENDERERS:
+        raise InvalidOption(f"unknown SVG renderer {renderer!r}; expected one of "
+                            f"{', '.join(RENDERERS)}")
+    if renderer == "python" or (renderer == "auto" and not dot_available()):
+        from squidie.read_model.svg_layout import render_svg
+
+        return render_svg(graph)
+    try:
+        return graphviz_svg(graph)
+    except ConfigError:
+        if renderer == "graphviz":
+            raise
+        from squidie.read_model.svg_layout import render_svg
+
+        return render_svg(graph)  # a broken Graphviz install still gets a picture
+
+
+def graphviz_svg(graph: RunGraph) -> str:
+    """SVG of :func:`to_dot` drawn by Graphviz ``dot`` (MissingDependency without it,
+    ConfigError when it fails)."""
     dot = shutil.which("dot")
     if dot is None:
         raise MissingDependency(
             ["the Graphviz 'dot' program is not installed (Debian/Ubuntu: apt-get install "
-             "graphviz; macOS: brew install graphviz); to_mermaid() and to_dot() work without it"],
-            "cannot render SVG",
+             "graphviz; macOS: brew install graphviz); to_svg(renderer='python') draws without "
+             "it"],
+            "cannot render SVG with Graphviz",
         )
     try:
         done = subprocess.run([dot, "-Tsvg"], input=to_dot(graph), capture_output=True,

@@ -11,7 +11,15 @@ from squidie.model import RunStatus as RunStatus  # what read models return
 
 
 class StepStatus(StrEnum):
-    """Where a declared step is (graph node statuses)."""
+    """Where a declared step is (graph node statuses).
+
+    Live: ``waiting`` (not reached yet), ``pending``, ``running``, ``retrying``,
+    ``paused``. Ended: ``completed``, ``failed``, ``rejected`` (a person rejected
+    the approval), ``compensated`` (completed, then undone by its compensation),
+    ``cancelled`` (live when the run was cancelled), ``withdrawn`` (live when the
+    run ended otherwise, e.g. a parallel branch failed it) and ``skipped`` (the
+    run did not take the way to it and never will).
+    """
 
     WAITING = "waiting"
     PENDING = "pending"
@@ -20,6 +28,11 @@ class StepStatus(StrEnum):
     PAUSED = "paused"
     COMPLETED = "completed"
     FAILED = "failed"
+    REJECTED = "rejected"
+    COMPENSATED = "compensated"
+    CANCELLED = "cancelled"
+    WITHDRAWN = "withdrawn"
+    SKIPPED = "skipped"
 
 
 def json_safe(value: Any) -> Any:

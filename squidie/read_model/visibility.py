@@ -225,8 +225,8 @@ def _snapshot(view: RunSnapshot, scope: Scope) -> RunSnapshot:
         parent_run=_pick(view.parent_run, _LINK_SAFE) if view.parent_run else None,
         child_runs=_pick_all(view.child_runs, _LINK_SAFE),
         dynamic_work=_dynamic(view.dynamic_work),
-        steps=opt(view.steps, ("name", "status", "attempts") if operator else ("name", "status"),
-                  error=operator),
+        steps=opt(view.steps, ("name", "status", "attempts", "actor", "compensation")
+                  if operator else ("name", "status", "compensation"), error=operator),
         step_runs=opt(view.step_runs, ("runnable_key", "step", "status", "attempts", "visible_at",
                                        "deadline_at") if operator
                       else ("runnable_key", "step", "status"), error=operator),
@@ -257,8 +257,9 @@ def _other_fields(view: Any, handled: set[str]) -> list[str]:
     return [f.name for f in dataclasses.fields(view) if f.name not in known]
 
 
-_NODE_EXTERNAL = ("id", "kind", "status", "current", "recovery")
-_NODE_OPERATOR = (*_NODE_EXTERNAL, "deadline")
+_NODE_EXTERNAL = ("id", "kind", "status", "current", "recovery", "compensation")
+# Who decided a step (approver, rejecter, canceller): operators see audit actors too.
+_NODE_OPERATOR = (*_NODE_EXTERNAL, "deadline", "actor")
 _EDGE_EXTERNAL = ("id", "from", "to", "type", "outcome", "condition_number", "recovery",
                   "status", "selected", "skipped", "pending", "blocked")
 

@@ -1,24 +1,20 @@
-"""The ``squidie`` command: thin argument parsing over the public API."""
+"""``squidie scheduler``: deliver the windows of cron workflows."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import sys
+from typing import Any
 
-from squidie.api import connect
-from squidie.errors import SquidieError
+from squidie.cli.common import EXIT_OK, database_option, open_squidie
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="squidie", description="Squidie workflow runtime")
-    sub = parser.add_subparsers(dest="command", required=True)
-    url_help = "SQLAlchemy URL (default: $SQUIDIE_DATABASE_URL or ./squidie.sqlite3)"
-    install = sub.add_parser("install", help="create or upgrade Squidie's tables")
-    install.add_argument("--database-url", default=None, help=url_help)
-    sched = sub.add_parser("scheduler", help="deliver the windows of cron workflows")
-    sched.add_argument("--database-url", default=None, help=url_help)
+def register(sub: Any) -> None:
+    """Add ``squidie scheduler``."""
+    sched = sub.add_parser("scheduler", help="deliver the windows of cron workflows",
+                           description="Deliver the windows of cron workflows until stopped.")
+    database_option(sched)
     sched.add_argument("--workflow", action="append", required=True, metavar="DOTTED.PATH",
                        help="a cron workflow to schedule (repeatable)")
     sched.add_argument("--catch-up", default="latest", choices=["skip", "latest", "all"],
@@ -32,41 +28,22 @@ def _parser() -> argparse.ArgumentParser:
     sched.add_argument("--queue", default="default", help="the Squidie queue of the runs")
     sched.add_argument("--once", action="store_true",
                        help="run one tick, print the deliveries as JSON lines, exit")
-    return parser
+    sched.set_defaults(handler=run)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``squidie`` command."""
-    args = _parser().parse_args(argv)
-    try:
-        if args.command == "install":
-            sq = connect(args.database_url)
-            sq.install()
-            print(f"squidie schema version {sq.store.schema_version()} installed")
-        elif args.command == "scheduler":
-            return _scheduler(args)
-    except SquidieError as exc:
-        print(f"squidie: {exc.code}: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def _scheduler(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Tick once (``--once``) or run the scheduler loop until SIGTERM/SIGINT."""
     from squidie.cron import Scheduler
 
-    sq = connect(args.database_url, queue=args.queue)
+    sq = open_squidie(args, create=True, queue=args.queue)
     scheduler = Scheduler(sq, args.workflow, catch_up=args.catch_up,
                           max_catch_up=args.max_catch_up, grace=args.grace)
     if args.once:
         for delivery in scheduler.tick():
             print(json.dumps(delivery.to_dict()), flush=True)
-        return 0
+        return EXIT_OK
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     print(f"squidie scheduler {scheduler.owner_id}: {len(scheduler.entries)} schedule(s)",
           flush=True)
     scheduler.run(interval=args.interval)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return EXIT_OK

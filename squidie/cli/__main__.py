@@ -1,0 +1,7 @@
+"""``python -m squidie.cli``: the same as the ``squidie`` command."""
+
+import sys
+
+from squidie.cli import main
+
+sys.exit(main())

@@ -1,0 +1,64 @@
+"""How run graphs look, in every format: colours by status, edge styles and labels.
+
+Mermaid, DOT and both SVG renderers take their colours and words from here, so
+a status reads the same in a notebook, a terminal and the dashboard.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# node status -> (fill, border); the order is the legend's.
+STATUS_COLOURS = {
+    "waiting": ("#f5f5f5", "#9e9e9e"),
+    "pending": ("#e3f2fd", "#1e88e5"),
+    "running": ("#fff8e1", "#f9a825"),
+    "retrying": ("#fff3e0", "#ef6c00"),
+    "paused": ("#f3e5f5", "#8e24aa"),
+    "completed": ("#e8f5e9", "#2e7d32"),
+    "failed": ("#ffebee", "#c62828"),
+    "rejected": ("#fce4ec", "#ad1457"),
+    "compensated": ("#e0f2f1", "#00796b"),
+    "cancelled": ("#eceff1", "#455a64"),
+    "withdrawn": ("#efebe9", "#6d4c41"),
+    "skipped": ("#fafafa", "#bdbdbd"),
+}
+# Statuses drawn with a dashed border: the run never got there.
+DASHED_STATUSES = frozenset({"skipped"})
+EDGE_STYLES = {  # edge status -> (colour, width, dot style)
+    "selected": ("#2e7d32", 3.0, "bold"),
+    "skipped": ("#bdbdbd", 1.0, "dashed"),
+    "pending": ("#757575", 1.0, "solid"),
+    "blocked": ("#e57373", 1.0, "dotted"),
+}
+EDGE_WORDS = {"selected": "taken", "skipped": "not taken", "pending": "not decided yet",
+              "blocked": "never will be"}
+
+
+def status_colours(status: str) -> tuple[str, str]:
+    """(fill, border) of a node status; unknown statuses look like ``waiting``."""
+    return STATUS_COLOURS.get(status, STATUS_COLOURS["waiting"])
+
+
+def node_lines(node: dict[str, Any]) -> list[str]:
+    """A node's label: its id, its status (``(current)`` where the run is), and who
+    decided it when a person did (``rejected by alice``)."""
+    status = str(node["status"])
+    if node.get("actor") and status in ("rejected", "completed", "cancelled"):
+        status += f" by {node['actor']}"
+    return [str(node["id"]), status + (" (current)" if node.get("current") else "")]
+
+
+def edge_label(edge: dict[str, Any]) -> str:
+    """An edge's label: its outcome, its condition and its recovery marker."""
+    label = str(edge["outcome"])
+    cond = edge.get("condition")
+    if cond:
+        path = ".".join(str(p) for p in cond.get("path", []))
+        ops = [(k, v) for k, v in cond.items() if k != "path"]
+        label += f" when {path}" + "".join(f" {k} {v}" for k, v in ops)
+    elif edge.get("condition_number"):
+        label += f" #{edge['condition_number']}"
+    if edge.get("recovery"):
+        label += f" ({edge['recovery']})"
+    return label
