@@ -8,6 +8,7 @@ import logging
 import sys
 
 from squidie.api import connect
+from squidie.dashboard import serve as dashboard_serve
 from squidie.errors import SquidieError
 
 
@@ -32,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     sched.add_argument("--queue", default="default", help="the Squidie queue of the runs")
     sched.add_argument("--once", action="store_true",
                        help="run one tick, print the deliveries as JSON lines, exit")
+    # -- squidie dashboard: its arguments and logic live in squidie/dashboard/serve.py --
+    dashboard_serve.add_parser(sub, url_help)
     return parser
 
 
@@ -45,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"squidie schema version {sq.store.schema_version()} installed")
         elif args.command == "scheduler":
             return _scheduler(args)
+        elif args.command == "dashboard":
+            return dashboard_serve.run(args)
     except SquidieError as exc:
         print(f"squidie: {exc.code}: {exc}", file=sys.stderr)
         return 2
