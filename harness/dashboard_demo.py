@@ -46,12 +46,29 @@ def seed(sq: squidie.Squidie, secret: str = SECRET) -> dict[str, str]:
     return ids
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Seed a database and serve the dashboard on it until Ctrl-C."""
+def serve(sq: squidie.Squidie, *, host: str = "127.0.0.1", port: int = 8000,
+          scope: str = "operator", queues: tuple[str, ...] = ("default", PAYMENTS)) -> None:
+    """Serve the dashboard over ``sq`` (controls on, for a demo operator) with worker
+    threads on ``queues``, printing its URL, until Ctrl-C."""
     import uvicorn
 
     from squidie.dashboard import create_app
 
+    workers = [sq.worker(f"dashboard-demo-{q}", queue=q) for q in queues]
+    for worker in workers:
+        worker.start()
+    app = create_app(sq, actor="demo-operator", policy=scope, allow_controls=True,
+                     authorize=lambda actor, action, run_id: True)
+    print(f"dashboard on http://{host}:{port}/ (viewing as {scope}; Ctrl-C stops)", flush=True)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Seed a database and serve the dashboard on it until Ctrl-C."""
     parser = argparse.ArgumentParser(prog="python -m harness.dashboard_demo")
     parser.add_argument("--database-url", default=None,
                         help="default: a new SQLite file in a temporary directory")
@@ -63,19 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     url = args.database_url or "sqlite:///" + os.path.join(tempfile.mkdtemp(), "demo.sqlite3")
     sq = squidie.connect(url)
     sq.install()
-    seed(sq)
-    workers = [sq.worker("demo-worker"), sq.worker("demo-payments", queue=PAYMENTS)]
-    for worker in workers:
-        worker.start()
-    app = create_app(sq, actor="demo-operator", policy=args.scope, allow_controls=True,
-                     authorize=lambda actor, action, run_id: True)
-    print(f"dashboard with demo data on http://{args.host}:{args.port}/ "
-          f"(database {url}; Ctrl-C stops)", flush=True)
-    try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    finally:
-        for worker in workers:
-            worker.stop()
+    ids = seed(sq)
+    print(f"demo data in {url.split('@')[-1]}: {', '.join(ids.values())}")
+    serve(sq, host=args.host, port=args.port, scope=args.scope)
     return 0
 
 

@@ -29,7 +29,8 @@ log = logging.getLogger("squidie.dashboard")
 STATUS = {"not_found": 404, "invalid_option": 400, "invalid_transition": 409,
           "unsafe_replay": 409, "incompatible_workflow_definition": 409, "conflict": 409,
           "invalid_signal": 400, "storage_error": 503}
-ASSETS = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
+ASSETS = {"dashboard.css": "text/css", "dashboard.js": "text/javascript",
+          "favicon.svg": "image/svg+xml"}
 DONE = {"cancel": "Run cancelled.", "resume": "Run resumed.", "approve": "Approved.",
         "reject": "Rejected.", "replay": "Replayed: this is the new run."}
 

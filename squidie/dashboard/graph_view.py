@@ -42,11 +42,14 @@ def status_css() -> str:
     """CSS classes for the status colours of :mod:`squidie.read_model.rendering`, so
     badges, legend and graph agree (and new statuses appear without an edit here)."""
     # Run statuses the graph may have no node colour for; the renderer's own come after.
-    rules = [".status-cancelled{background:#eceff1;border-color:#546e7a}",
-             ".status-started,.status-idle{background:#e3f2fd;border-color:#1e88e5}"]
+    rules = [".status-cancelled,.status-withdrawn{background:#eceff1;border-color:#546e7a}",
+             ".status-started,.status-idle,.status-scheduled{background:#e3f2fd;"
+             "border-color:#1e88e5}",
+             ".status-succeeded{background:#e8f5e9;border-color:#2e7d32}",
+             ".status-claimed{background:#fff8e1;border-color:#f9a825}"]
     rules += [f".status-{s}{{background:{fill};border-color:{border};color:#212121}}"
               for s, (fill, border) in STATUS_COLOURS.items()]
     styles = {"bold": "solid", "dashed": "dashed", "dotted": "dotted", "solid": "solid"}
-    rules += [f".edge-{s}{{border-top:{max(width, 1.0):g}px {styles.get(style, 'solid')} "
+    rules += [f".edge-{s}{{border-top:{max(width, 2.0):g}px {styles.get(style, 'solid')} "
               f"{colour}}}" for s, (colour, width, style) in EDGE_STYLES.items()]
     return "\n".join(rules) + "\n"

@@ -53,6 +53,7 @@ def page(links: Links, title: str, body: Sequence[Any], *, scope: str | None = N
         el("head", el("meta", charset="utf-8"),
            el("meta", name="viewport", content="width=device-width, initial-scale=1"),
            el("title", f"{title} · Squidie"),
+           el("link", rel="icon", href=links("/static/favicon.svg"), type="image/svg+xml"),
            el("link", rel="stylesheet", href=links("/static/dashboard.css")),
            el("link", rel="stylesheet", href=links("/static/status.css")),
            el("script", src=links("/static/dashboard.js"), defer=True)),

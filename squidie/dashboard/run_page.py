@@ -102,20 +102,26 @@ def data_section(detail: RunDetail) -> Safe | None:
                    el("h3", "Context"), pretty_json(detail.run.context), id="data")
 
 
+def listed(items: list[dict[str, Any]] | None, columns: list[tuple[str, str]],
+           empty: str) -> Safe:
+    """A history table; ``None`` means the actor's scope hides it (not that it is empty)."""
+    if items is None:
+        return el("p", "Not shown at this visibility scope.", class_="empty")
+    return table(items, columns, empty=empty)
+
+
 def run_view(links: Links, detail: RunDetail, allowed: Callable[[str], bool],
              flash: str | None = None) -> Safe:
     """The whole run page."""
     run = detail.run
     history = [
-        section("Steps", table(run.steps or [], STEP_COLUMNS), id="steps"),
-        section("Attempts", table(run.attempts or [], ATTEMPT_COLUMNS,
-                                  empty="Not shown at this visibility scope."
-                                  if run.attempts is None else "No attempts yet."),
+        section("Steps", listed(run.steps, STEP_COLUMNS, "No steps."), id="steps"),
+        section("Attempts", listed(run.attempts, ATTEMPT_COLUMNS, "No attempts yet."),
                 id="attempts"),
-        section("Audit events", table(run.audit_events or [], AUDIT_COLUMNS,
-                                      empty="No audit events."), id="audit"),
-        section("Command history", table(run.command_history or [], COMMAND_COLUMNS,
-                                         empty="No commands."), id="commands"),
+        section("Audit events", listed(run.audit_events, AUDIT_COLUMNS, "No audit events."),
+                id="audit"),
+        section("Command history", listed(run.command_history, COMMAND_COLUMNS,
+                                          "No commands."), id="commands"),
     ]
     if run.child_runs:
         history.append(section("Child runs", table(run.child_runs, CHILD_COLUMNS,

@@ -5,6 +5,12 @@
 (function () {
   "use strict";
   var body = document.body;
+  // "Approved." belongs to the click that led here, not to a later reload.
+  var here = new URL(window.location.href);
+  if (here.searchParams.has("done")) {
+    here.searchParams.delete("done");
+    window.history.replaceState(null, "", here.pathname + here.search + here.hash);
+  }
   var url = body.dataset.poll;
   var box = document.getElementById("auto-refresh");
   if (!url || !box) { return; }
