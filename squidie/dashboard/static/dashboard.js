@@ -22,6 +22,8 @@
   var every = Number(body.dataset.every) || 3000;
   function poll() {
     if (!box.checked || document.visibilityState !== "visible") { return; }
+    var typing = document.activeElement;  // never throw away what someone is typing
+    if (typing && /^(INPUT|SELECT|TEXTAREA)$/.test(typing.tagName) && typing !== box) { return; }
     fetch(url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (data) {
