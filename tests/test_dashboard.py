@@ -370,3 +370,26 @@ def test_squidie_dashboard_command_binds_to_localhost_by_default(sqlite_url: str
         assert web.get("/").status_code == 200
         assert web.post("/runs/x/cancel").status_code in (404, 405)
     assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
+
+
+_WITHOUT_WEB = """
+import sys
+class NoWebExtra:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("starlette", "uvicorn"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, NoWebExtra())
+import squidie
+from squidie.cli import main
+raise SystemExit(main(["dashboard", "--database-url", sys.argv[1]]))
+"""
+
+
+def test_without_the_web_extra_the_command_says_what_to_install(sqlite_url: str) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _WITHOUT_WEB, sqlite_url],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "missing_dependency" in done.stderr and "pip install 'squidie[web]'" in done.stderr
