@@ -115,9 +115,19 @@ def notebooks(session: nox.Session) -> None:
     _harness(session, "harness.notebooks", extra="notebooks")
 
 
+@nox.session(python=PYTHON)
+def dashboard(session: nox.Session) -> None:
+    """Serve the web dashboard with demo data on 127.0.0.1 until Ctrl-C
+    (``nox -s dashboard -- --port 8010 --as auditor``)."""
+    install(session, "harness")
+    session.install("-e", ".[web]")
+    session.run("python", "-m", "harness.dashboard_demo", *session.posargs, env=ENV)
+
+
 @nox.session(python=TEST_PYTHONS, tags=["ci"])
 def tests(session: nox.Session) -> None:
-    """pytest, with a real PostgreSQL (server binaries installed first if missing)."""
+    """pytest, with a real PostgreSQL and a headless Chromium for the dashboard's browser
+    tests (system packages installed first if missing; never `playwright install`)."""
     session.run("bash", "tools/ensure_system_packages.sh", external=True, env=ENV)
     install(session, "dev", "harness")
     args = session.posargs or ["-q", "-ra"]
@@ -140,14 +150,16 @@ def package(session: nox.Session) -> None:
 
 
 # What a host sees after `pip install squidie`: it imports, connects to the
-# embedded default and runs a step, and the metadata names no development extra.
+# embedded default and runs a step, and the metadata names no development extra. The
+# dashboard's CSS and JavaScript are in the wheel.
 _WHEEL_CHECK = """
 import importlib.metadata as md, tempfile, os
 import squidie
 from squidie import Workflow, manual, step
 meta = md.metadata("squidie")
 assert meta["License-Expression"] == "MIT", meta["License-Expression"]
-assert set(meta.get_all("Provides-Extra") or []) == {"postgres"}, meta.get_all("Provides-Extra")
+extras = set(meta.get_all("Provides-Extra") or [])
+assert extras == {"postgres", "web"}, extras
 class Hello(Workflow):
     trigger = manual("go")
     steps = [step("hi", lambda i, c: {"said": "hi"})]
@@ -158,5 +170,7 @@ with tempfile.TemporaryDirectory() as d:
     while sq.execute_next(owner_id="wheel-check") is not None:
         pass
     assert sq.inspect_run(run.run_id).status == "completed"
+from importlib import resources
+assert resources.files("squidie.dashboard").joinpath("static", "dashboard.js").is_file()
 print("wheel OK: import, connect, install, one run completed")
 """

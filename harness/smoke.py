@@ -3,6 +3,7 @@ and print what happened.
 
     python -m harness.smoke                     # embedded SQLite (the default)
     python -m harness.smoke --database-url postgresql+psycopg://...
+    python -m harness.smoke --serve 8000        # then browse the runs on the dashboard
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: a fresh embedded SQLite file in harness/out/")
     parser.add_argument("--runs", type=int, default=60)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--serve", type=int, default=None, metavar="PORT",
+                        help="afterwards, serve the web dashboard over the smoke runs on "
+                             "127.0.0.1:PORT until Ctrl-C")
     args = parser.parse_args(argv)
     OUT.mkdir(exist_ok=True)
     url = args.database_url
@@ -124,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     code = report(sq, unattended, per_worker, elapsed) | operate(sq, expenses, cancelled)
     print("\n  next: open harness/out/smoke-graph.svg (the rejected expense's run graph) · "
           "read docs/quickstart.md · run the whole test suite: python3 -m nox -t ci")
+    if args.serve is not None:
+        from harness.dashboard_demo import serve
+
+        serve(sq, port=args.serve, queues=("default",))
     return code
 
 

@@ -4,7 +4,9 @@
 # - the PostgreSQL server binaries (initdb, postgres), so tests can start a
 #   throwaway cluster (squidie/testing/postgres.py);
 # - libfaketime's `faketime`, which runs a worker process with a skewed wall
-#   clock (tests/test_clock_skew.py).
+#   clock (tests/test_clock_skew.py);
+# - Chromium, the headless browser the dashboard's browser tests drive through
+#   Playwright (tests/test_dashboard_browser.py; never `playwright install`).
 # Never fails: without them the tests that need them fail loudly with instructions.
 set -euo pipefail
 
@@ -24,6 +26,10 @@ fi
 
 if ! command -v faketime >/dev/null 2>&1; then
   apt_install faketime || echo "ensure_system_packages: install faketime (libfaketime) for the clock-skew tests" >&2
+fi
+
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  apt_install chromium || echo "ensure_system_packages: install Chromium (apt-get install chromium) for the dashboard's browser tests" >&2
 fi
 
 if [[ -n "${SQUIDIE_TEST_DATABASE_URL:-}" ]]; then

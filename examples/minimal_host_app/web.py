@@ -13,6 +13,10 @@ An ``Idempotency-Key`` header turns a start or a control into a Squidie signal
 with that idempotency key: sending it again returns the first result and writes
 no second command receipt. ``SquidieError`` becomes ``{"error": {"code",
 "message"}}`` with the HTTP status of its code (``ERROR_STATUS``).
+
+The web dashboard (``squidie.dashboard``) is mounted at ``/dashboard/`` (``GET /``
+leads there). It reads the caller from the same headers and redacts with the same
+policy; its control buttons appear for the roles in ``control_roles``.
 """
 
 from __future__ import annotations
@@ -27,11 +31,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import squidie
+import squidie.dashboard
 from examples.minimal_host_app.config import ENV_VAR, database_url
 from examples.minimal_host_app.workflows import (
     ExpenseApproval,
@@ -189,6 +194,12 @@ def command_metadata(caller: Caller) -> dict[str, Any]:
 # -- routes ----------------------------------------------------------------------------
 
 router = APIRouter()
+
+
+@router.get("/", include_in_schema=False)
+def home() -> RedirectResponse:
+    """People land on the dashboard."""
+    return RedirectResponse("/dashboard/")
 
 
 @router.get("/healthz")
@@ -362,7 +373,24 @@ def create_app(sq: Squidie, *, workflows: Mapping[str, type[Workflow]] | None = 
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(router)
+    app.mount("/dashboard", dashboard(sq, app.state.policy, app.state.control_roles))
     return app
+
+
+def caller_of(request: Request) -> Caller:
+    """The dashboard's actor: the caller named by the headers (an unknown role sees what
+    external callers see, as ``RolePolicy`` says)."""
+    role = (request.headers.get("x-role") or DEFAULT_ROLE).strip().lower()
+    return Caller(actor=request.headers.get("x-actor") or None, role=role)
+
+
+def dashboard(sq: Squidie, policy: RolePolicy, control_roles: Collection[str]) -> Any:
+    """The web dashboard over ``sq`` for the callers of this app."""
+    def may_control(caller: Caller, action: str, run_id: str) -> bool:
+        return caller.role in control_roles
+
+    return squidie.dashboard.create_app(sq, actor=caller_of, policy=policy,
+                                        allow_controls=True, authorize=may_control)
 
 
 def app_from_env() -> FastAPI:

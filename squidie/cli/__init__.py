@@ -20,9 +20,8 @@ GROUPS = (install, runs, worker, scheduler)
 # --- Optional sub-commands -------------------------------------------------------
 # Modules named here add a sub-command through their ``register(subparsers)``; keep
 # heavy imports (a web framework...) inside the handler so ``squidie --help`` works
-# without the extra. ``squidie dashboard`` registers here, e.g.
-#     OPTIONAL_COMMANDS = ("squidie.cli.dashboard",)
-OPTIONAL_COMMANDS: tuple[str, ...] = ()
+# without the extra.
+OPTIONAL_COMMANDS: tuple[str, ...] = ("squidie.cli.dashboard",)
 # ----------------------------------------------------------------------------------
 
 
