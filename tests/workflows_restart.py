@@ -27,9 +27,9 @@ from squidie import (
 )
 
 STEP_SECONDS = 0.02  # long enough for a crash to catch steps mid-flight
-DELAY_SECONDS = 25.0  # a wait that outlasts both database crashes
-BACKOFF_SECONDS = 6.0  # each retry of a flaky step becomes visible this much later
-FLAKY_FAILURES = 2  # attempts of a flaky step that fail before one succeeds
+DELAY_SECONDS = 30.0  # a wait that outlasts both database crashes
+BACKOFF_SECONDS = 9.0  # each retry of a flaky step becomes visible this much later
+FLAKY_FAILURES = 3  # attempts of a flaky step that fail before one succeeds (~27 s)
 
 RETRY = retry(max_attempts=6)
 PAYLOAD = {"n": field(int)}
@@ -66,7 +66,7 @@ class Delayed(Workflow):
 
 
 class Backoff(Workflow):
-    """a -> flaky (fails twice, retried with a fixed backoff) -> b."""
+    """a -> flaky (fails FLAKY_FAILURES times, each retried after a fixed backoff) -> b."""
 
     trigger = manual("go", payload=PAYLOAD)
     steps = [
