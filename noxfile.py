@@ -1,8 +1,9 @@
 """Nox sessions: the same commands locally and in CI.
 
 `nox -t ci` is the whole test suite (what `.ci/run` and the README run): lint,
-typecheck, tests, the notebooks, and short runs of the smoke, resilience, soak
-and load harnesses. With CI set, the long harnesses run shortened.
+typecheck, tests, the container checks, the notebooks, and short runs of the
+smoke, resilience, soak and load harnesses. With CI set, the long harnesses run
+shortened.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def _expose_interpreters(versions: list[str]) -> None:
 _expose_interpreters(TEST_PYTHONS)
 ENV = {"PYTHONUNBUFFERED": "1"}
 SHORT = bool(os.environ.get("CI"))
+# The private dockerd's image store lives in the checkout, so a clean clone builds
+# the PostgreSQL image once and later runs in it reuse it.
+CONTAINER_ENV = {"SQUIDIE_CONTAINER_CACHE": os.environ.get(
+    "SQUIDIE_CONTAINER_CACHE", str(Path(".cache/containers").resolve()))}
 
 
 @nox.session(python=PYTHON, tags=["ci"])
@@ -68,10 +73,10 @@ def install(session: nox.Session, *groups: str) -> None:
 
 
 def _harness(session: nox.Session, module: str, extra: str = "harness",
-             short: tuple[str, ...] = ()) -> None:
+             short: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
     install(session, extra)
     args = session.posargs or (list(short) if SHORT else [])
-    session.run("python", "-m", module, *args, env=ENV)
+    session.run("python", "-m", module, *args, env={**ENV, **(env or {})})
 
 
 @nox.session(python=PYTHON, tags=["ci"])
@@ -80,18 +85,38 @@ def smoke(session: nox.Session) -> None:
     _harness(session, "harness.smoke")
 
 
+def _system_packages(session: nox.Session) -> None:
+    """apt packages the session needs (Docker and debootstrap too for --postgres container)."""
+    wants_containers = "container" in session.posargs or "--postgres=container" in session.posargs
+    extra = ["--containers"] if wants_containers else []
+    session.run("bash", "tools/ensure_system_packages.sh", *extra, external=True, env=ENV)
+
+
 @nox.session(python=PYTHON, tags=["ci"])
 def resilience(session: nox.Session) -> None:
-    """Crash, restart, lease-expiry, skewed-clock and connection-cut scenarios."""
-    session.run("bash", "tools/ensure_system_packages.sh", external=True, env=ENV)
-    _harness(session, "harness.resilience")
+    """Crash, restart, lease-expiry, skewed-clock and connection-cut scenarios
+    (`-- --postgres container` runs them against PostgreSQL in a container)."""
+    _system_packages(session)
+    _harness(session, "harness.resilience", env=CONTAINER_ENV)
 
 
 @nox.session(python=PYTHON, tags=["ci"])
 def soak(session: nox.Session) -> None:
-    """Long-running steady load, watching for leaks and drift."""
-    session.run("bash", "tools/ensure_system_packages.sh", external=True, env=ENV)
-    _harness(session, "harness.soak", short=("--seconds", "45"))
+    """Long-running steady load, watching for leaks and drift (`-- --postgres container`
+    in a container)."""
+    _system_packages(session)
+    _harness(session, "harness.soak", short=("--seconds", "45"), env=CONTAINER_ENV)
+
+
+@nox.session(python=PYTHON, tags=["ci"])
+def containers(session: nox.Session) -> None:
+    """PostgreSQL in containers: the provider, kill -9 and restart, and the restart-boundary
+    scenario (a private dockerd when none answers; the image built once, then reused)."""
+    session.run("bash", "tools/ensure_system_packages.sh", "--containers", external=True,
+                env=ENV)
+    install(session, "dev")
+    session.run("python", "-m", "harness.containers", *session.posargs,
+                env={**ENV, **CONTAINER_ENV})
 
 
 @nox.session(python=PYTHON, tags=["ci"])
@@ -131,7 +156,8 @@ def tests(session: nox.Session) -> None:
     session.run("bash", "tools/ensure_system_packages.sh", external=True, env=ENV)
     install(session, "dev", "harness")
     args = session.posargs or ["-q", "-ra"]
-    session.run("pytest", "-p", "no:cacheprovider", *args, env=ENV)
+    # The container tests are the containers session's (it brings a Docker daemon).
+    session.run("pytest", "-p", "no:cacheprovider", "-m", "not containers", *args, env=ENV)
 
 
 @nox.session(python=PYTHON, tags=["ci"])

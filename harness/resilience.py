@@ -19,7 +19,11 @@ once (see :mod:`harness.resilience_checks`). Progress is printed as it goes;
 ``harness/out/resilience.png`` draws completed runs over time with the
 disruptions marked.
 
-    python -m harness.resilience [--runs 300] [--workers 3]
+    python -m harness.resilience [--runs 300] [--workers 3] [--postgres container]
+
+``--postgres container`` runs the same scenario with PostgreSQL in a container
+(:mod:`squidie.testing.containers`; a private dockerd is started when no Docker
+daemon answers), killed with SIGKILL and started again.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from harness.resilience_workflows import (
 )
 from squidie.errors import SquidieError, StorageError
 from squidie.testing import all_runs
+from squidie.testing.owned import KINDS, own_postgres
 
 OUT = Path(__file__).parent / "out"
 ROOT = Path(__file__).parent.parent
@@ -395,8 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--postgres", choices=KINDS, default="local",
+                        help="a local cluster from the server binaries, or a container")
     args = parser.parse_args(argv)
-    from squidie.testing.postgres import require_local_cluster
 
     began = time.monotonic()
     try:
@@ -406,10 +412,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     OUT.mkdir(exist_ok=True)
     problems: list[str] = []
-    with require_local_cluster() as cluster:
+    with own_postgres(args.postgres, log=print) as cluster:
         url = cluster.server().create_database("resilience")
         squidie.connect(url).install()
-        print(f"resilience: own PostgreSQL on port {cluster.port}; worker lease {LEASE:g} s")
+        print(f"resilience: own PostgreSQL ({args.postgres}) on 127.0.0.1:{cluster.port}; "
+              f"worker lease {LEASE:g} s")
         scenario = Scenario(url, cluster, args.workers, skewed_env)
         try:
             run_scenario(scenario, args.runs)

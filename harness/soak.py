@@ -20,6 +20,10 @@ Drift (first third vs last third: latency, RSS, backlog) is reported, not
 asserted. ``harness/out/soak.png`` draws it all with the restarts marked.
 
     python -m harness.soak [--seconds 60 | --minutes 10] [--rate 8] [--workers 3]
+                           [--postgres container]
+
+``--postgres container`` soaks PostgreSQL in a container instead of a local
+cluster (:mod:`squidie.testing.containers`).
 
 Exit status 1 when a correctness check failed.
 """
@@ -60,6 +64,8 @@ from harness.soak_workflows import (
 from squidie.errors import InvalidTransition
 from squidie.journal.schema import attempts, journal, runs, schedules
 from squidie.model import SUCCESS_KINDS, applied_success
+from squidie.testing.owned import KINDS as POSTGRES_KINDS
+from squidie.testing.owned import own_postgres
 
 OUT = Path(__file__).parent / "out"
 SPAWN = multiprocessing.get_context("spawn")
@@ -859,6 +865,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds between worker restarts (0: none)")
     parser.add_argument("--sample-every", type=float, default=3.0)
     parser.add_argument("--drain-timeout", type=float, default=60.0)
+    parser.add_argument("--postgres", choices=POSTGRES_KINDS, default="local",
+                        help="a local cluster from the server binaries, or a container")
     args = parser.parse_args(argv)
     args.duration = (args.minutes * 60 if args.minutes is not None
                      else args.seconds if args.seconds is not None else 120.0)
@@ -870,15 +878,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the soak; exit 1 when a correctness check failed."""
     args = parse(argv)
-    from squidie.testing.postgres import require_local_cluster
-
     OUT.mkdir(exist_ok=True)
-    with require_local_cluster() as cluster:
+    with own_postgres(args.postgres, log=print) as cluster:
         url = cluster.server().create_database("soak")
         squidie.connect(url).install()
         print(f"soak: {args.duration:.0f} s at {args.rate:g} runs/s, {args.workers} workers "
               f"(one restarted every {args.restart_every:g} s), cron scheduler restarted at "
-              f"{args.duration / 2:.0f} s; own PostgreSQL on 127.0.0.1:{cluster.port}")
+              f"{args.duration / 2:.0f} s; own PostgreSQL ({args.postgres}) on "
+              f"127.0.0.1:{cluster.port}")
         soak = Soak(url, args)
         for slot in range(1, args.workers + 1):
             soak.spawn_worker(slot)

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from squidie.testing import postgres as provider
+from squidie.testing.owned import OwnedPostgres
 from squidie.testing.postgres import LocalCluster, PostgresServer, provide_postgres
 
 
@@ -40,38 +41,41 @@ def test_local_cluster_starts_quickly_on_loopback_and_accepts_connections() -> N
 
 
 def test_kill_makes_connections_fail_and_restart_recovers_committed_data(
-    local_cluster: LocalCluster,
+    owned_server: OwnedPostgres,
 ) -> None:
-    url = local_cluster.url()
-    port = local_cluster.port
+    url = owned_server.url()
+    port = owned_server.port
     with psycopg.connect(_conninfo(url), autocommit=True) as conn:
         conn.execute("CREATE TABLE facts (id int PRIMARY KEY, body text)")
         conn.execute("INSERT INTO facts VALUES (1, 'durable')")
     survivor = psycopg.connect(_conninfo(url), autocommit=True)
+    before = owned_server.postmaster_pid()
 
-    local_cluster.kill()
+    owned_server.kill()
 
-    assert not local_cluster.is_running()
+    assert not owned_server.is_running()
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(_conninfo(url), connect_timeout=2)
     with pytest.raises(psycopg.OperationalError):
         survivor.execute("SELECT 1")
     survivor.close()
 
-    local_cluster.restart()
+    owned_server.restart()
 
-    assert local_cluster.port == port, "restart keeps the port, so URLs stay valid"
+    assert owned_server.port == port, "restart keeps the port, so URLs stay valid"
+    assert owned_server.postmaster_pid() not in (None, before)
     assert _scalar(url, "SELECT body FROM facts WHERE id = 1") == "durable"
+    assert "automatic recovery in progress" in owned_server.read_log()
 
 
-def test_stop_then_restart_serves_the_same_data_dir(local_cluster: LocalCluster) -> None:
-    url = local_cluster.url()
+def test_stop_then_restart_serves_the_same_data_dir(owned_server: OwnedPostgres) -> None:
+    url = owned_server.url()
     with psycopg.connect(_conninfo(url), autocommit=True) as conn:
         conn.execute("CREATE TABLE marker (x int)")
 
-    local_cluster.stop()
-    assert not local_cluster.is_running()
-    local_cluster.restart()
+    owned_server.stop()
+    assert not owned_server.is_running()
+    owned_server.restart()
 
     assert _scalar(url, "SELECT count(*) FROM marker") == 0
 

@@ -7,8 +7,14 @@
 #   clock (tests/test_clock_skew.py);
 # - Chromium, the headless browser the dashboard's browser tests drive through
 #   Playwright (tests/test_dashboard_browser.py; never `playwright install`).
+# - with --containers: Docker's daemon (docker.io) and debootstrap, for PostgreSQL
+#   in containers (`nox -s containers`; squidie/testing/dockerd.py starts a
+#   private dockerd, squidie/testing/container_image.py builds the image).
 # Never fails: without them the tests that need them fail loudly with instructions.
 set -euo pipefail
+
+containers=0
+if [[ "${1:-}" == "--containers" ]]; then containers=1; fi
 
 apt_install() {
   if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
@@ -30,6 +36,17 @@ fi
 
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
   apt_install chromium || echo "ensure_system_packages: install Chromium (apt-get install chromium) for the dashboard's browser tests" >&2
+fi
+
+if [[ "$containers" == 1 ]]; then
+  missing=()
+  command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+  command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+  if (( ${#missing[@]} )); then
+    # No recommends: the private daemon needs neither AppArmor profiles nor git.
+    apt_install --no-install-recommends "${missing[@]}" \
+      || echo "ensure_system_packages: install ${missing[*]} for the container checks (or run a Docker daemon that can pull postgres:16-alpine)" >&2
+  fi
 fi
 
 if [[ -n "${SQUIDIE_TEST_DATABASE_URL:-}" ]]; then

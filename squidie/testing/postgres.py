@@ -6,14 +6,18 @@
 2. a throwaway :class:`LocalCluster` built from the PostgreSQL server binaries
    (``initdb --no-sync``, then ``postgres`` on a free port on 127.0.0.1; well
    under two seconds);
-3. a testcontainers ``postgres:16-alpine`` container, when a Docker daemon answers;
+3. a container (:class:`squidie.testing.containers.ContainerCluster`: the stock
+   ``postgres`` image where Docker can pull it, else a locally built one), when
+   a Docker daemon answers;
 4. the server on 127.0.0.1:5432 (user ``postgres``), when one answers.
 
 If none can be had it raises ``RuntimeError`` saying how to get one: tests that
 need PostgreSQL must fail loudly, never be skipped.
 
 Crash tests that must own the postmaster (kill -9 it, start it again) use
-:func:`require_local_cluster` instead.
+:func:`require_local_cluster` instead, or
+:func:`squidie.testing.containers.require_container_cluster` for the same in a
+container.
 
 psycopg, testcontainers and docker are imported lazily, so importing this
 module needs none of them.
@@ -22,7 +26,6 @@ module needs none of them.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import pwd
 import re
@@ -38,10 +41,11 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from sqlalchemy.engine import make_url
+
+from squidie.testing.lifecycle import Lifecycle
 
 if TYPE_CHECKING:
     from psycopg import sql
@@ -57,7 +61,6 @@ __all__ = [
 
 ENV_VAR: Final = "SQUIDIE_TEST_DATABASE_URL"
 LOCAL_SERVER_URL: Final = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-CONTAINER_IMAGE: Final = "postgres:16-alpine"
 
 HOW_TO_GET_POSTGRES: Final = (
     "Tests that need PostgreSQL are never skipped, so get one of these:\n"
@@ -66,12 +69,13 @@ HOW_TO_GET_POSTGRES: Final = (
     "        (or run tools/ensure_system_packages.sh)\n"
     "      macOS: brew install postgresql@16\n"
     "    and a throwaway cluster is started for the test session;\n"
-    "  * or start a Docker daemon (testcontainers runs postgres:16-alpine);\n"
+    "  * or start a Docker daemon (testcontainers runs postgres:16-alpine, or an image\n"
+    "    built from Debian packages where none can be pulled);\n"
     "  * or point SQUIDIE_TEST_DATABASE_URL at a server you may create databases on,\n"
     "    e.g. postgresql+psycopg://postgres:secret@127.0.0.1:5432/postgres"
 )
 
-Source = Literal["env", "local-cluster", "testcontainers", "local-server"]
+Source = Literal["env", "local-cluster", "container", "local-server"]
 
 _REQUIRED_BINARIES: Final = ("initdb", "postgres")
 _ROOT_PREFIX: Final = "squidie-pg-"
@@ -173,7 +177,47 @@ def _missing_binaries_message() -> str:
     )
 
 
-class LocalCluster:
+class LoopbackServer(Lifecycle):
+    """What :class:`LocalCluster` and the container twin share: a server on
+    127.0.0.1:``port`` that the test owns, removed by a finalizer."""
+
+    port: int | None
+    source: Source
+    _finalizer: weakref.finalize[..., Any]
+
+    def stop(self, mode: Literal["smart", "fast", "immediate"] = "fast",
+             timeout: float = 60.0) -> None:
+        """Shut the server down as ``pg_ctl stop -m mode`` would."""
+        raise NotImplementedError
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """Start again on the same port and data (after ``kill()`` or ``stop()``).
+
+        A running server is stopped (fast) first.
+        """
+        self.stop()
+        self.start(timeout)
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the server; returns once it accepts connections."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop the server and delete its data. Idempotent."""
+        self._finalizer()
+
+    def url(self, dbname: str = "postgres") -> str:
+        """Return the SQLAlchemy URL of ``dbname`` on this server (TCP on 127.0.0.1)."""
+        if self.port is None:
+            raise RuntimeError("the server has no port yet: call start() first")
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def server(self) -> PostgresServer:
+        """Return this server as a :class:`PostgresServer`."""
+        return PostgresServer(admin_url=self.url(), source=self.source)
+
+
+class LocalCluster(LoopbackServer):
     """A throwaway PostgreSQL cluster owned by the test process.
 
     ``initdb --no-sync -A trust -U postgres`` in a temporary directory; the
@@ -194,6 +238,8 @@ class LocalCluster:
     committed data survives. Use it as a context manager, or call ``close()``,
     to stop it and delete its files (a finalizer does so at exit otherwise).
     """
+
+    source: Source = "local-cluster"
 
     def __init__(
         self,
@@ -288,45 +334,7 @@ class LocalCluster:
         _wait_gone(victims, timeout, self._children)
         _reap(self._children)
 
-    def restart(self, timeout: float = 60.0) -> None:
-        """Start again on the same port and data directory (after ``kill()`` or ``stop()``).
-
-        A running server is stopped (fast) first.
-        """
-        self.stop()
-        self.start(timeout)
-
-    def close(self) -> None:
-        """Stop the server (immediately) and delete the cluster's files. Idempotent."""
-        self._finalizer()
-
-    def __enter__(self) -> LocalCluster:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     # -- inspection --------------------------------------------------------
-
-    def url(self, dbname: str = "postgres") -> str:
-        """Return the SQLAlchemy URL of ``dbname`` on this cluster (TCP on 127.0.0.1)."""
-        if self.port is None:
-            raise RuntimeError("the cluster has no port yet: call start() first")
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{dbname}"
-
-    def server(self) -> PostgresServer:
-        """Return this cluster as a :class:`PostgresServer` (source ``local-cluster``)."""
-        return PostgresServer(admin_url=self.url(), source="local-cluster")
 
     def postmaster_pid(self) -> int | None:
         """Return the pid recorded in ``postmaster.pid`` (None if there is no such file)."""
@@ -446,7 +454,7 @@ def provide_postgres() -> contextlib.AbstractContextManager[PostgresServer]:
     """Provide a PostgreSQL server for the duration of a ``with`` block.
 
     First match wins: ``SQUIDIE_TEST_DATABASE_URL``; a :class:`LocalCluster`
-    when the server binaries exist; testcontainers when a Docker daemon answers;
+    when the server binaries exist; a container when a Docker daemon answers;
     the server on 127.0.0.1:5432. Anything started here is stopped on exit.
     Raises ``RuntimeError`` saying how to get PostgreSQL if none works (and
     if the env var is set but its server does not answer).
@@ -491,12 +499,12 @@ def _acquire(stack: contextlib.ExitStack, tried: list[str]) -> PostgresServer | 
             _warn_falling_back(tried[-1])
 
     if not _docker_answers():
-        tried.append("testcontainers: no Docker daemon answered")
+        tried.append("container: no Docker daemon answered")
     else:
         try:
             return _start_container(stack)
         except Exception as exc:
-            tried.append(f"testcontainers ({CONTAINER_IMAGE}): {exc}")
+            tried.append(f"container: {exc}")
             _warn_falling_back(tried[-1])
 
     problem = _connection_problem(LOCAL_SERVER_URL)
@@ -512,36 +520,15 @@ def _warn_falling_back(failure: str) -> None:
 
 
 def _docker_answers() -> bool:
-    try:
-        docker: Any = importlib.import_module("docker")
-        client = docker.from_env(timeout=_CONNECT_TIMEOUT_S)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except Exception:
-        return False
+    from squidie.testing.dockerd import docker_answers
+
+    return docker_answers(timeout=_CONNECT_TIMEOUT_S)
 
 
 def _start_container(stack: contextlib.ExitStack) -> PostgresServer:
-    module: Any = None
-    for name in ("testcontainers.community.postgres", "testcontainers.postgres"):
-        with contextlib.suppress(ImportError):
-            module = importlib.import_module(name)
-            break
-    if module is None:
-        raise RuntimeError(
-            "testcontainers is not installed (pip install 'testcontainers[postgres]')"
-        )
-    container = module.PostgresContainer(
-        CONTAINER_IMAGE,
-        username="postgres",
-        password="postgres",
-        dbname="postgres",
-        driver="psycopg",
-    )
-    stack.enter_context(container)
-    return PostgresServer(admin_url=str(container.get_connection_url()), source="testcontainers")
+    from squidie.testing.containers import ContainerCluster
+
+    return stack.enter_context(ContainerCluster()).server()
 
 
 # -- helpers ----------------------------------------------------------------
