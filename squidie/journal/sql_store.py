@@ -222,11 +222,14 @@ class SqlStore:
         if write.command is not None:
             self._insert_receipt(conn, write.command, write.run_id)
         if (self.dialect == "postgresql" and write.fence is not None
-                and not write.withdraw_live_attempts and (write.facts or write.status)):
-            # A step's write: fence, revision check and append in one round trip.
-            self._fenced_append(conn, write, revision)
-        else:
-            self._fence_then_append(conn, write, revision)
+                and not write.withdraw_live_attempts and (write.facts or write.status)
+                and (write.queue is not None or not write.new_attempts)):
+            # A step's write: fence, revision check, append, checkpoint and the
+            # successors' dispatch rows in one round trip.
+            if self._fenced_append(conn, write, revision):
+                woken.append(str(write.queue))
+            return revision
+        self._fence_then_append(conn, write, revision)
         if write.checkpoint is not None:
             self._put_checkpoint(conn, write.run_id, revision, write.checkpoint, write.now)
         if write.new_attempts:
@@ -254,14 +257,18 @@ class SqlStore:
             self._advance_run(conn, write, revision)
             self._append(conn, write.run_id, write.expected_revision, write.facts, write.now)
 
-    def _fenced_append(self, conn: Connection, write: RunWrite, revision: int) -> None:
-        """PostgreSQL: the fence, the revision check and the append as one statement
-        (data-modifying CTEs), so a step's write costs one round trip less than
-        three. Each part runs only if the one before it matched; the counts tell
-        which failed, and raising rolls all of it back."""
+    def _fenced_append(self, conn: Connection, write: RunWrite, revision: int) -> bool:
+        """PostgreSQL: the whole of a step's write as one statement (data-modifying
+        CTEs): the fence, the revision check, the append, the checkpoint, the new
+        dispatch rows and the wake-up of other processes' idle workers. Each part
+        runs only if the fence and the revision check matched; the counts tell which
+        failed, and raising rolls all of it back. True when this process's idle
+        workers should be woken too (an attempt due now that no worker holds)."""
         fence = write.fence
         assert fence is not None
-        fenced, advanced, _appended = conn.execute(FENCED_APPEND, {
+        announce = any(a.grant is None and a.visible_at <= write.now for a in write.new_attempts)
+        queue = write.queue or ""
+        fenced, advanced, _notified = conn.execute(FENCED_APPEND, {
             "attempt_id": fence.attempt_id, "claim_id": fence.claim_id,
             "token_hash": fence.token_hash, "statuses": list(fence.statuses),
             "set_status": fence.set_status, "retire": fence.set_status != "claimed",
@@ -269,12 +276,16 @@ class SqlStore:
             "expected": write.expected_revision, "revision": revision,
             "status": write.status, "terminal_at": write.terminal_at,
             "facts": json.dumps([{"kind": f.kind, "data": f.data} for f in write.facts]),
+            "checkpoint": None if write.checkpoint is None else json.dumps(write.checkpoint),
+            "attempts": json.dumps([_attempt_json(a) for a in write.new_attempts]),
+            "queue": queue, "announce": announce, "channel": CHANNEL,
         }).one()
         if not fenced:
             raise LeaseLost(f"attempt {fence.attempt_id!r} is no longer held by this claim",
                             attempt_id=fence.attempt_id)
         if not advanced:
             self._revision_conflict(conn, write)
+        return announce
 
     def _insert_receipt(self, conn: Connection, receipt: CommandReceipt, run_id: str) -> None:
         # First in the transaction: a concurrent writer with the same key waits on
@@ -656,10 +667,30 @@ WITH fence AS (
     SELECT :run_id, :expected + f.n, f.fact ->> 'kind', f.fact -> 'data', :now
       FROM jsonb_array_elements(CAST(:facts AS jsonb)) WITH ORDINALITY AS f(fact, n)
      WHERE EXISTS (SELECT 1 FROM advanced)
-    RETURNING 1
+), checkpointed AS (
+    INSERT INTO squidie_checkpoints (run_id, revision, state, updated_at)
+    SELECT :run_id, :revision, CAST(:checkpoint AS json), :now
+     WHERE CAST(:checkpoint AS text) IS NOT NULL AND EXISTS (SELECT 1 FROM advanced)
+    ON CONFLICT (run_id) DO UPDATE
+       SET revision = EXCLUDED.revision, state = EXCLUDED.state,
+           updated_at = EXCLUDED.updated_at
+), added AS (
+    INSERT INTO squidie_attempts (attempt_id, run_id, queue, runnable_key, step,
+                                  attempt_number, status, due_at, visible_at, claims,
+                                  owner_id, claim_id, token_hash, claimed_at, lease_expires_at)
+    SELECT a.attempt_id, :run_id, :queue, a.runnable_key, a.step, a.attempt_number,
+           a.status, a.due_at, a.visible_at, a.claims, a.owner_id, a.claim_id,
+           a.token_hash, a.claimed_at, a.lease_expires_at
+      FROM jsonb_to_recordset(CAST(:attempts AS jsonb)) AS a(
+           attempt_id text, runnable_key text, step text, attempt_number int, status text,
+           due_at timestamptz, visible_at timestamptz, claims int, owner_id text,
+           claim_id text, token_hash text, claimed_at timestamptz,
+           lease_expires_at timestamptz)
+     WHERE EXISTS (SELECT 1 FROM advanced)
 )
 SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM advanced),
-       (SELECT count(*) FROM appended)
+       CASE WHEN :announce AND EXISTS (SELECT 1 FROM advanced)
+            THEN pg_notify(:channel, :queue) END
 """)
 
 
@@ -676,6 +707,14 @@ def _attempt_row(a: NewAttempt, run_id: str, queue: str) -> dict[str, Any]:
         "token_hash": g.token_hash if g else None, "claimed_at": a.visible_at if g else None,
         "lease_expires_at": g.lease_until if g else None,
     }
+
+
+def _attempt_json(a: NewAttempt) -> dict[str, Any]:
+    """:func:`_attempt_row` as JSON (times as ISO 8601 with their offset), for
+    statements that insert the rows from one JSON parameter."""
+    row = _attempt_row(a, "", "")
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()
+            if k not in ("run_id", "queue")}
 
 
 def _aware(value: datetime) -> datetime:
