@@ -132,6 +132,23 @@ def bench(session: nox.Session) -> None:
     _harness(session, "harness.bench")
     session.run("python", "-m", "harness.pickup", env=ENV)
     session.run("python", "-m", "harness.claim_cost", env=ENV)
+    _peer_bench(session)
+
+
+def _peer_bench(session: nox.Session) -> None:
+    """The side-by-side table (Squidie beside DBOS, PgQueuer, procrastinate) when the
+    peer set-up is present; otherwise say how to get it."""
+    run_sh = Path(__file__).parent.parent / "shared" / "peer-bench" / "run.sh"
+    scratch = Path(os.environ.get("PEERBENCH", "/tmp/squidie-peer-bench"))
+    if not run_sh.exists() or not (scratch / "venv" / "bin" / "python").exists():
+        session.log(f"side-by-side table skipped: no peer set-up (needs {run_sh} and "
+                    f"bash {run_sh.parent}/setup.sh once)")
+        return
+    out = Path("harness/out/peer-bench.jsonl").resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    python = str(Path(session.bin) / "python")
+    session.run("bash", str(run_sh), os.environ.get("PEER_BENCH_REPS", "1"), str(out),
+                external=True, env={**ENV, "SQPY": python})
 
 
 @nox.session(python=PYTHON, tags=["ci"])
