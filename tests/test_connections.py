@@ -139,17 +139,16 @@ def test_connection_terminated_mid_step_is_recorded_once(pg_url: str) -> None:
 
 
 def _lose_next_commit_ack(sq: squidie.Squidie, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Patch the dialect so that, once armed, the next COMMIT goes through and then
-    the connection drops before its acknowledgement is read."""
+    """Patch the dialect so that, once armed, the next commit goes through and then
+    the connection drops before its acknowledgement is read. The commit is a COMMIT,
+    or a statement run outside a transaction (autocommit: on PostgreSQL a step's
+    write is one statement that commits as it runs)."""
     dialect = sq.store.engine.dialect  # type: ignore[attr-defined]
-    real_commit = dialect.do_commit
+    real_commit, real_execute = dialect.do_commit, dialect.do_execute
     armed = threading.Event()
     lost: list[int] = []
 
-    def do_commit(dbapi_conn: Any) -> None:
-        real_commit(dbapi_conn)
-        if not armed.is_set():
-            return
+    def drop(dbapi_conn: Any) -> None:
         armed.clear()
         lost.append(1)
         raw = getattr(dbapi_conn, "dbapi_connection", dbapi_conn)
@@ -158,7 +157,18 @@ def _lose_next_commit_ack(sq: squidie.Squidie, monkeypatch: pytest.MonkeyPatch) 
             raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
         raise psycopg.OperationalError("server closed the connection unexpectedly")
 
+    def do_commit(dbapi_conn: Any) -> None:
+        real_commit(dbapi_conn)
+        if armed.is_set():
+            drop(dbapi_conn)
+
+    def do_execute(cursor: Any, statement: str, parameters: Any, context: Any = None) -> None:
+        real_execute(cursor, statement, parameters, context)
+        if armed.is_set() and getattr(cursor.connection, "autocommit", False) is True:
+            drop(cursor.connection)
+
     monkeypatch.setattr(dialect, "do_commit", do_commit)
+    monkeypatch.setattr(dialect, "do_execute", do_execute)
     _HOOKS["arm"] = armed.set
     return lost
 

@@ -91,10 +91,16 @@ class SqlStore:
 
     # -- plumbing -----------------------------------------------------------
 
-    def _run(self, work: Callable[[Connection, bool], T], *, read_only: bool = False) -> T:
+    def _run(self, work: Callable[[Connection, bool], T], *, read_only: bool = False,
+             one_statement: bool = False) -> T:
         """``work(conn, ambiguous)`` in one transaction, retried on a new connection
-        if the connection drops (see :mod:`squidie.journal.transactions`)."""
-        return run_transaction(self.engine, work, read_only=read_only)
+        if the connection drops (see :mod:`squidie.journal.transactions`).
+
+        ``one_statement``: every statement ``work`` runs is atomic on its own, so on
+        PostgreSQL it runs without ``BEGIN``/``COMMIT`` (two round trips less).
+        """
+        return run_transaction(self.engine, work, read_only=read_only,
+                               autocommit=one_statement and self.dialect == "postgresql")
 
     def database_now(self) -> datetime:
         """The database server's current time (a read; never a write transaction).
@@ -209,7 +215,8 @@ class SqlStore:
     def write(self, write: RunWrite) -> int:
         """Apply one atomic write; returns the new revision."""
         woken: list[str] = []
-        revision = self._run(lambda conn, ambiguous: self._write(conn, write, ambiguous, woken))
+        revision = self._run(lambda conn, ambiguous: self._write(conn, write, ambiguous, woken),
+                             one_statement=self._one_statement(write))
         for queue in woken[-1:]:
             self.wakeups.notify(queue)
         return revision
@@ -221,9 +228,7 @@ class SqlStore:
             return revision
         if write.command is not None:
             self._insert_receipt(conn, write.command, write.run_id)
-        if (self.dialect == "postgresql" and write.fence is not None
-                and not write.withdraw_live_attempts and (write.facts or write.status)
-                and (write.queue is not None or not write.new_attempts)):
+        if self._one_statement(write):
             # A step's write: fence, revision check, append, checkpoint and the
             # successors' dispatch rows in one round trip.
             if self._fenced_append(conn, write, revision):
@@ -240,6 +245,14 @@ class SqlStore:
             if self._announce(conn, queue, write.new_attempts, write.now):
                 woken.append(queue)
         return revision
+
+    def _one_statement(self, write: RunWrite) -> bool:
+        """Whether ``write`` is a step's write that PostgreSQL does as one statement
+        (:data:`FENCED_APPEND`): fenced, no command receipt, no withdrawals."""
+        return (self.dialect == "postgresql" and write.fence is not None
+                and write.command is None and not write.withdraw_live_attempts
+                and bool(write.facts or write.status)
+                and (write.queue is not None or not write.new_attempts))
 
     def _fence_then_append(self, conn: Connection, write: RunWrite, revision: int) -> None:
         """Fence, withdrawals, revision check and append, one statement each."""
@@ -259,11 +272,12 @@ class SqlStore:
 
     def _fenced_append(self, conn: Connection, write: RunWrite, revision: int) -> bool:
         """PostgreSQL: the whole of a step's write as one statement (data-modifying
-        CTEs): the fence, the revision check, the append, the checkpoint, the new
-        dispatch rows and the wake-up of other processes' idle workers. Each part
-        runs only if the fence and the revision check matched; the counts tell which
-        failed, and raising rolls all of it back. True when this process's idle
-        workers should be woken too (an attempt due now that no worker holds)."""
+        CTEs): the fence check (locking the claim's row), the revision check, then
+        the fence's update, the append, the checkpoint, the new dispatch rows and
+        the wake-up of other processes' idle workers. Every change depends on both
+        checks, so a failed check changes nothing even without a transaction around
+        the statement; the counts tell which check failed. True when this process's
+        idle workers should be woken too (an attempt due now that no worker holds)."""
         fence = write.fence
         assert fence is not None
         announce = any(a.grant is None and a.visible_at <= write.now for a in write.new_attempts)
@@ -648,20 +662,23 @@ class SqlStore:
 # A step's write on PostgreSQL in one statement: fence the claim, then (only if it
 # held) advance the run's revision, then (only if that matched) append the facts.
 FENCED_APPEND = text("""
-WITH fence AS (
-    UPDATE squidie_attempts
-       SET status = :set_status,
-           finished_at = CASE WHEN :retire THEN coalesce(finished_at, :now) ELSE finished_at END
+WITH held AS (
+    SELECT 1 FROM squidie_attempts
      WHERE attempt_id = :attempt_id AND claim_id = :claim_id AND token_hash = :token_hash
        AND status = ANY(:statuses) AND (NOT :unexpired OR lease_expires_at > :now)
-    RETURNING 1
+       FOR UPDATE
 ), advanced AS (
     UPDATE squidie_runs
        SET revision = :revision, updated_at = :now,
            status = coalesce(CAST(:status AS varchar), status),
            terminal_at = coalesce(CAST(:terminal_at AS timestamptz), terminal_at)
-     WHERE run_id = :run_id AND revision = :expected AND EXISTS (SELECT 1 FROM fence)
+     WHERE run_id = :run_id AND revision = :expected AND EXISTS (SELECT 1 FROM held)
     RETURNING 1
+), fenced AS (
+    UPDATE squidie_attempts
+       SET status = :set_status,
+           finished_at = CASE WHEN :retire THEN coalesce(finished_at, :now) ELSE finished_at END
+     WHERE attempt_id = :attempt_id AND EXISTS (SELECT 1 FROM advanced)
 ), appended AS (
     INSERT INTO squidie_journal (run_id, revision, kind, data, recorded_at)
     SELECT :run_id, :expected + f.n, f.fact ->> 'kind', f.fact -> 'data', :now
@@ -688,7 +705,7 @@ WITH fence AS (
            lease_expires_at timestamptz)
      WHERE EXISTS (SELECT 1 FROM advanced)
 )
-SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM advanced),
+SELECT (SELECT count(*) FROM held), (SELECT count(*) FROM advanced),
        CASE WHEN :announce AND EXISTS (SELECT 1 FROM advanced)
             THEN pg_notify(:channel, :queue) END
 """)

@@ -55,6 +55,7 @@ def run_transaction(
     work: Callable[[Connection, bool], T],
     *,
     read_only: bool = False,
+    autocommit: bool = False,
     delays: tuple[float, ...] = RECONNECT_DELAYS,
 ) -> T:
     """Run ``work(conn, ambiguous)`` in one transaction and commit it.
@@ -64,6 +65,11 @@ def run_transaction(
     follows a drop during ``COMMIT``, when the earlier try may have committed.
     Other database errors become ``StorageError`` (``JournalConflict`` for
     serialisation failures and deadlocks); ``SquidieError`` passes through.
+
+    With ``autocommit`` there is no surrounding transaction: each statement of
+    ``work`` commits as it runs (no ``BEGIN``/``COMMIT`` round trips), for work
+    whose every statement is atomic on its own. A drop during any of them then
+    makes the next try ambiguous.
     """
     ambiguous = False
     for attempt in range(len(delays) + 1):
@@ -73,6 +79,10 @@ def run_transaction(
             with engine.connect() as conn:
                 if read_only:
                     conn.execution_options(**{READ_ONLY: True})
+                if autocommit:
+                    conn.execution_options(isolation_level="AUTOCOMMIT")
+                    committing = True  # every statement commits as it runs
+                    return work(conn, ambiguous)
                 with conn.begin():
                     result = work(conn, ambiguous)
                     committing = True  # leaving the block sends COMMIT
