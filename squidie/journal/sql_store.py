@@ -248,10 +248,9 @@ class SqlStore:
 
     def _one_statement(self, write: RunWrite) -> bool:
         """Whether ``write`` is a step's write that PostgreSQL does as one statement
-        (:data:`FENCED_APPEND`): fenced, no command receipt, no withdrawals."""
+        (:data:`FENCED_APPEND`): fenced and without a command receipt."""
         return (self.dialect == "postgresql" and write.fence is not None
-                and write.command is None and not write.withdraw_live_attempts
-                and bool(write.facts or write.status)
+                and write.command is None and bool(write.facts or write.status)
                 and (write.queue is not None or not write.new_attempts))
 
     def _fence_then_append(self, conn: Connection, write: RunWrite, revision: int) -> None:
@@ -273,8 +272,9 @@ class SqlStore:
     def _fenced_append(self, conn: Connection, write: RunWrite, revision: int) -> bool:
         """PostgreSQL: the whole of a step's write as one statement (data-modifying
         CTEs): the fence check (locking the claim's row), the revision check, then
-        the fence's update, the append, the checkpoint, the new dispatch rows and
-        the wake-up of other processes' idle workers. Every change depends on both
+        the fence's update, the withdrawal of the run's other live attempts (when
+        the write ends the run), the append, the checkpoint, the new dispatch rows
+        and the wake-up of other processes' idle workers. Every change depends on both
         checks, so a failed check changes nothing even without a transaction around
         the statement; the counts tell which check failed. True when this process's
         idle workers should be woken too (an attempt due now that no worker holds)."""
@@ -293,6 +293,7 @@ class SqlStore:
             "checkpoint": None if write.checkpoint is None else json.dumps(write.checkpoint),
             "attempts": json.dumps([_attempt_json(a) for a in write.new_attempts]),
             "queue": queue, "announce": announce, "channel": CHANNEL,
+            "withdraw": write.withdraw_live_attempts,
         }).one()
         if not fenced:
             raise LeaseLost(f"attempt {fence.attempt_id!r} is no longer held by this claim",
@@ -679,6 +680,11 @@ WITH held AS (
        SET status = :set_status,
            finished_at = CASE WHEN :retire THEN coalesce(finished_at, :now) ELSE finished_at END
      WHERE attempt_id = :attempt_id AND EXISTS (SELECT 1 FROM advanced)
+), withdrawn AS (
+    UPDATE squidie_attempts
+       SET status = 'withdrawn', finished_at = coalesce(finished_at, :now)
+     WHERE :withdraw AND run_id = :run_id AND attempt_id <> :attempt_id
+       AND status IN ('visible', 'claimed', 'finished') AND EXISTS (SELECT 1 FROM advanced)
 ), appended AS (
     INSERT INTO squidie_journal (run_id, revision, kind, data, recorded_at)
     SELECT :run_id, :expected + f.n, f.fact ->> 'kind', f.fact -> 'data', :now

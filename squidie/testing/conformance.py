@@ -294,6 +294,23 @@ class ClaimFencing:
                                                          (3, "done")]
         assert facts[-1].data == {"n": [1, {"x": None}]}
 
+    def test_a_fenced_write_that_ends_the_run_withdraws_its_other_live_attempts(
+            self, store: JournalStore) -> None:
+        queue = f"q-{uuid.uuid4().hex[:8]}"
+        run_id = new_run(store, attempts=3, queue=queue)
+        row = claim(store, queue, lease=10, claim_id="c")
+        fence = Fence(attempt_id=row.attempt_id, claim_id="c", token_hash="h" * 64,
+                      set_status="applied")
+        store.write(RunWrite(run_id=run_id, expected_revision=1, now=T0,
+                             facts=[NewFact(kind="failed", data={})], status="failed",
+                             terminal_at=T0, fence=fence, withdraw_live_attempts=True))
+        statuses = {a.attempt_id: a.status for a in store.list_attempts(run_id)}
+        assert statuses.pop(row.attempt_id) == "applied"
+        assert sorted(statuses.values()) == ["withdrawn", "withdrawn"]
+        assert claim(store, queue) is None
+        run = store.get_run(run_id)
+        assert run is not None and run.status == "failed" and run.terminal_at is not None
+
     def test_heartbeat_keeps_a_finished_row_alive_for_its_applier(
             self, store: JournalStore) -> None:
         # An outcome being applied may still run code under the claim (a saga's
