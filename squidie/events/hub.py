@@ -52,8 +52,9 @@ class Instrument(Protocol):
     def start_trace(self, run_id: str, workflow: str, queue: str) -> dict[str, str] | None:
         """The trace context to store with a run that is being started."""
 
-    def watch_queue(self, store: Any, queue: str) -> None:
-        """A worker of this process claims from ``queue`` of ``store``."""
+    def watch_queue(self, store: Any, queue: str, clock: Callable[[], datetime]) -> None:
+        """A worker of this process claims from ``queue`` of ``store`` (``clock``: the
+        time the worker goes by)."""
 
 
 class Hub:
@@ -119,11 +120,11 @@ class Hub:
                 return trace
         return None
 
-    def watch_queue(self, store: Any, queue: str) -> None:
+    def watch_queue(self, store: Any, queue: str, clock: Callable[[], datetime]) -> None:
         """Tell instruments a worker claims from ``queue``."""
         for instrument in self.instruments:
             try:
-                instrument.watch_queue(store, queue)
+                instrument.watch_queue(store, queue, clock)
             except Exception:
                 log.exception("an instrument failed to watch queue %r", queue)
 

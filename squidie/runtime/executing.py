@@ -132,7 +132,7 @@ def execute_next(
     terms = LeaseTerms(lease_for=lease_for, heartbeat_interval=heartbeat_interval,
                        owner_id=owner_id)
     if HUB.instruments:
-        HUB.watch_queue(store, queue)
+        HUB.watch_queue(store, queue, clock.now)
     handoff = handoffs.take(owner_id, queue, base) if handoffs is not None else None
     claimed = None
     if handoff is None:
