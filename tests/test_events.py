@@ -289,3 +289,19 @@ def test_nothing_is_derived_when_nobody_listens_and_logs_are_quiet(
 def test_subscribe_needs_a_callable() -> None:
     with pytest.raises(TypeError):
         subscribe("print")  # type: ignore[arg-type]
+
+
+def test_unsubscribing_one_of_two_identical_subscriptions_keeps_the_other(
+        sq: Squidie) -> None:
+    seen: list[str] = []
+
+    def note(event: Event) -> None:
+        seen.append(event.name)
+
+    first = subscribe(note)
+    second = subscribe(note)
+    first()
+    sq.start(Greeting, payload={"name": "Ada", "password": "x"})
+    second()
+    sq.start(Greeting, payload={"name": "Bo", "password": "x"})
+    assert seen == ["run.started"]

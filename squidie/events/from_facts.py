@@ -8,6 +8,7 @@ a listener or an enabled logger.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +30,9 @@ from squidie.model import (
     StepCompleted,
 )
 
-_RUN_FACTS = (RunStarted, RunCompleted, RunFailed, RunCancelled, Paused, ManualResolved)
+# Fact types whose events are logged above DEBUG (a retry, the run lifecycle).
+_NOTABLE = frozenset({RunStarted, RunCompleted, RunFailed, RunCancelled, Paused,
+                      ManualResolved, OutcomeApplied})
 
 
 def committed(state: RunState, facts: Sequence[Fact]) -> None:
@@ -42,15 +45,16 @@ def committed(state: RunState, facts: Sequence[Fact]) -> None:
 
 def _logged(facts: Sequence[Fact]) -> bool:
     """Whether a logger would write any of the events of ``facts`` (no listener)."""
-    if STEPS.isEnabledFor(10):  # DEBUG: every step event is logged
+    if STEPS.isEnabledFor(logging.DEBUG):  # every step event is logged
         return True
     for fact in facts:
-        if isinstance(fact, _RUN_FACTS) and RUNS.isEnabledFor(20):
+        if type(fact) not in _NOTABLE:
+            continue
+        if isinstance(fact, OutcomeApplied):
+            if not fact.ok and not fact.final:
+                return True  # a retry: WARNING
+        elif isinstance(fact, RunFailed) or RUNS.isEnabledFor(logging.INFO):
             return True
-        if isinstance(fact, OutcomeApplied) and not fact.ok and not fact.final:
-            return True  # a retry: WARNING
-        if isinstance(fact, RunFailed):
-            return True  # ERROR
     return False
 
 

@@ -68,29 +68,25 @@ class Hub:
 
     def add(self, subscriber: Subscriber) -> Callable[[], None]:
         """Add ``subscriber``; returns the function that removes it again."""
-        with self._lock:
-            self.subscribers = (*self.subscribers, subscriber)
-            self.listening = True
-
-        def unsubscribe() -> None:
-            with self._lock:
-                left = list(self.subscribers)
-                if subscriber in left:
-                    left.remove(subscriber)
-                self.subscribers = tuple(left)
-                self.listening = bool(self.subscribers or self.instruments)
-
-        return unsubscribe
+        return self._register("subscribers", subscriber)
 
     def add_instrument(self, instrument: Instrument) -> Callable[[], None]:
         """Add an internal instrument; returns the function that removes it."""
+        return self._register("instruments", instrument)
+
+    def _register(self, kind: str, item: Any) -> Callable[[], None]:
         with self._lock:
-            self.instruments = (*self.instruments, instrument)
+            setattr(self, kind, (*getattr(self, kind), item))
             self.listening = True
 
         def remove() -> None:
             with self._lock:
-                self.instruments = tuple(i for i in self.instruments if i is not instrument)
+                items = list(getattr(self, kind))
+                for i, held in enumerate(items):
+                    if held is item:
+                        del items[i]
+                        break
+                setattr(self, kind, tuple(items))
                 self.listening = bool(self.subscribers or self.instruments)
 
         return remove
