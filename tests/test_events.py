@@ -305,3 +305,28 @@ def test_unsubscribing_one_of_two_identical_subscriptions_keeps_the_other(
     second()
     sq.start(Greeting, payload={"name": "Bo", "password": "x"})
     assert seen == ["run.started"]
+
+
+def test_a_saga_emits_each_step_once_and_one_run_failed_after_compensating(
+        sq: Squidie, events: list[Event]) -> None:
+    from tests.workflows_manual import TripWithFail
+
+    run = sq.start(TripWithFail)
+    drain(sq)
+    assert sq.inspect_run(run.run_id).status == RunStatus.FAILED
+    assert [(e.name, e.step) for e in events if e.run_id == run.run_id] == [
+        ("run.started", None), ("step.started", "hotel"), ("step.completed", "hotel"),
+        ("step.started", "pay"), ("step.failed", "pay"), ("run.failed", None)]
+    assert events[-1].attributes["error_code"] == "fail"
+
+
+def test_a_child_run_started_by_a_step_names_its_parent(sq: Squidie,
+                                                       events: list[Event]) -> None:
+    from tests.workflows_manual import PARENT_HOLDER, Parent
+
+    PARENT_HOLDER["sq"] = sq
+    run = sq.start(Parent)
+    drain(sq)
+    child_started = [e for e in events if e.name == "run.started" and e.run_id != run.run_id]
+    assert len(child_started) == 1  # started twice with one key: one run, one event
+    assert child_started[0].attributes["parent_run_id"] == run.run_id

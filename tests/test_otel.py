@@ -185,3 +185,23 @@ def test_spans_a_step_makes_are_children_of_its_span(sqlite_url: str) -> None:
     assert spans["charge card"]["parent_id"] == step_span["span_id"]
     assert spans["squidie.run test_otel.Traced"]["span_id"] == step_span["parent_id"]
     assert trace.get_current_span() is trace.INVALID_SPAN  # the step's context was restored
+
+
+def test_a_child_run_started_by_a_step_joins_the_parents_trace(
+        sqlite_url: str, telemetry: tuple[Any, InMemoryMetricReader]) -> None:
+    from tests.workflows_manual import PARENT_HOLDER, Parent
+
+    exporter, _ = telemetry
+    sq: Squidie = connect_fake(sqlite_url)
+    PARENT_HOLDER["sq"] = sq
+    sq.start(Parent)
+    drain(sq)
+    spans = finished_spans(exporter)
+    named = {s["name"].replace("tests.workflows_manual.", ""): s for s in spans}
+    assert len({s["trace_id"] for s in spans}) == 1, tree(spans)
+    child_run = named["squidie.run Plain"]
+    assert child_run["parent_id"] == named["squidie.step Parent.spawn"]["span_id"]
+    child_steps = [s for s in spans if s["name"].startswith("squidie.step")
+                   and ".Plain." in s["name"]]
+    assert child_steps, tree(spans)
+    assert all(s["parent_id"] == child_run["span_id"] for s in child_steps), tree(spans)
