@@ -330,3 +330,24 @@ def test_a_child_run_started_by_a_step_names_its_parent(sq: Squidie,
     child_started = [e for e in events if e.name == "run.started" and e.run_id != run.run_id]
     assert len(child_started) == 1  # started twice with one key: one run, one event
     assert child_started[0].attributes["parent_run_id"] == run.run_id
+
+
+def test_a_lease_lost_while_the_database_fails_is_still_lease_lost(
+        sq: Squidie, events: list[Event], monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise StorageError("database down")
+
+    def stall(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+        sq.clock.advance(120)  # type: ignore[attr-defined]
+        monkeypatch.setattr(sq.store, "list_attempts", broken)
+        return {}
+
+    class ExpiresInTheDark(Workflow):
+        trigger = manual("go")
+        steps = [step("slow", stall)]
+
+    run = sq.start(ExpiresInTheDark)
+    with pytest.raises(LeaseLost):
+        sq.execute_next(owner_id="w1", lease_for=30)
+    assert names(events, run.run_id)[-1] == "claim.lease_lost"
+    assert events[-1].attributes == {"reason": "unknown"}

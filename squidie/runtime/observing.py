@@ -7,6 +7,7 @@ Each function is called only after the cheap :func:`squidie.events.wanted` check
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from squidie.events import Event, emit, wanted
@@ -15,11 +16,13 @@ from squidie.model import RunState, RunStatus
 from squidie.runtime.claims import Claim
 from squidie.runtime.loading import fold_loaded
 
+log = logging.getLogger("squidie.claims")
+
 
 def step_started(claim: Claim, state: RunState, step: str, now: datetime, *,
                  handed_off: bool) -> None:
     """A claimed attempt is about to run (``claim.expired_recovered`` first when the
-    claim took the attempt over from an earlier claim that ran out)."""
+    claim took the attempt over from an earlier claim that did not finish it)."""
     a = claim.attempt
     if not handed_off and a.claims > 1 and wanted("claim.expired_recovered"):
         emit(_event("claim.expired_recovered", claim, state, step, now, claims=a.claims))
@@ -62,11 +65,19 @@ def claim_lost(store: JournalStore, state: RunState, attempt_id: str, claim_id: 
     from the attempt's row and the run's status (reads taken on this rare path only)."""
     if not wanted("claim.lease_lost"):
         return
-    row = next((r for r in store.list_attempts(state.run_id) if r.attempt_id == attempt_id),
-               None)
-    record = store.get_run(state.run_id)
+    try:
+        row = next((r for r in store.list_attempts(state.run_id)
+                    if r.attempt_id == attempt_id), None)
+        record = store.get_run(state.run_id)
+    except Exception:  # the database may be why the lease was lost: say so, raise LeaseLost
+        log.warning("could not read why the lease on %r was lost", attempt_id, exc_info=True)
+        row, record, unknown = None, None, True
+    else:
+        unknown = False
     taken_by = None
-    if record is not None and record.status == RunStatus.CANCELLED:
+    if unknown:
+        reason = "unknown"
+    elif record is not None and record.status == RunStatus.CANCELLED:
         reason = "run_cancelled"
     elif row is not None and row.claim_id not in (None, claim_id):
         reason, taken_by = "taken_over", row.owner_id
