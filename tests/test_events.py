@@ -351,3 +351,29 @@ def test_a_lease_lost_while_the_database_fails_is_still_lease_lost(
         sq.execute_next(owner_id="w1", lease_for=30)
     assert names(events, run.run_id)[-1] == "claim.lease_lost"
     assert events[-1].attributes == {"reason": "unknown"}
+
+
+def cancelled_while_beating(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    import time
+
+    HOLDER["sq"].cancel(ctx.run_id, {"actor": "operator"})
+    time.sleep(0.4)  # the heartbeat's next renewal finds the attempt withdrawn
+    return {}
+
+
+class CancelledWhileBeating(Workflow):
+    trigger = manual("go")
+    steps = [step("work", cancelled_while_beating)]
+
+
+def test_a_heartbeat_that_finds_the_lease_gone_reports_why(sq: Squidie,
+                                                          events: list[Event]) -> None:
+    HOLDER["sq"] = sq
+    run = sq.start(CancelledWhileBeating)
+    with pytest.raises(LeaseLost, match="lost while the step ran"):
+        sq.execute_next(owner_id="w1", lease_for=30, heartbeat_interval=0.05)
+    assert names(events, run.run_id) == ["run.started", "step.started", "run.cancelled",
+                                         "claim.lease_lost"]
+    lost = events[-1]
+    assert lost.attributes == {"reason": "run_cancelled"}
+    assert (lost.owner_id, lost.step, lost.attempt) == ("w1", "work", 1)
