@@ -201,22 +201,36 @@ def test_an_expired_lease_is_recovered_by_another_worker_and_lost_by_the_first(
     assert lost.owner_id == "stalled" and (lost.step, lost.attempt) == ("stall", 1)
 
 
-def test_a_lease_that_expired_unclaimed_is_lost_as_expired(sq: Squidie,
-                                                          events: list[Event]) -> None:
+def outlive_the_lease(sq: Squidie, *, then: Any = None) -> Event:
+    """Run a step that outlives its 30 s lease (the fake clock jumps 120 s while it runs,
+    and ``then()`` is called); returns the ``claim.lease_lost`` event that follows."""
+    seen: list[Event] = []
+
     def stall(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
         sq.clock.advance(120)  # type: ignore[attr-defined]
+        if then is not None:
+            then()
         return {}
 
     class Expires(Workflow):
         trigger = manual("go")
         steps = [step("slow", stall)]
 
-    run = sq.start(Expires)
-    with pytest.raises(LeaseLost):
-        sq.execute_next(owner_id="w1", lease_for=30)
-    lost = names(events, run.run_id)[-1]
-    assert lost == "claim.lease_lost"
-    assert events[-1].attributes == {"reason": "lease_expired"}
+    unsubscribe = subscribe(seen.append)
+    try:
+        sq.start(Expires)
+        with pytest.raises(LeaseLost):
+            sq.execute_next(owner_id="w1", lease_for=30)
+    finally:
+        unsubscribe()
+    assert seen[-1].name == "claim.lease_lost"
+    return seen[-1]
+
+
+def test_a_lease_that_expired_unclaimed_is_lost_as_expired(sq: Squidie) -> None:
+    lost = outlive_the_lease(sq)
+    assert lost.attributes == {"reason": "lease_expired"}
+    assert (lost.owner_id, lost.step, lost.attempt) == ("w1", "slow", 1)
 
 
 def test_a_subscriber_that_raises_breaks_nothing(
@@ -333,24 +347,13 @@ def test_a_child_run_started_by_a_step_names_its_parent(sq: Squidie,
 
 
 def test_a_lease_lost_while_the_database_fails_is_still_lease_lost(
-        sq: Squidie, events: list[Event], monkeypatch: pytest.MonkeyPatch) -> None:
+        sq: Squidie, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise StorageError("database down")
 
-    def stall(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-        sq.clock.advance(120)  # type: ignore[attr-defined]
-        monkeypatch.setattr(sq.store, "list_attempts", broken)
-        return {}
-
-    class ExpiresInTheDark(Workflow):
-        trigger = manual("go")
-        steps = [step("slow", stall)]
-
-    run = sq.start(ExpiresInTheDark)
-    with pytest.raises(LeaseLost):
-        sq.execute_next(owner_id="w1", lease_for=30)
-    assert names(events, run.run_id)[-1] == "claim.lease_lost"
-    assert events[-1].attributes == {"reason": "unknown"}
+    lost = outlive_the_lease(
+        sq, then=lambda: monkeypatch.setattr(sq.store, "list_attempts", broken))
+    assert lost.attributes == {"reason": "unknown"}
 
 
 def cancelled_while_beating(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
