@@ -202,7 +202,7 @@ from squidie import Workflow, manual, step
 meta = md.metadata("squidie")
 assert meta["License-Expression"] == "MIT", meta["License-Expression"]
 extras = set(meta.get_all("Provides-Extra") or [])
-assert extras == {"postgres", "web"}, extras
+assert extras == {"postgres", "web", "otel"}, extras
 class Hello(Workflow):
     trigger = manual("go")
     steps = [step("hi", lambda i, c: {"said": "hi"})]

@@ -40,6 +40,9 @@ class RunStarted:
     replayed_from_run_id: str | None = None
     command: JsonDict | None = None
     audit: list[JsonDict] | None = None
+    # W3C trace context (``traceparent``, ``tracestate``) the run's step spans join;
+    # absent unless OpenTelemetry was instrumented when the run started.
+    trace: dict[str, str] | None = None
     at: str | None = None
 
 

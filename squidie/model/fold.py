@@ -126,6 +126,7 @@ def _started(fact: RunStarted) -> RunState:
         started_at=at, updated_at=at, definition_version=fact.definition_version,
         fingerprint=fact.fingerprint, spec=fact.spec, parent_run_id=fact.parent_run_id,
         replayed_from_run_id=fact.replayed_from_run_id,
+        trace=dict(fact.trace) if fact.trace else None,
     )
     if fact.command is not None:
         state.commands.append(copy_json(fact.command))

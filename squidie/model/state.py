@@ -99,6 +99,7 @@ class RunState:
     spec: JsonDict | None = None
     parent_run_id: str | None = None
     replayed_from_run_id: str | None = None
+    trace: dict[str, str] | None = None  # the run's trace context (RunStarted.trace)
     revision: int = 0
     runnables: dict[str, RunnableState] = field(default_factory=dict)
     completed_steps: list[str] = field(default_factory=list)

@@ -20,8 +20,10 @@ from types import MappingProxyType
 from typing import Any
 
 from squidie.errors import IncompatibleDefinition, InvalidOption, JournalConflict, LeaseLost
+from squidie.events import HUB
 from squidie.journal import JournalStore
 from squidie.model import AttemptFinished, RunFailed, RunState, StepOutcome
+from squidie.runtime import observing
 from squidie.runtime.actions import (
     MissingInput,
     exception_outcome,
@@ -127,7 +129,10 @@ def execute_next(
         return base if now is not None else clock.now()
 
     # A saga applied under this claim renews its lease the way the step did.
-    terms = LeaseTerms(lease_for=lease_for, heartbeat_interval=heartbeat_interval)
+    terms = LeaseTerms(lease_for=lease_for, heartbeat_interval=heartbeat_interval,
+                       owner_id=owner_id)
+    if HUB.instruments:
+        HUB.watch_queue(store, queue, clock.now)
     handoff = handoffs.take(owner_id, queue, base) if handoffs is not None else None
     claimed = None
     if handoff is None:
@@ -147,6 +152,7 @@ def execute_next(
         attempt, loaded = claimed
         claim = Claim(attempt=attempt, claim_id=claim_id, token_hash=token_hash)
         if attempt.status == "finished":  # recovery: outcome durable, never applied
+            observing.outcome_recovered(claim, loaded, base)
             return apply_recorded(store, claim, current(), action_registry, clock=current,
                                   lease=terms)
         state = fold_loaded(loaded)
@@ -166,6 +172,7 @@ def execute_next(
         return _fail_incompatible(store, claim, state, compiled, current())
     step = compiled.spec.step(runnable.step)
     action = compiled.actions.get(step.action) if step.action else None
+    observing.step_started(claim, state, step.name, base, handed_off=handoff is not None)
     # The step gets its own copy: nothing it mutates can reach the run's state.
     view = copy_json(state.view())
     ctx = StepContext(
@@ -184,6 +191,10 @@ def execute_next(
                                       handed_off=handoff is not None)
     except MissingInput as exc:
         outcome = exception_outcome(exc)
+    except LeaseLost:
+        observing.claim_lost(store, state, attempt.attempt_id, claim.claim_id, current(),
+                             owner_id=owner_id)
+        raise
     done = record_and_apply(store, claim, state, compiled, outcome, step_input, current(),
                             clock=current, lease=terms,
                             grant_to=owner_id if handoffs is not None else None)
@@ -304,19 +315,20 @@ def record_outcome(
     fence = claim.fence(statuses=("claimed",), set_status="finished", unexpired=True)
 
     def once(plan: Plan) -> Commit:
-        _check_still_expected(plan.state, claim)
+        _check_still_expected(plan.state, claim, plan.now)
         plan.add(finished)
         return Commit(fence=fence, checkpoint=False)
 
     return write_run(store, claim.attempt.run_id, once, now=now, state=state)
 
 
-def _check_still_expected(state: RunState, claim: Claim) -> None:
+def _check_still_expected(state: RunState, claim: Claim, now: datetime) -> None:
     """LeaseLost when the run was cancelled (or the attempt superseded) while the
     step ran: the claim no longer counts and its result is discarded."""
     a = claim.attempt
     current = state.runnables.get(a.runnable_key)
     if state.terminal or current is None or current.attempt != a.attempt_number:
+        observing.lease_lost(claim, state, observing.run_moved_on(state), now)
         raise LeaseLost(f"run {a.run_id} moved on while attempt {a.attempt_id!r} ran; "
                         "its result was discarded", attempt_id=a.attempt_id)
 

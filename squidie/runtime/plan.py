@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from squidie.events import committed
 from squidie.journal import (
     AttemptRecord,
     CommandReceipt,
@@ -48,6 +49,7 @@ class LeaseTerms:
 
     lease_for: float
     heartbeat_interval: float | None = None
+    owner_id: str | None = None  # who holds the claim (named when its lease is lost)
 
 
 class Plan:
@@ -133,6 +135,7 @@ class Plan:
         )
         if snapshot:
             state.checkpoint_revision = revision
+        committed(state, self.facts)  # events, now that the write is durable
         return revision
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from squidie.errors import InvalidOption, RunIdConflict
+from squidie.events import HUB, committed
 from squidie.journal import Fence, JournalStore, NewFact, NewRun, RunRecord
 from squidie.model import RunStarted, RunState, encode, fold
 from squidie.runtime.clock import iso
@@ -49,12 +50,14 @@ def start_run(
             raise InvalidOption(problem)
     input = check_start(compiled, trigger, payload, workflow_id)
     run_id = run_id or str(uuid.uuid4())
+    # The trace the run's step spans join, when OpenTelemetry is instrumented.
+    trace = HUB.start_trace(run_id, workflow_id, queue) if HUB.instruments else None
     started = RunStarted(
         run_id=run_id, workflow=workflow_id, trigger=spec.trigger.name, queue=queue,
         input=input, context=context or {}, at=iso(now), definition_version=spec.version,
         fingerprint=compiled.fingerprint, spec=spec.to_dict() if store_spec else None,
         parent_run_id=parent_run_id, replayed_from_run_id=replayed_from_run_id,
-        command=command, audit=audit,
+        command=command, audit=audit, trace=trace,
     )
     state = fold(None, started, 1)
     plan = Plan(state, now)
@@ -71,6 +74,7 @@ def start_run(
                checkpoint=state.to_json(), fence=fence)
     )
     if created:
+        committed(state, [started, *plan.facts])
         return state, True
     existing = load_state(store, run_id)
     differs = _differences(existing, workflow_id, spec.trigger.name, input, compiled,

@@ -18,10 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from squidie.errors import JournalConflict
+from squidie.errors import JournalConflict, LeaseLost
 from squidie.journal import CommandReceipt, Fence, JournalStore
 from squidie.model import RunState
 from squidie.runtime.loading import load_state
+from squidie.runtime.observing import claim_lost
 from squidie.runtime.plan import LeaseTerms, Plan
 
 CONFLICT_RETRIES = 50
@@ -74,4 +75,9 @@ def write_run(
             if attempt == retries - 1:
                 raise
             time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+        except LeaseLost:
+            if commit.fence is not None:
+                claim_lost(store, plan.state, commit.fence.attempt_id, commit.fence.claim_id,
+                           now, owner_id=lease.owner_id if lease is not None else None)
+            raise
     raise AssertionError("unreachable")
