@@ -28,7 +28,7 @@ from squidie import (
 from squidie.model import ATTEMPT_END_KINDS, Audit
 from squidie.runtime import executing
 from squidie.runtime.loading import load_state
-from squidie.runtime.plan import Plan
+from squidie.runtime.plan import Plan, idempotency_key
 from squidie.runtime.writing import COMMIT, Commit, write_run
 from squidie.testing import FakeClock, drain
 from tests.workflows_core import FiveStepJoin, Flaky, Routed
@@ -459,3 +459,29 @@ def test_journal_facts_record_every_transition(sq: Squidie) -> None:
     # A successful attempt, its application and its route are one step_completed fact.
     assert kinds.count("step_completed") == 2 and "outcome_applied" not in kinds
     assert kinds[-1] == "run_completed"
+
+
+KEYS: dict[str, str] = {}
+
+
+def remember_key(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    KEYS[ctx.run_id] = ctx.idempotency_key
+    return {}
+
+
+class KeyedStep(Workflow):
+    trigger = manual("go")
+    steps = [step("charge", remember_key)]
+
+
+def test_idempotency_keys_of_runs_with_colons_in_their_ids_never_meet(sq: Squidie) -> None:
+    # Joined naively, run "a:charge" step "x" and run "a" step "charge:x" would share
+    # "a:charge:x"; each id is percent-encoded where it holds a ":" instead.
+    first = sq.start(KeyedStep, run_id="order:7")
+    second = sq.start(KeyedStep, run_id="order")
+    plain = sq.start(KeyedStep, run_id="3f2c-uuid-like_id.v1")
+    drain(sq)
+    assert KEYS[first.run_id] == "order%3A7:charge"
+    assert KEYS[second.run_id] == "order:charge"
+    assert KEYS[plain.run_id] == "3f2c-uuid-like_id.v1:charge"  # plain ids read as they are
+    assert idempotency_key("a:charge", "x") != idempotency_key("a", "charge:x")

@@ -42,7 +42,7 @@ from squidie.runtime.claims import (
 from squidie.runtime.clock import Clock, iso, later
 from squidie.runtime.heartbeat import KEEPER, Heartbeat, Kept
 from squidie.runtime.loading import definition_for, fold_loaded, load_state
-from squidie.runtime.plan import LeaseTerms, Plan
+from squidie.runtime.plan import LeaseTerms, Plan, idempotency_key
 from squidie.runtime.planner import apply_outcome
 from squidie.runtime.writing import Commit, write_run
 from squidie.workflow import CompiledWorkflow, StepContext
@@ -178,7 +178,7 @@ def execute_next(
     ctx = StepContext(
         run_id=state.run_id, workflow=state.workflow, step=step.name,
         attempt=attempt.attempt_number, runnable_key=runnable.key,
-        idempotency_key=f"{state.run_id}:{runnable.key}", claim_id=claim.claim_id,
+        idempotency_key=idempotency_key(state.run_id, runnable.key), claim_id=claim.claim_id,
         state=MappingProxyType(view),
     )
     step_input: dict[str, Any] | None = None

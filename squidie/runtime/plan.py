@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from squidie.events import committed
 from squidie.journal import (
@@ -156,6 +157,14 @@ def attempt_id(run_id: str, key: str, number: int) -> str:
     """
     raw = json.dumps([run_id, key, number], separators=(",", ":"))
     return ATTEMPT_ID_PREFIX + hashlib.sha256(raw.encode()).hexdigest()
+
+
+def idempotency_key(run_id: str, *parts: str) -> str:
+    """``ctx.idempotency_key``: the run id and the runnable's key (and, for a
+    compensation, ``compensate``), joined by ``:``, each percent-encoded where it
+    holds anything but letters, digits and ``_.-~``. Ids made of those (UUIDs, step
+    names) read as they are; ids holding a ``:`` cannot make another run's key."""
+    return ":".join(quote(p, safe="") for p in (run_id, *parts))
 
 
 # Marks the opaque scheme; ids written before it (``run_id/key/number``) always

@@ -39,7 +39,7 @@ from squidie.model import (
 from squidie.runtime.clock import later
 from squidie.runtime.heartbeat import Heartbeat
 from squidie.runtime.loading import load_state, resolve_workflow
-from squidie.runtime.plan import Plan, audit_event
+from squidie.runtime.plan import Plan, audit_event, idempotency_key
 from squidie.runtime.writing import Commit, write_run
 from squidie.workflow import StepContext, StepSpec, WorkflowSpec
 
@@ -164,7 +164,7 @@ def _call(state: RunState, target: RunnableState, failure: dict[str, Any], attem
     ctx = StepContext(
         run_id=state.run_id, workflow=state.workflow, step=target.step, attempt=attempt,
         runnable_key=f"compensate:{target.key}",
-        idempotency_key=f"{state.run_id}:compensate:{target.key}", claim_id=claim_id,
+        idempotency_key=idempotency_key(state.run_id, "compensate", target.key), claim_id=claim_id,
         state=state.view(),
     )
     input = {"step_input": target.input, "step_output": target.output, "failure": failure}
