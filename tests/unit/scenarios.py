@@ -23,6 +23,20 @@ RUNS: dict[str, tuple[Any, dict[str, Any] | None]] = {
 MAX_MOVES = 50
 
 
+def walk(sq: Squidie, clock: FakeClock, name: str, check: Callable[[str], None]) -> str:
+    """Start run ``name`` of :data:`RUNS` and move it to its end, calling
+    ``check(run_id)`` before every move and once at the end; returns the run id."""
+    workflow, payload = RUNS[name]
+    run_id: str = sq.start(workflow, payload=payload).run_id
+    move = mover(sq, run_id, clock)
+    for _ in range(MAX_MOVES):
+        check(run_id)
+        if not move():
+            check(run_id)
+            return run_id
+    raise AssertionError(f"{name} did not end within {MAX_MOVES} moves")
+
+
 def mover(sq: Squidie, run_id: str, clock: FakeClock) -> Callable[[], bool]:
     """One move: a worker step, else an operator resolving the manual gate, else
     time passing; False once the run has ended."""

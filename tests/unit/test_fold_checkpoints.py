@@ -9,7 +9,7 @@ import pytest
 from squidie import Squidie
 from squidie.runtime.loading import fold_loaded, load_state
 from squidie.testing import FakeClock
-from tests.unit.scenarios import MAX_MOVES, RUNS, mover
+from tests.unit.scenarios import RUNS, walk
 
 
 def _same_as_full_fold(sq: Squidie, run_id: str) -> None:
@@ -21,15 +21,7 @@ def _same_as_full_fold(sq: Squidie, run_id: str) -> None:
 @pytest.mark.parametrize("name", list(RUNS))
 def test_checkpoint_plus_tail_is_the_full_fold_at_every_step(
         name: str, sq: Squidie, clock: FakeClock) -> None:
-    workflow, payload = RUNS[name]
-    run_id = sq.start(workflow, payload=payload).run_id
-    move = mover(sq, run_id, clock)
-    for _ in range(MAX_MOVES):
-        _same_as_full_fold(sq, run_id)
-        if not move():
-            break
-    else:
-        pytest.fail(f"{name} did not end within {MAX_MOVES} moves")
+    run_id = walk(sq, clock, name, lambda run_id: _same_as_full_fold(sq, run_id))
     assert load_state(sq.store, run_id).terminal
     before = sq.inspect_run(run_id, include_history=True).to_dict()
     assert sq.store.delete_checkpoints(run_id) == 1

@@ -12,7 +12,7 @@ from squidie import Squidie
 from squidie.runtime.loading import load_state
 from squidie.testing import FakeClock, drain
 from tests.test_graph_workflows import FlakyBackoff, Join
-from tests.unit.scenarios import MAX_MOVES, RUNS, mover
+from tests.unit.scenarios import RUNS, walk
 
 
 def _keys(sq: Squidie, run_id: str) -> Counter[str]:
@@ -46,25 +46,21 @@ def test_a_retry_becomes_due_after_its_backoff(sq: Squidie, clock: FakeClock) ->
     assert load_state(sq.store, run_id).status == "completed"
 
 
+def _consistent_graph(sq: Squidie, run_id: str) -> None:
+    graph = sq.inspect_run_graph(run_id)
+    node_ids = [n["id"] for n in graph.nodes]
+    assert set(graph.current_node_ids) <= set(node_ids)
+    for edge in graph.edges:
+        assert edge["from"] in node_ids and edge["to"] in node_ids, edge
+        assert sum(edge[f] for f in ("selected", "skipped", "pending", "blocked")) == 1
+    active = {r.step for r in load_state(sq.store, run_id).active_runnables()}
+    assert active <= set(graph.current_node_ids), (active, graph.current_node_ids)
+
+
 @pytest.mark.parametrize("name", list(RUNS))
 def test_the_graph_stays_consistent_at_every_step(
         name: str, sq: Squidie, clock: FakeClock) -> None:
-    workflow, payload = RUNS[name]
-    run_id = sq.start(workflow, payload=payload).run_id
-    move = mover(sq, run_id, clock)
-    for _ in range(MAX_MOVES):
-        graph = sq.inspect_run_graph(run_id)
-        node_ids = [n["id"] for n in graph.nodes]
-        assert set(graph.current_node_ids) <= set(node_ids)
-        for edge in graph.edges:
-            assert edge["from"] in node_ids and edge["to"] in node_ids, edge
-            assert sum(edge[f] for f in ("selected", "skipped", "pending", "blocked")) == 1
-        active = {r.step for r in load_state(sq.store, run_id).active_runnables()}
-        assert active <= set(graph.current_node_ids), (active, graph.current_node_ids)
-        if not move():
-            break
-    else:
-        pytest.fail(f"{name} did not end within {MAX_MOVES} moves")
+    run_id = walk(sq, clock, name, lambda run_id: _consistent_graph(sq, run_id))
     graph = sq.inspect_run_graph(run_id)
     assert graph.current_node_ids == [] and graph.status == "completed"
     assert not any(e["pending"] for e in graph.edges)
