@@ -15,33 +15,33 @@ same guarantees as SQLite and PostgreSQL.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from squidie.errors import InvalidOption, JournalConflict, LeaseLost, RunNotFound, StorageError
+from squidie.errors import InvalidOption, JournalConflict, RunNotFound, StorageError
 from squidie.journal.memory_tables import (
     MemoryTables,
     ScheduleRow,
     StoredCheckpoint,
-    StoredFact,
     StoredReceipt,
-    decode_json,
+    claim_due,
+    due_now,
     encode_json,
+    fenced_row,
+    held_row,
+    load_run,
     maybe_utc,
-    new_attempt_row,
+    new_rows,
+    stored_facts,
     utc,
+    withdraw_live,
 )
 from squidie.journal.records import (
     AttemptRecord,
-    Checkpoint,
     CommandReceipt,
-    Fact,
-    Fence,
     LoadedRun,
-    NewAttempt,
-    NewFact,
     NewRun,
     RunPage,
     RunRecord,
@@ -132,15 +132,15 @@ class InMemoryStore:
         started = utc(rec.started_at)
         record = replace(rec, revision=len(new.facts), started_at=started,
                          updated_at=utc(rec.updated_at), terminal_at=maybe_utc(rec.terminal_at))
-        facts = _stored_facts(new.facts, 0, started)
+        facts = stored_facts(new.facts, 0, started)
         state = encode_json(new.checkpoint, "a checkpoint") if new.checkpoint is not None else None
         with self._ready() as t:
-            fenced = _fenced_row(t, new.fence, started) if new.fence is not None else None
+            fenced = fenced_row(t, new.fence, started) if new.fence is not None else None
             if fenced is not None:
                 t.put_attempt(fenced)  # as in SQL, the fence holds even if the id is taken
             if rec.run_id in t.runs:
                 return False
-            rows = _new_rows(t, new.attempts, rec.run_id, rec.queue)
+            rows = new_rows(t, new.attempts, rec.run_id, rec.queue)
             t.runs[rec.run_id] = record
             t.journal[rec.run_id] = facts
             if state is not None:
@@ -148,7 +148,7 @@ class InMemoryStore:
                                                              updated_at=started)
             for row in rows:
                 t.put_attempt(row)
-        if _due_now(new.attempts, started):
+        if due_now(new.attempts, started):
             self.wakeups.notify(rec.queue)
         return True
 
@@ -161,14 +161,14 @@ class InMemoryStore:
         """A run's checkpoint (if valid and wanted) and every fact after it;
         RunNotFound if absent."""
         with self._ready() as t:
-            return _load(t, run_id, use_checkpoint)
+            return load_run(t, run_id, use_checkpoint)
 
     def write(self, write: RunWrite) -> int:
         """Apply one atomic write; returns the new revision (see :class:`RunWrite`
         for its parts and their order)."""
         now = utc(write.now)
         revision = write.expected_revision + len(write.facts)
-        facts = _stored_facts(write.facts, write.expected_revision, now)
+        facts = stored_facts(write.facts, write.expected_revision, now)
         state = (encode_json(write.checkpoint, "a checkpoint")
                  if write.checkpoint is not None else None)
         receipt = StoredReceipt.of(write.command) if write.command is not None else None
@@ -179,7 +179,7 @@ class InMemoryStore:
                 raise JournalConflict(
                     f"command {receipt.idempotency_key!r} was already applied",
                     run_id=write.run_id, idempotency_key=receipt.idempotency_key)
-            fenced = _fenced_row(t, write.fence, now) if write.fence is not None else None
+            fenced = fenced_row(t, write.fence, now) if write.fence is not None else None
             run = t.runs.get(write.run_id)
             if run is None:
                 raise RunNotFound(f"no run with id {write.run_id!r}", run_id=write.run_id)
@@ -188,14 +188,14 @@ class InMemoryStore:
                     f"run {write.run_id!r} is at revision {run.revision}, "
                     f"not {write.expected_revision}",
                     run_id=write.run_id, expected=write.expected_revision, actual=run.revision)
-            rows = _new_rows(t, write.new_attempts, run.run_id, write.queue or run.queue)
+            rows = new_rows(t, write.new_attempts, run.run_id, write.queue or run.queue)
             # Every check passed: change the tables.
             if receipt is not None:
                 t.commands[receipt.idempotency_key] = receipt
             if fenced is not None:
                 t.put_attempt(fenced)
             if write.withdraw_live_attempts:
-                _withdraw(t, run.run_id, now)
+                withdraw_live(t, run.run_id, now)
             if appends:
                 t.runs[run.run_id] = replace(
                     run, revision=revision, updated_at=now,
@@ -208,7 +208,7 @@ class InMemoryStore:
             for row in rows:
                 t.put_attempt(row)
             queue = rows[0].queue if rows else run.queue
-        if _due_now(write.new_attempts, now):
+        if due_now(write.new_attempts, now):
             self.wakeups.notify(queue)
         return revision
 
@@ -219,7 +219,7 @@ class InMemoryStore:
         """Claim the oldest due live attempt of ``queue`` (visible, or lease expired).
         A row whose outcome is durable but not applied stays ``finished``."""
         with self._ready() as t:
-            return _claim(t, queue=queue, owner_id=owner_id, now=utc(now),
+            return claim_due(t, queue=queue, owner_id=owner_id, now=utc(now),
                           lease_until=utc(lease_until), claim_id=claim_id,
                           token_hash=token_hash)
 
@@ -228,10 +228,10 @@ class InMemoryStore:
                        ) -> tuple[AttemptRecord, LoadedRun] | None:
         """``claim``, then ``load`` the claimed attempt's run, atomically."""
         with self._ready() as t:
-            row = _claim(t, queue=queue, owner_id=owner_id, now=utc(now),
+            row = claim_due(t, queue=queue, owner_id=owner_id, now=utc(now),
                          lease_until=utc(lease_until), claim_id=claim_id,
                          token_hash=token_hash)
-            return None if row is None else (row, _load(t, row.run_id, True))
+            return None if row is None else (row, load_run(t, row.run_id, True))
 
     def heartbeat(self, *, attempt_id: str, claim_id: str, token_hash: str, now: datetime,
                   lease_until: datetime) -> bool:
@@ -239,7 +239,7 @@ class InMemoryStore:
         outcome is being applied under the claim); False when it is lost."""
         now, until = utc(now), utc(lease_until)
         with self._ready() as t:
-            row = _held(t, attempt_id, claim_id, token_hash, ("claimed", "finished"))
+            row = held_row(t, attempt_id, claim_id, token_hash, ("claimed", "finished"))
             if row is None or row.lease_expires_at is None or row.lease_expires_at <= now:
                 return False
             t.update_attempt(row, lease_expires_at=until, due_at=until)
@@ -251,7 +251,7 @@ class InMemoryStore:
         the claim was no longer held."""
         visible = utc(visible_at)
         with self._ready() as t:
-            row = _held(t, attempt_id, claim_id, token_hash, ("claimed",))
+            row = held_row(t, attempt_id, claim_id, token_hash, ("claimed",))
             if row is None:
                 return False
             t.update_attempt(row, status="visible", due_at=visible, claim_id=None,
@@ -350,92 +350,3 @@ class InMemoryStore:
             rows = [r for r in t.commands.values() if r.run_id == run_id]
             return [r.receipt() for r in
                     sorted(rows, key=lambda r: (r.recorded_at, r.idempotency_key))]
-
-
-# -- helpers: each runs under the store's lock, on its tables -------------------------
-
-
-def _stored_facts(facts: Sequence[NewFact], after: int, now: datetime) -> list[StoredFact]:
-    """Journal rows for ``facts`` appended after revision ``after``."""
-    return [StoredFact(revision=after + i, kind=f.kind, data=encode_json(dict(f.data), "fact data"),
-                       recorded_at=now) for i, f in enumerate(facts, start=1)]
-
-
-def _load(t: MemoryTables, run_id: str, use_checkpoint: bool) -> LoadedRun:
-    run = t.runs.get(run_id)
-    if run is None:
-        raise RunNotFound(f"no run with id {run_id!r}", run_id=run_id)
-    stored = t.checkpoints.get(run_id) if use_checkpoint else None
-    checkpoint = None
-    # A checkpoint ahead of the journal is not believed: the journal is the truth.
-    if stored is not None and stored.revision <= run.revision:
-        checkpoint = Checkpoint(run_id=run_id, revision=stored.revision,
-                                state=decode_json(stored.state))
-    after = checkpoint.revision if checkpoint else 0
-    rows = [f for f in t.journal.get(run_id, ())[after:] if f.revision > after]
-    for expected, row in enumerate(rows, start=after + 1):
-        if row.revision != expected:
-            raise StorageError(f"journal of run {run_id!r} has a gap at revision {expected}")
-    facts = [Fact(run_id=run_id, revision=f.revision, kind=f.kind, data=decode_json(f.data),
-                  recorded_at=f.recorded_at) for f in rows]
-    return LoadedRun(run_id=run_id, checkpoint=checkpoint, facts=facts)
-
-
-def _fenced_row(t: MemoryTables, fence: Fence, now: datetime) -> AttemptRecord:
-    """The fenced dispatch row as the fence leaves it (not stored yet); LeaseLost
-    when the claim no longer holds."""
-    row = _held(t, fence.attempt_id, fence.claim_id, fence.token_hash, fence.statuses)
-    if row is None or (fence.unexpired and (row.lease_expires_at is None
-                                            or row.lease_expires_at <= now)):
-        # No claim id or token hash in the message: together they are the credential.
-        raise LeaseLost(f"attempt {fence.attempt_id!r} is no longer held by this claim",
-                        attempt_id=fence.attempt_id)
-    if fence.set_status == "claimed":
-        return replace(row, status="claimed")
-    # The fence retires the row: it finished now (unless it already had).
-    return replace(row, status=fence.set_status, finished_at=row.finished_at or now)
-
-
-def _held(t: MemoryTables, attempt_id: str, claim_id: str, token_hash: str,
-          statuses: Sequence[str]) -> AttemptRecord | None:
-    """The dispatch row if this claim holds it in one of ``statuses``."""
-    row = t.attempts.get(attempt_id)
-    if (row is None or row.claim_id != claim_id or row.token_hash != token_hash
-            or row.status not in statuses):
-        return None
-    return row
-
-
-def _new_rows(t: MemoryTables, new: Sequence[NewAttempt], run_id: str,
-              queue: str) -> list[AttemptRecord]:
-    """Dispatch rows for ``new``; StorageError if an attempt id is taken (as a
-    primary key would refuse it)."""
-    rows = [new_attempt_row(a, run_id, queue) for a in new]
-    ids = [r.attempt_id for r in rows]
-    if len(set(ids)) != len(ids) or any(i in t.attempts for i in ids):
-        raise StorageError(f"an attempt id of run {run_id!r} already exists")
-    return rows
-
-
-def _withdraw(t: MemoryTables, run_id: str, now: datetime) -> None:
-    for attempt_id in t.attempts_of_run.get(run_id, ()):
-        row = t.attempts[attempt_id]
-        if row.status in LIVE_STATUSES:
-            t.update_attempt(row, status="withdrawn", finished_at=row.finished_at or now)
-
-
-def _claim(t: MemoryTables, *, queue: str, owner_id: str, now: datetime,
-           lease_until: datetime, claim_id: str, token_hash: str) -> AttemptRecord | None:
-    due = [t.attempts[i] for i in t.live_by_queue.get(queue, ())]
-    row = min((r for r in due if r.due_at <= now), key=lambda r: r.due_at, default=None)
-    if row is None:
-        return None
-    return t.update_attempt(
-        row, status="finished" if row.status == "finished" else "claimed",
-        claim_id=claim_id, token_hash=token_hash, owner_id=owner_id, claimed_at=now,
-        lease_expires_at=lease_until, due_at=lease_until, claims=row.claims + 1)
-
-
-def _due_now(new: Sequence[NewAttempt], now: datetime) -> bool:
-    """Whether a write makes an attempt due at once that no worker holds yet."""
-    return any(a.grant is None and a.visible_at <= now for a in new)

@@ -1,5 +1,5 @@
-"""The rows of :class:`~squidie.journal.memory_store.InMemoryStore`: plain dicts,
-guarded by the store's one lock.
+"""The rows of :class:`~squidie.journal.memory_store.InMemoryStore` (plain dicts,
+guarded by the store's one lock) and what its calls do to them.
 
 JSON (fact data, checkpoints, command results) is kept as text, encoded when
 written: a value that is not JSON fails the write before anything changes, and
@@ -10,16 +10,22 @@ change what is stored (as with a database).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from squidie.errors import StorageError
+from squidie.errors import LeaseLost, RunNotFound, StorageError
 from squidie.journal.records import (
     AttemptRecord,
+    Checkpoint,
     CommandReceipt,
+    Fact,
+    Fence,
     JsonDict,
+    LoadedRun,
     NewAttempt,
+    NewFact,
     RunRecord,
 )
 from squidie.journal.schema import LIVE_STATUSES
@@ -158,3 +164,95 @@ class MemoryTables:
         updated = replace(row, **changes)
         self.put_attempt(updated)
         return updated
+
+
+# -- what the store does to its tables, under its lock ---------------------------------
+
+
+def stored_facts(facts: Sequence[NewFact], after: int, now: datetime) -> list[StoredFact]:
+    """Journal rows for ``facts`` appended after revision ``after``."""
+    return [StoredFact(revision=after + i, kind=f.kind, data=encode_json(dict(f.data), "fact data"),
+                       recorded_at=now) for i, f in enumerate(facts, start=1)]
+
+
+def load_run(t: MemoryTables, run_id: str, use_checkpoint: bool) -> LoadedRun:
+    """A run's valid checkpoint (if wanted) and the facts after it; RunNotFound."""
+    run = t.runs.get(run_id)
+    if run is None:
+        raise RunNotFound(f"no run with id {run_id!r}", run_id=run_id)
+    stored = t.checkpoints.get(run_id) if use_checkpoint else None
+    checkpoint = None
+    # A checkpoint ahead of the journal is not believed: the journal is the truth.
+    if stored is not None and stored.revision <= run.revision:
+        checkpoint = Checkpoint(run_id=run_id, revision=stored.revision,
+                                state=decode_json(stored.state))
+    after = checkpoint.revision if checkpoint else 0
+    rows = [f for f in t.journal.get(run_id, ())[after:] if f.revision > after]
+    for expected, row in enumerate(rows, start=after + 1):
+        if row.revision != expected:
+            raise StorageError(f"journal of run {run_id!r} has a gap at revision {expected}")
+    facts = [Fact(run_id=run_id, revision=f.revision, kind=f.kind, data=decode_json(f.data),
+                  recorded_at=f.recorded_at) for f in rows]
+    return LoadedRun(run_id=run_id, checkpoint=checkpoint, facts=facts)
+
+
+def fenced_row(t: MemoryTables, fence: Fence, now: datetime) -> AttemptRecord:
+    """The fenced dispatch row as the fence leaves it (not stored yet); LeaseLost
+    when the claim no longer holds."""
+    row = held_row(t, fence.attempt_id, fence.claim_id, fence.token_hash, fence.statuses)
+    if row is None or (fence.unexpired and (row.lease_expires_at is None
+                                            or row.lease_expires_at <= now)):
+        # No claim id or token hash in the message: together they are the credential.
+        raise LeaseLost(f"attempt {fence.attempt_id!r} is no longer held by this claim",
+                        attempt_id=fence.attempt_id)
+    if fence.set_status == "claimed":
+        return replace(row, status="claimed")
+    # The fence retires the row: it finished now (unless it already had).
+    return replace(row, status=fence.set_status, finished_at=row.finished_at or now)
+
+
+def held_row(t: MemoryTables, attempt_id: str, claim_id: str, token_hash: str,
+          statuses: Sequence[str]) -> AttemptRecord | None:
+    """The dispatch row if this claim holds it in one of ``statuses``."""
+    row = t.attempts.get(attempt_id)
+    if (row is None or row.claim_id != claim_id or row.token_hash != token_hash
+            or row.status not in statuses):
+        return None
+    return row
+
+
+def new_rows(t: MemoryTables, new: Sequence[NewAttempt], run_id: str,
+              queue: str) -> list[AttemptRecord]:
+    """Dispatch rows for ``new``; StorageError if an attempt id is taken (as a
+    primary key would refuse it)."""
+    rows = [new_attempt_row(a, run_id, queue) for a in new]
+    ids = [r.attempt_id for r in rows]
+    if len(set(ids)) != len(ids) or any(i in t.attempts for i in ids):
+        raise StorageError(f"an attempt id of run {run_id!r} already exists")
+    return rows
+
+
+def withdraw_live(t: MemoryTables, run_id: str, now: datetime) -> None:
+    """Retire every live attempt of ``run_id`` (finished now, unless it already had)."""
+    for attempt_id in t.attempts_of_run.get(run_id, ()):
+        row = t.attempts[attempt_id]
+        if row.status in LIVE_STATUSES:
+            t.update_attempt(row, status="withdrawn", finished_at=row.finished_at or now)
+
+
+def claim_due(t: MemoryTables, *, queue: str, owner_id: str, now: datetime,
+           lease_until: datetime, claim_id: str, token_hash: str) -> AttemptRecord | None:
+    """Claim the live attempt of ``queue`` due first (a ``finished`` row stays finished)."""
+    due = [t.attempts[i] for i in t.live_by_queue.get(queue, ())]
+    row = min((r for r in due if r.due_at <= now), key=lambda r: r.due_at, default=None)
+    if row is None:
+        return None
+    return t.update_attempt(
+        row, status="finished" if row.status == "finished" else "claimed",
+        claim_id=claim_id, token_hash=token_hash, owner_id=owner_id, claimed_at=now,
+        lease_expires_at=lease_until, due_at=lease_until, claims=row.claims + 1)
+
+
+def due_now(new: Sequence[NewAttempt], now: datetime) -> bool:
+    """Whether a write makes an attempt due at once that no worker holds yet."""
+    return any(a.grant is None and a.visible_at <= now for a in new)
