@@ -13,9 +13,10 @@ import pytest
 
 import squidie
 from squidie import Retry, StepContext, Workflow, exponential, manual, retry, step, wait
-from squidie.journal import JournalStore, SqlStore, make_engine
+from squidie.journal import make_engine
 from squidie.testing import FakeClock, conformance, drain
 from squidie.testing.postgres import PostgresServer, provide_postgres
+from squidie.testing.store_hooks import SqlStoreHooks
 
 
 # --- the host app's workflow ---------------------------------------------------------------
@@ -64,14 +65,14 @@ def test_sync_retries_then_waits(sq, clock):
 
 # --- the storage conformance suite on your database -----------------------------------------
 @pytest.fixture
-def store(tmp_path) -> JournalStore:
-    s = SqlStore(make_engine(f"sqlite:///{tmp_path}/conformance.sqlite3"))
-    s.install()
-    return s
+def store_hooks(tmp_path) -> Iterator[SqlStoreHooks]:
+    hooks = SqlStoreHooks(f"sqlite:///{tmp_path}/conformance.sqlite3")
+    yield hooks
+    hooks.close()
 
 
 class TestMyStore(conformance.StoreConformance):
-    """Every guarantee of the journal port, against the store fixture above."""
+    """Every guarantee of the journal port, against the store the hooks above give."""
 
 
 # --- PostgreSQL in tests ----------------------------------------------------------------------

@@ -9,10 +9,11 @@ from sqlalchemy import Engine
 
 from squidie.api.core import Squidie
 from squidie.errors import ConfigError, MissingConfig
-from squidie.journal import SqlStore, make_engine
+from squidie.journal import InMemoryStore, JournalStore, SqlStore, make_engine
 from squidie.runtime.clock import Clock, DatabaseClock
 
 DEFAULT_SQLITE_URL = "sqlite:///squidie.sqlite3"
+MEMORY_URL = "memory://"  # an InMemoryStore: not durable, this process only
 ENV_URL = "SQUIDIE_DATABASE_URL"
 _default: Squidie | None = None
 
@@ -26,7 +27,10 @@ def connect(
 ) -> Squidie:
     """Connect to a database: a SQLAlchemy URL, the host app's own ``Engine``, or
     (neither given) ``$SQUIDIE_DATABASE_URL``, else the embedded SQLite file
-    ``./squidie.sqlite3``. Raises ``ConfigError`` listing every problem.
+    ``./squidie.sqlite3``. ``"memory://"`` gives a new, empty
+    :class:`~squidie.journal.InMemoryStore` (not durable: for tests and
+    notebooks; gone with the process, invisible to other processes). Raises
+    ``ConfigError`` listing every problem.
 
     Without a ``clock``, time is the database's: on PostgreSQL a
     :class:`~squidie.runtime.clock.DatabaseClock` (the server's time carried
@@ -44,10 +48,16 @@ def connect(
         problems.append(f"queue must be a non-empty string, got {queue!r}")
     if clock is not None and not callable(getattr(clock, "now", None)):
         problems.append("clock must have a now() method returning an aware datetime")
+    if isinstance(url, str) and url.startswith("memory:") and url != MEMORY_URL:
+        problems.append(f"an in-memory store is {MEMORY_URL!r} exactly, got {url[:60]!r}")
     if problems:
         raise ConfigError(problems, "invalid Squidie configuration")
     if engine is None:
-        engine = make_engine(url or os.environ.get(ENV_URL) or DEFAULT_SQLITE_URL)
+        url = url or os.environ.get(ENV_URL) or DEFAULT_SQLITE_URL
+        if url == MEMORY_URL:
+            memory: JournalStore = InMemoryStore()  # typed as the port: mypy checks it
+            return Squidie(memory, queue=queue, clock=clock)
+        engine = make_engine(url)
     store = SqlStore(engine)
     if clock is None and engine.dialect.name != "sqlite":
         # Leases and visibility are judged by one clock for every worker: the database's.

@@ -1,9 +1,11 @@
-"""Durable state: facts, the storage port, the SQLAlchemy Core store, migrations.
+"""Durable state: facts, the storage port, the SQLAlchemy Core store, an in-memory
+store (not durable: tests and notebooks), migrations.
 
 This layer knows no workflow semantics: facts carry opaque data.
 """
 
 from squidie.journal.engine import make_engine, normalise_url, prepare_engine
+from squidie.journal.memory_store import InMemoryStore
 from squidie.journal.port import JournalStore
 from squidie.journal.records import (
     AttemptRecord,
@@ -31,6 +33,7 @@ __all__ = [
     "Fact",
     "Fence",
     "Grant",
+    "InMemoryStore",
     "JournalStore",
     "LoadedRun",
     "NewAttempt",

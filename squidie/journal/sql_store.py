@@ -676,9 +676,13 @@ WITH held AS (
      WHERE run_id = :run_id AND revision = :expected AND EXISTS (SELECT 1 FROM held)
     RETURNING 1
 ), fenced AS (
+    -- A write that ends the run withdraws the claim's own row too when the fence
+    -- leaves it live (as withdrawing after fencing would).
     UPDATE squidie_attempts
-       SET status = :set_status,
-           finished_at = CASE WHEN :retire THEN coalesce(finished_at, :now) ELSE finished_at END
+       SET status = CASE WHEN :withdraw AND :set_status IN ('visible', 'claimed', 'finished')
+                         THEN 'withdrawn' ELSE :set_status END,
+           finished_at = CASE WHEN :retire OR :withdraw THEN coalesce(finished_at, :now)
+                              ELSE finished_at END
      WHERE attempt_id = :attempt_id AND EXISTS (SELECT 1 FROM advanced)
 ), withdrawn AS (
     UPDATE squidie_attempts

@@ -1,16 +1,25 @@
 """The storage conformance suite: one test class per guarantee of the journal port.
 
-Subclass the classes below in your own test module and provide a ``store``
-fixture returning a fresh, installed :class:`~squidie.journal.JournalStore`::
+Adapter-neutral: the tests use the port alone, plus a few hooks only an adapter
+can provide (:class:`~squidie.testing.store_hooks.StoreHooks`: a fresh store,
+corrupting a checkpoint, breaking the storage). Subclass the classes below in
+your own test module and provide a ``store_hooks`` fixture; each test gets a
+fresh, installed ``store`` from it::
 
     from squidie.testing import conformance
+    from squidie.testing.store_hooks import SqlStoreHooks
 
     @pytest.fixture
-    def store(my_url):
-        s = SqlStore(make_engine(my_url)); s.install(); return s
+    def store_hooks(tmp_path):
+        hooks = SqlStoreHooks(f"sqlite:///{tmp_path}/c.sqlite3")
+        yield hooks
+        hooks.close()
 
     class TestMyStore(conformance.StoreConformance):
         pass
+
+A hook your adapter cannot provide goes in its ``unsupported`` mapping with the
+reason; the tests needing it are then reported as skipped with that reason.
 
 Needs pytest.
 """
@@ -19,8 +28,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 
@@ -34,54 +42,57 @@ from squidie.journal import (
     RunRecord,
     RunWrite,
 )
+from squidie.testing.conformance_dispatch import (
+    FinishedOutcomes,
+    HandoffGrants,
+    ReadingDispatch,
+    WakeUps,
+    Withdrawal,
+)
+from squidie.testing.conformance_records import (
+    CatalogFilters,
+    CommandReceipts,
+    Installing,
+    ScheduleCursors,
+)
+from squidie.testing.conformance_support import (
+    T0,
+    UsesStoreHooks,
+    append,
+    claim,
+    fields,
+    needs,
+    new_run,
+)
+from squidie.testing.store_hooks import StoreHooks
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
+__all__ = [
+    "T0",
+    "CatalogFilters",
+    "CatalogPaging",
+    "CheckpointNeverASecondTruth",
+    "ClaimFencing",
+    "CommandReceipts",
+    "ConflictOnStaleRevision",
+    "ErrorsAreDistinct",
+    "FinishedOutcomes",
+    "HandoffGrants",
+    "Installing",
+    "JsonRoundTrip",
+    "OrderedAppends",
+    "ReadingDispatch",
+    "RebuildWithoutCheckpoints",
+    "ScheduleCursors",
+    "StoreConformance",
+    "WakeUps",
+    "Withdrawal",
+    "append",
+    "claim",
+    "new_run",
+]
 
 
-def new_run(store: JournalStore, *, facts: int = 1, attempts: int = 0, queue: str = "q",
-            started_at: datetime = T0) -> str:
-    """Create a run with ``facts`` facts and ``attempts`` visible attempts; returns its id."""
-    run_id = str(uuid.uuid4())
-    record = RunRecord(run_id=run_id, workflow="tests.Workflow", trigger="go", queue=queue,
-                       status="started", definition_version="1", parent_run_id=None,
-                       revision=0, started_at=started_at, updated_at=started_at)
-    created = store.create_run(NewRun(
-        record=record,
-        facts=[NewFact(kind="k", data={"n": i}) for i in range(1, facts + 1)],
-        attempts=[NewAttempt(attempt_id=f"{run_id}/a{i}/1", runnable_key=f"a{i}", step=f"a{i}",
-                             attempt_number=1, visible_at=started_at) for i in range(attempts)],
-    ))
-    assert created
-    return run_id
-
-
-def append(store: JournalStore, run_id: str, expected: int, *kinds: str, **kw: Any) -> int:
-    """Append facts of ``kinds`` at ``expected`` revision."""
-    return store.write(RunWrite(run_id=run_id, expected_revision=expected, now=T0,
-                                facts=[NewFact(kind=k, data={"kind": k}) for k in kinds], **kw))
-
-
-def claim(store: JournalStore, queue: str = "q", *, now: datetime = T0, lease: float = 30,
-          claim_id: str | None = None) -> Any:
-    """Claim on ``queue`` with a fresh claim id."""
-    return store.claim(queue=queue, owner_id="conformance", now=now,
-                       lease_until=now + timedelta(seconds=lease),
-                       claim_id=claim_id or uuid.uuid4().hex, token_hash="h" * 64)
-
-
-def _fields(record: RunRecord) -> dict[str, Any]:
-    """A record's fields, to build a variant of it."""
-    return {name: getattr(record, name) for name in record.__dataclass_fields__}
-
-
-def _engine_of(store: JournalStore) -> Any:
-    engine = getattr(store, "engine", None)
-    if engine is None:
-        raise TypeError("this conformance test needs a store with an `engine` attribute")
-    return engine
-
-
-class OrderedAppends:
+class OrderedAppends(UsesStoreHooks):
     """Facts come back in the order they were appended, with gapless revisions."""
 
     def test_revisions_are_sequential_from_one(self, store: JournalStore) -> None:
@@ -98,7 +109,7 @@ class OrderedAppends:
         assert record is not None and record.revision == 3 and record.status == "running"
 
 
-class ConflictOnStaleRevision:
+class ConflictOnStaleRevision(UsesStoreHooks):
     """A write based on an old revision is refused and changes nothing."""
 
     def test_stale_write_raises_and_leaves_no_trace(self, store: JournalStore) -> None:
@@ -136,7 +147,7 @@ class ConflictOnStaleRevision:
         assert len(store.load(run_id).facts) == 2
 
 
-class CheckpointNeverASecondTruth:
+class CheckpointNeverASecondTruth(UsesStoreHooks):
     """Checkpoints only shortcut reading; the journal decides."""
 
     def test_load_returns_checkpoint_plus_tail(self, store: JournalStore) -> None:
@@ -149,24 +160,19 @@ class CheckpointNeverASecondTruth:
         assert [f.revision for f in loaded.facts] == [4, 5]
         assert loaded.revision == 5
 
-    def test_checkpoint_ahead_of_journal_is_ignored(self, store: JournalStore) -> None:
+    def test_checkpoint_ahead_of_journal_is_ignored(self, store: JournalStore,
+                                                    store_hooks: StoreHooks) -> None:
+        needs(store_hooks, "corrupt_checkpoint")
         run_id = new_run(store, facts=2)
         append(store, run_id, 2, "c", checkpoint={"folded": 3})
         # A checkpoint claiming a revision the journal never reached is not believed.
-        from sqlalchemy import update
-
-        from squidie.journal.schema import checkpoints
-
-        engine = _engine_of(store)
-        with engine.begin() as conn:
-            conn.execute(update(checkpoints).where(checkpoints.c.run_id == run_id)
-                         .values(revision=99))
+        store_hooks.corrupt_checkpoint(store, run_id)
         loaded = store.load(run_id)
         assert loaded.checkpoint is None
         assert [f.revision for f in loaded.facts] == [1, 2, 3]
 
 
-class RebuildWithoutCheckpoints:
+class RebuildWithoutCheckpoints(UsesStoreHooks):
     """Deleting every checkpoint loses nothing."""
 
     def test_delete_checkpoints_then_load_everything(self, store: JournalStore) -> None:
@@ -178,7 +184,7 @@ class RebuildWithoutCheckpoints:
         assert [f.revision for f in loaded.facts] == [1, 2, 3]
 
 
-class ErrorsAreDistinct:
+class ErrorsAreDistinct(UsesStoreHooks):
     """Not found, conflict and storage failure are different errors."""
 
     def test_not_found(self, store: JournalStore) -> None:
@@ -200,20 +206,18 @@ class ErrorsAreDistinct:
         assert not store.create_run(NewRun(record=record, facts=[NewFact(kind="z", data={})]))
         assert len(store.load(run_id).facts) == 2
 
-    def test_storage_failure_is_a_storage_error(self, store: JournalStore) -> None:
+    def test_storage_failure_is_a_storage_error(self, store: JournalStore,
+                                                store_hooks: StoreHooks) -> None:
+        needs(store_hooks, "break_storage")
         run_id = new_run(store, facts=1)
-        engine = _engine_of(store)
-        from sqlalchemy import text
-
-        with engine.begin() as conn:  # the database loses a table under our feet
-            conn.execute(text("DROP TABLE squidie_journal"))
+        store_hooks.break_storage(store)  # the storage fails under our feet
         with pytest.raises(StorageError) as info:
             append(store, run_id, 1, "x")
         assert info.value.code == "storage_error"
         assert isinstance(info.value.__cause__, Exception)
 
 
-class ClaimFencing:
+class ClaimFencing(UsesStoreHooks):
     """Each due attempt goes to one claimer; stale claims write nothing."""
 
     def test_concurrent_claimers_never_share_an_attempt(self, store: JournalStore) -> None:
@@ -340,7 +344,7 @@ class ClaimFencing:
             store.create_run(NewRun(record=record, facts=[NewFact(kind="k", data={})],
                                     fence=held))
         assert store.get_run(record.run_id) is None
-        alive = RunRecord(**{**_fields(record), "run_id": str(uuid.uuid4()),
+        alive = RunRecord(**{**fields(record), "run_id": str(uuid.uuid4()),
                              "started_at": T0 + timedelta(seconds=5)})
         assert store.create_run(NewRun(record=alive, facts=[NewFact(kind="k", data={})],
                                        fence=held))
@@ -373,7 +377,7 @@ class ClaimFencing:
         assert claim(store, queue, now=T0 + timedelta(minutes=5)) is not None
 
 
-class JsonRoundTrip:
+class JsonRoundTrip(UsesStoreHooks):
     """Fact data and checkpoints come back as the same JSON."""
 
     DATA = {"s": "ünïcødé ✓", "i": 2**53, "f": 1.5, "b": True, "n": None,
@@ -396,7 +400,7 @@ class JsonRoundTrip:
         assert record.started_at.tzinfo is not None
 
 
-class CatalogPaging:
+class CatalogPaging(UsesStoreHooks):
     """list_runs pages newest first by cursor, with filters."""
 
     def test_pages_cover_every_run_once_in_order(self, store: JournalStore) -> None:
@@ -414,13 +418,22 @@ class CatalogPaging:
 
 
 class StoreConformance(
+    Installing,
     OrderedAppends,
     ConflictOnStaleRevision,
     CheckpointNeverASecondTruth,
     RebuildWithoutCheckpoints,
     ErrorsAreDistinct,
     ClaimFencing,
+    HandoffGrants,
+    FinishedOutcomes,
+    Withdrawal,
+    ReadingDispatch,
+    WakeUps,
+    CommandReceipts,
+    ScheduleCursors,
     JsonRoundTrip,
     CatalogPaging,
+    CatalogFilters,
 ):
     """Every guarantee at once."""

@@ -1,0 +1,42 @@
+"""Worker threads sharing one in-memory store: every run completes and every step is
+applied exactly once, as on a database."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from squidie import Squidie
+from squidie.runtime.loading import load_state
+from tests.test_graph_workflows import Join, Sequence3
+
+RUNS = 12
+THREADS = 4
+
+
+def test_threads_drain_a_shared_store_applying_each_step_once(sq: Squidie) -> None:
+    run_ids = [sq.start(Join if i % 2 else Sequence3).run_id for i in range(RUNS)]
+    errors: list[BaseException] = []
+
+    def work(owner: str) -> None:
+        try:
+            idle = 0
+            while idle < 3:  # a few empty polls in a row: the others hold the rest
+                idle = 0 if sq.execute_next(owner_id=owner) is not None else idle + 1
+        except BaseException as exc:  # surfaced below, with the thread's failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    while sq.execute_next(owner_id="last") is not None:  # handoffs left by a finished thread
+        pass
+    for run_id in run_ids:
+        state = load_state(sq.store, run_id, history=True)
+        assert state.status == "completed", run_id
+        keys = Counter(r.runnable_key for r in sq.store.list_attempts(run_id))
+        assert set(keys.values()) == {1}, keys
+        assert {r.status for r in sq.store.list_attempts(run_id)} == {"applied"}
