@@ -19,6 +19,7 @@ from squidie.model import (
     AttemptStatus,
     AttemptWithdrawn,
     Audit,
+    ChildrenAwaited,
     ChildStarted,
     CommandRecorded,
     Compensated,
@@ -62,7 +63,7 @@ SAMPLES: list[Fact] = [
     RunStarted(run_id="r", workflow="w", trigger="go", queue="q", input={"a": 1},
                context={"c": 2}, definition_version="1", fingerprint="f", spec={"s": 1},
                parent_run_id="p", replayed_from_run_id="o", command={"k": 1},
-               audit=[{"type": "x"}], at=AT),
+               audit=[{"type": "x"}], at=AT, parent_wake=["wait_kids"]),
     RunnableScheduled(key="s", step="s", attempt=2, visible_at=AT, deadline_at=AT,
                       deadline={"within": 5}, irreversible=True, compensatable=False,
                       compensate="undo", at=AT),
@@ -91,6 +92,8 @@ SAMPLES: list[Fact] = [
     CompensationStarted(step="s", key="s", attempt=1, compensate="undo", at=AT),
     Compensated(step="s", key="s", ok=True, attempt=1, output={}, event={"type": "c"}, at=AT),
     ChildStarted(child={"run_id": "child"}, at=AT),
+    ChildrenAwaited(key="wait_kids", step="wait_kids", children=["c1", "c2"], timeout_at=AT,
+                    at=AT),
 ]
 
 

@@ -210,7 +210,7 @@ class SqlStore:
         """Apply one atomic write; returns the new revision."""
         woken: list[str] = []
         revision = self._run(lambda conn, ambiguous: self._write(conn, write, ambiguous, woken))
-        for queue in woken[-1:]:
+        for queue in set(woken):
             self.wakeups.notify(queue)
         return revision
 
@@ -236,7 +236,25 @@ class SqlStore:
             self._add_attempts(conn, write.run_id, queue, write.new_attempts)
             if self._announce(conn, queue, write.new_attempts, write.now):
                 woken.append(queue)
+        if write.wake is not None:
+            woken.extend(self._wake(conn, *write.wake, write.now))
         return revision
+
+    def _wake(self, conn: Connection, run_id: str, keys: tuple[str, ...],
+              now: datetime) -> list[str]:
+        """Make ``run_id``'s waiting attempts of ``keys`` due at ``now`` (rows that are
+        claimed, finished or due already are left alone); returns their queues."""
+        stmt = (update(attempts)
+                .where(attempts.c.run_id == run_id, attempts.c.runnable_key.in_(keys),
+                       attempts.c.status == "visible", attempts.c.due_at > now)
+                .values(due_at=now)
+                .returning(attempts.c.queue))
+        queues = sorted(set(conn.execute(stmt).scalars()))
+        for queue in queues:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_notify(:channel, :queue)"),
+                             {"channel": CHANNEL, "queue": queue})
+        return queues
 
     def _fence_then_append(self, conn: Connection, write: RunWrite, revision: int) -> None:
         """Fence, withdrawals, revision check and append, one statement each."""

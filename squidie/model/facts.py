@@ -41,6 +41,9 @@ class RunStarted:
     command: JsonDict | None = None
     audit: list[JsonDict] | None = None
     at: str | None = None
+    # A child run: the parent's runnable keys its terminal write wakes (the parent's
+    # await_children steps), so a waiting parent needs no polling loop.
+    parent_wake: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -260,6 +263,19 @@ class ChildStarted:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ChildrenAwaited:
+    """An ``await_children`` step (runnable ``key``) began waiting for child runs that
+    had not ended yet; it fails at ``timeout_at`` if they still have not."""
+
+    KIND: ClassVar[str] = "children_awaited"
+    key: str
+    step: str
+    children: list[str]
+    timeout_at: str | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UnknownFact:
     """A fact of a kind this release does not know, kept as it was stored."""
 
@@ -276,19 +292,19 @@ class UnknownFact:
 Fact = (RunStarted | RunnableScheduled | AttemptFinished | OutcomeApplied | StepCompleted
         | AttemptWithdrawn | RunCompleted | RunFailed | RunCancelled | StatusChanged | Audit
         | Routed | Paused | ManualResolved | CommandRecorded | CompensationStarted
-        | Compensated | ChildStarted | UnknownFact)
+        | Compensated | ChildStarted | ChildrenAwaited | UnknownFact)
 
 KnownFact = (RunStarted | RunnableScheduled | AttemptFinished | OutcomeApplied | StepCompleted
              | AttemptWithdrawn | RunCompleted | RunFailed | RunCancelled | StatusChanged
              | Audit | Routed | Paused | ManualResolved | CommandRecorded | CompensationStarted
-             | Compensated | ChildStarted)
+             | Compensated | ChildStarted | ChildrenAwaited)
 
 KINDS: dict[str, type[KnownFact]] = {
     cls.KIND: cls for cls in (
         RunStarted, RunnableScheduled, AttemptFinished, OutcomeApplied, StepCompleted,
         AttemptWithdrawn, RunCompleted, RunFailed, RunCancelled, StatusChanged, Audit, Routed,
         Paused, ManualResolved, CommandRecorded, CompensationStarted, Compensated,
-        ChildStarted,
+        ChildStarted, ChildrenAwaited,
     )
 }
 

@@ -13,6 +13,7 @@ from squidie.model.facts import (
     AttemptFinished,
     AttemptWithdrawn,
     Audit,
+    ChildrenAwaited,
     ChildStarted,
     CommandRecorded,
     Compensated,
@@ -110,6 +111,8 @@ def _apply(state: RunState, fact: Fact) -> None:
         case ChildStarted():
             if all(c["run_id"] != fact.child["run_id"] for c in state.children):
                 state.children.append(copy_json(fact.child))
+        case ChildrenAwaited():
+            _children_awaited(state, fact)
         case UnknownFact():
             pass  # kept in the journal for the release that knows it
         case RunStarted():
@@ -126,6 +129,7 @@ def _started(fact: RunStarted) -> RunState:
         started_at=at, updated_at=at, definition_version=fact.definition_version,
         fingerprint=fact.fingerprint, spec=fact.spec, parent_run_id=fact.parent_run_id,
         replayed_from_run_id=fact.replayed_from_run_id,
+        parent_wake=list(fact.parent_wake) if fact.parent_wake else None,
     )
     if fact.command is not None:
         state.commands.append(copy_json(fact.command))
@@ -294,3 +298,9 @@ def _compensated(state: RunState, fact: Compensated) -> None:
 def _append_event(state: RunState, event: Any) -> None:
     if event is not None:
         state.audit_events.append(copy_json(event))
+
+
+def _children_awaited(state: RunState, fact: ChildrenAwaited) -> None:
+    """An await_children step waits for the children it names."""
+    state.awaiting = {"key": fact.key, "step": fact.step, "children": list(fact.children),
+                      "since": fact.at, "timeout_at": fact.timeout_at}

@@ -120,6 +120,10 @@ class RunState:
     # The revision of the newest stored checkpoint this state was built from or
     # wrote (not stored in checkpoints): writes checkpoint again only every few facts.
     checkpoint_revision: int = 0
+    # A child run: the parent's runnable keys its terminal write wakes.
+    parent_wake: list[str] | None = None
+    # The await_children step waiting now: key, step, children, since, timeout_at.
+    awaiting: JsonDict | None = None
 
     @property
     def terminal(self) -> bool:

@@ -56,9 +56,19 @@ def snapshot(
         revision=state.revision, manual_state=state.manual,
         deadline=run_deadline(state, now) if now is not None else None,
         parent_run={"run_id": state.parent_run_id} if state.parent_run_id else None,
-        child_runs=list(state.children), compensations=list(state.compensations),
+        child_runs=child_runs(store, state), compensations=list(state.compensations),
         replayed_from_run_id=state.replayed_from_run_id, **history,
     )
+
+
+def child_runs(store: JournalStore, state: RunState) -> list[dict[str, Any]]:
+    """The run's children as noted on it, each with its current ``status`` (read from
+    the run catalog: a child's status is the child's, not the parent's, to record)."""
+    out = []
+    for child in state.children:
+        record = store.get_run(str(child["run_id"]))
+        out.append({**child, "status": record.status if record is not None else None})
+    return out
 
 
 # Signal types that start a run: the first journaled command may be one of these.

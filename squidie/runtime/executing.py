@@ -28,6 +28,7 @@ from squidie.runtime.actions import (
     invoke,
     resolve_input,
 )
+from squidie.runtime.awaiting import children_outcome, park
 from squidie.runtime.claims import (
     HANDOFF_LEASE,
     Claim,
@@ -43,7 +44,7 @@ from squidie.runtime.loading import definition_for, fold_loaded, load_state
 from squidie.runtime.plan import LeaseTerms, Plan
 from squidie.runtime.planner import apply_outcome
 from squidie.runtime.writing import Commit, write_run
-from squidie.workflow import CompiledWorkflow, StepContext
+from squidie.workflow import CompiledWorkflow, StepContext, StepKind
 from squidie.workflow.identifiers import text_problem
 from squidie.workflow.portable_json import copy_json
 from squidie.workflow.quoting import brief
@@ -165,6 +166,11 @@ def execute_next(
     if compiled.fingerprint != state.fingerprint and state.spec is None:
         return _fail_incompatible(store, claim, state, compiled, current())
     step = compiled.spec.step(runnable.step)
+    settled = None
+    if step.kind is StepKind.AWAIT_CHILDREN:  # no user code: look at the children
+        settled, pending = children_outcome(store, state, step, runnable.key, current())
+        if settled is None:
+            return park(store, claim, state, step, pending, current())
     action = compiled.actions.get(step.action) if step.action else None
     # The step gets its own copy: nothing it mutates can reach the run's state.
     view = copy_json(state.view())
@@ -176,12 +182,15 @@ def execute_next(
     )
     step_input: dict[str, Any] | None = None
     try:
-        step_input = resolve_input(step, view)
-        # The step gets its own copy of its input too: what is recorded as the
-        # attempt's input is what it was given, whatever the step does to it.
-        outcome = _run_with_heartbeat(store, claim, step, action, copy_json(step_input), ctx,
-                                      lease_for, heartbeat_interval, current,
-                                      handed_off=handoff is not None)
+        if settled is not None:
+            outcome = settled
+        else:
+            step_input = resolve_input(step, view)
+            # The step gets its own copy of its input too: what is recorded as the
+            # attempt's input is what it was given, whatever the step does to it.
+            outcome = _run_with_heartbeat(store, claim, step, action, copy_json(step_input),
+                                          ctx, lease_for, heartbeat_interval, current,
+                                          handed_off=handoff is not None)
     except MissingInput as exc:
         outcome = exception_outcome(exc)
     done = record_and_apply(store, claim, state, compiled, outcome, step_input, current(),

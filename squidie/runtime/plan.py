@@ -129,11 +129,19 @@ class Plan:
                 withdraw_live_attempts=became_terminal,
                 command=command,
                 queue=state.queue,
+                wake=parent_wake(state) if became_terminal else None,
             )
         )
         if snapshot:
             state.checkpoint_revision = revision
         return revision
+
+
+def parent_wake(state: RunState) -> tuple[str, tuple[str, ...]] | None:
+    """What a child run's terminal write wakes: its parent's await_children steps."""
+    if state.parent_run_id is None or not state.parent_wake:
+        return None
+    return state.parent_run_id, tuple(state.parent_wake)
 
 
 def checkpoint_due(state: RunState) -> bool:
