@@ -23,7 +23,8 @@ from squidie import (
 HOLDER: dict[str, Any] = {}
 PARENT_PAYLOAD = {"count": field(int, default=3), "values": field(list, default=[]),
                   "delay": field(float, default=0.0), "marker_dir": field(str, default=""),
-                  "child_queue": field(str, default="")}
+                  "child_queue": field(str, default=""),
+                  "spawn_delay": field(float, default=0.0)}
 
 
 def double(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
@@ -57,6 +58,8 @@ def spawn(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
                 payload[extra] = input[extra]
         sq.start_child_run(ctx, Child, payload, child_key=f"c{i}",
                            queue=input.get("child_queue") or None)
+        if input.get("spawn_delay"):
+            time.sleep(float(input["spawn_delay"]))
     return {"spawned": len(values)}
 
 

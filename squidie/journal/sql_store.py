@@ -169,6 +169,20 @@ class SqlStore:
         )
         return _run_record(row) if row else None
 
+    def run_statuses(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """The catalog status of each existing run of ``run_ids``, in one read."""
+        ids = list(dict.fromkeys(run_ids))
+
+        def work(conn: Connection, _ambiguous: bool) -> dict[str, str]:
+            out: dict[str, str] = {}
+            for start in range(0, len(ids), 500):  # bounded IN lists
+                rows = conn.execute(select(runs.c.run_id, runs.c.status)
+                                    .where(runs.c.run_id.in_(ids[start:start + 500])))
+                out.update({str(r[0]): str(r[1]) for r in rows})
+            return out
+
+        return self._run(work, read_only=True) if ids else {}
+
     def load(self, run_id: str, *, use_checkpoint: bool = True) -> LoadedRun:
         """A run's checkpoint (if valid and wanted) and every fact after it;
         RunNotFound if absent."""

@@ -64,11 +64,10 @@ def snapshot(
 def child_runs(store: JournalStore, state: RunState) -> list[dict[str, Any]]:
     """The run's children as noted on it, each with its current ``status`` (read from
     the run catalog: a child's status is the child's, not the parent's, to record)."""
-    out = []
-    for child in state.children:
-        record = store.get_run(str(child["run_id"]))
-        out.append({**child, "status": record.status if record is not None else None})
-    return out
+    if not state.children:
+        return []
+    statuses = store.run_statuses([str(c["run_id"]) for c in state.children])
+    return [{**c, "status": statuses.get(str(c["run_id"]))} for c in state.children]
 
 
 # Signal types that start a run: the first journaled command may be one of these.

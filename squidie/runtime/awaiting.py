@@ -45,10 +45,8 @@ def children_outcome(store: JournalStore, state: RunState, step: StepSpec, key: 
     Output on success: ``{child_key: {"run_id", "status", "result", "error"}}`` with
     ``result`` the child's final context.
     """
-    statuses: dict[str, str] = {}
-    for child in state.children:
-        record = store.get_run(str(child["run_id"]))
-        statuses[str(child["run_id"])] = record.status if record is not None else "failed"
+    found = store.run_statuses([str(c["run_id"]) for c in state.children])
+    statuses = {str(c["run_id"]): found.get(str(c["run_id"]), "failed") for c in state.children}
     pending = [run_id for run_id, status in statuses.items() if status not in TERMINAL]
     failed = {str(c.get("child_key")): c["run_id"] for c in state.children
               if statuses[str(c["run_id"])] in _FAILED}
@@ -87,15 +85,11 @@ def park(store: JournalStore, claim: Claim, state: RunState, step: StepSpec,
     store.release(attempt_id=a.attempt_id, claim_id=claim.claim_id,
                   token_hash=claim.token_hash, visible_at=visible_at)
     # A child that ended while the row was claimed woke nothing: look again.
-    if any(_ended(store, run_id) for run_id in pending):
+    now_statuses = store.run_statuses(pending)
+    if any(now_statuses.get(run_id) in (*TERMINAL, None) for run_id in pending):
         store.write(RunWrite(run_id=a.run_id, expected_revision=state.revision, now=now,
                              wake=(a.run_id, (a.runnable_key,))))
     return state
-
-
-def _ended(store: JournalStore, run_id: str) -> bool:
-    record = store.get_run(run_id)
-    return record is None or record.status in TERMINAL
 
 
 def _timeout_at(state: RunState, key: str) -> str | None:
