@@ -25,6 +25,8 @@ from squidie.model import (
     Compensated,
     CompensationStarted,
     CorruptFact,
+    DynamicWorkRecorded,
+    DynamicWorkScheduled,
     ErrorInfo,
     Fact,
     ManualResolved,
@@ -94,6 +96,13 @@ SAMPLES: list[Fact] = [
     ChildStarted(child={"run_id": "child"}, at=AT),
     ChildrenAwaited(key="wait_kids", step="wait_kids", children=["c1", "c2"], timeout_at=AT,
                     at=AT),
+    DynamicWorkRecorded(dynamic_key="d", origin={"runnable_key": "s", "step": "s",
+                                                 "attempt": 1},
+                        nodes=[{"id": "n1", "action": "a"}],
+                        edges=[{"id": "n1->n2", "from": "n1", "to": "n2"}], reason="why", at=AT),
+    DynamicWorkScheduled(dynamic_key="d", origin={"runnable_key": "s", "step": "s",
+                                                  "attempt": 1},
+                         nodes=[{"id": "n1", "action": "a"}], edges=[], reason="why", at=AT),
 ]
 
 

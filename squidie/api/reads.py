@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -9,7 +10,7 @@ from squidie.api.checks import check_id
 from squidie.journal import JournalStore
 from squidie.read_model.explain import Explanation, explain
 from squidie.read_model.graph import RunGraph, build_graph, with_family
-from squidie.read_model.inspecting import child_runs
+from squidie.read_model.inspecting import child_runs, dynamic_overlays
 from squidie.read_model.live import live_attempts, rows_by_id
 from squidie.runtime.loading import load_state
 
@@ -42,7 +43,8 @@ class ReadsMixin:
             rows = rows_by_id(live_attempts(self.store, run_id))
         graph = build_graph(state, self._spec_for(state), rows,
                             include_history=include_history, now=moment)
-        return with_family(graph, state, child_runs(self.store, state))
+        graph = with_family(graph, state, child_runs(self.store, state))
+        return dataclasses.replace(graph, dynamic_work_overlays=dynamic_overlays(state))
 
     def explain_run(self, run_id: str, *, now: datetime | None = None) -> Explanation:
         """Why the run is where it is: a reason, the step it is about, next actions for

@@ -276,6 +276,34 @@ class ChildrenAwaited:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DynamicWorkRecorded:
+    """Work discovered at run time was proposed and checked, for inspection only:
+    nothing of it runs (``record_dynamic_work``)."""
+
+    KIND: ClassVar[str] = "dynamic_work_recorded"
+    dynamic_key: str
+    origin: JsonDict
+    nodes: list[JsonDict]
+    edges: list[JsonDict]
+    reason: str | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DynamicWorkScheduled:
+    """Work discovered at run time was scheduled: its nodes run like steps (the same
+    write schedules the entry nodes' attempts)."""
+
+    KIND: ClassVar[str] = "dynamic_work_scheduled"
+    dynamic_key: str
+    origin: JsonDict
+    nodes: list[JsonDict]
+    edges: list[JsonDict]
+    reason: str | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UnknownFact:
     """A fact of a kind this release does not know, kept as it was stored."""
 
@@ -292,19 +320,21 @@ class UnknownFact:
 Fact = (RunStarted | RunnableScheduled | AttemptFinished | OutcomeApplied | StepCompleted
         | AttemptWithdrawn | RunCompleted | RunFailed | RunCancelled | StatusChanged | Audit
         | Routed | Paused | ManualResolved | CommandRecorded | CompensationStarted
-        | Compensated | ChildStarted | ChildrenAwaited | UnknownFact)
+        | Compensated | ChildStarted | ChildrenAwaited | DynamicWorkRecorded
+        | DynamicWorkScheduled | UnknownFact)
 
 KnownFact = (RunStarted | RunnableScheduled | AttemptFinished | OutcomeApplied | StepCompleted
              | AttemptWithdrawn | RunCompleted | RunFailed | RunCancelled | StatusChanged
              | Audit | Routed | Paused | ManualResolved | CommandRecorded | CompensationStarted
-             | Compensated | ChildStarted | ChildrenAwaited)
+             | Compensated | ChildStarted | ChildrenAwaited | DynamicWorkRecorded
+             | DynamicWorkScheduled)
 
 KINDS: dict[str, type[KnownFact]] = {
     cls.KIND: cls for cls in (
         RunStarted, RunnableScheduled, AttemptFinished, OutcomeApplied, StepCompleted,
         AttemptWithdrawn, RunCompleted, RunFailed, RunCancelled, StatusChanged, Audit, Routed,
         Paused, ManualResolved, CommandRecorded, CompensationStarted, Compensated,
-        ChildStarted, ChildrenAwaited,
+        ChildStarted, ChildrenAwaited, DynamicWorkRecorded, DynamicWorkScheduled,
     )
 }
 

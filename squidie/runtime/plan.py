@@ -69,6 +69,8 @@ class Plan:
         self.lease: LeaseTerms | None = None
         # Attempts this write claims for the worker that scheduled them (by id).
         self.grants: dict[str, Grant] = {}
+        # Waiting attempts of this run the write makes due (steps held for dynamic work).
+        self.wake: tuple[str, tuple[str, ...]] | None = None
 
     def add(self, fact: Fact) -> None:
         """Decide one fact and fold it into the working state (a fact without a time
@@ -129,7 +131,7 @@ class Plan:
                 withdraw_live_attempts=became_terminal,
                 command=command,
                 queue=state.queue,
-                wake=parent_wake(state) if became_terminal else None,
+                wake=parent_wake(state) if became_terminal else self.wake,
             )
         )
         if snapshot:
