@@ -155,3 +155,23 @@ def test_the_run_graph_links_the_parent_to_its_children(sq: Squidie) -> None:
     assert child.parent_run == {"run_id": parent.run_id}
     up = sq.inspect_run_graph(child.run_id).to_dict()["child_links"]
     assert up == [{"type": "parent_run", "run_id": parent.run_id}]
+
+
+def test_a_child_whose_parents_cancel_never_reached_it_is_cancelled_before_it_runs(
+        sq: Squidie, monkeypatch: pytest.MonkeyPatch) -> None:
+    parent = sq.start(FanOut, payload={"count": 2, **KIDS})
+    sq.execute_next(owner_id="w")  # spawn
+    # The canceller dies between the parent's cancel and the cascade to its children.
+    monkeypatch.setattr("squidie.api.controls.cascade_cancel", lambda *a, **k: [])
+    sq.cancel(parent.run_id)
+    children = [c["run_id"] for c in sq.inspect_run(parent.run_id).child_runs]
+    assert {sq.inspect_run(c).status for c in children} == {RunStatus.STARTED}
+    snap = sq.execute_next(owner_id="k", queue="kids")  # claims a child's step...
+    assert snap is not None and snap.status == RunStatus.CANCELLED  # ...which never runs
+    drain(sq, queue="kids")  # the other child: cancelled the same way
+    for child_id in children:
+        done = sq.inspect_run(child_id, include_history=True)
+        assert done.status == RunStatus.CANCELLED
+        assert "doubled" not in done.context
+        assert [e["metadata"]["cascade_from"] for e in done.audit_events or []
+                if e["type"] == "cancelled"] == [parent.run_id]

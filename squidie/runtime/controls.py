@@ -201,3 +201,17 @@ def cascade_cancel(store: JournalStore, parent_run_id: str, now: datetime) -> li
                 cancelled.append(child_id)
             todo.append(child_id)
     return cancelled
+
+
+def cancel_if_orphaned(store: JournalStore, state: RunState, now: datetime) -> bool:
+    """A child run whose parent was cancelled but which was not cancelled with it (the
+    canceller died between the two writes): cancel it now, before another of its steps
+    runs, and its own children with it. True when it was cancelled."""
+    if state.parent_run_id is None or state.terminal:
+        return False
+    parent = store.get_run(state.parent_run_id)
+    if parent is None or parent.status != "cancelled":
+        return False
+    cancel_orphan(store, state.run_id, state.parent_run_id, now)
+    cascade_cancel(store, state.run_id, now)
+    return True

@@ -39,6 +39,7 @@ from squidie.runtime.claims import (
     new_credentials,
 )
 from squidie.runtime.clock import Clock, iso, later
+from squidie.runtime.controls import cancel_if_orphaned
 from squidie.runtime.dynamic import (
     dynamic_action,
     dynamic_step,
@@ -158,6 +159,8 @@ def execute_next(
             return apply_recorded(store, claim, current(), action_registry, clock=current,
                                   lease=terms)
         state = fold_loaded(loaded)
+    if state.parent_run_id is not None and cancel_if_orphaned(store, state, current()):
+        return load_state(store, state.run_id)  # its parent's cancel reached it late
     runnable = state.runnables.get(attempt.runnable_key)
     if (state.terminal or runnable is None or runnable.status != "scheduled"
             or runnable.attempt != attempt.attempt_number):
