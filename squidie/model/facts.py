@@ -276,11 +276,9 @@ class ChildrenAwaited:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DynamicWorkRecorded:
-    """Work discovered at run time was proposed and checked, for inspection only:
-    nothing of it runs (``record_dynamic_work``)."""
+class _DynamicWork:
+    """A checked dynamic work proposal (what both dynamic work facts carry)."""
 
-    KIND: ClassVar[str] = "dynamic_work_recorded"
     dynamic_key: str
     origin: JsonDict
     nodes: list[JsonDict]
@@ -290,17 +288,19 @@ class DynamicWorkRecorded:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DynamicWorkScheduled:
+class DynamicWorkRecorded(_DynamicWork):
+    """Work discovered at run time was proposed and checked, for inspection only:
+    nothing of it runs (``record_dynamic_work``)."""
+
+    KIND: ClassVar[str] = "dynamic_work_recorded"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DynamicWorkScheduled(_DynamicWork):
     """Work discovered at run time was scheduled: its nodes run like steps (the same
     write schedules the entry nodes' attempts)."""
 
     KIND: ClassVar[str] = "dynamic_work_scheduled"
-    dynamic_key: str
-    origin: JsonDict
-    nodes: list[JsonDict]
-    edges: list[JsonDict]
-    reason: str | None = None
-    at: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
