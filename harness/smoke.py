@@ -17,16 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import squidie
-from harness.smoke_workflows import Checkout, Expense, Refund
+from harness.smoke_workflows import INSTANCE, Checkout, Expense, Refund, Shipment
 
 OUT = Path(__file__).parent / "out"
 
 
 def worker_entry(url: str, owner: str, quiet: float, results: Any) -> None:
     """A worker process: drain until nothing was due for ``quiet`` seconds."""
-    import harness.smoke_workflows  # noqa: F401
+    from harness.smoke_workflows import INSTANCE
 
     sq = squidie.connect(url)
+    INSTANCE["sq"] = sq  # steps that start child runs use it
     steps = 0
     last = time.monotonic()
     while time.monotonic() - last < quiet:
@@ -99,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
             unattended.append(sq.start(Checkout, payload={"order_id": i + 1,
                                                           "amount": 10 * (i + 1)}).run_id)
     kinds = Counter(sq.inspect_run(r).workflow.rsplit(".", 1)[-1] for r in unattended)
+    INSTANCE["sq"] = sq
+    shipment = sq.start(Shipment, payload={"items": 12}).run_id
+    unattended.append(shipment)
     expenses = [sq.start(Expense, payload={"amount": 50 * n, "employee": f"e{n}"}).run_id
                 for n in range(1, 5)]
     cancelled = sq.start(Refund, payload={"amount": 1}).run_id
@@ -126,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         p.join()
     elapsed = time.monotonic() - started
     code = report(sq, unattended, per_worker, elapsed) | operate(sq, expenses, cancelled)
+    code |= fan_out_report(sq, shipment)
     print("\n  next: open harness/out/smoke-graph.svg (the rejected expense's run graph) · "
           "read docs/quickstart.md · run the whole test suite: python3 -m nox -t ci")
     if args.serve is not None:
@@ -170,6 +175,38 @@ def operate(sq: squidie.Squidie, expenses: list[str], cancelled: str) -> int:
                                                       else ")") for n in graph.nodes)
     print(f"  the rejected expense's run graph, drawn in {drawn}:\n    {path}")
     print(f"\n  {'OK' if ok else 'FAILED'}: approvals, rejections, replay and cancel behaved")
+    return 0 if ok else 1
+
+
+def fan_out_report(sq: squidie.Squidie, shipment: str) -> int:
+    """The shipment that fanned out to child runs: its graph with its children drawn
+    (harness/out/fanout-graph.mmd and .svg) and whether every child ran once."""
+    snap = sq.inspect_run(shipment)
+    children = snap.child_runs
+    graph = sq.inspect_run_graph(shipment)
+    (OUT / "fanout-graph.svg").write_text(graph.to_svg())
+    lines = graph.to_mermaid().rstrip().splitlines()
+    waiter = f"n{[node['id'] for node in graph.nodes].index('pack_all')}"  # mermaid node id
+    for n, child in enumerate(children):
+        lines.append(f'  child{n}(["{child["child_key"]}<br/>{child["status"]}"])'
+                     f':::{child["status"]}')
+        lines.append(f"  {waiter} -.-> child{n}")
+    (OUT / "fanout-graph.mmd").write_text("\n".join(lines) + "\n")
+    try:
+        from harness.fanout_chart import draw_family
+
+        draw_family(graph, children, "pack_all", OUT / "fanout-graph.png")
+    except ImportError:  # matplotlib comes with the harness dependency group
+        pass
+    statuses = Counter(c["status"] for c in children)
+    ok = (snap.status == "completed" and statuses == Counter({"completed": len(children)})
+          and snap.context.get("loaded") == len(children) == 12)
+    path = " -> ".join(f"{n['id']} ({n['status']})" for n in graph.nodes)
+    print(f"\n  fan-out: shipment {shipment[:8]} started {len(children)} child runs, "
+          f"waited for all ({dict(statuses)}), then loaded {snap.context.get('loaded')}")
+    print(f"    {path}; drawn with its children in harness/out/fanout-graph.png and .mmd "
+          "(.svg: the parent's steps)")
+    print(f"  {'OK' if ok else 'FAILED'}: the parent resumed once every child had ended")
     return 0 if ok else 1
 
 

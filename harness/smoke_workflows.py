@@ -11,6 +11,7 @@ from squidie import (
     StepContext,
     Workflow,
     approval_step,
+    await_children,
     exponential,
     field,
     log,
@@ -105,4 +106,47 @@ class Expense(Workflow):
         transition("manager_approval", on="error", to="notify_rejection"),
         transition("pay", to="complete"),
         transition("notify_rejection", to="complete"),
+    ]
+
+
+# -- fan-out: a shipment packs each item in a child run and waits for all ----------
+
+# The Squidie instance steps start child runs on (set by each worker process).
+INSTANCE: dict[str, Any] = {}
+
+
+def pack_parcel(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    """A child run's work: pack one item."""
+    return {"parcel": f"parcel-{input['item']}"}
+
+
+class Parcel(Workflow):
+    """One item packed (a child of a Shipment)."""
+
+    trigger = manual("pack", payload={"item": field(int)})
+    steps = [step("pack", pack_parcel)]
+
+
+def split_order(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    """Start one child run per item (a retried attempt finds the same children)."""
+    for item in range(input["items"]):
+        INSTANCE["sq"].start_child_run(ctx, Parcel, {"item": item}, child_key=f"item-{item}")
+    return {"split_into": input["items"]}
+
+
+def load_truck(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    """The parent resumes once every parcel is packed."""
+    packed = input["packed"]
+    return {"loaded": len(packed), "all_packed": all(c["status"] == "completed"
+                                                    for c in packed.values())}
+
+
+class Shipment(Workflow):
+    """Fan out to child runs, wait for all of them, then continue."""
+
+    trigger = manual("ship", payload={"items": field(int, default=12)})
+    steps = [
+        step("split", split_order),
+        await_children("pack_all", output="packed"),
+        step("load_truck", load_truck, input=["packed"]),
     ]

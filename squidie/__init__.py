@@ -30,6 +30,7 @@ from squidie.errors import (
     WorkflowDefinitionError,
 )
 from squidie.read_model import RunSnapshot, RunStatus, RunSummary, StepStatus
+from squidie.read_model.editor import EditorSpec, spec_json_schema
 from squidie.workflow import (
     Fail,
     Retry,
@@ -37,6 +38,7 @@ from squidie.workflow import (
     StepContext,
     Workflow,
     approval_step,
+    await_children,
     cron,
     deadline,
     exponential,
@@ -53,6 +55,7 @@ from squidie.workflow import (
 from squidie.workflow.portable_json import register_json_encoder
 
 __version__ = "0.1.0"
+
 
 
 # Public names that live in feature modules, imported on first use.
@@ -80,6 +83,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ConfigError",
+    "EditorSpec",
     "Fail",
     "IncompatibleDefinition",
     "InvalidDynamicWork",
@@ -109,6 +113,7 @@ __all__ = [
     "Workflow",
     "WorkflowDefinitionError",
     "approval_step",
+    "await_children",
     "configure",
     "connect",
     "cron",
@@ -120,6 +125,7 @@ __all__ = [
     "pause",
     "register_json_encoder",
     "retry",
+    "spec_json_schema",
     "step",
     "transition",
     "validate_spec",

@@ -98,6 +98,10 @@ class TestCatalogFilters(conformance.CatalogFilters):
     pass
 
 
+class TestCrossRunWakes(conformance.CrossRunWakes):
+    pass
+
+
 def test_every_guarantee_is_run_here_and_in_store_conformance() -> None:
     guarantees = {name for name in conformance.__all__ if isinstance(
         getattr(conformance, name), type) and name != "StoreConformance"}

@@ -17,6 +17,7 @@ from squidie.journal import JournalStore
 from squidie.model import Audit, CommandRecorded, RunState
 from squidie.read_model.views import RunSnapshot
 from squidie.runtime import manual
+from squidie.runtime.awaiting import await_keys
 from squidie.runtime.clock import Clock, iso
 from squidie.runtime.commands import (
     Command,
@@ -27,6 +28,7 @@ from squidie.runtime.commands import (
 )
 from squidie.runtime.controls import (
     cancel_orphan,
+    cascade_cancel,
     child_run_id,
     derived_id,
     note_child,
@@ -34,7 +36,12 @@ from squidie.runtime.controls import (
     replay_definition,
     step_fence,
 )
-from squidie.runtime.loading import load_state, resolve_workflow, workflow_ref
+from squidie.runtime.loading import (
+    definition_shape,
+    load_state,
+    resolve_workflow,
+    workflow_ref,
+)
 from squidie.runtime.plan import Plan, audit_event
 from squidie.runtime.signals import Signal, SignalType
 from squidie.runtime.starting import check_start
@@ -138,9 +145,12 @@ class ControlsMixin:
 
     def start_child_run(self, ctx: StepContext, workflow: Any,
                         payload: Mapping[str, Any] | None = None, *, trigger: str | None = None,
-                        child_key: str, metadata: Mapping[str, Any] | None = None) -> RunSnapshot:
+                        child_key: str, metadata: Mapping[str, Any] | None = None,
+                        queue: str | None = None) -> RunSnapshot:
         """Start a child run from inside a step; the same ``child_key`` returns the
-        existing child (so a retried step does not start a second one).
+        existing child (so a retried step does not start a second one). The child
+        runs on the parent's queue unless ``queue`` says otherwise; when it ends it
+        wakes the parent's ``await_children`` step.
 
         Fenced by the calling step's claim: LeaseLost when the step no longer holds
         it, InvalidTransition when its run has ended (cancelled, failed, completed);
@@ -169,8 +179,10 @@ class ControlsMixin:
                 # Created in one transaction with a check of the step's claim: a
                 # claim lost (or a run cancelled) by now stores no child at all.
                 state, _ = self._start(compiled, workflow_id, trigger, payload,
-                                       run_id=child_id, queue=parent.queue, now=now,
-                                       parent_run_id=ctx.run_id, fence=fence)
+                                       run_id=child_id,
+                                       queue=parent.queue if queue is None else queue,
+                                       now=now, parent_run_id=ctx.run_id, fence=fence,
+                                       parent_wake=await_keys(definition_shape(parent)))
             except LeaseLost:
                 _refuse_if_ended(load_state(self.store, ctx.run_id))
                 raise
@@ -210,8 +222,10 @@ class ControlsMixin:
     def _cancel(self, run_id: Any, attrs: Any, idempotency_key: Any, metadata: Any,
                 now: datetime | None, *, occurred_at: datetime | None = None,
                 error: Any = InvalidOption) -> RunSnapshot:
-        return self._control("cancel_run", run_id, attrs, idempotency_key, metadata, now,
-                             plan_cancel, occurred_at=occurred_at, error=error)
+        snapshot = self._control("cancel_run", run_id, attrs, idempotency_key, metadata, now,
+                                 plan_cancel, occurred_at=occurred_at, error=error)
+        cascade_cancel(self.store, snapshot.run_id, self._now(now))
+        return snapshot
 
     def _control(self, signal_type: str, run_id: Any, attrs: Any, idempotency_key: Any,
                  metadata: Any, now: datetime | None,

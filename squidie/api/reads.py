@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from squidie.api.checks import check_id
 from squidie.journal import JournalStore
 from squidie.read_model.explain import Explanation, explain
-from squidie.read_model.graph import RunGraph, build_graph
+from squidie.read_model.graph import RunGraph, build_graph, with_family
+from squidie.read_model.inspecting import child_runs, dynamic_overlays
 from squidie.read_model.live import live_attempts, rows_by_id
 from squidie.runtime.loading import load_state
 
@@ -39,8 +41,10 @@ class ReadsMixin:
             rows = rows_by_id(self.store.list_attempts(run_id))
         else:
             rows = rows_by_id(live_attempts(self.store, run_id))
-        return build_graph(state, self._spec_for(state), rows, include_history=include_history,
-                           now=moment)
+        graph = build_graph(state, self._spec_for(state), rows,
+                            include_history=include_history, now=moment)
+        graph = with_family(graph, state, child_runs(self.store, state))
+        return dataclasses.replace(graph, dynamic_work_overlays=dynamic_overlays(state))
 
     def explain_run(self, run_id: str, *, now: datetime | None = None) -> Explanation:
         """Why the run is where it is: a reason, the step it is about, next actions for

@@ -15,7 +15,7 @@ same guarantees as SQLite and PostgreSQL.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -36,6 +36,7 @@ from squidie.journal.memory_tables import (
     new_rows,
     stored_facts,
     utc,
+    wake_waiting,
     withdraw_live,
 )
 from squidie.journal.records import (
@@ -157,6 +158,12 @@ class InMemoryStore:
         with self._ready() as t:
             return t.runs.get(run_id)
 
+    def run_statuses(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """The catalog status of each existing run of ``run_ids`` (absent runs are
+        left out)."""
+        with self._ready() as t:
+            return {r: t.runs[r].status for r in dict.fromkeys(run_ids) if r in t.runs}
+
     def load(self, run_id: str, *, use_checkpoint: bool = True) -> LoadedRun:
         """A run's checkpoint (if valid and wanted) and every fact after it;
         RunNotFound if absent."""
@@ -208,8 +215,11 @@ class InMemoryStore:
             for row in rows:
                 t.put_attempt(row)
             queue = rows[0].queue if rows else run.queue
+            woken = wake_waiting(t, *write.wake, now) if write.wake is not None else []
         if due_now(write.new_attempts, now):
             self.wakeups.notify(queue)
+        for other in woken:
+            self.wakeups.notify(other)
         return revision
 
     # -- dispatch -------------------------------------------------------------

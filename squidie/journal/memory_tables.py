@@ -256,3 +256,16 @@ def claim_due(t: MemoryTables, *, queue: str, owner_id: str, now: datetime,
 def due_now(new: Sequence[NewAttempt], now: datetime) -> bool:
     """Whether a write makes an attempt due at once that no worker holds yet."""
     return any(a.grant is None and a.visible_at <= now for a in new)
+
+
+def wake_waiting(t: MemoryTables, run_id: str, keys: tuple[str, ...],
+                 now: datetime) -> list[str]:
+    """Make ``run_id``'s waiting (visible, due later) attempts of ``keys`` due at
+    ``now``, as a child's terminal write wakes its parent; returns their queues."""
+    queues: set[str] = set()
+    for attempt_id in t.attempts_of_run.get(run_id, []):
+        row = t.attempts[attempt_id]
+        if row.runnable_key in keys and row.status == "visible" and row.due_at > now:
+            t.update_attempt(row, due_at=now)
+            queues.add(row.queue)
+    return sorted(queues)

@@ -6,6 +6,7 @@ Implementations must pass :mod:`squidie.testing.conformance`.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -39,12 +40,17 @@ class JournalStore(Protocol):
     def get_run(self, run_id: str) -> RunRecord | None:
         """The catalog row of a run, if it exists."""
 
+    def run_statuses(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """The catalog status of each existing run of ``run_ids`` (one read; absent
+        runs are left out)."""
+
     def load(self, run_id: str, *, use_checkpoint: bool = True) -> LoadedRun:
         """A run's checkpoint (if valid and wanted) and every fact after it;
         RunNotFound if absent."""
 
     def write(self, write: RunWrite) -> int:
-        """Apply one atomic write; returns the new revision.
+        """Apply one atomic write; returns the new revision. ``write.wake`` makes another
+        run's waiting attempts due in the same transaction (see ``RunWrite``).
 
         Raises JournalConflict when ``expected_revision`` is stale, LeaseLost when
         the fence no longer holds, RunNotFound when the run does not exist.

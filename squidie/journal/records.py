@@ -169,6 +169,10 @@ class RunWrite:
     # The run's queue when the writer knows it (it never changes): new attempts
     # then need no read of the catalog row.
     queue: str | None = None
+    # Another run's waiting attempts to make due at ``now`` in the same transaction:
+    # (run id, runnable keys). A child's terminal write wakes its parent's
+    # await_children step this way; only rows that are visible later are touched.
+    wake: tuple[str, tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

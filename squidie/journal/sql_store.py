@@ -175,6 +175,20 @@ class SqlStore:
         )
         return _run_record(row) if row else None
 
+    def run_statuses(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """The catalog status of each existing run of ``run_ids``, in one read."""
+        ids = list(dict.fromkeys(run_ids))
+
+        def work(conn: Connection, _ambiguous: bool) -> dict[str, str]:
+            out: dict[str, str] = {}
+            for start in range(0, len(ids), 500):  # bounded IN lists
+                rows = conn.execute(select(runs.c.run_id, runs.c.status)
+                                    .where(runs.c.run_id.in_(ids[start:start + 500])))
+                out.update({str(r[0]): str(r[1]) for r in rows})
+            return out
+
+        return self._run(work, read_only=True) if ids else {}
+
     def load(self, run_id: str, *, use_checkpoint: bool = True) -> LoadedRun:
         """A run's checkpoint (if valid and wanted) and every fact after it;
         RunNotFound if absent."""
@@ -217,7 +231,7 @@ class SqlStore:
         woken: list[str] = []
         revision = self._run(lambda conn, ambiguous: self._write(conn, write, ambiguous, woken),
                              one_statement=self._one_statement(write))
-        for queue in woken[-1:]:
+        for queue in set(woken):
             self.wakeups.notify(queue)
         return revision
 
@@ -244,14 +258,33 @@ class SqlStore:
             self._add_attempts(conn, write.run_id, queue, write.new_attempts)
             if self._announce(conn, queue, write.new_attempts, write.now):
                 woken.append(queue)
+        if write.wake is not None:
+            woken.extend(self._wake(conn, *write.wake, write.now))
         return revision
 
     def _one_statement(self, write: RunWrite) -> bool:
         """Whether ``write`` is a step's write that PostgreSQL does as one statement
-        (:data:`FENCED_APPEND`): fenced and without a command receipt."""
+        (:data:`FENCED_APPEND`): fenced, without a command receipt, waking no other run."""
         return (self.dialect == "postgresql" and write.fence is not None
-                and write.command is None and bool(write.facts or write.status)
+                and write.command is None and write.wake is None
+                and bool(write.facts or write.status)
                 and (write.queue is not None or not write.new_attempts))
+
+    def _wake(self, conn: Connection, run_id: str, keys: tuple[str, ...],
+              now: datetime) -> list[str]:
+        """Make ``run_id``'s waiting attempts of ``keys`` due at ``now`` (rows that are
+        claimed, finished or due already are left alone); returns their queues."""
+        stmt = (update(attempts)
+                .where(attempts.c.run_id == run_id, attempts.c.runnable_key.in_(keys),
+                       attempts.c.status == "visible", attempts.c.due_at > now)
+                .values(due_at=now)
+                .returning(attempts.c.queue))
+        queues = sorted(set(conn.execute(stmt).scalars()))
+        for queue in queues:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_notify(:channel, :queue)"),
+                             {"channel": CHANNEL, "queue": queue})
+        return queues
 
     def _fence_then_append(self, conn: Connection, write: RunWrite, revision: int) -> None:
         """Fence, withdrawals, revision check and append, one statement each."""

@@ -44,6 +44,9 @@ class RunStarted:
     # absent unless OpenTelemetry was instrumented when the run started.
     trace: dict[str, str] | None = None
     at: str | None = None
+    # A child run: the parent's runnable keys its terminal write wakes (the parent's
+    # await_children steps), so a waiting parent needs no polling loop.
+    parent_wake: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -263,6 +266,47 @@ class ChildStarted:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ChildrenAwaited:
+    """An ``await_children`` step (runnable ``key``) began waiting for child runs that
+    had not ended yet; it fails at ``timeout_at`` if they still have not."""
+
+    KIND: ClassVar[str] = "children_awaited"
+    key: str
+    step: str
+    children: list[str]
+    timeout_at: str | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _DynamicWork:
+    """A checked dynamic work proposal (what both dynamic work facts carry)."""
+
+    dynamic_key: str
+    origin: JsonDict
+    nodes: list[JsonDict]
+    edges: list[JsonDict]
+    reason: str | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DynamicWorkRecorded(_DynamicWork):
+    """Work discovered at run time was proposed and checked, for inspection only:
+    nothing of it runs (``record_dynamic_work``)."""
+
+    KIND: ClassVar[str] = "dynamic_work_recorded"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DynamicWorkScheduled(_DynamicWork):
+    """Work discovered at run time was scheduled: its nodes run like steps (the same
+    write schedules the entry nodes' attempts)."""
+
+    KIND: ClassVar[str] = "dynamic_work_scheduled"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UnknownFact:
     """A fact of a kind this release does not know, kept as it was stored."""
 
@@ -279,19 +323,21 @@ class UnknownFact:
 Fact = (RunStarted | RunnableScheduled | AttemptFinished | OutcomeApplied | StepCompleted
         | AttemptWithdrawn | RunCompleted | RunFailed | RunCancelled | StatusChanged | Audit
         | Routed | Paused | ManualResolved | CommandRecorded | CompensationStarted
-        | Compensated | ChildStarted | UnknownFact)
+        | Compensated | ChildStarted | ChildrenAwaited | DynamicWorkRecorded
+        | DynamicWorkScheduled | UnknownFact)
 
 KnownFact = (RunStarted | RunnableScheduled | AttemptFinished | OutcomeApplied | StepCompleted
              | AttemptWithdrawn | RunCompleted | RunFailed | RunCancelled | StatusChanged
              | Audit | Routed | Paused | ManualResolved | CommandRecorded | CompensationStarted
-             | Compensated | ChildStarted)
+             | Compensated | ChildStarted | ChildrenAwaited | DynamicWorkRecorded
+             | DynamicWorkScheduled)
 
 KINDS: dict[str, type[KnownFact]] = {
     cls.KIND: cls for cls in (
         RunStarted, RunnableScheduled, AttemptFinished, OutcomeApplied, StepCompleted,
         AttemptWithdrawn, RunCompleted, RunFailed, RunCancelled, StatusChanged, Audit, Routed,
         Paused, ManualResolved, CommandRecorded, CompensationStarted, Compensated,
-        ChildStarted,
+        ChildStarted, ChildrenAwaited, DynamicWorkRecorded, DynamicWorkScheduled,
     )
 }
 

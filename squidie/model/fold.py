@@ -13,11 +13,14 @@ from squidie.model.facts import (
     AttemptFinished,
     AttemptWithdrawn,
     Audit,
+    ChildrenAwaited,
     ChildStarted,
     CommandRecorded,
     Compensated,
     CompensationStarted,
     CorruptFact,
+    DynamicWorkRecorded,
+    DynamicWorkScheduled,
     Fact,
     ManualResolved,
     OutcomeApplied,
@@ -110,6 +113,12 @@ def _apply(state: RunState, fact: Fact) -> None:
         case ChildStarted():
             if all(c["run_id"] != fact.child["run_id"] for c in state.children):
                 state.children.append(copy_json(fact.child))
+        case ChildrenAwaited():
+            _children_awaited(state, fact)
+        case DynamicWorkRecorded():
+            _dynamic_work(state, fact, "recorded")
+        case DynamicWorkScheduled():
+            _dynamic_work(state, fact, "scheduled")
         case UnknownFact():
             pass  # kept in the journal for the release that knows it
         case RunStarted():
@@ -127,6 +136,7 @@ def _started(fact: RunStarted) -> RunState:
         fingerprint=fact.fingerprint, spec=fact.spec, parent_run_id=fact.parent_run_id,
         replayed_from_run_id=fact.replayed_from_run_id,
         trace=dict(fact.trace) if fact.trace else None,
+        parent_wake=list(fact.parent_wake) if fact.parent_wake else None,
     )
     if fact.command is not None:
         state.commands.append(copy_json(fact.command))
@@ -295,3 +305,24 @@ def _compensated(state: RunState, fact: Compensated) -> None:
 def _append_event(state: RunState, event: Any) -> None:
     if event is not None:
         state.audit_events.append(copy_json(event))
+
+
+def _children_awaited(state: RunState, fact: ChildrenAwaited) -> None:
+    """An await_children step waits for the children it names."""
+    state.awaiting = {"key": fact.key, "step": fact.step, "children": list(fact.children),
+                      "since": fact.at, "timeout_at": fact.timeout_at}
+
+
+def _dynamic_work(state: RunState, fact: DynamicWorkRecorded | DynamicWorkScheduled,
+                  status: str) -> None:
+    """Work discovered at run time, recorded for inspection or scheduled (a later
+    schedule of a recorded key replaces its entry)."""
+    entry = {
+        "dynamic_key": fact.dynamic_key, "status": status, "origin": copy_json(fact.origin),
+        "origin_node_id": fact.origin.get("step"), "reason": fact.reason,
+        "nodes": copy_json(fact.nodes), "edges": copy_json(fact.edges),
+        "added_node_ids": [n["id"] for n in fact.nodes],
+        "added_edge_ids": [e["id"] for e in fact.edges], "at": fact.at,
+    }
+    state.dynamic_work = [w for w in state.dynamic_work
+                          if w["dynamic_key"] != fact.dynamic_key] + [entry]

@@ -121,6 +121,21 @@ class RunState:
     # The revision of the newest stored checkpoint this state was built from or
     # wrote (not stored in checkpoints): writes checkpoint again only every few facts.
     checkpoint_revision: int = 0
+    # A child run: the parent's runnable keys its terminal write wakes.
+    parent_wake: list[str] | None = None
+    # The await_children step waiting now: key, step, children, since, timeout_at.
+    awaiting: JsonDict | None = None
+    # Work discovered at run time, recorded or scheduled (one entry per dynamic_key).
+    dynamic_work: list[JsonDict] = field(default_factory=list)
+
+    def dynamic_node(self, node_id: str) -> JsonDict | None:
+        """The scheduled dynamic node called ``node_id`` (None: not a dynamic node)."""
+        for work in self.dynamic_work:
+            if work["status"] == "scheduled":
+                for node in work["nodes"]:
+                    if node["id"] == node_id:
+                        return dict(node)
+        return None
 
     @property
     def terminal(self) -> bool:

@@ -59,6 +59,7 @@ class Reason(StrEnum):
     IDLE = "idle"
     RUN_STARTED = "run_started"
     WAITING_FOR_DISPATCH = "waiting_for_dispatch"
+    WAITING_FOR_CHILDREN = "waiting_for_children"
 
 
 NEXT_ACTION = {
@@ -74,6 +75,7 @@ NEXT_ACTION = {
     Reason.IDLE: "wait_for_new_runnables",
     Reason.RUN_STARTED: "inspect_dispatch_state",
     Reason.WAITING_FOR_DISPATCH: "inspect_dispatch_state",
+    Reason.WAITING_FOR_CHILDREN: "inspect_child_runs",
 }
 DEADLINE_ACTION = {DeadlineState.DUE_SOON: "inspect_deadline_policy",
                    DeadlineState.OVERDUE: "apply_host_escalation_policy",
@@ -93,6 +95,8 @@ ACTION_HINTS = {
     "inspect_dispatch_state": "Nothing is scheduled or held; check the dispatch table.",
     "inspect_deadline_policy": "A deadline is due soon.",
     "apply_host_escalation_policy": "A deadline has passed; apply the host's escalation.",
+    "inspect_child_runs": "The run waits for child runs to end; inspect them "
+                          "(details.children); each one that ends wakes the run.",
 }
 ONCE_PER_RUN = ("start_run", "cancel_run")
 
@@ -170,6 +174,9 @@ def _decide(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecord
     due = [r for r in visible if r.due_at <= now]
     if due:
         return _row_reason(Reason.ATTEMPT_VISIBLE, due[0], state)
+    waiting = _waiting_for_children(state, visible)
+    if waiting is not None:
+        return waiting
     if visible:
         row = visible[0]
         deferred = row.attempt_number > 1 or row.claims > 0 \
@@ -181,6 +188,21 @@ def _decide(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecord
     if state.status == RunStatus.IDLE:
         return Reason.IDLE, None, {}
     return Reason.WAITING_FOR_DISPATCH, None, {}
+
+
+def _waiting_for_children(state: RunState, visible: list[AttemptRecord],
+                          ) -> tuple[Reason, str | None, dict[str, Any]] | None:
+    """An await_children step parked until its children end (its row visible later)."""
+    awaiting = state.awaiting
+    if awaiting is None or not any(r.runnable_key == awaiting.get("key") for r in visible):
+        return None
+    pending = set(awaiting.get("children") or ())
+    children = [{"child_key": c.get("child_key"), "run_id": c.get("run_id"),
+                 "workflow": c.get("workflow")}
+                for c in state.children if c.get("run_id") in pending]
+    return Reason.WAITING_FOR_CHILDREN, awaiting.get("step"), {
+        "runnable_key": awaiting.get("key"), "children": children,
+        "since": awaiting.get("since"), "timeout_at": awaiting.get("timeout_at")}
 
 
 def _row_reason(reason: Reason, row: AttemptRecord, state: RunState | None = None,
@@ -283,8 +305,10 @@ def _summary(state: RunState, reason: Reason, step: str | None, details: dict[st
         Reason.IDLE: "The run is idle, waiting for new runnables",
         Reason.RUN_STARTED: "The run started but nothing is planned yet",
         Reason.WAITING_FOR_DISPATCH: "The run is live but nothing is scheduled or held",
+        Reason.WAITING_FOR_CHILDREN: "The run waits{about} for child runs {children}",
     }
-    text = texts[reason].format(about=about)
+    children = ", ".join(str(c.get("child_key")) for c in details.get("children", ()))
+    text = texts[reason].format(about=about, children=children)
     if reason in (Reason.DEFERRED_CONTINUATION, Reason.ATTEMPT_SCHEDULED_FOR_LATER):
         text += f" at {iso(details['visible_at'])}"
     if details.get("handed_back"):

@@ -123,6 +123,16 @@ def build_graph(
     )
 
 
+def with_family(graph: RunGraph, state: RunState,
+                children: list[dict[str, Any]]) -> RunGraph:
+    """``graph`` with its links to related runs: each child with its current status
+    (``type`` ``child_run``) and, for a child run, its parent (``parent_run``)."""
+    links = [{"type": "child_run", **c} for c in children]
+    if state.parent_run_id is not None:
+        links.insert(0, {"type": "parent_run", "run_id": state.parent_run_id})
+    return dataclasses.replace(graph, child_links=links)
+
+
 def latest_runnables(state: RunState) -> dict[str, RunnableState]:
     """Each step's newest runnable, in one pass (runnables keep insertion order)."""
     return {r.step: r for r in state.runnables.values()}

@@ -56,9 +56,40 @@ def snapshot(
         revision=state.revision, manual_state=state.manual,
         deadline=run_deadline(state, now) if now is not None else None,
         parent_run={"run_id": state.parent_run_id} if state.parent_run_id else None,
-        child_runs=list(state.children), compensations=list(state.compensations),
+        child_runs=child_runs(store, state), dynamic_work=dynamic_overlays(state),
+        compensations=list(state.compensations),
         replayed_from_run_id=state.replayed_from_run_id, **history,
     )
+
+
+def child_runs(store: JournalStore, state: RunState) -> list[dict[str, Any]]:
+    """The run's children as noted on it, each with its current ``status`` (read from
+    the run catalog: a child's status is the child's, not the parent's, to record)."""
+    if not state.children:
+        return []
+    statuses = store.run_statuses([str(c["run_id"]) for c in state.children])
+    return [{**c, "status": statuses.get(str(c["run_id"]))} for c in state.children]
+
+
+def dynamic_overlays(state: RunState) -> list[dict[str, Any]]:
+    """The run's dynamic work, each node with its status (``waiting`` until it is
+    scheduled; the runnable's status after; ``applied`` / ``failed`` once it ended)."""
+    out = []
+    for work in state.dynamic_work:
+        nodes = []
+        for node in work["nodes"]:
+            runnable = state.runnables.get(node["id"])
+            if runnable is not None:
+                status = str(runnable.status)
+            elif node["id"] in state.completed_steps:
+                status = "applied"
+            elif node["id"] in state.failed_steps:
+                status = "failed"
+            else:
+                status = "waiting" if work["status"] == "scheduled" else "recorded"
+            nodes.append({**node, "status": status})
+        out.append({**work, "nodes": nodes})
+    return out
 
 
 # Signal types that start a run: the first journaled command may be one of these.

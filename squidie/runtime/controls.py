@@ -15,9 +15,9 @@ from squidie.errors import (
     UnsafeReplay,
 )
 from squidie.journal import AttemptRecord, Fence, JournalStore
-from squidie.model import Audit, ChildStarted, RunCancelled, RunState
+from squidie.model import TERMINAL, Audit, ChildStarted, RunCancelled, RunState
 from squidie.runtime.commands import Command
-from squidie.runtime.loading import resolve_workflow
+from squidie.runtime.loading import load_state, resolve_workflow
 from squidie.runtime.plan import Plan, audit_event
 from squidie.runtime.writing import COMMIT, Commit, write_run
 from squidie.workflow import CompiledWorkflow
@@ -180,3 +180,38 @@ def cancel_orphan(store: JournalStore, child_run_id: str, parent_run_id: str,
         return COMMIT
 
     write_run(store, child_run_id, once, now=now)
+
+
+def cascade_cancel(store: JournalStore, parent_run_id: str, now: datetime) -> list[str]:
+    """Cancel every child of a cancelled run that has not ended (and theirs, in turn):
+    audit ``cancelled`` with ``metadata.cascade_from``. Returns the run ids cancelled."""
+    cancelled: list[str] = []
+    todo = [parent_run_id]
+    while todo:
+        parent = load_state(store, todo.pop())
+        if parent.status != "cancelled":
+            continue
+        for child in parent.children:
+            child_id = str(child["run_id"])
+            record = store.get_run(child_id)
+            if record is None:
+                continue
+            if record.status not in TERMINAL:
+                cancel_orphan(store, child_id, parent.run_id, now)
+                cancelled.append(child_id)
+            todo.append(child_id)
+    return cancelled
+
+
+def cancel_if_orphaned(store: JournalStore, state: RunState, now: datetime) -> bool:
+    """A child run whose parent was cancelled but which was not cancelled with it (the
+    canceller died between the two writes): cancel it now, before another of its steps
+    runs, and its own children with it. True when it was cancelled."""
+    if state.parent_run_id is None or state.terminal:
+        return False
+    parent = store.get_run(state.parent_run_id)
+    if parent is None or parent.status != "cancelled":
+        return False
+    cancel_orphan(store, state.run_id, state.parent_run_id, now)
+    cascade_cancel(store, state.run_id, now)
+    return True

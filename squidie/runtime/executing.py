@@ -30,6 +30,7 @@ from squidie.runtime.actions import (
     invoke,
     resolve_input,
 )
+from squidie.runtime.awaiting import children_outcome, park
 from squidie.runtime.claims import (
     HANDOFF_LEASE,
     Claim,
@@ -40,12 +41,20 @@ from squidie.runtime.claims import (
     new_credentials,
 )
 from squidie.runtime.clock import Clock, iso, later
+from squidie.runtime.controls import cancel_if_orphaned
+from squidie.runtime.dynamic import (
+    dynamic_action,
+    dynamic_step,
+    hold,
+    pending_nodes,
+    scheduled_work,
+)
 from squidie.runtime.heartbeat import KEEPER, Heartbeat, Kept
 from squidie.runtime.loading import definition_for, fold_loaded, load_state
 from squidie.runtime.plan import LeaseTerms, Plan, idempotency_key
 from squidie.runtime.planner import apply_outcome
 from squidie.runtime.writing import Commit, write_run
-from squidie.workflow import CompiledWorkflow, StepContext
+from squidie.workflow import CompiledWorkflow, StepContext, StepKind
 from squidie.workflow.identifiers import text_problem
 from squidie.workflow.portable_json import copy_json
 from squidie.workflow.quoting import brief
@@ -156,6 +165,8 @@ def execute_next(
             return apply_recorded(store, claim, current(), action_registry, clock=current,
                                   lease=terms)
         state = fold_loaded(loaded)
+    if state.parent_run_id is not None and cancel_if_orphaned(store, state, current()):
+        return load_state(store, state.run_id)  # its parent's cancel reached it late
     runnable = state.runnables.get(attempt.runnable_key)
     if (state.terminal or runnable is None or runnable.status != "scheduled"
             or runnable.attempt != attempt.attempt_number):
@@ -170,8 +181,24 @@ def execute_next(
         raise
     if compiled.fingerprint != state.fingerprint and state.spec is None:
         return _fail_incompatible(store, claim, state, compiled, current())
-    step = compiled.spec.step(runnable.step)
+    node = None if compiled.spec.has_step(runnable.step) else dynamic_step(state, runnable.step)
+    step = node or compiled.spec.step(runnable.step)
+    if node is None and pending_nodes(state):  # the join after dynamic work waits for all
+        return hold(store, claim, state, current())
+    settled = None
+    if step.kind is StepKind.AWAIT_CHILDREN:  # no user code: look at the children
+        settled, pending = children_outcome(store, state, step, runnable.key, current())
+        if settled is None:
+            return park(store, claim, state, step, pending, current())
     action = compiled.actions.get(step.action) if step.action else None
+    if node is not None:
+        try:
+            action = dynamic_action(action_registry, node, state.run_id)
+        except InvalidOption:  # this worker's registry lacks the node's action
+            store.release(attempt_id=attempt.attempt_id, claim_id=claim.claim_id,
+                          token_hash=claim.token_hash,
+                          visible_at=later(current(), RELEASE_DELAY))
+            raise
     observing.step_started(claim, state, step.name, base, handed_off=handoff is not None)
     # The step gets its own copy: nothing it mutates can reach the run's state.
     view = copy_json(state.view())
@@ -183,12 +210,15 @@ def execute_next(
     )
     step_input: dict[str, Any] | None = None
     try:
-        step_input = resolve_input(step, view)
-        # The step gets its own copy of its input too: what is recorded as the
-        # attempt's input is what it was given, whatever the step does to it.
-        outcome = _run_with_heartbeat(store, claim, step, action, copy_json(step_input), ctx,
-                                      lease_for, heartbeat_interval, current,
-                                      handed_off=handoff is not None)
+        if settled is not None:
+            outcome = settled
+        else:
+            step_input = resolve_input(step, view)
+            # The step gets its own copy of its input too: what is recorded as the
+            # attempt's input is what it was given, whatever the step does to it.
+            outcome = _run_with_heartbeat(store, claim, step, action, copy_json(step_input),
+                                          ctx, lease_for, heartbeat_interval, current,
+                                          handed_off=handoff is not None)
     except MissingInput as exc:
         outcome = exception_outcome(exc)
     except LeaseLost:
@@ -206,8 +236,12 @@ def execute_next(
         return after
     # Another writer moved the run on (a parallel branch), or a saga must run
     # between writes: record the outcome alone, then apply it on fresh state.
-    recorded = record_outcome(store, claim, load_state(store, state.run_id), outcome,
-                              step_input, current())
+    fresh = load_state(store, state.run_id)
+    if node is None and scheduled_work(fresh) != scheduled_work(state):
+        # Dynamic work was scheduled after the state the step ran on: its result is
+        # discarded and it runs again on fresh state once that work is done.
+        return hold(store, claim, fresh, current())
+    recorded = record_outcome(store, claim, fresh, outcome, step_input, current())
     return apply_recorded(store, claim, current(), action_registry, state=recorded,
                           clock=current, lease=terms)
 

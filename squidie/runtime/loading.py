@@ -8,10 +8,11 @@ from typing import Any, TypeVar
 from squidie.errors import InvalidOption, WorkflowDefinitionError
 from squidie.journal import JournalStore, LoadedRun
 from squidie.model import RunState, fold_stored
-from squidie.workflow import CompiledWorkflow, Workflow, compile_spec
+from squidie.workflow import CompiledWorkflow, Workflow, WorkflowSpec, compile_spec
 from squidie.workflow.base import defined_workflow
 from squidie.workflow.paths import import_path, workflow_path
 from squidie.workflow.quoting import brief
+from squidie.workflow.specs import spec_shape
 
 T = TypeVar("T")
 
@@ -104,3 +105,11 @@ def definition_for(state: RunState, action_registry: Mapping[str, Any] | None) -
                 reason="definition_unavailable",
             ) from exc
     return resolve_workflow(state.workflow)
+
+
+def definition_shape(state: RunState) -> WorkflowSpec:
+    """The structure (steps, transitions) a run follows, without resolving a spec
+    run's actions: for decisions that do not execute steps."""
+    if state.spec is not None:
+        return spec_shape(state.spec)
+    return resolve_workflow(state.workflow).spec

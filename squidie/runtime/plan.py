@@ -72,6 +72,8 @@ class Plan:
         self.lease: LeaseTerms | None = None
         # Attempts this write claims for the worker that scheduled them (by id).
         self.grants: dict[str, Grant] = {}
+        # Waiting attempts of this run the write makes due (steps held for dynamic work).
+        self.wake: tuple[str, tuple[str, ...]] | None = None
 
     def add(self, fact: Fact) -> None:
         """Decide one fact and fold it into the working state (a fact without a time
@@ -132,12 +134,20 @@ class Plan:
                 withdraw_live_attempts=became_terminal,
                 command=command,
                 queue=state.queue,
+                wake=parent_wake(state) if became_terminal else self.wake,
             )
         )
         if snapshot:
             state.checkpoint_revision = revision
         committed(state, self.facts)  # events, now that the write is durable
         return revision
+
+
+def parent_wake(state: RunState) -> tuple[str, tuple[str, ...]] | None:
+    """What a child run's terminal write wakes: its parent's await_children steps."""
+    if state.parent_run_id is None or not state.parent_wake:
+        return None
+    return state.parent_run_id, tuple(state.parent_wake)
 
 
 def checkpoint_due(state: RunState) -> bool:

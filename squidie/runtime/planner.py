@@ -20,7 +20,7 @@ from squidie.model import (
     RunnableScheduled,
     StepOutcome,
 )
-from squidie.runtime import saga
+from squidie.runtime import dynamic, saga
 from squidie.runtime.clock import iso, later
 from squidie.runtime.plan import Plan, audit_event
 from squidie.workflow.outcomes import MAX_RETRY_DELAY
@@ -95,12 +95,16 @@ def apply_outcome(plan: Plan, spec: WorkflowSpec, key: str, *,
     state = plan.state
     runnable = state.runnables[key]
     outcome = runnable.outcome or StepOutcome(ok=False)
-    step = spec.step(runnable.step)
+    node = None if spec.has_step(runnable.step) else dynamic.dynamic_step(state, runnable.step)
+    step = node or spec.step(runnable.step)
     error = outcome.error.to_dict() if outcome.error is not None else None
     if outcome.ok:
         plan.add(OutcomeApplied(key=key, attempt=runnable.attempt, ok=True,
                                 output=outcome.output or {}, output_key=step.output))
-        route(plan, spec, step, Outcome.OK)
+        if node is not None:
+            dynamic.after_node(plan, node.name)
+        else:
+            route(plan, spec, step, Outcome.OK)
     elif outcome.retryable and runnable.attempt < step.max_attempts:
         delay = retry_delay(outcome.delay, step, runnable.attempt)
         plan.add(OutcomeApplied(key=key, attempt=runnable.attempt, ok=False, final=False,
@@ -111,7 +115,9 @@ def apply_outcome(plan: Plan, spec: WorkflowSpec, key: str, *,
     else:
         plan.add(OutcomeApplied(key=key, attempt=runnable.attempt, ok=False, final=True,
                                 error=error))
-        if spec.transitions_from(step.name, Outcome.ERROR):
+        if node is not None:
+            fail_run(plan, node.name, error)  # a dynamic node has no error route
+        elif spec.transitions_from(step.name, Outcome.ERROR):
             route(plan, spec, step, Outcome.ERROR)
         else:
             def replan(again: Plan) -> None:

@@ -37,6 +37,7 @@ def start_run(
     command: dict[str, Any] | None = None,
     audit: list[dict[str, Any]] | None = None,
     fence: Fence | None = None,
+    parent_wake: list[str] | None = None,
 ) -> tuple[RunState, bool]:
     """Create a run (or find the one with ``run_id``); returns (state, created).
 
@@ -57,7 +58,7 @@ def start_run(
         input=input, context=context or {}, at=iso(now), definition_version=spec.version,
         fingerprint=compiled.fingerprint, spec=spec.to_dict() if store_spec else None,
         parent_run_id=parent_run_id, replayed_from_run_id=replayed_from_run_id,
-        command=command, audit=audit, trace=trace,
+        command=command, audit=audit, trace=trace, parent_wake=parent_wake or None,
     )
     state = fold(None, started, 1)
     plan = Plan(state, now)

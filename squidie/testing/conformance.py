@@ -74,6 +74,7 @@ __all__ = [
     "ClaimFencing",
     "CommandReceipts",
     "ConflictOnStaleRevision",
+    "CrossRunWakes",
     "ErrorsAreDistinct",
     "FinishedOutcomes",
     "HandoffGrants",
@@ -417,7 +418,32 @@ class CatalogPaging(UsesStoreHooks):
         assert mine == list(reversed(ids))
 
 
+class CrossRunWakes(UsesStoreHooks):
+    """A write can make another run's waiting attempts due (a child waking its
+    parent), and run statuses are read for many runs at once."""
+
+    def test_wake_makes_only_the_named_waiting_attempts_due(self, store: JournalStore) -> None:
+        queue = f"q-{uuid.uuid4().hex[:8]}"
+        parent = new_run(store, facts=1, queue=queue)
+        far = T0 + timedelta(days=365)
+        append(store, parent, 1, "s", new_attempts=[
+            NewAttempt(attempt_id=f"{parent}/{key}/1", runnable_key=key, step=key,
+                       attempt_number=1, visible_at=far) for key in ("gather", "other")])
+        child = new_run(store, facts=1, queue=queue)
+        assert claim(store, queue) is None
+        append(store, child, 1, "done", wake=(parent, ("gather",)))
+        woken = claim(store, queue)
+        assert woken is not None and woken.runnable_key == "gather"
+        assert claim(store, queue) is None  # "other" still waits
+
+    def test_run_statuses_reads_many_runs_at_once(self, store: JournalStore) -> None:
+        ids = [new_run(store) for _ in range(3)]
+        statuses = store.run_statuses([*ids, "no-such-run"])
+        assert statuses == dict.fromkeys(ids, "started")
+
+
 class StoreConformance(
+    CrossRunWakes,
     Installing,
     OrderedAppends,
     ConflictOnStaleRevision,

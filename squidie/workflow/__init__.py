@@ -5,6 +5,7 @@ from squidie.workflow.compile import CompiledWorkflow
 from squidie.workflow.context import StepContext
 from squidie.workflow.dsl import (
     approval_step,
+    await_children,
     cron,
     deadline,
     exponential,
@@ -35,6 +36,7 @@ __all__ = [
     "Workflow",
     "WorkflowSpec",
     "approval_step",
+    "await_children",
     "compile_spec",
     "cron",
     "deadline",

@@ -35,6 +35,7 @@ from squidie.workflow.spec import (
     CRON_IDEMPOTENCY,
     ESCALATIONS,
     FIELD_TYPES,
+    ON_CHILD_FAILURE,
     RECOVERY_MARKERS,
     BackoffSpec,
     Condition,
@@ -357,6 +358,7 @@ def _step(
         if decl.level not in LOG_LEVELS:
             problems.append(f"{where}: log level must be one of {LOG_LEVELS}, "
                             f"got {brief(decl.level)}")
+    on_failure, wait_timeout = _await_options(decl, kind, where, problems)
     return StepSpec(
         name=decl.name,
         kind=kind,
@@ -372,7 +374,26 @@ def _step(
         duration=duration,
         message=decl.message if kind is StepKind.LOG else None,
         level=decl.level if kind is StepKind.LOG else None,
+        on_failure=on_failure,
+        wait_timeout=wait_timeout,
     )
+
+
+def _await_options(decl: StepDecl, kind: StepKind, where: str,
+                   problems: list[str]) -> tuple[str | None, float | None]:
+    """``on_failure`` and ``wait_timeout`` of an ``await_children`` step (None for others)."""
+    if kind is not StepKind.AWAIT_CHILDREN:
+        if decl.on_failure is not None or decl.wait_timeout is not None:
+            problems.append(f"{where}: on_failure and timeout belong to await_children steps")
+        return None, None
+    on_failure = decl.on_failure if decl.on_failure is not None else "fail"
+    if on_failure not in ON_CHILD_FAILURE:
+        problems.append(f"{where}: on_failure must be one of {ON_CHILD_FAILURE}, "
+                        f"got {brief(decl.on_failure)}")
+    timeout = None
+    if decl.wait_timeout is not None:
+        timeout = seconds(decl.wait_timeout, f"{where}: await_children timeout", problems)
+    return on_failure, timeout
 
 
 def _register(actions: dict[str, Any], ref: str, action: Any) -> str:

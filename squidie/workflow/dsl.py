@@ -1,6 +1,6 @@
 """The authoring vocabulary: ``manual``, ``cron``, ``field``, ``step``, ``pause``,
-``approval_step``, ``wait``, ``log``, ``transition``, ``retry``, ``exponential``,
-``deadline``.
+``approval_step``, ``wait``, ``log``, ``await_children``, ``transition``, ``retry``,
+``exponential``, ``deadline``.
 
 These builders only record what the author wrote. Checking happens in one place
 (:mod:`squidie.workflow.compile`) so that every problem is reported at once.
@@ -136,6 +136,8 @@ class StepDecl:
     duration: Any = None
     message: Any = None
     level: Any = None
+    on_failure: Any = None
+    wait_timeout: Any = None
 
 
 def step(
@@ -178,6 +180,17 @@ def wait(name: str, duration: Duration) -> StepDecl:
 def log(name: str, message: str, level: str = "info") -> StepDecl:
     """A step that writes ``message`` to the ``squidie.workflow`` logger."""
     return StepDecl(name, "log", message=message, level=level)
+
+
+def await_children(name: str, *, output: str | None = None, on_failure: str = "fail",
+                   timeout: Duration | None = None) -> StepDecl:
+    """A step that completes once every child run started by this run's earlier steps
+    has ended; its output maps each ``child_key`` to ``{"run_id", "status", "result",
+    "error"}``. With ``on_failure="fail"`` a failed or cancelled child fails the step;
+    with ``timeout`` the step fails (error code ``children_timeout``) when the
+    children have not all ended that long after it began waiting."""
+    return StepDecl(name, "await_children", output=output, on_failure=on_failure,
+                    wait_timeout=timeout)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ class StepKind(StrEnum):
     APPROVAL = "approval"
     WAIT = "wait"
     LOG = "log"
+    AWAIT_CHILDREN = "await_children"
 
 
 class Outcome(StrEnum):
@@ -42,6 +43,7 @@ CONDITION_OPS = ("equals", "greater_than", "less_than")
 RECOVERY_MARKERS = ("undo", "compensation")
 ESCALATIONS = ("diagnostic", "operator_action", "workflow_step", "host_callback")
 CRON_IDEMPOTENCY = ("return_existing_run", "skip_duplicate")
+ON_CHILD_FAILURE = ("fail", "continue")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,6 +169,10 @@ class StepSpec:
     duration: float | None = None
     message: str | None = None
     level: str | None = None
+    # await_children: what a failed or cancelled child does ("fail" | "continue"),
+    # and how long the step waits for every child to end (seconds).
+    on_failure: str | None = None
+    wait_timeout: float | None = None
 
     @property
     def max_attempts(self) -> int:
@@ -197,6 +203,8 @@ class StepSpec:
             "duration": self.duration,
             "message": self.message,
             "level": self.level,
+            "on_failure": self.on_failure,
+            "wait_timeout": self.wait_timeout,
         }
         out.update({k: v for k, v in optional.items() if v is not None})
         return out

@@ -19,6 +19,7 @@ from squidie.runtime.loading import load_state, resolve_workflow
 from squidie.runtime.plan import Plan
 from squidie.testing import FakeClock, drain
 from tests.test_graph_workflows import FlakyBackoff, Gate, Join, Sequence3, Waiting
+from tests.workflows_children import HOLDER, FanOut
 
 
 def _raw(sq: Squidie) -> InMemoryStore:
@@ -112,6 +113,14 @@ def _started(sq: Squidie, clock: FakeClock) -> tuple[str, datetime]:
     return "bare", now
 
 
+def _waiting_for_children(sq: Squidie, clock: FakeClock) -> tuple[str, datetime]:
+    HOLDER["sq"] = sq  # the workflow's spawning step starts children through it
+    parent = sq.start(FanOut, payload={"count": 2, "child_queue": "kids"})
+    sq.execute_next(owner_id="w")  # spawn: two children on their own queue
+    sq.execute_next(owner_id="w")  # gather: the children still run, so it parks
+    return parent.run_id, clock.now()
+
+
 LADDER: dict[Reason, Callable[[Squidie, FakeClock], tuple[str, datetime]]] = {
     Reason.TERMINAL: _terminal,
     Reason.MANUAL_INTERVENTION_REQUIRED: _manual,
@@ -125,6 +134,7 @@ LADDER: dict[Reason, Callable[[Squidie, FakeClock], tuple[str, datetime]]] = {
     Reason.IDLE: _withdrawn_with_status("idle"),
     Reason.RUN_STARTED: _started,
     Reason.WAITING_FOR_DISPATCH: _withdrawn_with_status("running"),
+    Reason.WAITING_FOR_CHILDREN: _waiting_for_children,
 }
 
 
