@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from squidie.errors import JournalConflict, StorageError
 from squidie.events import EVENT_NAMES, Event, subscribe
 from squidie.events import from_facts as committed_module
 from squidie.testing import drain
-from tests.workflows_events import SECRET, Greeting, Leaky
+from tests.workflows_events import SECRET, Chain, Greeting, Leaky
 from tests.workflows_manual import Errand, connect_fake
 
 
@@ -380,3 +381,43 @@ def test_a_heartbeat_that_finds_the_lease_gone_reports_why(sq: Squidie,
     lost = events[-1]
     assert lost.attributes == {"reason": "run_cancelled"}
     assert (lost.owner_id, lost.step, lost.attempt) == ("w1", "work", 1)
+
+
+def test_a_wait_woken_by_its_children_is_no_recovery(db_url: str) -> None:
+    from tests.workflows_children import HOLDER, FanOut
+
+    sq = connect_fake(db_url)
+    HOLDER["sq"] = sq
+    seen: list[str] = []
+    unsubscribe = subscribe(lambda e: seen.append(e.name))
+    try:
+        parent = sq.start(FanOut, payload={"count": 2, "child_queue": "kids"})
+        drain(sq)  # spawn, then the wait parks (its row handed back until a child ends)
+        drain(sq, queue="kids")  # each child's end wakes the wait
+        drain(sq)  # the wait is claimed again and finds every child done
+    finally:
+        unsubscribe()
+    assert sq.inspect_run(parent.run_id).status == "completed"
+    assert seen.count("step.started") >= 3
+    assert "claim.expired_recovered" not in seen
+
+
+def test_an_attempt_handed_back_unstarted_is_no_recovery(db_url: str) -> None:
+    sq = connect_fake(db_url)
+    run = sq.start(Chain, payload={"name": "x", "password": "p"})
+    sq.clock.advance(1)  # type: ignore[attr-defined]  # a moment after it became due
+    now = sq.clock.now()
+    row = sq.store.claim(queue="default", owner_id="stopping", now=now,
+                         lease_until=now + timedelta(seconds=30), claim_id="c",
+                         token_hash="0" * 64)
+    assert row is not None and row.run_id == run.run_id
+    # What a stopping worker does with a step it never started: hand it back.
+    assert sq.store.release(attempt_id=row.attempt_id, claim_id="c", token_hash="0" * 64,
+                            visible_at=now)
+    seen: list[str] = []
+    unsubscribe = subscribe(lambda e: seen.append(e.name))
+    try:
+        sq.execute_next(owner_id="w")
+    finally:
+        unsubscribe()
+    assert seen[:1] == ["step.started"]

@@ -264,8 +264,9 @@ class InMemoryStore:
             row = held_row(t, attempt_id, claim_id, token_hash, ("claimed",))
             if row is None:
                 return False
-            t.update_attempt(row, status="visible", due_at=visible, claim_id=None,
-                             token_hash=None, owner_id=None, lease_expires_at=None)
+            t.update_attempt(row, status="visible", due_at=visible, visible_at=visible,
+                             claim_id=None, token_hash=None, owner_id=None,
+                             lease_expires_at=None)
             return True
 
     def list_attempts(self, run_id: str, *, live_only: bool = False) -> list[AttemptRecord]:

@@ -561,14 +561,15 @@ class SqlStore:
 
     def release(self, *, attempt_id: str, claim_id: str, token_hash: str,
                 visible_at: datetime) -> bool:
-        """Hand a claimed attempt back (visible again at ``visible_at``); False when
-        the claim was no longer held."""
+        """Hand a claimed attempt back (visible again at ``visible_at``, which the row
+        keeps: a later claim can tell a handed-back attempt from one whose lease ran
+        out); False when the claim was no longer held."""
         stmt = (
             update(attempts)
             .where(attempts.c.attempt_id == attempt_id, attempts.c.claim_id == claim_id,
                    attempts.c.token_hash == token_hash, attempts.c.status == "claimed")
-            .values(status="visible", due_at=visible_at, claim_id=None, token_hash=None,
-                    owner_id=None, lease_expires_at=None)
+            .values(status="visible", due_at=visible_at, visible_at=visible_at, claim_id=None,
+                    token_hash=None, owner_id=None, lease_expires_at=None)
         )
         rowcount: int = self._run(lambda conn, _: conn.execute(stmt).rowcount)
         return rowcount == 1

@@ -11,9 +11,10 @@ import logging
 from datetime import datetime
 
 from squidie.events import Event, emit, wanted
-from squidie.journal import JournalStore, LoadedRun
+from squidie.journal import AttemptRecord, JournalStore, LoadedRun
 from squidie.model import RunState, RunStatus
 from squidie.runtime.claims import Claim
+from squidie.runtime.clock import parse_iso
 from squidie.runtime.loading import fold_loaded
 
 log = logging.getLogger("squidie.claims")
@@ -24,7 +25,8 @@ def step_started(claim: Claim, state: RunState, step: str, now: datetime, *,
     """A claimed attempt is about to run (``claim.expired_recovered`` first when the
     claim took the attempt over from an earlier claim that did not finish it)."""
     a = claim.attempt
-    if not handed_off and a.claims > 1 and wanted("claim.expired_recovered"):
+    if (not handed_off and a.claims > 1 and wanted("claim.expired_recovered")
+            and not _handed_back(a, state)):
         emit(_event("claim.expired_recovered", claim, state, step, now, claims=a.claims))
     if wanted("step.started"):
         due = a.visible_at
@@ -32,6 +34,15 @@ def step_started(claim: Claim, state: RunState, step: str, now: datetime, *,
                     handed_off=handed_off,
                     claim_latency=max(0.0, (now - due).total_seconds())),
              state.trace)
+
+
+def _handed_back(a: AttemptRecord, state: RunState) -> bool:
+    """Whether the attempt's earlier claim handed it back (a stopping worker, a parked
+    wait, a worker lacking the step's code) instead of losing its lease: a hand-back
+    makes the row visible again at a later time than the attempt was scheduled for."""
+    runnable = state.runnables.get(a.runnable_key)
+    scheduled = runnable.attempts[-1].visible_at if runnable and runnable.attempts else None
+    return scheduled is not None and a.visible_at > parse_iso(scheduled)
 
 
 def outcome_recovered(claim: Claim, loaded: LoadedRun, now: datetime) -> None:
