@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from squidie.journal import JournalStore, SqlStore, make_engine
+from squidie.journal.schema import SCHEMA_VERSION
 from squidie.testing import conformance
 
 
@@ -52,4 +53,4 @@ def test_install_is_idempotent_and_versioned(db_url: str) -> None:
     assert s.schema_version() is None
     s.install()
     s.install()
-    assert s.schema_version() == 1
+    assert s.schema_version() == SCHEMA_VERSION

@@ -240,12 +240,22 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
         *,
         status: str | None = None,
         workflow: Any = None,
+        queue: str | None = None,
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        parent_run_id: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
         now: datetime | None = None,
     ) -> list[RunSummary]:
         """Runs newest first, from the catalog index; pass the last summary's ``cursor``
-        to get the next page."""
+        to get the next page.
+
+        Every filter given must hold: ``status``, ``workflow`` (class or dotted path),
+        ``queue``, ``parent_run_id`` (the child runs of one run), and a start time in
+        ``[started_after, started_before)``. Each page is one index range read, as
+        cheap at the millionth run as at the first.
+        """
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise InvalidOption(f"limit must be an int in 1..1000, got {brief(limit)}")
         if status is not None:
@@ -261,7 +271,16 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
         if cursor is not None:
             check_cursor(cursor)
         self._now(now)  # a bad now= is refused like everywhere else
-        page = self.store.list_runs(status=status, workflow=wf, limit=limit, cursor=cursor)
+        page = self.store.list_runs(
+            status=status, workflow=wf, limit=limit, cursor=cursor,
+            queue=None if queue is None else check_id(queue, "queue"),
+            parent_run_id=None if parent_run_id is None else check_id(parent_run_id,
+                                                                      "parent_run_id"),
+            started_after=None if started_after is None
+            else checked_moment(started_after, "started_after"),
+            started_before=None if started_before is None
+            else checked_moment(started_before, "started_before"),
+        )
         return [summary(r) for r in page.runs]
 
 __all__ = ["Squidie"]

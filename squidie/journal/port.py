@@ -100,9 +100,12 @@ class JournalStore(Protocol):
         """When the next live attempt of ``queue`` becomes claimable."""
 
     def list_runs(
-        self, *, status: str | None, workflow: str | None, limit: int, cursor: str | None
+        self, *, status: str | None, workflow: str | None, limit: int, cursor: str | None,
+        queue: str | None = None, started_after: datetime | None = None,
+        started_before: datetime | None = None, parent_run_id: str | None = None,
     ) -> RunPage:
-        """A page of the run catalog, newest first, keyset-paginated."""
+        """A page of the run catalog, newest first, keyset-paginated; every filter given
+        must hold (``started_after`` inclusive, ``started_before`` exclusive)."""
 
     def delete_checkpoints(self, run_id: str | None = None) -> int:
         """Drop checkpoints (of one run, or all); returns how many went."""

@@ -533,16 +533,25 @@ class SqlStore:
     # -- catalog ------------------------------------------------------------
 
     def list_runs(
-        self, *, status: str | None, workflow: str | None, limit: int, cursor: str | None
+        self, *, status: str | None, workflow: str | None, limit: int, cursor: str | None,
+        queue: str | None = None, started_after: datetime | None = None,
+        started_before: datetime | None = None, parent_run_id: str | None = None,
     ) -> RunPage:
-        """A page of the run catalog, newest first, keyset-paginated."""
+        """A page of the run catalog, newest first, keyset-paginated; every filter given
+        must hold (``started_after`` inclusive, ``started_before`` exclusive)."""
         if limit < 1:
             raise InvalidOption(f"limit must be >= 1, got {limit}")
         query = select(runs).order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
-        if status is not None:
-            query = query.where(runs.c.status == status)
-        if workflow is not None:
-            query = query.where(runs.c.workflow == workflow)
+        # Each equality filter has an index ending in (started_at, run_id): a page is
+        # an index range read, whatever the depth of the cursor.
+        for column, value in ((runs.c.status, status), (runs.c.workflow, workflow),
+                              (runs.c.queue, queue), (runs.c.parent_run_id, parent_run_id)):
+            if value is not None:
+                query = query.where(column == value)
+        if started_after is not None:
+            query = query.where(runs.c.started_at >= started_after)
+        if started_before is not None:
+            query = query.where(runs.c.started_at < started_before)
         if cursor is not None:
             started_at, run_id = decode_cursor(cursor)
             query = query.where(tuple_(runs.c.started_at, runs.c.run_id) < (started_at, run_id))
