@@ -24,6 +24,7 @@ from squidie.model import (
     Compensated,
     CompensationStarted,
     CorruptFact,
+    DefinitionUnavailable,
     ErrorInfo,
     Fact,
     ManualResolved,
@@ -91,6 +92,8 @@ SAMPLES: list[Fact] = [
     CompensationStarted(step="s", key="s", attempt=1, compensate="undo", at=AT),
     Compensated(step="s", key="s", ok=True, attempt=1, output={}, event={"type": "c"}, at=AT),
     ChildStarted(child={"run_id": "child"}, at=AT),
+    DefinitionUnavailable(workflow="w", version="1", message="m", import_error="E: x",
+                          defined_versions=["2", None], owner_id="o", at=AT),
 ]
 
 

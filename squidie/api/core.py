@@ -20,7 +20,7 @@ from squidie.read_model import RunSnapshot, RunSummary, snapshot, summary
 from squidie.runtime.claims import Handoffs
 from squidie.runtime.clock import Clock, SystemClock
 from squidie.runtime.executing import check_options, execute_next
-from squidie.runtime.loading import load_state, resolve_workflow, workflow_ref
+from squidie.runtime.loading import load_state, resolve_workflow, run_definition, workflow_ref
 from squidie.runtime.starting import start_run
 from squidie.runtime.worker import Worker
 from squidie.workflow import CompiledWorkflow
@@ -82,7 +82,7 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
             except WorkflowDefinitionError:
                 return None
         try:
-            return resolve_workflow(state.workflow).spec
+            return run_definition(state.workflow, state.definition_version).spec
         except InvalidOption:
             return None
 
@@ -113,7 +113,7 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin):
             check_id(workflow, "workflow", max_length=MAX_PATH_LENGTH)
         compiled = resolve_workflow(workflow)
         warn_if_main(compiled.path or workflow_ref(workflow))
-        state, _created = self._start(compiled, compiled.path or workflow_ref(workflow), trigger,
+        state, _created = self._start(compiled, workflow_ref(workflow), trigger,
                                       payload, run_id=run_id, queue=queue, now=now)
         return self._snapshot(state, now=now)
 

@@ -260,6 +260,21 @@ class ChildStarted:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DefinitionUnavailable:
+    """A worker claimed an attempt of the run but does not define the run's workflow
+    version (or cannot import it); it handed the attempt back."""
+
+    KIND: ClassVar[str] = "definition_unavailable"
+    workflow: str
+    version: str | None = None
+    message: str | None = None
+    import_error: str | None = None
+    defined_versions: list[str | None] | None = None
+    owner_id: str | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UnknownFact:
     """A fact of a kind this release does not know, kept as it was stored."""
 
@@ -276,19 +291,19 @@ class UnknownFact:
 Fact = (RunStarted | RunnableScheduled | AttemptFinished | OutcomeApplied | StepCompleted
         | AttemptWithdrawn | RunCompleted | RunFailed | RunCancelled | StatusChanged | Audit
         | Routed | Paused | ManualResolved | CommandRecorded | CompensationStarted
-        | Compensated | ChildStarted | UnknownFact)
+        | Compensated | ChildStarted | DefinitionUnavailable | UnknownFact)
 
 KnownFact = (RunStarted | RunnableScheduled | AttemptFinished | OutcomeApplied | StepCompleted
              | AttemptWithdrawn | RunCompleted | RunFailed | RunCancelled | StatusChanged
              | Audit | Routed | Paused | ManualResolved | CommandRecorded | CompensationStarted
-             | Compensated | ChildStarted)
+             | Compensated | ChildStarted | DefinitionUnavailable)
 
 KINDS: dict[str, type[KnownFact]] = {
     cls.KIND: cls for cls in (
         RunStarted, RunnableScheduled, AttemptFinished, OutcomeApplied, StepCompleted,
         AttemptWithdrawn, RunCompleted, RunFailed, RunCancelled, StatusChanged, Audit, Routed,
         Paused, ManualResolved, CommandRecorded, CompensationStarted, Compensated,
-        ChildStarted,
+        ChildStarted, DefinitionUnavailable,
     )
 }
 

@@ -18,6 +18,7 @@ from squidie.model.facts import (
     Compensated,
     CompensationStarted,
     CorruptFact,
+    DefinitionUnavailable,
     Fact,
     ManualResolved,
     OutcomeApplied,
@@ -110,6 +111,8 @@ def _apply(state: RunState, fact: Fact) -> None:
         case ChildStarted():
             if all(c["run_id"] != fact.child["run_id"] for c in state.children):
                 state.children.append(copy_json(fact.child))
+        case DefinitionUnavailable():
+            _definition_unavailable(state, fact)
         case UnknownFact():
             pass  # kept in the journal for the release that knows it
         case RunStarted():
@@ -178,6 +181,7 @@ def _recorded(state: RunState, fact: AttemptFinished | StepCompleted,
     attempt.owner_id = fact.owner_id
     attempt.claim_id = fact.claim_id
     attempt.error = outcome.error.to_dict() if outcome.error is not None else None
+    state.definition_unavailable = None  # a worker that defines it got to run it
     if state.status == RunStatus.STARTED:
         state.status = RunStatus.RUNNING
     return runnable
@@ -289,6 +293,15 @@ def _compensated(state: RunState, fact: Compensated) -> None:
             entry["error"] = copy_json(fact.error)
             entry["finished_at"] = fact.at
     _append_event(state, fact.event)
+
+
+def _definition_unavailable(state: RunState, fact: DefinitionUnavailable) -> None:
+    """A worker lacked the run's workflow version: remember its report for explain."""
+    state.definition_unavailable = {
+        "workflow": fact.workflow, "version": fact.version, "message": fact.message,
+        "import_error": fact.import_error,
+        "defined_versions": copy_json(fact.defined_versions or []),
+        "owner_id": fact.owner_id, "at": fact.at}
 
 
 def _append_event(state: RunState, event: Any) -> None:

@@ -120,6 +120,9 @@ class RunState:
     # The revision of the newest stored checkpoint this state was built from or
     # wrote (not stored in checkpoints): writes checkpoint again only every few facts.
     checkpoint_revision: int = 0
+    # The newest worker report that this run's workflow version is not defined
+    # where it was claimed; cleared when an attempt of the run ends.
+    definition_unavailable: JsonDict | None = None
 
     @property
     def terminal(self) -> bool:

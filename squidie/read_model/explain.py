@@ -17,7 +17,11 @@ most actionable first:
    ``Retry(delay=)``) or the successor of a ``wait`` step.
 9. ``attempt_scheduled_for_later``: any other ``visible`` row in the future
    (a first attempt whose visibility lies ahead of ``now``).
-10. With no live work: ``run_started`` (status ``started``, nothing planned),
+10. ``definition_unavailable`` (before 7-9): a worker claimed the next attempt
+    but does not define the run's workflow version (or could not import it), so
+    it handed the attempt back; details name the workflow, the version, the
+    versions that worker defines and the import error.
+11. With no live work: ``run_started`` (status ``started``, nothing planned),
     ``idle`` (status ``idle``: waiting for new runnables) or
     ``waiting_for_dispatch`` (running, yet nothing is scheduled or held).
 
@@ -59,6 +63,7 @@ class Reason(StrEnum):
     IDLE = "idle"
     RUN_STARTED = "run_started"
     WAITING_FOR_DISPATCH = "waiting_for_dispatch"
+    DEFINITION_UNAVAILABLE = "definition_unavailable"
 
 
 NEXT_ACTION = {
@@ -74,6 +79,7 @@ NEXT_ACTION = {
     Reason.IDLE: "wait_for_new_runnables",
     Reason.RUN_STARTED: "inspect_dispatch_state",
     Reason.WAITING_FOR_DISPATCH: "inspect_dispatch_state",
+    Reason.DEFINITION_UNAVAILABLE: "deploy_workflow_version",
 }
 DEADLINE_ACTION = {DeadlineState.DUE_SOON: "inspect_deadline_policy",
                    DeadlineState.OVERDUE: "apply_host_escalation_policy",
@@ -91,6 +97,9 @@ ACTION_HINTS = {
     "wait_for_attempt_completion": "A worker holds the attempt under an unexpired lease.",
     "wait_for_new_runnables": "The run is idle until new work is planned.",
     "inspect_dispatch_state": "Nothing is scheduled or held; check the dispatch table.",
+    "deploy_workflow_version": "Run a worker that defines the run's workflow version "
+                               "(keep the old version's class beside the new one), or "
+                               "migrate the run onto a version the workers define.",
     "inspect_deadline_policy": "A deadline is due soon.",
     "apply_host_escalation_policy": "A deadline has passed; apply the host's escalation.",
 }
@@ -167,6 +176,8 @@ def _decide(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecord
     # A visible row is claimable from due_at: its visible_at, or later when a worker
     # handed it back (released it) after claiming it.
     visible = sorted(by_status["visible"], key=lambda r: r.due_at)
+    if visible and state.definition_unavailable is not None:
+        return _unavailable(state, visible[0])
     due = [r for r in visible if r.due_at <= now]
     if due:
         return _row_reason(Reason.ATTEMPT_VISIBLE, due[0], state)
@@ -196,6 +207,15 @@ def _row_reason(reason: Reason, row: AttemptRecord, state: RunState | None = Non
         if row.claims > 0 and state is not None:
             details["handed_back"] = _handed_back(state, row)
     return reason, row.step, details
+
+
+def _unavailable(state: RunState, row: AttemptRecord
+                 ) -> tuple[Reason, str | None, dict[str, Any]]:
+    """A worker claimed the run's next attempt but does not define its workflow version."""
+    _, step, details = _row_reason(Reason.DEFINITION_UNAVAILABLE, row, state)
+    report = dict(state.definition_unavailable or {})
+    details["definition_unavailable"] = report
+    return Reason.DEFINITION_UNAVAILABLE, step, details
 
 
 def _handed_back(state: RunState, row: AttemptRecord) -> dict[str, Any]:
@@ -283,8 +303,18 @@ def _summary(state: RunState, reason: Reason, step: str | None, details: dict[st
         Reason.IDLE: "The run is idle, waiting for new runnables",
         Reason.RUN_STARTED: "The run started but nothing is planned yet",
         Reason.WAITING_FOR_DISPATCH: "The run is live but nothing is scheduled or held",
+        Reason.DEFINITION_UNAVAILABLE: "The attempt{about} waits for a worker that defines "
+                                       "the run's workflow version",
     }
     text = texts[reason].format(about=about)
+    if reason is Reason.DEFINITION_UNAVAILABLE:
+        report = details["definition_unavailable"]
+        text += (f": workflow {report.get('workflow')!r} version {report.get('version')!r} "
+                 f"is not defined in worker {report.get('owner_id')!r} (it defines "
+                 f"{report.get('defined_versions') or 'no version of it'})")
+        if report.get("import_error"):
+            text += f"; import error: {redact_text(str(report['import_error']))}"
+        return text + "."
     if reason in (Reason.DEFERRED_CONTINUATION, Reason.ATTEMPT_SCHEDULED_FOR_LATER):
         text += f" at {iso(details['visible_at'])}"
     if details.get("handed_back"):

@@ -42,6 +42,7 @@ from squidie.runtime.heartbeat import KEEPER, Heartbeat, Kept
 from squidie.runtime.loading import definition_for, fold_loaded, load_state
 from squidie.runtime.plan import LeaseTerms, Plan
 from squidie.runtime.planner import apply_outcome
+from squidie.runtime.versions import note_unavailable
 from squidie.runtime.writing import Commit, write_run
 from squidie.workflow import CompiledWorkflow, StepContext
 from squidie.workflow.identifiers import text_problem
@@ -156,9 +157,11 @@ def execute_next(
         return _withdraw_stale(store, claim, state, current())
     try:
         compiled = definition_for(state, action_registry)
-    except InvalidOption:
-        # This worker cannot run the run (class not importable here, no action
-        # registry): hand the attempt back instead of sitting on it for a lease.
+    except InvalidOption as exc:
+        # This worker cannot run the run (its version not defined here, class not
+        # importable, no action registry): say so, and hand the attempt back
+        # instead of sitting on it for a lease.
+        note_unavailable(store, state, exc, owner_id, current())
         store.release(attempt_id=attempt.attempt_id, claim_id=claim.claim_id,
                       token_hash=claim.token_hash, visible_at=later(current(), RELEASE_DELAY))
         raise
