@@ -45,6 +45,7 @@ from squidie.read_model.inspecting import command_history, run_deadline
 from squidie.read_model.views import RunStatus, _View
 from squidie.runtime.clock import iso
 from squidie.runtime.redaction import redact_text
+from squidie.runtime.timeouts import RUN_TIMER_KEY
 from squidie.workflow.spec import StepKind, WorkflowSpec
 
 
@@ -388,6 +389,8 @@ def anomalies(state: RunState, live: list[AttemptRecord], *,
             out.append({"kind": "planned_dispatch_pending_schedule", "step": r.step,
                         "runnable_key": r.key, "attempt_number": r.attempt})
     for row in live:
+        if row.runnable_key == RUN_TIMER_KEY:
+            continue  # a run's timeout timer, not a step
         if (row.runnable_key, row.attempt_number) not in expected:
             out.append({"kind": "stale_dispatch_row", "step": row.step,
                         "runnable_key": row.runnable_key, "attempt_number": row.attempt_number,

@@ -14,6 +14,7 @@ from squidie.runtime.clock import iso
 from squidie.runtime.loading import load_state
 from squidie.runtime.plan import Plan
 from squidie.runtime.planner import plan_entry
+from squidie.runtime.timeouts import run_timer
 from squidie.workflow import CompiledWorkflow, validate_payload
 from squidie.workflow.identifiers import text_problem
 from squidie.workflow.quoting import brief
@@ -67,7 +68,8 @@ def start_run(
         revision=state.revision, started_at=now, updated_at=now,
     )
     created = store.create_run(
-        NewRun(record=record, facts=facts, attempts=plan.new_attempts(),
+        NewRun(record=record, facts=facts,
+               attempts=[*plan.new_attempts(), *run_timer(run_id, spec.run_timeout, now)],
                checkpoint=state.to_json(), fence=fence)
     )
     if created:

@@ -88,6 +88,9 @@ class Workflow:
     trigger: ClassVar[Any] = None
     steps: ClassVar[Sequence[Any]] = ()
     transitions: ClassVar[Sequence[Any]] = ()
+    #: Seconds (or a timedelta): a run still not terminal this long after it started
+    #: is cancelled (audit ``cancelled`` with ``metadata.reason = "run_timeout"``).
+    run_timeout: ClassVar[Any] = None
     __squidie__: ClassVar[CompiledWorkflow]
 
     def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
@@ -100,6 +103,7 @@ class Workflow:
             trigger=cls.trigger,
             steps=cls.steps,
             transitions=cls.transitions,
+            run_timeout=cls.run_timeout,
             resolve_action=python_action_resolver,
             path=workflow_path(cls),
         )

@@ -167,6 +167,7 @@ class StepSpec:
     duration: float | None = None
     message: str | None = None
     level: str | None = None
+    timeout: float | None = None
 
     @property
     def max_attempts(self) -> int:
@@ -197,6 +198,7 @@ class StepSpec:
             "duration": self.duration,
             "message": self.message,
             "level": self.level,
+            "timeout": self.timeout,
         }
         out.update({k: v for k, v in optional.items() if v is not None})
         return out
@@ -245,6 +247,7 @@ class WorkflowSpec:
     trigger: TriggerSpec
     steps: tuple[StepSpec, ...]
     transitions: tuple[TransitionSpec, ...] = ()
+    run_timeout: float | None = None
     _by_name: dict[str, StepSpec] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -293,6 +296,7 @@ class WorkflowSpec:
             "trigger": self.trigger.to_dict(),
             "steps": [s.to_dict() for s in self.steps],
             "transitions": [t.to_dict() for t in self.transitions],
+            **({"run_timeout": self.run_timeout} if self.run_timeout is not None else {}),
         }
 
     def fingerprint(self) -> str:
