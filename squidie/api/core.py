@@ -13,6 +13,7 @@ from squidie.api.checks import check_cursor, check_id, checked_moment
 from squidie.api.controls import ControlsMixin
 from squidie.api.cron import CronMixin
 from squidie.api.reads import ReadsMixin
+from squidie.api.retention import RetentionMixin
 from squidie.errors import InvalidOption, SquidieWarning, WorkflowDefinitionError
 from squidie.journal import JournalStore
 from squidie.model import RunState
@@ -45,7 +46,7 @@ def warn_if_main(path: str | None) -> None:
         SquidieWarning, stacklevel=3)
 
 
-class Squidie(ControlsMixin, ReadsMixin, CronMixin):
+class Squidie(ControlsMixin, ReadsMixin, CronMixin, RetentionMixin):
     """One Squidie instance: a store, a default queue and a clock.
 
     Feature groups live in mixins (``squidie/api/controls.py``, ``reads.py``,

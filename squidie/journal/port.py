@@ -6,6 +6,7 @@ Implementations must pass :mod:`squidie.testing.conformance`.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -106,6 +107,12 @@ class JournalStore(Protocol):
     ) -> RunPage:
         """A page of the run catalog, newest first, keyset-paginated; every filter given
         must hold (``started_after`` inclusive, ``started_before`` exclusive)."""
+
+    def purge_batch(self, *, finished_before: datetime, statuses: Sequence[str],
+                    batch: int) -> int:
+        """Delete up to ``batch`` terminal runs (``statuses``) that ended before
+        ``finished_before`` and have no live child, with everything stored for them,
+        in one short transaction; returns how many went. Never a live run."""
 
     def delete_checkpoints(self, run_id: str | None = None) -> int:
         """Drop checkpoints (of one run, or all); returns how many went."""

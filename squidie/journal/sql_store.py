@@ -42,6 +42,7 @@ from squidie.journal.records import (
     decode_cursor,
     encode_cursor,
 )
+from squidie.journal.retention import purge_batch
 from squidie.journal.schema import (
     LIVE_STATUSES,
     attempts,
@@ -563,6 +564,14 @@ class SqlStore:
             last = records[-1]
             next_cursor = encode_cursor(last.started_at, last.run_id)
         return RunPage(runs=records, next_cursor=next_cursor)
+
+    def purge_batch(self, *, finished_before: datetime, statuses: Sequence[str],
+                    batch: int) -> int:
+        """Delete up to ``batch`` terminal runs that ended before ``finished_before``
+        and have no live child (journal, checkpoint, attempts, command receipts) in
+        one short transaction; returns how many went."""
+        return len(self._run(lambda conn, _: purge_batch(
+            conn, finished_before=finished_before, statuses=statuses, batch=batch)))
 
     def delete_checkpoints(self, run_id: str | None = None) -> int:
         """Drop checkpoints (of one run, or all); returns how many went."""
