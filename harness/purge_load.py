@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import insert
 
 import squidie
-from squidie import Squidie, Workflow, manual, step
+from squidie import LeaseLost, Squidie, Workflow, manual, step
 from squidie.journal.schema import attempts, journal, runs
 
 ENDED = datetime.now(UTC) - timedelta(days=60)
@@ -101,10 +101,16 @@ def measure(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
             live.append(sq.start(Live).run_id)
             stop.wait(0.005)
 
+    lost = [0]
+
     def work(owner: str) -> None:
         while not stop.is_set():
             t = time.perf_counter()
-            snap = sq.execute_next(owner_id=owner)
+            try:
+                snap = sq.execute_next(owner_id=owner)
+            except LeaseLost:  # a handed-off claim ran out while waiting: retried later
+                lost[0] += 1
+                continue
             if snap is None:
                 stop.wait(0.002)
                 continue
@@ -117,7 +123,8 @@ def measure(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     time.sleep(args.baseline)
     phase[0] = "purging"
     t = time.monotonic()
-    deleted = sq.purge(older_than=timedelta(days=30), limit=args.runs, batch=args.batch)
+    deleted = sq.purge(older_than=timedelta(days=30), limit=args.runs, batch=args.batch,
+                       pause=args.pause)
     purge_s = time.monotonic() - t
     stop.set()
     for th in threads:
@@ -127,12 +134,13 @@ def measure(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     unfinished = [r for r in live if sq.inspect_run(r).status != "completed"]
     base, during = percentiles(latencies["baseline"]), percentiles(latencies["purging"])
     print(f"  purged {deleted:,} runs in {purge_s:.1f} s: {deleted / purge_s:,.0f} runs/s "
-          f"(batches of {args.batch})")
+          f"(batches of {args.batch}, pause {args.pause} s)")
     for name, p in (("without purge", base), ("during purge", during)):
         print(f"  execute_next latency {name:13s}: n={p['n']:5d} p50 {p.get('p50', 0):6.1f} ms"
               f"  p95 {p.get('p95', 0):6.1f}  p99 {p.get('p99', 0):6.1f}"
               f"  max {p.get('max', 0):7.1f}")
-    print(f"  live runs started: {len(live)}, not completed: {len(unfinished)}")
+    print(f"  live runs started: {len(live)}, not completed: {len(unfinished)}, "
+          f"leases lost while waiting to write: {lost[0]}")
     sq.store.engine.dispose()  # type: ignore[attr-defined]
     if deleted != args.runs or unfinished:
         raise SystemExit(f"{label}: purged {deleted} of {args.runs}; "
@@ -146,8 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["sqlite", "postgres"])
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--baseline", type=float, default=3.0)
+    parser.add_argument("--pause", type=float, default=0.01,
+                        help="seconds between batches (sq.purge(pause=))")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "sqlite"):

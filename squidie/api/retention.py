@@ -13,8 +13,10 @@ from squidie.journal.retention import TERMINAL_STATUSES
 from squidie.runtime.clock import later
 from squidie.workflow.quoting import brief
 
-#: Runs deleted per transaction: short enough that no worker waits behind one.
-PURGE_BATCH = 500
+#: Runs deleted per transaction, and the pause between transactions: short enough
+#: that a worker never waits long behind one (SQLite has one writer at a time).
+PURGE_BATCH = 200
+PURGE_PAUSE = 0.01
 
 
 class RetentionMixin:
@@ -26,7 +28,7 @@ class RetentionMixin:
         raise NotImplementedError
 
     def purge(self, *, older_than: timedelta | float, statuses: Iterable[str] = TERMINAL_STATUSES,
-              limit: int = 10_000, batch: int = PURGE_BATCH, pause: float = 0.0,
+              limit: int = 10_000, batch: int = PURGE_BATCH, pause: float = PURGE_PAUSE,
               now: datetime | None = None) -> int:
         """Delete terminal runs that ended more than ``older_than`` (a timedelta or
         seconds) before ``now``: their journal, checkpoint, dispatch rows and command

@@ -38,8 +38,8 @@ def register(sub: Any) -> None:
                         help="only runs in this status (repeatable; default: all three)")
     parser.add_argument("--limit", type=int, default=10_000,
                         help="delete at most this many runs (default: 10000)")
-    parser.add_argument("--batch", type=int, default=500,
-                        help="runs per transaction (default: 500)")
+    parser.add_argument("--batch", type=int, default=200,
+                        help="runs per transaction (default: 200)")
     parser.set_defaults(handler=run)
 
 
