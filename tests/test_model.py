@@ -34,6 +34,8 @@ from squidie.model import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunForked,
+    RunMigrated,
     RunnableScheduled,
     RunnableStatus,
     RunStarted,
@@ -94,6 +96,11 @@ SAMPLES: list[Fact] = [
     ChildStarted(child={"run_id": "child"}, at=AT),
     DefinitionUnavailable(workflow="w", version="1", message="m", import_error="E: x",
                           defined_versions=["2", None], owner_id="o", at=AT),
+    RunMigrated(workflow="w", definition_version="2", fingerprint="f2", from_workflow="w",
+                from_version="1", from_fingerprint="f1", step_map={"a": "b"},
+                manual_targets={"ok": []}, manual_output_key="d", event={"type": "migrated"},
+                at=AT),
+    RunForked(from_run_id="o", from_step="s", reused_steps=["a"], at=AT),
 ]
 
 

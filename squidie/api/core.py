@@ -12,6 +12,7 @@ from typing import Any
 from squidie.api.checks import check_cursor, check_id, checked_moment
 from squidie.api.controls import ControlsMixin
 from squidie.api.cron import CronMixin
+from squidie.api.migrating import MigrationMixin
 from squidie.api.reads import ReadsMixin
 from squidie.api.retention import RetentionMixin
 from squidie.errors import InvalidOption, SquidieWarning, WorkflowDefinitionError
@@ -46,7 +47,7 @@ def warn_if_main(path: str | None) -> None:
         SquidieWarning, stacklevel=3)
 
 
-class Squidie(ControlsMixin, ReadsMixin, CronMixin, RetentionMixin):
+class Squidie(ControlsMixin, ReadsMixin, CronMixin, RetentionMixin, MigrationMixin):
     """One Squidie instance: a store, a default queue and a clock.
 
     Feature groups live in mixins (``squidie/api/controls.py``, ``reads.py``,

@@ -114,6 +114,11 @@ class JournalStore(Protocol):
         ``finished_before`` and have no live child, with everything stored for them,
         in one short transaction; returns how many went. Never a live run."""
 
+    def set_definition(self, run_id: str, *, workflow: str,
+                       definition_version: str | None) -> None:
+        """Point a run's catalog row at another workflow identity and version (after
+        its journal recorded the move)."""
+
     def delete_checkpoints(self, run_id: str | None = None) -> int:
         """Drop checkpoints (of one run, or all); returns how many went."""
 

@@ -573,6 +573,14 @@ class SqlStore:
         return len(self._run(lambda conn, _: purge_batch(
             conn, finished_before=finished_before, statuses=statuses, batch=batch)))
 
+    def set_definition(self, run_id: str, *, workflow: str,
+                       definition_version: str | None) -> None:
+        """Point a run's catalog row at another workflow identity and version (after
+        its journal recorded the move)."""
+        stmt = (update(runs).where(runs.c.run_id == run_id)
+                .values(workflow=workflow, definition_version=definition_version))
+        self._run(lambda conn, _: conn.execute(stmt))
+
     def delete_checkpoints(self, run_id: str | None = None) -> int:
         """Drop checkpoints (of one run, or all); returns how many went."""
         stmt = delete(checkpoints)

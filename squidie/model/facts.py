@@ -275,6 +275,39 @@ class DefinitionUnavailable:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunMigrated:
+    """The run was moved onto another definition (``migrate_run``): it executes on
+    ``workflow`` version ``definition_version`` from here on; ``step_map`` renamed
+    its steps, and a paused step leads to ``manual_targets`` now."""
+
+    KIND: ClassVar[str] = "run_migrated"
+    workflow: str
+    definition_version: str | None = None
+    fingerprint: str | None = None
+    from_workflow: str | None = None
+    from_version: str | None = None
+    from_fingerprint: str | None = None
+    step_map: JsonDict | None = None
+    manual_targets: JsonDict | None = None
+    manual_output_key: str | None = None
+    event: JsonDict | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunForked:
+    """This run is a fork of ``from_run_id`` from ``from_step``: the steps in
+    ``reused_steps`` count as completed (their recorded outputs are in the
+    starting context) and the run goes on from ``from_step``."""
+
+    KIND: ClassVar[str] = "run_forked"
+    from_run_id: str
+    from_step: str
+    reused_steps: list[str] | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UnknownFact:
     """A fact of a kind this release does not know, kept as it was stored."""
 
@@ -291,19 +324,21 @@ class UnknownFact:
 Fact = (RunStarted | RunnableScheduled | AttemptFinished | OutcomeApplied | StepCompleted
         | AttemptWithdrawn | RunCompleted | RunFailed | RunCancelled | StatusChanged | Audit
         | Routed | Paused | ManualResolved | CommandRecorded | CompensationStarted
-        | Compensated | ChildStarted | DefinitionUnavailable | UnknownFact)
+        | Compensated | ChildStarted | DefinitionUnavailable | RunMigrated | RunForked
+        | UnknownFact)
 
 KnownFact = (RunStarted | RunnableScheduled | AttemptFinished | OutcomeApplied | StepCompleted
              | AttemptWithdrawn | RunCompleted | RunFailed | RunCancelled | StatusChanged
              | Audit | Routed | Paused | ManualResolved | CommandRecorded | CompensationStarted
-             | Compensated | ChildStarted | DefinitionUnavailable)
+             | Compensated | ChildStarted | DefinitionUnavailable | RunMigrated
+             | RunForked)
 
 KINDS: dict[str, type[KnownFact]] = {
     cls.KIND: cls for cls in (
         RunStarted, RunnableScheduled, AttemptFinished, OutcomeApplied, StepCompleted,
         AttemptWithdrawn, RunCompleted, RunFailed, RunCancelled, StatusChanged, Audit, Routed,
         Paused, ManualResolved, CommandRecorded, CompensationStarted, Compensated,
-        ChildStarted, DefinitionUnavailable,
+        ChildStarted, DefinitionUnavailable, RunMigrated, RunForked,
     )
 }
 

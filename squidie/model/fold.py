@@ -27,6 +27,8 @@ from squidie.model.facts import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunForked,
+    RunMigrated,
     RunnableScheduled,
     RunStarted,
     StatusChanged,
@@ -113,6 +115,10 @@ def _apply(state: RunState, fact: Fact) -> None:
                 state.children.append(copy_json(fact.child))
         case DefinitionUnavailable():
             _definition_unavailable(state, fact)
+        case RunMigrated():
+            _migrated(state, fact)
+        case RunForked():
+            _forked(state, fact)
         case UnknownFact():
             pass  # kept in the journal for the release that knows it
         case RunStarted():
@@ -302,6 +308,34 @@ def _definition_unavailable(state: RunState, fact: DefinitionUnavailable) -> Non
         "import_error": fact.import_error,
         "defined_versions": copy_json(fact.defined_versions or []),
         "owner_id": fact.owner_id, "at": fact.at}
+
+
+def _migrated(state: RunState, fact: RunMigrated) -> None:
+    """The run executes on another definition from here on; renamed steps follow."""
+    state.workflow = fact.workflow
+    state.definition_version = fact.definition_version
+    state.fingerprint = fact.fingerprint
+    state.definition_unavailable = None
+    renames = fact.step_map or {}
+    if renames:
+        state.completed_steps = [renames.get(s, s) for s in state.completed_steps]
+        state.failed_steps = [renames.get(s, s) for s in state.failed_steps]
+        for runnable in state.runnables.values():
+            runnable.step = renames.get(runnable.step, runnable.step)
+    if state.manual is not None:
+        state.manual["step"] = renames.get(state.manual["step"], state.manual["step"])
+        if fact.manual_targets is not None:
+            state.manual["targets"] = copy_json(fact.manual_targets)
+        state.manual["output_key"] = fact.manual_output_key
+    _append_event(state, fact.event)
+
+
+def _forked(state: RunState, fact: RunForked) -> None:
+    """A fork: its reused steps count as completed; the lineage is remembered."""
+    state.forked_from_run_id = fact.from_run_id
+    state.forked_from_step = fact.from_step
+    state.completed_steps.extend(s for s in fact.reused_steps or ()
+                                 if s not in state.completed_steps)
 
 
 def _append_event(state: RunState, event: Any) -> None:

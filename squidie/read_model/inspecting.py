@@ -57,7 +57,9 @@ def snapshot(
         deadline=run_deadline(state, now) if now is not None else None,
         parent_run={"run_id": state.parent_run_id} if state.parent_run_id else None,
         child_runs=list(state.children), compensations=list(state.compensations),
-        replayed_from_run_id=state.replayed_from_run_id, **history,
+        replayed_from_run_id=state.replayed_from_run_id,
+        forked_from_run_id=state.forked_from_run_id, forked_from_step=state.forked_from_step,
+        **history,
     )
 
 

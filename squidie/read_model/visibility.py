@@ -197,7 +197,8 @@ def _dynamic(items: Any) -> list[dict[str, Any]]:
 
 _SNAPSHOT_SCALARS = frozenset({"run_id", "workflow", "trigger", "queue", "status", "reason",
                                "started_at", "updated_at", "terminal_at", "definition_version",
-                               "revision", "replayed_from_run_id"})
+                               "revision", "replayed_from_run_id", "forked_from_run_id",
+                               "forked_from_step"})
 _COMPENSATION_SAFE = ("step", "key", "compensate", "status", "attempts", "started_at",
                       "finished_at")
 
