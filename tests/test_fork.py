@@ -47,6 +47,11 @@ def test_fork_past_a_failed_step_reuses_earlier_outputs_and_completes(sq: Squidi
     assert original.status == "failed"  # the original stays as it was
     again = sq.fork_run(run.run_id, from_step="charge", new_run_id="fork-5")  # idempotent
     assert again.run_id == "fork-5"
+    # Lineage in both runs' graphs (the original's audit is in its checkpoint too).
+    assert sq.inspect_run_graph("fork-5").lineage_links == [
+        {"type": "forked_from", "run_id": run.run_id, "step": "charge"}]
+    assert sq.inspect_run_graph(run.run_id).lineage_links == [
+        {"type": "fork", "run_id": "fork-5", "step": "charge"}]
 
 
 def test_forking_over_an_irreversible_step_that_ran_needs_allow_irreversible(

@@ -286,6 +286,7 @@ def _graph(view: RunGraph, scope: Scope) -> RunGraph:
              for e in view.edges]
     return dataclasses.replace(
         view, nodes=nodes, edges=edges, child_links=_pick_all(view.child_links, _LINK_SAFE),
+        lineage_links=_pick_all(view.lineage_links, ("type", "run_id", "step")),
         dynamic_work_overlays=_dynamic(view.dynamic_work_overlays),
     )
 
