@@ -11,7 +11,10 @@
 2. ``--runs`` catalog rows (default 100,000) are bulk-inserted straight into
    ``squidie_runs`` (this **bypasses the runtime**: no journals, no attempts;
    ``list_runs`` reads only the catalog) and pages of 50 are timed at several
-   depths, reached by cursor.
+   depths, reached by cursor: unfiltered, and filtered by ``queue=`` (one queue
+   in ten), ``parent_run_id=`` (one run in fifty is a child of one parent) and a
+   ``started_after``/``started_before`` window; :func:`query_plan` shows the
+   index each filtered page reads.
 
 Figures are printed and drawn into ``harness/out/read_costs.png``. PostgreSQL
 comes from ``squidie.testing.postgres.provide_postgres()``
@@ -115,6 +118,20 @@ def seed_completed_run(sq: Squidie, workflow: type[Workflow], *, now: datetime =
     return run_id
 
 
+SEED_PARENT = "seed-parent"
+#: The filters timed (and explained) by :func:`measure_filtered_pages`.
+FILTERS: dict[str, dict[str, Any]] = {
+    "queue": {"queue": "q3"},
+    "parent_run_id": {"parent_run_id": SEED_PARENT},
+    "started window": {"started_after": T0 - timedelta(days=30), "started_before": T0},
+}
+
+
+def seed_queue(i: int) -> str:
+    """The queue of seeded row ``i``: ten queues, round robin."""
+    return f"q{i % 10}"
+
+
 def seed_catalog(sq: Squidie, total: int, *, chunk: int = 10_000) -> None:
     """Bulk-insert ``total`` catalog rows straight into ``squidie_runs`` (bypasses the runtime)."""
     statuses = ("completed", "failed", "running", "cancelled")
@@ -125,9 +142,11 @@ def seed_catalog(sq: Squidie, total: int, *, chunk: int = 10_000) -> None:
             for i in range(first, min(first + chunk, total)):
                 at = T0 - timedelta(seconds=i)
                 rows.append({"run_id": f"seed-{i:07d}-{uuid.uuid4().hex[:6]}",
-                             "workflow": "harness.Seeded", "trigger": "go", "queue": "default",
+                             "workflow": "harness.Seeded", "trigger": "go",
+                             "queue": seed_queue(i),
                              "status": statuses[i % 4], "definition_version": None,
-                             "parent_run_id": None, "revision": 1, "started_at": at,
+                             "parent_run_id": SEED_PARENT if i % 50 == 1 else None,
+                             "revision": 1, "started_at": at,
                              "updated_at": at, "terminal_at": None})
             conn.execute(insert(runs), rows)
             progress("catalog rows", min(first + chunk, total), total, started)
@@ -205,6 +224,44 @@ def measure_pages(sq: Squidie, total: int, reps: int) -> dict[int, float]:
     return out
 
 
+def measure_filtered_pages(sq: Squidie, total: int, reps: int
+                           ) -> dict[str, dict[int, float]]:
+    """Median ms of a filtered 50-run page, first and half-way down (by cursor)."""
+    out: dict[str, dict[int, float]] = {}
+    for name, filters in FILTERS.items():
+        cursor = encode_cursor(T0 - timedelta(seconds=total // 2), "seed-" + "z" * 20)
+        out[name] = {0: median_ms(lambda f=filters: sq.list_runs(limit=50, **f), reps),
+                     total // 2: median_ms(lambda f=filters, c=cursor: sq.list_runs(
+                         limit=50, cursor=c, **f), reps)}
+    return out
+
+
+def query_plan(sq: Squidie, *, settings: tuple[str, ...] = (), **filters: Any) -> str:
+    """The database's plan for the statement behind ``list_runs(**filters)``
+    (SQLite: EXPLAIN QUERY PLAN; PostgreSQL: EXPLAIN), explained on a connection
+    that first runs ``settings`` (e.g. ``SET enable_seqscan = off``)."""
+    captured: list[tuple[str, Any]] = []
+    engine = sq.store.engine  # type: ignore[attr-defined]
+
+    def before(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            captured.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        sq.list_runs(limit=50, **filters)
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+    statement, parameters = captured[-1]
+    prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+    with engine.connect() as conn:
+        for setting in settings:
+            conn.exec_driver_sql(setting)
+        rows = conn.exec_driver_sql(prefix + statement, parameters).all()
+        conn.rollback()  # session settings go with the transaction, not the pool
+    return "\n".join(" ".join(str(v) for v in row) for row in rows)
+
+
 # -- driver ----------------------------------------------------------------------
 
 
@@ -232,8 +289,16 @@ def bench_database(label: str, url: str, args: argparse.Namespace) -> dict[str, 
     pages = measure_pages(sq, args.runs, args.reps)
     for depth, ms in pages.items():
         print(f"  list_runs page of 50 at depth {depth:>7,}: {ms:6.2f} ms")
+    filtered = measure_filtered_pages(sq, args.runs, args.reps)
+    for name, by_depth in filtered.items():
+        first, deep = by_depth.values()
+        print(f"  list_runs page of 50 by {name:15s}: first {first:6.2f} ms, "
+              f"from half-way {deep:6.2f} ms")
+        plan = query_plan(sq, **FILTERS[name]).splitlines()
+        print(f"    plan: {plan[0].strip()}" + (f" / {plan[1].strip()}" if len(plan) > 1
+                                                 else ""))
     sq.store.engine.dispose()  # type: ignore[attr-defined]
-    return {"reads": reads, "pages": pages}
+    return {"reads": reads, "pages": pages, "filtered": filtered}
 
 
 def draw(results: dict[str, dict[str, Any]], path: Path) -> None:

@@ -17,6 +17,7 @@ import squidie.cli as cli
 from squidie import Squidie
 from squidie.cli.common import CommandError, describe
 from squidie.cli.worker import load_app
+from squidie.journal.schema import SCHEMA_VERSION
 from squidie.testing import drain
 from tests.test_graph_workflows import Gate, Tiered
 
@@ -110,6 +111,12 @@ def test_runs_list_table_json_filters_and_paging(sq: Squidie, run_cli: Cli) -> N
     assert [r["run_id"] for r in paged["runs"]] == list(reversed(ids))[:3]
     rest = run_cli.json("runs", "list", "--queue", "default", "--cursor", paged["next_cursor"])
     assert [r["run_id"] for r in rest["runs"]] == list(reversed(ids))[3:]
+    first = sq.inspect_run(ids[0]).started_at.isoformat()
+    after = run_cli.json("runs", "list", "--started-after", first, "--queue", "default")
+    assert [r["run_id"] for r in after["runs"]] == list(reversed(ids))
+    before = run_cli.json("runs", "list", "--started-before", first)
+    assert [r["run_id"] for r in before["runs"]] == []
+    assert run_cli.json("runs", "list", "--parent", ids[0])["runs"] == []
 
 
 def test_show_explain_and_graph_of_a_paused_run(sq: Squidie, run_cli: Cli) -> None:
@@ -225,14 +232,14 @@ def test_install_says_where_and_warns_on_the_sqlite_fallback(
     url = f"sqlite:///{tmp_path / 'a.sqlite3'}"
     assert cli.main(["install", "--database-url", url]) == 0
     out, err = capsys.readouterr()
-    assert out.strip() == f"squidie schema version 1 installed in {url}" and not err
+    assert out.strip() == f"squidie schema version {SCHEMA_VERSION} installed in {url}" and not err
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SQUIDIE_DATABASE_URL", raising=False)
     assert cli.main(["install", "--json"]) == 0
     out, err = capsys.readouterr()
     fallback = tmp_path / "squidie.sqlite3"
-    assert json.loads(out) == {"database": f"sqlite:///{fallback}", "schema_version": 1,
-                               "fallback": True}
+    assert json.loads(out) == {"database": f"sqlite:///{fallback}",
+                               "schema_version": SCHEMA_VERSION, "fallback": True}
     assert "warning" in err and "SQUIDIE_DATABASE_URL" in err and str(fallback) in err
     monkeypatch.setenv("SQUIDIE_DATABASE_URL", url)
     assert cli.main(["runs", "list"]) == 0

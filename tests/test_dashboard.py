@@ -13,7 +13,7 @@ import pytest
 import squidie
 from harness.dashboard_demo import PAYMENTS, SECRET, seed
 from harness.dashboard_workflows import Onboarding, Payout
-from squidie.dashboard import access, create_app, graph_view
+from squidie.dashboard import create_app, graph_view
 from squidie.errors import InvalidOption, MissingDependency
 
 with warnings.catch_warnings():  # starlette nudges towards httpx2; httpx works
@@ -84,10 +84,8 @@ def test_cursor_paging_walks_every_run_once(sq: squidie.Squidie, ids: dict[str, 
     assert 'class="next-page"' in html and "limit=3" in html
 
 
-def test_queue_filter_scans_pages_when_the_store_cannot_filter(
-        sq: squidie.Squidie, ids: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(access, "_store_filters_queue", lambda sq: False)
-    monkeypatch.setattr(access, "SCAN_BATCH", 2)
+def test_queue_filter_pages_by_cursor_one_run_at_a_time(
+        sq: squidie.Squidie, ids: dict[str, str]) -> None:
     web, seen, params = client(sq), [], {"limit": "1", "queue": PAYMENTS}
     for _ in range(10):
         page = web.get("/api/runs", params=params).json()

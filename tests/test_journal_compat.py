@@ -72,3 +72,16 @@ def test_old_runs_continue_to_their_end(sq: Squidie, clock: FakeClock) -> None:
     assert sq.inspect_run("recorded").context["n"] == 3
     assert sq.inspect_run("retrying").context["flaky_attempts"] == 2
     assert sq.inspect_run("paused").context["approval"]["actor"] == "ops"
+
+
+def test_upgrade_adds_the_catalog_indexes_and_queue_filters_use_them(sq: Squidie) -> None:
+    from sqlalchemy import inspect
+
+    from squidie.journal.schema import SCHEMA_2_INDEXES, SCHEMA_VERSION
+
+    assert sq.store.schema_version() == SCHEMA_VERSION
+    names = {i["name"] for i in inspect(sq.store.engine).get_indexes("squidie_runs")}  # type: ignore[attr-defined]
+    assert set(SCHEMA_2_INDEXES) <= names
+    assert {r.run_id for r in sq.list_runs(queue="default")} == {
+        "finished", "paused", "retrying", "joining", "recorded"}
+    assert sq.list_runs(queue="elsewhere") == []

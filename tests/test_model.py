@@ -25,6 +25,7 @@ from squidie.model import (
     Compensated,
     CompensationStarted,
     CorruptFact,
+    DefinitionUnavailable,
     DynamicWorkRecorded,
     DynamicWorkScheduled,
     ErrorInfo,
@@ -36,6 +37,8 @@ from squidie.model import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunForked,
+    RunMigrated,
     RunnableScheduled,
     RunnableStatus,
     RunStarted,
@@ -103,6 +106,13 @@ SAMPLES: list[Fact] = [
     DynamicWorkScheduled(dynamic_key="d", origin={"runnable_key": "s", "step": "s",
                                                   "attempt": 1},
                          nodes=[{"id": "n1", "action": "a"}], edges=[], reason="why", at=AT),
+    DefinitionUnavailable(workflow="w", version="1", message="m", import_error="E: x",
+                          defined_versions=["2", None], owner_id="o", at=AT),
+    RunMigrated(workflow="w", definition_version="2", fingerprint="f2", from_workflow="w",
+                from_version="1", from_fingerprint="f1", step_map={"a": "b"},
+                manual_targets={"ok": []}, manual_output_key="d", event={"type": "migrated"},
+                at=AT),
+    RunForked(from_run_id="o", from_step="s", reused_steps=["a"], at=AT),
 ]
 
 

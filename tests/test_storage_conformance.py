@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 import pytest
 
 from squidie.journal import SqlStore, make_engine
+from squidie.journal.schema import SCHEMA_VERSION
 from squidie.testing import conformance
 from squidie.testing.conformance_support import needs
 from squidie.testing.store_hooks import InMemoryStoreHooks, SqlStoreHooks, StoreHooks
@@ -116,7 +117,7 @@ def test_install_is_idempotent_and_versioned(db_url: str) -> None:
     assert s.schema_version() is None
     s.install()
     s.install()
-    assert s.schema_version() == 1
+    assert s.schema_version() == SCHEMA_VERSION
 
 
 class _Declines(InMemoryStoreHooks):

@@ -165,7 +165,7 @@ class ControlsMixin:
         now = self._now(None)
         command = make_command("start_child_run", ctx.run_id, now=now, metadata=metadata)
         compiled = resolve_workflow(workflow)
-        workflow_id = compiled.path or workflow_ref(workflow)
+        workflow_id = workflow_ref(workflow)
         check_start(compiled, trigger, payload, workflow_id)  # before anything is written
         parent = load_state(self.store, ctx.run_id)
         claim = (ctx.runnable_key, ctx.claim_id)

@@ -13,7 +13,9 @@ from squidie.api.checks import check_cursor, check_id, checked_moment
 from squidie.api.controls import ControlsMixin
 from squidie.api.cron import CronMixin
 from squidie.api.dynamic import DynamicWorkMixin
+from squidie.api.migrating import MigrationMixin
 from squidie.api.reads import ReadsMixin
+from squidie.api.retention import RetentionMixin
 from squidie.errors import InvalidOption, SquidieWarning, WorkflowDefinitionError
 from squidie.journal import JournalStore
 from squidie.model import RunState
@@ -21,7 +23,7 @@ from squidie.read_model import RunSnapshot, RunSummary, snapshot, summary
 from squidie.runtime.claims import Handoffs
 from squidie.runtime.clock import Clock, SystemClock
 from squidie.runtime.executing import check_options, execute_next
-from squidie.runtime.loading import load_state, resolve_workflow, workflow_ref
+from squidie.runtime.loading import load_state, resolve_workflow, run_definition, workflow_ref
 from squidie.runtime.starting import start_run
 from squidie.runtime.worker import Worker
 from squidie.workflow import CompiledWorkflow
@@ -46,7 +48,8 @@ def warn_if_main(path: str | None) -> None:
         SquidieWarning, stacklevel=3)
 
 
-class Squidie(ControlsMixin, ReadsMixin, CronMixin, DynamicWorkMixin):
+class Squidie(ControlsMixin, ReadsMixin, CronMixin, DynamicWorkMixin, RetentionMixin,
+              MigrationMixin):
     """One Squidie instance: a store, a default queue and a clock.
 
     Feature groups live in mixins (``squidie/api/controls.py``, ``reads.py``,
@@ -83,7 +86,7 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin, DynamicWorkMixin):
             except WorkflowDefinitionError:
                 return None
         try:
-            return resolve_workflow(state.workflow).spec
+            return run_definition(state.workflow, state.definition_version).spec
         except InvalidOption:
             return None
 
@@ -114,7 +117,7 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin, DynamicWorkMixin):
             check_id(workflow, "workflow", max_length=MAX_PATH_LENGTH)
         compiled = resolve_workflow(workflow)
         warn_if_main(compiled.path or workflow_ref(workflow))
-        state, _created = self._start(compiled, compiled.path or workflow_ref(workflow), trigger,
+        state, _created = self._start(compiled, workflow_ref(workflow), trigger,
                                       payload, run_id=run_id, queue=queue, now=now)
         return self._snapshot(state, now=now)
 
@@ -241,12 +244,22 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin, DynamicWorkMixin):
         *,
         status: str | None = None,
         workflow: Any = None,
+        queue: str | None = None,
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        parent_run_id: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
         now: datetime | None = None,
     ) -> list[RunSummary]:
         """Runs newest first, from the catalog index; pass the last summary's ``cursor``
-        to get the next page."""
+        to get the next page.
+
+        Every filter given must hold: ``status``, ``workflow`` (class or dotted path),
+        ``queue``, ``parent_run_id`` (the child runs of one run), and a start time in
+        ``[started_after, started_before)``. Each page is one index range read, as
+        cheap at the millionth run as at the first.
+        """
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise InvalidOption(f"limit must be an int in 1..1000, got {brief(limit)}")
         if status is not None:
@@ -262,7 +275,16 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin, DynamicWorkMixin):
         if cursor is not None:
             check_cursor(cursor)
         self._now(now)  # a bad now= is refused like everywhere else
-        page = self.store.list_runs(status=status, workflow=wf, limit=limit, cursor=cursor)
+        page = self.store.list_runs(
+            status=status, workflow=wf, limit=limit, cursor=cursor,
+            queue=None if queue is None else check_id(queue, "queue"),
+            parent_run_id=None if parent_run_id is None else check_id(parent_run_id,
+                                                                      "parent_run_id"),
+            started_after=None if started_after is None
+            else checked_moment(started_after, "started_after"),
+            started_before=None if started_before is None
+            else checked_moment(started_before, "started_before"),
+        )
         return [summary(r) for r in page.runs]
 
 __all__ = ["Squidie"]

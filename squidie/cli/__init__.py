@@ -21,7 +21,7 @@ GROUPS = (install, runs, worker, scheduler)
 # Modules named here add a sub-command through their ``register(subparsers)``; keep
 # heavy imports (a web framework...) inside the handler so ``squidie --help`` works
 # without the extra.
-OPTIONAL_COMMANDS: tuple[str, ...] = ("squidie.cli.dashboard",)
+OPTIONAL_COMMANDS: tuple[str, ...] = ("squidie.cli.dashboard", "squidie.cli.purge")
 # ----------------------------------------------------------------------------------
 
 

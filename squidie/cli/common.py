@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +169,14 @@ def shown(args: argparse.Namespace, view: Any) -> Any:
 def print_json(data: Any) -> None:
     """JSON on stdout, indented, stable key order."""
     print(json.dumps(data, indent=2, default=str))
+
+
+def moment(text: str) -> datetime:
+    """An argparse type: an ISO 8601 time with a UTC offset (``Z`` allowed)."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"give a UTC offset (e.g. Z or +02:00): {text!r}")
+    return value

@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from squidie.api.core import Squidie
 from squidie.cli import render
 from squidie.cli.common import EXIT_OK, open_squidie, print_json, shown
-from squidie.read_model.views import RunSummary
-
-SCAN_PAGE = 200
 
 
 def list_runs(args: argparse.Namespace) -> int:
     """``runs list``: a page of runs, newest first, and the cursor of the next page."""
     sq = open_squidie(args)
-    page = page_of_runs(sq, status=args.status, workflow=args.workflow, queue=args.queue,
-                        limit=args.limit, cursor=args.cursor)
+    page = sq.list_runs(status=args.status, workflow=args.workflow, queue=args.queue,
+                        parent_run_id=args.parent, started_after=args.started_after,
+                        started_before=args.started_before, limit=args.limit,
+                        cursor=args.cursor)
     page = shown(args, page)
     next_cursor = page[-1].cursor if len(page) == args.limit else None
     if args.json:
@@ -31,26 +28,6 @@ def list_runs(args: argparse.Namespace) -> int:
     if next_cursor:
         print(f"more: --cursor {next_cursor}", file=sys.stderr)
     return EXIT_OK
-
-
-def page_of_runs(sq: Squidie, *, status: str | None, workflow: str | None, queue: str | None,
-                 limit: int, cursor: str | None) -> list[RunSummary]:
-    """``limit`` runs from ``cursor`` on. A queue filter goes to ``list_runs`` when it
-    takes one; otherwise pages are scanned and filtered here, and the returned rows'
-    cursors still page correctly."""
-    kwargs: dict[str, Any] = {"status": status, "workflow": workflow}
-    if queue is None or "queue" in inspect.signature(sq.list_runs).parameters:
-        if queue is not None:
-            kwargs["queue"] = queue
-        return sq.list_runs(**kwargs, limit=limit, cursor=cursor)
-    found: list[RunSummary] = []
-    while len(found) < limit:
-        batch = sq.list_runs(**kwargs, limit=max(limit, SCAN_PAGE), cursor=cursor)
-        found += [s for s in batch if s.queue == queue][:limit - len(found)]
-        if len(batch) < max(limit, SCAN_PAGE):
-            break
-        cursor = batch[-1].cursor
-    return found
 
 
 def show(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from squidie.cli import controls, reading
-from squidie.cli.common import view_options
+from squidie.cli.common import moment, view_options
 from squidie.read_model.views import RunStatus
 
 GRAPH_FORMATS = ("text", "mermaid", "dot", "svg")
@@ -23,6 +23,11 @@ def register(sub: Any) -> None:
     ls.add_argument("--status", choices=[s.value for s in RunStatus])
     ls.add_argument("--workflow", metavar="NAME", help="workflow name (dotted path)")
     ls.add_argument("--queue")
+    ls.add_argument("--parent", metavar="RUN_ID", help="only the child runs of this run")
+    ls.add_argument("--started-after", metavar="ISO", type=moment,
+                    help="started at or after this time (ISO 8601 with offset)")
+    ls.add_argument("--started-before", metavar="ISO", type=moment,
+                    help="started before this time (ISO 8601 with offset)")
     ls.add_argument("--limit", type=int, default=50, help="1..1000 (default: 50)")
     ls.add_argument("--cursor", help="the next_cursor of the previous page")
     ls.set_defaults(handler=reading.list_runs)

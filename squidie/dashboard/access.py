@@ -7,7 +7,6 @@ for the request's actor here; pages and JSON never read a view that did not.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +23,6 @@ if TYPE_CHECKING:
 Authorize = Callable[[Any, str, str], bool]
 ACTIONS = ("cancel", "resume", "approve", "reject", "replay")
 MAX_PAGE = 200
-# A queue filter the store cannot apply is applied to pages of this many rows,
-# at most SCAN_PAGES of them per request (the next page resumes the scan).
-SCAN_BATCH = 200
-SCAN_PAGES = 10
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,34 +130,13 @@ class Filters:
         return {k: str(v) for k, v in values.items() if v is not None}
 
 
-def _store_filters_queue(sq: Any) -> bool:
-    return "queue" in inspect.signature(sq.list_runs).parameters
-
-
 def list_page(board: Dashboard, filters: Filters, actor: Any
               ) -> tuple[list[RunSummary], str | None]:
     """One page of runs matching ``filters`` (newest first) and the cursor of the next
     page (None on the last)."""
     sq, want = board.sq, filters.limit
-    query: dict[str, Any] = {"status": filters.status, "workflow": filters.workflow}
-    if filters.queue is None or _store_filters_queue(sq):
-        if filters.queue is not None:
-            query["queue"] = filters.queue
-        rows = sq.list_runs(**query, limit=want + 1, cursor=filters.cursor)
-        more = len(rows) > want
-        rows = rows[:want]
-        return board.shown(rows, actor), rows[-1].cursor if more and rows else None
-    # This store filters by status and workflow only: scan on, keeping the queue's runs.
-    found: list[RunSummary] = []
-    cursor = filters.cursor
-    for _ in range(SCAN_PAGES):
-        batch = sq.list_runs(**query, limit=SCAN_BATCH, cursor=cursor)
-        for row in batch:
-            if row.queue == filters.queue:
-                if len(found) == want:
-                    return board.shown(found, actor), found[-1].cursor
-                found.append(row)
-            cursor = row.cursor
-        if len(batch) < SCAN_BATCH:
-            return board.shown(found, actor), None
-    return board.shown(found, actor), cursor
+    rows = sq.list_runs(status=filters.status, workflow=filters.workflow, queue=filters.queue,
+                        limit=want + 1, cursor=filters.cursor)
+    more = len(rows) > want
+    rows = rows[:want]
+    return board.shown(rows, actor), rows[-1].cursor if more and rows else None

@@ -30,6 +30,7 @@ from squidie.journal.memory_tables import (
     due_now,
     encode_json,
     fenced_row,
+    forget_run,
     held_row,
     load_run,
     maybe_utc,
@@ -50,6 +51,7 @@ from squidie.journal.records import (
     decode_cursor,
     encode_cursor,
 )
+from squidie.journal.retention import TERMINAL_STATUSES
 from squidie.journal.schema import LIVE_STATUSES, SCHEMA_VERSION
 from squidie.journal.transactions import INSTALL_HINT
 from squidie.journal.wakeups import Wakeups
@@ -285,22 +287,57 @@ class InMemoryStore:
 
     # -- catalog --------------------------------------------------------------
 
-    def list_runs(self, *, status: str | None, workflow: str | None, limit: int,
-                  cursor: str | None) -> RunPage:
-        """A page of the run catalog, newest first, keyset-paginated."""
+    def list_runs(
+        self, *, status: str | None, workflow: str | None, limit: int, cursor: str | None,
+        queue: str | None = None, started_after: datetime | None = None,
+        started_before: datetime | None = None, parent_run_id: str | None = None,
+    ) -> RunPage:
+        """A page of the run catalog, newest first, keyset-paginated; every filter given
+        must hold (``started_after`` inclusive, ``started_before`` exclusive)."""
         if limit < 1:
             raise InvalidOption(f"limit must be >= 1, got {limit}")
         after = decode_cursor(cursor) if cursor is not None else None
+        low = utc(started_after) if started_after is not None else None
+        high = utc(started_before) if started_before is not None else None
         with self._ready() as t:
             found = [r for r in t.runs.values()
                      if (status is None or r.status == status)
                      and (workflow is None or r.workflow == workflow)
+                     and (queue is None or r.queue == queue)
+                     and (parent_run_id is None or r.parent_run_id == parent_run_id)
+                     and (low is None or r.started_at >= low)
+                     and (high is None or r.started_at < high)
                      and (after is None or (r.started_at, r.run_id) < after)]
         found.sort(key=lambda r: (r.started_at, r.run_id), reverse=True)
         page = found[:limit]
         more = len(found) > limit
         return RunPage(runs=page, next_cursor=encode_cursor(page[-1].started_at,
                                                             page[-1].run_id) if more else None)
+
+    def purge_batch(self, *, finished_before: datetime, statuses: Sequence[str],
+                    batch: int) -> int:
+        """Delete up to ``batch`` terminal runs that ended before ``finished_before``
+        and have no live child, with everything stored for them; how many went."""
+        wanted = set(statuses) & set(TERMINAL_STATUSES)
+        cutoff = utc(finished_before)
+        with self._ready() as t:
+            live_parents = {r.parent_run_id for r in t.runs.values() if r.terminal_at is None}
+            gone = sorted((r for r in t.runs.values()
+                           if r.terminal_at is not None and r.terminal_at < cutoff
+                           and r.status in wanted and r.run_id not in live_parents),
+                          key=lambda r: r.terminal_at or cutoff)[:max(batch, 0)]
+            for run in gone:
+                forget_run(t, run.run_id)
+            return len(gone)
+
+    def set_definition(self, run_id: str, *, workflow: str,
+                       definition_version: str | None) -> None:
+        """Point a run's catalog row at another workflow identity and version."""
+        with self._ready() as t:
+            run = t.runs.get(run_id)
+            if run is not None:
+                t.runs[run_id] = replace(run, workflow=workflow,
+                                         definition_version=definition_version)
 
     def delete_checkpoints(self, run_id: str | None = None) -> int:
         """Drop checkpoints (of one run, or all); returns how many went."""

@@ -269,3 +269,16 @@ def wake_waiting(t: MemoryTables, run_id: str, keys: tuple[str, ...],
             t.update_attempt(row, due_at=now)
             queues.add(row.queue)
     return sorted(queues)
+
+
+def forget_run(t: MemoryTables, run_id: str) -> None:
+    """Delete a run and everything stored for it (retention)."""
+    t.runs.pop(run_id, None)
+    t.journal.pop(run_id, None)
+    t.checkpoints.pop(run_id, None)
+    for attempt_id in t.attempts_of_run.pop(run_id, []):
+        row = t.attempts.pop(attempt_id, None)
+        if row is not None:
+            t.live_by_queue.get(row.queue, {}).pop(attempt_id, None)
+    for key in [k for k, r in t.commands.items() if r.run_id == run_id]:
+        del t.commands[key]

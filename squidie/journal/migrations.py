@@ -13,11 +13,20 @@ from collections.abc import Callable
 from sqlalchemy import Connection, insert, select, text, update
 
 from squidie.errors import ConfigError
-from squidie.journal.schema import SCHEMA_VERSION, metadata, schema_table
+from squidie.journal.schema import SCHEMA_2_INDEXES, SCHEMA_VERSION, metadata, runs, schema_table
 
 COMPONENT = "squidie"
+
+
+def _catalog_indexes(conn: Connection) -> None:
+    """Version 2: indexes for list_runs by queue and parent, and for purge."""
+    for index in runs.indexes:
+        if index.name in SCHEMA_2_INDEXES:
+            index.create(conn, checkfirst=True)
+
+
 # version -> step that brings a database from version-1 to version.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _catalog_indexes}
 _PG_INSTALL_LOCK = 0x5D1E_0001
 
 

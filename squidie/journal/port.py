@@ -106,9 +106,23 @@ class JournalStore(Protocol):
         """When the next live attempt of ``queue`` becomes claimable."""
 
     def list_runs(
-        self, *, status: str | None, workflow: str | None, limit: int, cursor: str | None
+        self, *, status: str | None, workflow: str | None, limit: int, cursor: str | None,
+        queue: str | None = None, started_after: datetime | None = None,
+        started_before: datetime | None = None, parent_run_id: str | None = None,
     ) -> RunPage:
-        """A page of the run catalog, newest first, keyset-paginated."""
+        """A page of the run catalog, newest first, keyset-paginated; every filter given
+        must hold (``started_after`` inclusive, ``started_before`` exclusive)."""
+
+    def purge_batch(self, *, finished_before: datetime, statuses: Sequence[str],
+                    batch: int) -> int:
+        """Delete up to ``batch`` terminal runs (``statuses``) that ended before
+        ``finished_before`` and have no live child, with everything stored for them,
+        in one short transaction; returns how many went. Never a live run."""
+
+    def set_definition(self, run_id: str, *, workflow: str,
+                       definition_version: str | None) -> None:
+        """Point a run's catalog row at another workflow identity and version (after
+        its journal recorded the move)."""
 
     def delete_checkpoints(self, run_id: str | None = None) -> int:
         """Drop checkpoints (of one run, or all); returns how many went."""

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LIVE_STATUSES = ("visible", "claimed", "finished")
 
 
@@ -85,7 +85,17 @@ runs = Table(
     Index("squidie_runs_status_recent", "status", "started_at", "run_id"),
     Index("squidie_runs_workflow_recent", "workflow", "started_at", "run_id"),
     Index("squidie_runs_parent", "parent_run_id"),
+    # Schema 2: list_runs(queue=, parent_run_id=) page by index; purge finds
+    # terminal runs by when they ended.
+    Index("squidie_runs_queue_recent", "queue", "started_at", "run_id"),
+    Index("squidie_runs_parent_recent", "parent_run_id", "started_at", "run_id"),
+    Index("squidie_runs_terminal", "terminal_at", postgresql_where=text("terminal_at IS NOT NULL"),
+          sqlite_where=text("terminal_at IS NOT NULL")),
 )
+
+#: Indexes added by schema version 2 (created in place on upgrade).
+SCHEMA_2_INDEXES = ("squidie_runs_queue_recent", "squidie_runs_parent_recent",
+                    "squidie_runs_terminal")
 
 journal = Table(
     "squidie_journal",

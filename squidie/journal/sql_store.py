@@ -42,6 +42,7 @@ from squidie.journal.records import (
     decode_cursor,
     encode_cursor,
 )
+from squidie.journal.retention import purge_batch
 from squidie.journal.schema import (
     LIVE_STATUSES,
     attempts,
@@ -593,16 +594,25 @@ class SqlStore:
     # -- catalog ------------------------------------------------------------
 
     def list_runs(
-        self, *, status: str | None, workflow: str | None, limit: int, cursor: str | None
+        self, *, status: str | None, workflow: str | None, limit: int, cursor: str | None,
+        queue: str | None = None, started_after: datetime | None = None,
+        started_before: datetime | None = None, parent_run_id: str | None = None,
     ) -> RunPage:
-        """A page of the run catalog, newest first, keyset-paginated."""
+        """A page of the run catalog, newest first, keyset-paginated; every filter given
+        must hold (``started_after`` inclusive, ``started_before`` exclusive)."""
         if limit < 1:
             raise InvalidOption(f"limit must be >= 1, got {limit}")
         query = select(runs).order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
-        if status is not None:
-            query = query.where(runs.c.status == status)
-        if workflow is not None:
-            query = query.where(runs.c.workflow == workflow)
+        # Each equality filter has an index ending in (started_at, run_id): a page is
+        # an index range read, whatever the depth of the cursor.
+        for column, value in ((runs.c.status, status), (runs.c.workflow, workflow),
+                              (runs.c.queue, queue), (runs.c.parent_run_id, parent_run_id)):
+            if value is not None:
+                query = query.where(column == value)
+        if started_after is not None:
+            query = query.where(runs.c.started_at >= started_after)
+        if started_before is not None:
+            query = query.where(runs.c.started_at < started_before)
         if cursor is not None:
             started_at, run_id = decode_cursor(cursor)
             query = query.where(tuple_(runs.c.started_at, runs.c.run_id) < (started_at, run_id))
@@ -614,6 +624,22 @@ class SqlStore:
             last = records[-1]
             next_cursor = encode_cursor(last.started_at, last.run_id)
         return RunPage(runs=records, next_cursor=next_cursor)
+
+    def purge_batch(self, *, finished_before: datetime, statuses: Sequence[str],
+                    batch: int) -> int:
+        """Delete up to ``batch`` terminal runs that ended before ``finished_before``
+        and have no live child (journal, checkpoint, attempts, command receipts) in
+        one short transaction; returns how many went."""
+        return len(self._run(lambda conn, _: purge_batch(
+            conn, finished_before=finished_before, statuses=statuses, batch=batch)))
+
+    def set_definition(self, run_id: str, *, workflow: str,
+                       definition_version: str | None) -> None:
+        """Point a run's catalog row at another workflow identity and version (after
+        its journal recorded the move)."""
+        stmt = (update(runs).where(runs.c.run_id == run_id)
+                .values(workflow=workflow, definition_version=definition_version))
+        self._run(lambda conn, _: conn.execute(stmt))
 
     def delete_checkpoints(self, run_id: str | None = None) -> int:
         """Drop checkpoints (of one run, or all); returns how many went."""

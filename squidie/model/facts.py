@@ -279,6 +279,21 @@ class ChildrenAwaited:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DefinitionUnavailable:
+    """A worker claimed an attempt of the run but does not define the run's workflow
+    version (or cannot import it); it handed the attempt back."""
+
+    KIND: ClassVar[str] = "definition_unavailable"
+    workflow: str
+    version: str | None = None
+    message: str | None = None
+    import_error: str | None = None
+    defined_versions: list[str | None] | None = None
+    owner_id: str | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _DynamicWork:
     """A checked dynamic work proposal (what both dynamic work facts carry)."""
 
@@ -287,6 +302,26 @@ class _DynamicWork:
     nodes: list[JsonDict]
     edges: list[JsonDict]
     reason: str | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunMigrated:
+    """The run was moved onto another definition (``migrate_run``): it executes on
+    ``workflow`` version ``definition_version`` from here on; ``step_map`` renamed
+    its steps, and a paused step leads to ``manual_targets`` now."""
+
+    KIND: ClassVar[str] = "run_migrated"
+    workflow: str
+    definition_version: str | None = None
+    fingerprint: str | None = None
+    from_workflow: str | None = None
+    from_version: str | None = None
+    from_fingerprint: str | None = None
+    step_map: JsonDict | None = None
+    manual_targets: JsonDict | None = None
+    manual_output_key: str | None = None
+    event: JsonDict | None = None
     at: str | None = None
 
 
@@ -307,6 +342,19 @@ class DynamicWorkScheduled(_DynamicWork):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunForked:
+    """This run is a fork of ``from_run_id`` from ``from_step``: the steps in
+    ``reused_steps`` count as completed (their recorded outputs are in the
+    starting context) and the run goes on from ``from_step``."""
+
+    KIND: ClassVar[str] = "run_forked"
+    from_run_id: str
+    from_step: str
+    reused_steps: list[str] | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UnknownFact:
     """A fact of a kind this release does not know, kept as it was stored."""
 
@@ -324,13 +372,14 @@ Fact = (RunStarted | RunnableScheduled | AttemptFinished | OutcomeApplied | Step
         | AttemptWithdrawn | RunCompleted | RunFailed | RunCancelled | StatusChanged | Audit
         | Routed | Paused | ManualResolved | CommandRecorded | CompensationStarted
         | Compensated | ChildStarted | ChildrenAwaited | DynamicWorkRecorded
-        | DynamicWorkScheduled | UnknownFact)
+        | DynamicWorkScheduled | DefinitionUnavailable | RunMigrated | RunForked
+        | UnknownFact)
 
 KnownFact = (RunStarted | RunnableScheduled | AttemptFinished | OutcomeApplied | StepCompleted
              | AttemptWithdrawn | RunCompleted | RunFailed | RunCancelled | StatusChanged
              | Audit | Routed | Paused | ManualResolved | CommandRecorded | CompensationStarted
              | Compensated | ChildStarted | ChildrenAwaited | DynamicWorkRecorded
-             | DynamicWorkScheduled)
+             | DynamicWorkScheduled | DefinitionUnavailable | RunMigrated | RunForked)
 
 KINDS: dict[str, type[KnownFact]] = {
     cls.KIND: cls for cls in (
@@ -338,6 +387,7 @@ KINDS: dict[str, type[KnownFact]] = {
         AttemptWithdrawn, RunCompleted, RunFailed, RunCancelled, StatusChanged, Audit, Routed,
         Paused, ManualResolved, CommandRecorded, CompensationStarted, Compensated,
         ChildStarted, ChildrenAwaited, DynamicWorkRecorded, DynamicWorkScheduled,
+        DefinitionUnavailable, RunMigrated, RunForked,
     )
 }
 

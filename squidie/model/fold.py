@@ -19,6 +19,7 @@ from squidie.model.facts import (
     Compensated,
     CompensationStarted,
     CorruptFact,
+    DefinitionUnavailable,
     DynamicWorkRecorded,
     DynamicWorkScheduled,
     Fact,
@@ -29,6 +30,8 @@ from squidie.model.facts import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunForked,
+    RunMigrated,
     RunnableScheduled,
     RunStarted,
     StatusChanged,
@@ -119,6 +122,12 @@ def _apply(state: RunState, fact: Fact) -> None:
             _dynamic_work(state, fact, "recorded")
         case DynamicWorkScheduled():
             _dynamic_work(state, fact, "scheduled")
+        case DefinitionUnavailable():
+            _definition_unavailable(state, fact)
+        case RunMigrated():
+            _migrated(state, fact)
+        case RunForked():
+            _forked(state, fact)
         case UnknownFact():
             pass  # kept in the journal for the release that knows it
         case RunStarted():
@@ -189,6 +198,7 @@ def _recorded(state: RunState, fact: AttemptFinished | StepCompleted,
     attempt.owner_id = fact.owner_id
     attempt.claim_id = fact.claim_id
     attempt.error = outcome.error.to_dict() if outcome.error is not None else None
+    state.definition_unavailable = None  # a worker that defines it got to run it
     if state.status == RunStatus.STARTED:
         state.status = RunStatus.RUNNING
     return runnable
@@ -300,6 +310,43 @@ def _compensated(state: RunState, fact: Compensated) -> None:
             entry["error"] = copy_json(fact.error)
             entry["finished_at"] = fact.at
     _append_event(state, fact.event)
+
+
+def _definition_unavailable(state: RunState, fact: DefinitionUnavailable) -> None:
+    """A worker lacked the run's workflow version: remember its report for explain."""
+    state.definition_unavailable = {
+        "workflow": fact.workflow, "version": fact.version, "message": fact.message,
+        "import_error": fact.import_error,
+        "defined_versions": copy_json(fact.defined_versions or []),
+        "owner_id": fact.owner_id, "at": fact.at}
+
+
+def _migrated(state: RunState, fact: RunMigrated) -> None:
+    """The run executes on another definition from here on; renamed steps follow."""
+    state.workflow = fact.workflow
+    state.definition_version = fact.definition_version
+    state.fingerprint = fact.fingerprint
+    state.definition_unavailable = None
+    renames = fact.step_map or {}
+    if renames:
+        state.completed_steps = [renames.get(s, s) for s in state.completed_steps]
+        state.failed_steps = [renames.get(s, s) for s in state.failed_steps]
+        for runnable in state.runnables.values():
+            runnable.step = renames.get(runnable.step, runnable.step)
+    if state.manual is not None:
+        state.manual["step"] = renames.get(state.manual["step"], state.manual["step"])
+        if fact.manual_targets is not None:
+            state.manual["targets"] = copy_json(fact.manual_targets)
+        state.manual["output_key"] = fact.manual_output_key
+    _append_event(state, fact.event)
+
+
+def _forked(state: RunState, fact: RunForked) -> None:
+    """A fork: its reused steps count as completed; the lineage is remembered."""
+    state.forked_from_run_id = fact.from_run_id
+    state.forked_from_step = fact.from_step
+    state.completed_steps.extend(s for s in fact.reused_steps or ()
+                                 if s not in state.completed_steps)
 
 
 def _append_event(state: RunState, event: Any) -> None:

@@ -136,6 +136,12 @@ class RunState:
                     if node["id"] == node_id:
                         return dict(node)
         return None
+    # The newest worker report that this run's workflow version is not defined
+    # where it was claimed; cleared when an attempt of the run ends.
+    definition_unavailable: JsonDict | None = None
+    # Lineage of a fork (``fork_run``): the run and step it was forked from.
+    forked_from_run_id: str | None = None
+    forked_from_step: str | None = None
 
     @property
     def terminal(self) -> bool:

@@ -17,7 +17,11 @@ most actionable first:
    ``Retry(delay=)``) or the successor of a ``wait`` step.
 9. ``attempt_scheduled_for_later``: any other ``visible`` row in the future
    (a first attempt whose visibility lies ahead of ``now``).
-10. With no live work: ``run_started`` (status ``started``, nothing planned),
+10. ``definition_unavailable`` (before 7-9): a worker claimed the next attempt
+    but does not define the run's workflow version (or could not import it), so
+    it handed the attempt back; details name the workflow, the version, the
+    versions that worker defines and the import error.
+11. With no live work: ``run_started`` (status ``started``, nothing planned),
     ``idle`` (status ``idle``: waiting for new runnables) or
     ``waiting_for_dispatch`` (running, yet nothing is scheduled or held).
 
@@ -41,6 +45,7 @@ from squidie.read_model.inspecting import command_history, run_deadline
 from squidie.read_model.views import RunStatus, _View
 from squidie.runtime.clock import iso
 from squidie.runtime.redaction import redact_text
+from squidie.runtime.timeouts import RUN_TIMER_KEY
 from squidie.workflow.spec import StepKind, WorkflowSpec
 
 
@@ -60,6 +65,7 @@ class Reason(StrEnum):
     RUN_STARTED = "run_started"
     WAITING_FOR_DISPATCH = "waiting_for_dispatch"
     WAITING_FOR_CHILDREN = "waiting_for_children"
+    DEFINITION_UNAVAILABLE = "definition_unavailable"
 
 
 NEXT_ACTION = {
@@ -76,6 +82,7 @@ NEXT_ACTION = {
     Reason.RUN_STARTED: "inspect_dispatch_state",
     Reason.WAITING_FOR_DISPATCH: "inspect_dispatch_state",
     Reason.WAITING_FOR_CHILDREN: "inspect_child_runs",
+    Reason.DEFINITION_UNAVAILABLE: "deploy_workflow_version",
 }
 DEADLINE_ACTION = {DeadlineState.DUE_SOON: "inspect_deadline_policy",
                    DeadlineState.OVERDUE: "apply_host_escalation_policy",
@@ -93,6 +100,9 @@ ACTION_HINTS = {
     "wait_for_attempt_completion": "A worker holds the attempt under an unexpired lease.",
     "wait_for_new_runnables": "The run is idle until new work is planned.",
     "inspect_dispatch_state": "Nothing is scheduled or held; check the dispatch table.",
+    "deploy_workflow_version": "Run a worker that defines the run's workflow version "
+                               "(keep the old version's class beside the new one), or "
+                               "migrate the run onto a version the workers define.",
     "inspect_deadline_policy": "A deadline is due soon.",
     "apply_host_escalation_policy": "A deadline has passed; apply the host's escalation.",
     "inspect_child_runs": "The run waits for child runs to end; inspect them "
@@ -171,6 +181,8 @@ def _decide(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecord
     # A visible row is claimable from due_at: its visible_at, or later when a worker
     # handed it back (released it) after claiming it.
     visible = sorted(by_status["visible"], key=lambda r: r.due_at)
+    if visible and state.definition_unavailable is not None:
+        return _unavailable(state, visible[0])
     due = [r for r in visible if r.due_at <= now]
     if due:
         return _row_reason(Reason.ATTEMPT_VISIBLE, due[0], state)
@@ -218,6 +230,15 @@ def _row_reason(reason: Reason, row: AttemptRecord, state: RunState | None = Non
         if row.claims > 0 and state is not None:
             details["handed_back"] = _handed_back(state, row)
     return reason, row.step, details
+
+
+def _unavailable(state: RunState, row: AttemptRecord
+                 ) -> tuple[Reason, str | None, dict[str, Any]]:
+    """A worker claimed the run's next attempt but does not define its workflow version."""
+    _, step, details = _row_reason(Reason.DEFINITION_UNAVAILABLE, row, state)
+    report = dict(state.definition_unavailable or {})
+    details["definition_unavailable"] = report
+    return Reason.DEFINITION_UNAVAILABLE, step, details
 
 
 def _handed_back(state: RunState, row: AttemptRecord) -> dict[str, Any]:
@@ -306,9 +327,19 @@ def _summary(state: RunState, reason: Reason, step: str | None, details: dict[st
         Reason.RUN_STARTED: "The run started but nothing is planned yet",
         Reason.WAITING_FOR_DISPATCH: "The run is live but nothing is scheduled or held",
         Reason.WAITING_FOR_CHILDREN: "The run waits{about} for child runs {children}",
+        Reason.DEFINITION_UNAVAILABLE: "The attempt{about} waits for a worker that defines "
+                                       "the run's workflow version",
     }
     children = ", ".join(str(c.get("child_key")) for c in details.get("children", ()))
     text = texts[reason].format(about=about, children=children)
+    if reason is Reason.DEFINITION_UNAVAILABLE:
+        report = details["definition_unavailable"]
+        text += (f": workflow {report.get('workflow')!r} version {report.get('version')!r} "
+                 f"is not defined in worker {report.get('owner_id')!r} (it defines "
+                 f"{report.get('defined_versions') or 'no version of it'})")
+        if report.get("import_error"):
+            text += f"; import error: {redact_text(str(report['import_error']))}"
+        return text + "."
     if reason in (Reason.DEFERRED_CONTINUATION, Reason.ATTEMPT_SCHEDULED_FOR_LATER):
         text += f" at {iso(details['visible_at'])}"
     if details.get("handed_back"):
@@ -382,6 +413,8 @@ def anomalies(state: RunState, live: list[AttemptRecord], *,
             out.append({"kind": "planned_dispatch_pending_schedule", "step": r.step,
                         "runnable_key": r.key, "attempt_number": r.attempt})
     for row in live:
+        if row.runnable_key == RUN_TIMER_KEY:
+            continue  # a run's timeout timer, not a step
         if (row.runnable_key, row.attempt_number) not in expected:
             out.append({"kind": "stale_dispatch_row", "step": row.step,
                         "runnable_key": row.runnable_key, "attempt_number": row.attempt_number,

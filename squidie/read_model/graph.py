@@ -40,6 +40,9 @@ class RunGraph(_View):
     edges: list[dict[str, Any]]
     child_links: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     dynamic_work_overlays: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    #: Fork lineage: ``forked_from`` (this run's origin) and ``fork`` (runs forked
+    #: from this one), each ``{"type", "run_id", "step"}``.
+    lineage_links: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def node(self, node_id: str) -> dict[str, Any]:
         """The node called ``node_id`` (KeyError when there is none)."""
@@ -120,6 +123,7 @@ def build_graph(
         definition_version=state.definition_version, status=RunStatus(state.status),
         current_node_ids=[n["id"] for n in nodes if n["current"]], nodes=nodes, edges=edges,
         child_links=[{"type": "child_run", **c} for c in children if isinstance(c, dict)],
+        lineage_links=lineage_links(state),
     )
 
 
@@ -131,6 +135,20 @@ def with_family(graph: RunGraph, state: RunState,
     if state.parent_run_id is not None:
         links.insert(0, {"type": "parent_run", "run_id": state.parent_run_id})
     return dataclasses.replace(graph, child_links=links)
+
+
+def lineage_links(state: RunState) -> list[dict[str, Any]]:
+    """The run's fork lineage: where it was forked from, and its forks (audit)."""
+    links = []
+    origin = getattr(state, "forked_from_run_id", None)
+    if origin:
+        links.append({"type": "forked_from", "run_id": origin,
+                      "step": getattr(state, "forked_from_step", None)})
+    for event in state.audit_events:
+        fork = (event.get("metadata") or {}).get("fork_run_id")
+        if event.get("type") == "forked" and fork:
+            links.append({"type": "fork", "run_id": fork, "step": event.get("step")})
+    return links
 
 
 def latest_runnables(state: RunState) -> dict[str, RunnableState]:

@@ -58,7 +58,9 @@ def snapshot(
         parent_run={"run_id": state.parent_run_id} if state.parent_run_id else None,
         child_runs=child_runs(store, state), dynamic_work=dynamic_overlays(state),
         compensations=list(state.compensations),
-        replayed_from_run_id=state.replayed_from_run_id, **history,
+        replayed_from_run_id=state.replayed_from_run_id,
+        forked_from_run_id=state.forked_from_run_id, forked_from_step=state.forked_from_step,
+        **history,
     )
 
 

@@ -90,6 +90,8 @@ class RunSnapshot(_View):
     audit_events: list[dict[str, Any]] | None = None
     command_history: list[dict[str, Any]] | None = None
     compensations: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    forked_from_run_id: str | None = None
+    forked_from_step: str | None = None
 
     @property
     def terminal(self) -> bool:

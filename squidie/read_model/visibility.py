@@ -197,7 +197,8 @@ def _dynamic(items: Any) -> list[dict[str, Any]]:
 
 _SNAPSHOT_SCALARS = frozenset({"run_id", "workflow", "trigger", "queue", "status", "reason",
                                "started_at", "updated_at", "terminal_at", "definition_version",
-                               "revision", "replayed_from_run_id"})
+                               "revision", "replayed_from_run_id", "forked_from_run_id",
+                               "forked_from_step"})
 _COMPENSATION_SAFE = ("step", "key", "compensate", "status", "attempts", "started_at",
                       "finished_at")
 
@@ -285,6 +286,7 @@ def _graph(view: RunGraph, scope: Scope) -> RunGraph:
              for e in view.edges]
     return dataclasses.replace(
         view, nodes=nodes, edges=edges, child_links=_pick_all(view.child_links, _LINK_SAFE),
+        lineage_links=_pick_all(view.lineage_links, ("type", "run_id", "step")),
         dynamic_work_overlays=_dynamic(view.dynamic_work_overlays),
     )
 

@@ -17,7 +17,7 @@ from squidie.errors import (
 from squidie.journal import AttemptRecord, Fence, JournalStore
 from squidie.model import TERMINAL, Audit, ChildStarted, RunCancelled, RunState
 from squidie.runtime.commands import Command
-from squidie.runtime.loading import load_state, resolve_workflow
+from squidie.runtime.loading import load_state, run_definition
 from squidie.runtime.plan import Plan, audit_event
 from squidie.runtime.writing import COMMIT, Commit, write_run
 from squidie.workflow import CompiledWorkflow
@@ -65,7 +65,7 @@ def replay_definition(store: JournalStore, source: RunState,
             f"run {source.run_id} was started from a runtime-authored spec; replay of spec "
             "runs is not supported", run_id=source.run_id)
     try:
-        compiled = resolve_workflow(source.workflow)
+        compiled = run_definition(source.workflow, source.definition_version)
     except SquidieError as exc:
         raise IncompatibleDefinition(
             f"cannot replay run {source.run_id}: workflow {source.workflow!r} cannot be "

@@ -27,7 +27,6 @@ from squidie.runtime import observing
 from squidie.runtime.actions import (
     MissingInput,
     exception_outcome,
-    invoke,
     resolve_input,
 )
 from squidie.runtime.awaiting import children_outcome, park
@@ -53,6 +52,8 @@ from squidie.runtime.heartbeat import KEEPER, Heartbeat, Kept
 from squidie.runtime.loading import definition_for, fold_loaded, load_state
 from squidie.runtime.plan import LeaseTerms, Plan, idempotency_key
 from squidie.runtime.planner import apply_outcome
+from squidie.runtime.timeouts import RUN_TIMER_KEY, expire_run, invoke_within, lease_cap
+from squidie.runtime.versions import note_unavailable
 from squidie.runtime.writing import Commit, write_run
 from squidie.workflow import CompiledWorkflow, StepContext, StepKind
 from squidie.workflow.identifiers import text_problem
@@ -167,15 +168,19 @@ def execute_next(
         state = fold_loaded(loaded)
     if state.parent_run_id is not None and cancel_if_orphaned(store, state, current()):
         return load_state(store, state.run_id)  # its parent's cancel reached it late
+    if attempt.runnable_key == RUN_TIMER_KEY:
+        return expire_run(store, claim, state, current())
     runnable = state.runnables.get(attempt.runnable_key)
     if (state.terminal or runnable is None or runnable.status != "scheduled"
             or runnable.attempt != attempt.attempt_number):
         return _withdraw_stale(store, claim, state, current())
     try:
         compiled = definition_for(state, action_registry)
-    except InvalidOption:
-        # This worker cannot run the run (class not importable here, no action
-        # registry): hand the attempt back instead of sitting on it for a lease.
+    except InvalidOption as exc:
+        # This worker cannot run the run (its version not defined here, class not
+        # importable, no action registry): say so, and hand the attempt back
+        # instead of sitting on it for a lease.
+        note_unavailable(store, state, exc, owner_id, current())
         store.release(attempt_id=attempt.attempt_id, claim_id=claim.claim_id,
                       token_hash=claim.token_hash, visible_at=later(current(), RELEASE_DELAY))
         raise
@@ -261,10 +266,11 @@ def _run_with_heartbeat(
     """
     granted_at = claim.attempt.claimed_at or current()
     held_until = [claim.attempt.lease_expires_at]
+    cap = lease_cap(step, granted_at)  # a step timeout bounds every renewal
 
     def beat() -> bool:
         moment = current()
-        until = later(moment, lease_for)
+        until = later(moment, lease_for) if cap is None else min(later(moment, lease_for), cap)
         if heartbeat_interval is None:
             until = min(until, later(granted_at, lease_for))
             if held_until[0] is not None and until <= held_until[0]:
@@ -273,8 +279,12 @@ def _run_with_heartbeat(
         return store.heartbeat(attempt_id=claim.attempt.attempt_id, claim_id=claim.claim_id,
                                token_hash=claim.token_hash, now=moment, lease_until=until)
 
+    if cap is not None and (held_until[0] is None or held_until[0] > cap):
+        held_until[0] = cap  # the claim's own lease may not outlast the timeout either
+        store.heartbeat(attempt_id=claim.attempt.attempt_id, claim_id=claim.claim_id,
+                        token_hash=claim.token_hash, now=current(), lease_until=cap)
     if heartbeat_interval is None and not handed_off:
-        return invoke(step, action, step_input, ctx)
+        return invoke_within(step, action, step_input, ctx)
     renewal: Heartbeat | Kept
     if heartbeat_interval is None:
         # Most handed-off steps end long before this first renewal is due: the
@@ -285,7 +295,7 @@ def _run_with_heartbeat(
             else heartbeat_interval
         renewal = Heartbeat(beat, interval)
     with renewal as heartbeat:
-        outcome = invoke(step, action, step_input, ctx)
+        outcome = invoke_within(step, action, step_input, ctx)
     if heartbeat.lost.is_set():
         raise LeaseLost(f"lease on attempt {claim.attempt.attempt_id!r} was lost while the "
                         "step ran; its result was discarded")

@@ -9,7 +9,12 @@ from squidie.errors import InvalidOption, WorkflowDefinitionError
 from squidie.journal import JournalStore, LoadedRun
 from squidie.model import RunState, fold_stored
 from squidie.workflow import CompiledWorkflow, Workflow, WorkflowSpec, compile_spec
-from squidie.workflow.base import defined_workflow
+from squidie.workflow.base import (
+    defined_version,
+    defined_versions,
+    defined_workflow,
+    workflow_identity,
+)
 from squidie.workflow.paths import import_path, workflow_path
 from squidie.workflow.quoting import brief
 from squidie.workflow.specs import spec_shape
@@ -76,11 +81,16 @@ def resolve_workflow(ref: Any, *, allow_import: bool = True) -> CompiledWorkflow
 
 
 def workflow_ref(ref: Any) -> str:
-    """The dotted path identifying a workflow class or path."""
+    """The identity runs of a workflow are catalogued under: a class's ``name`` (its
+    dotted path when it sets none); a string as given, or the identity of the class
+    defined in this process at that path."""
     if isinstance(ref, type):
+        if issubclass(ref, Workflow) and hasattr(ref, "__squidie__"):
+            return workflow_identity(ref)
         return workflow_path(ref)
     if isinstance(ref, str):
-        return ref
+        local = _defined_at_path(ref)
+        return workflow_identity(local) if local is not None else ref
     raise InvalidOption(f"workflow must be a Workflow class or a dotted path, got {brief(ref)}")
 
 
@@ -104,7 +114,49 @@ def definition_for(state: RunState, action_registry: Mapping[str, Any] | None) -
                 + "; ".join(exc.problems), problems=exc.problems, run_id=state.run_id,
                 reason="definition_unavailable",
             ) from exc
-    return resolve_workflow(state.workflow)
+    return run_definition(state.workflow, state.definition_version, run_id=state.run_id)
+
+
+def _defined_at_path(path: str) -> type[Workflow] | None:
+    cls = defined_workflow(path)
+    return cls if cls is not None and workflow_path(cls) == path else None
+
+
+def run_definition(workflow: str, version: str | None, *, run_id: str | None = None
+                   ) -> CompiledWorkflow:
+    """The definition of version ``version`` of ``workflow`` (a run's identity), as
+    defined in this process: a class defined under that name and version, or else
+    the class importable at that path when it declares that version.
+
+    InvalidOption with ``reason="definition_unavailable"`` (naming the workflow, the
+    version, the versions this process does define and the import error, if any)
+    when this process does not define it: the caller hands the work back, so a
+    worker that defines it can run it.
+    """
+    import_error = None
+    try:
+        compiled = resolve_workflow(workflow)
+    except InvalidOption as exc:
+        import_error = exc.__cause__ or exc
+        compiled = None
+    if compiled is not None and compiled.spec.version == version:
+        return compiled
+    cls = defined_version(workflow, version)  # a version defined beside the newest
+    if cls is not None:
+        return cls.definition()
+    available = defined_versions(workflow)
+    if compiled is not None and compiled.spec.version not in available:
+        available.append(compiled.spec.version)
+    detail = {"workflow": workflow, "version": version,
+              "defined_versions": available,
+              "import_error": None if import_error is None else
+              f"{type(import_error).__name__}: {import_error}"}
+    about = f"run {run_id} " if run_id else ""
+    raise InvalidOption(
+        f"{about}needs workflow {brief(workflow)} version {brief(version)}, which this "
+        f"process does not define (versions defined here: {available or 'none'}"
+        + (f"; {detail['import_error']}" if import_error is not None else "") + ")",
+        reason="definition_unavailable", run_id=run_id, **detail)
 
 
 def definition_shape(state: RunState) -> WorkflowSpec:
@@ -112,4 +164,4 @@ def definition_shape(state: RunState) -> WorkflowSpec:
     run's actions: for decisions that do not execute steps."""
     if state.spec is not None:
         return spec_shape(state.spec)
-    return resolve_workflow(state.workflow).spec
+    return run_definition(state.workflow, state.definition_version, run_id=state.run_id).spec

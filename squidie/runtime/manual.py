@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from squidie.errors import IncompatibleDefinition, InvalidTransition, SquidieError
+from squidie.errors import IncompatibleDefinition, InvalidOption, InvalidTransition, SquidieError
 from squidie.model import ManualResolved, RunFailed, RunState
 from squidie.runtime.commands import Command
-from squidie.runtime.loading import resolve_workflow
+from squidie.runtime.loading import run_definition
 from squidie.runtime.plan import Plan, audit_event
 from squidie.runtime.planner import fail_run, finish_if_done, follow
 from squidie.workflow import WorkflowSpec
@@ -79,7 +79,15 @@ def definition(state: RunState) -> tuple[WorkflowSpec | None, dict[str, Any] | N
     try:
         if state.spec is not None:
             return spec_shape(state.spec), None
-        compiled = resolve_workflow(state.workflow)
+        compiled = run_definition(state.workflow, state.definition_version,
+                                  run_id=state.run_id)
+    except InvalidOption as exc:
+        if exc.details.get("reason") == "definition_unavailable":
+            # The run's version is not defined in this process: refuse the command
+            # (nothing is written) rather than fail a run another process can go on with.
+            raise
+        return None, _incompatible(f"workflow {state.workflow!r} of run {state.run_id} cannot "
+                                   f"be loaded: {exc.message}")
     except SquidieError as exc:
         return None, _incompatible(f"workflow {state.workflow!r} of run {state.run_id} cannot "
                                    f"be loaded: {exc.message}")

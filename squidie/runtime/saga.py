@@ -38,7 +38,7 @@ from squidie.model import (
 )
 from squidie.runtime.clock import later
 from squidie.runtime.heartbeat import Heartbeat
-from squidie.runtime.loading import load_state, resolve_workflow
+from squidie.runtime.loading import load_state, run_definition
 from squidie.runtime.plan import Plan, audit_event, idempotency_key
 from squidie.runtime.writing import Commit, write_run
 from squidie.workflow import StepContext, StepSpec, WorkflowSpec
@@ -178,6 +178,6 @@ def _action(state: RunState, ref: str, actions: Mapping[str, Any] | None) -> Any
     if state.spec is not None:
         return None
     try:
-        return resolve_workflow(state.workflow).actions.get(ref)
+        return run_definition(state.workflow, state.definition_version).actions.get(ref)
     except InvalidOption:
         return None

@@ -10,11 +10,12 @@ from typing import Any
 from squidie.errors import InvalidOption, RunIdConflict
 from squidie.events import HUB, committed
 from squidie.journal import Fence, JournalStore, NewFact, NewRun, RunRecord
-from squidie.model import RunStarted, RunState, encode, fold
+from squidie.model import RunForked, RunStarted, RunState, encode, fold
 from squidie.runtime.clock import iso
 from squidie.runtime.loading import load_state
 from squidie.runtime.plan import Plan
-from squidie.runtime.planner import plan_entry
+from squidie.runtime.planner import plan_entry, schedule_step
+from squidie.runtime.timeouts import run_timer
 from squidie.workflow import CompiledWorkflow, validate_payload
 from squidie.workflow.identifiers import text_problem
 from squidie.workflow.quoting import brief
@@ -38,6 +39,7 @@ def start_run(
     audit: list[dict[str, Any]] | None = None,
     fence: Fence | None = None,
     parent_wake: list[str] | None = None,
+    forked: RunForked | None = None,
 ) -> tuple[RunState, bool]:
     """Create a run (or find the one with ``run_id``); returns (state, created).
 
@@ -62,7 +64,11 @@ def start_run(
     )
     state = fold(None, started, 1)
     plan = Plan(state, now)
-    plan_entry(plan, spec)
+    if forked is None:
+        plan_entry(plan, spec)
+    else:  # a fork goes on from its step, its earlier steps counting as done
+        plan.add(forked)
+        schedule_step(plan, spec, spec.step(forked.from_step), delay=0.0)
     facts = [NewFact(kind=started.KIND, data=encode(started)), *plan.stored_facts()]
     state.revision = len(facts)
     record = RunRecord(
@@ -71,7 +77,8 @@ def start_run(
         revision=state.revision, started_at=now, updated_at=now,
     )
     created = store.create_run(
-        NewRun(record=record, facts=facts, attempts=plan.new_attempts(),
+        NewRun(record=record, facts=facts,
+               attempts=[*plan.new_attempts(), *run_timer(run_id, spec.run_timeout, now)],
                checkpoint=state.to_json(), fence=fence)
     )
     if created:

@@ -152,6 +152,7 @@ def compile_workflow(
     resolve_action: ActionResolver,
     path: str | None = None,
     problems: list[str] | None = None,
+    run_timeout: Any = None,
 ) -> CompiledWorkflow:
     """Check declarations and build the workflow; raise listing *every* problem.
 
@@ -167,7 +168,9 @@ def compile_workflow(
     actions: dict[str, Any] = {}
     step_specs = _steps(steps, resolve_action, actions, problems)
     transition_specs = _transitions(transitions, problems)
+    timeout = None if run_timeout is None else seconds(run_timeout, "run_timeout", problems)
     spec = WorkflowSpec(
+        run_timeout=timeout,
         name=name,
         version=None if version is None else str(version),
         trigger=trigger_spec,
@@ -359,7 +362,14 @@ def _step(
             problems.append(f"{where}: log level must be one of {LOG_LEVELS}, "
                             f"got {brief(decl.level)}")
     on_failure, wait_timeout = _await_options(decl, kind, where, problems)
+    timeout = None
+    if decl.timeout is not None:
+        if kind is StepKind.ACTION:
+            timeout = seconds(decl.timeout, f"{where}: timeout", problems)
+        else:
+            problems.append(f"{where}: timeout= applies to action steps only")
     return StepSpec(
+        timeout=timeout,
         name=decl.name,
         kind=kind,
         action=action_ref,

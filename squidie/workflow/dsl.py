@@ -138,6 +138,7 @@ class StepDecl:
     level: Any = None
     on_failure: Any = None
     wait_timeout: Any = None
+    timeout: Any = None
 
 
 def step(
@@ -152,11 +153,17 @@ def step(
     irreversible: bool = False,
     compensatable: bool | None = None,
     deadline: DeadlineDecl | None = None,
+    timeout: Duration | None = None,
 ) -> StepDecl:
-    """A step that runs ``action``: a ``Step`` subclass or a callable ``(input, ctx)``."""
+    """A step that runs ``action``: a ``Step`` subclass or a callable ``(input, ctx)``.
+
+    ``timeout`` (seconds or a timedelta): an attempt still running that long after
+    it was claimed fails with error code ``step_timeout`` (retried per ``retry``),
+    even while it heartbeats; whatever it returns later is discarded.
+    """
     return StepDecl(
         name, "action", action, input, output, retry, after, deadline,
-        compensate, irreversible, compensatable,
+        compensate, irreversible, compensatable, timeout=timeout,
     )
 
 

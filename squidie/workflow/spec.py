@@ -173,6 +173,7 @@ class StepSpec:
     # and how long the step waits for every child to end (seconds).
     on_failure: str | None = None
     wait_timeout: float | None = None
+    timeout: float | None = None
 
     @property
     def max_attempts(self) -> int:
@@ -205,6 +206,7 @@ class StepSpec:
             "level": self.level,
             "on_failure": self.on_failure,
             "wait_timeout": self.wait_timeout,
+            "timeout": self.timeout,
         }
         out.update({k: v for k, v in optional.items() if v is not None})
         return out
@@ -253,6 +255,7 @@ class WorkflowSpec:
     trigger: TriggerSpec
     steps: tuple[StepSpec, ...]
     transitions: tuple[TransitionSpec, ...] = ()
+    run_timeout: float | None = None
     _by_name: dict[str, StepSpec] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -301,6 +304,7 @@ class WorkflowSpec:
             "trigger": self.trigger.to_dict(),
             "steps": [s.to_dict() for s in self.steps],
             "transitions": [t.to_dict() for t in self.transitions],
+            **({"run_timeout": self.run_timeout} if self.run_timeout is not None else {}),
         }
 
     def fingerprint(self) -> str:

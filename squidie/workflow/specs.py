@@ -27,7 +27,7 @@ from squidie.workflow.spec import WorkflowSpec
 
 _STEP_KEYS = {"name", "action", "kind", "input", "output", "retry", "after", "deadline",
               "compensate", "irreversible", "compensatable", "duration", "message", "level",
-              "on_failure", "wait_timeout"}
+              "on_failure", "wait_timeout", "timeout"}
 
 
 def compile_spec(spec: Any, *, action_registry: Mapping[str, Any]) -> CompiledWorkflow:
@@ -56,6 +56,7 @@ def _parts(spec: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
         steps=[_step(raw, i, problems) for i, raw in enumerate(_list(spec, "steps", problems))],
         transitions=[_transition(raw, i, problems)
                      for i, raw in enumerate(_list(spec, "transitions", problems))],
+        run_timeout=spec.get("run_timeout"),
     )
 
 
@@ -129,7 +130,7 @@ def _step(raw: Any, index: int, problems: list[str]) -> Any:
         raw.get("output"), retry, raw.get("after"), deadline, raw.get("compensate"),
         raw.get("irreversible", False), raw.get("compensatable"), raw.get("duration"),
         raw.get("message"), raw.get("level", "info" if raw.get("kind") == "log" else None),
-        raw.get("on_failure"), raw.get("wait_timeout"),
+        raw.get("on_failure"), raw.get("wait_timeout"), raw.get("timeout"),
     )
 
 

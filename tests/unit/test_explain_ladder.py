@@ -12,7 +12,7 @@ import pytest
 
 from squidie import Squidie
 from squidie.journal import AttemptRecord, InMemoryStore, NewFact, NewRun, RunRecord
-from squidie.model import AttemptWithdrawn, StatusChanged
+from squidie.model import AttemptWithdrawn, DefinitionUnavailable, StatusChanged
 from squidie.read_model.explain import Reason, explain
 from squidie.runtime.clock import iso
 from squidie.runtime.loading import load_state, resolve_workflow
@@ -121,6 +121,16 @@ def _waiting_for_children(sq: Squidie, clock: FakeClock) -> tuple[str, datetime]
     return parent.run_id, clock.now()
 
 
+def _definition_unavailable(sq: Squidie, clock: FakeClock) -> tuple[str, datetime]:
+    run = sq.start(Sequence3)
+    plan = Plan(load_state(sq.store, run.run_id), clock.now())
+    # What a worker lacking the run's version reports as it hands the attempt back.
+    plan.add(DefinitionUnavailable(workflow="tests.test_graph_workflows.Sequence3",
+                                   version="9", defined_versions=["1"], owner_id="old"))
+    plan.commit(sq.store)
+    return run.run_id, clock.now()
+
+
 LADDER: dict[Reason, Callable[[Squidie, FakeClock], tuple[str, datetime]]] = {
     Reason.TERMINAL: _terminal,
     Reason.MANUAL_INTERVENTION_REQUIRED: _manual,
@@ -135,6 +145,7 @@ LADDER: dict[Reason, Callable[[Squidie, FakeClock], tuple[str, datetime]]] = {
     Reason.RUN_STARTED: _started,
     Reason.WAITING_FOR_DISPATCH: _withdrawn_with_status("running"),
     Reason.WAITING_FOR_CHILDREN: _waiting_for_children,
+    Reason.DEFINITION_UNAVAILABLE: _definition_unavailable,
 }
 
 
