@@ -24,6 +24,7 @@ import squidie
 from squidie.cron.windows import CronSchedule, iso_z
 from squidie.errors import SquidieError, StorageError
 from squidie.journal.schema import attempts, journal, runs, schedules
+from squidie.model import SUCCESS_KINDS, applied_success
 from squidie.testing import all_runs
 from squidie.testing.owned import OwnedPostgres
 from tests import workflows_restart as wf
@@ -232,10 +233,11 @@ def verify(sq: squidie.Squidie, plan: dict[str, type[Any]], first_cursor: dateti
             select(runs.c.run_id, runs.c.workflow, runs.c.status))}
         for run_id, kind, data in conn.execute(select(
                 journal.c.run_id, journal.c.kind, journal.c.data).where(journal.c.kind.in_(
-                    ("outcome_applied", "paused", "manual_resolved")))):
-            if kind == "outcome_applied" and data.get("ok"):
-                applied[(run_id, data["key"])] += 1
-            elif kind == "outcome_applied":
+                    (*SUCCESS_KINDS, "paused", "manual_resolved")))):
+            key = applied_success(kind, data)
+            if key is not None:
+                applied[(run_id, key)] += 1
+            elif kind == "outcome_applied":  # a failed attempt applied (retry or failure)
                 failures[run_id] += 1
             else:
                 gates[kind][(run_id, data["step"])] += 1

@@ -7,6 +7,8 @@ one command history for inspect and explain (issue 8, items 6, 11, 13, 16, 19, 2
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -373,3 +375,28 @@ def test_child_ids_of_runs_with_colons_do_not_meet(sq: Squidie) -> None:
     a = load_state(sq.store, sq.start(Plain, run_id="a:b").run_id)
     b = load_state(sq.store, sq.start(Plain, run_id="a").run_id)
     assert child_run_id(sq.store, a, "c") != child_run_id(sq.store, b, "b:c")
+
+
+def test_a_worker_that_hands_an_attempt_back_goes_on_without_backing_off(
+        sq: Squidie) -> None:
+    # A run this worker cannot execute (its registry lacks the spec's action) sits in
+    # the queue ahead of runs it can: handing it back is no failure to back off from.
+    errors: list[BaseException] = []
+    sq.start_spec(spec("ship"), "go", {}, action_registry=SHIP)
+    runs = [sq.start(Plain, payload={"n": n}) for n in range(5)]
+    worker = sq.worker("partial", action_registry={"other": SHIP["ship"]},
+                       on_error=errors.append, idle_min=0.01, idle_max=0.05)
+    thread = threading.Thread(target=worker.run, kwargs={"install_signal_handlers": False})
+    started = time.monotonic()
+    thread.start()
+    try:
+        while time.monotonic() - started < 10:
+            if all(sq.inspect_run(r.run_id).status == RunStatus.COMPLETED for r in runs):
+                break
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
+    assert all(sq.inspect_run(r.run_id).status == RunStatus.COMPLETED for r in runs)
+    assert errors == []  # no failed call reported, so no back-off taken
+    assert time.monotonic() - started < 5

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from squidie.errors import LeaseLost
+from squidie.errors import InvalidOption, LeaseLost
 
 log = logging.getLogger("squidie.worker")
 
@@ -136,6 +136,12 @@ class Worker:
                 log.warning("worker %s: %s", owner, exc)
                 result = True
             except Exception as exc:  # storage down, misconfiguration: report, back off
+                if handed_back(exc):
+                    # This worker lacks the run's workflow version (or an action of it):
+                    # the attempt went back to a worker that has it. Nothing is wrong
+                    # here, so no back-off: go on with the work this worker can do.
+                    log.info("worker %s: handed back: %s", owner, exc)
+                    continue
                 failures += 1
                 delay = error_backoff(failures, self.error_min, self.error_max)
                 self._report(owner, exc, failures, delay)
@@ -167,6 +173,13 @@ class Worker:
         else:
             log.warning("worker %s: execute_next failed %d times in a row (%s: %s); "
                         "retrying in %.2f s", owner, failures, type(exc).__name__, exc, delay)
+
+
+def handed_back(exc: BaseException) -> bool:
+    """Whether ``exc`` says a claimed attempt was handed back because this worker does
+    not define the run's workflow version or one of its actions."""
+    return (isinstance(exc, InvalidOption)
+            and exc.details.get("reason") == "definition_unavailable")
 
 
 def error_backoff(failures: int, base: float, cap: float,
