@@ -94,8 +94,8 @@ def _system_packages(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["ci"])
 def resilience(session: nox.Session) -> None:
-    """Crash, restart, lease-expiry, skewed-clock and connection-cut scenarios
-    (`-- --postgres container` runs them against PostgreSQL in a container)."""
+    """Crash, restart, lease-expiry, skewed-clock, connection-cut and deploy-mid-run
+    scenarios (`-- --postgres container` runs them against PostgreSQL in a container)."""
     _system_packages(session)
     _harness(session, "harness.resilience", env=CONTAINER_ENV)
 

@@ -11,11 +11,17 @@ Worker processes drain a backlog while the harness
    while steps that outlast the lease heartbeat (a skewed worker must not take
    a live claim, nor run a ``wait`` step's successor early);
 4. cuts the workers' database connections (``pg_terminate_backend``) while steps
-   run.
+   run;
+5. deploys mid-run: while runs of version 1 of a workflow wait between steps,
+   restarts every worker (SIGTERM, one at a time) with version 2 defined beside
+   version 1 (:mod:`harness.resilience_workflows_v2`), then starts runs on
+   version 2.
 
 At the end every run must be completed and every step applied exactly once;
-in phases 3 and 4, which kill no process, every step body must have run exactly
-once (see :mod:`harness.resilience_checks`). Progress is printed as it goes;
+in phases 3 to 5, which kill no process, every step body must have run exactly
+once; every version 1 run must have ended on version 1 (its snapshot's
+``definition_version`` and its steps), partly run by the deployed workers, and
+every later run on version 2 (see :mod:`harness.resilience_checks`). Progress is printed as it goes;
 ``harness/out/resilience.png`` draws completed runs over time with the
 disruptions marked.
 
@@ -45,16 +51,18 @@ from sqlalchemy.engine import make_url
 
 import squidie
 from harness.resilience_chart import COLOURS, SPANS, chart
-from harness.resilience_checks import Expect, read_bodies, verify
+from harness.resilience_checks import DEPLOYED_OWNER, Expect, read_bodies, verify
 from harness.resilience_worker import LEASE, SKEW, SkewUnavailable, faketime_env
 from harness.resilience_workflows import (
     HAUL_SECONDS,
     Gated,
     Haul,
     LongHaul,
+    Parcel,
     Reviewed,
     Shipment,
 )
+from harness.resilience_workflows_v2 import ParcelV2
 from squidie.errors import SquidieError, StorageError
 from squidie.testing import all_runs
 from squidie.testing.owned import KINDS, own_postgres
@@ -64,6 +72,8 @@ ROOT = Path(__file__).parent.parent
 MANUAL_RUNS = 20  # of each: paused runs, runs awaiting approval
 PHASE_RUNS = 40  # Shipment runs in each of the skew and cut phases
 HAULS = 3  # runs with a step outlasting the lease, in each of the skew and cut phases
+DEPLOY_RUNS = 30  # runs of each version in the deploy phase
+V2_MODULE = "harness.resilience_workflows_v2"
 
 SHIP = Expect(applied=frozenset({"label", "pack", "invoice", "dispatch"}))
 GATED = Expect(applied=frozenset({"prepare", "release"}), gates=frozenset({"hold"}),
@@ -76,6 +86,10 @@ HAUL = Expect(applied=frozenset({"load", "haul", "cool_off", "unload"}),
               builtin=frozenset({"cool_off"}), strict=True, waits=(("haul", "unload"),))
 CUT_HAUL = Expect(applied=frozenset({"load", "haul", "unload"}), strict=True)
 STRICT_SHIP = Expect(applied=SHIP.applied, strict=True)
+PARCEL_V1 = Expect(applied=frozenset({"label", "settle", "deliver"}),
+                   builtin=frozenset({"settle"}), strict=True, version="1")
+PARCEL_V2 = Expect(applied=frozenset({"label", "settle", "courier", "notify"}),
+                   builtin=frozenset({"settle"}), strict=True, version="2")
 
 TERMINATE_WORKER_BACKENDS = text(
     "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -101,6 +115,7 @@ class Scenario:
         self.plan: dict[str, Expect] = {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.next_worker = 0
+        self.defines: list[str] = []  # modules workers import beside resilience_workflows
         self.bodies = OUT / "resilience-bodies"
         self.logs = OUT / "resilience-workers"
         for directory in (self.bodies, self.logs):
@@ -131,7 +146,8 @@ class Scenario:
 
     def spawn_worker(self, *, skewed: bool = False) -> str:
         self.next_worker += 1
-        owner = f"{'skewed-' if skewed else ''}worker-{self.next_worker}"
+        prefix = "skewed-" if skewed else DEPLOYED_OWNER if self.defines else ""
+        owner = f"{prefix}worker-{self.next_worker}"
         url = make_url(self.url).update_query_dict({"application_name": f"resilience-{owner}"})
         command = [sys.executable, "-m", "harness.resilience_worker",
                    url.render_as_string(hide_password=False), owner,
@@ -139,6 +155,8 @@ class Scenario:
         env = dict(self.skewed_env if skewed else os.environ)
         if skewed:
             command += ["--skew", str(SKEW)]
+        for module in self.defines:
+            command += ["--define", module]
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         with open(self.logs / f"{owner}.log", "wb") as log:
             self.procs[owner] = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
@@ -350,6 +368,7 @@ def run_scenario(scenario: Scenario, runs: int) -> None:
 
     skew_phase(scenario)
     cut_phase(scenario)
+    deploy_phase(scenario)
 
 
 def skew_phase(scenario: Scenario) -> None:
@@ -393,6 +412,32 @@ def cut_phase(scenario: Scenario) -> None:
         scenario.note(f"pg_terminate_backend: cut {cut} worker connections "
                       f"({running} hauls mid-step)", "cut")
     scenario.wait_completed("cut-")
+
+
+def deploy_phase(scenario: Scenario) -> None:
+    """Deploy version 2 beside version 1 while version 1 runs are in flight.
+
+    The version 1 runs have applied their first step and sit in a wait when every
+    worker is replaced, one at a time (SIGTERM, then a worker that also imports
+    the version 2 module): only the new workers can finish them. Runs started after
+    the deploy are on version 2.
+    """
+    v1 = scenario.start_runs(Parcel, "deploy-v1", DEPLOY_RUNS, lambda i: PARCEL_V1)
+    scenario.wait_for_bodies("deploy-v1", "label", DEPLOY_RUNS)
+    statuses = scenario.statuses() or {}
+    in_flight = sum(1 for r in v1 if statuses.get(r) != "completed")
+    old = [o for o in scenario.procs if not o.startswith("skewed")]
+    scenario.note(f"deploy version 2 beside version 1: restarting {len(old)} workers "
+                  f"while {in_flight} version 1 runs are in flight (in a wait)", "deploy")
+    if in_flight == 0:
+        raise HarnessError("the version 1 runs ended before the deploy: it proves nothing")
+    scenario.defines = [V2_MODULE]
+    for owner in old:
+        code = scenario.signal_worker(owner, signal.SIGTERM)
+        scenario.note(f"SIGTERM {owner}: exited {code}; started {scenario.spawn_worker()}")
+    scenario.start_runs(ParcelV2, "deploy-v2", DEPLOY_RUNS, lambda i: PARCEL_V2)
+    scenario.note(f"started {DEPLOY_RUNS} runs on version 2")
+    scenario.wait_completed("deploy-")
 
 
 def main(argv: list[str] | None = None) -> int:

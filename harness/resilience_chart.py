@@ -10,7 +10,7 @@ from harness.resilience_worker import SKEW
 # Chart colours per kind of disruption (events without a kind are not drawn); the
 # kinds in SPANS are shaded from the event that opens them to the one that closes them.
 COLOURS = {"worker": "orange", "postgres": "red", "operator": "tab:blue",
-           "skew": "tab:green", "cut": "purple"}
+           "skew": "tab:green", "cut": "purple", "deploy": "tab:brown"}
 SPANS = {"operator": "operator controls, retried until accepted",
          "skew": f"a worker {SKEW:g} s fast"}
 

@@ -10,7 +10,10 @@ the step bodies' logs (see :mod:`harness.resilience_workflows`).
 - no two executions of one step ever overlapped in time (a stolen claim), and in
   the phases without kills (skewed clock, connection cuts) every step body ran
   exactly once;
-- a ``wait`` step's successor never ran before the wait was over.
+- a ``wait`` step's successor never ran before the wait was over;
+- across the deploy, every run ended on the version it started with (version 1
+  runs on version 1's steps, runs started after it on version 2's), and version 1
+  steps ran on workers deployed with version 2 beside it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from squidie.journal.schema import journal
 from squidie.model import SUCCESS_KINDS, applied_success
 from squidie.testing import all_runs
 
+DEPLOYED_OWNER = "v2-"  # owners of the workers started at the deploy begin with it
 CLOCK_TOLERANCE = 0.25  # seconds: all workers share one host clock, corrected for skew
 
 
@@ -43,6 +47,7 @@ class Expect:
     builtin: frozenset[str] = frozenset()  # applied steps without a body (wait)
     strict: bool = False  # its phase had no kills: each body ran exactly once
     waits: tuple[tuple[str, str], ...] = ()  # (step before the wait, step after it)
+    version: str | None = None  # the definition_version its snapshot must show
 
 
 @dataclass(slots=True)
@@ -91,7 +96,9 @@ def verify(sq: squidie.Squidie, plan: dict[str, Expect], body_dir: Path) -> Find
     _check_statuses(sq, plan, found)
     _check_journal(sq, plan, found)
     _check_controls(sq, plan, found)
-    _check_bodies(read_bodies(body_dir), plan, found)
+    bodies = read_bodies(body_dir)
+    _check_bodies(bodies, plan, found)
+    _check_versions(sq, plan, bodies, found)
     return found
 
 
@@ -179,7 +186,8 @@ def _check_bodies(bodies: dict[tuple[str, str], list[Body]], plan: dict[str, Exp
             f"e.g. {overlapping[:3]}")
     if not_once:
         found.problems.append(
-            f"{len(not_once)} step bodies in the skew/cut phases did not run exactly once, "
+            f"{len(not_once)} step bodies in the phases without kills did not run exactly "
+            f"once, "
             f"e.g. {not_once[:3]}")
     early = _early_after_wait(bodies, plan)
     if early:
@@ -192,6 +200,28 @@ def _check_bodies(bodies: dict[tuple[str, str], list[Body]], plan: dict[str, Exp
     found.counts["bodies run by the skewed worker"] = skewed
     if not skewed:
         found.problems.append("the skewed worker never ran a step: the skew phase proved nothing")
+
+
+def _check_versions(sq: squidie.Squidie, plan: dict[str, Expect],
+                    bodies: dict[tuple[str, str], list[Body]], found: Findings) -> None:
+    """Each deploy run's snapshot shows the version it started with (its steps were
+    checked with the journal), and version 1 steps ran on the deployed workers."""
+    versioned = {r: e.version for r, e in sorted(plan.items()) if e.version is not None}
+    wrong = []
+    for run_id, version in versioned.items():
+        shown = sq.inspect_run(run_id).definition_version
+        if shown != version:
+            wrong.append((run_id, shown))
+    if wrong:
+        found.problems.append(f"{len(wrong)} runs not on the version they started with, "
+                              f"e.g. {wrong[:3]}")
+    v1_on_v2 = sum(1 for (run_id, _), runs in bodies.items()
+                   if versioned.get(run_id) == "1" for b in runs
+                   if b.owner.startswith(DEPLOYED_OWNER))
+    found.counts["v1 steps run by workers deployed with v2"] = v1_on_v2
+    if versioned and not v1_on_v2:
+        found.problems.append("no version 1 step ran on a worker deployed with version 2: "
+                              "the deploy proved nothing")
 
 
 def _overlap(runs: list[Body]) -> bool:

@@ -3,16 +3,19 @@
 A plain ``python -m`` entry point (not multiprocessing) so the harness can
 start it with libfaketime preloaded (:func:`faketime_env`), its clock skewed:
 
-    python -m harness.resilience_worker URL OWNER --body-log FILE [--skew 30]
+    python -m harness.resilience_worker URL OWNER --body-log FILE [--skew 30] \\
+        [--define harness.resilience_workflows_v2]
 
 ``--skew`` only tells the step bodies how fast this process's clock runs, so
 their logged times land on the harness's timeline; the skew itself comes from
-libfaketime.
+libfaketime. ``--define MODULE`` imports a module of workflows beside
+:mod:`harness.resilience_workflows` (the deploy: version 2 beside version 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import select
@@ -86,11 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("owner")
     parser.add_argument("--body-log", required=True)
     parser.add_argument("--skew", type=float, default=0.0)
+    parser.add_argument("--define", action="append", default=[], metavar="MODULE",
+                        help="also import this module's workflows (repeatable)")
     args = parser.parse_args(argv)
 
     if args.skew:
         sleep_without_clock_nanosleep()
     from harness import resilience_workflows as wf
+
+    for module in args.define:
+        importlib.import_module(module)
 
     # The bodies read these; set before the first step runs.
     os.environ[wf.BODY_LOG_ENV] = args.body_log

@@ -32,6 +32,8 @@ from squidie import (
 BODY_LOG_ENV = "SQUIDIE_RESILIENCE_BODY_LOG"
 OWNER_ENV = "SQUIDIE_RESILIENCE_OWNER"
 SKEW_ENV = "SQUIDIE_RESILIENCE_SKEW"
+DEPLOYED = "resilience.parcel"  # the workflow deployed mid-run: v1 here, v2 in ..._v2
+SETTLE_SECONDS = 3.0  # its wait: v1 runs sit in it across the deploy
 HAUL_SECONDS = 5.0  # longer than the workers' 3 s lease: only heartbeats keep the claim
 COOL_OFF_SECONDS = 4.0  # well above the ~1 s a successor takes to be claimed under load
 
@@ -151,3 +153,17 @@ class Haul(Workflow):
 
     trigger = manual("go", payload={"parcel": field(int)})
     steps = _haul_steps(cool_off=False)
+
+
+class Parcel(Workflow):
+    """Version 1 of the workflow deployed mid-run: label -> settle (a wait) -> deliver.
+
+    Every worker defines it; version 2 (:mod:`harness.resilience_workflows_v2`) is
+    defined beside it only by the workers started at the deploy.
+    """
+
+    name = DEPLOYED
+    version = "1"
+    trigger = manual("go", payload={"parcel": field(int)})
+    steps = [step("label", work, retry=RETRY), wait("settle", SETTLE_SECONDS),
+             step("deliver", work, retry=RETRY)]
