@@ -27,7 +27,6 @@ from squidie.journal.memory_tables import (
     StoredCheckpoint,
     StoredReceipt,
     claim_due,
-    due_now,
     encode_json,
     fenced_row,
     forget_run,
@@ -49,6 +48,7 @@ from squidie.journal.records import (
     RunRecord,
     RunWrite,
     decode_cursor,
+    due_unheld,
     encode_cursor,
 )
 from squidie.journal.retention import TERMINAL_STATUSES
@@ -151,7 +151,7 @@ class InMemoryStore:
                                                              updated_at=started)
             for row in rows:
                 t.put_attempt(row)
-        if due_now(new.attempts, started):
+        if due_unheld(new.attempts, started):
             self.wakeups.notify(rec.queue)
         return True
 
@@ -218,7 +218,7 @@ class InMemoryStore:
                 t.put_attempt(row)
             queue = rows[0].queue if rows else run.queue
             woken = wake_waiting(t, *write.wake, now) if write.wake is not None else []
-        if due_now(write.new_attempts, now):
+        if due_unheld(write.new_attempts, now):
             self.wakeups.notify(queue)
         for other in woken:
             self.wakeups.notify(other)

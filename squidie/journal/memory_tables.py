@@ -253,11 +253,6 @@ def claim_due(t: MemoryTables, *, queue: str, owner_id: str, now: datetime,
         lease_expires_at=lease_until, due_at=lease_until, claims=row.claims + 1)
 
 
-def due_now(new: Sequence[NewAttempt], now: datetime) -> bool:
-    """Whether a write makes an attempt due at once that no worker holds yet."""
-    return any(a.grant is None and a.visible_at <= now for a in new)
-
-
 def wake_waiting(t: MemoryTables, run_id: str, keys: tuple[str, ...],
                  now: datetime) -> list[str]:
     """Make ``run_id``'s waiting (visible, due later) attempts of ``keys`` due at

@@ -211,3 +211,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     except (ValueError, TypeError) as exc:
         # A short prefix only: a cursor comes from outside and may be huge.
         raise InvalidOption(f"invalid list_runs cursor {str(cursor)[:60]!r}") from exc
+
+
+def due_unheld(new: Sequence[NewAttempt], now: datetime) -> bool:
+    """Whether a write's new attempts include one due at once that no worker holds yet
+    (idle workers are then woken for it)."""
+    return any(a.grant is None and a.visible_at <= now for a in new)

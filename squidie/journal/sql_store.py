@@ -40,6 +40,7 @@ from squidie.journal.records import (
     RunRecord,
     RunWrite,
     decode_cursor,
+    due_unheld,
     encode_cursor,
 )
 from squidie.journal.retention import purge_batch
@@ -83,7 +84,7 @@ class SqlStore:
         """Inside a write: tell other processes' idle workers (PostgreSQL ``NOTIFY``,
         delivered at commit) when the write makes an attempt due at once that no
         worker holds yet. True when this process's workers should be woken too."""
-        if not any(a.grant is None and a.visible_at <= now for a in new):
+        if not due_unheld(new, now):
             return False
         if self.dialect == "postgresql":
             conn.execute(text("SELECT pg_notify(:channel, :queue)"),
@@ -230,20 +231,22 @@ class SqlStore:
     def write(self, write: RunWrite) -> int:
         """Apply one atomic write; returns the new revision."""
         woken: list[str] = []
-        revision = self._run(lambda conn, ambiguous: self._write(conn, write, ambiguous, woken),
-                             one_statement=self._one_statement(write))
+        single = self._one_statement(write)
+        revision = self._run(
+            lambda conn, ambiguous: self._write(conn, write, ambiguous, woken, single),
+            one_statement=single)
         for queue in set(woken):
             self.wakeups.notify(queue)
         return revision
 
     def _write(self, conn: Connection, write: RunWrite, ambiguous: bool,
-               woken: list[str]) -> int:
+               woken: list[str], single: bool) -> int:
         revision = write.expected_revision + len(write.facts)
         if ambiguous and self._already_written(conn, write):
             return revision
         if write.command is not None:
             self._insert_receipt(conn, write.command, write.run_id)
-        if self._one_statement(write):
+        if single:
             # A step's write: fence, revision check, append, checkpoint and the
             # successors' dispatch rows in one round trip.
             if self._fenced_append(conn, write, revision):
@@ -314,7 +317,7 @@ class SqlStore:
         idle workers should be woken too (an attempt due now that no worker holds)."""
         fence = write.fence
         assert fence is not None
-        announce = any(a.grant is None and a.visible_at <= write.now for a in write.new_attempts)
+        announce = due_unheld(write.new_attempts, write.now)
         queue = write.queue or ""
         fenced, advanced, _notified = conn.execute(FENCED_APPEND, {
             "attempt_id": fence.attempt_id, "claim_id": fence.claim_id,
