@@ -46,16 +46,20 @@ ENV = {"PYTHONUNBUFFERED": "1"}
 SHORT = bool(os.environ.get("CI"))
 # The private dockerd's image store lives in the checkout, so a clean clone builds
 # the PostgreSQL image once and later runs in it reuse it.
-CONTAINER_ENV = {"SQUIDIE_CONTAINER_CACHE": os.environ.get(
-    "SQUIDIE_CONTAINER_CACHE", str(Path(".cache/containers").resolve()))}
+CONTAINER_ENV = {
+    "SQUIDIE_CONTAINER_CACHE": os.environ.get(
+        "SQUIDIE_CONTAINER_CACHE", str(Path(".cache/containers").resolve())
+    )
+}
 
 
 @nox.session(python=PYTHON, tags=["ci"])
 def lint(session: nox.Session) -> None:
-    """ruff, then import-linter's layer contracts."""
+    """ruff (lint and format), then import-linter's layer contracts."""
     install(session, "dev")
-    paths = [p for p in ("squidie", "tests", "harness", "examples") if Path(p).exists()]
-    session.run("ruff", "check", *paths, env=ENV)
+    paths = [p for p in ("squidie", "tests", "harness", "examples", "tools") if Path(p).exists()]
+    session.run("ruff", "check", *paths, "noxfile.py", env=ENV)
+    session.run("ruff", "format", "--check", *paths, "noxfile.py", env=ENV)
     session.run("lint-imports", env=ENV)
 
 
@@ -72,8 +76,13 @@ def install(session: nox.Session, *groups: str) -> None:
     session.install("-e", ".[postgres]", *deps)
 
 
-def _harness(session: nox.Session, module: str, extra: str = "harness",
-             short: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+def _harness(
+    session: nox.Session,
+    module: str,
+    extra: str = "harness",
+    short: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> None:
     install(session, extra)
     args = session.posargs or (list(short) if SHORT else [])
     session.run("python", "-m", module, *args, env={**ENV, **(env or {})})
@@ -112,11 +121,11 @@ def soak(session: nox.Session) -> None:
 def containers(session: nox.Session) -> None:
     """PostgreSQL in containers: the provider, kill -9 and restart, and the restart-boundary
     scenario (a private dockerd when none answers; the image built once, then reused)."""
-    session.run("bash", "tools/ensure_system_packages.sh", "--containers", external=True,
-                env=ENV)
+    session.run("bash", "tools/ensure_system_packages.sh", "--containers", external=True, env=ENV)
     install(session, "dev")
-    session.run("python", "-m", "harness.containers", *session.posargs,
-                env={**ENV, **CONTAINER_ENV})
+    session.run(
+        "python", "-m", "harness.containers", *session.posargs, env={**ENV, **CONTAINER_ENV}
+    )
 
 
 @nox.session(python=PYTHON, tags=["ci"])
@@ -141,14 +150,22 @@ def _peer_bench(session: nox.Session) -> None:
     run_sh = Path(__file__).parent.parent / "shared" / "peer-bench" / "run.sh"
     scratch = Path(os.environ.get("PEERBENCH", "/tmp/squidie-peer-bench"))
     if not run_sh.exists() or not (scratch / "venv" / "bin" / "python").exists():
-        session.log(f"side-by-side table skipped: no peer set-up (needs {run_sh} and "
-                    f"bash {run_sh.parent}/setup.sh once)")
+        session.log(
+            f"side-by-side table skipped: no peer set-up (needs {run_sh} and "
+            f"bash {run_sh.parent}/setup.sh once)"
+        )
         return
     out = Path("harness/out/peer-bench.jsonl").resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     python = str(Path(session.bin) / "python")
-    session.run("bash", str(run_sh), os.environ.get("PEER_BENCH_REPS", "1"), str(out),
-                external=True, env={**ENV, "SQPY": python})
+    session.run(
+        "bash",
+        str(run_sh),
+        os.environ.get("PEER_BENCH_REPS", "1"),
+        str(out),
+        external=True,
+        env={**ENV, "SQPY": python},
+    )
 
 
 @nox.session(python=PYTHON, tags=["ci"])

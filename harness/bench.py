@@ -33,8 +33,9 @@ OUT = Path(__file__).parent / "out"
 SPAWN = multiprocessing.get_context("spawn")
 
 
-def _worker(url: str, owner: str, expected_steps: int, counter: Any, ready: Any, go: Any,
-            results: Any) -> None:
+def _worker(
+    url: str, owner: str, expected_steps: int, counter: Any, ready: Any, go: Any, results: Any
+) -> None:
     """Drain until the shared step counter reaches ``expected_steps``."""
     import harness.bench_workflows  # noqa: F401
 
@@ -62,8 +63,9 @@ def xact_commit(sq: squidie.Squidie) -> int | None:
         return None
     with engine.connect() as conn:
         conn.execute(text("SELECT pg_stat_clear_snapshot()"))
-        value = conn.execute(text("SELECT xact_commit FROM pg_stat_database "
-                                  "WHERE datname = current_database()")).scalar()
+        value = conn.execute(
+            text("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        ).scalar()
     return int(value or 0)
 
 
@@ -77,9 +79,12 @@ def measure(url: str, runs: int, workers: int) -> dict[str, Any]:
     counter = SPAWN.Value("i", 0)
     results = SPAWN.Queue()
     ready, go = SPAWN.Semaphore(0), SPAWN.Event()
-    procs = [SPAWN.Process(target=_worker,
-                           args=(url, f"bench-{i}", expected, counter, ready, go, results))
-             for i in range(workers)]
+    procs = [
+        SPAWN.Process(
+            target=_worker, args=(url, f"bench-{i}", expected, counter, ready, go, results)
+        )
+        for i in range(workers)
+    ]
     for p in procs:
         p.start()
     for _ in procs:
@@ -104,8 +109,12 @@ def measure(url: str, runs: int, workers: int) -> dict[str, Any]:
     completed = len(all_runs(sq, status="completed"))
     sys.stdout.write("\r")
     result: dict[str, Any] = {
-        "workers": workers, "runs": runs, "steps": steps, "seconds": round(elapsed, 2),
-        "steps_per_s": round(steps / elapsed, 1), "idle_polls": idle,
+        "workers": workers,
+        "runs": runs,
+        "steps": steps,
+        "seconds": round(elapsed, 2),
+        "steps_per_s": round(steps / elapsed, 1),
+        "idle_polls": idle,
         "completed_runs": completed,
     }
     if before is not None and after is not None:
@@ -172,16 +181,23 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {backend}, {workers} worker process(es), {args.runs} runs x 5 steps")
                 row = {"backend": backend, **measure(url, args.runs, workers)}
                 results.append(row)
-                print(f"    {row['steps_per_s']} steps/s"
-                      + (f", {row['commits_per_step_busy']} commits/step busy "
-                         f"({row['commits_per_step']} with idle polls)"
-                         if "commits_per_step" in row else ""))
+                print(
+                    f"    {row['steps_per_s']} steps/s"
+                    + (
+                        f", {row['commits_per_step_busy']} commits/step busy "
+                        f"({row['commits_per_step']} with idle polls)"
+                        if "commits_per_step" in row
+                        else ""
+                    )
+                )
     (OUT / "bench.json").write_text(json.dumps(results, indent=2))
     chart(results, OUT / "bench.png")
     print(f"\n{'backend':<9} {'workers':>7} {'steps/s':>8} {'commits/step':>13}")
     for r in results:
-        print(f"{r['backend']:<9} {r['workers']:>7} {r['steps_per_s']:>8} "
-              f"{r.get('commits_per_step_busy', '-'):>13}")
+        print(
+            f"{r['backend']:<9} {r['workers']:>7} {r['steps_per_s']:>8} "
+            f"{r.get('commits_per_step_busy', '-'):>13}"
+        )
     print(f"\nchart: {OUT / 'bench.png'}")
     return 0
 

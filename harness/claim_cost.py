@@ -30,13 +30,34 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 def live_attempts(store: SqlStore, queue: str, count: int) -> None:
     """One run holding ``count`` visible attempts on ``queue``."""
     run_id = f"claims-{uuid.uuid4().hex[:8]}"
-    record = RunRecord(run_id=run_id, workflow="bench.Claims", trigger="go", queue=queue,
-                       status="running", definition_version="1", parent_run_id=None,
-                       revision=0, started_at=T0, updated_at=T0)
-    store.create_run(NewRun(
-        record=record, facts=[NewFact(kind="k", data={})],
-        attempts=[NewAttempt(attempt_id=f"{run_id}/{i}", runnable_key=f"k{i}", step=f"k{i}",
-                             attempt_number=1, visible_at=T0) for i in range(count)]))
+    record = RunRecord(
+        run_id=run_id,
+        workflow="bench.Claims",
+        trigger="go",
+        queue=queue,
+        status="running",
+        definition_version="1",
+        parent_run_id=None,
+        revision=0,
+        started_at=T0,
+        updated_at=T0,
+    )
+    store.create_run(
+        NewRun(
+            record=record,
+            facts=[NewFact(kind="k", data={})],
+            attempts=[
+                NewAttempt(
+                    attempt_id=f"{run_id}/{i}",
+                    runnable_key=f"k{i}",
+                    step=f"k{i}",
+                    attempt_number=1,
+                    visible_at=T0,
+                )
+                for i in range(count)
+            ],
+        )
+    )
 
 
 def time_claims(store: SqlStore, queue: str, count: int) -> list[float]:
@@ -46,9 +67,14 @@ def time_claims(store: SqlStore, queue: str, count: int) -> list[float]:
     now = T0 + timedelta(seconds=1)
     for _ in range(count):
         started = time.perf_counter()
-        row = store.claim(queue=queue, owner_id="bench", now=now,
-                          lease_until=now + timedelta(minutes=5),
-                          claim_id=uuid.uuid4().hex, token_hash="h" * 64)
+        row = store.claim(
+            queue=queue,
+            owner_id="bench",
+            now=now,
+            lease_until=now + timedelta(minutes=5),
+            claim_id=uuid.uuid4().hex,
+            token_hash="h" * 64,
+        )
         took.append((time.perf_counter() - started) * 1000)
         assert row is not None
     return took
@@ -57,13 +83,16 @@ def time_claims(store: SqlStore, queue: str, count: int) -> list[float]:
 def add_history(store: SqlStore, queue: str, finished: int) -> None:
     """``finished`` applied attempts on ``queue``, written in bulk by the server."""
     with store.engine.begin() as conn:
-        conn.execute(text("""
+        conn.execute(
+            text("""
             INSERT INTO squidie_attempts (attempt_id, run_id, queue, runnable_key, step,
                 attempt_number, status, due_at, visible_at, claim_id, owner_id, claimed_at,
                 lease_expires_at, finished_at, claims)
             SELECT 'old-' || g, 'old-run-' || (g / 10), :queue, 'k' || (g % 10),
                    'k' || (g % 10), 1, 'applied', :t, :t, md5(g::text), 'w', :t, :t, :t, 1
-            FROM generate_series(1, :n) AS g"""), {"queue": queue, "t": T0, "n": finished})
+            FROM generate_series(1, :n) AS g"""),
+            {"queue": queue, "t": T0, "n": finished},
+        )
         conn.execute(text("ANALYZE squidie_attempts"))
 
 
@@ -96,10 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         empty = report("no finished attempts", time_claims(store, queue, args.claims))
         started = time.monotonic()
         add_history(store, queue, args.finished)
-        print(f"  (wrote {args.finished:,} finished attempts in "
-              f"{time.monotonic() - started:.1f} s)")
-        full = report(f"{args.finished:,} finished attempts",
-                      time_claims(store, queue, args.claims))
+        print(
+            f"  (wrote {args.finished:,} finished attempts in {time.monotonic() - started:.1f} s)"
+        )
+        full = report(
+            f"{args.finished:,} finished attempts", time_claims(store, queue, args.claims)
+        )
         print(f"  ratio: {full / empty:.2f}x")
     return 0
 

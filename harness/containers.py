@@ -51,15 +51,26 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 client.close()
             steps = "".join(f", {what} {seconds:.1f} s" for what, seconds in choice.steps)
-            say(f"image {choice.image} ({choice.mode}): {choice.how} in "
-                f"{choice.seconds:.1f} s{steps}")
+            say(
+                f"image {choice.image} ({choice.mode}): {choice.how} in "
+                f"{choice.seconds:.1f} s{steps}"
+            )
             os.environ[IMAGE_ENV_VAR] = choice.mode  # the tests need not probe again
-            command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-m",
-                       "containers", "-s", "-q", *(args or ["tests"])]
+            command = [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "no:cacheprovider",
+                "-m",
+                "containers",
+                "-s",
+                "-q",
+                *(args or ["tests"]),
+            ]
             say("running " + " ".join(command[2:]))
             checks = time.monotonic()
-            code = subprocess.run(command, cwd=ROOT, env=os.environ.copy(),
-                                  check=False).returncode
+            code = subprocess.run(command, cwd=ROOT, env=os.environ.copy(), check=False).returncode
             say(f"checks took {time.monotonic() - checks:.0f} s (pytest exit {code})")
     except RuntimeError as exc:
         say(f"FAILED before the checks could run:\n{exc}")

@@ -28,14 +28,18 @@ PAYMENTS = "payments"
 def seed(sq: squidie.Squidie, secret: str = SECRET) -> dict[str, str]:
     """Runs in every state, on the default queue and on ``payments``; returns their
     ids by what they show."""
-    ids = {"approval": "payout-1001", "approval_2": "payout-1002", "pause": "signup-ann",
-           "failed": "ledger-sync-7", "running": "report-q3", "completed": "payout-0999",
-           "cancelled": "payout-0998"}
+    ids = {
+        "approval": "payout-1001",
+        "approval_2": "payout-1002",
+        "pause": "signup-ann",
+        "failed": "ledger-sync-7",
+        "running": "report-q3",
+        "completed": "payout-0999",
+        "cancelled": "payout-0998",
+    }
     for key in ("completed", "cancelled", "approval_2", "approval"):
-        sq.start(Payout, payload={"amount": 120, "token": secret}, run_id=ids[key],
-                 queue=PAYMENTS)
-    sq.start(Onboarding, payload={"email": "ann@example.com", "token": secret},
-             run_id=ids["pause"])
+        sq.start(Payout, payload={"amount": 120, "token": secret}, run_id=ids[key], queue=PAYMENTS)
+    sq.start(Onboarding, payload={"email": "ann@example.com", "token": secret}, run_id=ids["pause"])
     sq.start(LedgerSync, payload={"token": secret}, run_id=ids["failed"])
     sq.start(Report, payload={"token": secret}, run_id=ids["running"])
     drain(sq)
@@ -46,8 +50,14 @@ def seed(sq: squidie.Squidie, secret: str = SECRET) -> dict[str, str]:
     return ids
 
 
-def serve(sq: squidie.Squidie, *, host: str = "127.0.0.1", port: int = 8000,
-          scope: str = "operator", queues: tuple[str, ...] = ("default", PAYMENTS)) -> None:
+def serve(
+    sq: squidie.Squidie,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    scope: str = "operator",
+    queues: tuple[str, ...] = ("default", PAYMENTS),
+) -> None:
     """Serve the dashboard over ``sq`` (controls on, for a demo operator) with worker
     threads on ``queues``, printing its URL, until Ctrl-C."""
     import uvicorn
@@ -57,8 +67,13 @@ def serve(sq: squidie.Squidie, *, host: str = "127.0.0.1", port: int = 8000,
     workers = [sq.worker(f"dashboard-demo-{q}", queue=q) for q in queues]
     for worker in workers:
         worker.start()
-    app = create_app(sq, actor="demo-operator", policy=scope, allow_controls=True,
-                     authorize=lambda actor, action, run_id: True)
+    app = create_app(
+        sq,
+        actor="demo-operator",
+        policy=scope,
+        allow_controls=True,
+        authorize=lambda actor, action, run_id: True,
+    )
     print(f"dashboard on http://{host}:{port}/ (viewing as {scope}; Ctrl-C stops)", flush=True)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
@@ -70,12 +85,14 @@ def serve(sq: squidie.Squidie, *, host: str = "127.0.0.1", port: int = 8000,
 def main(argv: list[str] | None = None) -> int:
     """Seed a database and serve the dashboard on it until Ctrl-C."""
     parser = argparse.ArgumentParser(prog="python -m harness.dashboard_demo")
-    parser.add_argument("--database-url", default=None,
-                        help="default: a new SQLite file in a temporary directory")
+    parser.add_argument(
+        "--database-url", default=None, help="default: a new SQLite file in a temporary directory"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--as", dest="scope", default="operator",
-                        choices=["auditor", "operator", "external"])
+    parser.add_argument(
+        "--as", dest="scope", default="operator", choices=["auditor", "operator", "external"]
+    )
     args = parser.parse_args(argv)
     url = args.database_url or "sqlite:///" + os.path.join(tempfile.mkdtemp(), "demo.sqlite3")
     sq = squidie.connect(url)

@@ -56,10 +56,11 @@ class Onboarding(Workflow):
 
     version = "1"
     trigger = manual("signup", payload={"email": field(str), "token": field(str)})
-    steps = [pause("await_documents"), step("welcome", welcome, input=["email"],
-                                             output="welcome")]
-    transitions = [transition("await_documents", on="ok", to="welcome"),
-                   transition("welcome", on="ok", to="complete")]
+    steps = [pause("await_documents"), step("welcome", welcome, input=["email"], output="welcome")]
+    transitions = [
+        transition("await_documents", on="ok", to="welcome"),
+        transition("welcome", on="ok", to="complete"),
+    ]
 
 
 def sync_ledger(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
@@ -85,8 +86,13 @@ class Report(Workflow):
 
     version = "1"
     trigger = manual("report", payload={"token": field(str)})
-    steps = [step("prepare", report, output="draft"), wait("cool_down", 3600),
-             step("write", report, output="report")]
-    transitions = [transition("prepare", on="ok", to="cool_down"),
-                   transition("cool_down", on="ok", to="write"),
-                   transition("write", on="ok", to="complete")]
+    steps = [
+        step("prepare", report, output="draft"),
+        wait("cool_down", 3600),
+        step("write", report, output="report"),
+    ]
+    transitions = [
+        transition("prepare", on="ok", to="cool_down"),
+        transition("cool_down", on="ok", to="write"),
+        transition("write", on="ok", to="complete"),
+    ]

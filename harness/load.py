@@ -54,22 +54,41 @@ LEDGER = OUT / "load_ledger.jsonl"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(prog="python -m harness.load", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m harness.load",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("-u", "--users", type=int, default=20, help="locust users (default 20)")
-    p.add_argument("-r", "--spawn-rate", type=float, default=None,
-                   help="users started per second (default users/5, at least 1)")
+    p.add_argument(
+        "-r",
+        "--spawn-rate",
+        type=float,
+        default=None,
+        help="users started per second (default users/5, at least 1)",
+    )
     p.add_argument("-t", "--time", type=float, default=60.0, help="seconds of load (default 60)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--concurrency", type=int, default=2, help="threads per worker (default 2)")
     p.add_argument("--web-workers", type=int, default=1, help="uvicorn processes (default 1)")
-    p.add_argument("--drain-timeout", type=float, default=90.0,
-                   help="seconds to wait for the backlog after the load (default 90)")
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=90.0,
+        help="seconds to wait for the backlog after the load (default 90)",
+    )
     p.add_argument("--sample", type=int, default=60, help="runs inspected with history")
-    p.add_argument("--max-failure-rate", type=float, default=0.0,
-                   help="largest share of failed requests still passing (default 0)")
-    p.add_argument("--database-url", default=None,
-                   help="use this PostgreSQL database instead of a throwaway one")
+    p.add_argument(
+        "--max-failure-rate",
+        type=float,
+        default=0.0,
+        help="largest share of failed requests still passing (default 0)",
+    )
+    p.add_argument(
+        "--database-url",
+        default=None,
+        help="use this PostgreSQL database instead of a throwaway one",
+    )
     args = p.parse_args(argv)
     if not (1 <= args.users <= 500 and 1 <= args.time <= 3600 and 1 <= args.workers <= 32):
         p.error("bounds: 1 <= users <= 500, 1 <= time <= 3600 s, 1 <= workers <= 32")
@@ -115,8 +134,9 @@ class Processes:
     def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         """Start ``python args...`` in the repository, its output in harness/out/."""
         log = (OUT / f"load_{name}.log").open("wb")
-        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=self.env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
         self.children.append((name, proc, log))
         return proc
 
@@ -124,8 +144,9 @@ class Processes:
         """Raise when a child died early."""
         for name, proc, _ in self.children:
             if proc.poll() is not None and name != "locust":
-                raise RuntimeError(f"{name} exited with {proc.returncode}; "
-                                   f"see {OUT / f'load_{name}.log'}")
+                raise RuntimeError(
+                    f"{name} exited with {proc.returncode}; see {OUT / f'load_{name}.log'}"
+                )
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop every child still running: SIGTERM, wait, SIGKILL."""
@@ -147,8 +168,10 @@ def wait_until_serving(base: str, procs: Processes, timeout: float = 30.0) -> No
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         procs.check()
-        with contextlib.suppress(OSError), \
-                urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{base}/healthz", timeout=2) as response,
+        ):
             if response.status == 200:
                 return
         time.sleep(0.2)
@@ -170,13 +193,31 @@ def describe(counts: Counter[str]) -> str:
     return f"{done} done, {sum(live.values())} in flight" + (f" ({detail})" if detail else "")
 
 
-def run_locust(args: argparse.Namespace, base: str, procs: Processes, engine: Any,
-               started: float) -> int:
+def run_locust(
+    args: argparse.Namespace, base: str, procs: Processes, engine: Any, started: float
+) -> int:
     """Run locust headless until it stops by itself, printing progress every 5 s."""
-    locust = procs.spawn("locust", "-m", "locust", "-f", "harness/locustfile.py", "--headless",
-                         "-u", str(args.users), "-r", str(args.spawn_rate),
-                         "-t", f"{int(args.time)}s", "--stop-timeout", "5", "--host", base,
-                         "--csv", str(CSV_PREFIX.relative_to(ROOT)), "--only-summary")
+    locust = procs.spawn(
+        "locust",
+        "-m",
+        "locust",
+        "-f",
+        "harness/locustfile.py",
+        "--headless",
+        "-u",
+        str(args.users),
+        "-r",
+        str(args.spawn_rate),
+        "-t",
+        f"{int(args.time)}s",
+        "--stop-timeout",
+        "5",
+        "--host",
+        base,
+        "--csv",
+        str(CSV_PREFIX.relative_to(ROOT)),
+        "--only-summary",
+    )
     limit = started + args.time + 60
     while locust.poll() is None:
         time.sleep(min(5.0, max(0.1, limit - time.monotonic())))
@@ -186,10 +227,12 @@ def run_locust(args: argparse.Namespace, base: str, procs: Processes, engine: An
             raise RuntimeError("locust did not stop by itself")
         p = last_progress(CSV_PREFIX.with_name("load_stats_history.csv"))
         if p is not None:
-            say(f"[{time.monotonic() - started:5.0f}s] {p['users']:.0f} users | "
+            say(
+                f"[{time.monotonic() - started:5.0f}s] {p['users']:.0f} users | "
                 f"{p['rps']:6.1f} req/s | p50 {p['p50']:.0f} ms p95 {p['p95']:.0f} ms | "
                 f"{p['requests']:.0f} reqs, {p['failures']:.0f} failed | runs: "
-                f"{describe(status_counts(engine))}")
+                f"{describe(status_counts(engine))}"
+            )
     return locust.returncode
 
 
@@ -200,18 +243,34 @@ def approve_waiting(sq: squidie.Squidie, base: str) -> int:
         for summary in every_run(sq, status="paused"):
             key = f"approve-{summary.run_id}"
             request = urllib.request.Request(
-                f"{base}/runs/{summary.run_id}/approve", method="POST",
+                f"{base}/runs/{summary.run_id}/approve",
+                method="POST",
                 data=json.dumps({"comment": "after the load"}).encode(),
-                headers={"X-Role": "operator", "X-Actor": "load-harness",
-                         "Idempotency-Key": key, "Content-Type": "application/json"})
+                headers={
+                    "X-Role": "operator",
+                    "X-Actor": "load-harness",
+                    "Idempotency-Key": key,
+                    "Content-Type": "application/json",
+                },
+            )
             try:
                 with urllib.request.urlopen(request, timeout=10):
                     pass
             except OSError as exc:  # HTTPError included: reported, the check decides
                 say(f"  approving {summary.run_id} failed: {exc}")
                 continue
-            ledger.write(json.dumps({"event": "expect", "run_id": summary.run_id,
-                                     "expect": "completed", "via": "approve", "key": key}) + "\n")
+            ledger.write(
+                json.dumps(
+                    {
+                        "event": "expect",
+                        "run_id": summary.run_id,
+                        "expect": "completed",
+                        "via": "approve",
+                        "key": key,
+                    }
+                )
+                + "\n"
+            )
             approved += 1
     return approved
 
@@ -246,25 +305,38 @@ def summarise(args: argparse.Namespace, sq: squidie.Squidie, verdict: Any) -> di
     duration = max(1.0, wall_end - wall_start)
     in_load = [e for e in ends if wall_start <= e.timestamp() <= wall_end]
     figures = {
-        "users": args.users, "seconds": round(duration, 1), "workers": args.workers,
-        "concurrency": args.concurrency, "web_workers": args.web_workers,
+        "users": args.users,
+        "seconds": round(duration, 1),
+        "workers": args.workers,
+        "concurrency": args.concurrency,
+        "web_workers": args.web_workers,
         "requests": total["requests"] if total else 0,
         "failures": total["failures"] if total else 0,
         "requests_per_s": round(total["rps"], 1) if total else 0.0,
-        "runs_started": len(runs), "runs_finished": len(ends),
+        "runs_started": len(runs),
+        "runs_finished": len(ends),
         "runs_finished_per_s_during_load": round(len(in_load) / duration, 1),
-        "statuses": dict(verdict.actual), "expected": dict(verdict.expected),
-        "unrecorded_runs": verdict.unrecorded, "sampled_with_history": verdict.sampled,
-        "problems": verdict.problems[:50], "endpoints": table,
+        "statuses": dict(verdict.actual),
+        "expected": dict(verdict.expected),
+        "unrecorded_runs": verdict.unrecorded,
+        "sampled_with_history": verdict.sampled,
+        "problems": verdict.problems[:50],
+        "endpoints": table,
     }
     say("\n== load summary ==")
     say(format_table(table))
-    say(f"\nrequests: {figures['requests']} in {duration:.0f} s "
-        f"({figures['requests_per_s']} req/s), failed: {figures['failures']}")
-    say(f"runs: {len(runs)} started, {len(ends)} finished; "
-        f"{figures['runs_finished_per_s_during_load']} runs/s finished during the load")
-    say(f"statuses: {dict(verdict.actual)}; expected by the clients: {dict(verdict.expected)}; "
-        f"{verdict.sampled} runs inspected with history")
+    say(
+        f"\nrequests: {figures['requests']} in {duration:.0f} s "
+        f"({figures['requests_per_s']} req/s), failed: {figures['failures']}"
+    )
+    say(
+        f"runs: {len(runs)} started, {len(ends)} finished; "
+        f"{figures['runs_finished_per_s_during_load']} runs/s finished during the load"
+    )
+    say(
+        f"statuses: {dict(verdict.actual)}; expected by the clients: {dict(verdict.expected)}; "
+        f"{verdict.sampled} runs inspected with history"
+    )
     plot(history, ends, wall_start, OUT / "load.png")
     (OUT / "load.json").write_text(json.dumps(figures, indent=2, default=str))
     say(f"curves: {OUT / 'load.png'}; figures: {OUT / 'load.json'}")
@@ -275,8 +347,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the load test; 0 when every run ended as expected."""
     args = parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    for old in [LEDGER, *OUT.glob("load_stats*.csv"), *OUT.glob("load_fail*.csv"),
-                *OUT.glob("load_exceptions.csv")]:
+    for old in [
+        LEDGER,
+        *OUT.glob("load_stats*.csv"),
+        *OUT.glob("load_fail*.csv"),
+        *OUT.glob("load_exceptions.csv"),
+    ]:
         old.unlink(missing_ok=True)
     with database(args.database_url) as url:
         say(f"database: {url.rsplit('@', 1)[-1]}")
@@ -285,22 +361,48 @@ def main(argv: list[str] | None = None) -> int:
         engine = cast(Any, sq.store).engine  # the SqlStore's; for the status counts
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-                   [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
-               "MINIMAL_HOST_APP_DATABASE_URL": url, "LOAD_LEDGER": str(LEDGER),
-               "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+            ),
+            "MINIMAL_HOST_APP_DATABASE_URL": url,
+            "LOAD_LEDGER": str(LEDGER),
+            "PYTHONUNBUFFERED": "1",
+        }
         procs = Processes(env)
         try:
-            procs.spawn("web", "-m", "uvicorn", "examples.minimal_host_app.web:app_from_env",
-                        "--factory", "--host", "127.0.0.1", "--port", str(port),
-                        "--workers", str(args.web_workers), "--no-access-log",
-                        "--log-level", "warning")
+            procs.spawn(
+                "web",
+                "-m",
+                "uvicorn",
+                "examples.minimal_host_app.web:app_from_env",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.web_workers),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            )
             for n in range(args.workers):
-                procs.spawn(f"worker{n}", "-m", "examples.minimal_host_app.worker",
-                            "--database-url", url, "--concurrency", str(args.concurrency))
+                procs.spawn(
+                    f"worker{n}",
+                    "-m",
+                    "examples.minimal_host_app.worker",
+                    "--database-url",
+                    url,
+                    "--concurrency",
+                    str(args.concurrency),
+                )
             wait_until_serving(base, procs)
-            say(f"web API on {base}, {args.workers} worker process(es) x {args.concurrency}; "
-                f"locust: {args.users} users (+{args.spawn_rate:g}/s) for {args.time:g} s")
+            say(
+                f"web API on {base}, {args.workers} worker process(es) x {args.concurrency}; "
+                f"locust: {args.users} users (+{args.spawn_rate:g}/s) for {args.time:g} s"
+            )
             code = run_locust(args, base, procs, engine, time.monotonic())
             say(f"locust finished (exit {code}); waiting for the backlog")
             drained = settle(sq, base, engine, args.drain_timeout)
@@ -310,13 +412,16 @@ def main(argv: list[str] | None = None) -> int:
         figures = summarise(args, sq, verdict)
         engine.dispose()  # so the throwaway database can be dropped
     failure_rate = figures["failures"] / max(1, figures["requests"])
-    ok = verdict.ok and drained and figures["requests"] > 0 \
-        and failure_rate <= args.max_failure_rate
+    ok = (
+        verdict.ok and drained and figures["requests"] > 0 and failure_rate <= args.max_failure_rate
+    )
     for problem in verdict.problems[:20]:
         say(f"PROBLEM: {problem}")
     if failure_rate > args.max_failure_rate:
-        say(f"PROBLEM: {failure_rate:.2%} of requests failed (allowed "
-            f"{args.max_failure_rate:.2%}); see {OUT / 'load_failures.csv'}")
+        say(
+            f"PROBLEM: {failure_rate:.2%} of requests failed (allowed "
+            f"{args.max_failure_rate:.2%}); see {OUT / 'load_failures.csv'}"
+        )
     say("correctness: OK" if ok else "correctness: FAILED")
     return 0 if ok else 1
 

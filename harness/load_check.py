@@ -51,7 +51,8 @@ def read_ledger(path: Path) -> tuple[dict[str, dict[str, Any]], list[dict[str, A
             runs.setdefault(entry["run_id"], {}).update(entry)
         elif entry["event"] == "expect":
             runs.setdefault(entry["run_id"], {}).update(
-                {k: v for k, v in entry.items() if k != "event"})
+                {k: v for k, v in entry.items() if k != "event"}
+            )
         elif entry["event"] == "violation":
             violations.append(entry)
     return runs, violations
@@ -74,13 +75,16 @@ def verify(sq: squidie.Squidie, ledger: Path, *, sample: int = 60) -> Verdict:
         verdict.expected[want] += 1
         summary = runs.get(run_id)
         if summary is None:
-            verdict.problems.append(f"run {run_id} ({entry.get('workflow')}) was started "
-                                    "but is not in the database")
+            verdict.problems.append(
+                f"run {run_id} ({entry.get('workflow')}) was started but is not in the database"
+            )
             continue
         if summary.status != want:
-            verdict.problems.append(f"run {run_id} ({entry.get('workflow')}, "
-                                    f"via {entry.get('via', 'start')}) is {summary.status}, "
-                                    f"expected {want}")
+            verdict.problems.append(
+                f"run {run_id} ({entry.get('workflow')}, "
+                f"via {entry.get('via', 'start')}) is {summary.status}, "
+                f"expected {want}"
+            )
     for run_id, summary in runs.items():
         verdict.actual[str(summary.status)] += 1
         if run_id not in expected:
@@ -91,12 +95,24 @@ def verify(sq: squidie.Squidie, ledger: Path, *, sample: int = 60) -> Verdict:
     return verdict
 
 
-def _sample(sq: squidie.Squidie, expected: dict[str, dict[str, Any]], runs: dict[str, Any],
-            verdict: Verdict, size: int) -> None:
+def _sample(
+    sq: squidie.Squidie,
+    expected: dict[str, dict[str, Any]],
+    runs: dict[str, Any],
+    verdict: Verdict,
+    size: int,
+) -> None:
     """Inspect a random sample with history: retries counted right, one receipt per key."""
-    candidates = [r for r, e in expected.items() if r in runs and
-                  (e.get("workflow") == "flaky_payment" or e.get("via") == "approve"
-                   or e.get("replayed_from"))]
+    candidates = [
+        r
+        for r, e in expected.items()
+        if r in runs
+        and (
+            e.get("workflow") == "flaky_payment"
+            or e.get("via") == "approve"
+            or e.get("replayed_from")
+        )
+    ]
     for run_id in random.sample(candidates, min(size, len(candidates))):
         entry = expected[run_id]
         snap = sq.inspect_run(run_id, include_history=True)
@@ -105,13 +121,19 @@ def _sample(sq: squidie.Squidie, expected: dict[str, dict[str, Any]], runs: dict
             attempts = (snap.steps or [{}])[0].get("attempts")
             want = min(int(entry.get("failures", 0)) + 1, 3)
             if snap.status == entry.get("expect") and attempts != want:
-                verdict.problems.append(f"flaky run {run_id}: charge_card made {attempts} "
-                                        f"attempts, expected {want}")
+                verdict.problems.append(
+                    f"flaky run {run_id}: charge_card made {attempts} attempts, expected {want}"
+                )
         if entry.get("via") == "approve":
-            keys = [c["idempotency_key"] for c in snap.command_history or []
-                    if c["signal_type"] == "approve_run"]
+            keys = [
+                c["idempotency_key"]
+                for c in snap.command_history or []
+                if c["signal_type"] == "approve_run"
+            ]
             if keys != [entry.get("key")]:
-                verdict.problems.append(f"approval run {run_id}: approve receipts {keys}, "
-                                        f"expected exactly [{entry.get('key')!r}]")
+                verdict.problems.append(
+                    f"approval run {run_id}: approve receipts {keys}, "
+                    f"expected exactly [{entry.get('key')!r}]"
+                )
         if entry.get("replayed_from") and snap.replayed_from_run_id != entry["replayed_from"]:
             verdict.problems.append(f"replay {run_id} is not linked to {entry['replayed_from']}")

@@ -30,27 +30,43 @@ def last_progress(history: Path) -> dict[str, float] | None:
     if not rows:
         return None
     row = rows[-1]
-    return {"users": _num(row["User Count"]), "rps": _num(row["Requests/s"]),
-            "p50": _num(row["50%"]), "p95": _num(row["95%"]),
-            "requests": _num(row["Total Request Count"]),
-            "failures": _num(row["Total Failure Count"])}
+    return {
+        "users": _num(row["User Count"]),
+        "rps": _num(row["Requests/s"]),
+        "p50": _num(row["50%"]),
+        "p95": _num(row["95%"]),
+        "requests": _num(row["Total Request Count"]),
+        "failures": _num(row["Total Failure Count"]),
+    }
 
 
 def endpoint_table(stats: Path) -> list[dict[str, Any]]:
     """Per-endpoint figures of ``*_stats.csv`` (the ``Aggregated`` row last)."""
-    return [{"name": r["Name"], "requests": int(_num(r["Request Count"])),
-             "failures": int(_num(r["Failure Count"])),
-             "rps": _num(r["Requests/s"]), "p50": _num(r["50%"]), "p95": _num(r["95%"]),
-             "p99": _num(r["99%"])} for r in read_csv(stats)]
+    return [
+        {
+            "name": r["Name"],
+            "requests": int(_num(r["Request Count"])),
+            "failures": int(_num(r["Failure Count"])),
+            "rps": _num(r["Requests/s"]),
+            "p50": _num(r["50%"]),
+            "p95": _num(r["95%"]),
+            "p99": _num(r["99%"]),
+        }
+        for r in read_csv(stats)
+    ]
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """The endpoint table as fixed-width text."""
-    lines = [f"{'endpoint':<44} {'reqs':>7} {'fail':>5} {'req/s':>7} {'p50 ms':>7} "
-             f"{'p95 ms':>7} {'p99 ms':>7}"]
+    lines = [
+        f"{'endpoint':<44} {'reqs':>7} {'fail':>5} {'req/s':>7} {'p50 ms':>7} "
+        f"{'p95 ms':>7} {'p99 ms':>7}"
+    ]
     for r in rows:
-        lines.append(f"{r['name'][:44]:<44} {r['requests']:>7} {r['failures']:>5} "
-                     f"{r['rps']:>7.1f} {r['p50']:>7.0f} {r['p95']:>7.0f} {r['p99']:>7.0f}")
+        lines.append(
+            f"{r['name'][:44]:<44} {r['requests']:>7} {r['failures']:>5} "
+            f"{r['rps']:>7.1f} {r['p50']:>7.0f} {r['p95']:>7.0f} {r['p99']:>7.0f}"
+        )
     return "\n".join(lines)
 
 
@@ -85,12 +101,18 @@ def plot(history: Path, terminal_times: Sequence[datetime], started: float, out:
     bottom.step(ends, range(1, len(ends) + 1), where="post", label="runs finished (cumulative)")
     per_second = _per_second(ends)
     rate = bottom.twinx()
-    rate.plot([s + 0.5 for s in range(len(per_second))], per_second, color="tab:purple",
-              alpha=0.6, label="runs finished/s")
+    rate.plot(
+        [s + 0.5 for s in range(len(per_second))],
+        per_second,
+        color="tab:purple",
+        alpha=0.6,
+        label="runs finished/s",
+    )
     rate.set_ylabel("runs/s")
     rate.legend(loc="lower right")
-    bottom.set(title="runs reaching a terminal status", xlabel="seconds since load start",
-               ylabel="runs")
+    bottom.set(
+        title="runs reaching a terminal status", xlabel="seconds since load start", ylabel="runs"
+    )
     bottom.legend(loc="upper left")
     for ax in (top, middle, bottom):
         ax.grid(alpha=0.3)

@@ -55,15 +55,24 @@ class HostAppUser(HttpUser):
         self.seq += 1
         return f"{prefix}-{self.tag}-{self.seq}"
 
-    def _call(self, method: str, path: str, name: str, *, expected: tuple[int, ...] = (200,),
-              headers: dict[str, str] | None = None, key: str | None = None,
-              body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        name: str,
+        *,
+        expected: tuple[int, ...] = (200,),
+        headers: dict[str, str] | None = None,
+        key: str | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> tuple[int, Any]:
         """One request; statuses in ``expected`` are successes. Returns (status, json)."""
         sent = dict(headers or OPERATOR)
         if key is not None:
             sent["Idempotency-Key"] = key
-        with self.client.request(method, path, name=name, headers=sent, json=body,
-                                 catch_response=True) as response:
+        with self.client.request(
+            method, path, name=name, headers=sent, json=body, catch_response=True
+        ) as response:
             try:
                 data = response.json()
             except ValueError:
@@ -74,11 +83,24 @@ class HostAppUser(HttpUser):
                 response.failure(f"{response.status_code}: {response.text[:300]}")
             return response.status_code, data
 
-    def _start(self, workflow: str, payload: dict[str, Any], expect: str, *,
-               key: str | None = None, **extra: Any) -> str | None:
-        status, data = self._call("POST", "/runs", "POST /runs", expected=(201,),
-                                  headers=EXTERNAL, key=key,
-                                  body={"workflow": workflow, "payload": payload})
+    def _start(
+        self,
+        workflow: str,
+        payload: dict[str, Any],
+        expect: str,
+        *,
+        key: str | None = None,
+        **extra: Any,
+    ) -> str | None:
+        status, data = self._call(
+            "POST",
+            "/runs",
+            "POST /runs",
+            expected=(201,),
+            headers=EXTERNAL,
+            key=key,
+            body={"workflow": workflow, "payload": payload},
+        )
         if status != 201:
             return None
         run_id = str(data["run_id"])
@@ -97,24 +119,42 @@ class HostAppUser(HttpUser):
             return
         key = self._id("start")
         first = self._start("quick_order", payload, "completed", key=key)
-        _, again = self._call("POST", "/runs", "POST /runs", expected=(201,), headers=EXTERNAL,
-                              key=key, body={"workflow": "quick_order", "payload": payload})
+        _, again = self._call(
+            "POST",
+            "/runs",
+            "POST /runs",
+            expected=(201,),
+            headers=EXTERNAL,
+            key=key,
+            body={"workflow": "quick_order", "payload": payload},
+        )
         if first is not None and again is not None and again.get("run_id") != first:
-            record("violation", first, what="idempotent start made a second run",
-                   second=again.get("run_id"))
+            record(
+                "violation",
+                first,
+                what="idempotent start made a second run",
+                second=again.get("run_id"),
+            )
 
     @task(3)
     def start_flaky_payment(self) -> None:
         """Fails once then succeeds on retry; one in ten fails past its retries."""
         failures = 9 if random.random() < 0.1 else 1
-        self._start("flaky_payment", {"customer": self._id("c"), "failures": failures},
-                    "failed" if failures >= 3 else "completed", failures=failures)
+        self._start(
+            "flaky_payment",
+            {"customer": self._id("c"), "failures": failures},
+            "failed" if failures >= 3 else "completed",
+            failures=failures,
+        )
 
     @task(2)
     def start_expense_approval(self) -> None:
         """A run that waits for a human decision (see ``decide_approval``)."""
-        run_id = self._start("expense_approval", {"employee": self._id("e"),
-                                                  "amount": random.randint(1, 900)}, "paused")
+        run_id = self._start(
+            "expense_approval",
+            {"employee": self._id("e"), "amount": random.randint(1, 900)},
+            "paused",
+        )
         if run_id is not None:
             self.approvals.append(run_id)
 
@@ -134,13 +174,19 @@ class HostAppUser(HttpUser):
             return
         run_id = self.approvals.popleft()
         roll = random.random()
-        kind, expect = ("approve", "completed") if roll < 0.7 else \
-            ("reject", "failed") if roll < 0.9 else ("cancel", "cancelled")
+        kind, expect = (
+            ("approve", "completed")
+            if roll < 0.7
+            else ("reject", "failed")
+            if roll < 0.9
+            else ("cancel", "cancelled")
+        )
         key = f"{kind}-{run_id}"
         path = f"/runs/{run_id}/{kind}"
         body = {"comment": "load test", "metadata": {"user": self.tag}}
-        status, _ = self._call("POST", path, f"POST /runs/{{id}}/{kind}", expected=(200, 409),
-                               key=key, body=body)
+        status, _ = self._call(
+            "POST", path, f"POST /runs/{{id}}/{kind}", expected=(200, 409), key=key, body=body
+        )
         if status == 409:  # not paused at the gate yet: try again later
             self.approvals.append(run_id)
             return
@@ -153,12 +199,18 @@ class HostAppUser(HttpUser):
     @task(2)
     def cancel_in_flight(self) -> None:
         """Start a slow run and cancel it at once: cancelled, or 409 when it already ended."""
-        run_id = self._start("quick_order", {"order_id": self._id("slow"), "work_ms": 300},
-                             "completed")
+        run_id = self._start(
+            "quick_order", {"order_id": self._id("slow"), "work_ms": 300}, "completed"
+        )
         if run_id is None:
             return
-        status, _ = self._call("POST", f"/runs/{run_id}/cancel", "POST /runs/{id}/cancel",
-                               expected=(200, 409), body={"comment": "changed my mind"})
+        status, _ = self._call(
+            "POST",
+            f"/runs/{run_id}/cancel",
+            "POST /runs/{id}/cancel",
+            expected=(200, 409),
+            body={"comment": "changed my mind"},
+        )
         if status == 200:
             record("expect", run_id, expect="cancelled", via="cancel")
 
@@ -173,22 +225,36 @@ class HostAppUser(HttpUser):
             if status != 200 or data["status"] != "completed":
                 self.irreversible.append(run_id)
                 return
-            status, data = self._call("POST", f"/runs/{run_id}/replay",
-                                      "POST /runs/{id}/replay (irreversible)",
-                                      expected=(409,))
+            status, data = self._call(
+                "POST",
+                f"/runs/{run_id}/replay",
+                "POST /runs/{id}/replay (irreversible)",
+                expected=(409,),
+            )
             if status == 201:
                 record("violation", run_id, what="replayed past an irreversible step")
-                record("start", str(data["run_id"]), workflow="ship_parcel",
-                       expect="completed", replayed_from=run_id)
+                record(
+                    "start",
+                    str(data["run_id"]),
+                    workflow="ship_parcel",
+                    expect="completed",
+                    replayed_from=run_id,
+                )
             return
         if not self.replayable:
             return
         source = self.replayable.popleft()
-        status, data = self._call("POST", f"/runs/{source}/replay", "POST /runs/{id}/replay",
-                                  expected=(201,))
+        status, data = self._call(
+            "POST", f"/runs/{source}/replay", "POST /runs/{id}/replay", expected=(201,)
+        )
         if status == 201:
-            record("start", str(data["run_id"]), workflow="quick_order", expect="completed",
-                   replayed_from=source)
+            record(
+                "start",
+                str(data["run_id"]),
+                workflow="quick_order",
+                expect="completed",
+                replayed_from=source,
+            )
 
     # -- reads -----------------------------------------------------------------------
 
@@ -207,8 +273,12 @@ class HostAppUser(HttpUser):
         elif roll < 0.4:
             self._call("GET", f"/runs/{run_id}/graph", "GET /runs/{id}/graph")
         elif roll < 0.45:
-            self._call("GET", f"/runs/{run_id}?history=1", "GET /runs/{id}?history=1",
-                       headers={"X-Role": "auditor", "X-Actor": "auditor"})
+            self._call(
+                "GET",
+                f"/runs/{run_id}?history=1",
+                "GET /runs/{id}?history=1",
+                headers={"X-Role": "auditor", "X-Actor": "auditor"},
+            )
 
     @task(2)
     def list_runs(self) -> None:

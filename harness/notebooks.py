@@ -38,14 +38,17 @@ def _require() -> None:
         except ImportError:
             missing.append(module)
     if missing:
-        sys.exit(f"missing {', '.join(missing)}: pip install -e . --group notebooks "
-                 "(pip >= 25.1; or run: nox -s notebooks)")
+        sys.exit(
+            f"missing {', '.join(missing)}: pip install -e . --group notebooks "
+            "(pip >= 25.1; or run: nox -s notebooks)"
+        )
 
 
 def has_outputs(nb: Any) -> bool:
     """True when any code cell carries outputs or an execution count."""
-    return any(c.cell_type == "code" and (c.get("outputs") or c.get("execution_count"))
-               for c in nb.cells)
+    return any(
+        c.cell_type == "code" and (c.get("outputs") or c.get("execution_count")) for c in nb.cells
+    )
 
 
 def clear(nb: Any) -> None:
@@ -70,18 +73,23 @@ def kernel_manager(spec_dir: Path) -> Any:
 
     kdir = spec_dir / KERNEL
     kdir.mkdir(parents=True, exist_ok=True)
-    (kdir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (squidie)",
-        "language": "python",
-    }))
+    (kdir / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3 (squidie)",
+                "language": "python",
+            }
+        )
+    )
     ksm = KernelSpecManager(kernel_dirs=[str(spec_dir)], ensure_native_kernel=False)
     if os.name != "posix":
         return KernelManager(kernel_name=KERNEL, kernel_spec_manager=ksm)
     # Unix sockets, not TCP ports: nothing listens on the network, and parallel CI
     # jobs cannot collide. The path is absolute because the kernel runs in notebooks/.
-    return KernelManager(kernel_name=KERNEL, kernel_spec_manager=ksm, transport="ipc",
-                         ip=str(spec_dir / "kernel"))
+    return KernelManager(
+        kernel_name=KERNEL, kernel_spec_manager=ksm, transport="ipc", ip=str(spec_dir / "kernel")
+    )
 
 
 def execute(path: Path, *, timeout: int, spec_dir: Path) -> tuple[bool, str]:
@@ -100,8 +108,12 @@ def execute(path: Path, *, timeout: int, spec_dir: Path) -> tuple[bool, str]:
             done["n"] += 1
 
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name=KERNEL, km=kernel_manager(spec_dir),
-        allow_errors=False, record_timing=True,
+        nb,
+        timeout=timeout,
+        kernel_name=KERNEL,
+        km=kernel_manager(spec_dir),
+        allow_errors=False,
+        record_timing=True,
         resources={"metadata": {"path": str(path.parent)}},
         on_cell_executed=on_cell_executed,
     )
@@ -118,18 +130,24 @@ def execute(path: Path, *, timeout: int, spec_dir: Path) -> tuple[bool, str]:
     nbformat.write(nb, OUT / path.name)
     status = "ok" if ok else f"FAILED at code cell {done['n']}/{len(code)}"
     return ok, f"    {status} in {elapsed:.1f} s -> {OUT.relative_to(ROOT) / path.name}" + (
-        f"\n{message}" if message else "")
+        f"\n{message}" if message else ""
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Execute the notebooks; 0 when all of them ran cleanly."""
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("paths", nargs="*", type=Path,
-                        help="notebooks to run (default: notebooks/*.ipynb)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "paths", nargs="*", type=Path, help="notebooks to run (default: notebooks/*.ipynb)"
+    )
     parser.add_argument("--timeout", type=int, default=120, help="seconds per cell (default 120)")
-    parser.add_argument("--clear", action="store_true",
-                        help="strip outputs from the source notebooks in place and exit")
+    parser.add_argument(
+        "--clear",
+        action="store_true",
+        help="strip outputs from the source notebooks in place and exit",
+    )
     args = parser.parse_args(argv)
     _require()
     import nbformat
@@ -155,8 +173,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{i}/{len(paths)}]", end="")
             if has_outputs(nbformat.read(path, as_version=4)):
                 failures.append(path.name)
-                print(f"  {path.name}: has outputs committed; run "
-                      "`python -m harness.notebooks --clear` first")
+                print(
+                    f"  {path.name}: has outputs committed; run "
+                    "`python -m harness.notebooks --clear` first"
+                )
                 continue
             ok, message = execute(path, timeout=args.timeout, spec_dir=Path(spec_dir))
             print(message, flush=True)

@@ -48,6 +48,7 @@ def measure(url: str, runs: int, *, same_process: bool = False) -> list[float]:
         def stop() -> None:
             proc.terminate()
             proc.join(10)
+
     latencies = []
     try:
         sq.start(Stamped)  # warm the worker up
@@ -68,8 +69,11 @@ def report(label: str, latencies: list[float]) -> None:
     """Print p50/p95 of ``latencies``."""
     ordered = sorted(latencies)
     p95 = ordered[max(0, int(0.95 * len(ordered)) - 1)]
-    print(f"  {label:<26} idle pickup p50 {statistics.median(ordered):6.1f} ms   "
-          f"p95 {p95:6.1f} ms   ({len(ordered)} runs)", flush=True)
+    print(
+        f"  {label:<26} idle pickup p50 {statistics.median(ordered):6.1f} ms   "
+        f"p95 {p95:6.1f} ms   ({len(ordered)} runs)",
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,19 +52,58 @@ def seed_terminal(sq: Squidie, total: int, chunk: int = 5_000) -> None:
             for i in range(first, min(first + chunk, total)):
                 rid = f"old-{i:07d}-{uuid.uuid4().hex[:6]}"
                 at = ENDED - timedelta(seconds=i)
-                rows.append({"run_id": rid, "workflow": "harness.Old", "trigger": "go",
-                             "queue": "default", "status": "completed",
-                             "definition_version": None, "parent_run_id": None, "revision": 2,
-                             "started_at": at, "updated_at": at, "terminal_at": at})
-                facts += [{"run_id": rid, "revision": 1, "kind": "run_started",
-                           "data": {"run_id": rid, "workflow": "harness.Old", "trigger": "go",
-                                    "queue": "default", "input": {}}, "recorded_at": at},
-                          {"run_id": rid, "revision": 2, "kind": "run_completed", "data": {},
-                           "recorded_at": at}]
-                rows_a.append({"attempt_id": f"{rid}:s:1", "run_id": rid, "queue": "default",
-                               "runnable_key": "s", "step": "s", "attempt_number": 1,
-                               "status": "applied", "due_at": at, "visible_at": at,
-                               "finished_at": at, "claims": 1})
+                rows.append(
+                    {
+                        "run_id": rid,
+                        "workflow": "harness.Old",
+                        "trigger": "go",
+                        "queue": "default",
+                        "status": "completed",
+                        "definition_version": None,
+                        "parent_run_id": None,
+                        "revision": 2,
+                        "started_at": at,
+                        "updated_at": at,
+                        "terminal_at": at,
+                    }
+                )
+                facts += [
+                    {
+                        "run_id": rid,
+                        "revision": 1,
+                        "kind": "run_started",
+                        "data": {
+                            "run_id": rid,
+                            "workflow": "harness.Old",
+                            "trigger": "go",
+                            "queue": "default",
+                            "input": {},
+                        },
+                        "recorded_at": at,
+                    },
+                    {
+                        "run_id": rid,
+                        "revision": 2,
+                        "kind": "run_completed",
+                        "data": {},
+                        "recorded_at": at,
+                    },
+                ]
+                rows_a.append(
+                    {
+                        "attempt_id": f"{rid}:s:1",
+                        "run_id": rid,
+                        "queue": "default",
+                        "runnable_key": "s",
+                        "step": "s",
+                        "attempt_number": 1,
+                        "status": "applied",
+                        "due_at": at,
+                        "visible_at": at,
+                        "finished_at": at,
+                        "claims": 1,
+                    }
+                )
             conn.execute(insert(runs), rows)
             conn.execute(insert(journal), facts)
             conn.execute(insert(attempts), rows_a)
@@ -79,8 +118,13 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     def pick(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
-    return {"n": len(ordered), "p50": statistics.median(ordered), "p95": pick(0.95),
-            "p99": pick(0.99), "max": ordered[-1]}
+    return {
+        "n": len(ordered),
+        "p50": statistics.median(ordered),
+        "p95": pick(0.95),
+        "p99": pick(0.99),
+        "max": ordered[-1],
+    }
 
 
 def measure(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -117,14 +161,16 @@ def measure(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
             latencies[phase[0]].append((time.perf_counter() - t) * 1000)
 
     threads = [threading.Thread(target=feed)] + [
-        threading.Thread(target=work, args=(f"w{i}",)) for i in range(args.workers)]
+        threading.Thread(target=work, args=(f"w{i}",)) for i in range(args.workers)
+    ]
     for t in threads:
         t.start()
     time.sleep(args.baseline)
     phase[0] = "purging"
     t = time.monotonic()
-    deleted = sq.purge(older_than=timedelta(days=30), limit=args.runs, batch=args.batch,
-                       pause=args.pause)
+    deleted = sq.purge(
+        older_than=timedelta(days=30), limit=args.runs, batch=args.batch, pause=args.pause
+    )
     purge_s = time.monotonic() - t
     stop.set()
     for th in threads:
@@ -133,18 +179,25 @@ def measure(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
         pass
     unfinished = [r for r in live if sq.inspect_run(r).status != "completed"]
     base, during = percentiles(latencies["baseline"]), percentiles(latencies["purging"])
-    print(f"  purged {deleted:,} runs in {purge_s:.1f} s: {deleted / purge_s:,.0f} runs/s "
-          f"(batches of {args.batch}, pause {args.pause} s)")
+    print(
+        f"  purged {deleted:,} runs in {purge_s:.1f} s: {deleted / purge_s:,.0f} runs/s "
+        f"(batches of {args.batch}, pause {args.pause} s)"
+    )
     for name, p in (("without purge", base), ("during purge", during)):
-        print(f"  execute_next latency {name:13s}: n={p['n']:5d} p50 {p.get('p50', 0):6.1f} ms"
-              f"  p95 {p.get('p95', 0):6.1f}  p99 {p.get('p99', 0):6.1f}"
-              f"  max {p.get('max', 0):7.1f}")
-    print(f"  live runs started: {len(live)}, not completed: {len(unfinished)}, "
-          f"leases lost while waiting to write: {lost[0]}")
+        print(
+            f"  execute_next latency {name:13s}: n={p['n']:5d} p50 {p.get('p50', 0):6.1f} ms"
+            f"  p95 {p.get('p95', 0):6.1f}  p99 {p.get('p99', 0):6.1f}"
+            f"  max {p.get('max', 0):7.1f}"
+        )
+    print(
+        f"  live runs started: {len(live)}, not completed: {len(unfinished)}, "
+        f"leases lost while waiting to write: {lost[0]}"
+    )
     sq.store.engine.dispose()  # type: ignore[attr-defined]
     if deleted != args.runs or unfinished:
-        raise SystemExit(f"{label}: purged {deleted} of {args.runs}; "
-                         f"{len(unfinished)} live runs not completed")
+        raise SystemExit(
+            f"{label}: purged {deleted} of {args.runs}; {len(unfinished)} live runs not completed"
+        )
     return {"deleted": deleted, "seconds": purge_s, "baseline": base, "purging": during}
 
 
@@ -156,8 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--baseline", type=float, default=3.0)
-    parser.add_argument("--pause", type=float, default=0.01,
-                        help="seconds between batches (sq.purge(pause=))")
+    parser.add_argument(
+        "--pause", type=float, default=0.01, help="seconds between batches (sq.purge(pause=))"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "sqlite"):

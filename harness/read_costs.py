@@ -58,9 +58,16 @@ def _noop(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
 def make_sequence(n: int) -> type[Workflow]:
     """A sequential workflow of ``n`` trivial steps, built in a loop."""
     name = f"ReadCost{n}"
-    return type(name, (Workflow,), {"__module__": __name__, "__qualname__": name,
-                                    "trigger": manual("go"),
-                                    "steps": [step(f"s{i:04d}", _noop) for i in range(n)]})
+    return type(
+        name,
+        (Workflow,),
+        {
+            "__module__": __name__,
+            "__qualname__": name,
+            "trigger": manual("go"),
+            "steps": [step(f"s{i:04d}", _noop) for i in range(n)],
+        },
+    )
 
 
 ReadCost10 = make_sequence(10)
@@ -92,8 +99,9 @@ def run_to_completion(sq: Squidie, workflow: type[Workflow], label: str) -> str:
     return run.run_id
 
 
-def seed_completed_run(sq: Squidie, workflow: type[Workflow], *, now: datetime = T0,
-                       limit: int | None = None) -> str:
+def seed_completed_run(
+    sq: Squidie, workflow: type[Workflow], *, now: datetime = T0, limit: int | None = None
+) -> str:
     """A completed run planned in ONE write: each step's outcome is recorded and
     applied by the real planner, then every dispatch row is marked ``applied``
     directly (bypasses workers; the journal and checkpoint are what execution
@@ -106,15 +114,25 @@ def seed_completed_run(sq: Squidie, workflow: type[Workflow], *, now: datetime =
     while state.active_runnables() and (limit is None or done < limit):
         done += 1
         r = state.active_runnables()[0]
-        plan.add(AttemptFinished(key=r.key, attempt=r.attempt,
-                                 outcome=StepOutcome.success({"last_attempt": 1}), input={},
-                                 claimed_at=plan.at, owner_id="seed", claim_id="seed"))
+        plan.add(
+            AttemptFinished(
+                key=r.key,
+                attempt=r.attempt,
+                outcome=StepOutcome.success({"last_attempt": 1}),
+                input={},
+                claimed_at=plan.at,
+                owner_id="seed",
+                claim_id="seed",
+            )
+        )
         apply_outcome(plan, spec, r.key)
     plan.commit(sq.store)
     with sq.store.engine.begin() as conn:  # type: ignore[attr-defined]
-        conn.execute(update(attempts).where(attempts.c.run_id == run_id,
-                                            attempts.c.step.in_(state.completed_steps))
-                     .values(status="applied", finished_at=now))
+        conn.execute(
+            update(attempts)
+            .where(attempts.c.run_id == run_id, attempts.c.step.in_(state.completed_steps))
+            .values(status="applied", finished_at=now)
+        )
     return run_id
 
 
@@ -141,13 +159,21 @@ def seed_catalog(sq: Squidie, total: int, *, chunk: int = 10_000) -> None:
             rows = []
             for i in range(first, min(first + chunk, total)):
                 at = T0 - timedelta(seconds=i)
-                rows.append({"run_id": f"seed-{i:07d}-{uuid.uuid4().hex[:6]}",
-                             "workflow": "harness.Seeded", "trigger": "go",
-                             "queue": seed_queue(i),
-                             "status": statuses[i % 4], "definition_version": None,
-                             "parent_run_id": SEED_PARENT if i % 50 == 1 else None,
-                             "revision": 1, "started_at": at,
-                             "updated_at": at, "terminal_at": None})
+                rows.append(
+                    {
+                        "run_id": f"seed-{i:07d}-{uuid.uuid4().hex[:6]}",
+                        "workflow": "harness.Seeded",
+                        "trigger": "go",
+                        "queue": seed_queue(i),
+                        "status": statuses[i % 4],
+                        "definition_version": None,
+                        "parent_run_id": SEED_PARENT if i % 50 == 1 else None,
+                        "revision": 1,
+                        "started_at": at,
+                        "updated_at": at,
+                        "terminal_at": None,
+                    }
+                )
             conn.execute(insert(runs), rows)
             progress("catalog rows", min(first + chunk, total), total, started)
 
@@ -198,8 +224,10 @@ def measure_reads(sq: Squidie, run_ids: dict[int, str], reps: int) -> dict[str, 
         for steps, rid in run_ids.items():
             with count_statements(sq) as seen:
                 read(sq, rid)
-            out[name][steps] = {"ms": median_ms(_bind(read, sq, rid), reps),
-                                "statements": len(seen)}
+            out[name][steps] = {
+                "ms": median_ms(_bind(read, sq, rid), reps),
+                "statements": len(seen),
+            }
     return out
 
 
@@ -224,15 +252,17 @@ def measure_pages(sq: Squidie, total: int, reps: int) -> dict[int, float]:
     return out
 
 
-def measure_filtered_pages(sq: Squidie, total: int, reps: int
-                           ) -> dict[str, dict[int, float]]:
+def measure_filtered_pages(sq: Squidie, total: int, reps: int) -> dict[str, dict[int, float]]:
     """Median ms of a filtered 50-run page, first and half-way down (by cursor)."""
     out: dict[str, dict[int, float]] = {}
     for name, filters in FILTERS.items():
         cursor = encode_cursor(T0 - timedelta(seconds=total // 2), "seed-" + "z" * 20)
-        out[name] = {0: median_ms(lambda f=filters: sq.list_runs(limit=50, **f), reps),
-                     total // 2: median_ms(lambda f=filters, c=cursor: sq.list_runs(
-                         limit=50, cursor=c, **f), reps)}
+        out[name] = {
+            0: median_ms(lambda f=filters: sq.list_runs(limit=50, **f), reps),
+            total // 2: median_ms(
+                lambda f=filters, c=cursor: sq.list_runs(limit=50, cursor=c, **f), reps
+            ),
+        }
     return out
 
 
@@ -273,18 +303,23 @@ def bench_database(label: str, url: str, args: argparse.Namespace) -> dict[str, 
     run_ids = {}
     for wf in (ReadCost10, ReadCost1000):
         n = len(wf.definition().spec.steps)
-        run_ids[n] = seed_completed_run(sq, wf) if args.fast_seed \
+        run_ids[n] = (
+            seed_completed_run(sq, wf)
+            if args.fast_seed
             else run_to_completion(sq, wf, f"{n}-step run")
+        )
     # The same 1,000-step workflow after only 10 steps: separates the cost of a
     # big definition (a 1,000-node graph) from the cost of a long history.
     early = seed_completed_run(sq, ReadCost1000, limit=10)
     reads = measure_reads(sq, {**run_ids, EARLY: early}, args.reps)
     for name, by_len in reads.items():
         small, big, first = by_len[10], by_len[1000], by_len[EARLY]
-        print(f"  {name:18s} 10 steps {small['ms']:7.2f} ms ({small['statements']} stmts)  "
-              f"1000 steps {big['ms']:7.2f} ms ({big['statements']} stmts)  "
-              f"ratio {big['ms'] / small['ms']:5.1f}x  | same 1000-step workflow after 10 "
-              f"steps {first['ms']:6.2f} ms: history ratio {big['ms'] / first['ms']:4.1f}x")
+        print(
+            f"  {name:18s} 10 steps {small['ms']:7.2f} ms ({small['statements']} stmts)  "
+            f"1000 steps {big['ms']:7.2f} ms ({big['statements']} stmts)  "
+            f"ratio {big['ms'] / small['ms']:5.1f}x  | same 1000-step workflow after 10 "
+            f"steps {first['ms']:6.2f} ms: history ratio {big['ms'] / first['ms']:4.1f}x"
+        )
     seed_catalog(sq, args.runs)
     pages = measure_pages(sq, args.runs, args.reps)
     for depth, ms in pages.items():
@@ -292,11 +327,12 @@ def bench_database(label: str, url: str, args: argparse.Namespace) -> dict[str, 
     filtered = measure_filtered_pages(sq, args.runs, args.reps)
     for name, by_depth in filtered.items():
         first, deep = by_depth.values()
-        print(f"  list_runs page of 50 by {name:15s}: first {first:6.2f} ms, "
-              f"from half-way {deep:6.2f} ms")
+        print(
+            f"  list_runs page of 50 by {name:15s}: first {first:6.2f} ms, "
+            f"from half-way {deep:6.2f} ms"
+        )
         plan = query_plan(sq, **FILTERS[name]).splitlines()
-        print(f"    plan: {plan[0].strip()}" + (f" / {plan[1].strip()}" if len(plan) > 1
-                                                 else ""))
+        print(f"    plan: {plan[0].strip()}" + (f" / {plan[1].strip()}" if len(plan) > 1 else ""))
     sq.store.engine.dispose()  # type: ignore[attr-defined]
     return {"reads": reads, "pages": pages, "filtered": filtered}
 
@@ -354,8 +390,7 @@ def main(argv: list[str] | None = None) -> int:
                 name = f"read_costs_{uuid.uuid4().hex[:8]}"
                 url = server.create_database(name)
                 try:
-                    results["postgres"] = bench_database(f"PostgreSQL ({server.source})", url,
-                                                         args)
+                    results["postgres"] = bench_database(f"PostgreSQL ({server.source})", url, args)
                 finally:
                     server.drop_database(name)
     draw(results, OUT / "read_costs.png")

@@ -76,25 +76,47 @@ DEPLOY_RUNS = 30  # runs of each version in the deploy phase
 V2_MODULE = "harness.resilience_workflows_v2"
 
 SHIP = Expect(applied=frozenset({"label", "pack", "invoice", "dispatch"}))
-GATED = Expect(applied=frozenset({"prepare", "release"}), gates=frozenset({"hold"}),
-               control="resume_run")
-APPROVED = Expect(applied=frozenset({"prepare", "ship"}), gates=frozenset({"review"}),
-                  control="approve_run", decision="approved")
-REJECTED = Expect(applied=frozenset({"prepare", "restock"}), gates=frozenset({"review"}),
-                  control="reject_run", decision="rejected")
-HAUL = Expect(applied=frozenset({"load", "haul", "cool_off", "unload"}),
-              builtin=frozenset({"cool_off"}), strict=True, waits=(("haul", "unload"),))
+GATED = Expect(
+    applied=frozenset({"prepare", "release"}), gates=frozenset({"hold"}), control="resume_run"
+)
+APPROVED = Expect(
+    applied=frozenset({"prepare", "ship"}),
+    gates=frozenset({"review"}),
+    control="approve_run",
+    decision="approved",
+)
+REJECTED = Expect(
+    applied=frozenset({"prepare", "restock"}),
+    gates=frozenset({"review"}),
+    control="reject_run",
+    decision="rejected",
+)
+HAUL = Expect(
+    applied=frozenset({"load", "haul", "cool_off", "unload"}),
+    builtin=frozenset({"cool_off"}),
+    strict=True,
+    waits=(("haul", "unload"),),
+)
 CUT_HAUL = Expect(applied=frozenset({"load", "haul", "unload"}), strict=True)
 STRICT_SHIP = Expect(applied=SHIP.applied, strict=True)
-PARCEL_V1 = Expect(applied=frozenset({"label", "settle", "deliver"}),
-                   builtin=frozenset({"settle"}), strict=True, version="1")
-PARCEL_V2 = Expect(applied=frozenset({"label", "settle", "courier", "notify"}),
-                   builtin=frozenset({"settle"}), strict=True, version="2")
+PARCEL_V1 = Expect(
+    applied=frozenset({"label", "settle", "deliver"}),
+    builtin=frozenset({"settle"}),
+    strict=True,
+    version="1",
+)
+PARCEL_V2 = Expect(
+    applied=frozenset({"label", "settle", "courier", "notify"}),
+    builtin=frozenset({"settle"}),
+    strict=True,
+    version="2",
+)
 
 TERMINATE_WORKER_BACKENDS = text(
     "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
     "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-    "AND application_name LIKE 'resilience-%'")
+    "AND application_name LIKE 'resilience-%'"
+)
 
 
 class HarnessError(RuntimeError):
@@ -132,8 +154,9 @@ class Scenario:
         self.events.append((self.now(), what, kind))
         print(f"\n  [{self.now():5.1f} s] {what}", flush=True)
 
-    def start_runs(self, workflow: Any, prefix: str, count: int,
-                   expect: Callable[[int], Expect]) -> list[str]:
+    def start_runs(
+        self, workflow: Any, prefix: str, count: int, expect: Callable[[int], Expect]
+    ) -> list[str]:
         ids = []
         for i in range(count):
             run_id = f"{prefix}-{i}"
@@ -149,9 +172,15 @@ class Scenario:
         prefix = "skewed-" if skewed else DEPLOYED_OWNER if self.defines else ""
         owner = f"{prefix}worker-{self.next_worker}"
         url = make_url(self.url).update_query_dict({"application_name": f"resilience-{owner}"})
-        command = [sys.executable, "-m", "harness.resilience_worker",
-                   url.render_as_string(hide_password=False), owner,
-                   "--body-log", str(self.bodies / f"{owner}.jsonl")]
+        command = [
+            sys.executable,
+            "-m",
+            "harness.resilience_worker",
+            url.render_as_string(hide_password=False),
+            owner,
+            "--body-log",
+            str(self.bodies / f"{owner}.jsonl"),
+        ]
         env = dict(self.skewed_env if skewed else os.environ)
         if skewed:
             command += ["--skew", str(SKEW)]
@@ -159,8 +188,9 @@ class Scenario:
             command += ["--define", module]
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         with open(self.logs / f"{owner}.log", "wb") as log:
-            self.procs[owner] = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
-                                                 stderr=subprocess.STDOUT)
+            self.procs[owner] = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
         return owner
 
     def signal_worker(self, owner: str, signum: int) -> int | None:
@@ -178,8 +208,7 @@ class Scenario:
     def check_workers(self) -> None:
         dead = {o: p.returncode for o, p in self.procs.items() if p.poll() is not None}
         if dead:
-            tails = {o: (self.logs / f"{o}.log").read_text(errors="replace")[-600:]
-                     for o in dead}
+            tails = {o: (self.logs / f"{o}.log").read_text(errors="replace")[-600:] for o in dead}
             raise HarnessError(f"worker process(es) died on their own: {dead}; logs: {tails}")
 
     def kill_worker(self) -> None:
@@ -208,8 +237,9 @@ class Scenario:
         except SquidieError:
             return None  # the database is down
 
-    def wait_until(self, done: Callable[[dict[str, str]], bool], what: str,
-                   timeout: float = 120) -> None:
+    def wait_until(
+        self, done: Callable[[dict[str, str]], bool], what: str, timeout: float = 120
+    ) -> None:
         """Poll the runs (printing progress) until ``done(statuses)``."""
         deadline = time.monotonic() + timeout
         last = -1
@@ -221,8 +251,9 @@ class Scenario:
                 self.samples.append((self.now(), completed, len(self.plan)))
                 if completed != last:
                     end = "" if sys.stdout.isatty() else "\n"
-                    sys.stdout.write(f"\r  {completed}/{len(self.plan)} runs completed "
-                                     f"({self.now():.1f} s){end}")
+                    sys.stdout.write(
+                        f"\r  {completed}/{len(self.plan)} runs completed ({self.now():.1f} s){end}"
+                    )
                     sys.stdout.flush()
                     last = completed
                 if done(statuses):
@@ -231,26 +262,35 @@ class Scenario:
         raise HarnessError(f"timed out after {timeout:.0f} s waiting for {what}")
 
     def wait_progress(self, fraction: float) -> None:
-        self.wait_until(lambda s: sum(1 for v in s.values() if v == "completed")
-                        >= fraction * len(self.plan), f"{fraction:.0%} of the runs completed")
+        self.wait_until(
+            lambda s: sum(1 for v in s.values() if v == "completed") >= fraction * len(self.plan),
+            f"{fraction:.0%} of the runs completed",
+        )
 
     def wait_completed(self, prefix: str, timeout: float = 90) -> None:
         ids = [r for r in self.plan if r.startswith(prefix)]
-        self.wait_until(lambda s: all(s.get(r) == "completed" for r in ids),
-                        f"the {prefix}* runs to complete", timeout)
+        self.wait_until(
+            lambda s: all(s.get(r) == "completed" for r in ids),
+            f"the {prefix}* runs to complete",
+            timeout,
+        )
 
     # -- the disruptions -------------------------------------------------------
 
-    def crash_database(self, downtime: float = 2.0,
-                       controls: list[tuple[str, str, str]] | None = None) -> None:
+    def crash_database(
+        self, downtime: float = 2.0, controls: list[tuple[str, str, str]] | None = None
+    ) -> None:
         """SIGKILL the postmaster; with ``controls``, an operator sends them meanwhile."""
         operator = Operator(self.url, controls or [])
         self.cluster.kill()
         self.note("SIGKILL the PostgreSQL postmaster", "postgres")
         if controls:
             operator.start()
-            self.note(f"operator: sending {len(controls)} resume/approve/reject controls, "
-                      f"retrying each until accepted", "operator")
+            self.note(
+                f"operator: sending {len(controls)} resume/approve/reject controls, "
+                f"retrying each until accepted",
+                "operator",
+            )
         time.sleep(downtime)
         self.cluster.restart()
         self.note(f"PostgreSQL restarted after {downtime:.0f} s (crash recovery)")
@@ -258,9 +298,12 @@ class Scenario:
             operator.join(timeout=90)
             if operator.is_alive():
                 raise HarnessError("the operator's controls were not accepted within 90 s")
-            self.note(f"operator: {operator.accepted} controls accepted; {operator.refused} "
-                      f"call(s) refused while PostgreSQL was down or restarting, retried with "
-                      f"the same idempotency key; each control then sent once more", "operator")
+            self.note(
+                f"operator: {operator.accepted} controls accepted; {operator.refused} "
+                f"call(s) refused while PostgreSQL was down or restarting, retried with "
+                f"the same idempotency key; each control then sent once more",
+                "operator",
+            )
             if operator.problems:
                 raise HarnessError("operator controls failed: " + "; ".join(operator.problems))
 
@@ -272,9 +315,11 @@ class Scenario:
 
     def running_bodies(self, prefix: str, step_name: str) -> int:
         """How many executions of ``step_name`` in runs ``prefix*`` are running now."""
-        return sum(1 for (run_id, name), runs in read_bodies(self.bodies).items()
-                   if run_id.startswith(prefix) and name == step_name
-                   and any(b.end is None for b in runs))
+        return sum(
+            1
+            for (run_id, name), runs in read_bodies(self.bodies).items()
+            if run_id.startswith(prefix) and name == step_name and any(b.end is None for b in runs)
+        )
 
     def wait_for_bodies(self, prefix: str, step_name: str, count: int) -> list[float]:
         """Wait until ``count`` bodies of ``step_name`` in runs ``prefix*`` started; their
@@ -282,8 +327,11 @@ class Scenario:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             self.check_workers()
-            starts = [runs[0].start for (run_id, name), runs in read_bodies(self.bodies).items()
-                      if run_id.startswith(prefix) and name == step_name]
+            starts = [
+                runs[0].start
+                for (run_id, name), runs in read_bodies(self.bodies).items()
+                if run_id.startswith(prefix) and name == step_name
+            ]
             if len(starts) >= count:
                 return starts
             time.sleep(0.05)
@@ -328,8 +376,9 @@ class Operator(threading.Thread):
                         self.refused += 1  # the database is down or restarting
                     except Exception as exc:  # reported, then retried
                         self.refused += 1
-                        self.problems.append(f"{verb} {run_id} (try {repeat + 1}): "
-                                             f"{type(exc).__name__}: {exc}")
+                        self.problems.append(
+                            f"{verb} {run_id} (try {repeat + 1}): {type(exc).__name__}: {exc}"
+                        )
                     time.sleep(0.2)
                 else:
                     return
@@ -340,24 +389,31 @@ def run_scenario(scenario: Scenario, runs: int) -> None:
     """Every phase, in order; raises HarnessError when one cannot be carried out."""
     # The manual runs start first, so they reach their gates before the first crash.
     gated = scenario.start_runs(Gated, "gated", MANUAL_RUNS, lambda i: GATED)
-    reviewed = scenario.start_runs(Reviewed, "review", MANUAL_RUNS,
-                                   lambda i: APPROVED if i % 2 == 0 else REJECTED)
+    reviewed = scenario.start_runs(
+        Reviewed, "review", MANUAL_RUNS, lambda i: APPROVED if i % 2 == 0 else REJECTED
+    )
     scenario.start_runs(Shipment, "ship", runs, lambda i: SHIP)
     for _ in range(scenario.initial_workers):
         scenario.spawn_worker()
-    print(f"  started {runs} shipments, {MANUAL_RUNS} runs with a pause and {MANUAL_RUNS} "
-          f"with an approval; {scenario.initial_workers} worker processes")
+    print(
+        f"  started {runs} shipments, {MANUAL_RUNS} runs with a pause and {MANUAL_RUNS} "
+        f"with an approval; {scenario.initial_workers} worker processes"
+    )
 
     scenario.wait_progress(0.15)
     scenario.kill_worker()
     scenario.wait_progress(0.35)
     manual = set(gated) | set(reviewed)
-    scenario.wait_until(lambda s: all(s.get(r) == "paused" for r in manual),
-                        "the pause and approval runs to be paused", timeout=60)
+    scenario.wait_until(
+        lambda s: all(s.get(r) == "paused" for r in manual),
+        "the pause and approval runs to be paused",
+        timeout=60,
+    )
     scenario.note(f"{len(gated)} runs paused, {len(reviewed)} awaiting approval")
     controls = [(r, "resume", f"resume:{r}") for r in gated] + [
         (r, "approve" if scenario.plan[r] is APPROVED else "reject", f"decide:{r}")
-        for r in reviewed]
+        for r in reviewed
+    ]
     scenario.crash_database(controls=controls)
     scenario.wait_progress(0.6)
     scenario.terminate_worker()
@@ -383,12 +439,16 @@ def skew_phase(scenario: Scenario) -> None:
     skewed = scenario.spawn_worker(skewed=True)
     scenario.wait_for_connection(skewed)
     held = scenario.running_bodies("skew-haul", "haul")
-    scenario.note(f"started {skewed} under libfaketime, its clock {SKEW:g} s fast; it polls "
-                  f"while {held} hauls outlast the {LEASE:g} s lease by heartbeating", "skew")
+    scenario.note(
+        f"started {skewed} under libfaketime, its clock {SKEW:g} s fast; it polls "
+        f"while {held} hauls outlast the {LEASE:g} s lease by heartbeating",
+        "skew",
+    )
     if held == 0:
         raise HarnessError(f"{skewed} came up after the hauls ended: the phase proves nothing")
-    scenario.wait_until(lambda s: scenario.running_bodies("skew-haul", "haul") == 0,
-                        "the hauls to end", timeout=60)
+    scenario.wait_until(
+        lambda s: scenario.running_bodies("skew-haul", "haul") == 0, "the hauls to end", timeout=60
+    )
     scenario.start_runs(Shipment, "skew-ship", PHASE_RUNS, lambda i: STRICT_SHIP)
     scenario.wait_completed("skew-")
     code = scenario.signal_worker(skewed, signal.SIGTERM)
@@ -409,8 +469,9 @@ def cut_phase(scenario: Scenario) -> None:
         time.sleep(max(0.0, moment - time.time()))
         running = scenario.running_bodies("cut-", "haul")
         cut = scenario.cut_connections()
-        scenario.note(f"pg_terminate_backend: cut {cut} worker connections "
-                      f"({running} hauls mid-step)", "cut")
+        scenario.note(
+            f"pg_terminate_backend: cut {cut} worker connections ({running} hauls mid-step)", "cut"
+        )
     scenario.wait_completed("cut-")
 
 
@@ -427,8 +488,11 @@ def deploy_phase(scenario: Scenario) -> None:
     statuses = scenario.statuses() or {}
     in_flight = sum(1 for r in v1 if statuses.get(r) != "completed")
     old = [o for o in scenario.procs if not o.startswith("skewed")]
-    scenario.note(f"deploy version 2 beside version 1: restarting {len(old)} workers "
-                  f"while {in_flight} version 1 runs are in flight (in a wait)", "deploy")
+    scenario.note(
+        f"deploy version 2 beside version 1: restarting {len(old)} workers "
+        f"while {in_flight} version 1 runs are in flight (in a wait)",
+        "deploy",
+    )
     if in_flight == 0:
         raise HarnessError("the version 1 runs ended before the deploy: it proves nothing")
     scenario.defines = [V2_MODULE]
@@ -445,8 +509,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--postgres", choices=KINDS, default="local",
-                        help="a local cluster from the server binaries, or a container")
+    parser.add_argument(
+        "--postgres",
+        choices=KINDS,
+        default="local",
+        help="a local cluster from the server binaries, or a container",
+    )
     args = parser.parse_args(argv)
 
     began = time.monotonic()
@@ -460,8 +528,10 @@ def main(argv: list[str] | None = None) -> int:
     with own_postgres(args.postgres, log=print) as cluster:
         url = cluster.server().create_database("resilience")
         squidie.connect(url).install()
-        print(f"resilience: own PostgreSQL ({args.postgres}) on 127.0.0.1:{cluster.port}; "
-              f"worker lease {LEASE:g} s")
+        print(
+            f"resilience: own PostgreSQL ({args.postgres}) on 127.0.0.1:{cluster.port}; "
+            f"worker lease {LEASE:g} s"
+        )
         scenario = Scenario(url, cluster, args.workers, skewed_env)
         try:
             run_scenario(scenario, args.runs)
@@ -475,15 +545,20 @@ def main(argv: list[str] | None = None) -> int:
         chart(scenario, OUT / "resilience.png")
     print(f"\n  chart: {OUT / 'resilience.png'}")
     print("  " + ", ".join(f"{k}: {v}" for k, v in found.counts.items()))
-    disruptions = 1 + sum(1 for _, _, kind in scenario.events  # 1: the skewed worker
-                          if kind in COLOURS and kind not in SPANS)
+    disruptions = 1 + sum(
+        1
+        for _, _, kind in scenario.events  # 1: the skewed worker
+        if kind in COLOURS and kind not in SPANS
+    )
     wall = time.monotonic() - began
     if problems:
         print("  FAILED:\n    " + "\n    ".join(problems) + f"\n  ({wall:.0f} s)")
         return 1
-    print(f"  OK: {len(scenario.plan)}/{len(scenario.plan)} runs completed, every step applied "
-          f"exactly once (bodies once where nothing was killed), no claim taken over, "
-          f"through {disruptions} disruptions in {wall:.0f} s")
+    print(
+        f"  OK: {len(scenario.plan)}/{len(scenario.plan)} runs completed, every step applied "
+        f"exactly once (bodies once where nothing was killed), no claim taken over, "
+        f"through {disruptions} disruptions in {wall:.0f} s"
+    )
     return 0
 
 

@@ -106,8 +106,7 @@ def _check_statuses(sq: squidie.Squidie, plan: dict[str, Expect], found: Finding
     statuses = {r.run_id: r.status.value for r in all_runs(sq)}
     by_status = Counter(statuses.values())
     if by_status != Counter({"completed": len(plan)}):
-        found.problems.append(f"runs by status: {dict(by_status)}, expected "
-                              f"{len(plan)} completed")
+        found.problems.append(f"runs by status: {dict(by_status)}, expected {len(plan)} completed")
     unplanned = sorted(set(statuses) - set(plan))
     if unplanned:
         found.problems.append(f"{len(unplanned)} unplanned runs, e.g. {unplanned[:3]}")
@@ -119,7 +118,8 @@ def _check_journal(sq: squidie.Squidie, plan: dict[str, Expect], found: Findings
     resolved: Counter[tuple[str, str]] = Counter()
     engine = sq.store.engine  # type: ignore[attr-defined]
     query = select(journal.c.run_id, journal.c.kind, journal.c.data).where(
-        journal.c.kind.in_((*SUCCESS_KINDS, "paused", "manual_resolved")))
+        journal.c.kind.in_((*SUCCESS_KINDS, "paused", "manual_resolved"))
+    )
     with engine.connect() as conn:
         for run_id, kind, data in conn.execute(query):
             key = applied_success(kind, data)
@@ -138,8 +138,9 @@ def _check_journal(sq: squidie.Squidie, plan: dict[str, Expect], found: Findings
     _compare(found, "resolved", resolved, gates)
 
 
-def _compare(found: Findings, what: str, seen: Counter[tuple[str, str]],
-             expected: set[tuple[str, str]]) -> None:
+def _compare(
+    found: Findings, what: str, seen: Counter[tuple[str, str]], expected: set[tuple[str, str]]
+) -> None:
     missing = sorted(expected - set(seen))
     twice = sorted(k for k, n in seen.items() if n > 1)
     extra = sorted(set(seen) - expected)
@@ -155,55 +156,70 @@ def _check_controls(sq: squidie.Squidie, plan: dict[str, Expect], found: Finding
     controlled = {r: e for r, e in plan.items() if e.control}
     for run_id, expect in sorted(controlled.items()):
         snap = sq.inspect_run(run_id, include_history=True)
-        history: list[Any] = [c if isinstance(c, dict) else c.to_dict()
-                              for c in snap.command_history or []]
+        history: list[Any] = [
+            c if isinstance(c, dict) else c.to_dict() for c in snap.command_history or []
+        ]
         controls = [c for c in history if c.get("signal_type") != "start_run"]
         kinds = [c.get("signal_type") for c in controls]
         if kinds != [expect.control]:
-            found.problems.append(f"{run_id}: command history {kinds}, expected "
-                                  f"[{expect.control!r}] once")
+            found.problems.append(
+                f"{run_id}: command history {kinds}, expected [{expect.control!r}] once"
+            )
         if expect.decision is not None:
             decision = (snap.context or {}).get("review", {}).get("decision")
             if decision != expect.decision:
-                found.problems.append(f"{run_id}: decision {decision!r}, "
-                                      f"expected {expect.decision!r}")
+                found.problems.append(
+                    f"{run_id}: decision {decision!r}, expected {expect.decision!r}"
+                )
     found.counts["operator controls"] = len(controlled)
 
 
-def _check_bodies(bodies: dict[tuple[str, str], list[Body]], plan: dict[str, Expect],
-                  found: Findings) -> None:
+def _check_bodies(
+    bodies: dict[tuple[str, str], list[Body]], plan: dict[str, Expect], found: Findings
+) -> None:
     overlapping = []
     for (run_id, step_name), runs in bodies.items():
         if _overlap(runs):
             overlapping.append((run_id, step_name, [b.owner for b in runs]))
-    not_once = [(run_id, name, [b.owner for b in bodies.get((run_id, name), [])])
-                for run_id, expect in plan.items() if expect.strict
-                for name in sorted(expect.applied - expect.builtin)
-                if len(bodies.get((run_id, name), [])) != 1]
+    not_once = [
+        (run_id, name, [b.owner for b in bodies.get((run_id, name), [])])
+        for run_id, expect in plan.items()
+        if expect.strict
+        for name in sorted(expect.applied - expect.builtin)
+        if len(bodies.get((run_id, name), [])) != 1
+    ]
     if overlapping:
         found.problems.append(
             f"{len(overlapping)} steps ran twice at once (a live claim was taken over), "
-            f"e.g. {overlapping[:3]}")
+            f"e.g. {overlapping[:3]}"
+        )
     if not_once:
         found.problems.append(
             f"{len(not_once)} step bodies in the phases without kills did not run exactly "
             f"once, "
-            f"e.g. {not_once[:3]}")
+            f"e.g. {not_once[:3]}"
+        )
     early = _early_after_wait(bodies, plan)
     if early:
-        found.problems.append(f"{len(early)} steps ran before their wait was over, "
-                              f"e.g. {early[:3]}")
+        found.problems.append(
+            f"{len(early)} steps ran before their wait was over, e.g. {early[:3]}"
+        )
     found.counts["body executions"] = sum(len(r) for r in bodies.values())
     found.counts["steps whose body re-ran (after kills and crashes)"] = sum(
-        1 for r in bodies.values() if len(r) > 1)
+        1 for r in bodies.values() if len(r) > 1
+    )
     skewed = sum(1 for r in bodies.values() for b in r if b.owner.startswith("skewed"))
     found.counts["bodies run by the skewed worker"] = skewed
     if not skewed:
         found.problems.append("the skewed worker never ran a step: the skew phase proved nothing")
 
 
-def _check_versions(sq: squidie.Squidie, plan: dict[str, Expect],
-                    bodies: dict[tuple[str, str], list[Body]], found: Findings) -> None:
+def _check_versions(
+    sq: squidie.Squidie,
+    plan: dict[str, Expect],
+    bodies: dict[tuple[str, str], list[Body]],
+    found: Findings,
+) -> None:
     """Each deploy run's snapshot shows the version it started with (its steps were
     checked with the journal), and version 1 steps ran on the deployed workers."""
     versioned = {r: e.version for r, e in sorted(plan.items()) if e.version is not None}
@@ -213,15 +229,21 @@ def _check_versions(sq: squidie.Squidie, plan: dict[str, Expect],
         if shown != version:
             wrong.append((run_id, shown))
     if wrong:
-        found.problems.append(f"{len(wrong)} runs not on the version they started with, "
-                              f"e.g. {wrong[:3]}")
-    v1_on_v2 = sum(1 for (run_id, _), runs in bodies.items()
-                   if versioned.get(run_id) == "1" for b in runs
-                   if b.owner.startswith(DEPLOYED_OWNER))
+        found.problems.append(
+            f"{len(wrong)} runs not on the version they started with, e.g. {wrong[:3]}"
+        )
+    v1_on_v2 = sum(
+        1
+        for (run_id, _), runs in bodies.items()
+        if versioned.get(run_id) == "1"
+        for b in runs
+        if b.owner.startswith(DEPLOYED_OWNER)
+    )
     found.counts["v1 steps run by workers deployed with v2"] = v1_on_v2
     if versioned and not v1_on_v2:
-        found.problems.append("no version 1 step ran on a worker deployed with version 2: "
-                              "the deploy proved nothing")
+        found.problems.append(
+            "no version 1 step ran on a worker deployed with version 2: the deploy proved nothing"
+        )
 
 
 def _overlap(runs: list[Body]) -> bool:
@@ -234,8 +256,9 @@ def _overlap(runs: list[Body]) -> bool:
     return False
 
 
-def _early_after_wait(bodies: dict[tuple[str, str], list[Body]],
-                      plan: dict[str, Expect]) -> list[tuple[str, str, float]]:
+def _early_after_wait(
+    bodies: dict[tuple[str, str], list[Body]], plan: dict[str, Expect]
+) -> list[tuple[str, str, float]]:
     early = []
     for run_id, expect in plan.items():
         for before, after in expect.waits:

@@ -47,23 +47,34 @@ def faketime_env() -> dict[str, str]:
         raise SkewUnavailable(
             "faketime (libfaketime) is not installed, and the skewed-worker scenario needs it. "
             "Install it: `apt-get install faketime` (tools/ensure_system_packages.sh does), "
-            "or `brew install libfaketime` on macOS.")
-    shown = subprocess.run([exe, "-f", "+0s", "env"], capture_output=True, text=True,
-                           timeout=30).stdout.splitlines()
-    preload = {k: v for k, _, v in (line.partition("=") for line in shown)
-               if k in ("LD_PRELOAD", "DYLD_INSERT_LIBRARIES", "DYLD_FORCE_FLAT_NAMESPACE")}
-    env = {**os.environ, **preload, "FAKETIME": f"+{SKEW:g}s",
-           "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
-    probe = subprocess.run([sys.executable, "-c", "import time; print(time.time())"],
-                           capture_output=True, text=True, timeout=30, env=env)
+            "or `brew install libfaketime` on macOS."
+        )
+    shown = subprocess.run(
+        [exe, "-f", "+0s", "env"], capture_output=True, text=True, timeout=30
+    ).stdout.splitlines()
+    preload = {
+        k: v
+        for k, _, v in (line.partition("=") for line in shown)
+        if k in ("LD_PRELOAD", "DYLD_INSERT_LIBRARIES", "DYLD_FORCE_FLAT_NAMESPACE")
+    }
+    env = {**os.environ, **preload, "FAKETIME": f"+{SKEW:g}s", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    probe = subprocess.run(
+        [sys.executable, "-c", "import time; print(time.time())"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
     try:
         skew = float(probe.stdout.strip()) - time.time()
     except ValueError:
         skew = float("nan")
     if not abs(skew - SKEW) < 5:
-        raise SkewUnavailable(f"libfaketime ({preload or 'not found'}) did not skew Python's "
-                              f"clock by {SKEW:g} s (measured {skew:.1f} s; stderr: "
-                              f"{probe.stderr.strip()[-300:]!r})")
+        raise SkewUnavailable(
+            f"libfaketime ({preload or 'not found'}) did not skew Python's "
+            f"clock by {SKEW:g} s (measured {skew:.1f} s; stderr: "
+            f"{probe.stderr.strip()[-300:]!r})"
+        )
     return env
 
 
@@ -89,8 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("owner")
     parser.add_argument("--body-log", required=True)
     parser.add_argument("--skew", type=float, default=0.0)
-    parser.add_argument("--define", action="append", default=[], metavar="MODULE",
-                        help="also import this module's workflows (repeatable)")
+    parser.add_argument(
+        "--define",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="also import this module's workflows (repeatable)",
+    )
     args = parser.parse_args(argv)
 
     if args.skew:
@@ -109,8 +125,13 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.CRITICAL)
     sq = squidie.connect(args.url)
-    sq.worker(args.owner, lease_for=LEASE, heartbeat_interval=HEARTBEAT, idle_max=0.2,
-              on_error=lambda exc: None).run()
+    sq.worker(
+        args.owner,
+        lease_for=LEASE,
+        heartbeat_interval=HEARTBEAT,
+        idle_max=0.2,
+        on_error=lambda exc: None,
+    ).run()
     return 0
 
 

@@ -52,9 +52,17 @@ def record(event: str, ctx: StepContext) -> None:
     path = os.environ.get(BODY_LOG_ENV)
     if not path:
         return
-    line = json.dumps({"event": event, "run_id": ctx.run_id, "step": ctx.step,
-                       "attempt": ctx.attempt, "claim_id": ctx.claim_id,
-                       "owner": os.environ.get(OWNER_ENV, "?"), "t": true_time()})
+    line = json.dumps(
+        {
+            "event": event,
+            "run_id": ctx.run_id,
+            "step": ctx.step,
+            "attempt": ctx.attempt,
+            "claim_id": ctx.claim_id,
+            "owner": os.environ.get(OWNER_ENV, "?"),
+            "t": true_time(),
+        }
+    )
     with _log_lock:
         if _log is None:
             _log = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (process-long)
@@ -131,8 +139,12 @@ class Reviewed(Workflow):
 def _haul_steps(*, cool_off: bool) -> list[Any]:
     """load -> haul (outlasts the lease, heartbeating) [-> cool_off, a wait] -> unload."""
     between = [wait("cool_off", COOL_OFF_SECONDS)] if cool_off else []
-    return [step("load", work, retry=RETRY), step("haul", long_haul, retry=RETRY), *between,
-            step("unload", work, retry=RETRY)]
+    return [
+        step("load", work, retry=RETRY),
+        step("haul", long_haul, retry=RETRY),
+        *between,
+        step("unload", work, retry=RETRY),
+    ]
 
 
 class LongHaul(Workflow):
@@ -165,5 +177,8 @@ class Parcel(Workflow):
     name = DEPLOYED
     version = "1"
     trigger = manual("go", payload={"parcel": field(int)})
-    steps = [step("label", work, retry=RETRY), wait("settle", SETTLE_SECONDS),
-             step("deliver", work, retry=RETRY)]
+    steps = [
+        step("label", work, retry=RETRY),
+        wait("settle", SETTLE_SECONDS),
+        step("deliver", work, retry=RETRY),
+    ]

@@ -19,5 +19,9 @@ class ParcelV2(Workflow):
     name = DEPLOYED
     version = "2"
     trigger = manual("go", payload={"parcel": field(int)})
-    steps = [step("label", work, retry=RETRY), wait("settle", SETTLE_SECONDS),
-             step("courier", work, retry=RETRY), step("notify", work, retry=RETRY)]
+    steps = [
+        step("label", work, retry=RETRY),
+        wait("settle", SETTLE_SECONDS),
+        step("courier", work, retry=RETRY),
+        step("notify", work, retry=RETRY),
+    ]

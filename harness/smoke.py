@@ -55,8 +55,10 @@ class Progress:
         if self.tty:
             width = 30
             filled = int(width * done / max(self.total, 1))
-            sys.stdout.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/"
-                             f"{self.total} runs finished ({elapsed:.1f} s)")
+            sys.stdout.write(
+                f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/"
+                f"{self.total} runs finished ({elapsed:.1f} s)"
+            )
             sys.stdout.flush()
             return
         quarter = 4 * done // max(self.total, 1)
@@ -73,13 +75,19 @@ class Progress:
 def main(argv: list[str] | None = None) -> int:
     """Run the scenario; exit 1 if any run did not complete."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--database-url", default=None,
-                        help="default: a fresh embedded SQLite file in harness/out/")
+    parser.add_argument(
+        "--database-url", default=None, help="default: a fresh embedded SQLite file in harness/out/"
+    )
     parser.add_argument("--runs", type=int, default=60)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--serve", type=int, default=None, metavar="PORT",
-                        help="afterwards, serve the web dashboard over the smoke runs on "
-                             "127.0.0.1:PORT until Ctrl-C")
+    parser.add_argument(
+        "--serve",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="afterwards, serve the web dashboard over the smoke runs on "
+        "127.0.0.1:PORT until Ctrl-C",
+    )
     args = parser.parse_args(argv)
     OUT.mkdir(exist_ok=True)
     url = args.database_url
@@ -97,23 +105,30 @@ def main(argv: list[str] | None = None) -> int:
         if i % 4 == 3:
             unattended.append(sq.start(Refund, payload={"amount": 100 * (i + 1)}).run_id)
         else:
-            unattended.append(sq.start(Checkout, payload={"order_id": i + 1,
-                                                          "amount": 10 * (i + 1)}).run_id)
+            unattended.append(
+                sq.start(Checkout, payload={"order_id": i + 1, "amount": 10 * (i + 1)}).run_id
+            )
     kinds = Counter(sq.inspect_run(r).workflow.rsplit(".", 1)[-1] for r in unattended)
     INSTANCE["sq"] = sq
     shipment = sq.start(Shipment, payload={"items": 12}).run_id
     unattended.append(shipment)
-    expenses = [sq.start(Expense, payload={"amount": 50 * n, "employee": f"e{n}"}).run_id
-                for n in range(1, 5)]
+    expenses = [
+        sq.start(Expense, payload={"amount": 50 * n, "employee": f"e{n}"}).run_id
+        for n in range(1, 5)
+    ]
     cancelled = sq.start(Refund, payload={"amount": 1}).run_id
     sq.cancel(cancelled, metadata={"why": "customer withdrew"})
-    print(f"  started {len(unattended) + len(expenses) + 1} runs: "
-          f"{kinds['Checkout']} checkouts and {kinds['Refund']} refunds for the workers, "
-          f"{len(expenses)} expenses that wait for a manager, 1 refund cancelled at once")
+    print(
+        f"  started {len(unattended) + len(expenses) + 1} runs: "
+        f"{kinds['Checkout']} checkouts and {kinds['Refund']} refunds for the workers, "
+        f"{len(expenses)} expenses that wait for a manager, 1 refund cancelled at once"
+    )
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
-    procs = [ctx.Process(target=worker_entry, args=(url, f"smoke-worker-{n}", 2.0, results))
-             for n in range(args.workers)]
+    procs = [
+        ctx.Process(target=worker_entry, args=(url, f"smoke-worker-{n}", 2.0, results))
+        for n in range(args.workers)
+    ]
     for p in procs:
         p.start()
     bar = Progress(len(unattended))
@@ -131,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     code = report(sq, unattended, per_worker, elapsed) | operate(sq, expenses, cancelled)
     code |= fan_out_report(sq, shipment)
-    print("\n  next: open harness/out/smoke-graph.svg (the rejected expense's run graph) · "
-          "read docs/quickstart.md · run the whole test suite: python3 -m nox -t ci")
+    print(
+        "\n  next: open harness/out/smoke-graph.svg (the rejected expense's run graph) · "
+        "read docs/quickstart.md · run the whole test suite: python3 -m nox -t ci"
+    )
     if args.serve is not None:
         from harness.dashboard_demo import serve
 
@@ -146,8 +163,9 @@ def operate(sq: squidie.Squidie, expenses: list[str], cancelled: str) -> int:
     print(f"\n  an expense before its decision: {paused.reason} -> {paused.next_actions}")
     for n, run_id in enumerate(expenses):
         decide = squidie.Signal.approve_run if n % 2 == 0 else squidie.Signal.reject_run
-        signal = decide(run_id, {"actor": "manager", "comment": "smoke"},
-                        idempotency_key=f"decision-{run_id}")
+        signal = decide(
+            run_id, {"actor": "manager", "comment": "smoke"}, idempotency_key=f"decision-{run_id}"
+        )
         sq.apply_signal(signal)
         sq.apply_signal(signal)  # delivered twice: one receipt, one decision
     source = next(r.run_id for r in sq.list_runs(workflow=Checkout, status="completed"))
@@ -160,19 +178,22 @@ def operate(sq: squidie.Squidie, expenses: list[str], cancelled: str) -> int:
         snap = sq.inspect_run(run_id, include_history=True)
         decision = snap.context["approval"]["decision"]
         counts = sq.explain_run(run_id).evidence["command_counts"]
-        print(f"  expense {run_id[:8]}: {decision:<8} -> {snap.status.value:<9} "
-              f"commands {counts}")
+        print(f"  expense {run_id[:8]}: {decision:<8} -> {snap.status.value:<9} commands {counts}")
         ok &= snap.status == "completed" and counts.get(f"{decision[:-1]}_run", 0) in (0, 1)
     status = sq.inspect_run(replay).status
-    print(f"  replay of checkout {source[:8]}: {status.value}; cancelled refund: "
-          f"{sq.inspect_run(cancelled).status.value}")
+    print(
+        f"  replay of checkout {source[:8]}: {status.value}; cancelled refund: "
+        f"{sq.inspect_run(cancelled).status.value}"
+    )
     ok &= status == "completed" and sq.inspect_run(cancelled).status == "cancelled"
     graph = sq.inspect_run_graph(expenses[1])
     (OUT / "smoke-graph.mmd").write_text(graph.to_mermaid())
     (OUT / "smoke-graph.svg").write_text(graph.to_svg())  # Graphviz, or the Python layout
     drawn = "harness/out/smoke-graph.svg (and .mmd)"
-    path = " -> ".join(f"{n['id']} ({n['status']}" + (f" by {n['actor']})" if n.get("actor")
-                                                      else ")") for n in graph.nodes)
+    path = " -> ".join(
+        f"{n['id']} ({n['status']}" + (f" by {n['actor']})" if n.get("actor") else ")")
+        for n in graph.nodes
+    )
     print(f"  the rejected expense's run graph, drawn in {drawn}:\n    {path}")
     print(f"\n  {'OK' if ok else 'FAILED'}: approvals, rejections, replay and cancel behaved")
     return 0 if ok else 1
@@ -188,8 +209,9 @@ def fan_out_report(sq: squidie.Squidie, shipment: str) -> int:
     lines = graph.to_mermaid().rstrip().splitlines()
     waiter = f"n{[node['id'] for node in graph.nodes].index('pack_all')}"  # mermaid node id
     for n, child in enumerate(children):
-        lines.append(f'  child{n}(["{child["child_key"]}<br/>{child["status"]}"])'
-                     f':::{child["status"]}')
+        lines.append(
+            f'  child{n}(["{child["child_key"]}<br/>{child["status"]}"]):::{child["status"]}'
+        )
         lines.append(f"  {waiter} -.-> child{n}")
     (OUT / "fanout-graph.mmd").write_text("\n".join(lines) + "\n")
     try:
@@ -199,19 +221,27 @@ def fan_out_report(sq: squidie.Squidie, shipment: str) -> int:
     except ImportError:  # matplotlib comes with the harness dependency group
         pass
     statuses = Counter(c["status"] for c in children)
-    ok = (snap.status == "completed" and statuses == Counter({"completed": len(children)})
-          and snap.context.get("loaded") == len(children) == 12)
+    ok = (
+        snap.status == "completed"
+        and statuses == Counter({"completed": len(children)})
+        and snap.context.get("loaded") == len(children) == 12
+    )
     path = " -> ".join(f"{n['id']} ({n['status']})" for n in graph.nodes)
-    print(f"\n  fan-out: shipment {shipment[:8]} started {len(children)} child runs, "
-          f"waited for all ({dict(statuses)}), then loaded {snap.context.get('loaded')}")
-    print(f"    {path}; drawn with its children in harness/out/fanout-graph.png and .mmd "
-          "(.svg: the parent's steps)")
+    print(
+        f"\n  fan-out: shipment {shipment[:8]} started {len(children)} child runs, "
+        f"waited for all ({dict(statuses)}), then loaded {snap.context.get('loaded')}"
+    )
+    print(
+        f"    {path}; drawn with its children in harness/out/fanout-graph.png and .mmd "
+        "(.svg: the parent's steps)"
+    )
     print(f"  {'OK' if ok else 'FAILED'}: the parent resumed once every child had ended")
     return 0 if ok else 1
 
 
-def report(sq: squidie.Squidie, run_ids: list[str], per_worker: dict[str, int],
-           elapsed: float) -> int:
+def report(
+    sq: squidie.Squidie, run_ids: list[str], per_worker: dict[str, int], elapsed: float
+) -> int:
     """Print how the unattended runs ended and one run's history; returns the exit code."""
     snaps = [sq.inspect_run(r, include_history=True) for r in run_ids]
     statuses = Counter(s.status.value for s in snaps)
@@ -219,21 +249,29 @@ def report(sq: squidie.Squidie, run_ids: list[str], per_worker: dict[str, int],
     retried = sum(1 for s in snaps for a in s.attempts or [] if a["status"] == "failed")
     steps = sum(per_worker.values())
     print(f"  runs by status: {dict(statuses)}")
-    print(f"  steps executed: {steps} by {len(per_worker)} workers {per_worker}; "
-          f"{attempts} attempts, {retried} retried after a failure")
+    print(
+        f"  steps executed: {steps} by {len(per_worker)} workers {per_worker}; "
+        f"{attempts} attempts, {retried} retried after a failure"
+    )
     print(f"  wall time {elapsed:.1f} s, {steps / elapsed:.0f} steps/s")
     sample = next(s for s in snaps if any(a["attempt_number"] > 1 for a in s.attempts or []))
     print(f"\n  one checkout that needed a retry ({sample.run_id}):")
     for a in sample.attempts or []:
         err = f"  error: {a['error']['message']}" if a["error"] else ""
-        print(f"    {a['step']:<9} attempt {a['attempt_number']}  {a['status']:<10} "
-              f"by {a['owner_id']}{err}")
+        print(
+            f"    {a['step']:<9} attempt {a['attempt_number']}  {a['status']:<10} "
+            f"by {a['owner_id']}{err}"
+        )
     result = sample.context
-    print(f"    result: valid={result.get('valid')}, charged {result.get('charged')} on attempt "
-          f"{result.get('charge_attempts')}, shipped with {result.get('shipped_with')}")
+    print(
+        f"    result: valid={result.get('valid')}, charged {result.get('charged')} on attempt "
+        f"{result.get('charge_attempts')}, shipped with {result.get('shipped_with')}"
+    )
     ok = statuses == Counter({"completed": len(run_ids)})
-    print(f"\n  {'OK' if ok else 'FAILED'}: {statuses.get('completed', 0)}/{len(run_ids)} "
-          "unattended runs completed")
+    print(
+        f"\n  {'OK' if ok else 'FAILED'}: {statuses.get('completed', 0)}/{len(run_ids)} "
+        "unattended runs completed"
+    )
     return 0 if ok else 1
 
 

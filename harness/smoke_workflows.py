@@ -59,8 +59,12 @@ class Checkout(Workflow):
     trigger = manual("order_placed", payload={"order_id": field(int), "amount": field(int)})
     steps = [
         step("validate", Validate),
-        step("charge", charge_card, after=["validate"],
-             retry=retry(max_attempts=3, backoff=exponential(min=0.1, max=1))),
+        step(
+            "charge",
+            charge_card,
+            after=["validate"],
+            retry=retry(max_attempts=3, backoff=exponential(min=0.1, max=1)),
+        ),
         step("reserve", reserve_stock, after=["validate"]),
         step("carrier", pick_carrier, after=["validate"]),
         step("ship", ship, after=["charge", "reserve", "carrier"]),
@@ -137,8 +141,10 @@ def split_order(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
 def load_truck(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     """The parent resumes once every parcel is packed."""
     packed = input["packed"]
-    return {"loaded": len(packed), "all_packed": all(c["status"] == "completed"
-                                                    for c in packed.values())}
+    return {
+        "loaded": len(packed),
+        "all_packed": all(c["status"] == "completed" for c in packed.values()),
+    }
 
 
 class Shipment(Workflow):

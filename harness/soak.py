@@ -70,8 +70,14 @@ from squidie.testing.owned import own_postgres
 OUT = Path(__file__).parent / "out"
 SPAWN = multiprocessing.get_context("spawn")
 LEASE = 5.0
-TABLES = ("squidie_runs", "squidie_journal", "squidie_checkpoints", "squidie_attempts",
-          "squidie_commands", "squidie_schedules")
+TABLES = (
+    "squidie_runs",
+    "squidie_journal",
+    "squidie_checkpoints",
+    "squidie_attempts",
+    "squidie_commands",
+    "squidie_schedules",
+)
 
 
 def path_of(workflow: type) -> str:
@@ -114,8 +120,7 @@ def worker_process(url: str, owner: str, ready: Any) -> None:
     sq = squidie.connect(url)
     sq.list_runs(limit=1)  # connected and imported: ready
     ready.release()
-    sq.worker(owner, lease_for=LEASE, heartbeat_interval=1.0, idle_max=0.2,
-              on_error=report).run()
+    sq.worker(owner, lease_for=LEASE, heartbeat_interval=1.0, idle_max=0.2, on_error=report).run()
 
 
 class _Deliveries(logging.Handler):
@@ -206,12 +211,23 @@ class Sample:
 
     def to_dict(self) -> dict[str, Any]:
         lat = self.latencies
-        return {"at": round(self.at, 2), "phase": self.phase, "started": self.started,
-                "statuses": self.statuses, "ended_in_interval": self.ended_in_interval,
-                "backlog": self.backlog, "latency_n": len(lat),
-                "latency_p50": percentile(lat, 0.5), "latency_p95": percentile(lat, 0.95),
-                "rss": self.rss, "db_bytes": self.db_bytes, "rows": self.rows,
-                "cron_runs": self.cron_runs, "load_avg": self.load_avg, "cpu": self.cpu}
+        return {
+            "at": round(self.at, 2),
+            "phase": self.phase,
+            "started": self.started,
+            "statuses": self.statuses,
+            "ended_in_interval": self.ended_in_interval,
+            "backlog": self.backlog,
+            "latency_n": len(lat),
+            "latency_p50": percentile(lat, 0.5),
+            "latency_p95": percentile(lat, 0.95),
+            "rss": self.rss,
+            "db_bytes": self.db_bytes,
+            "rows": self.rows,
+            "cron_runs": self.cron_runs,
+            "load_avg": self.load_avg,
+            "cpu": self.cpu,
+        }
 
 
 class Probe:
@@ -225,30 +241,47 @@ class Probe:
     def read(self) -> dict[str, Any]:
         now = datetime.now(UTC)
         with self.engine.connect() as conn:
-            statuses = dict(conn.execute(
-                select(runs.c.status, func.count()).group_by(runs.c.status)).all())
+            statuses = dict(
+                conn.execute(select(runs.c.status, func.count()).group_by(runs.c.status)).all()
+            )
             backlog = conn.execute(
-                select(func.count()).select_from(attempts)
-                .where(attempts.c.status == "visible", attempts.c.due_at <= now)).scalar_one()
+                select(func.count())
+                .select_from(attempts)
+                .where(attempts.c.status == "visible", attempts.c.due_at <= now)
+            ).scalar_one()
             latencies = [
-                (t - s).total_seconds() for s, t in conn.execute(
+                (t - s).total_seconds()
+                for s, t in conn.execute(
                     select(runs.c.started_at, runs.c.terminal_at).where(
-                        runs.c.terminal_at > self.last_wall, runs.c.terminal_at <= now,
-                        runs.c.status == "completed", runs.c.workflow.in_(AUTOMATIC)))
+                        runs.c.terminal_at > self.last_wall,
+                        runs.c.terminal_at <= now,
+                        runs.c.status == "completed",
+                        runs.c.workflow.in_(AUTOMATIC),
+                    )
+                )
             ]
             ended = conn.execute(
-                select(func.count()).select_from(runs).where(
-                    runs.c.terminal_at > self.last_wall, runs.c.terminal_at <= now)).scalar_one()
+                select(func.count())
+                .select_from(runs)
+                .where(runs.c.terminal_at > self.last_wall, runs.c.terminal_at <= now)
+            ).scalar_one()
             cron_runs = conn.execute(
-                select(func.count()).select_from(runs)
-                .where(runs.c.workflow.in_(sorted(CRON_PATHS)))).scalar_one()
+                select(func.count())
+                .select_from(runs)
+                .where(runs.c.workflow.in_(sorted(CRON_PATHS)))
+            ).scalar_one()
             db_bytes = conn.execute(text("SELECT pg_database_size(current_database())")).scalar()
-            rows = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
-                    for t in TABLES}
+            rows = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one() for t in TABLES}
         self.last_wall = now
-        return {"statuses": statuses, "backlog": backlog, "latencies": latencies,
-                "ended": ended, "cron_runs": cron_runs, "db_bytes": int(db_bytes or 0),
-                "rows": rows}
+        return {
+            "statuses": statuses,
+            "backlog": backlog,
+            "latencies": latencies,
+            "ended": ended,
+            "cron_runs": cron_runs,
+            "db_bytes": int(db_bytes or 0),
+            "rows": rows,
+        }
 
 
 # -- the producer --------------------------------------------------------------------
@@ -365,8 +398,9 @@ class Producer:
             if self.sq.inspect_run(source).status != "completed":
                 continue
             snap = self.sq.replay(source, metadata={"by": "soak"})
-            self.runs[snap.run_id] = Tracked("replay", self.runs[source].workflow, "completed",
-                                             note=f"replay of {source}")
+            self.runs[snap.run_id] = Tracked(
+                "replay", self.runs[source].workflow, "completed", note=f"replay of {source}"
+            )
             self.started["replay"] += 1
             return True
         return False
@@ -435,10 +469,10 @@ class Soak:
     # processes
     def spawn_worker(self, slot: int) -> None:
         self.generation[slot] += 1
-        owner = f"worker-{slot}" + ("" if self.generation[slot] == 1
-                                    else f".{self.generation[slot]}")
-        proc = SPAWN.Process(target=worker_process, args=(self.url, owner, self.ready),
-                             name=owner)
+        owner = f"worker-{slot}" + (
+            "" if self.generation[slot] == 1 else f".{self.generation[slot]}"
+        )
+        proc = SPAWN.Process(target=worker_process, args=(self.url, owner, self.ready), name=owner)
         proc.start()
         self.workers[slot] = (owner, proc)
 
@@ -460,8 +494,9 @@ class Soak:
     def spawn_scheduler(self) -> None:
         self.scheduler_count += 1
         owner = f"scheduler-{self.scheduler_count}"
-        proc = SPAWN.Process(target=scheduler_process, args=(self.url, owner, self.cron_queue),
-                             name=owner)
+        proc = SPAWN.Process(
+            target=scheduler_process, args=(self.url, owner, self.cron_queue), name=owner
+        )
         proc.start()
         self.scheduler = (owner, proc)
 
@@ -495,8 +530,10 @@ class Soak:
     def sample(self) -> Sample:
         self.drain_cron_queue()
         got = self.probe.read()
-        mem = {f"worker-{slot}": rss_bytes(proc.pid)
-               for slot, (_owner, proc) in sorted(self.workers.items())}
+        mem = {
+            f"worker-{slot}": rss_bytes(proc.pid)
+            for slot, (_owner, proc) in sorted(self.workers.items())
+        }
         if self.scheduler is not None:
             mem["scheduler"] = rss_bytes(self.scheduler[1].pid)
         mem["harness"] = rss_bytes(os.getpid())
@@ -504,11 +541,21 @@ class Soak:
         if self.scheduler is not None:
             cpu["scheduler"] = cpu_seconds(self.scheduler[1].pid)
             self.last_scheduler_cpu = cpu["scheduler"] or self.last_scheduler_cpu
-        s = Sample(self.now(), self.phase, self.producer.total_started, got["statuses"],
-                   got["ended"], got["backlog"], got["latencies"],
-                   {k: v for k, v in mem.items() if v is not None}, got["db_bytes"], got["rows"],
-                   got["cron_runs"], os.getloadavg()[0],
-                   {k: v for k, v in cpu.items() if v is not None})
+        s = Sample(
+            self.now(),
+            self.phase,
+            self.producer.total_started,
+            got["statuses"],
+            got["ended"],
+            got["backlog"],
+            got["latencies"],
+            {k: v for k, v in mem.items() if v is not None},
+            got["db_bytes"],
+            got["rows"],
+            got["cron_runs"],
+            os.getloadavg()[0],
+            {k: v for k, v in cpu.items() if v is not None},
+        )
         self.samples.append(s)
         self.progress(s)
         return s
@@ -518,13 +565,15 @@ class Soak:
         p50, p95 = percentile(s.latencies, 0.5), percentile(s.latencies, 0.95)
         lat = "-" if p50 is None else f"{p50 * 1000:.0f}/{p95 * 1000:.0f} ms"  # type: ignore[operator]
         workers = "/".join(f"{s.rss[k] / 2**20:.0f}" for k in sorted(s.rss) if k.startswith("w"))
-        print(f"  [{s.at:6.1f} s] {s.phase:5} started {s.started:5d}  completed "
-              f"{st.get('completed', 0):5d} failed {st.get('failed', 0):3d} cancelled "
-              f"{st.get('cancelled', 0):3d} live {st.get('running', 0) + st.get('paused', 0):4d}"
-              f" | backlog {s.backlog:3d} | p50/p95 {lat:>13} | rss w {workers} MB "
-              f"s {s.rss.get('scheduler', 0) / 2**20:.0f} | db {s.db_bytes / 2**20:.1f} MB, "
-              f"journal {s.rows['squidie_journal']} | cron {s.cron_runs} | load {s.load_avg:.1f}",
-              flush=True)
+        print(
+            f"  [{s.at:6.1f} s] {s.phase:5} started {s.started:5d}  completed "
+            f"{st.get('completed', 0):5d} failed {st.get('failed', 0):3d} cancelled "
+            f"{st.get('cancelled', 0):3d} live {st.get('running', 0) + st.get('paused', 0):4d}"
+            f" | backlog {s.backlog:3d} | p50/p95 {lat:>13} | rss w {workers} MB "
+            f"s {s.rss.get('scheduler', 0) / 2**20:.0f} | db {s.db_bytes / 2**20:.1f} MB, "
+            f"journal {s.rows['squidie_journal']} | cron {s.cron_runs} | load {s.load_avg:.1f}",
+            flush=True,
+        )
 
     # the run
     def load_phase(self) -> None:
@@ -551,8 +600,9 @@ class Soak:
                 owner = self.scheduler[0]
                 code = self.stop_scheduler()
                 self.spawn_scheduler()
-                self.note("scheduler", f"SIGTERM {owner} (exit {code}), replaced by "
-                                       f"{self.scheduler[0]}")
+                self.note(
+                    "scheduler", f"SIGTERM {owner} (exit {code}), replaced by {self.scheduler[0]}"
+                )
                 scheduler_restart = None
             time.sleep(0.05)
 
@@ -560,8 +610,11 @@ class Soak:
         self.producer.stop_producing()
         owner = self.scheduler[0] if self.scheduler else "-"
         code = self.stop_scheduler()
-        self.note("drain", f"stopped producing; SIGTERM {owner} (exit {code}); draining "
-                           f"(at most {self.args.drain_timeout:.0f} s)")
+        self.note(
+            "drain",
+            f"stopped producing; SIGTERM {owner} (exit {code}); draining "
+            f"(at most {self.args.drain_timeout:.0f} s)",
+        )
         self.phase = "drain"
         deadline = time.monotonic() + self.args.drain_timeout
         next_sample = self.now() + self.args.sample_every
@@ -581,8 +634,13 @@ class Soak:
 
     def live_runs(self) -> int:
         with self.probe.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(runs).where(
-                runs.c.status.not_in(["completed", "failed", "cancelled"]))).scalar_one())
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(runs)
+                    .where(runs.c.status.not_in(["completed", "failed", "cancelled"]))
+                ).scalar_one()
+            )
 
     def stop_workers(self) -> None:
         for _slot, (owner, proc) in sorted(self.workers.items()):
@@ -600,15 +658,17 @@ def verify(soak: Soak) -> tuple[list[str], dict[str, Any]]:
     engine = sq.store.engine  # type: ignore[attr-defined]
     tracked = soak.producer.runs
     with engine.connect() as conn:
-        catalog = {r.run_id: r for r in conn.execute(
-            select(runs.c.run_id, runs.c.workflow, runs.c.status))}
+        catalog = {
+            r.run_id: r for r in conn.execute(select(runs.c.run_id, runs.c.workflow, runs.c.status))
+        }
         applied: dict[str, Counter[str]] = defaultdict(Counter)
         cancelled_at: dict[str, int] = {}
         late_applied: list[str] = []
-        facts = conn.execute(select(journal.c.run_id, journal.c.revision, journal.c.kind,
-                                    journal.c.data)
-                             .where(journal.c.kind.in_([*SUCCESS_KINDS, "run_cancelled"]))
-                             .order_by(journal.c.run_id, journal.c.revision))
+        facts = conn.execute(
+            select(journal.c.run_id, journal.c.revision, journal.c.kind, journal.c.data)
+            .where(journal.c.kind.in_([*SUCCESS_KINDS, "run_cancelled"]))
+            .order_by(journal.c.run_id, journal.c.revision)
+        )
         for run_id, revision, kind, data in facts:
             key = applied_success(kind, data)
             if kind == "run_cancelled":
@@ -617,10 +677,14 @@ def verify(soak: Soak) -> tuple[list[str], dict[str, Any]]:
                 applied[run_id][key] += 1
                 if run_id in cancelled_at:
                     late_applied.append(f"{run_id}/{key}")
-        live_rows = conn.execute(select(func.count()).select_from(attempts).where(
-            attempts.c.status.in_(["visible", "claimed", "finished"]))).scalar_one()
-        final_cursors = dict(conn.execute(
-            select(schedules.c.schedule_id, schedules.c.cursor_at)).all())
+        live_rows = conn.execute(
+            select(func.count())
+            .select_from(attempts)
+            .where(attempts.c.status.in_(["visible", "claimed", "finished"]))
+        ).scalar_one()
+        final_cursors = dict(
+            conn.execute(select(schedules.c.schedule_id, schedules.c.cursor_at)).all()
+        )
 
     # 1. every run ended as its kind says
     wrong: dict[str, list[str]] = defaultdict(list)
@@ -645,8 +709,9 @@ def verify(soak: Soak) -> tuple[list[str], dict[str, Any]]:
         twice += [f"{run_id}/{k} x{n}" for k, n in got.items() if n != 1]
         foreign += [f"{run_id}/{k}" for k in got if k not in expected]
         if row.status in ("completed", "failed") and set(got) != expected:
-            missing.append(f"{run_id} ({row.status}): applied {sorted(got)}, "
-                           f"expected {sorted(expected)}")
+            missing.append(
+                f"{run_id} ({row.status}): applied {sorted(got)}, expected {sorted(expected)}"
+            )
     steps_applied = sum(sum(c.values()) for c in applied.values())
     if twice:
         problems.append(f"{len(twice)} step(s) applied more than once, e.g. {twice[:3]}")
@@ -655,20 +720,30 @@ def verify(soak: Soak) -> tuple[list[str], dict[str, Any]]:
     if missing:
         problems.append(f"{len(missing)} ended run(s) with the wrong steps, e.g. {missing[:2]}")
     if late_applied:
-        problems.append(f"{len(late_applied)} step(s) applied after a cancel, "
-                        f"e.g. {late_applied[:3]}")
+        problems.append(
+            f"{len(late_applied)} step(s) applied after a cancel, e.g. {late_applied[:3]}"
+        )
     if live_rows:
         problems.append(f"{live_rows} live dispatch row(s) left after the drain")
 
     # 3. cron: one run per delivered window, none missing across the restart
     cron = verify_cron(sq, soak, catalog, final_cursors, problems)
-    facts_out = {"by_kind": {k: dict(v) for k, v in sorted(by_kind.items())},
-                 "steps_applied": steps_applied, "runs": len(catalog), "cron": cron}
+    facts_out = {
+        "by_kind": {k: dict(v) for k, v in sorted(by_kind.items())},
+        "steps_applied": steps_applied,
+        "runs": len(catalog),
+        "cron": cron,
+    }
     return problems, facts_out
 
 
-def verify_cron(sq: squidie.Squidie, soak: Soak, catalog: dict[str, Any],
-                final_cursors: dict[str, datetime], problems: list[str]) -> dict[str, Any]:
+def verify_cron(
+    sq: squidie.Squidie,
+    soak: Soak,
+    catalog: dict[str, Any],
+    final_cursors: dict[str, datetime],
+    problems: list[str],
+) -> dict[str, Any]:
     from squidie.cron.windows import CronSchedule, iso_z
 
     delivered: dict[str, Counter[str]] = defaultdict(Counter)
@@ -699,18 +774,25 @@ def verify_cron(sq: squidie.Squidie, soak: Soak, catalog: dict[str, Any],
         if dup:
             problems.append(f"cron {name}: windows with more than one run: {dup[:3]}")
         if set(windows) != set(delivered[path]):
-            problems.append(f"cron {name}: runs for windows {sorted(windows)} but windows "
-                            f"delivered {sorted(delivered[path])}")
+            problems.append(
+                f"cron {name}: runs for windows {sorted(windows)} but windows "
+                f"delivered {sorted(delivered[path])}"
+            )
         lost = sorted(set(expected) - set(windows))
         if lost:
             problems.append(f"cron {name}: {len(lost)} window(s) due but never run: {lost[:3]}")
         if not_completed:
-            problems.append(f"cron {name}: {len(not_completed)} run(s) did not complete, "
-                            f"e.g. {not_completed[:2]}")
-        report[name] = {"expression": trig.cron, "runs": sum(windows.values()),
-                        "windows_due": len(expected),
-                        "deliveries": sum(delivered[path].values()),
-                        "redeliveries": sum(n - 1 for n in delivered[path].values())}
+            problems.append(
+                f"cron {name}: {len(not_completed)} run(s) did not complete, "
+                f"e.g. {not_completed[:2]}"
+            )
+        report[name] = {
+            "expression": trig.cron,
+            "runs": sum(windows.values()),
+            "windows_due": len(expected),
+            "deliveries": sum(delivered[path].values()),
+            "redeliveries": sum(n - 1 for n in delivered[path].values()),
+        }
     if soak.scheduler_errors:
         problems.append(f"scheduler errors: {soak.scheduler_errors[:3]}")
     return report
@@ -731,16 +813,24 @@ def drift(soak: Soak) -> list[str]:
         return ["too few samples to judge drift (run longer or sample more often)"]
     lines = []
 
-    def judge(name: str, a: float | None, b: float | None, unit: str, scale: float,
-              ratio: float, floor: float) -> None:
+    def judge(
+        name: str,
+        a: float | None,
+        b: float | None,
+        unit: str,
+        scale: float,
+        ratio: float,
+        floor: float,
+    ) -> None:
         if a is None or b is None:
             lines.append(f"{name:<22} n/a")
             return
         grew = b > a * ratio and b - a > floor
         verdict = "DRIFT" if grew else "stable"
         change = f"{(b - a) / a * 100:+.0f}%" if a else f"{b - a:+.1f}"
-        lines.append(f"{name:<22} {a * scale:9.1f} -> {b * scale:9.1f} {unit:<4} ({change:>6})"
-                     f"  {verdict}")
+        lines.append(
+            f"{name:<22} {a * scale:9.1f} -> {b * scale:9.1f} {unit:<4} ({change:>6})  {verdict}"
+        )
 
     def lat(group: list[Sample], q: float) -> float | None:
         return percentile([x for s in group for x in s.latencies], q)
@@ -750,14 +840,30 @@ def drift(soak: Soak) -> list[str]:
 
     judge("latency p50", lat(first, 0.5), lat(last, 0.5), "ms", 1000, 1.5, 0.02)
     judge("latency p95", lat(first, 0.95), lat(last, 0.95), "ms", 1000, 1.5, 0.05)
-    judge("backlog (mean)", mean([s.backlog for s in first]),
-          mean([s.backlog for s in last]), "rows", 1, 2.0, 5)
+    judge(
+        "backlog (mean)",
+        mean([s.backlog for s in first]),
+        mean([s.backlog for s in last]),
+        "rows",
+        1,
+        2.0,
+        5,
+    )
     for proc in ("worker-1", "scheduler", "harness"):
-        judge(f"RSS {proc}", mean([s.rss[proc] for s in first if proc in s.rss]),
-              mean([s.rss[proc] for s in last if proc in s.rss]), "MB", 1 / 2**20, 1.2, 10 * 2**20)
-    lines.append(f"{'(host load average)':<22} {mean([s.load_avg for s in first]) or 0:9.1f} -> "
-                 f"{mean([s.load_avg for s in last]) or 0:9.1f}       context: other processes "
-                 "on this machine move latency too")
+        judge(
+            f"RSS {proc}",
+            mean([s.rss[proc] for s in first if proc in s.rss]),
+            mean([s.rss[proc] for s in last if proc in s.rss]),
+            "MB",
+            1 / 2**20,
+            1.2,
+            10 * 2**20,
+        )
+    lines.append(
+        f"{'(host load average)':<22} {mean([s.load_avg for s in first]) or 0:9.1f} -> "
+        f"{mean([s.load_avg for s in last]) or 0:9.1f}       context: other processes "
+        "on this machine move latency too"
+    )
     return lines
 
 
@@ -790,14 +896,19 @@ def summary(soak: Soak, facts: dict[str, Any], drained: bool) -> list[str]:
         f"database {last.db_bytes / 2**20:.1f} MB "
         f"(+{(last.db_bytes - soak.samples[0].db_bytes) / 2**10 / runs_total:.1f} kB/run since "
         f"the first sample); rows {last.rows}",
-        "cron: " + "; ".join(f"{k} ({v['expression']}): {v['runs']} runs, {v['windows_due']} "
-                             f"windows due, {v['deliveries']} deliveries"
-                             for k, v in facts["cron"].items()),
+        "cron: "
+        + "; ".join(
+            f"{k} ({v['expression']}): {v['runs']} runs, {v['windows_due']} "
+            f"windows due, {v['deliveries']} deliveries"
+            for k, v in facts["cron"].items()
+        ),
     ]
     loads = [s.load_avg for s in soak.samples]
-    out.append(f"CPU: cron scheduler processes ~{soak.scheduler_cpu:.1f} s, harness "
-               f"(producer + sampler) {last.cpu.get('harness', 0):.1f} s; host load average "
-               f"{min(loads):.1f}..{max(loads):.1f} on {os.cpu_count()} CPUs")
+    out.append(
+        f"CPU: cron scheduler processes ~{soak.scheduler_cpu:.1f} s, harness "
+        f"(producer + sampler) {last.cpu.get('harness', 0):.1f} s; host load average "
+        f"{min(loads):.1f}..{max(loads):.1f} on {os.cpu_count()} CPUs"
+    )
     if p.errors:
         out.append(f"producer errors {len(p.errors)}, e.g. {p.errors[:2]}")
     return out
@@ -829,14 +940,14 @@ def chart(soak: Soak, path: Path) -> None:
     thr.plot(xs, ended_rate, label="ended/s")
     thr.set(ylabel="runs/s", title="soak: throughput")
     lat.plot(xs, [1000 * (percentile(s.latencies, 0.5) or float("nan")) for s in ss], label="p50")
-    lat.plot(xs, [1000 * (percentile(s.latencies, 0.95) or float("nan")) for s in ss],
-             label="p95")
+    lat.plot(xs, [1000 * (percentile(s.latencies, 0.95) or float("nan")) for s in ss], label="p95")
     lat.set(ylabel="ms", title="end-to-end latency (start -> terminal; automatic kinds)")
     back.plot(xs, [s.backlog for s in ss], label="visible & due attempts")
     back.set(ylabel="rows", title="backlog")
     for proc in sorted({k for s in ss for k in s.rss}):
-        mem.plot(xs, [s.rss[proc] / 2**20 if proc in s.rss else float("nan") for s in ss],
-                 label=proc)
+        mem.plot(
+            xs, [s.rss[proc] / 2**20 if proc in s.rss else float("nan") for s in ss], label=proc
+        )
     mem.set(ylabel="MB", xlabel="seconds", title="RSS")
     for ax in axes:
         for at, kind, _ in soak.events:
@@ -854,22 +965,36 @@ def chart(soak: Soak, path: Path) -> None:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--minutes", type=float)
     length.add_argument("--seconds", type=float)
     parser.add_argument("--rate", type=float, default=8.0, help="runs started per second")
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--restart-every", type=float, default=15.0,
-                        help="seconds between worker restarts (0: none)")
+    parser.add_argument(
+        "--restart-every",
+        type=float,
+        default=15.0,
+        help="seconds between worker restarts (0: none)",
+    )
     parser.add_argument("--sample-every", type=float, default=3.0)
     parser.add_argument("--drain-timeout", type=float, default=60.0)
-    parser.add_argument("--postgres", choices=POSTGRES_KINDS, default="local",
-                        help="a local cluster from the server binaries, or a container")
+    parser.add_argument(
+        "--postgres",
+        choices=POSTGRES_KINDS,
+        default="local",
+        help="a local cluster from the server binaries, or a container",
+    )
     args = parser.parse_args(argv)
-    args.duration = (args.minutes * 60 if args.minutes is not None
-                     else args.seconds if args.seconds is not None else 120.0)
+    args.duration = (
+        args.minutes * 60
+        if args.minutes is not None
+        else args.seconds
+        if args.seconds is not None
+        else 120.0
+    )
     if args.duration <= 0 or args.rate <= 0 or args.workers < 1:
         parser.error("duration, rate and workers must be positive")
     return args
@@ -882,10 +1007,12 @@ def main(argv: list[str] | None = None) -> int:
     with own_postgres(args.postgres, log=print) as cluster:
         url = cluster.server().create_database("soak")
         squidie.connect(url).install()
-        print(f"soak: {args.duration:.0f} s at {args.rate:g} runs/s, {args.workers} workers "
-              f"(one restarted every {args.restart_every:g} s), cron scheduler restarted at "
-              f"{args.duration / 2:.0f} s; own PostgreSQL ({args.postgres}) on "
-              f"127.0.0.1:{cluster.port}")
+        print(
+            f"soak: {args.duration:.0f} s at {args.rate:g} runs/s, {args.workers} workers "
+            f"(one restarted every {args.restart_every:g} s), cron scheduler restarted at "
+            f"{args.duration / 2:.0f} s; own PostgreSQL ({args.postgres}) on "
+            f"127.0.0.1:{cluster.port}"
+        )
         soak = Soak(url, args)
         for slot in range(1, args.workers + 1):
             soak.spawn_worker(slot)
@@ -906,10 +1033,18 @@ def main(argv: list[str] | None = None) -> int:
         if not drained:
             problems.append("the drain timed out: runs were still live")
         chart(soak, OUT / "soak.png")
-        (OUT / "soak.json").write_text(json.dumps(
-            {"args": {k: v for k, v in vars(args).items()}, "facts": facts,
-             "events": soak.events, "samples": [s.to_dict() for s in soak.samples]},
-            indent=1, default=str))
+        (OUT / "soak.json").write_text(
+            json.dumps(
+                {
+                    "args": {k: v for k, v in vars(args).items()},
+                    "facts": facts,
+                    "events": soak.events,
+                    "samples": [s.to_dict() for s in soak.samples],
+                },
+                indent=1,
+                default=str,
+            )
+        )
     print("\nsummary")
     for line in summary(soak, facts, drained):
         print(f"  {line}")
@@ -920,8 +1055,9 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print("FAILED:\n  " + "\n  ".join(problems))
         return 1
-    print("OK: every run ended as expected, every step applied exactly once, "
-          "one run per cron window")
+    print(
+        "OK: every run ended as expected, every step applied exactly once, one run per cron window"
+    )
     return 0
 
 

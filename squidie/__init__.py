@@ -57,7 +57,6 @@ from squidie.workflow.portable_json import register_json_encoder
 __version__ = "0.1.0"
 
 
-
 # Public names that live in feature modules, imported on first use.
 _LAZY = {
     "Signal": "squidie.runtime.signals",

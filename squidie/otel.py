@@ -89,13 +89,19 @@ class _Telemetry:
         self.tracer = trace.get_tracer("squidie", tracer_provider=tracer_provider)
         meter = metrics.get_meter("squidie", meter_provider=meter_provider)
         self.steps = meter.create_counter(
-            "squidie.steps", unit="{attempt}", description="Step attempts by outcome")
+            "squidie.steps", unit="{attempt}", description="Step attempts by outcome"
+        )
         self.claim_latency = meter.create_histogram(
-            "squidie.claim.latency", unit="s",
-            description="How long a due attempt waited before a worker claimed it")
+            "squidie.claim.latency",
+            unit="s",
+            description="How long a due attempt waited before a worker claimed it",
+        )
         meter.create_observable_gauge(
-            "squidie.queue.lag", callbacks=[self._queue_lag], unit="s",
-            description="Age of the oldest due attempt of each queue")
+            "squidie.queue.lag",
+            callbacks=[self._queue_lag],
+            unit="s",
+            description="Age of the oldest due attempt of each queue",
+        )
         self._lock = threading.Lock()
         self._open: dict[_Key, tuple[Span, object | None, int]] = {}
         # (store, clock) per id(store), weakly held, with the queues claimed from.
@@ -108,10 +114,12 @@ class _Telemetry:
         """A ``squidie.run`` span (child of the current span) whose context the run keeps."""
         if self._closed:
             return None
-        attributes = {"squidie.run_id": run_id, "squidie.workflow": workflow,
-                      "squidie.queue": queue}
-        with self.tracer.start_as_current_span(f"squidie.run {workflow}",
-                                               attributes=attributes):
+        attributes = {
+            "squidie.run_id": run_id,
+            "squidie.workflow": workflow,
+            "squidie.queue": queue,
+        }
+        with self.tracer.start_as_current_span(f"squidie.run {workflow}", attributes=attributes):
             carrier: dict[str, str] = {}
             _PROPAGATOR.inject(carrier)
         return carrier or None
@@ -143,19 +151,23 @@ class _Telemetry:
         _drop_stale_current(self)
         parent = run_context(event.run_id, trace_context)
         span = self.tracer.start_span(
-            f"squidie.step {event.workflow}.{event.step}", context=parent,
-            attributes=_attributes(event, queue=event.attributes.get("queue")))
+            f"squidie.step {event.workflow}.{event.step}",
+            context=parent,
+            attributes=_attributes(event, queue=event.attributes.get("queue")),
+        )
         latency = event.attributes.get("claim_latency")
         if isinstance(latency, int | float):
-            self.claim_latency.record(float(latency), {
-                "squidie.queue": str(event.attributes.get("queue"))})
+            self.claim_latency.record(
+                float(latency), {"squidie.queue": str(event.attributes.get("queue"))}
+            )
         # Current while the step runs (this thread), so its own spans are children.
         token = context.attach(trace.set_span_in_context(span))
         key = (event.run_id, event.step, event.attempt)
         with self._lock:
             self._open[key] = (span, token, threading.get_ident())
-            oldest = self._open.pop(next(iter(self._open))) \
-                if len(self._open) > _OPEN_LIMIT else None
+            oldest = (
+                self._open.pop(next(iter(self._open))) if len(self._open) > _OPEN_LIMIT else None
+            )
         if oldest is not None:  # an attempt that never reported its end
             oldest[0].set_status(Status(StatusCode.ERROR, "abandoned"))
             oldest[0].end()
@@ -166,9 +178,16 @@ class _Telemetry:
         with self._lock:
             held = self._open.pop(key, None)
         outcome = {"step.completed": "completed", "step.failed": "failed"}.get(
-            event.name, "lease_lost")
-        self.steps.add(1, {"outcome": outcome, "squidie.workflow": event.workflow,
-                           "squidie.step": str(event.step)})
+            event.name, "lease_lost"
+        )
+        self.steps.add(
+            1,
+            {
+                "outcome": outcome,
+                "squidie.workflow": event.workflow,
+                "squidie.step": str(event.step),
+            },
+        )
         if held is None:
             return
         span, token, thread = held
@@ -206,8 +225,9 @@ class _Telemetry:
 
     def _queue_lag(self, _options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
-            watched = [(ref(), clock, sorted(queues))
-                       for ref, clock, queues in self._queues.values()]
+            watched = [
+                (ref(), clock, sorted(queues)) for ref, clock, queues in self._queues.values()
+            ]
         lags: dict[str, float] = {}
         for store, clock, queues in watched:
             if store is None:
@@ -254,13 +274,18 @@ def run_context(run_id: str, stored: Mapping[str, str] | None) -> context.Contex
     span_context = SpanContext(
         trace_id=int.from_bytes(digest[:16], "big") or 1,
         span_id=int.from_bytes(digest[16:24], "big") or 1,
-        is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+    )
     return trace.set_span_in_context(NonRecordingSpan(span_context))
 
 
 def _attributes(event: Event, **extra: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"squidie.run_id": event.run_id, "squidie.workflow": event.workflow,
-                           "squidie.step": str(event.step)}
+    out: dict[str, Any] = {
+        "squidie.run_id": event.run_id,
+        "squidie.workflow": event.workflow,
+        "squidie.step": str(event.step),
+    }
     if event.attempt is not None:
         out["squidie.attempt"] = event.attempt
     if event.owner_id is not None:

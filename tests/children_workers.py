@@ -10,8 +10,9 @@ import squidie
 from squidie import InvalidTransition, LeaseLost
 
 
-def drain_family(url: str, owner: str, quiet_seconds: float, lease_for: float,
-                 results: Any, ready: Any) -> None:
+def drain_family(
+    url: str, owner: str, quiet_seconds: float, lease_for: float, results: Any, ready: Any
+) -> None:
     """Say ``ready`` once connected, then run execute_next until nothing was due for
     ``quiet_seconds``; report steps done."""
     from tests.workflows_children import HOLDER

@@ -63,8 +63,11 @@ def main(url: str, seconds: float, stop_after: int | None) -> None:
     import squidie
 
     sq = squidie.connect(url)
-    report: dict[str, Any] = {"wall": datetime.now(UTC).isoformat(),
-                              "clock": sq.clock.now().isoformat(), "ran": []}
+    report: dict[str, Any] = {
+        "wall": datetime.now(UTC).isoformat(),
+        "clock": sq.clock.now().isoformat(),
+        "ran": [],
+    }
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         snap = sq.execute_next(owner_id=f"skewed-{os.getpid()}", lease_for=30)

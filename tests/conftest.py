@@ -32,8 +32,9 @@ from squidie.testing.postgres import (
 
 T = TypeVar("T")
 _CONTAINER_FIXTURES = frozenset({"container_image", "container_cluster"})
-_PG_FIXTURES = frozenset({"postgres_server", "pg_url", "local_cluster", "owned_server"}
-                         ) | _CONTAINER_FIXTURES
+_PG_FIXTURES = (
+    frozenset({"postgres_server", "pg_url", "local_cluster", "owned_server"}) | _CONTAINER_FIXTURES
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -65,8 +66,9 @@ def _or_fail(what: str, acquire: Callable[[contextlib.ExitStack], T]) -> Iterato
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """The session's PostgreSQL server (see ``squidie.testing.postgres.provide_postgres``)."""
-    yield from _or_fail("No PostgreSQL for this test",
-                        lambda stack: stack.enter_context(provide_postgres()))
+    yield from _or_fail(
+        "No PostgreSQL for this test", lambda stack: stack.enter_context(provide_postgres())
+    )
 
 
 @pytest.fixture
@@ -122,6 +124,7 @@ def container_image() -> Iterator[ImageChoice]:
     one where Docker can pull it, else the locally built one (built on first
     use). Fails, never skips, saying how to get Docker when neither can be had.
     """
+
     def acquire(stack: contextlib.ExitStack) -> ImageChoice:
         stack.enter_context(docker_daemon(log=print))
         client = importlib.import_module("docker").from_env(timeout=120)
@@ -138,10 +141,12 @@ def container_cluster(container_image: ImageChoice) -> Iterator[ContainerCluster
         yield cluster
 
 
-@pytest.fixture(params=[
-    pytest.param("local_cluster", id="local"),
-    pytest.param("container_cluster", id="container", marks=pytest.mark.containers),
-])
+@pytest.fixture(
+    params=[
+        pytest.param("local_cluster", id="local"),
+        pytest.param("container_cluster", id="container", marks=pytest.mark.containers),
+    ]
+)
 def owned_server(request: pytest.FixtureRequest) -> OwnedPostgres:
     """The test runs twice: on a local cluster and on a container it owns (kill -9, restart)."""
     server: OwnedPostgres = request.getfixturevalue(request.param)

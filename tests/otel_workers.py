@@ -11,15 +11,20 @@ def finished_spans(exporter: Any) -> list[dict[str, Any]]:
     """The exporter's spans as plain data (they cross a process boundary)."""
     out = []
     for span in exporter.get_finished_spans():
-        out.append({
-            "name": span.name, "trace_id": span.context.trace_id,
-            "span_id": span.context.span_id, "start": span.start_time,
-            "parent_id": span.parent.span_id if span.parent is not None else None,
-            "status": span.status.status_code.name, "description": span.status.description,
-            "attributes": dict(span.attributes or {}),
-            "events": [(e.name, dict(e.attributes or {})) for e in span.events],
-            "pid": os.getpid(),
-        })
+        out.append(
+            {
+                "name": span.name,
+                "trace_id": span.context.trace_id,
+                "span_id": span.context.span_id,
+                "start": span.start_time,
+                "parent_id": span.parent.span_id if span.parent is not None else None,
+                "status": span.status.status_code.name,
+                "description": span.status.description,
+                "attributes": dict(span.attributes or {}),
+                "events": [(e.name, dict(e.attributes or {})) for e in span.events],
+                "pid": os.getpid(),
+            }
+        )
     return out
 
 

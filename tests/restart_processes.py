@@ -23,21 +23,27 @@ HEARTBEAT = 0.5
 def worker(url: str, owner: str) -> None:
     """The worker ready loop, until SIGTERM."""
     sq = squidie.connect(url)
-    sq.worker(owner, lease_for=LEASE, heartbeat_interval=HEARTBEAT, idle_max=0.2,
-              on_error=lambda exc: print(f"[{owner}] {exc!r}", file=sys.stderr,
-                                         flush=True)).run()
+    sq.worker(
+        owner,
+        lease_for=LEASE,
+        heartbeat_interval=HEARTBEAT,
+        idle_max=0.2,
+        on_error=lambda exc: print(f"[{owner}] {exc!r}", file=sys.stderr, flush=True),
+    ).run()
 
 
 def scheduler(url: str, owner: str) -> None:
     """The cron scheduler's ready loop over :class:`~tests.workflows_restart.Tick`."""
     sq = squidie.connect(url)
-    squidie.Scheduler(sq, [wf.Tick], owner_id=owner, catch_up="latest",
-                      grace=60).run(interval=0.5)
+    squidie.Scheduler(sq, [wf.Tick], owner_id=owner, catch_up="latest", grace=60).run(interval=0.5)
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     role, url, owner = sys.argv[1:4]
     {"worker": worker, "scheduler": scheduler}[role](url, owner)
     print(f"[{owner}] stopped", flush=True)

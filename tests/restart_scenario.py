@@ -73,12 +73,18 @@ class Scene:
         """Start a worker or scheduler process; returns its owner id."""
         self.spawned[role] += 1
         owner = f"{role}-{self.spawned[role]}"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
         with open(self.logs / f"{owner}.log", "wb") as log:
             self.procs[owner] = subprocess.Popen(
                 [sys.executable, "-m", "tests.restart_processes", role, self.url, owner],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         return owner
 
     def stop(self, owner: str, signum: int = signal.SIGTERM) -> int | None:
@@ -116,8 +122,9 @@ class Scene:
         except SquidieError:
             return None
 
-    def wait_until(self, done: Callable[[dict[str, str]], bool], what: str,
-                   timeout: float = 120) -> dict[str, str]:
+    def wait_until(
+        self, done: Callable[[dict[str, str]], bool], what: str, timeout: float = 120
+    ) -> dict[str, str]:
         """Poll the runs until ``done(statuses)``; fail after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -130,15 +137,23 @@ class Scene:
 
     def completed(self, statuses: dict[str, str], workflow: type[Any] | None = None) -> int:
         """How many planned runs (of ``workflow``) completed."""
-        return sum(1 for r, w in self.plan.items()
-                   if statuses.get(r) == "completed" and workflow in (None, w))
+        return sum(
+            1
+            for r, w in self.plan.items()
+            if statuses.get(r) == "completed" and workflow in (None, w)
+        )
 
     def census(self) -> dict[str, int]:
         """How many runs wait in each state now (read while the server is up)."""
         statuses = self.statuses() or {}
         failed_flaky = self._failed_flaky()
-        counts = {"queued": 0, "delayed (wait)": 0, "retrying in backoff": 0, "paused": 0,
-                  "awaiting approval": 0}
+        counts = {
+            "queued": 0,
+            "delayed (wait)": 0,
+            "retrying in backoff": 0,
+            "paused": 0,
+            "awaiting approval": 0,
+        }
         for run_id, workflow in self.plan.items():
             status = statuses.get(run_id)
             if status in (None, "completed"):
@@ -159,7 +174,8 @@ class Scene:
 
     def _failed_flaky(self) -> Counter[str]:
         query = select(journal.c.run_id, journal.c.data).where(
-            journal.c.kind == "outcome_applied", journal.c.run_id.like("backoff-%"))
+            journal.c.kind == "outcome_applied", journal.c.run_id.like("backoff-%")
+        )
         failed: Counter[str] = Counter()
         with self.sq.store.engine.connect() as conn:  # type: ignore[attr-defined]
             for run_id, data in conn.execute(query):
@@ -175,15 +191,18 @@ class Scene:
         self.note("backlog before the kill: " + ", ".join(f"{n} {k}" for k, n in census.items()))
         self.censuses.append(census)
         self.server.kill()
-        self.note(f"SIGKILL the PostgreSQL server (postmaster and every backend); down "
-                  f"for {downtime:g} s")
+        self.note(
+            f"SIGKILL the PostgreSQL server (postmaster and every backend); down for {downtime:g} s"
+        )
         if while_down is not None:
             while_down()
         time.sleep(downtime)
         began = time.monotonic()
         self.server.restart()
-        self.note(f"PostgreSQL restarted: crash recovery done, accepting connections after "
-                  f"{time.monotonic() - began:.2f} s")
+        self.note(
+            f"PostgreSQL restarted: crash recovery done, accepting connections after "
+            f"{time.monotonic() - began:.2f} s"
+        )
 
     def operator(self, verb: str, run_ids: list[str]) -> int:
         """Send ``verb`` (resume/approve) to each run twice with one idempotency key (a
@@ -219,8 +238,13 @@ class Findings:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def verify(sq: squidie.Squidie, plan: dict[str, type[Any]], first_cursor: datetime,
-           final_cursor: datetime, controls: dict[str, str]) -> Findings:
+def verify(
+    sq: squidie.Squidie,
+    plan: dict[str, type[Any]],
+    first_cursor: datetime,
+    final_cursor: datetime,
+    controls: dict[str, str],
+) -> Findings:
     """Every run completed, every step applied exactly once, every gate resolved once with
     one command, every cron window between the cursors started exactly once."""
     found = Findings()
@@ -229,11 +253,15 @@ def verify(sq: squidie.Squidie, plan: dict[str, type[Any]], first_cursor: dateti
     failures: Counter[str] = Counter()
     gates: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
     with engine.connect() as conn:
-        catalog = {r.run_id: (r.workflow, r.status) for r in conn.execute(
-            select(runs.c.run_id, runs.c.workflow, runs.c.status))}
-        for run_id, kind, data in conn.execute(select(
-                journal.c.run_id, journal.c.kind, journal.c.data).where(journal.c.kind.in_(
-                    (*SUCCESS_KINDS, "paused", "manual_resolved")))):
+        catalog = {
+            r.run_id: (r.workflow, r.status)
+            for r in conn.execute(select(runs.c.run_id, runs.c.workflow, runs.c.status))
+        }
+        for run_id, kind, data in conn.execute(
+            select(journal.c.run_id, journal.c.kind, journal.c.data).where(
+                journal.c.kind.in_((*SUCCESS_KINDS, "paused", "manual_resolved"))
+            )
+        ):
             key = applied_success(kind, data)
             if key is not None:
                 applied[(run_id, key)] += 1
@@ -241,13 +269,17 @@ def verify(sq: squidie.Squidie, plan: dict[str, type[Any]], first_cursor: dateti
                 failures[run_id] += 1
             else:
                 gates[kind][(run_id, data["step"])] += 1
-        live = conn.execute(select(func.count()).select_from(attempts).where(
-            attempts.c.status.in_(("visible", "claimed", "finished")))).scalar_one()
+        live = conn.execute(
+            select(func.count())
+            .select_from(attempts)
+            .where(attempts.c.status.in_(("visible", "claimed", "finished")))
+        ).scalar_one()
     _check_runs(found, plan, catalog)
     expected = {(r, s) for r, (path, _) in catalog.items() for s in wf.APPLIED[BY_PATH[path]]}
     _exactly_once(found, "applied", applied, expected)
-    expected_gates = {(r, s) for r, (path, _) in catalog.items()
-                      for s in wf.GATES.get(BY_PATH[path], ())}
+    expected_gates = {
+        (r, s) for r, (path, _) in catalog.items() for s in wf.GATES.get(BY_PATH[path], ())
+    }
     for kind in ("paused", "manual_resolved"):
         _exactly_once(found, kind, gates[kind], expected_gates)
     backoff = [r for r, w in plan.items() if w is wf.Backoff]
@@ -257,27 +289,34 @@ def verify(sq: squidie.Squidie, plan: dict[str, type[Any]], first_cursor: dateti
     _check_cron(found, sq, catalog, first_cursor, final_cursor)
     if live:
         found.problems.append(f"{live} live dispatch row(s) left after every run completed")
-    found.counts.update({"runs": len(catalog), "steps applied": sum(applied.values()),
-                         "failed attempts retried": sum(failures.values()),
-                         "gates resolved": sum(gates["manual_resolved"].values())})
+    found.counts.update(
+        {
+            "runs": len(catalog),
+            "steps applied": sum(applied.values()),
+            "failed attempts retried": sum(failures.values()),
+            "gates resolved": sum(gates["manual_resolved"].values()),
+        }
+    )
     return found
 
 
-def _check_runs(found: Findings, plan: dict[str, type[Any]],
-                catalog: dict[str, tuple[str, str]]) -> None:
+def _check_runs(
+    found: Findings, plan: dict[str, type[Any]], catalog: dict[str, tuple[str, str]]
+) -> None:
     by_status = Counter(status for _, status in catalog.values())
     if set(by_status) != {"completed"}:
         found.problems.append(f"runs by status: {dict(by_status)}; all must be completed")
     missing = sorted(set(plan) - set(catalog))
-    strangers = sorted(r for r, (path, _) in catalog.items()
-                       if r not in plan and path != TICK_PATH)
+    strangers = sorted(r for r, (path, _) in catalog.items() if r not in plan and path != TICK_PATH)
     if missing or strangers:
-        found.problems.append(f"planned runs missing: {missing[:3]}; runs nobody started: "
-                              f"{strangers[:3]}")
+        found.problems.append(
+            f"planned runs missing: {missing[:3]}; runs nobody started: {strangers[:3]}"
+        )
 
 
-def _exactly_once(found: Findings, what: str, seen: Counter[tuple[str, str]],
-                  expected: set[tuple[str, str]]) -> None:
+def _exactly_once(
+    found: Findings, what: str, seen: Counter[tuple[str, str]], expected: set[tuple[str, str]]
+) -> None:
     missing = sorted(expected - set(seen))
     twice = sorted(k for k, n in seen.items() if n > 1)
     extra = sorted(set(seen) - expected)
@@ -292,14 +331,21 @@ def _check_controls(found: Findings, sq: squidie.Squidie, controls: dict[str, st
         kinds = [c["signal_type"] for c in snap.command_history or []]
         if [k for k in kinds if k != "start_run"] != [signal_type]:
             found.problems.append(f"{run_id}: commands {kinds}, expected one {signal_type}")
-        if signal_type == "approve_run" and (snap.context or {}).get(
-                "review", {}).get("decision") != "approved":
+        if (
+            signal_type == "approve_run"
+            and (snap.context or {}).get("review", {}).get("decision") != "approved"
+        ):
             found.problems.append(f"{run_id}: no approved decision in its context")
     found.counts["operator controls (each sent twice)"] = len(controls)
 
 
-def _check_cron(found: Findings, sq: squidie.Squidie, catalog: dict[str, tuple[str, str]],
-                first: datetime, final: datetime) -> None:
+def _check_cron(
+    found: Findings,
+    sq: squidie.Squidie,
+    catalog: dict[str, tuple[str, str]],
+    first: datetime,
+    final: datetime,
+) -> None:
     windows: Counter[str] = Counter()
     for run_id, (path, _status) in catalog.items():
         if path == TICK_PATH:
@@ -312,16 +358,21 @@ def _check_cron(found: Findings, sq: squidie.Squidie, catalog: dict[str, tuple[s
     found.counts["cron windows (each started once)"] = due
 
 
-def cron_problems(windows: Counter[str], first: datetime,
-                  final: datetime) -> tuple[list[str], int]:
+def cron_problems(windows: Counter[str], first: datetime, final: datetime) -> tuple[list[str], int]:
     """Compare the runs per window start with the Tick windows in ``(first, final]``;
     returns the problems and how many windows were due."""
-    expected = [iso_z(t) for t in CronSchedule(
-        wf.Tick.definition().spec.trigger.cron, "Etc/UTC").between(first, final)]
+    expected = [
+        iso_z(t)
+        for t in CronSchedule(wf.Tick.definition().spec.trigger.cron, "Etc/UTC").between(
+            first, final
+        )
+    ]
     twice = sorted(w for w, n in windows.items() if n > 1)
     lost = sorted(set(expected) - set(windows))
     extra = sorted(set(windows) - set(expected))
     if twice or lost or extra:
-        return [f"cron windows started twice: {twice[:3]}, never: {lost[:3]}, "
-                f"outside the cursor's span: {extra[:3]}"], len(expected)
+        return [
+            f"cron windows started twice: {twice[:3]}, never: {lost[:3]}, "
+            f"outside the cursor's span: {extra[:3]}"
+        ], len(expected)
     return [], len(expected)

@@ -132,14 +132,16 @@ def alembic_config(tmp_path: Path, url: str, *, later_squidie_revision: bool = F
     (root / "script.py.mako").write_text("# unused: revisions are written by the test\n")
     (versions / "0001_host_orders.py").write_text(HOST_REVISION)
     (versions / "0002_squidie.py").write_text(
-        SQUIDIE_REVISION.format(version="0.1", revision="0002_squidie",
-                                down_revision="0001_host_orders")
+        SQUIDIE_REVISION.format(
+            version="0.1", revision="0002_squidie", down_revision="0001_host_orders"
+        )
     )
     if later_squidie_revision:
         # What a host adds when it upgrades the squidie package.
         (versions / "0003_squidie.py").write_text(
-            SQUIDIE_REVISION.format(version="0.2", revision="0003_squidie",
-                                    down_revision="0002_squidie")
+            SQUIDIE_REVISION.format(
+                version="0.2", revision="0003_squidie", down_revision="0002_squidie"
+            )
         )
     cfg = Config()
     cfg.set_main_option("script_location", str(root))
@@ -344,12 +346,14 @@ def test_include_object_judges_tables_columns_and_indexes() -> None:
 
 def test_offline_mode_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     cfg = alembic_config(tmp_path, f"sqlite:///{tmp_path}/offline.sqlite3")
-    (tmp_path / "migrations" / "env.py").write_text(textwrap.dedent("""\
+    (tmp_path / "migrations" / "env.py").write_text(
+        textwrap.dedent("""\
         from alembic import context
         context.configure(url=context.config.get_main_option("sqlalchemy.url"),
                           literal_binds=True)
         with context.begin_transaction():
             context.run_migrations()
-    """))
+    """)
+    )
     with pytest.raises(TypeError, match="offline mode"):
         command.upgrade(cfg, "head", sql=True)

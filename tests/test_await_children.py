@@ -21,8 +21,7 @@ def sq(db_url: str) -> Squidie:
 
 
 def _row(sq: Squidie, run_id: str, key: str) -> Any:
-    return next(r for r in sq.store.list_attempts(run_id, live_only=True)
-                if r.runnable_key == key)
+    return next(r for r in sq.store.list_attempts(run_id, live_only=True) if r.runnable_key == key)
 
 
 KIDS = {"child_queue": "kids"}  # children on their own queue: each side runs when told
@@ -158,7 +157,8 @@ def test_the_run_graph_links_the_parent_to_its_children(sq: Squidie) -> None:
 
 
 def test_a_child_whose_parents_cancel_never_reached_it_is_cancelled_before_it_runs(
-        sq: Squidie, monkeypatch: pytest.MonkeyPatch) -> None:
+    sq: Squidie, monkeypatch: pytest.MonkeyPatch
+) -> None:
     parent = sq.start(FanOut, payload={"count": 2, **KIDS})
     sq.execute_next(owner_id="w")  # spawn
     # The canceller dies between the parent's cancel and the cascade to its children.
@@ -173,5 +173,8 @@ def test_a_child_whose_parents_cancel_never_reached_it_is_cancelled_before_it_ru
         done = sq.inspect_run(child_id, include_history=True)
         assert done.status == RunStatus.CANCELLED
         assert "doubled" not in done.context
-        assert [e["metadata"]["cascade_from"] for e in done.audit_events or []
-                if e["type"] == "cancelled"] == [parent.run_id]
+        assert [
+            e["metadata"]["cascade_from"]
+            for e in done.audit_events or []
+            if e["type"] == "cancelled"
+        ] == [parent.run_id]

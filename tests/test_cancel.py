@@ -51,8 +51,7 @@ def test_cancel_is_immediate_and_terminal(sq: Squidie) -> None:
     history = sq.inspect_run(run.run_id, include_history=True)
     cancelled = [e for e in history.audit_events or [] if e["type"] == "cancelled"]
     assert cancelled[0]["actor"] == "sauron" and cancelled[0]["comment"] == "enough"
-    assert [c["signal_type"] for c in history.command_history or []] == ["start_run",
-                                                                          "cancel_run"]
+    assert [c["signal_type"] for c in history.command_history or []] == ["start_run", "cancel_run"]
     assert sq.list_runs(status="cancelled")[0].run_id == run.run_id
 
 

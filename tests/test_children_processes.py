@@ -27,15 +27,23 @@ WORKERS = 4
 CHILDREN = 50
 
 
-def _workers(url: str, count: int, *, quiet: float = 2.0, lease_for: float = 30.0,
-             ) -> tuple[list[Any], Any]:
+def _workers(
+    url: str,
+    count: int,
+    *,
+    quiet: float = 2.0,
+    lease_for: float = 30.0,
+) -> tuple[list[Any], Any]:
     from tests.children_workers import drain_family
 
     results = SPAWN.Queue()
     ready = SPAWN.Queue()
-    procs = [SPAWN.Process(target=drain_family,
-                           args=(url, f"worker-{i}", quiet, lease_for, results, ready))
-             for i in range(count)]
+    procs = [
+        SPAWN.Process(
+            target=drain_family, args=(url, f"worker-{i}", quiet, lease_for, results, ready)
+        )
+        for i in range(count)
+    ]
     for p in procs:
         p.start()
     for _ in procs:  # connected and warm: timings start from here
@@ -65,21 +73,28 @@ def _applied(sq: squidie.Squidie) -> Counter[tuple[str, str | None]]:
     """How often each (run, runnable) had its success applied, from the journal."""
     with sq.store.engine.connect() as conn:  # type: ignore[attr-defined]
         return Counter(
-            (run_id, applied_success(kind, data)) for run_id, kind, data in conn.execute(
-                select(journal.c.run_id, journal.c.kind, journal.c.data)
-                .where(journal.c.kind.in_(SUCCESS_KINDS))))
+            (run_id, applied_success(kind, data))
+            for run_id, kind, data in conn.execute(
+                select(journal.c.run_id, journal.c.kind, journal.c.data).where(
+                    journal.c.kind.in_(SUCCESS_KINDS)
+                )
+            )
+        )
 
 
 def _family(sq: squidie.Squidie, parent_id: str) -> list[Any]:
     """Every run whose catalog row names ``parent_id`` as parent."""
     with sq.store.engine.connect() as conn:  # type: ignore[attr-defined]
-        ids = [r for (r,) in conn.execute(
-            select(runs.c.run_id).where(runs.c.parent_run_id == parent_id))]
+        ids = [
+            r
+            for (r,) in conn.execute(select(runs.c.run_id).where(runs.c.parent_run_id == parent_id))
+        ]
     return [sq.inspect_run(i) for i in ids]
 
 
-def test_fan_out_of_50_children_over_4_processes_each_child_once(db_url: str,
-                                                                 tmp_path: Path) -> None:
+def test_fan_out_of_50_children_over_4_processes_each_child_once(
+    db_url: str, tmp_path: Path
+) -> None:
     sq = squidie.connect(db_url)
     sq.install()
     markers = tmp_path / "markers"
@@ -106,9 +121,11 @@ def test_fan_out_of_50_children_over_4_processes_each_child_once(db_url: str,
     assert all(applied[(c, "work")] == 1 for c in child_ids)
     assert applied[(parent.run_id, "sum")] == 1 and applied[(parent.run_id, "gather")] == 1
     assert sum(r["steps"] for r in reports) >= CHILDREN + 3
-    print(f"\n[fan-out] {CHILDREN} children over {WORKERS} processes "
-          f"({db_url.split(':')[0]}): {elapsed:.2f}s, {CHILDREN / elapsed:.1f} children/s; "
-          f"steps per worker {[r['steps'] for r in reports]}")
+    print(
+        f"\n[fan-out] {CHILDREN} children over {WORKERS} processes "
+        f"({db_url.split(':')[0]}): {elapsed:.2f}s, {CHILDREN / elapsed:.1f} children/s; "
+        f"steps per worker {[r['steps'] for r in reports]}"
+    )
 
 
 def test_a_parent_cancelled_mid_fan_out_leaves_no_child_running(db_url: str) -> None:
@@ -117,8 +134,7 @@ def test_a_parent_cancelled_mid_fan_out_leaves_no_child_running(db_url: str) -> 
     procs, results = _workers(db_url, WORKERS)
     # Slow children, slow spawning: the cancel lands while children are being
     # started and while started ones are still running.
-    parent = sq.start(FanOut, payload={"count": CHILDREN, "spawn_delay": 0.05,
-                                       "delay": 1.0})
+    parent = sq.start(FanOut, payload={"count": CHILDREN, "spawn_delay": 0.05, "delay": 1.0})
     _wait_for(lambda: len(_family(sq, parent.run_id)) >= 5, "the fan-out to be under way")
     sq.cancel(parent.run_id, {"actor": "ops"})
     _join(procs, results)
@@ -133,8 +149,9 @@ def test_a_parent_cancelled_mid_fan_out_leaves_no_child_running(db_url: str) -> 
         assert sq.store.list_attempts(child.run_id, live_only=True) == []
         if child.status == "cancelled":
             events = sq.inspect_run(child.run_id, include_history=True).audit_events or []
-            assert [e["metadata"].get("cascade_from") for e in events
-                    if e["type"] == "cancelled"] == [parent.run_id]
+            assert [
+                e["metadata"].get("cascade_from") for e in events if e["type"] == "cancelled"
+            ] == [parent.run_id]
     assert sq.store.list_attempts(parent.run_id, live_only=True) == []
 
 
@@ -145,9 +162,13 @@ def test_workers_killed_while_the_parent_waits_lose_nothing(db_url: str) -> None
     procs, results = _workers(db_url, 2, quiet=30.0, lease_for=2.0)
     parent = sq.start(FanOut, payload={"count": count, "delay": 1.0})
     # The parent has begun waiting (a durable fact) while children still run.
-    _wait_for(lambda: sq.inspect_run(parent.run_id, include_history=True).terminal_at is None
-              and "children_awaited" in _kinds(sq, parent.run_id),
-              "the parent to wait for its children")
+    _wait_for(
+        lambda: (
+            sq.inspect_run(parent.run_id, include_history=True).terminal_at is None
+            and "children_awaited" in _kinds(sq, parent.run_id)
+        ),
+        "the parent to wait for its children",
+    )
     for p in procs:
         os.kill(p.pid, signal.SIGKILL)  # every worker, mid-child, parent parked
     for p in procs:

@@ -56,8 +56,9 @@ def run_cli(sq: Squidie, db_url: str, capsys: pytest.CaptureFixture[str]) -> Cli
 
 
 def paused_gates(sq: Squidie, n: int) -> list[str]:
-    ids = [sq.start(Gate, payload={"secret_note": SECRET}, run_id=f"gate-{i}").run_id
-           for i in range(n)]
+    ids = [
+        sq.start(Gate, payload={"secret_note": SECRET}, run_id=f"gate-{i}").run_id for i in range(n)
+    ]
     drain(sq)
     return ids
 
@@ -82,8 +83,7 @@ def test_runs_list_table_json_filters_and_paging(sq: Squidie, run_cli: Cli) -> N
     code, out, _ = run_cli("runs", "list")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["RUN", "ID", "STATUS", "WORKFLOW", "QUEUE", "STARTED",
-                                "UPDATED"]
+    assert lines[0].split() == ["RUN", "ID", "STATUS", "WORKFLOW", "QUEUE", "STARTED", "UPDATED"]
     assert [line.split()[0] for line in lines[1:]] == ["tier-bad", *reversed(ids)]
     assert "paused" in lines[2] and "tests.test_graph_workflows.Gate" in lines[2]
     data = run_cli.json("runs", "list")
@@ -92,16 +92,18 @@ def test_runs_list_table_json_filters_and_paging(sq: Squidie, run_cli: Cli) -> N
     # Cursor paging returns every run once.
     seen, cursor = [], None
     while True:
-        page = run_cli.json("runs", "list", "--limit", "2",
-                            *(["--cursor", cursor] if cursor else []))
+        page = run_cli.json(
+            "runs", "list", "--limit", "2", *(["--cursor", cursor] if cursor else [])
+        )
         seen += [r["run_id"] for r in page["runs"]]
         cursor = page["next_cursor"]
         if cursor is None:
             break
     assert seen == [r["run_id"] for r in data["runs"]]
     sq.cancel(ids[0])
-    assert [r["run_id"] for r in run_cli.json("runs", "list", "--status", "cancelled")["runs"]] \
-        == [ids[0]]
+    assert [r["run_id"] for r in run_cli.json("runs", "list", "--status", "cancelled")["runs"]] == [
+        ids[0]
+    ]
     assert len(run_cli.json("runs", "list", "--status", "paused")["runs"]) == 4
     gates = run_cli.json("runs", "list", "--workflow", "tests.test_graph_workflows.Gate")
     assert len(gates["runs"]) == 5
@@ -136,8 +138,13 @@ def test_show_explain_and_graph_of_a_paused_run(sq: Squidie, run_cli: Cli) -> No
         assert heading in out
     code, out, _ = run_cli("runs", "graph", run_id)
     rows = {line.split()[0]: line.split()[1] for line in out.splitlines()[3:8]}
-    assert rows == {"prepare": "completed", "hold": "paused", "council": "waiting",
-                    "ship": "waiting", "complete": "waiting"}
+    assert rows == {
+        "prepare": "completed",
+        "hold": "paused",
+        "council": "waiting",
+        "ship": "waiting",
+        "complete": "waiting",
+    }
     assert run_cli("runs", "graph", run_id, "--format", "mermaid")[1].startswith("flowchart TD")
     assert run_cli("runs", "graph", run_id, "--format", "dot")[1].startswith("digraph")
     svg = ET.fromstring(run_cli("runs", "graph", run_id, "--format", "svg")[1])
@@ -146,7 +153,8 @@ def test_show_explain_and_graph_of_a_paused_run(sq: Squidie, run_cli: Cli) -> No
 
 
 def test_redaction_scopes_hide_payloads_from_operators_and_more_from_outsiders(
-        sq: Squidie, run_cli: Cli) -> None:
+    sq: Squidie, run_cli: Cli
+) -> None:
     [run_id] = paused_gates(sq, 1)
     auditor = run_cli.json("runs", "show", run_id, "--history", "--as", "auditor")
     assert auditor["input"]["secret_note"] == SECRET
@@ -167,21 +175,44 @@ def test_controls_apply_and_refuse_with_exit_codes(sq: Squidie, run_cli: Cli) ->
     assert (code, out.strip()) == (0, f"resumed {run_id}: paused -> paused")
     code, _, err = run_cli("runs", "resume", run_id)  # now paused on the approval
     assert code == 1 and "invalid_transition" in err
-    code, out, _ = run_cli("runs", "approve", run_id, "--actor", "erin", "--comment", "ok",
-                           "--idempotency-key", "click-1")
+    code, out, _ = run_cli(
+        "runs",
+        "approve",
+        run_id,
+        "--actor",
+        "erin",
+        "--comment",
+        "ok",
+        "--idempotency-key",
+        "click-1",
+    )
     assert code == 0 and "approved" in out
-    again = run_cli("runs", "approve", run_id, "--actor", "erin", "--comment", "ok",
-                    "--idempotency-key", "click-1")
+    again = run_cli(
+        "runs",
+        "approve",
+        run_id,
+        "--actor",
+        "erin",
+        "--comment",
+        "ok",
+        "--idempotency-key",
+        "click-1",
+    )
     assert again[0] == 0, again[2]  # the same key applies it once and answers again
     drain(sq)
     snap = sq.inspect_run(run_id, include_history=True)
     assert snap.status == "completed"
-    assert [(e["type"], e["actor"]) for e in snap.audit_events or []
-            if e["type"] in ("resumed", "approved")] == [("resumed", "dan"), ("approved", "erin")]
+    assert [
+        (e["type"], e["actor"])
+        for e in snap.audit_events or []
+        if e["type"] in ("resumed", "approved")
+    ] == [("resumed", "dan"), ("approved", "erin")]
     code, _, err = run_cli("runs", "cancel", run_id)
     assert code == 1 and "already completed" in err
-    assert json.loads(run_cli("runs", "cancel", run_id, "--json")[1])["error"]["code"] == \
-        "invalid_transition"
+    assert (
+        json.loads(run_cli("runs", "cancel", run_id, "--json")[1])["error"]["code"]
+        == "invalid_transition"
+    )
     for verb in ("cancel", "resume", "approve", "reject", "replay"):
         code, _, err = run_cli("runs", verb, "no-such-run")
         assert code == 1 and "not_found" in err, verb
@@ -193,8 +224,10 @@ def test_reject_cancel_and_replay(sq: Squidie, run_cli: Cli) -> None:
     code, out, _ = run_cli("runs", "reject", first, "--actor", "alice")
     assert (code, out.strip()) == (0, f"rejected {first}: paused -> failed")
     graph = run_cli.json("runs", "graph", first)
-    assert {n["id"]: (n["status"], n.get("actor")) for n in graph["nodes"]}["council"] == \
-        ("rejected", "alice")
+    assert {n["id"]: (n["status"], n.get("actor")) for n in graph["nodes"]}["council"] == (
+        "rejected",
+        "alice",
+    )
     assert run_cli("runs", "cancel", second, "--actor", "bob")[0] == 0
     assert sq.inspect_run(second).status == "cancelled"
     replayed = run_cli.json("runs", "replay", first)
@@ -208,15 +241,20 @@ def test_reject_cancel_and_replay(sq: Squidie, run_cli: Cli) -> None:
 
 
 def test_missing_database_and_tables_are_refused_without_creating_anything(
-        tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     missing = tmp_path / "nope.sqlite3"
     assert cli.main(["runs", "list", "--database-url", f"sqlite:///{missing}"]) == 1
     assert "does not exist" in capsys.readouterr().err and not missing.exists()
     assert cli.main(["runs", "list", "--database-url", pg_url]) == 1  # no tables yet
     assert "squidie install" in capsys.readouterr().err
     assert cli.main(["runs", "list", "--database-url", "not a url"]) == 2
-    assert cli.main(["runs", "list", "--database-url", pg_url.replace("postgresql+psycopg",
-                                                                      "nosuchdb")]) == 2
+    assert (
+        cli.main(
+            ["runs", "list", "--database-url", pg_url.replace("postgresql+psycopg", "nosuchdb")]
+        )
+        == 2
+    )
 
 
 def test_bad_options_are_usage_errors(sq: Squidie, run_cli: Cli) -> None:
@@ -227,8 +265,8 @@ def test_bad_options_are_usage_errors(sq: Squidie, run_cli: Cli) -> None:
 
 
 def test_install_says_where_and_warns_on_the_sqlite_fallback(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     url = f"sqlite:///{tmp_path / 'a.sqlite3'}"
     assert cli.main(["install", "--database-url", url]) == 0
     out, err = capsys.readouterr()
@@ -238,8 +276,11 @@ def test_install_says_where_and_warns_on_the_sqlite_fallback(
     assert cli.main(["install", "--json"]) == 0
     out, err = capsys.readouterr()
     fallback = tmp_path / "squidie.sqlite3"
-    assert json.loads(out) == {"database": f"sqlite:///{fallback}",
-                               "schema_version": SCHEMA_VERSION, "fallback": True}
+    assert json.loads(out) == {
+        "database": f"sqlite:///{fallback}",
+        "schema_version": SCHEMA_VERSION,
+        "fallback": True,
+    }
     assert "warning" in err and "SQUIDIE_DATABASE_URL" in err and str(fallback) in err
     monkeypatch.setenv("SQUIDIE_DATABASE_URL", url)
     assert cli.main(["runs", "list"]) == 0
@@ -258,7 +299,7 @@ def test_install_on_both_databases(db_url: str, capsys: pytest.CaptureFixture[st
     assert capsys.readouterr().out.count(f"installed in {describe(db_url)}") == 2
 
 
-HOST_MODULE = '''
+HOST_MODULE = """
 import os
 
 import squidie
@@ -282,11 +323,13 @@ def make() -> squidie.Squidie:
 
 
 not_squidie = 42
-'''
+"""
 
 
-def test_worker_loads_app_module_and_attr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                          ) -> None:
+def test_worker_loads_app_module_and_attr(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     (tmp_path / "cli_host_app.py").write_text(HOST_MODULE)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
@@ -301,12 +344,13 @@ def test_worker_loads_app_module_and_attr(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_optional_commands_register_through_the_spot(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "cli_extra_command.py").write_text(
         "def register(sub):\n"
         "    p = sub.add_parser('hello', help='say hello')\n"
-        "    p.set_defaults(handler=lambda args: print('hello from an extra') or 0)\n")
+        "    p.set_defaults(handler=lambda args: print('hello from an extra') or 0)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(cli, "OPTIONAL_COMMANDS", ("cli_extra_command",))
     assert cli.main(["hello"]) == 0

@@ -19,7 +19,7 @@ from tests.test_graph_workflows import Gate
 
 SCRIPT = Path(sys.executable).with_name("squidie")
 ROOT = Path(__file__).resolve().parents[1]
-HOST = '''
+HOST = """
 import squidie
 from squidie import StepContext, Workflow, manual, step
 
@@ -35,16 +35,20 @@ def shout(input: dict, ctx: StepContext) -> dict:
 class Greeting(Workflow):
     trigger = manual("hi", payload={"who": squidie.field(str, default="world")})
     steps = [step("greet", greet), step("shout", shout)]
-'''
+"""
 
 
-def squidie_cmd(*args: str, cwd: Path = ROOT, timeout: float = 60,
-                ) -> subprocess.CompletedProcess[str]:
+def squidie_cmd(
+    *args: str,
+    cwd: Path = ROOT,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
     if not SCRIPT.exists():
         pytest.fail(f"the console script is not installed at {SCRIPT}: pip install -e .")
     env = {k: v for k, v in os.environ.items() if k != "SQUIDIE_DATABASE_URL"}
-    return subprocess.run([str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_console_script_reads_and_operates_with_exit_codes(db_url: str) -> None:
@@ -68,8 +72,7 @@ def test_console_script_reads_and_operates_with_exit_codes(db_url: str) -> None:
     assert squidie_cmd("runs", "frobnicate", "x").returncode == 2
 
 
-def test_worker_runs_a_host_modules_workflows_until_sigterm(db_url: str,
-                                                             tmp_path: Path) -> None:
+def test_worker_runs_a_host_modules_workflows_until_sigterm(db_url: str, tmp_path: Path) -> None:
     (tmp_path / "greeting_host.py").write_text(HOST)
     assert squidie_cmd("install", "--database-url", db_url).returncode == 0
     sys.path.insert(0, str(tmp_path))
@@ -78,13 +81,26 @@ def test_worker_runs_a_host_modules_workflows_until_sigterm(db_url: str,
     finally:
         sys.path.remove(str(tmp_path))
     sq = squidie.connect(db_url)
-    runs = [sq.start(greeting_host.Greeting, payload={"who": f"w{i}"}).run_id
-            for i in range(4)]
+    runs = [sq.start(greeting_host.Greeting, payload={"who": f"w{i}"}).run_id for i in range(4)]
     env = {k: v for k, v in os.environ.items() if k != "SQUIDIE_DATABASE_URL"}
     worker = subprocess.Popen(
-        [str(SCRIPT), "worker", "greeting_host", "--database-url", db_url,
-         "--concurrency", "2", "--owner-id", "cli-worker"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            str(SCRIPT),
+            "worker",
+            "greeting_host",
+            "--database-url",
+            db_url,
+            "--concurrency",
+            "2",
+            "--owner-id",
+            "cli-worker",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -103,7 +119,8 @@ def test_worker_runs_a_host_modules_workflows_until_sigterm(db_url: str,
     for run_id in runs:
         snap = sq.inspect_run(run_id, include_history=True)
         assert snap.status == "completed"
-        assert {a["owner_id"] for a in snap.attempts or []} <= {"cli-worker",
-                                                                *(f"cli-worker-{i}"
-                                                                  for i in range(4))}
+        assert {a["owner_id"] for a in snap.attempts or []} <= {
+            "cli-worker",
+            *(f"cli-worker-{i}" for i in range(4)),
+        }
     assert sq.inspect_run(runs[0]).context["shout"] == "HELLO W0"

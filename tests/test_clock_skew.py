@@ -25,19 +25,32 @@ from tests.clock_skew_worker import CoolOff, LongStep, Quick
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _skewed_worker(url: str, offset: str, seconds: float,
-                   stop_after: int | None = None) -> dict[str, Any]:
+def _skewed_worker(
+    url: str, offset: str, seconds: float, stop_after: int | None = None
+) -> dict[str, Any]:
     """Run ``tests.clock_skew_worker`` in a process whose wall clock is ``offset``
     (e.g. ``+30s``) away from this one's; returns its report."""
     faketime = shutil.which("faketime")
     if faketime is None:
-        pytest.fail("faketime is not installed: run tools/ensure_system_packages.sh "
-                    "(or apt-get install faketime)", pytrace=False)
-    args = [faketime, "-f", offset, sys.executable, "-m", "tests.clock_skew_worker", url,
-            str(seconds)] + ([str(stop_after)] if stop_after is not None else [])
+        pytest.fail(
+            "faketime is not installed: run tools/ensure_system_packages.sh "
+            "(or apt-get install faketime)",
+            pytrace=False,
+        )
+    args = [
+        faketime,
+        "-f",
+        offset,
+        sys.executable,
+        "-m",
+        "tests.clock_skew_worker",
+        url,
+        str(seconds),
+    ] + ([str(stop_after)] if stop_after is not None else [])
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
-    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return report
@@ -51,15 +64,17 @@ def _assert_skewed(report: dict[str, Any], seconds: float) -> None:
     assert abs((clock - datetime.now(UTC)).total_seconds()) < 10, report
 
 
-def test_a_fast_worker_cannot_take_over_a_heartbeating_claim(pg_url: str,
-                                                               tmp_path: Path) -> None:
+def test_a_fast_worker_cannot_take_over_a_heartbeating_claim(pg_url: str, tmp_path: Path) -> None:
     sq = squidie.connect(pg_url)
     sq.install()
     marker, release = str(tmp_path / "started"), tmp_path / "release"
     run = sq.start(LongStep, payload={"marker": marker, "release": str(release)})
     outcome: list[Any] = []
-    healthy = threading.Thread(target=lambda: outcome.append(sq.execute_next(
-        owner_id="healthy", lease_for=2, heartbeat_interval=0.3)))
+    healthy = threading.Thread(
+        target=lambda: outcome.append(
+            sq.execute_next(owner_id="healthy", lease_for=2, heartbeat_interval=0.3)
+        )
+    )
     healthy.start()
     try:
         deadline = time.monotonic() + 30
@@ -106,7 +121,8 @@ def test_a_slow_worker_still_gets_work(pg_url: str) -> None:
 
 
 def test_connect_uses_the_database_clock_on_postgres_and_the_host_clock_on_sqlite(
-    pg_url: str, sqlite_url: str,
+    pg_url: str,
+    sqlite_url: str,
 ) -> None:
     assert isinstance(squidie.connect(pg_url).clock, DatabaseClock)
     assert not isinstance(squidie.connect(sqlite_url).clock, DatabaseClock)

@@ -66,8 +66,14 @@ class LostAck(Workflow):
 
 def _admin(url: str, statement: str) -> None:
     u = make_url(url)
-    with psycopg.connect(host=u.host, port=u.port, user=u.username, password=u.password,
-                         dbname="postgres", autocommit=True) as conn:
+    with psycopg.connect(
+        host=u.host,
+        port=u.port,
+        user=u.username,
+        password=u.password,
+        dbname="postgres",
+        autocommit=True,
+    ) as conn:
         conn.execute(statement)
 
 
@@ -106,7 +112,8 @@ def test_step_outlasting_the_idle_session_timeout_is_recorded_once(
 
 
 def test_heartbeats_through_an_idle_cutoff_keep_the_lease(
-    idle_cutoff_url: str, caplog: pytest.LogCaptureFixture,
+    idle_cutoff_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     sq = squidie.connect(idle_cutoff_url)
     sq.install()
@@ -127,8 +134,10 @@ def test_connection_terminated_mid_step_is_recorded_once(pg_url: str) -> None:
     sq.install()
     name = make_url(pg_url).database
     _HOOKS["kill"] = lambda: _admin(
-        pg_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+        pg_url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE datname = '{name}' AND pid <> pg_backend_pid()",
+    )
     run = sq.start(Killer)
     snap = sq.execute_next(owner_id="w", lease_for=30)
     assert snap is not None and snap.status == "running"
@@ -174,7 +183,8 @@ def _lose_next_commit_ack(sq: squidie.Squidie, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_lost_commit_ack_of_an_outcome_is_neither_rerun_nor_applied_twice(
-    db_url: str, monkeypatch: pytest.MonkeyPatch,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sq = squidie.connect(db_url)
     sq.install()
@@ -193,7 +203,8 @@ def test_lost_commit_ack_of_an_outcome_is_neither_rerun_nor_applied_twice(
 
 
 def test_lost_commit_ack_of_a_start_returns_the_one_run(
-    db_url: str, monkeypatch: pytest.MonkeyPatch,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sq = squidie.connect(db_url)
     sq.install()

@@ -69,8 +69,7 @@ def test_the_local_image_is_built_where_docker_cannot_pull(built: list[ci.Recipe
     assert [r.suite for r in built] == ["bookworm"]
 
 
-def test_the_choice_can_be_forced(built: list[ci.Recipe],
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_choice_can_be_forced(built: list[ci.Recipe], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ci.IMAGE_ENV_VAR, "local")
     client = FakeClient(pullable=True)
     assert ci.choose_image(client).mode == "local"
@@ -118,14 +117,16 @@ def test_the_mirror_is_read_from_apt_sources_skipping_security(tmp_path: Path) -
     (tmp_path / "sources.list.d").mkdir()
     (tmp_path / "sources.list.d" / "debian.sources").write_text(
         "Types: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\n"
-        "\nTypes: deb deb-src\nURIs: http://mirror.example/debian/\nSuites: bookworm\n")
+        "\nTypes: deb deb-src\nURIs: http://mirror.example/debian/\nSuites: bookworm\n"
+    )
     assert ci.debian_mirror(tmp_path) == "http://mirror.example/debian"
 
     one_line = tmp_path / "one-line"
     (one_line / "sources.list.d").mkdir(parents=True)
     (one_line / "sources.list").write_text(
         "# comment\ndeb http://security.example/debian-security bookworm-security main\n"
-        "deb [arch=amd64 signed-by=/k.gpg] http://old.example/debian bookworm main\n")
+        "deb [arch=amd64 signed-by=/k.gpg] http://old.example/debian bookworm main\n"
+    )
     assert ci.debian_mirror(one_line) == "http://old.example/debian"
 
     with pytest.raises(ci.ImageUnavailable, match="no Debian archive"):
@@ -159,8 +160,9 @@ def test_trimming_the_root_file_system_never_follows_its_symlinks_into_the_host(
     assert not (rootfs / "etc" / "postgresql" / "15").is_symlink(), "a symlink itself goes"
     assert host_run.is_dir()
     assert not list((rootfs / "var" / "cache" / "apt" / "archives").iterdir())
-    assert sorted(p.name for p in (rootfs / "usr" / "lib" / "x86_64-linux-gnu").iterdir()) \
-        == ["libpq.so.5"]
+    assert sorted(p.name for p in (rootfs / "usr" / "lib" / "x86_64-linux-gnu").iterdir()) == [
+        "libpq.so.5"
+    ]
     script = rootfs / ci.ENTRYPOINT.lstrip("/")
     assert script.read_text() == ci.ENTRY_SCRIPT and os.access(script, os.X_OK)
 
@@ -172,8 +174,10 @@ def test_without_docker_the_container_provider_fails_saying_how_to_get_it(
     monkeypatch.setattr(dockerd, "can_start_private", lambda: "a private dockerd needs root")
     monkeypatch.setattr("squidie.testing.containers.docker_answers", lambda *a, **k: False)
 
-    with pytest.raises(dockerd.DockerUnavailable, match="needs root") as caught, \
-            dockerd.docker_daemon():
+    with (
+        pytest.raises(dockerd.DockerUnavailable, match="needs root") as caught,
+        dockerd.docker_daemon(),
+    ):
         pass
     assert "nox -s containers" in str(caught.value)
     with pytest.raises(dockerd.DockerUnavailable, match="No Docker daemon answered"):

@@ -72,7 +72,8 @@ def test_close_removes_the_container(container_image: ImageChoice) -> None:
 
 
 def test_provider_falls_back_to_a_container_without_server_binaries(
-    container_image: ImageChoice, monkeypatch: pytest.MonkeyPatch,
+    container_image: ImageChoice,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(provider.ENV_VAR, raising=False)
     monkeypatch.setattr(provider, "find_postgres_bindir", lambda: None)

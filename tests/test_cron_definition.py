@@ -16,8 +16,9 @@ def _define(trigger: object) -> type[Workflow]:
 
 
 def test_a_valid_cron_trigger_is_normalised_into_the_spec() -> None:
-    wf = _define(cron("nightly", "0 2 * * *", timezone="Europe/Berlin",
-                      idempotency="skip_duplicate"))
+    wf = _define(
+        cron("nightly", "0 2 * * *", timezone="Europe/Berlin", idempotency="skip_duplicate")
+    )
     trigger = wf.to_spec()["trigger"]
     assert trigger["kind"] == "cron"
     assert trigger["cron"] == "0 2 * * *"
@@ -59,8 +60,9 @@ def test_every_cron_problem_is_reported_at_once() -> None:
     assert info.value.code == "invalid_workflow_spec"
 
 
-@pytest.mark.parametrize("expr", ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 6,9,11 *",
-                                  "0 0 1 1 * 0 1999"])
+@pytest.mark.parametrize(
+    "expr", ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 6,9,11 *", "0 0 1 1 * 0 1999"]
+)
 def test_an_expression_that_never_fires_is_a_definition_error(expr: str) -> None:
     """croniter parses 30 February; the scheduler would then fail on every tick."""
     with pytest.raises(WorkflowDefinitionError, match="never fires"):
@@ -76,14 +78,18 @@ def test_an_impossible_expression_is_reported_with_every_other_problem() -> None
 
 
 def test_an_impossible_expression_in_a_spec_is_refused() -> None:
-    spec = {"name": "s", "trigger": {"name": "t", "kind": "cron", "cron": "0 0 30 2 *"},
-            "steps": [{"name": "a", "action": "a"}]}
+    spec = {
+        "name": "s",
+        "trigger": {"name": "t", "kind": "cron", "cron": "0 0 30 2 *"},
+        "steps": [{"name": "a", "action": "a"}],
+    }
     with pytest.raises(WorkflowDefinitionError, match="never fires"):
         validate_spec(spec, action_registry={"a": _noop})
 
 
-@pytest.mark.parametrize("expr", ["0 0 29 2 *", "0 0 L 2 *", "* * * * * */10",
-                                  "0 0 1 1 * 0 2030-2031"])
+@pytest.mark.parametrize(
+    "expr", ["0 0 29 2 *", "0 0 L 2 *", "* * * * * */10", "0 0 1 1 * 0 2030-2031"]
+)
 def test_rare_but_possible_expressions_are_accepted(expr: str) -> None:
     assert _define(cron("t", expr)).to_spec()["trigger"]["cron"] == expr
 

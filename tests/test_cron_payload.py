@@ -36,15 +36,26 @@ def sq(db_url: str) -> squidie.Squidie:
 def test_payload_is_json_safe_and_names_the_workflow_by_dotted_path() -> None:
     p = Payload.cron(NightlyReport, "nightly", signal_id="sig-1", intended_window=WINDOW)
     assert json.loads(json.dumps(p)) == p
-    assert p == {"kind": "cron", "version": 1, "workflow": NIGHTLY, "trigger": "nightly",
-                 "signal_id": "sig-1", "intended_window": WINDOW}
+    assert p == {
+        "kind": "cron",
+        "version": 1,
+        "workflow": NIGHTLY,
+        "trigger": "nightly",
+        "signal_id": "sig-1",
+        "intended_window": WINDOW,
+    }
 
 
 def test_window_datetimes_and_offsets_normalise_to_one_canonical_utc_text() -> None:
     berlin = timezone(timedelta(hours=2))
-    a = Payload.cron(NIGHTLY, "nightly", intended_window={
-        "start_at": datetime(2026, 5, 15, 2, 0, tzinfo=berlin),
-        "end_at": "2026-05-16T02:00:00+02:00"})
+    a = Payload.cron(
+        NIGHTLY,
+        "nightly",
+        intended_window={
+            "start_at": datetime(2026, 5, 15, 2, 0, tzinfo=berlin),
+            "end_at": "2026-05-16T02:00:00+02:00",
+        },
+    )
     b = Payload.cron(NIGHTLY, "nightly", intended_window=WINDOW)
     assert a["intended_window"] == b["intended_window"] == WINDOW
 
@@ -54,18 +65,28 @@ def test_payload_without_keys_has_null_signal_and_window() -> None:
     assert p["signal_id"] is None and p["intended_window"] is None
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"workflow": ManualOnly}, "not cron-triggered"),
-    ({"trigger": "daily"}, "has no trigger 'daily'"),
-    ({"workflow": "no.such.Workflow"}, "cannot be imported"),
-    ({"workflow": 42}, "Workflow class or its dotted path"),
-    ({"signal_id": ""}, "signal_id must be a non-empty string"),
-    ({"intended_window": {"start_at": datetime(2026, 1, 1)}}, "must carry a UTC offset"),
-    ({"intended_window": {"start_at": "2026-01-02T00:00:00Z",
-                          "end_at": "2026-01-01T00:00:00Z"}}, "end_at must be after"),
-    ({"intended_window": {"begin": "2026-01-01T00:00:00Z"}}, "unknown keys: begin"),
-    ({"intended_window": {"start_at": "yesterday"}}, "not ISO-8601"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"workflow": ManualOnly}, "not cron-triggered"),
+        ({"trigger": "daily"}, "has no trigger 'daily'"),
+        ({"workflow": "no.such.Workflow"}, "cannot be imported"),
+        ({"workflow": 42}, "Workflow class or its dotted path"),
+        ({"signal_id": ""}, "signal_id must be a non-empty string"),
+        ({"intended_window": {"start_at": datetime(2026, 1, 1)}}, "must carry a UTC offset"),
+        (
+            {
+                "intended_window": {
+                    "start_at": "2026-01-02T00:00:00Z",
+                    "end_at": "2026-01-01T00:00:00Z",
+                }
+            },
+            "end_at must be after",
+        ),
+        ({"intended_window": {"begin": "2026-01-01T00:00:00Z"}}, "unknown keys: begin"),
+        ({"intended_window": {"start_at": "yesterday"}}, "not ISO-8601"),
+    ],
+)
 def test_bad_builder_arguments_raise_invalid_option(kwargs: dict[str, Any], message: str) -> None:
     args = {"workflow": NightlyReport, "trigger": "nightly", **kwargs}
     with pytest.raises(InvalidOption, match=message):
@@ -84,12 +105,17 @@ def test_workflow_defined_in_a_function_cannot_be_a_cron_target() -> None:
 
 
 def test_perform_stores_the_schedule_which_steps_and_inspection_see(sq: squidie.Squidie) -> None:
-    snap = sq.perform(Payload.cron(NightlyReport, "nightly", signal_id="sig-1",
-                                   intended_window=WINDOW))
+    snap = sq.perform(
+        Payload.cron(NightlyReport, "nightly", signal_id="sig-1", intended_window=WINDOW)
+    )
     assert snap is not None
-    schedule = {"signal_id": "sig-1", "intended_window": WINDOW,
-                "idempotency": "return_existing_run", "idempotency_key": "sig-1",
-                "source": "host"}
+    schedule = {
+        "signal_id": "sig-1",
+        "intended_window": WINDOW,
+        "idempotency": "return_existing_run",
+        "idempotency_key": "sig-1",
+        "source": "host",
+    }
     assert snap.context["schedule"] == schedule
     assert snap.trigger == "nightly" and snap.input == {"region": "eu"}
     drain(sq)
@@ -116,13 +142,20 @@ def test_skip_duplicate_reports_the_skip_with_none(sq: squidie.Squidie) -> None:
 
 def test_a_complete_window_is_the_key_when_there_is_no_signal_id(sq: squidie.Squidie) -> None:
     a = sq.perform(Payload.cron(NightlyReport, "nightly", intended_window=WINDOW))
-    shifted = {"start_at": datetime(2026, 5, 15, 2, tzinfo=timezone(timedelta(hours=2))),
-               "end_at": datetime(2026, 5, 16, tzinfo=UTC)}
+    shifted = {
+        "start_at": datetime(2026, 5, 15, 2, tzinfo=timezone(timedelta(hours=2))),
+        "end_at": datetime(2026, 5, 16, tzinfo=UTC),
+    }
     b = sq.perform(Payload.cron(NightlyReport, "nightly", intended_window=shifted))
     assert a is not None and b is not None and a.run_id == b.run_id
     assert a.context["schedule"]["idempotency_key"].startswith("window:")
-    other = sq.perform(Payload.cron(NightlyReport, "nightly", intended_window={
-        "start_at": "2026-05-16T00:00:00Z", "end_at": "2026-05-17T00:00:00Z"}))
+    other = sq.perform(
+        Payload.cron(
+            NightlyReport,
+            "nightly",
+            intended_window={"start_at": "2026-05-16T00:00:00Z", "end_at": "2026-05-17T00:00:00Z"},
+        )
+    )
     assert other is not None and other.run_id != a.run_id
 
 
@@ -133,8 +166,9 @@ def test_different_signal_ids_start_different_runs(sq: squidie.Squidie) -> None:
 
 
 @pytest.mark.parametrize("window", [None, {"start_at": "2026-05-15T00:00:00Z"}])
-def test_idempotent_trigger_without_a_key_is_refused(sq: squidie.Squidie,
-                                                     window: dict[str, str] | None) -> None:
+def test_idempotent_trigger_without_a_key_is_refused(
+    sq: squidie.Squidie, window: dict[str, str] | None
+) -> None:
     with pytest.raises(MissingScheduleIdempotencyKey, match="nightly") as info:
         sq.perform(Payload.cron(NightlyReport, "nightly", intended_window=window))
     assert info.value.code == "missing_schedule_idempotency_key"
@@ -149,31 +183,48 @@ def test_without_idempotency_every_delivery_starts_a_new_run(sq: squidie.Squidie
 
 
 def test_required_trigger_fields_without_defaults_fail_as_invalid_payload(
-        sq: squidie.Squidie) -> None:
+    sq: squidie.Squidie,
+) -> None:
     with pytest.raises(InvalidPayload, match="tenant"):
         sq.perform(Payload.cron(NeedsInput, "needs"))
 
 
-@pytest.mark.parametrize("payload, message", [
-    ("not a dict", "must be a dict"),
-    ({"kind": "manual", "workflow": NIGHTLY, "trigger": "nightly"}, "only cron payloads"),
-    ({"kind": "cron", "workflow": "tests.nope.Nothing", "trigger": "nightly"},
-     "not defined in this process"),
-    ({"kind": "cron", "workflow": "tests.workflows_cron.ManualOnly", "trigger": "go"},
-     "not cron-triggered"),
-    ({"kind": "cron", "workflow": NIGHTLY, "trigger": "weekly"}, "has no trigger 'weekly'"),
-    ({"kind": "cron", "workflow": NIGHTLY}, "trigger must be a non-empty string"),
-    ({"kind": "cron", "workflow": NIGHTLY, "trigger": "nightly", "input": {}},
-     "unknown payload keys: input"),
-    ({"kind": "cron", "workflow": NIGHTLY, "trigger": "nightly", "version": 2},
-     "unsupported payload version"),
-    ({"kind": "cron", "workflow": NIGHTLY, "trigger": "nightly", "signal_id": 7},
-     "signal_id must be"),
-    ({"kind": "cron", "workflow": NIGHTLY, "trigger": "nightly", "intended_window": "today"},
-     "intended_window must be a mapping"),
-])
-def test_malformed_payloads_raise_invalid_signal(sq: squidie.Squidie, payload: Any,
-                                                 message: str) -> None:
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ("not a dict", "must be a dict"),
+        ({"kind": "manual", "workflow": NIGHTLY, "trigger": "nightly"}, "only cron payloads"),
+        (
+            {"kind": "cron", "workflow": "tests.nope.Nothing", "trigger": "nightly"},
+            "not defined in this process",
+        ),
+        (
+            {"kind": "cron", "workflow": "tests.workflows_cron.ManualOnly", "trigger": "go"},
+            "not cron-triggered",
+        ),
+        ({"kind": "cron", "workflow": NIGHTLY, "trigger": "weekly"}, "has no trigger 'weekly'"),
+        ({"kind": "cron", "workflow": NIGHTLY}, "trigger must be a non-empty string"),
+        (
+            {"kind": "cron", "workflow": NIGHTLY, "trigger": "nightly", "input": {}},
+            "unknown payload keys: input",
+        ),
+        (
+            {"kind": "cron", "workflow": NIGHTLY, "trigger": "nightly", "version": 2},
+            "unsupported payload version",
+        ),
+        (
+            {"kind": "cron", "workflow": NIGHTLY, "trigger": "nightly", "signal_id": 7},
+            "signal_id must be",
+        ),
+        (
+            {"kind": "cron", "workflow": NIGHTLY, "trigger": "nightly", "intended_window": "today"},
+            "intended_window must be a mapping",
+        ),
+    ],
+)
+def test_malformed_payloads_raise_invalid_signal(
+    sq: squidie.Squidie, payload: Any, message: str
+) -> None:
     with pytest.raises(InvalidSignal, match=message) as info:
         sq.perform(payload)
     assert info.value.code == "invalid_signal"
@@ -198,6 +249,10 @@ def test_a_start_cron_signal_stores_the_same_schedule_shape_as_perform(
     signal = squidie.Signal.start_cron(NightlyReport, "nightly", {}, idempotency_key="sig-9")
     snap = sq.apply_signal(signal)
     assert snap.context["schedule"] == {
-        "signal_id": "sig-9", "intended_window": None, "idempotency": "return_existing_run",
-        "idempotency_key": "sig-9", "source": "signal"}
+        "signal_id": "sig-9",
+        "intended_window": None,
+        "idempotency": "return_existing_run",
+        "idempotency_key": "sig-9",
+        "source": "signal",
+    }
     assert sq.apply_signal(signal).run_id == snap.run_id

@@ -47,18 +47,33 @@ def window_starts(sq: squidie.Squidie) -> list[str]:
     return sorted(r.context["schedule"]["intended_window"]["start_at"] for r in runs)
 
 
-@pytest.mark.parametrize("payload, expect_skips", [
-    (Payload.cron("tests.workflows_cron.NightlyReport", "nightly", signal_id="night-1"), False),
-    (Payload.cron("tests.workflows_cron.NightlySkip", "nightly_skip",
-                  intended_window={"start_at": "2026-05-15T00:00:00Z",
-                                   "end_at": "2026-05-16T00:00:00Z"}), True),
-], ids=["return_existing_run", "skip_duplicate"])
-def test_the_same_payload_from_8_processes_starts_one_run(pg_url: str, payload: dict[str, Any],
-                                                          expect_skips: bool) -> None:
+@pytest.mark.parametrize(
+    "payload, expect_skips",
+    [
+        (Payload.cron("tests.workflows_cron.NightlyReport", "nightly", signal_id="night-1"), False),
+        (
+            Payload.cron(
+                "tests.workflows_cron.NightlySkip",
+                "nightly_skip",
+                intended_window={
+                    "start_at": "2026-05-15T00:00:00Z",
+                    "end_at": "2026-05-16T00:00:00Z",
+                },
+            ),
+            True,
+        ),
+    ],
+    ids=["return_existing_run", "skip_duplicate"],
+)
+def test_the_same_payload_from_8_processes_starts_one_run(
+    pg_url: str, payload: dict[str, Any], expect_skips: bool
+) -> None:
     sq = _installed(pg_url)
     barrier, out = SPAWN.Barrier(8), SPAWN.Queue()
-    procs = [SPAWN.Process(target=perform_in_child, args=(pg_url, payload, barrier, out))
-             for _ in range(8)]
+    procs = [
+        SPAWN.Process(target=perform_in_child, args=(pg_url, payload, barrier, out))
+        for _ in range(8)
+    ]
     for p in procs:
         p.start()
     results = _join(procs, out)
@@ -70,13 +85,18 @@ def test_the_same_payload_from_8_processes_starts_one_run(pg_url: str, payload: 
 
 
 def test_two_scheduler_processes_over_the_same_windows_start_one_run_per_window(
-        pg_url: str) -> None:
+    pg_url: str,
+) -> None:
     sq = _installed(pg_url)
     ticks = [at(10, 0, 30), *(at(10, m, 1) for m in range(1, 6)), at(10, 9, 1)]
     barrier, out = SPAWN.Barrier(2), SPAWN.Queue()
-    procs = [SPAWN.Process(target=scheduler_in_child,
-                           args=(pg_url, [MINUTE], [t.isoformat() for t in ticks], barrier, out))
-             for _ in range(2)]
+    procs = [
+        SPAWN.Process(
+            target=scheduler_in_child,
+            args=(pg_url, [MINUTE], [t.isoformat() for t in ticks], barrier, out),
+        )
+        for _ in range(2)
+    ]
     for p in procs:
         p.start()
     delivered = _join(procs, out)
@@ -87,13 +107,14 @@ def test_two_scheduler_processes_over_the_same_windows_start_one_run_per_window(
     assert {s.rsplit(":tick:", 1)[1] for d in delivered for s in d} == set(expected)
 
 
-def test_a_scheduler_killed_mid_window_is_restarted_without_a_duplicate_run(
-        pg_url: str) -> None:
+def test_a_scheduler_killed_mid_window_is_restarted_without_a_duplicate_run(pg_url: str) -> None:
     sq = _installed(pg_url)
     Scheduler(sq, [MINUTE]).tick(now=at(10, 0, 30))  # the schedule exists since 10:00:30
     child = subprocess.Popen(
         [sys.executable, "-m", "tests.workflows_cron", pg_url, MINUTE, at(10, 1, 5).isoformat()],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
@@ -108,11 +129,21 @@ def test_a_scheduler_killed_mid_window_is_restarted_without_a_duplicate_run(
     assert ScheduleCursors(sq.store).get(f"{MINUTE}:tick") == at(10, 0, 30)
 
     barrier, out = SPAWN.Barrier(1), SPAWN.Queue()
-    restarted = SPAWN.Process(target=scheduler_in_child, args=(
-        pg_url, [MINUTE], [at(10, 1, 40).isoformat(), at(10, 2, 3).isoformat()], barrier, out))
+    restarted = SPAWN.Process(
+        target=scheduler_in_child,
+        args=(
+            pg_url,
+            [MINUTE],
+            [at(10, 1, 40).isoformat(), at(10, 2, 3).isoformat()],
+            barrier,
+            out,
+        ),
+    )
     restarted.start()
     [delivered] = _join([restarted], out)
     assert [s.rsplit(":tick:", 1)[1] for s in delivered] == [
-        "2026-05-15T10:01:00Z", "2026-05-15T10:02:00Z"]
+        "2026-05-15T10:01:00Z",
+        "2026-05-15T10:02:00Z",
+    ]
     assert window_starts(sq) == ["2026-05-15T10:01:00Z", "2026-05-15T10:02:00Z"]
     assert ScheduleCursors(sq.store).get(f"{MINUTE}:tick") == at(10, 2)

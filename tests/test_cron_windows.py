@@ -32,8 +32,7 @@ def test_berlin_daily_job_in_the_skipped_hour_fires_once_when_the_clock_jumps() 
     sched = CronSchedule("30 2 * * *", "Europe/Berlin")
     fires = sched.between(utc(2026, 3, 27, 12), utc(2026, 3, 30, 12))
     assert fires == [utc(2026, 3, 28, 1, 30), utc(2026, 3, 29, 1, 0), utc(2026, 3, 30, 0, 30)]
-    assert local_days(sched, fires) == ["03-28 02:30+0100", "03-29 03:00+0200",
-                                        "03-30 02:30+0200"]
+    assert local_days(sched, fires) == ["03-28 02:30+0100", "03-29 03:00+0200", "03-30 02:30+0200"]
 
 
 def test_berlin_daily_job_in_the_repeated_hour_fires_once_at_its_first_occurrence() -> None:
@@ -56,8 +55,10 @@ def test_berlin_window_of_the_short_day_lasts_23_hours() -> None:
     sched = CronSchedule("0 0 * * *", "Europe/Berlin")
     window = sched.window(utc(2026, 3, 28, 23))  # 29 March 00:00 CET
     assert window.end_at - window.start_at == timedelta(hours=23)
-    assert window.to_dict() == {"start_at": "2026-03-28T23:00:00Z",
-                                "end_at": "2026-03-29T22:00:00Z"}
+    assert window.to_dict() == {
+        "start_at": "2026-03-28T23:00:00Z",
+        "end_at": "2026-03-29T22:00:00Z",
+    }
 
 
 # -- America/New_York ----------------------------------------------------------------
@@ -79,8 +80,12 @@ def test_new_york_half_hourly_job_keeps_its_rhythm_through_fall_back() -> None:
     sched = CronSchedule("*/30 * * * *", "America/New_York")
     fires = sched.between(utc(2026, 11, 1, 4), utc(2026, 11, 1, 8))
     assert fires == [utc(2026, 11, 1, 4, 30) + timedelta(minutes=30 * i) for i in range(8)]
-    assert local_days(sched, fires)[1:5] == ["11-01 01:00-0400", "11-01 01:30-0400",
-                                             "11-01 01:00-0500", "11-01 01:30-0500"]
+    assert local_days(sched, fires)[1:5] == [
+        "11-01 01:00-0400",
+        "11-01 01:30-0400",
+        "11-01 01:00-0500",
+        "11-01 01:30-0500",
+    ]
 
 
 def test_new_york_9am_stays_9am_local_across_both_changes() -> None:
@@ -95,10 +100,15 @@ def test_new_york_9am_stays_9am_local_across_both_changes() -> None:
 # -- navigation ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("expr, zone", [
-    ("*/7 * * * *", "Europe/Berlin"), ("30 2 * * *", "America/New_York"),
-    ("0 */5 * * 0", "Etc/UTC"), ("15 1,2,3 * * *", "Europe/Berlin"),
-])
+@pytest.mark.parametrize(
+    "expr, zone",
+    [
+        ("*/7 * * * *", "Europe/Berlin"),
+        ("30 2 * * *", "America/New_York"),
+        ("0 */5 * * 0", "Etc/UTC"),
+        ("15 1,2,3 * * *", "Europe/Berlin"),
+    ],
+)
 def test_latest_agrees_with_a_forward_scan(expr: str, zone: str) -> None:
     sched = CronSchedule(expr, zone)
     after, until = utc(2026, 3, 5), utc(2026, 3, 31)  # both spring-forward changes
@@ -111,7 +121,9 @@ def test_latest_agrees_with_a_forward_scan(expr: str, zone: str) -> None:
 def test_latest_after_a_year_of_a_minutely_schedule_is_cheap() -> None:
     sched = CronSchedule("* * * * *", "Etc/UTC")
     assert sched.latest(utc(2025, 1, 1), utc(2026, 1, 1), 2) == [
-        utc(2025, 12, 31, 23, 59), utc(2026, 1, 1)]
+        utc(2025, 12, 31, 23, 59),
+        utc(2026, 1, 1),
+    ]
 
 
 def test_bad_expression_or_zone_is_an_invalid_option() -> None:

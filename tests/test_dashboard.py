@@ -52,16 +52,18 @@ def commands(sq: squidie.Squidie, run_id: str, signal_type: str) -> list[dict[st
 # -- pages and JSON ----------------------------------------------------------------------
 
 
-def test_list_filters_by_status_workflow_and_queue(sq: squidie.Squidie,
-                                                   ids: dict[str, str]) -> None:
+def test_list_filters_by_status_workflow_and_queue(
+    sq: squidie.Squidie, ids: dict[str, str]
+) -> None:
     web = client(sq)
     everything = web.get("/")
     assert everything.status_code == 200
     assert sorted(run_ids(everything.text)) == sorted(ids.values())
     paused = run_ids(web.get("/", params={"status": "paused"}).text)
     assert sorted(paused) == sorted([ids["approval"], ids["approval_2"], ids["pause"]])
-    onboarding = run_ids(web.get("/", params={"workflow": "harness.dashboard_workflows."
-                                              "Onboarding"}).text)
+    onboarding = run_ids(
+        web.get("/", params={"workflow": "harness.dashboard_workflows.Onboarding"}).text
+    )
     assert onboarding == [ids["pause"]]
     payments = run_ids(web.get("/", params={"queue": PAYMENTS, "status": "paused"}).text)
     assert sorted(payments) == sorted([ids["approval"], ids["approval_2"]])
@@ -85,7 +87,8 @@ def test_cursor_paging_walks_every_run_once(sq: squidie.Squidie, ids: dict[str, 
 
 
 def test_queue_filter_pages_by_cursor_one_run_at_a_time(
-        sq: squidie.Squidie, ids: dict[str, str]) -> None:
+    sq: squidie.Squidie, ids: dict[str, str]
+) -> None:
     web, seen, params = client(sq), [], {"limit": "1", "queue": PAYMENTS}
     for _ in range(10):
         page = web.get("/api/runs", params=params).json()
@@ -97,7 +100,8 @@ def test_queue_filter_pages_by_cursor_one_run_at_a_time(
 
 
 def test_run_page_shows_status_explanation_graph_and_history(
-        sq: squidie.Squidie, ids: dict[str, str]) -> None:
+    sq: squidie.Squidie, ids: dict[str, str]
+) -> None:
     html = client(sq).get(f"/runs/{ids['approval']}").text
     assert 'class="badge status-paused"' in html
     assert "resolve_manual_step" in html and "Resume, approve or reject" in html
@@ -113,19 +117,25 @@ def test_run_page_shows_status_explanation_graph_and_history(
 
 
 def test_unknown_runs_and_bad_filters_are_answered_not_crashed(
-        sq: squidie.Squidie, ids: dict[str, str]) -> None:
+    sq: squidie.Squidie, ids: dict[str, str]
+) -> None:
     web = client(sq)
     assert web.get("/runs/no-such-run").status_code == 404
     missing = web.get("/api/runs/no-such-run")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
-    for params in ({"status": "sleeping"}, {"limit": "0"}, {"limit": "x"},
-                   {"cursor": "not-a-cursor"}):
+    for params in (
+        {"status": "sleeping"},
+        {"limit": "0"},
+        {"limit": "x"},
+        {"cursor": "not-a-cursor"},
+    ):
         assert web.get("/", params=params).status_code == 400, params
         assert web.get("/api/runs", params=params).json()["error"]["code"] == "invalid_option"
 
 
 def test_the_stamp_a_live_page_polls_changes_when_the_run_moves_on(
-        sq: squidie.Squidie, ids: dict[str, str]) -> None:
+    sq: squidie.Squidie, ids: dict[str, str]
+) -> None:
     web = client(sq)
     before = web.get(f"/api/runs/{ids['pause']}", params={"stamp": "1"}).json()
     assert before["status"] == "paused" and not before["terminal"]
@@ -150,7 +160,8 @@ def everything_shown(web: TestClient, ids: dict[str, str]) -> str:
 
 @pytest.mark.parametrize("scope", ["operator", "external"])
 def test_operator_and_external_views_never_show_a_planted_secret(
-        sq: squidie.Squidie, ids: dict[str, str], scope: str) -> None:
+    sq: squidie.Squidie, ids: dict[str, str], scope: str
+) -> None:
     shown = everything_shown(client(sq, policy=scope), ids)
     assert SECRET not in shown
     assert "ann@example.com" not in shown  # payload values in general, not only the secret
@@ -163,8 +174,7 @@ def test_an_auditor_sees_input_and_context(sq: squidie.Squidie, ids: dict[str, s
     assert SECRET in html and 'id="data"' in html
 
 
-def test_actor_may_be_a_callable_of_the_request(sq: squidie.Squidie,
-                                                ids: dict[str, str]) -> None:
+def test_actor_may_be_a_callable_of_the_request(sq: squidie.Squidie, ids: dict[str, str]) -> None:
     def policy(actor: str, view: Any) -> str:
         return "auditor" if actor == "alice" else "external"
 
@@ -185,13 +195,15 @@ def test_an_unknown_scope_name_is_refused_when_the_app_is_made(sq: squidie.Squid
 
 @pytest.mark.parametrize("action", ["cancel", "resume", "approve", "reject", "replay"])
 def test_without_allow_controls_there_are_no_control_routes_or_buttons(
-        sq: squidie.Squidie, ids: dict[str, str], action: str) -> None:
+    sq: squidie.Squidie, ids: dict[str, str], action: str
+) -> None:
     web = client(sq)
-    answer = web.post(f"/runs/{ids['approval']}/{action}",
-                      data={"idempotency_key": KEY, "confirm": "yes"})
+    answer = web.post(
+        f"/runs/{ids['approval']}/{action}", data={"idempotency_key": KEY, "confirm": "yes"}
+    )
     assert answer.status_code in (404, 405)
     assert sq.inspect_run(ids["approval"]).status == "paused"
-    assert "<form method=\"post\"" not in web.get(f"/runs/{ids['approval']}").text
+    assert '<form method="post"' not in web.get(f"/runs/{ids['approval']}").text
 
 
 def test_controls_need_an_authorisation_callback(sq: squidie.Squidie) -> None:
@@ -199,8 +211,9 @@ def test_controls_need_an_authorisation_callback(sq: squidie.Squidie) -> None:
         create_app(sq, allow_controls=True)
 
 
-def test_approve_asks_first_then_acts_once_per_key(sq: squidie.Squidie,
-                                                    ids: dict[str, str]) -> None:
+def test_approve_asks_first_then_acts_once_per_key(
+    sq: squidie.Squidie, ids: dict[str, str]
+) -> None:
     web, run_id = client(sq, actor="carol", **ALLOW_ALL), ids["approval"]
     page = web.get(f"/runs/{run_id}").text
     keys = re.findall(r'name="idempotency_key" value="([0-9a-f]{32})"', page)
@@ -223,9 +236,11 @@ def test_every_control_reaches_the_run(sq: squidie.Squidie, ids: dict[str, str])
     web = client(sq, **ALLOW_ALL)
 
     def press(run_id: str, action: str, key: str) -> Any:
-        return web.post(f"/runs/{quote(run_id, safe='')}/{action}",
-                        data={"idempotency_key": key, "confirm": "yes"},
-                        follow_redirects=False)
+        return web.post(
+            f"/runs/{quote(run_id, safe='')}/{action}",
+            data={"idempotency_key": key, "confirm": "yes"},
+            follow_redirects=False,
+        )
 
     assert press(ids["approval_2"], "reject", "r" * 32).status_code == 303
     assert sq.inspect_run(ids["approval_2"]).status == "failed"
@@ -243,37 +258,47 @@ def test_every_control_reaches_the_run(sq: squidie.Squidie, ids: dict[str, str])
 
 def test_a_refused_control_says_why(sq: squidie.Squidie, ids: dict[str, str]) -> None:
     web = client(sq, **ALLOW_ALL)
-    answer = web.post(f"/runs/{ids['completed']}/cancel",
-                      data={"idempotency_key": KEY, "confirm": "yes"})
+    answer = web.post(
+        f"/runs/{ids['completed']}/cancel", data={"idempotency_key": KEY, "confirm": "yes"}
+    )
     assert answer.status_code == 409 and "invalid_transition" in answer.text
     no_key = web.post(f"/runs/{ids['approval']}/approve", data={"confirm": "yes"})
     assert no_key.status_code == 400
     assert sq.inspect_run(ids["approval"]).status == "paused"
 
 
-def test_authorize_decides_buttons_and_requests(sq: squidie.Squidie,
-                                                ids: dict[str, str]) -> None:
+def test_authorize_decides_buttons_and_requests(sq: squidie.Squidie, ids: dict[str, str]) -> None:
     def only_cancel_for_ops(actor: str, action: str, run_id: str) -> bool:
         return actor == "ops" and action == "cancel"
 
-    web = client(sq, actor=lambda request: request.headers.get("x-user"),
-                 allow_controls=True, authorize=only_cancel_for_ops)
+    web = client(
+        sq,
+        actor=lambda request: request.headers.get("x-user"),
+        allow_controls=True,
+        authorize=only_cancel_for_ops,
+    )
     url = f"/runs/{ids['approval']}"
     ops_page = web.get(url, headers={"x-user": "ops"}).text
     assert "control-cancel" in ops_page and "control-approve" not in ops_page
     assert "control-" not in web.get(url, headers={"x-user": "eve"}).text
-    refused = web.post(f"{url}/approve", headers={"x-user": "ops"},
-                       data={"idempotency_key": KEY, "confirm": "yes"})
+    refused = web.post(
+        f"{url}/approve", headers={"x-user": "ops"}, data={"idempotency_key": KEY, "confirm": "yes"}
+    )
     assert refused.status_code == 403
     assert sq.inspect_run(ids["approval"]).status == "paused"
 
 
-@pytest.mark.parametrize("headers", [{"sec-fetch-site": "cross-site"},
-                                     {"origin": "https://evil.example"}])
-def test_cross_site_posts_are_refused(sq: squidie.Squidie, ids: dict[str, str],
-                                      headers: dict[str, str]) -> None:
-    answer = client(sq, **ALLOW_ALL).post(f"/runs/{ids['approval']}/approve", headers=headers,
-                                          data={"idempotency_key": KEY, "confirm": "yes"})
+@pytest.mark.parametrize(
+    "headers", [{"sec-fetch-site": "cross-site"}, {"origin": "https://evil.example"}]
+)
+def test_cross_site_posts_are_refused(
+    sq: squidie.Squidie, ids: dict[str, str], headers: dict[str, str]
+) -> None:
+    answer = client(sq, **ALLOW_ALL).post(
+        f"/runs/{ids['approval']}/approve",
+        headers=headers,
+        data={"idempotency_key": KEY, "confirm": "yes"},
+    )
     assert answer.status_code == 403
     assert sq.inspect_run(ids["approval"]).status == "paused"
 
@@ -285,12 +310,19 @@ def test_everything_is_escaped(sqlite_url: str) -> None:
     sq = squidie.connect(sqlite_url)
     sq.install()
     nasty = '<script>alert("x")</script>/&amp;\'"'
-    sq.start(Onboarding, payload={"email": "<img src=x onerror=alert(1)>", "token": "t"},
-             run_id=nasty, queue="<b>q</b>")
+    sq.start(
+        Onboarding,
+        payload={"email": "<img src=x onerror=alert(1)>", "token": "t"},
+        run_id=nasty,
+        queue="<b>q</b>",
+    )
     for policy in ("operator", "auditor"):
         web = client(sq, policy=policy, **ALLOW_ALL)
-        pages = [web.get("/").text, web.get(f"/runs/{quote(nasty, safe='')}").text,
-                 web.get("/", params={"workflow": "<i>w</i>", "queue": "<b>q</b>"}).text]
+        pages = [
+            web.get("/").text,
+            web.get(f"/runs/{quote(nasty, safe='')}").text,
+            web.get("/", params={"workflow": "<i>w</i>", "queue": "<b>q</b>"}).text,
+        ]
         for html in pages:
             assert "<script>alert" not in html and "<img src=x" not in html
             assert "<b>q</b>" not in html and "<i>w</i>" not in html
@@ -298,8 +330,9 @@ def test_everything_is_escaped(sqlite_url: str) -> None:
         assert web.get(f"/api/runs/{quote(nasty, safe='')}").json()["run"]["run_id"] == nasty
 
 
-def test_assets_come_from_the_app_under_a_strict_policy(sq: squidie.Squidie,
-                                                        ids: dict[str, str]) -> None:
+def test_assets_come_from_the_app_under_a_strict_policy(
+    sq: squidie.Squidie, ids: dict[str, str]
+) -> None:
     web = client(sq)
     page = web.get(f"/runs/{ids['approval']}")
     csp = page.headers["content-security-policy"]
@@ -313,7 +346,8 @@ def test_assets_come_from_the_app_under_a_strict_policy(sq: squidie.Squidie,
 
 
 def test_without_an_svg_renderer_the_graph_shows_as_text(
-        sq: squidie.Squidie, ids: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    sq: squidie.Squidie, ids: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     def no_svg(graph: Any) -> str:
         raise MissingDependency(["no dot here"], "cannot render SVG")
 
@@ -347,11 +381,19 @@ def test_the_example_host_app_mounts_the_dashboard(sqlite_url: str) -> None:
         assert SECRET not in page
         outsider = web.get(f"/dashboard/runs/{run.run_id}").text  # no headers: external
         assert "control-" not in outsider and SECRET not in outsider
-        assert web.post(f"/dashboard/runs/{run.run_id}/approve",
-                        data={"idempotency_key": KEY, "confirm": "yes"}).status_code == 403
-        done = web.post(f"/dashboard/runs/{run.run_id}/approve", headers=operator,
-                        data={"idempotency_key": KEY, "confirm": "yes"},
-                        follow_redirects=False)
+        assert (
+            web.post(
+                f"/dashboard/runs/{run.run_id}/approve",
+                data={"idempotency_key": KEY, "confirm": "yes"},
+            ).status_code
+            == 403
+        )
+        done = web.post(
+            f"/dashboard/runs/{run.run_id}/approve",
+            headers=operator,
+            data={"idempotency_key": KEY, "confirm": "yes"},
+            follow_redirects=False,
+        )
         assert done.headers["location"] == f"/dashboard/runs/{run.run_id}?done=approve"
     assert commands(sq, run.run_id, "approve_run")[0]["actor"] == "olga"
 
@@ -362,7 +404,11 @@ def test_squidie_dashboard_command_binds_to_localhost_by_default(sqlite_url: str
 
     args = build_parser().parse_args(["dashboard", "--database-url", sqlite_url, "--port", "9999"])
     assert (args.host, args.port, args.scope, args.allow_controls) == (
-        "127.0.0.1", 9999, "operator", False)
+        "127.0.0.1",
+        9999,
+        "operator",
+        False,
+    )
     squidie.connect(sqlite_url).install()
     with TestClient(build(args)) as web:
         assert web.get("/").status_code == 200
@@ -387,7 +433,8 @@ def test_without_the_web_extra_the_command_says_what_to_install(sqlite_url: str)
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", _WITHOUT_WEB, sqlite_url],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_WEB, sqlite_url], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2
     assert "missing_dependency" in done.stderr and "pip install 'squidie[web]'" in done.stderr

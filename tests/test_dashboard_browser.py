@@ -32,11 +32,13 @@ from squidie.testing import drain
 
 pytestmark = pytest.mark.browser
 OUT = Path(__file__).resolve().parents[1] / "harness" / "out"
-INSTALL = ("No Chromium for the browser tests. Install the system browser: "
-           "`apt-get install -y chromium` (Debian/Ubuntu; tools/ensure_system_packages.sh "
-           "does it in CI), or put a `chromium` executable on PATH. Do not run "
-           "`playwright install`: these tests drive the system Chromium. "
-           "Leave them out on purpose with -m 'not browser'.")
+INSTALL = (
+    "No Chromium for the browser tests. Install the system browser: "
+    "`apt-get install -y chromium` (Debian/Ubuntu; tools/ensure_system_packages.sh "
+    "does it in CI), or put a `chromium` executable on PATH. Do not run "
+    "`playwright install`: these tests drive the system Chromium. "
+    "Leave them out on purpose with -m 'not browser'."
+)
 
 
 def chromium() -> str:
@@ -82,10 +84,17 @@ def watched(browser: Browser) -> Iterator[Page]:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     problems: list[str] = []
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-            if msg.type in ("error", "warning") else None)
-    page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"),
-                                      dialog.dismiss()))
+    page.on(
+        "console",
+        lambda msg: (
+            problems.append(f"console {msg.type}: {msg.text}")
+            if msg.type in ("error", "warning")
+            else None
+        ),
+    )
+    page.on(
+        "dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss())
+    )
     try:
         yield page
     finally:
@@ -103,13 +112,18 @@ def run_rows(page: Page) -> Any:
 
 
 def test_list_filter_open_a_paused_run_approve_it_and_watch_it_complete(
-        db_url: str, browser: Browser) -> None:
+    db_url: str, browser: Browser
+) -> None:
     db = "postgres" if db_url.startswith("postgresql") else "sqlite"
     sq = squidie.connect(db_url)
     sq.install()
     ids = seed(sq)
-    app = create_app(sq, actor="olga", allow_controls=True,
-                     authorize=lambda actor, action, run_id: actor == "olga")
+    app = create_app(
+        sq,
+        actor="olga",
+        allow_controls=True,
+        authorize=lambda actor, action, run_id: actor == "olga",
+    )
     with served(app) as base, watched(browser) as page:
         page.goto(base + "/")
         expect(run_rows(page)).to_have_count(len(ids))
@@ -155,14 +169,19 @@ def test_list_filter_open_a_paused_run_approve_it_and_watch_it_complete(
 
 @pytest.mark.parametrize("scope", ["operator", "external"])
 def test_what_a_browser_gets_never_holds_the_planted_secret(
-        sqlite_url: str, browser: Browser, scope: str) -> None:
+    sqlite_url: str, browser: Browser, scope: str
+) -> None:
     sq = squidie.connect(sqlite_url)
     sq.install()
     ids = seed(sq)
     with served(create_app(sq, policy=scope)) as base, watched(browser) as page:
         seen = []
-        for path in ["/", "/api/runs", *[f"/runs/{i}" for i in ids.values()],
-                     *[f"/api/runs/{i}" for i in ids.values()]]:
+        for path in [
+            "/",
+            "/api/runs",
+            *[f"/runs/{i}" for i in ids.values()],
+            *[f"/api/runs/{i}" for i in ids.values()],
+        ]:
             if path.startswith("/api/"):
                 seen.append(page.request.get(base + path).text())
             else:
@@ -184,11 +203,12 @@ def test_an_auditor_is_shown_the_planted_secret(sqlite_url: str, browser: Browse
         expect(page.locator("#data")).to_contain_text(SECRET)
 
 
-def test_hostile_run_ids_are_shown_as_text_and_run_no_script(sqlite_url: str,
-                                                             browser: Browser) -> None:
+def test_hostile_run_ids_are_shown_as_text_and_run_no_script(
+    sqlite_url: str, browser: Browser
+) -> None:
     sq = squidie.connect(sqlite_url)
     sq.install()
-    nasty = ['<script>alert(1)</script>', '<img src=x onerror=alert(2)>']
+    nasty = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>"]
     for run_id in nasty:
         sq.start(Onboarding, payload={"email": "<b>bold</b>", "token": "t"}, run_id=run_id)
     drain(sq)

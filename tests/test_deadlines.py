@@ -31,16 +31,24 @@ def test_step_deadline_is_persisted_when_scheduled(sq: Squidie) -> None:
     start = sq.clock.now()
     run = sq.start(Timed)
     sq.store.delete_checkpoints(run.run_id)
-    scheduled = next(f for f in sq.store.load(run.run_id).facts
-                     if f.kind == "runnable_scheduled")
+    scheduled = next(f for f in sq.store.load(run.run_id).facts if f.kind == "runnable_scheduled")
     assert scheduled.data["deadline_at"] == (start + timedelta(seconds=60)).isoformat()
     assert scheduled.data["deadline"]["escalate_after"] == 30
 
 
-@pytest.mark.parametrize(("seconds", "state"), [
-    (0, "on_time"), (49, "on_time"), (50, "due_soon"), (59, "due_soon"), (60, "overdue"),
-    (89, "overdue"), (90, "escalated"), (10_000, "escalated"),
-])
+@pytest.mark.parametrize(
+    ("seconds", "state"),
+    [
+        (0, "on_time"),
+        (49, "on_time"),
+        (50, "due_soon"),
+        (59, "due_soon"),
+        (60, "overdue"),
+        (89, "overdue"),
+        (90, "escalated"),
+        (10_000, "escalated"),
+    ],
+)
 def test_step_deadline_states(sq: Squidie, seconds: int, state: str) -> None:
     start = sq.clock.now()
     run = sq.start(Timed)
@@ -65,10 +73,8 @@ def test_approval_deadline_starts_when_the_pause_begins(sq: Squidie) -> None:
     assert snap.deadline["escalation"] == "operator_action"
     later = at(sq, run.run_id, paused_at + timedelta(seconds=250))
     assert later.deadline is not None and later.deadline["state"] == "due_soon"
-    assert at(sq, run.run_id, paused_at + timedelta(seconds=301)).deadline["state"] == \
-        "overdue"  # type: ignore[index]
-    assert at(sq, run.run_id, paused_at + timedelta(seconds=420)).deadline["state"] == \
-        "escalated"  # type: ignore[index]
+    assert at(sq, run.run_id, paused_at + timedelta(seconds=301)).deadline["state"] == "overdue"  # type: ignore[index]
+    assert at(sq, run.run_id, paused_at + timedelta(seconds=420)).deadline["state"] == "escalated"  # type: ignore[index]
 
 
 def test_resolved_and_finished_work_has_no_open_deadline(sq: Squidie) -> None:

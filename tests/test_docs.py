@@ -56,9 +56,15 @@ def blocks(page: Path) -> list[Block]:
     source = page.read_text()
     found, prose_start = [], 0
     for m in FENCE.finditer(source):
-        prose = source[prose_start:m.start()].strip()
-        found.append(Block(m.group(1), m.group(2), source.count("\n", 0, m.start()) + 1,
-                           m.group(1) == "text" and prose.endswith("Output:")))
+        prose = source[prose_start : m.start()].strip()
+        found.append(
+            Block(
+                m.group(1),
+                m.group(2),
+                source.count("\n", 0, m.start()) + 1,
+                m.group(1) == "text" and prose.endswith("Output:"),
+            )
+        )
         prose_start = m.end()
     return found
 
@@ -81,8 +87,7 @@ def imported(tree: ast.AST) -> set[str]:
 
 def used(tree: ast.AST) -> set[str]:
     """Names a block reads."""
-    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
-            and isinstance(n.ctx, ast.Load)}
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
 def page_id(page: Path) -> str:
@@ -98,15 +103,29 @@ def test_every_python_block_imports_what_it_uses(page: Path) -> None:
         tree = ast.parse(block.text, filename=f"{page.name}:{block.line}")
         missing = (used(tree) & earlier) - imported(tree)
         if missing:
-            problems.append(f"{page_id(page)}:{block.line} uses {sorted(missing)} "
-                            "imported only by an earlier block")
+            problems.append(
+                f"{page_id(page)}:{block.line} uses {sorted(missing)} "
+                "imported only by an earlier block"
+            )
         earlier |= imported(tree)
     assert not problems, "\n".join(problems)
 
 
-_STATEMENTS = (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign, ast.AugAssign,
-               ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.With, ast.For,
-               ast.While, ast.Try, ast.If)
+_STATEMENTS = (
+    ast.Import,
+    ast.ImportFrom,
+    ast.Assign,
+    ast.AnnAssign,
+    ast.AugAssign,
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.With,
+    ast.For,
+    ast.While,
+    ast.Try,
+    ast.If,
+)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=page_id)
@@ -118,8 +137,11 @@ def test_no_python_hides_in_other_blocks(page: Path) -> None:
             tree = ast.parse(block.text)
         except SyntaxError:
             continue
-        if any(isinstance(node, _STATEMENTS) or (isinstance(node, ast.Expr)
-               and isinstance(node.value, ast.Call)) for node in tree.body):
+        if any(
+            isinstance(node, _STATEMENTS)
+            or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call))
+            for node in tree.body
+        ):
             hidden.append(f"{page_id(page)}:{block.line} ({block.lang or 'no language'})")
     assert not hidden, f"Python code outside ```python blocks: {hidden}"
 
@@ -135,9 +157,13 @@ def reads_database_url(code: str) -> bool:
     for node in ast.walk(ast.parse(code)):
         if isinstance(node, ast.Constant) and node.value == "SQUIDIE_DATABASE_URL":
             return True
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "connect" and not node.args
-                and not {k.arg for k in node.keywords} & {"url", "engine"}):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "connect"
+            and not node.args
+            and not {k.arg for k in node.keywords} & {"url", "engine"}
+        ):
             return True
     return False
 
@@ -156,16 +182,23 @@ def _page_runs() -> list[Any]:
         pg = [pytest.mark.postgres] if starts_postgres(code) else []
         runs.append(pytest.param(page, "sqlite", id=f"{page_id(page)}-sqlite", marks=pg))
         if reads_database_url(code):
-            runs.append(pytest.param(page, "postgres", id=f"{page_id(page)}-postgres",
-                                     marks=[pytest.mark.postgres]))
+            runs.append(
+                pytest.param(
+                    page, "postgres", id=f"{page_id(page)}-postgres", marks=[pytest.mark.postgres]
+                )
+            )
     return runs
 
 
 @pytest.mark.parametrize(("page", "db"), _page_runs())
-def test_page_runs_as_printed(page: Path, db: str, tmp_path: Path,
-                              request: pytest.FixtureRequest) -> None:
-    database_url = (request.getfixturevalue("pg_url") if db == "postgres"
-                    else f"sqlite:///{tmp_path / 'squidie.sqlite3'}")
+def test_page_runs_as_printed(
+    page: Path, db: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    database_url = (
+        request.getfixturevalue("pg_url")
+        if db == "postgres"
+        else f"sqlite:///{tmp_path / 'squidie.sqlite3'}"
+    )
     parts, expected = [], []
     for block in blocks(page):
         if block.lang == "python":
@@ -176,17 +209,29 @@ def test_page_runs_as_printed(page: Path, db: str, tmp_path: Path,
     (tmp_path / "page.py").write_text("\n\n".join(parts))
     # A page that starts its own PostgreSQL (testing-host-apps) gets the suite's server
     # through the provider's first source, SQUIDIE_TEST_DATABASE_URL.
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SQUIDIE_DATABASE_URL": database_url,
-           **_postgres_for(page_code(page), request)}
-    done = subprocess.run([sys.executable, "page.py"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, (f"{page_id(page)} failed as printed:\n"
-                                  f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "SQUIDIE_DATABASE_URL": database_url,
+        **_postgres_for(page_code(page), request),
+    }
+    done = subprocess.run(
+        [sys.executable, "page.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, (
+        f"{page_id(page)} failed as printed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
     printed = done.stdout.split(MARKER + "\n")
     for number, want in enumerate(expected):
         got = printed[number].strip().splitlines()
         assert got == want.strip().splitlines(), (
-            f"{page_id(page)}: Output block {number + 1} differs from what the code printed")
+            f"{page_id(page)}: Output block {number + 1} differs from what the code printed"
+        )
 
 
 # --- docs/examples ----------------------------------------------------------------------
@@ -213,8 +258,11 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 def documented_installs() -> list[tuple[str, str]]:
     """``docs/index.md``'s table: (example script, a ``pip install`` line it documents);
     a script may document several (without and with an extra)."""
-    return [(m["script"], install) for m in ROW.finditer(INDEX.read_text())
-            for install in INSTALL.findall(m["needs"])]
+    return [
+        (m["script"], install)
+        for m in ROW.finditer(INDEX.read_text())
+        for install in INSTALL.findall(m["needs"])
+    ]
 
 
 def _distributions(install: str) -> Iterator[Requirement]:
@@ -244,8 +292,9 @@ def missing_after(install: str) -> set[str]:
         allowed |= modules_of.get(key[0], set())
         for text in metadata.requires(req.name) or []:
             sub = Requirement(text)
-            if sub.marker is None or any(sub.marker.evaluate({"extra": e})
-                                         for e in (req.extras or {""})):
+            if sub.marker is None or any(
+                sub.marker.evaluate({"extra": e}) for e in (req.extras or {""})
+            ):
                 todo.append(sub)
     return set().union(*modules_of.values()) - allowed
 
@@ -268,21 +317,40 @@ def _postgres_for(code: str, request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 def _example_runs() -> list[Any]:
-    return [pytest.param(script, install, id=f"{script}: {install}",
-                         marks=[pytest.mark.postgres] if starts_postgres(
-                             (ROOT / "docs" / "examples" / script).read_text()) else [])
-            for script, install in documented_installs()]
+    return [
+        pytest.param(
+            script,
+            install,
+            id=f"{script}: {install}",
+            marks=[pytest.mark.postgres]
+            if starts_postgres((ROOT / "docs" / "examples" / script).read_text())
+            else [],
+        )
+        for script, install in documented_installs()
+    ]
 
 
 @pytest.mark.parametrize(("script", "install"), _example_runs())
-def test_example_runs_after_its_documented_install(script: str, install: str,
-                                                   request: pytest.FixtureRequest) -> None:
+def test_example_runs_after_its_documented_install(
+    script: str, install: str, request: pytest.FixtureRequest
+) -> None:
     example = ROOT / "docs" / "examples" / script
-    env = {**os.environ, "SQUIDIE_DOCS_BLOCKED": json.dumps(sorted(missing_after(install))),
-           "PYTHONPATH": str(ROOT), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-           **_postgres_for(example.read_text(), request)}
+    env = {
+        **os.environ,
+        "SQUIDIE_DOCS_BLOCKED": json.dumps(sorted(missing_after(install))),
+        "PYTHONPATH": str(ROOT),
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+        **_postgres_for(example.read_text(), request),
+    }
     env.pop("SQUIDIE_DATABASE_URL", None)
-    done = subprocess.run([sys.executable, "-c", _GUARD, str(example)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, (f"{example.name} fails after `{install}`:\n"
-                                  f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    done = subprocess.run(
+        [sys.executable, "-c", _GUARD, str(example)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, (
+        f"{example.name} fails after `{install}`:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )

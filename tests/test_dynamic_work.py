@@ -22,7 +22,9 @@ ORIGIN = {"runnable_key": "discover", "step": "discover", "attempt": 1}
 
 def proposal(**over: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "dynamic_key": "fan-1", "origin": ORIGIN, "reason": "three items found",
+        "dynamic_key": "fan-1",
+        "origin": ORIGIN,
+        "reason": "three items found",
         "nodes": [
             {"id": "n1", "action": "double", "input": {"item": ["items", 0]}},
             {"id": "n2", "action": "flaky", "retry": {"max_attempts": 2}},
@@ -64,24 +66,36 @@ def test_every_broken_rule_is_named_and_nothing_is_stored(sq: Squidie) -> None:
     bad = proposal(
         dynamic_key="",
         origin={"runnable_key": "nowhere", "step": "nowhere", "attempt": 1},
-        nodes=[{"id": "n1", "action": "unknown"}, {"id": "n1", "action": "double"},
-               {"id": "merge", "action": "double"}, {"id": "n4", "action": "off"}],
+        nodes=[
+            {"id": "n1", "action": "unknown"},
+            {"id": "n1", "action": "double"},
+            {"id": "merge", "action": "double"},
+            {"id": "n4", "action": "off"},
+        ],
         edges=[{"from": "n1", "to": "ghost"}],
     )
     for call in (sq.preview_dynamic_work, sq.record_dynamic_work, sq.schedule_dynamic_work):
         with pytest.raises(InvalidDynamicWork) as info:
             call(run_id, bad, action_registry=REGISTRY)
         text = "\n".join(info.value.problems)
-        for expected in ("dynamic_key", "origin runnable 'nowhere'", "'unknown' is not in the "
-                         "action registry", "duplicate node id 'n1'", "declared step",
-                         "disabled", "ghost"):
+        for expected in (
+            "dynamic_key",
+            "origin runnable 'nowhere'",
+            "'unknown' is not in the action registry",
+            "duplicate node id 'n1'",
+            "declared step",
+            "disabled",
+            "ghost",
+        ):
             assert expected in text, (expected, text)
         assert info.value.code == "invalid_dynamic_work"
     assert revision(sq, run_id) == before
     with pytest.raises(InvalidDynamicWork, match="cycle"):
-        sq.schedule_dynamic_work(run_id, proposal(edges=[{"from": "n1", "to": "n3"},
-                                                         {"from": "n3", "to": "n1"}]),
-                                 action_registry=REGISTRY)
+        sq.schedule_dynamic_work(
+            run_id,
+            proposal(edges=[{"from": "n1", "to": "n3"}, {"from": "n3", "to": "n1"}]),
+            action_registry=REGISTRY,
+        )
     assert revision(sq, run_id) == before
 
 
@@ -133,14 +147,18 @@ def test_scheduled_nodes_run_like_steps_and_the_join_waits_for_all(sq: Squidie) 
     overlay = graph["dynamic_work_overlays"][0]
     assert overlay["dynamic_key"] == "fan-1" and overlay["origin_node_id"] == "discover"
     assert {n["id"]: n["status"] for n in overlay["nodes"]} == dict.fromkeys(
-        ["n1", "n2", "n3"], "applied")
+        ["n1", "n2", "n3"], "applied"
+    )
     assert overlay["added_edge_ids"] == ["n1->n3", "n2->n3"]
 
 
 def test_a_worker_without_the_nodes_action_hands_the_attempt_back(sq: Squidie) -> None:
     run_id = _discovered(sq)
-    sq.schedule_dynamic_work(run_id, proposal(nodes=[{"id": "n1", "action": "double"}],
-                                              edges=[]), action_registry=REGISTRY)
+    sq.schedule_dynamic_work(
+        run_id,
+        proposal(nodes=[{"id": "n1", "action": "double"}], edges=[]),
+        action_registry=REGISTRY,
+    )
     with pytest.raises(squidie.InvalidOption, match="action_registry"):
         for _ in range(3):
             sq.execute_next(owner_id="w", queue="discovering")  # n1 needs the registry
@@ -159,13 +177,17 @@ def test_two_racing_schedulers_one_schedule_wins(db_url: str) -> None:
     def schedule(instance: Squidie, key_suffix: str) -> None:
         barrier.wait()
         try:
-            results.append(instance.schedule_dynamic_work(
-                run_id, proposal(reason=f"found by {key_suffix}"), action_registry=REGISTRY))
+            results.append(
+                instance.schedule_dynamic_work(
+                    run_id, proposal(reason=f"found by {key_suffix}"), action_registry=REGISTRY
+                )
+            )
         except InvalidDynamicWork as exc:
             results.append(exc)
 
-    threads = [threading.Thread(target=schedule, args=(o, f"worker-{i}"))
-               for i, o in enumerate(others)]
+    threads = [
+        threading.Thread(target=schedule, args=(o, f"worker-{i}")) for i, o in enumerate(others)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -14,35 +14,51 @@ REGISTRY: dict[str, Any] = {"fetch": lambda i, c: {}, "store": lambda i, c: {}, 
 
 def spec(**over: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "name": "etl", "version": "1", "trigger": {"name": "go", "kind": "manual"},
-        "steps": [{"name": "fetch", "action": "fetch", "output": "raw"},
-                  {"name": "store", "action": "store", "retry": {"max_attempts": 3}}],
-        "transitions": [{"from": "fetch", "on": "ok", "to": "store"},
-                        {"from": "store", "on": "ok", "to": "complete"}],
+        "name": "etl",
+        "version": "1",
+        "trigger": {"name": "go", "kind": "manual"},
+        "steps": [
+            {"name": "fetch", "action": "fetch", "output": "raw"},
+            {"name": "store", "action": "store", "retry": {"max_attempts": 3}},
+        ],
+        "transitions": [
+            {"from": "fetch", "on": "ok", "to": "store"},
+            {"from": "store", "on": "ok", "to": "complete"},
+        ],
     }
     base.update(over)
     return base
 
 
 def test_validate_map_lists_every_problem_at_once() -> None:
-    broken = spec(steps=[{"name": "fetch", "action": "missing"},
-                         {"name": "store", "action": "off", "bogus": 1},
-                         {"name": "fetch", "action": "fetch"}],
-                  transitions=[{"from": "fetch", "on": "ok", "to": "nowhere"}])
+    broken = spec(
+        steps=[
+            {"name": "fetch", "action": "missing"},
+            {"name": "store", "action": "off", "bogus": 1},
+            {"name": "fetch", "action": "fetch"},
+        ],
+        transitions=[{"from": "fetch", "on": "ok", "to": "nowhere"}],
+    )
     check = EditorSpec.validate_map(broken, action_registry=REGISTRY)
     assert not check.valid and check.spec is None
     text = "\n".join(check.problems)
-    for expected in ("'missing' is not in the action registry", "disabled",
-                     "unknown keys", "duplicate step name", "nowhere"):
+    for expected in (
+        "'missing' is not in the action registry",
+        "disabled",
+        "unknown keys",
+        "duplicate step name",
+        "nowhere",
+    ):
         assert expected in text, (expected, text)
     good = EditorSpec.validate_map(spec(), action_registry=REGISTRY)
     assert good.valid and good.problems == [] and good.to_dict()["spec"]["name"] == "etl"
 
 
 def test_preview_graph_shows_nodes_and_edges_even_with_unknown_actions() -> None:
-    graph = EditorSpec.preview_graph(spec(steps=[{"name": "fetch", "action": "missing"},
-                                                 {"name": "store", "action": "store"}]),
-                                     action_registry=REGISTRY)
+    graph = EditorSpec.preview_graph(
+        spec(steps=[{"name": "fetch", "action": "missing"}, {"name": "store", "action": "store"}]),
+        action_registry=REGISTRY,
+    )
     assert graph["valid"] is False and "missing" in graph["problems"][0]
     assert [n["id"] for n in graph["nodes"]] == ["fetch", "store", "complete"]
     assert [e["id"] for e in graph["edges"]] == ["fetch:ok:store", "store:ok:complete"]
@@ -53,19 +69,29 @@ def test_preview_graph_shows_nodes_and_edges_even_with_unknown_actions() -> None
 
 def test_diff_counts_added_removed_and_changed() -> None:
     changed = spec(
-        steps=[{"name": "fetch", "action": "fetch", "output": "raw"},
-               {"name": "store", "action": "store", "retry": {"max_attempts": 5}},
-               {"name": "audit", "action": "store"}],
-        transitions=[{"from": "fetch", "on": "ok", "to": "store"},
-                     {"from": "store", "on": "ok", "to": "audit"},
-                     {"from": "audit", "on": "ok", "to": "complete"}])
+        steps=[
+            {"name": "fetch", "action": "fetch", "output": "raw"},
+            {"name": "store", "action": "store", "retry": {"max_attempts": 5}},
+            {"name": "audit", "action": "store"},
+        ],
+        transitions=[
+            {"from": "fetch", "on": "ok", "to": "store"},
+            {"from": "store", "on": "ok", "to": "audit"},
+            {"from": "audit", "on": "ok", "to": "complete"},
+        ],
+    )
     diff = EditorSpec.diff(spec(), changed, action_registry=REGISTRY)
     assert diff["added_nodes"] == ["audit"] and diff["removed_nodes"] == []
     assert diff["changed_nodes"] == ["store"]
     assert diff["added_edges"] == ["audit:ok:complete", "store:ok:audit"]
     assert diff["removed_edges"] == ["store:ok:complete"]
-    assert diff["summary"] == {"added_nodes": 1, "removed_nodes": 0, "changed_nodes": 1,
-                               "added_edges": 2, "removed_edges": 1}
+    assert diff["summary"] == {
+        "added_nodes": 1,
+        "removed_nodes": 0,
+        "changed_nodes": 1,
+        "added_edges": 2,
+        "removed_edges": 1,
+    }
     assert diff["valid"] is True
     same = EditorSpec.diff(FanOut, FanOut.to_spec(), action_registry={})
     assert set(same["summary"].values()) == {0}
@@ -77,18 +103,26 @@ def _conforms(value: Any, schema: dict[str, Any], where: str = "$") -> list[str]
     kinds = schema.get("type")
     if kinds is not None:
         allowed = kinds if isinstance(kinds, list) else [kinds]
-        types = {"object": dict, "array": list, "string": str, "boolean": bool,
-                 "null": type(None), "integer": int, "number": (int, float)}
-        if not any(isinstance(value, types[k]) and not (k in ("integer", "number")
-                                                        and isinstance(value, bool))
-                   for k in allowed):
+        types = {
+            "object": dict,
+            "array": list,
+            "string": str,
+            "boolean": bool,
+            "null": type(None),
+            "integer": int,
+            "number": (int, float),
+        }
+        if not any(
+            isinstance(value, types[k])
+            and not (k in ("integer", "number") and isinstance(value, bool))
+            for k in allowed
+        ):
             return [f"{where}: {value!r} is not {allowed}"]
     if "enum" in schema and value not in schema["enum"]:
         problems.append(f"{where}: {value!r} not in {schema['enum']}")
     if isinstance(value, dict):
         props = schema.get("properties", {})
-        problems += [f"{where}: missing {r}" for r in schema.get("required", ())
-                     if r not in value]
+        problems += [f"{where}: missing {r}" for r in schema.get("required", ()) if r not in value]
         for key, item in value.items():
             if key in props:
                 problems += _conforms(item, props[key], f"{where}.{key}")

@@ -54,13 +54,19 @@ def everything_said(events: list[Event], caplog: pytest.LogCaptureFixture) -> st
     return "\n".join(out)
 
 
-def test_a_run_that_completes_emits_its_lifecycle_in_order(sq: Squidie,
-                                                          events: list[Event]) -> None:
+def test_a_run_that_completes_emits_its_lifecycle_in_order(
+    sq: Squidie, events: list[Event]
+) -> None:
     run = sq.start(Greeting, payload={"name": "Ada", "password": SECRET})
     drain(sq, owner_id="w1")
     assert names(events, run.run_id) == [
-        "run.started", "step.started", "step.completed", "step.started", "step.completed",
-        "run.completed"]
+        "run.started",
+        "step.started",
+        "step.completed",
+        "step.started",
+        "step.completed",
+        "run.completed",
+    ]
     started = events[0]
     assert started.workflow == "tests.workflows_events.Greeting" and started.step is None
     assert started.attributes["queue"] == "default"
@@ -71,18 +77,31 @@ def test_a_run_that_completes_emits_its_lifecycle_in_order(sq: Squidie,
 
 
 def test_retries_and_failures_are_events_and_logs_without_any_secret(
-        sq: Squidie, events: list[Event], squidie_logs: pytest.LogCaptureFixture) -> None:
+    sq: Squidie, events: list[Event], squidie_logs: pytest.LogCaptureFixture
+) -> None:
     run = sq.start(Leaky, payload={"password": SECRET})
     drain(sq)
     sq.clock.advance(3600)  # type: ignore[attr-defined]
     drain(sq)
     assert sq.inspect_run(run.run_id).status == RunStatus.FAILED
     assert names(events, run.run_id) == [
-        "run.started", "step.started", "step.completed", "step.started", "step.failed",
-        "step.retry_scheduled", "step.started", "step.failed", "run.failed"]
+        "run.started",
+        "step.started",
+        "step.completed",
+        "step.started",
+        "step.failed",
+        "step.retry_scheduled",
+        "step.started",
+        "step.failed",
+        "run.failed",
+    ]
     failed = [e for e in events if e.name == "step.failed"]
-    assert failed[0].attributes == {"queue": "default", "error_type": "ValueError",
-                                    "error_code": "exception", "retryable": True}
+    assert failed[0].attributes == {
+        "queue": "default",
+        "error_type": "ValueError",
+        "error_code": "exception",
+        "retryable": True,
+    }
     retry = next(e for e in events if e.name == "step.retry_scheduled")
     assert (retry.step, retry.attempt, retry.attributes["failed_attempt"]) == ("login", 2, 1)
     run_failed = events[-1]
@@ -96,13 +115,17 @@ def test_retries_and_failures_are_events_and_logs_without_any_secret(
 
 
 def test_log_levels_loggers_and_structured_extra(
-        sq: Squidie, squidie_logs: pytest.LogCaptureFixture) -> None:
+    sq: Squidie, squidie_logs: pytest.LogCaptureFixture
+) -> None:
     run = sq.start(Leaky, payload={"password": SECRET})
     drain(sq, owner_id="w7")
     sq.clock.advance(3600)  # type: ignore[attr-defined]
     drain(sq, owner_id="w7")
-    levels = {(r.name, r.levelname, r.squidie["event"])  # type: ignore[attr-defined]
-              for r in squidie_logs.records if hasattr(r, "squidie")}
+    levels = {
+        (r.name, r.levelname, r.squidie["event"])  # type: ignore[attr-defined]
+        for r in squidie_logs.records
+        if hasattr(r, "squidie")
+    }
     assert levels == {
         ("squidie.runs", "INFO", "run.started"),
         ("squidie.steps", "DEBUG", "step.started"),
@@ -111,15 +134,21 @@ def test_log_levels_loggers_and_structured_extra(
         ("squidie.steps", "WARNING", "step.retry_scheduled"),
         ("squidie.runs", "ERROR", "run.failed"),
     }
-    record = next(r for r in squidie_logs.records
-                  if getattr(r, "squidie", {}).get("event") == "step.failed")
+    record = next(
+        r for r in squidie_logs.records if getattr(r, "squidie", {}).get("event") == "step.failed"
+    )
     extra: dict[str, Any] = record.squidie  # type: ignore[attr-defined]
     workflow = "tests.workflows_events.Leaky"
     assert {k: extra[k] for k in ("run_id", "workflow", "step", "attempt", "owner_id")} == {
-        "run_id": run.run_id, "workflow": workflow, "step": "login", "attempt": 1,
-        "owner_id": "w7"}
+        "run_id": run.run_id,
+        "workflow": workflow,
+        "step": "login",
+        "attempt": 1,
+        "owner_id": "w7",
+    }
     assert record.getMessage().startswith(
-        f"step.failed run={run.run_id} workflow={workflow} step=login attempt=1 owner=w7")
+        f"step.failed run={run.run_id} workflow={workflow} step=login attempt=1 owner=w7"
+    )
 
 
 def test_pause_resume_and_approval_are_run_events(sq: Squidie, events: list[Event]) -> None:
@@ -129,9 +158,14 @@ def test_pause_resume_and_approval_are_run_events(sq: Squidie, events: list[Even
     sq.approve(run.run_id, {"actor": "elrond"})
     drain(sq)
     run_events = [(e.name, e.step) for e in events if e.name.startswith("run.")]
-    assert run_events == [("run.started", None), ("run.paused", "hide"),
-                          ("run.resumed", "hide"), ("run.paused", "council"),
-                          ("run.resumed", "council"), ("run.completed", None)]
+    assert run_events == [
+        ("run.started", None),
+        ("run.paused", "hide"),
+        ("run.resumed", "hide"),
+        ("run.paused", "council"),
+        ("run.resumed", "council"),
+        ("run.completed", None),
+    ]
     approved = [e for e in events if e.name == "run.resumed"][1]
     assert approved.attributes["gate"] == "approval" and approved.attributes["ok"] is True
 
@@ -150,13 +184,18 @@ class CancelledMidStep(Workflow):
 
 
 def test_a_cancel_while_a_step_runs_loses_the_lease_saying_why(
-        sq: Squidie, events: list[Event], squidie_logs: pytest.LogCaptureFixture) -> None:
+    sq: Squidie, events: list[Event], squidie_logs: pytest.LogCaptureFixture
+) -> None:
     HOLDER["sq"] = sq
     run = sq.start(CancelledMidStep)
     with pytest.raises(LeaseLost):
         sq.execute_next(owner_id="w1")
-    assert names(events, run.run_id) == ["run.started", "step.started", "run.cancelled",
-                                         "claim.lease_lost"]
+    assert names(events, run.run_id) == [
+        "run.started",
+        "step.started",
+        "run.cancelled",
+        "claim.lease_lost",
+    ]
     lost = events[-1]
     assert lost.attributes["reason"] == "run_cancelled"
     assert (lost.step, lost.attempt) == ("work", 1)
@@ -185,7 +224,8 @@ class Stalls(Workflow):
 
 
 def test_an_expired_lease_is_recovered_by_another_worker_and_lost_by_the_first(
-        sq: Squidie, events: list[Event]) -> None:
+    sq: Squidie, events: list[Event]
+) -> None:
     TAKEOVER.clear()
     TAKEOVER["sq"] = sq
     run = sq.start(Stalls)
@@ -193,8 +233,14 @@ def test_an_expired_lease_is_recovered_by_another_worker_and_lost_by_the_first(
         sq.execute_next(owner_id="stalled", lease_for=30)
     assert TAKEOVER["other"].status == RunStatus.COMPLETED
     assert names(events, run.run_id) == [
-        "run.started", "step.started", "claim.expired_recovered", "step.started",
-        "step.completed", "run.completed", "claim.lease_lost"]
+        "run.started",
+        "step.started",
+        "claim.expired_recovered",
+        "step.started",
+        "step.completed",
+        "run.completed",
+        "claim.lease_lost",
+    ]
     recovered = events[2]
     assert recovered.owner_id == "rescuer" and recovered.attributes["claims"] == 2
     lost = events[-1]
@@ -235,7 +281,8 @@ def test_a_lease_that_expired_unclaimed_is_lost_as_expired(sq: Squidie) -> None:
 
 
 def test_a_subscriber_that_raises_breaks_nothing(
-        sq: Squidie, squidie_logs: pytest.LogCaptureFixture) -> None:
+    sq: Squidie, squidie_logs: pytest.LogCaptureFixture
+) -> None:
     calls: list[str] = []
 
     def broken(event: Event) -> None:
@@ -256,8 +303,9 @@ def test_a_subscriber_that_raises_breaks_nothing(
     assert len(calls) == len(failures)  # unsubscribed: called no more
 
 
-def test_a_write_that_rolls_back_emits_nothing(sq: Squidie, events: list[Event],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_write_that_rolls_back_emits_nothing(
+    sq: Squidie, events: list[Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
     run = sq.start(Greeting, payload={"name": "Ada", "password": SECRET})
     real_write = sq.store.write
     failures = iter([JournalConflict("another writer won"), StorageError("database down")])
@@ -277,12 +325,19 @@ def test_a_write_that_rolls_back_emits_nothing(sq: Squidie, events: list[Event],
     sq.clock.advance(600)  # type: ignore[attr-defined]  # the claim's lease runs out
     drain(sq)
     after = names(events, run.run_id)[2:]
-    assert after == ["claim.expired_recovered", "step.started", "step.completed",
-                     "step.started", "step.completed", "run.completed"]
+    assert after == [
+        "claim.expired_recovered",
+        "step.started",
+        "step.completed",
+        "step.started",
+        "step.completed",
+        "run.completed",
+    ]
 
 
 def test_nothing_is_derived_when_nobody_listens_and_logs_are_quiet(
-        sq: Squidie, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    sq: Squidie, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING, logger="squidie")
     derived: list[int] = []
     real = committed_module.events_of
@@ -306,8 +361,7 @@ def test_subscribe_needs_a_callable() -> None:
         subscribe("print")  # type: ignore[arg-type]
 
 
-def test_unsubscribing_one_of_two_identical_subscriptions_keeps_the_other(
-        sq: Squidie) -> None:
+def test_unsubscribing_one_of_two_identical_subscriptions_keeps_the_other(sq: Squidie) -> None:
     seen: list[str] = []
 
     def note(event: Event) -> None:
@@ -323,20 +377,25 @@ def test_unsubscribing_one_of_two_identical_subscriptions_keeps_the_other(
 
 
 def test_a_saga_emits_each_step_once_and_one_run_failed_after_compensating(
-        sq: Squidie, events: list[Event]) -> None:
+    sq: Squidie, events: list[Event]
+) -> None:
     from tests.workflows_manual import TripWithFail
 
     run = sq.start(TripWithFail)
     drain(sq)
     assert sq.inspect_run(run.run_id).status == RunStatus.FAILED
     assert [(e.name, e.step) for e in events if e.run_id == run.run_id] == [
-        ("run.started", None), ("step.started", "hotel"), ("step.completed", "hotel"),
-        ("step.started", "pay"), ("step.failed", "pay"), ("run.failed", None)]
+        ("run.started", None),
+        ("step.started", "hotel"),
+        ("step.completed", "hotel"),
+        ("step.started", "pay"),
+        ("step.failed", "pay"),
+        ("run.failed", None),
+    ]
     assert events[-1].attributes["error_code"] == "fail"
 
 
-def test_a_child_run_started_by_a_step_names_its_parent(sq: Squidie,
-                                                       events: list[Event]) -> None:
+def test_a_child_run_started_by_a_step_names_its_parent(sq: Squidie, events: list[Event]) -> None:
     from tests.workflows_manual import PARENT_HOLDER, Parent
 
     PARENT_HOLDER["sq"] = sq
@@ -348,12 +407,14 @@ def test_a_child_run_started_by_a_step_names_its_parent(sq: Squidie,
 
 
 def test_a_lease_lost_while_the_database_fails_is_still_lease_lost(
-        sq: Squidie, monkeypatch: pytest.MonkeyPatch) -> None:
+    sq: Squidie, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise StorageError("database down")
 
     lost = outlive_the_lease(
-        sq, then=lambda: monkeypatch.setattr(sq.store, "list_attempts", broken))
+        sq, then=lambda: monkeypatch.setattr(sq.store, "list_attempts", broken)
+    )
     assert lost.attributes == {"reason": "unknown"}
 
 
@@ -370,14 +431,19 @@ class CancelledWhileBeating(Workflow):
     steps = [step("work", cancelled_while_beating)]
 
 
-def test_a_heartbeat_that_finds_the_lease_gone_reports_why(sq: Squidie,
-                                                          events: list[Event]) -> None:
+def test_a_heartbeat_that_finds_the_lease_gone_reports_why(
+    sq: Squidie, events: list[Event]
+) -> None:
     HOLDER["sq"] = sq
     run = sq.start(CancelledWhileBeating)
     with pytest.raises(LeaseLost, match="lost while the step ran"):
         sq.execute_next(owner_id="w1", lease_for=30, heartbeat_interval=0.05)
-    assert names(events, run.run_id) == ["run.started", "step.started", "run.cancelled",
-                                         "claim.lease_lost"]
+    assert names(events, run.run_id) == [
+        "run.started",
+        "step.started",
+        "run.cancelled",
+        "claim.lease_lost",
+    ]
     lost = events[-1]
     assert lost.attributes == {"reason": "run_cancelled"}
     assert (lost.owner_id, lost.step, lost.attempt) == ("w1", "work", 1)
@@ -407,13 +473,19 @@ def test_an_attempt_handed_back_unstarted_is_no_recovery(db_url: str) -> None:
     run = sq.start(Chain, payload={"name": "x", "password": "p"})
     sq.clock.advance(1)  # type: ignore[attr-defined]  # a moment after it became due
     now = sq.clock.now()
-    row = sq.store.claim(queue="default", owner_id="stopping", now=now,
-                         lease_until=now + timedelta(seconds=30), claim_id="c",
-                         token_hash="0" * 64)
+    row = sq.store.claim(
+        queue="default",
+        owner_id="stopping",
+        now=now,
+        lease_until=now + timedelta(seconds=30),
+        claim_id="c",
+        token_hash="0" * 64,
+    )
     assert row is not None and row.run_id == run.run_id
     # What a stopping worker does with a step it never started: hand it back.
-    assert sq.store.release(attempt_id=row.attempt_id, claim_id="c", token_hash="0" * 64,
-                            visible_at=now)
+    assert sq.store.release(
+        attempt_id=row.attempt_id, claim_id="c", token_hash="0" * 64, visible_at=now
+    )
     seen: list[str] = []
     unsubscribe = subscribe(lambda e: seen.append(e.name))
     try:

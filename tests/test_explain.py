@@ -48,8 +48,15 @@ def _check(expl: Explanation, reason: str, step: str | None, *actions: str) -> N
     assert expl.next_actions == list(actions or [NEXT_ACTION[Reason(reason)]])
     data = expl.to_dict()
     json.dumps(data)
-    assert set(data) >= {"status", "reason", "step", "summary", "details", "next_actions",
-                         "evidence"}
+    assert set(data) >= {
+        "status",
+        "reason",
+        "step",
+        "summary",
+        "details",
+        "next_actions",
+        "evidence",
+    }
 
 
 def test_every_reason_has_a_next_action() -> None:
@@ -81,8 +88,13 @@ def test_manual_intervention_required(sq: Squidie, clock: FakeClock) -> None:
     sq.resume(run.run_id, {"actor": "strider"}, idempotency_key="resume-1")
     # The approval gate has a deadline: due soon 60 s before 300 s.
     expl = sq.explain_run(run.run_id, now=clock.now() + timedelta(seconds=250))
-    _check(expl, "manual_intervention_required", "council", "resolve_manual_step",
-           "inspect_deadline_policy")
+    _check(
+        expl,
+        "manual_intervention_required",
+        "council",
+        "resolve_manual_step",
+        "inspect_deadline_policy",
+    )
     assert expl.details["deadline"]["state"] == "due_soon"
     expl = sq.explain_run(run.run_id, now=clock.now() + timedelta(seconds=301))
     assert expl.next_actions == ["resolve_manual_step", "apply_host_escalation_policy"]
@@ -91,8 +103,9 @@ def test_manual_intervention_required(sq: Squidie, clock: FakeClock) -> None:
     assert [c["signal_type"] for c in expl.evidence["command_history"]][-1] == "resume_run"
 
 
-def test_completed_result_pending_apply(sq: Squidie, clock: FakeClock,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_completed_result_pending_apply(
+    sq: Squidie, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run = sq.start(Sequence3)
 
     def crash(*args: object, **kwargs: object) -> None:
@@ -120,18 +133,28 @@ def test_planned_dispatch_pending_schedule(sq: Squidie) -> None:
         conn.execute(delete(attempts).where(attempts.c.run_id == run.run_id))
     expl = sq.explain_run(run.run_id)
     _check(expl, "planned_dispatch_pending_schedule", "a", "schedule_pending_dispatch")
-    assert expl.evidence["anomalies"] == [{
-        "kind": "planned_dispatch_pending_schedule", "step": "a", "runnable_key": "a",
-        "attempt_number": 1}]
+    assert expl.evidence["anomalies"] == [
+        {
+            "kind": "planned_dispatch_pending_schedule",
+            "step": "a",
+            "runnable_key": "a",
+            "attempt_number": 1,
+        }
+    ]
 
 
 def test_claimed_then_expired_claim(sq: Squidie, clock: FakeClock) -> None:
     run = sq.start(Sequence3)
     now = clock.now()
     # A worker claims the attempt and dies without a word.
-    row = sq.store.claim(queue="default", owner_id="ghost", now=now,
-                         lease_until=now + timedelta(seconds=30), claim_id="c-1",
-                         token_hash="0" * 64)
+    row = sq.store.claim(
+        queue="default",
+        owner_id="ghost",
+        now=now,
+        lease_until=now + timedelta(seconds=30),
+        claim_id="c-1",
+        token_hash="0" * 64,
+    )
     assert row is not None
     expl = sq.explain_run(run.run_id, now=now + timedelta(seconds=10))
     _check(expl, "attempt_claimed", "a", "wait_for_attempt_completion")
@@ -163,8 +186,11 @@ def test_retry_is_a_deferred_continuation(sq: Squidie, clock: FakeClock) -> None
     assert expl.details["attempt_number"] == 2
     assert expl.evidence["next_visible_at"] == iso(clock.now() + timedelta(seconds=10))
     assert expl.evidence["attempt_counts"] == {"failed": 1, "scheduled": 1}
-    _check(sq.explain_run(run.run_id, now=clock.now() + timedelta(seconds=10)),
-           "attempt_visible", "flaky")
+    _check(
+        sq.explain_run(run.run_id, now=clock.now() + timedelta(seconds=10)),
+        "attempt_visible",
+        "flaky",
+    )
 
 
 def test_wait_successor_is_a_deferred_continuation(sq: Squidie) -> None:
@@ -210,12 +236,36 @@ def test_waiting_for_dispatch(sq: Squidie) -> None:
 
 def test_run_started(sq: Squidie, clock: FakeClock) -> None:
     now = clock.now()
-    record = RunRecord(run_id="bare", workflow="tests.test_graph_workflows.Sequence3",
-                       trigger="go", queue="default", status="started", definition_version=None,
-                       parent_run_id=None, revision=1, started_at=now, updated_at=now)
-    sq.store.create_run(NewRun(record=record, facts=[NewFact(kind="run_started", data={
-        "run_id": "bare", "workflow": record.workflow, "trigger": "go", "queue": "default",
-        "input": {}, "at": iso(now)})]))
+    record = RunRecord(
+        run_id="bare",
+        workflow="tests.test_graph_workflows.Sequence3",
+        trigger="go",
+        queue="default",
+        status="started",
+        definition_version=None,
+        parent_run_id=None,
+        revision=1,
+        started_at=now,
+        updated_at=now,
+    )
+    sq.store.create_run(
+        NewRun(
+            record=record,
+            facts=[
+                NewFact(
+                    kind="run_started",
+                    data={
+                        "run_id": "bare",
+                        "workflow": record.workflow,
+                        "trigger": "go",
+                        "queue": "default",
+                        "input": {},
+                        "at": iso(now),
+                    },
+                )
+            ],
+        )
+    )
     _check(sq.explain_run("bare"), "run_started", None, "inspect_dispatch_state")
 
 
@@ -223,12 +273,18 @@ def test_deadline_actions_on_a_visible_attempt(sq: Squidie, clock: FakeClock) ->
     run = sq.start(Deadlined)
     start = clock.now()
     _check(sq.explain_run(run.run_id, now=start), "attempt_visible", "slow")
-    _check(sq.explain_run(run.run_id, now=start + timedelta(seconds=240)), "attempt_visible",
-           "slow", "wait_for_worker_claim", "inspect_deadline_policy")
+    _check(
+        sq.explain_run(run.run_id, now=start + timedelta(seconds=240)),
+        "attempt_visible",
+        "slow",
+        "wait_for_worker_claim",
+        "inspect_deadline_policy",
+    )
     for late, state in ((300, "overdue"), (420, "escalated")):
         expl = sq.explain_run(run.run_id, now=start + timedelta(seconds=late))
-        _check(expl, "attempt_visible", "slow", "wait_for_worker_claim",
-               "apply_host_escalation_policy")
+        _check(
+            expl, "attempt_visible", "slow", "wait_for_worker_claim", "apply_host_escalation_policy"
+        )
         assert expl.details["deadline"]["state"] == state
 
 

@@ -119,15 +119,18 @@ class TestMissingSchema:
 
     def test_other_storage_errors_do_not_claim_the_schema_is_missing(self, sq: Squidie) -> None:
         with pytest.raises(StorageError) as failed:
-            run_transaction(sq.store.engine,  # type: ignore[attr-defined]
-                            lambda conn, _ambiguous: conn.execute(text("SELECT * FROM host_x")))
+            run_transaction(
+                sq.store.engine,  # type: ignore[attr-defined]
+                lambda conn, _ambiguous: conn.execute(text("SELECT * FROM host_x")),
+            )
         assert INSTALL_HINT not in str(failed.value)
         assert "hint" not in failed.value.details
 
 
 class TestConfigErrors:
     def test_a_postgres_url_without_psycopg_says_how_to_install_it(
-            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         # As if psycopg were not installed: importing it fails (nothing is uninstalled).
         for name in [m for m in sys.modules if m == "psycopg" or m.startswith("psycopg.")]:
             monkeypatch.delitem(sys.modules, name)
@@ -139,9 +142,15 @@ class TestConfigErrors:
         assert "pip install 'squidie[postgres]'" in str(failed.value)
         assert "'psycopg'" in str(failed.value)
 
-    @pytest.mark.parametrize("url", ["not a url at all", "mysql://root@localhost/db",
-                                     "postgresql://app:s3cret@host:port/db",
-                                     "postgresql+nosuchdriver://app@localhost/db"])
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "not a url at all",
+            "mysql://root@localhost/db",
+            "postgresql://app:s3cret@host:port/db",
+            "postgresql+nosuchdriver://app@localhost/db",
+        ],
+    )
     def test_a_bad_url_is_invalid_config_not_missing_config(self, url: str) -> None:
         with pytest.raises(ConfigError) as failed:
             squidie.connect(url)
@@ -166,14 +175,19 @@ class TestConfigErrors:
 
 def _main_workflow(name: str) -> type[Workflow]:
     """A workflow class whose module is ``__main__``, as in a script or a notebook."""
-    namespace = {"__module__": "__main__", "__qualname__": name, "trigger": manual("go"),
-                 "steps": [step("x", lambda i, c: None)]}
+    namespace = {
+        "__module__": "__main__",
+        "__qualname__": name,
+        "trigger": manual("go"),
+        "steps": [step("x", lambda i, c: None)],
+    }
     return type(name, (Workflow,), namespace)
 
 
 class TestWorkflowInMain:
     def test_start_warns_once_per_workflow_that_other_processes_cannot_import_it(
-            self, sqlite_url: str) -> None:
+        self, sqlite_url: str
+    ) -> None:
         sq = squidie.connect(sqlite_url)
         sq.install()
         suffix = uuid.uuid4().hex[:8]
@@ -203,7 +217,8 @@ class TestWorkflowInMain:
 
     def test_a_script_sees_the_warning_once_on_stderr(self, tmp_path: Path) -> None:
         script = tmp_path / "script.py"
-        script.write_text(textwrap.dedent(f"""
+        script.write_text(
+            textwrap.dedent(f"""
             import squidie
             from squidie import Workflow, manual, step
 
@@ -211,15 +226,21 @@ class TestWorkflowInMain:
                 trigger = manual("go")
                 steps = [step("x", lambda i, c: None)]
 
-            sq = squidie.connect("sqlite:///{tmp_path / 'db.sqlite3'}")
+            sq = squidie.connect("sqlite:///{tmp_path / "db.sqlite3"}")
             sq.install()
             for _ in range(3):
                 sq.start(Hello)
             print("started")
-        """))
-        done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                              env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-                              timeout=120, check=True)
+        """)
+        )
+        done = subprocess.run(
+            [sys.executable, str(script)],
+            capture_output=True,
+            text=True,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+            timeout=120,
+            check=True,
+        )
         assert done.stdout.strip() == "started"
         assert done.stderr.count("SquidieWarning") == 1
         assert "__main__.Hello" in done.stderr
@@ -231,16 +252,19 @@ class TestKeyPaths:
         sq = squidie.connect("sqlite://")
         sq.install()
         with pytest.raises(InvalidPayload) as failed:
-            sq.start(flow, payload={"items": [{}, {}, {"price": float("nan")}],
-                                    "meta": {"tags": {"a", "b"}}})
+            sq.start(
+                flow,
+                payload={"items": [{}, {}, {"price": float("nan")}], "meta": {"tags": {"a", "b"}}},
+            )
         text = "\n".join(failed.value.problems)
         assert "$.items[2].price" in text
         assert "$.meta.tags" in text
         assert "register_json_encoder" in text  # what to do about an unknown type
 
     def test_output_messages_name_the_key_path(self, sq: Squidie) -> None:
-        run = sq.start(one_step(lambda i, c: {"order": {"lines": [{"price": 1},
-                                                                   {"price": object()}]}}))
+        run = sq.start(
+            one_step(lambda i, c: {"order": {"lines": [{"price": 1}, {"price": object()}]}})
+        )
         drain(sq)
         errors = errors_of(sq, run.run_id)
         assert errors[0]["code"] == "invalid_output"
@@ -253,7 +277,8 @@ class TestKeyPaths:
 
 class TestOutputsUsersReturn:
     def test_datetimes_decimals_uuids_enums_and_dataclasses_are_stored_as_json(
-            self, sq: Squidie) -> None:
+        self, sq: Squidie
+    ) -> None:
         ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
 
         def action(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
@@ -291,7 +316,10 @@ class TestOutputsUsersReturn:
         run = sq.start(one_step(lambda i, c: Line("b-2", Decimal("0.10"))))
         drain(sq)
         assert sq.inspect_run(run.run_id).context["out"] == {
-            "sku": "b-2", "price": "0.10", "shipped": None}
+            "sku": "b-2",
+            "price": "0.10",
+            "shipped": None,
+        }
 
     def test_a_pydantic_model_is_stored_as_its_json_dump(self, sq: Squidie) -> None:
         pydantic = pytest.importorskip("pydantic")
@@ -313,13 +341,13 @@ class TestOutputsUsersReturn:
         assert sq.inspect_run(runs[1].run_id).context["out"] == dumped
 
     def test_a_registered_encoder_stores_host_types(self, sq: Squidie) -> None:
-        squidie.register_json_encoder(
-            Money, lambda m: {"amount": m.amount, "currency": m.currency})
+        squidie.register_json_encoder(Money, lambda m: {"amount": m.amount, "currency": m.currency})
         try:
             run = sq.start(one_step(lambda i, c: {"charged": Money("12.30", "EUR")}))
             drain(sq)
             assert sq.inspect_run(run.run_id).context["out"] == {
-                "charged": {"amount": "12.30", "currency": "EUR"}}  # the Decimal converted too
+                "charged": {"amount": "12.30", "currency": "EUR"}
+            }  # the Decimal converted too
         finally:
             unregister_json_encoder(Money)
 
@@ -333,14 +361,18 @@ class TestOutputsUsersReturn:
             unregister_json_encoder(date)
         assert portable_json({"d": date(2026, 5, 15)}) == {"d": "2026-05-15"}
 
-    @pytest.mark.parametrize(("value", "problem"), [
-        ({"s": {1, 2}}, "set is not a JSON type"),
-        ({"n": Decimal("NaN")}, "non-finite Decimal"),
-        ({"m": Money("1", "EUR")}, "Money is not a JSON type"),
-        ({"t": timedelta(seconds=5)}, "timedelta is not a JSON type"),
-    ])
+    @pytest.mark.parametrize(
+        ("value", "problem"),
+        [
+            ({"s": {1, 2}}, "set is not a JSON type"),
+            ({"n": Decimal("NaN")}, "non-finite Decimal"),
+            ({"m": Money("1", "EUR")}, "Money is not a JSON type"),
+            ({"t": timedelta(seconds=5)}, "timedelta is not a JSON type"),
+        ],
+    )
     def test_what_still_cannot_be_stored_fails_with_invalid_output_and_the_path(
-            self, sq: Squidie, value: dict[str, Any], problem: str) -> None:
+        self, sq: Squidie, value: dict[str, Any], problem: str
+    ) -> None:
         run = sq.start(one_step(lambda i, c: {"result": value}))
         drain(sq)
         errors = errors_of(sq, run.run_id)
@@ -398,32 +430,60 @@ class TestOutputsUsersReturn:
 
 
 class TestPayloadsUsersPass:
-    def test_typed_fields_for_datetime_date_decimal_and_uuid_store_text(
-            self, sq: Squidie) -> None:
+    def test_typed_fields_for_datetime_date_decimal_and_uuid_store_text(self, sq: Squidie) -> None:
         ident = uuid.uuid4()
-        flow = one_step(lambda i, c: None, at=field(datetime), day=field(date),
-                        amount=field(Decimal, Decimal("0.00")), ref=field(uuid.UUID),
-                        note=field(dict, {}))
-        run = sq.start(flow, payload={
-            "at": datetime(2026, 5, 15, 9, tzinfo=UTC), "day": "2026-05-15",
-            "ref": str(ident).upper(), "note": {"when": date(2026, 1, 2), "by": Colour.RED}})
-        assert run.input == {"at": "2026-05-15T09:00:00+00:00", "day": "2026-05-15",
-                             "amount": "0.00", "ref": str(ident),
-                             "note": {"when": "2026-01-02", "by": "red"}}
+        flow = one_step(
+            lambda i, c: None,
+            at=field(datetime),
+            day=field(date),
+            amount=field(Decimal, Decimal("0.00")),
+            ref=field(uuid.UUID),
+            note=field(dict, {}),
+        )
+        run = sq.start(
+            flow,
+            payload={
+                "at": datetime(2026, 5, 15, 9, tzinfo=UTC),
+                "day": "2026-05-15",
+                "ref": str(ident).upper(),
+                "note": {"when": date(2026, 1, 2), "by": Colour.RED},
+            },
+        )
+        assert run.input == {
+            "at": "2026-05-15T09:00:00+00:00",
+            "day": "2026-05-15",
+            "amount": "0.00",
+            "ref": str(ident),
+            "note": {"when": "2026-01-02", "by": "red"},
+        }
         # the text form is accepted too (payloads arrive as JSON), and is idempotent
         again = sq.start(flow, payload=dict(run.input), run_id=run.run_id)
         assert again.run_id == run.run_id
-        assert flow.to_spec()["trigger"]["payload"]["amount"] == {"type": "decimal",
-                                                                  "default": "0.00"}
+        assert flow.to_spec()["trigger"]["payload"]["amount"] == {
+            "type": "decimal",
+            "default": "0.00",
+        }
 
     def test_typed_fields_refuse_ambiguous_values(self) -> None:
-        flow = one_step(lambda i, c: None, at=field(datetime), amount=field(Decimal),
-                        ref=field(uuid.UUID), day=field(date))
+        flow = one_step(
+            lambda i, c: None,
+            at=field(datetime),
+            amount=field(Decimal),
+            ref=field(uuid.UUID),
+            day=field(date),
+        )
         sq = squidie.connect("sqlite://")
         sq.install()
         with pytest.raises(InvalidPayload) as failed:
-            sq.start(flow, payload={"at": datetime(2026, 5, 15), "amount": 0.1,
-                                    "ref": "not-a-uuid", "day": T0})
+            sq.start(
+                flow,
+                payload={
+                    "at": datetime(2026, 5, 15),
+                    "amount": 0.1,
+                    "ref": "not-a-uuid",
+                    "day": T0,
+                },
+            )
         text = "\n".join(failed.value.problems)
         assert "'at': must carry a UTC offset" in text
         assert "'amount': must be a Decimal, an int or decimal text (not a float)" in text
@@ -436,12 +496,19 @@ class TestPayloadsUsersPass:
             one_step(lambda i, c: None, amount=field(Decimal, 0.5))
 
     def test_a_dataclass_may_be_the_whole_payload(self, sq: Squidie) -> None:
-        flow = one_step(lambda i, c: None, sku=field(str), price=field(Decimal),
-                        shipped=field(str, ""))
+        flow = one_step(
+            lambda i, c: None, sku=field(str), price=field(Decimal), shipped=field(str, "")
+        )
         with pytest.raises(InvalidPayload, match="'shipped': must be str, got NoneType"):
             sq.start(flow, payload=Line("d-4", Decimal("3")))  # type: ignore[arg-type]
-        run = sq.start(flow, payload=Line("d-4", Decimal("3"),  # type: ignore[arg-type]
-                                          date(2026, 2, 1)))
+        run = sq.start(
+            flow,
+            payload=Line(
+                "d-4",
+                Decimal("3"),  # type: ignore[arg-type]
+                date(2026, 2, 1),
+            ),
+        )
         assert run.input == {"sku": "d-4", "price": "3", "shipped": "2026-02-01"}
 
     def test_a_pydantic_model_may_be_the_trigger_payload(self, sq: Squidie) -> None:
@@ -452,8 +519,12 @@ class TestPayloadsUsersPass:
             total: Decimal
             lines: list[dict[str, int]] = []
 
-        flow = one_step(lambda i, c: {"seen": i}, customer=field(str),
-                        total=field(Decimal), lines=field(list, []))
+        flow = one_step(
+            lambda i, c: {"seen": i},
+            customer=field(str),
+            total=field(Decimal),
+            lines=field(list, []),
+        )
         # validated by pydantic when built, by the trigger's fields before anything is stored
         with pytest.raises(pydantic.ValidationError):
             Order(customer="ada", total="lots")

@@ -39,7 +39,10 @@ def test_fork_past_a_failed_step_reuses_earlier_outputs_and_completes(sq: Squidi
     assert workflows_forks.CALLS == {"reserve": 1, "charge": 2}  # reserve not run again
     steps = {s["name"]: s for s in done.steps or []}
     assert {name: s["status"] for name, s in steps.items()} == {
-        "reserve": "completed", "charge": "completed", "ship": "completed"}
+        "reserve": "completed",
+        "charge": "completed",
+        "ship": "completed",
+    }
     assert not steps["reserve"]["attempts"] and steps["charge"]["attempts"]
     original = sq.inspect_run(run.run_id, include_history=True)
     [event] = [e for e in original.audit_events or [] if e["type"] == "forked"]
@@ -49,13 +52,14 @@ def test_fork_past_a_failed_step_reuses_earlier_outputs_and_completes(sq: Squidi
     assert again.run_id == "fork-5"
     # Lineage in both runs' graphs (the original's audit is in its checkpoint too).
     assert sq.inspect_run_graph("fork-5").lineage_links == [
-        {"type": "forked_from", "run_id": run.run_id, "step": "charge"}]
+        {"type": "forked_from", "run_id": run.run_id, "step": "charge"}
+    ]
     assert sq.inspect_run_graph(run.run_id).lineage_links == [
-        {"type": "fork", "run_id": "fork-5", "step": "charge"}]
+        {"type": "fork", "run_id": "fork-5", "step": "charge"}
+    ]
 
 
-def test_forking_over_an_irreversible_step_that_ran_needs_allow_irreversible(
-        sq: Squidie) -> None:
+def test_forking_over_an_irreversible_step_that_ran_needs_allow_irreversible(sq: Squidie) -> None:
     run = sq.start(IrreversibleCheckout, payload={"order": 6})
     drain(sq)
     workflows_forks.BROKEN["charge"] = False

@@ -38,38 +38,72 @@ def test_fresh_conditional_run_has_declared_nodes_and_pending_edges(sq: Squidie)
     run = sq.start(Tiered, payload={"tier": "gold"})
     graph = sq.inspect_run_graph(run.run_id)
     assert isinstance(graph, RunGraph)
-    assert [n["id"] for n in graph.nodes] == ["classify", "gold", "big", "standard", "refund",
-                                              "ship", "complete"]
+    assert [n["id"] for n in graph.nodes] == [
+        "classify",
+        "gold",
+        "big",
+        "standard",
+        "refund",
+        "ship",
+        "complete",
+    ]
     assert graph.node("classify")["status"] == "pending"
     assert graph.node("gold")["status"] == "waiting"
     assert graph.current_node_ids == ["classify"]
     assert graph.definition_version == "7"
     ids = [e["id"] for e in graph.edges]
-    assert ids[:4] == ["classify:ok:gold:condition:1", "classify:ok:big:condition:2",
-                       "classify:ok:standard", "classify:error:refund"]
+    assert ids[:4] == [
+        "classify:ok:gold:condition:1",
+        "classify:ok:big:condition:2",
+        "classify:ok:standard",
+        "classify:error:refund",
+    ]
     assert all(_flags(graph, i)["pending"] for i in ids)
     assert graph.edge("classify:ok:gold:condition:1")["condition"] == {
-        "path": ["tier"], "equals": "gold"}
+        "path": ["tier"],
+        "equals": "gold",
+    }
     assert graph.edge("classify:error:refund")["recovery"] == "undo"
     assert "input" not in graph.node("classify")
     data = graph.to_dict()
-    assert set(data) >= {"run_id", "workflow", "definition_version", "status",
-                         "current_node_ids", "nodes", "edges", "child_links",
-                         "dynamic_work_overlays"}
+    assert set(data) >= {
+        "run_id",
+        "workflow",
+        "definition_version",
+        "status",
+        "current_node_ids",
+        "nodes",
+        "edges",
+        "child_links",
+        "dynamic_work_overlays",
+    }
     assert data["child_links"] == [] and data["dynamic_work_overlays"] == []
     json.dumps(data)
 
 
-@pytest.mark.parametrize(("payload", "taken", "siblings"), [
-    ({"tier": "gold"}, "classify:ok:gold:condition:1",
-     ["classify:ok:big:condition:2", "classify:ok:standard", "classify:error:refund"]),
-    ({"tier": "basic", "amount": 500}, "classify:ok:big:condition:2",
-     ["classify:ok:gold:condition:1", "classify:ok:standard"]),
-    ({"tier": "basic", "amount": 5}, "classify:ok:standard",
-     ["classify:ok:gold:condition:1", "classify:ok:big:condition:2"]),
-])
-def test_selected_path_and_skipped_siblings(sq: Squidie, payload: dict[str, Any], taken: str,
-                                            siblings: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("payload", "taken", "siblings"),
+    [
+        (
+            {"tier": "gold"},
+            "classify:ok:gold:condition:1",
+            ["classify:ok:big:condition:2", "classify:ok:standard", "classify:error:refund"],
+        ),
+        (
+            {"tier": "basic", "amount": 500},
+            "classify:ok:big:condition:2",
+            ["classify:ok:gold:condition:1", "classify:ok:standard"],
+        ),
+        (
+            {"tier": "basic", "amount": 5},
+            "classify:ok:standard",
+            ["classify:ok:gold:condition:1", "classify:ok:big:condition:2"],
+        ),
+    ],
+)
+def test_selected_path_and_skipped_siblings(
+    sq: Squidie, payload: dict[str, Any], taken: str, siblings: list[str]
+) -> None:
     run = sq.start(Tiered, payload=payload)
     drain(sq)
     graph = sq.inspect_run_graph(run.run_id)
@@ -131,9 +165,14 @@ def test_dependency_edges(sq: Squidie) -> None:
 
 def test_claimed_attempt_is_running(sq: Squidie, clock: FakeClock) -> None:
     run = sq.start(FlakyBackoff)
-    claimed = sq.store.claim(queue="default", owner_id="w1", now=clock.now(),
-                             lease_until=clock.now() + timedelta(seconds=30), claim_id="c1",
-                             token_hash="h")
+    claimed = sq.store.claim(
+        queue="default",
+        owner_id="w1",
+        now=clock.now(),
+        lease_until=clock.now() + timedelta(seconds=30),
+        claim_id="c1",
+        token_hash="h",
+    )
     assert claimed is not None
     assert sq.inspect_run_graph(run.run_id).node("flaky")["status"] == "running"
     # The history view finds the claimed dispatch row by its opaque id, too.
@@ -225,10 +264,13 @@ def test_dot_and_svg(sq: Squidie, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_labels_are_escaped(sq: Squidie) -> None:
     graph = RunGraph(
-        run_id='r"1', workflow="w", definition_version=None, status=squidie.RunStatus.RUNNING,
-        current_node_ids=[], edges=[],
-        nodes=[{"id": 'a "quoted" | <b>', "kind": "action", "status": "pending",
-                "current": False}],
+        run_id='r"1',
+        workflow="w",
+        definition_version=None,
+        status=squidie.RunStatus.RUNNING,
+        current_node_ids=[],
+        edges=[],
+        nodes=[{"id": 'a "quoted" | <b>', "kind": "action", "status": "pending", "current": False}],
     )
     assert '\\"quoted\\"' in graph.to_dot()
     assert "&quot;quoted&quot;" in graph.to_mermaid() and "<b>" not in graph.to_mermaid()

@@ -35,8 +35,11 @@ def parse(svg: str) -> ET.Element:
 
 
 def groups(root: ET.Element, cls: str) -> dict[str, ET.Element]:
-    return {g.get("data-id", ""): g for g in root.iter("{http://www.w3.org/2000/svg}g")
-            if g.get("class") == cls}
+    return {
+        g.get("data-id", ""): g
+        for g in root.iter("{http://www.w3.org/2000/svg}g")
+        if g.get("class") == cls
+    }
 
 
 def rect_of(group: ET.Element) -> dict[str, float]:
@@ -66,8 +69,7 @@ def test_svg_is_well_formed_with_every_node_edge_and_a_legend(sq: Squidie) -> No
     assert skipped.get("stroke-dasharray")
     markers = {m.get("id") for m in root.iter("{http://www.w3.org/2000/svg}marker")}
     assert {"arrow-selected", "arrow-skipped", "arrow-blocked"} <= markers
-    legend = [g for g in root.iter("{http://www.w3.org/2000/svg}g")
-              if g.get("class") == "legend"]
+    legend = [g for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "legend"]
     assert len(legend) == 1
     keyed = {g.get("data-status") for g in legend[0].iter("{http://www.w3.org/2000/svg}g")}
     assert keyed >= {"completed", "skipped"}
@@ -92,21 +94,43 @@ def test_layers_follow_the_longest_path(sq: Squidie) -> None:
     assert y["prepare"] < y["left"] == y["right"] < y["join"]
     boxes = [rect_of(g) for g in nodes.values()]
     for i, a in enumerate(boxes):  # no two boxes overlap
-        for b in boxes[i + 1:]:
-            assert (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
-                    or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+        for b in boxes[i + 1 :]:
+            assert (
+                a["x"] + a["width"] <= b["x"]
+                or b["x"] + b["width"] <= a["x"]
+                or a["y"] + a["height"] <= b["y"]
+                or b["y"] + b["height"] <= a["y"]
+            )
 
 
-def _graph(nodes: list[str], edges: list[tuple[str, str]], status: str = "waiting",
-           **node_extra: Any) -> RunGraph:
+def _graph(
+    nodes: list[str], edges: list[tuple[str, str]], status: str = "waiting", **node_extra: Any
+) -> RunGraph:
     return RunGraph(
-        run_id="r-1", workflow="w", definition_version=None, status=RunStatus.RUNNING,
+        run_id="r-1",
+        workflow="w",
+        definition_version=None,
+        status=RunStatus.RUNNING,
         current_node_ids=[],
-        nodes=[{"id": n, "kind": "action", "status": status, "current": False, **node_extra}
-               for n in nodes],
-        edges=[{"id": f"{a}:ok:{b}", "from": a, "to": b, "type": "transition",
-                "outcome": "ok", "status": "pending", "selected": False, "skipped": False,
-                "pending": True, "blocked": False} for a, b in edges],
+        nodes=[
+            {"id": n, "kind": "action", "status": status, "current": False, **node_extra}
+            for n in nodes
+        ],
+        edges=[
+            {
+                "id": f"{a}:ok:{b}",
+                "from": a,
+                "to": b,
+                "type": "transition",
+                "outcome": "ok",
+                "status": "pending",
+                "selected": False,
+                "skipped": False,
+                "pending": True,
+                "blocked": False,
+            }
+            for a, b in edges
+        ],
     )
 
 
@@ -121,8 +145,9 @@ def test_loops_are_drawn_as_back_edges_and_do_not_break_layering() -> None:
 
 
 def test_labels_are_escaped_and_unknown_statuses_still_draw() -> None:
-    graph = _graph(['a "<b>" & c', "d"], [('a "<b>" & c', "d")], status="rejected",
-                   actor="<script>")
+    graph = _graph(
+        ['a "<b>" & c', "d"], [('a "<b>" & c', "d")], status="rejected", actor="<script>"
+    )
     svg = render_svg(graph)
     assert set(groups(parse(svg), "node")) == {'a "<b>" & c', "d"}
     assert "<script>" not in svg and "rejected by &lt;script&gt;" in svg
@@ -131,7 +156,8 @@ def test_labels_are_escaped_and_unknown_statuses_still_draw() -> None:
 
 
 def test_to_svg_falls_back_to_the_python_layout_when_dot_is_missing(
-        sq: Squidie, monkeypatch: pytest.MonkeyPatch) -> None:
+    sq: Squidie, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run = sq.start(Join)
     graph = sq.inspect_run_graph(run.run_id)
     monkeypatch.setattr(shutil, "which", lambda name: None)

@@ -41,9 +41,14 @@ class Tiered(Workflow):
     classify fails -> refund (error route with recovery marker)."""
 
     version = "7"
-    trigger = manual("order", payload={"tier": field(str, default="basic"),
-                                       "amount": field(int, default=10),
-                                       "explode": field(bool, default=False)})
+    trigger = manual(
+        "order",
+        payload={
+            "tier": field(str, default="basic"),
+            "amount": field(int, default=10),
+            "explode": field(bool, default=False),
+        },
+    )
     steps = [
         step("classify", classify),
         step("gold", _ok("gold")),
@@ -94,8 +99,9 @@ class FlakyBackoff(Workflow):
     """One step that fails its first attempt; the retry waits 10 s."""
 
     trigger = manual("go")
-    steps = [step("flaky", _flaky, retry=retry(max_attempts=3, backoff=exponential(min=10,
-                                                                                      max=10)))]
+    steps = [
+        step("flaky", _flaky, retry=retry(max_attempts=3, backoff=exponential(min=10, max=10)))
+    ]
 
 
 class Waiting(Workflow):
@@ -110,9 +116,15 @@ class Deadlined(Workflow):
     escalated 120 s after."""
 
     trigger = manual("go")
-    steps = [step("slow", _ok("slow"), deadline=deadline(within=300, due_soon=60,
-                                                          escalate_after=120,
-                                                          escalation="operator_action"))]
+    steps = [
+        step(
+            "slow",
+            _ok("slow"),
+            deadline=deadline(
+                within=300, due_soon=60, escalate_after=120, escalation="operator_action"
+            ),
+        )
+    ]
 
 
 class Gate(Workflow):
@@ -122,8 +134,11 @@ class Gate(Workflow):
     steps = [
         step("prepare", _ok("prepare")),
         pause("hold"),
-        approval_step("council", output="council",
-                      deadline=deadline(within=300, due_soon=60, escalation="operator_action")),
+        approval_step(
+            "council",
+            output="council",
+            deadline=deadline(within=300, due_soon=60, escalation="operator_action"),
+        ),
         step("ship", _ok("ship")),
     ]
     transitions = [
@@ -137,10 +152,16 @@ class Gate(Workflow):
 def make_sequence(n: int, name: str | None = None) -> type[Workflow]:
     """A sequential workflow of ``n`` trivial steps, built in a loop."""
     cls_name = name or f"Seq{n}"
-    return type(cls_name, (Workflow,), {
-        "__module__": __name__, "__qualname__": cls_name, "trigger": manual("go"),
-        "steps": [step(f"s{i:04d}", _ok(f"s{i:04d}")) for i in range(n)],
-    })
+    return type(
+        cls_name,
+        (Workflow,),
+        {
+            "__module__": __name__,
+            "__qualname__": cls_name,
+            "trigger": manual("go"),
+            "steps": [step(f"s{i:04d}", _ok(f"s{i:04d}")) for i in range(n)],
+        },
+    )
 
 
 Seq10 = make_sequence(10)

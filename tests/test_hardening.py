@@ -54,8 +54,7 @@ def _raise_nul(ctx: Any) -> dict[str, Any]:
 
 
 class TestPortableValues:
-    def test_nul_in_output_fails_once_as_invalid_output_on_every_backend(self,
-                                                                        sq: Squidie) -> None:
+    def test_nul_in_output_fails_once_as_invalid_output_on_every_backend(self, sq: Squidie) -> None:
         run = sq.start(NulOutput)
         drain(sq)
         final = sq.inspect_run(run.run_id, include_history=True)
@@ -85,32 +84,35 @@ class TestPortableValues:
 
 
 class TestRedaction:
-    @pytest.mark.parametrize("text, secret", [
-        ("Authorization: Bearer abc.def", "abc.def"),
-        ("Authorization: Basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
-        ('password="hunter2"', "hunter2"),
-        ("password='hunter2'", "hunter2"),
-        ('token: "abc123"', "abc123"),
-        ("x-api-key: sk-live-123", "sk-live-123"),
-        ("passphrase=xyz", "xyz"),
-        ("postgresql://app:s3cr/et@db/x", "s3cr/et"),
-        ('{"password": "p1", "user": "bob"}', "p1"),
-        ("api_key=sk-123&x=1", "sk-123"),
-    ])
+    @pytest.mark.parametrize(
+        "text, secret",
+        [
+            ("Authorization: Bearer abc.def", "abc.def"),
+            ("Authorization: Basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
+            ('password="hunter2"', "hunter2"),
+            ("password='hunter2'", "hunter2"),
+            ('token: "abc123"', "abc123"),
+            ("x-api-key: sk-live-123", "sk-live-123"),
+            ("passphrase=xyz", "xyz"),
+            ("postgresql://app:s3cr/et@db/x", "s3cr/et"),
+            ('{"password": "p1", "user": "bob"}', "p1"),
+            ("api_key=sk-123&x=1", "sk-123"),
+        ],
+    )
     def test_secrets_in_free_text_are_masked(self, text: str, secret: str) -> None:
         masked = redact_text(text)
         assert secret not in masked and "[REDACTED]" in masked
 
     def test_ordinary_text_is_left_alone(self) -> None:
-        assert redact_text("compass heading north, user=bob") == \
-            "compass heading north, user=bob"
+        assert redact_text("compass heading north, user=bob") == "compass heading north, user=bob"
 
 
 class TestNamesFromMessagesAreNeverImported:
     @pytest.fixture
     def trap(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         (tmp_path / "squidie_trap_module.py").write_text(
-            "import os\nos.environ['SQUIDIE_TRAP_RAN'] = '1'\n")
+            "import os\nos.environ['SQUIDIE_TRAP_RAN'] = '1'\n"
+        )
         monkeypatch.syspath_prepend(str(tmp_path))
         monkeypatch.delenv("SQUIDIE_TRAP_RAN", raising=False)
         return "squidie_trap_module.Anything"
@@ -121,16 +123,23 @@ class TestNamesFromMessagesAreNeverImported:
         assert "squidie_trap_module" not in sys.modules
 
     def test_cron_payload_naming_an_unloaded_module(self, sq: Squidie, trap: str) -> None:
-        payload = {"kind": "cron", "version": 1, "workflow": trap, "trigger": "go",
-                   "signal_id": "s-1", "intended_window": None}
+        payload = {
+            "kind": "cron",
+            "version": 1,
+            "workflow": trap,
+            "trigger": "go",
+            "signal_id": "s-1",
+            "intended_window": None,
+        }
         with pytest.raises(InvalidSignal, match="not defined in this process"):
             sq.perform(payload)
         assert "squidie_trap_module" not in sys.modules
 
 
 class TestClaimsAndTime:
-    def test_unloadable_definition_releases_the_claim(self, sq: Squidie,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_unloadable_definition_releases_the_claim(
+        self, sq: Squidie, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         run = sq.start(NulError)
 
         def missing(*args: Any, **kwargs: Any) -> Any:
@@ -154,12 +163,18 @@ class TestClaimsAndTime:
         assert late.deadline is not None and late.deadline["state"] == "overdue"
 
 
-@pytest.mark.parametrize("spec", [
-    {"name": "x", "trigger": {"name": "go", "payload": "abc"}, "steps": []},
-    {"name": "x", "trigger": {"name": "go"},
-     "steps": [{"name": "a", "action": "k", "deadline": {"within": 5, "bogus": 1}}]},
-    {"name": "x", "trigger": "go", "steps": "nope", "transitions": 5},
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"name": "x", "trigger": {"name": "go", "payload": "abc"}, "steps": []},
+        {
+            "name": "x",
+            "trigger": {"name": "go"},
+            "steps": [{"name": "a", "action": "k", "deadline": {"within": 5, "bogus": 1}}],
+        },
+        {"name": "x", "trigger": "go", "steps": "nope", "transitions": 5},
+    ],
+)
 def test_malformed_specs_raise_a_definition_error(spec: dict[str, Any]) -> None:
     with pytest.raises(WorkflowDefinitionError):
         validate_spec(spec, action_registry={"k": lambda i, c: {}})
@@ -167,8 +182,11 @@ def test_malformed_specs_raise_a_definition_error(spec: dict[str, Any]) -> None:
 
 class FailsToFallback(Workflow):
     trigger = manual("go")
-    steps = [step("a", lambda i, c: _fail()), step("b", lambda i, c: {}),
-             step("c", lambda i, c: {})]
+    steps = [
+        step("a", lambda i, c: _fail()),
+        step("b", lambda i, c: {}),
+        step("c", lambda i, c: {}),
+    ]
     transitions = [
         squidie.transition("a", on="ok", to="c"),
         squidie.transition("a", on="error", to="b"),
@@ -185,8 +203,10 @@ def _fail() -> dict[str, Any]:
 def test_graph_marks_a_failed_steps_ok_edge_skipped(sq: Squidie, history: bool) -> None:
     run = sq.start(FailsToFallback)
     drain(sq)
-    edges = {e["id"]: e for e in sq.inspect_run_graph(run.run_id, include_history=history)
-             .to_dict()["edges"]}
+    edges = {
+        e["id"]: e
+        for e in sq.inspect_run_graph(run.run_id, include_history=history).to_dict()["edges"]
+    }
     assert edges["a:ok:c"]["skipped"] and edges["a:error:b"]["selected"]
 
 
@@ -230,7 +250,8 @@ class TestTypedErrorsAtTheBottomLayers:
         assert len(str(info.value)) < 200
 
     def test_a_recorded_schema_version_no_release_wrote_is_a_config_error(
-            self, sq: Squidie) -> None:
+        self, sq: Squidie
+    ) -> None:
         from sqlalchemy import update
 
         from squidie.journal.schema import schema_table

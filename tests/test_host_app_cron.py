@@ -43,8 +43,13 @@ def run_jobs(app: procrastinate.App, sq: squidie.Squidie) -> None:
     """Run a procrastinate worker (its own app, as in a worker process) until the queue
     is empty."""
     url = sq.store.engine.url.render_as_string(hide_password=False)
-    make_app(url).run_worker(queues=[JOB_QUEUE], wait=False, additional_context={"squidie": sq},
-                             install_signal_handlers=False, listen_notify=False)
+    make_app(url).run_worker(
+        queues=[JOB_QUEUE],
+        wait=False,
+        additional_context={"squidie": sq},
+        install_signal_handlers=False,
+        listen_notify=False,
+    )
 
 
 def jobs(app: procrastinate.App) -> list[Any]:
@@ -56,11 +61,12 @@ def test_the_adapter_is_a_squidie_executor(host: Any) -> None:
 
 
 def test_enqueued_cron_payload_is_performed_and_drained_by_a_procrastinate_job(
-        host: tuple[squidie.Squidie, procrastinate.App]) -> None:
+    host: tuple[squidie.Squidie, procrastinate.App],
+) -> None:
     sq, app = host
     meta = ProcrastinateCronExecutor(app).enqueue_cron(
-        None, NightlyDigest, "nightly_digest", signal_id="digest:2026-05-16",
-        intended_window=WINDOW)
+        None, NightlyDigest, "nightly_digest", signal_id="digest:2026-05-16", intended_window=WINDOW
+    )
     assert meta["job_id"] is not None and meta["queue"] == JOB_QUEUE
     assert sq.list_runs() == []  # nothing happens before the job runs
     run_jobs(app, sq)
@@ -75,7 +81,8 @@ def test_enqueued_cron_payload_is_performed_and_drained_by_a_procrastinate_job(
 
 
 def test_duplicate_deliveries_through_the_backend_make_one_run(
-        host: tuple[squidie.Squidie, procrastinate.App]) -> None:
+    host: tuple[squidie.Squidie, procrastinate.App],
+) -> None:
     sq, app = host
     executor = ProcrastinateCronExecutor(app)
     first = executor.enqueue_cron(None, NightlyDigest, "nightly_digest", signal_id="d1")
@@ -92,21 +99,30 @@ def test_duplicate_deliveries_through_the_backend_make_one_run(
 
 
 def test_delayed_delivery_waits_for_schedule_in(
-        host: tuple[squidie.Squidie, procrastinate.App]) -> None:
+    host: tuple[squidie.Squidie, procrastinate.App],
+) -> None:
     sq, app = host
     meta = ProcrastinateCronExecutor(app).enqueue_cron(
-        {"queue": JOB_QUEUE}, NightlyDigest, "nightly_digest", signal_id="later",
-        schedule_in=3600)
+        {"queue": JOB_QUEUE}, NightlyDigest, "nightly_digest", signal_id="later", schedule_in=3600
+    )
     assert meta["schedule_in"] == 3600.0
     run_jobs(app, sq)
     assert sq.list_runs() == []
 
 
 def test_two_schedulers_delivering_through_procrastinate_make_one_run_per_window(
-        host: tuple[squidie.Squidie, procrastinate.App], pg_url: str) -> None:
+    host: tuple[squidie.Squidie, procrastinate.App], pg_url: str
+) -> None:
     sq, app = host
-    schedulers = [Scheduler(squidie.connect(pg_url), [NightlyDigest], owner_id=f"s{i}",
-                            executor=ProcrastinateCronExecutor(app)) for i in range(2)]
+    schedulers = [
+        Scheduler(
+            squidie.connect(pg_url),
+            [NightlyDigest],
+            owner_id=f"s{i}",
+            executor=ProcrastinateCronExecutor(app),
+        )
+        for i in range(2)
+    ]
     for s in schedulers:
         s.tick(now=datetime(2026, 5, 15, 12, tzinfo=UTC))
     due = datetime(2026, 5, 16, 4, 0, 20, tzinfo=UTC)  # 06:00 in Berlin, 20 s late
@@ -122,9 +138,19 @@ def test_two_schedulers_delivering_through_procrastinate_make_one_run_per_window
 
 def test_worker_entry_point_runs_jobs_and_stops_on_sigterm(pg_url: str) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "examples.minimal_host_app.worker", "--database-url", pg_url,
-         "--procrastinate", "--install"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "examples.minimal_host_app.worker",
+            "--database-url",
+            pg_url,
+            "--procrastinate",
+            "--install",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
@@ -135,7 +161,8 @@ def test_worker_entry_point_runs_jobs_and_stops_on_sigterm(pg_url: str) -> None:
         sq = squidie.connect(pg_url)
         with make_app(pg_url).open() as app:
             ProcrastinateCronExecutor(app).enqueue_cron(
-                None, NightlyDigest, "nightly_digest", signal_id="from-worker")
+                None, NightlyDigest, "nightly_digest", signal_id="from-worker"
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             runs = sq.list_runs()

@@ -35,8 +35,10 @@ class Checklist(Workflow):
 
     trigger = manual("go", payload={"text": field(str, default="hi")})
     steps = [pause("hold"), step("note", note, input=["text"], output="note")]
-    transitions = [transition("hold", on="ok", to="note"),
-                   transition("note", on="ok", to="complete")]
+    transitions = [
+        transition("hold", on="ok", to="note"),
+        transition("note", on="ok", to="complete"),
+    ]
 
 
 @dataclass
@@ -45,8 +47,16 @@ class Api:
     sq: squidie.Squidie
     clock: FakeClock
 
-    def call(self, method: str, path: str, *, role: str | None = "operator",
-             actor: str | None = None, key: str | None = None, **kw: Any) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        role: str | None = "operator",
+        actor: str | None = None,
+        key: str | None = None,
+        **kw: Any,
+    ) -> Any:
         headers = dict(kw.pop("headers", {}))
         if role is not None:
             headers["X-Role"] = role
@@ -57,15 +67,13 @@ class Api:
         return self.client.request(method, path, headers=headers, **kw)
 
     def start(self, workflow: str, payload: dict[str, Any], **kw: Any) -> dict[str, Any]:
-        response = self.call("POST", "/runs", json={"workflow": workflow, "payload": payload},
-                             **kw)
+        response = self.call("POST", "/runs", json={"workflow": workflow, "payload": payload}, **kw)
         assert response.status_code == 201, response.text
         body: dict[str, Any] = response.json()
         return body
 
     def run(self, run_id: str, role: str = "auditor", history: bool = True) -> dict[str, Any]:
-        response = self.call("GET", f"/runs/{run_id}", role=role,
-                             params={"history": int(history)})
+        response = self.call("GET", f"/runs/{run_id}", role=role, params={"history": int(history)})
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
@@ -108,8 +116,12 @@ def test_a_flaky_step_is_retried_and_completes(api: Api) -> None:
     drain(api.sq)
     run = api.run(run_id, role="operator")
     assert run["status"] == "completed"
-    assert run["steps"][0] == {"name": "charge_card", "status": "completed", "attempts": 2,
-                               "error": None}
+    assert run["steps"][0] == {
+        "name": "charge_card",
+        "status": "completed",
+        "attempts": 2,
+        "error": None,
+    }
 
 
 def test_a_step_failing_past_its_retries_fails_the_run(api: Api) -> None:
@@ -124,8 +136,9 @@ def test_a_step_failing_past_its_retries_fails_the_run(api: Api) -> None:
 
 def test_cancel_ends_a_run_and_a_second_cancel_conflicts(api: Api) -> None:
     run_id = api.start("quick_order", {"order_id": "o-2"})["run_id"]
-    response = api.call("POST", f"/runs/{run_id}/cancel", json={"comment": "customer left"},
-                        actor="ops")
+    response = api.call(
+        "POST", f"/runs/{run_id}/cancel", json={"comment": "customer left"}, actor="ops"
+    )
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
     assert drain(api.sq) == []
     assert api.run(run_id)["audit_events"][0]["type"] == "cancelled"
@@ -158,9 +171,16 @@ def test_approving_twice_with_one_idempotency_key_records_one_receipt(api: Api) 
     run_id = api.start("expense_approval", {"employee": "eve", "amount": 30})["run_id"]
     drain(api.sq)
     assert api.run(run_id)["status"] == "paused"
-    answers = [api.call("POST", f"/runs/{run_id}/approve", actor="boss", key="approve-eve",
-                        json={"comment": "fine", "metadata": {"ticket": 7}})
-               for _ in range(2)]
+    answers = [
+        api.call(
+            "POST",
+            f"/runs/{run_id}/approve",
+            actor="boss",
+            key="approve-eve",
+            json={"comment": "fine", "metadata": {"ticket": 7}},
+        )
+        for _ in range(2)
+    ]
     assert [a.status_code for a in answers] == [200, 200]
     assert answers[0].json()["revision"] == answers[1].json()["revision"]
     drain(api.sq)
@@ -196,13 +216,16 @@ def test_starts_are_idempotent_by_run_id_or_idempotency_key(api: Api) -> None:
     ids = {api.call("POST", "/runs", json=body).json()["run_id"] for _ in range(2)}
     assert ids == {"greet-ann"}
     keyed = {"workflow": "greeting", "payload": {"name": "bob"}}
-    ids = {api.call("POST", "/runs", json=keyed, key="greet-bob").json()["run_id"]
-           for _ in range(2)}
+    ids = {
+        api.call("POST", "/runs", json=keyed, key="greet-bob").json()["run_id"] for _ in range(2)
+    }
     assert len(ids) == 1
     assert len(api.call("GET", "/runs").json()["runs"]) == 2
     other = {"workflow": "greeting", "payload": {"name": "eve"}}
-    assert error_of(api.call("POST", "/runs", json=other, key="greet-bob")) == \
-        (422, "invalid_signal")
+    assert error_of(api.call("POST", "/runs", json=other, key="greet-bob")) == (
+        422,
+        "invalid_signal",
+    )
     assert error_of(api.call("POST", "/runs", json=body, key="k")) == (422, "invalid_option")
 
 
@@ -217,8 +240,11 @@ def test_list_runs_pages_and_filters(api: Api) -> None:
     drain(api.sq)
     first = api.call("GET", "/runs", params={"workflow": "quick_order", "limit": 2}).json()
     assert len(first["runs"]) == 2 and first["next_cursor"]
-    rest = api.call("GET", "/runs", params={"workflow": "quick_order", "limit": 2,
-                                            "cursor": first["next_cursor"]}).json()
+    rest = api.call(
+        "GET",
+        "/runs",
+        params={"workflow": "quick_order", "limit": 2, "cursor": first["next_cursor"]},
+    ).json()
     assert len(rest["runs"]) == 1 and rest["next_cursor"] is None
     done = api.call("GET", "/runs", params={"status": "completed"}).json()["runs"]
     assert len(done) == 4
@@ -234,19 +260,25 @@ def test_the_graph_comes_as_json_mermaid_or_svg(api: Api) -> None:
     mermaid = api.call("GET", f"/runs/{run_id}/graph", params={"format": "mermaid"})
     assert mermaid.text.startswith("flowchart")
     svg = api.call("GET", f"/runs/{run_id}/graph", params={"format": "svg"})
-    assert (svg.status_code, svg.headers["content-type"]) == (200, "image/svg+xml") \
-        or error_of(svg) == (501, "svg_unavailable")
+    assert (svg.status_code, svg.headers["content-type"]) == (200, "image/svg+xml") or error_of(
+        svg
+    ) == (501, "svg_unavailable")
 
 
 def test_each_role_sees_what_its_scope_allows(api: Api) -> None:
     payload = {"customer": SECRET, "failures": 0}
-    started = api.call("POST", "/runs", role=None,
-                       json={"workflow": "flaky_payment", "payload": payload})
+    started = api.call(
+        "POST", "/runs", role=None, json={"workflow": "flaky_payment", "payload": payload}
+    )
     assert started.status_code == 201 and SECRET not in started.text
     run_id = started.json()["run_id"]
     drain(api.sq)
-    reads = [("GET", f"/runs/{run_id}", {"history": 1}), ("GET", f"/runs/{run_id}/explain", {}),
-             ("GET", f"/runs/{run_id}/graph", {"history": 1}), ("GET", "/runs", {})]
+    reads = [
+        ("GET", f"/runs/{run_id}", {"history": 1}),
+        ("GET", f"/runs/{run_id}/explain", {}),
+        ("GET", f"/runs/{run_id}/graph", {"history": 1}),
+        ("GET", "/runs", {}),
+    ]
     for role in ("external", "operator", None):
         for method, path, params in reads:
             response = api.call(method, path, role=role, params=params)
@@ -281,12 +313,13 @@ def test_squidie_errors_map_to_http_statuses(api: Api) -> None:
     assert "order_id" in bad_payload.json()["error"]["message"]
     unknown = api.call("POST", "/runs", json={"workflow": "os.system", "payload": {}})
     assert error_of(unknown) == (422, "invalid_option")
-    broken = api.call("POST", "/runs", content=b"{",
-                      headers={"content-type": "application/json"})
+    broken = api.call("POST", "/runs", content=b"{", headers={"content-type": "application/json"})
     assert error_of(broken) == (422, "invalid_request")
     assert error_of(api.call("GET", "/runs", role="root")) == (400, "invalid_role")
-    assert error_of(api.call("POST", f"/runs/{run_id}/cancel", role="external")) == \
-        (403, "forbidden")
+    assert error_of(api.call("POST", f"/runs/{run_id}/cancel", role="external")) == (
+        403,
+        "forbidden",
+    )
     bad_attrs = api.call("POST", f"/runs/{run_id}/cancel", json={"metadata": "not a dict"})
     assert bad_attrs.status_code == 422
     assert api.run(run_id)["status"] == "started"  # nothing above changed the run
@@ -300,7 +333,8 @@ def test_error_bodies_are_json_envelopes(api: Api) -> None:
 
 
 def test_an_unexpected_exception_is_a_json_500_without_details(
-        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"driver said {SECRET}")
 
@@ -309,7 +343,10 @@ def test_an_unexpected_exception_is_a_json_500_without_details(
         response = client.get("/runs/any/explain")
     assert error_of(response) == (500, "internal_error")
     assert SECRET not in response.text
-    monkeypatch.setattr(api.sq, "list_runs", lambda **kw: (_ for _ in ()).throw(
-        squidie.StorageError(f"connection refused: {SECRET}")))
+    monkeypatch.setattr(
+        api.sq,
+        "list_runs",
+        lambda **kw: (_ for _ in ()).throw(squidie.StorageError(f"connection refused: {SECRET}")),
+    )
     response = api.call("GET", "/runs")
     assert error_of(response) == (503, "storage_error") and SECRET not in response.text

@@ -38,9 +38,13 @@ SHIP = {"ship": lambda i, c: {"shipped": c.run_id}}
 
 
 def spec(step_name: str) -> dict[str, Any]:
-    return {"name": f"order-{len(step_name)}", "version": "1",
-            "trigger": {"name": "go", "kind": "manual", "payload": {}},
-            "steps": [{"name": step_name, "action": "ship"}], "transitions": []}
+    return {
+        "name": f"order-{len(step_name)}",
+        "version": "1",
+        "trigger": {"name": "go", "kind": "manual", "payload": {}},
+        "steps": [{"name": step_name, "action": "ship"}],
+        "transitions": [],
+    }
 
 
 @pytest.fixture
@@ -61,6 +65,7 @@ def stored_text(sq: Squidie, run_id: str) -> str:
 
 
 # -- item 11: dispatch ids ---------------------------------------------------------
+
 
 def test_runs_whose_ids_and_step_names_share_slashes_both_progress(sq: Squidie) -> None:
     a = sq.start_spec(spec("1001/ship"), "go", {}, action_registry=SHIP, run_id="order")
@@ -85,8 +90,12 @@ def test_rows_scheduled_under_legacy_ids_are_still_read(sq: Squidie) -> None:
         from sqlalchemy import update
 
         from squidie.journal.schema import attempts
-        conn.execute(update(attempts).where(attempts.c.run_id == run.run_id)
-                     .values(attempt_id=legacy_attempt_id(run.run_id, "a", 1)))
+
+        conn.execute(
+            update(attempts)
+            .where(attempts.c.run_id == run.run_id)
+            .values(attempt_id=legacy_attempt_id(run.run_id, "a", 1))
+        )
     sq.execute_next(owner_id="w", lease_for=60, heartbeat_interval=None)
     sq.release_handoff("w")  # the next step, visible to every worker
     snap = sq.inspect_run(run.run_id, include_history=True)
@@ -97,6 +106,7 @@ def test_rows_scheduled_under_legacy_ids_are_still_read(sq: Squidie) -> None:
 
 
 # -- item 6: a spec action unavailable in the worker --------------------------------
+
 
 def test_a_worker_missing_a_spec_action_hands_the_attempt_back(sq: Squidie) -> None:
     run = sq.start_spec(spec("ship"), "go", {}, action_registry=SHIP)
@@ -116,6 +126,7 @@ def test_a_worker_missing_a_spec_action_hands_the_attempt_back(sq: Squidie) -> N
 
 # -- item 19: RunIdConflict ---------------------------------------------------------
 
+
 def test_a_run_id_reused_with_another_payload_raises_and_stores_nothing(sq: Squidie) -> None:
     first = sq.start(Plain, payload={"n": 1}, run_id="order-1")
     revision = first.revision
@@ -132,6 +143,7 @@ def test_a_run_id_reused_with_another_payload_raises_and_stores_nothing(sq: Squi
 
 # -- item 13: scoped idempotency keys -----------------------------------------------
 
+
 def paused(sq: Squidie, run_id: str) -> str:
     sq.start(Vote, run_id=run_id)
     drain(sq)
@@ -142,12 +154,10 @@ def paused(sq: Squidie, run_id: str) -> str:
 def test_one_key_on_two_runs_applies_to_each(sq: Squidie) -> None:
     a, b = paused(sq, "tenant-a/expense-1"), paused(sq, "tenant-b/expense-1")
     sq.apply_signal(Signal.approve_run(a, {"actor": "ann"}, idempotency_key="approve-1"))
-    approved = sq.apply_signal(Signal.approve_run(b, {"actor": "bob"},
-                                                  idempotency_key="approve-1"))
+    approved = sq.apply_signal(Signal.approve_run(b, {"actor": "bob"}, idempotency_key="approve-1"))
     assert approved.run_id == b and approved.context["vote"]["actor"] == "bob"
     # A redelivery still applies once per run.
-    again = sq.apply_signal(Signal.approve_run(b, {"actor": "bob"},
-                                               idempotency_key="approve-1"))
+    again = sq.apply_signal(Signal.approve_run(b, {"actor": "bob"}, idempotency_key="approve-1"))
     assert again.revision == approved.revision
     assert [len(sq.store.list_commands(r)) for r in (a, b)] == [1, 1]
 
@@ -176,12 +186,19 @@ def test_start_keys_belong_to_their_queue(db_url: str) -> None:
 
 def test_receipts_stored_under_raw_keys_keep_working_in_their_scope(sq: Squidie) -> None:
     a, b = paused(sq, "legacy-a"), paused(sq, "legacy-b")
-    command = make_command("approve_run", a, now=sq.clock.now(), attrs={"actor": "ann"},
-                           idempotency_key="old-key")
+    command = make_command(
+        "approve_run", a, now=sq.clock.now(), attrs={"actor": "ann"}, idempotency_key="old-key"
+    )
     # A receipt as written before keys were scoped: raw key, no scope.
-    sq.store.record_command(CommandReceipt(
-        idempotency_key="old-key", signal_type="approve_run", run_id=a,
-        result={"run_id": a, "digest": command.digest}, recorded_at=sq.clock.now()))
+    sq.store.record_command(
+        CommandReceipt(
+            idempotency_key="old-key",
+            signal_type="approve_run",
+            run_id=a,
+            result={"run_id": a, "digest": command.digest},
+            recorded_at=sq.clock.now(),
+        )
+    )
     before = sq.inspect_run(a).revision
     assert sq.approve(a, {"actor": "ann"}, idempotency_key="old-key").revision == before
     assert sq.inspect_run(a).status == RunStatus.PAUSED  # honoured: not applied again
@@ -199,15 +216,26 @@ def test_failed_commands_store_no_receipt_at_all(sq: Squidie) -> None:
 
 # -- item 16: comments and metadata scrubbed at write time ---------------------------
 
+
 def test_control_comments_and_metadata_are_scrubbed_before_they_are_stored(
     sq: Squidie,
 ) -> None:
     run = sq.start(Errand, run_id="errand-secret")
     drain(sq)
-    sq.resume(run.run_id, {"actor": "gandalf", "comment": "password=hunter2 go on",
-                           "metadata": {"api_key": "sk-live-123", "ticket": 7,
-                                        "note": "Authorization: Bearer abc.def"}},
-              idempotency_key="resume-1", metadata={"token": "t0ps3cret", "source": "cli"})
+    sq.resume(
+        run.run_id,
+        {
+            "actor": "gandalf",
+            "comment": "password=hunter2 go on",
+            "metadata": {
+                "api_key": "sk-live-123",
+                "ticket": 7,
+                "note": "Authorization: Bearer abc.def",
+            },
+        },
+        idempotency_key="resume-1",
+        metadata={"token": "t0ps3cret", "source": "cli"},
+    )
     sq.approve(run.run_id, {"comment": "ok, secret=swordfish", "metadata": {"pwd": "x1y2"}})
     text = stored_text(sq, run.run_id)
     for secret in ("hunter2", "sk-live-123", "abc.def", "t0ps3cret", "swordfish", "x1y2"):
@@ -223,12 +251,12 @@ def test_control_comments_and_metadata_are_scrubbed_before_they_are_stored(
 
 # -- item 23: one command history ---------------------------------------------------
 
+
 def test_inspect_and_explain_show_the_same_command_history(sq: Squidie) -> None:
     direct = sq.start(Errand)
     drain(sq)
     sq.resume(direct.run_id, idempotency_key="r-1")
-    signalled = sq.apply_signal(Signal.start_run(Plain, "go", {"n": 1},
-                                                 idempotency_key="s-1"))
+    signalled = sq.apply_signal(Signal.start_run(Plain, "go", {"n": 1}, idempotency_key="s-1"))
     sq.cancel(signalled.run_id)
     for run_id in (direct.run_id, signalled.run_id):
         inspected = sq.inspect_run(run_id, include_history=True).command_history or []
@@ -237,9 +265,10 @@ def test_inspect_and_explain_show_the_same_command_history(sq: Squidie) -> None:
         types = [c["signal_type"] for c in inspected]
         assert types[0] == "start_run"
         assert evidence["command_counts"] == {t: types.count(t) for t in types}
-    assert [c["signal_type"] for c in
-            sq.inspect_run(direct.run_id, include_history=True).command_history or []] == \
-        ["start_run", "resume_run"]
+    assert [
+        c["signal_type"]
+        for c in sq.inspect_run(direct.run_id, include_history=True).command_history or []
+    ] == ["start_run", "resume_run"]
 
 
 # -- item 20: start_child_run is fenced by the calling step's claim -----------------
@@ -336,8 +365,7 @@ def test_a_step_that_lost_its_lease_starts_no_child(sq: Squidie) -> None:
     assert [r.run_id for r in sq.list_runs()] == [parent.run_id]
 
 
-def test_a_parent_cancelled_just_before_its_child_is_created_stores_no_child(
-        sq: Squidie) -> None:
+def test_a_parent_cancelled_just_before_its_child_is_created_stores_no_child(sq: Squidie) -> None:
     parent = sq.start(JustCancelledParent)
     with pytest.raises(LeaseLost):
         sq.execute_next(owner_id="w")
@@ -360,9 +388,16 @@ def test_a_child_created_as_its_parent_is_cancelled_is_cancelled_too(sq: Squidie
 
 def test_start_child_run_refuses_a_forged_context(sq: Squidie) -> None:
     parent = sq.start(Errand)
-    forged = StepContext(run_id=parent.run_id, workflow=parent.workflow, step="pack",
-                         attempt=1, runnable_key="pack", idempotency_key="x",
-                         claim_id="not-a-claim", state={})
+    forged = StepContext(
+        run_id=parent.run_id,
+        workflow=parent.workflow,
+        step="pack",
+        attempt=1,
+        runnable_key="pack",
+        idempotency_key="x",
+        claim_id="not-a-claim",
+        state={},
+    )
     with pytest.raises(LeaseLost):
         sq.start_child_run(forged, Plain, {"n": 1}, child_key="k")
     assert [r.run_id for r in sq.list_runs()] == [parent.run_id]
@@ -377,15 +412,19 @@ def test_child_ids_of_runs_with_colons_do_not_meet(sq: Squidie) -> None:
     assert child_run_id(sq.store, a, "c") != child_run_id(sq.store, b, "b:c")
 
 
-def test_a_worker_that_hands_an_attempt_back_goes_on_without_backing_off(
-        sq: Squidie) -> None:
+def test_a_worker_that_hands_an_attempt_back_goes_on_without_backing_off(sq: Squidie) -> None:
     # A run this worker cannot execute (its registry lacks the spec's action) sits in
     # the queue ahead of runs it can: handing it back is no failure to back off from.
     errors: list[BaseException] = []
     sq.start_spec(spec("ship"), "go", {}, action_registry=SHIP)
     runs = [sq.start(Plain, payload={"n": n}) for n in range(5)]
-    worker = sq.worker("partial", action_registry={"other": SHIP["ship"]},
-                       on_error=errors.append, idle_min=0.01, idle_max=0.05)
+    worker = sq.worker(
+        "partial",
+        action_registry={"other": SHIP["ship"]},
+        on_error=errors.append,
+        idle_min=0.01,
+        idle_max=0.05,
+    )
     thread = threading.Thread(target=worker.run, kwargs={"install_signal_handlers": False})
     started = time.monotonic()
     thread.start()

@@ -49,8 +49,13 @@ def applied(sq: Squidie, run_id: str) -> Counter[str]:
 
 def test_old_runs_read_as_they_were(sq: Squidie) -> None:
     statuses = {r.run_id: r.status for r in sq.list_runs()}
-    assert statuses == {"finished": "completed", "paused": "paused", "retrying": "running",
-                        "joining": "running", "recorded": "running"}
+    assert statuses == {
+        "finished": "completed",
+        "paused": "paused",
+        "retrying": "running",
+        "joining": "running",
+        "recorded": "running",
+    }
     finished = sq.inspect_run("finished", include_history=True)
     assert finished.context["n"] == 13
     assert [s["status"] for s in finished.steps or []] == ["completed"] * 3
@@ -65,8 +70,8 @@ def test_old_runs_continue_to_their_end(sq: Squidie, clock: FakeClock) -> None:
     clock.advance(61)  # the retry is due; the dead worker's lease has run out
     drain(sq)
     assert {r.run_id: r.status for r in sq.list_runs()} == {
-        name: "completed" for name in ("finished", "paused", "retrying", "joining",
-                                       "recorded")}
+        name: "completed" for name in ("finished", "paused", "retrying", "joining", "recorded")
+    }
     assert applied(sq, "joining") == Counter({"a": 1, "b": 1, "c": 1, "d": 1})
     assert applied(sq, "recorded") == Counter({"a": 1, "b": 1, "c": 1})
     assert sq.inspect_run("recorded").context["n"] == 3
@@ -83,5 +88,10 @@ def test_upgrade_adds_the_catalog_indexes_and_queue_filters_use_them(sq: Squidie
     names = {i["name"] for i in inspect(sq.store.engine).get_indexes("squidie_runs")}  # type: ignore[attr-defined]
     assert set(SCHEMA_2_INDEXES) <= names
     assert {r.run_id for r in sq.list_runs(queue="default")} == {
-        "finished", "paused", "retrying", "joining", "recorded"}
+        "finished",
+        "paused",
+        "retrying",
+        "joining",
+        "recorded",
+    }
     assert sq.list_runs(queue="elsewhere") == []

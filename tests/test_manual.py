@@ -61,9 +61,16 @@ def test_resume_continues_a_pause_and_records_who(sq: Squidie) -> None:
     assert snap.manual_state is not None and snap.manual_state["step"] == "council"
     history = sq.inspect_run(run.run_id, include_history=True)
     resumed = [e for e in history.audit_events or [] if e["type"] == "resumed"]
-    assert resumed == [{"type": "resumed", "step": "hide", "actor": "strider",
-                        "comment": "ready", "metadata": {},
-                        "occurred_at": resumed[0]["occurred_at"]}]
+    assert resumed == [
+        {
+            "type": "resumed",
+            "step": "hide",
+            "actor": "strider",
+            "comment": "ready",
+            "metadata": {},
+            "occurred_at": resumed[0]["occurred_at"],
+        }
+    ]
 
 
 def test_approve_stores_the_outcome_under_output_and_in_audit(sq: Squidie) -> None:
@@ -71,9 +78,13 @@ def test_approve_stores_the_outcome_under_output_and_in_audit(sq: Squidie) -> No
     snap = sq.approve(run_id, ELROND)
     assert snap.status == RunStatus.RUNNING
     outcome = snap.context["council"]
-    assert outcome == {"decision": "approved", "actor": "elrond",
-                       "comment": "one does not simply", "metadata": {"ticket": 7},
-                       "decided_at": outcome["decided_at"]}
+    assert outcome == {
+        "decision": "approved",
+        "actor": "elrond",
+        "comment": "one does not simply",
+        "metadata": {"ticket": 7},
+        "decided_at": outcome["decided_at"],
+    }
     drain(sq)
     done = sq.inspect_run(run_id, include_history=True)
     assert done.status == RunStatus.COMPLETED
@@ -82,8 +93,12 @@ def test_approve_stores_the_outcome_under_output_and_in_audit(sq: Squidie) -> No
     approved = [e for e in done.audit_events or [] if e["type"] == "approved"]
     assert len(approved) == 1
     assert approved[0]["actor"] == "elrond" and approved[0]["metadata"] == {"ticket": 7}
-    assert [e["type"] for e in done.audit_events or []] == \
-        ["paused", "resumed", "paused", "approved"]
+    assert [e["type"] for e in done.audit_events or []] == [
+        "paused",
+        "resumed",
+        "paused",
+        "approved",
+    ]
 
 
 def test_reject_takes_the_error_route(sq: Squidie) -> None:
@@ -139,8 +154,7 @@ def test_a_deploy_between_pause_and_approval_does_not_reroute_silently(
 ) -> None:
     run_id = paused_at_council(sq)
     # Deploy: the same workflow path now routes approvals elsewhere.
-    monkeypatch.setitem(loading._cache, Errand.definition().path or "",
-                        ErrandRerouted.definition())
+    monkeypatch.setitem(loading._cache, Errand.definition().path or "", ErrandRerouted.definition())
     snap = sq.approve(run_id, ELROND)
     assert snap.status == RunStatus.FAILED
     assert snap.reason == "incompatible_workflow_definition"
@@ -159,6 +173,7 @@ def test_manual_state_survives_deleting_checkpoints(sq: Squidie) -> None:
 
 
 # -- bad input: typed errors, nothing stored changes ----------------------------
+
 
 @pytest.mark.parametrize("call", ["approve", "reject"])
 def test_approving_a_run_not_paused_on_an_approval_is_refused(sq: Squidie, call: str) -> None:
@@ -209,13 +224,16 @@ def test_bad_idempotency_keys_are_refused(sq: Squidie, key: Any) -> None:
     assert sq.store.list_commands(run_id) == []
 
 
-@pytest.mark.parametrize("attrs", [
-    {"actor": "x", "metadata": {"when": object()}},
-    {"actor": "x", "metadata": {"n": float("nan")}},
-    {"actor": 7},
-    {"actor": "x", "note": "unknown key"},
-    "approved",
-])
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"actor": "x", "metadata": {"when": object()}},
+        {"actor": "x", "metadata": {"n": float("nan")}},
+        {"actor": 7},
+        {"actor": "x", "note": "unknown key"},
+        "approved",
+    ],
+)
 def test_bad_attrs_are_refused(sq: Squidie, attrs: Any) -> None:
     run_id = paused_at_council(sq)
     before = revision(sq, run_id)

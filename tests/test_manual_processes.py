@@ -81,16 +81,21 @@ def test_a_paused_run_survives_killing_every_worker(
     paused = fresh.inspect_run(run.run_id)
     assert paused.status == RunStatus.PAUSED
     assert paused.manual_state is not None and paused.manual_state["step"] == "sign_off"
-    fresh.approve(run.run_id, {"actor": "elrond", "comment": "go",
-                               "metadata": {"ticket": "RING-1", "votes": [1, 2]}})
+    fresh.approve(
+        run.run_id,
+        {"actor": "elrond", "comment": "go", "metadata": {"ticket": "RING-1", "votes": [1, 2]}},
+    )
     spawn(processes, worker_loop, pg_url, "w-after-restart")
     wait_for(lambda: fresh.inspect_run(run.run_id).terminal, "the run to finish")
 
     done = fresh.inspect_run(run.run_id, include_history=True)
     assert done.status == RunStatus.COMPLETED
     outcome = done.context["sign_off"]
-    assert (outcome["decision"], outcome["actor"], outcome["comment"]) == \
-        ("approved", "elrond", "go")
+    assert (outcome["decision"], outcome["actor"], outcome["comment"]) == (
+        "approved",
+        "elrond",
+        "go",
+    )
     assert outcome["metadata"] == {"ticket": "RING-1", "votes": [1, 2]}
     approved = [e for e in done.audit_events or [] if e["type"] == "approved"]
     assert len(approved) == 1
@@ -131,8 +136,9 @@ def test_concurrent_deliveries_of_one_keyed_approval_apply_once(
         pass
     assert sq.inspect_run(run.run_id).status == RunStatus.PAUSED
     key = f"approval-{run.run_id}"
-    sig = Signal.approve_run(run.run_id, {"actor": "elrond", "metadata": {"n": 1}},
-                             idempotency_key=key).to_dict()
+    sig = Signal.approve_run(
+        run.run_id, {"actor": "elrond", "metadata": {"n": 1}}, idempotency_key=key
+    ).to_dict()
     barrier, results = SPAWN.Barrier(N), SPAWN.Queue()
     for _ in range(N):
         spawn(processes, apply_at_barrier, pg_url, sig, barrier, results)
@@ -144,8 +150,11 @@ def test_concurrent_deliveries_of_one_keyed_approval_apply_once(
     assert [r.result["idempotency_key"] for r in receipts] == [key]
     assert journal_kinds(sq, run.run_id).count("manual_resolved") == 1
     history = sq.inspect_run(run.run_id, include_history=True)
-    assert [c["idempotency_key"] for c in history.command_history or []
-            if c["signal_type"] != "start_run"] == [key]
+    assert [
+        c["idempotency_key"]
+        for c in history.command_history or []
+        if c["signal_type"] != "start_run"
+    ] == [key]
     assert [e["type"] for e in history.audit_events or []].count("approved") == 1
 
 
@@ -162,5 +171,6 @@ def test_concurrent_deliveries_of_one_keyed_start_create_one_run(
     assert len({o[1] for o in outcomes}) == 1
     runs = sq.list_runs()
     assert len(runs) == 1
-    assert [r.result["idempotency_key"]
-            for r in sq.store.list_commands(runs[0].run_id)] == ["order-7"]
+    assert [r.result["idempotency_key"] for r in sq.store.list_commands(runs[0].run_id)] == [
+        "order-7"
+    ]

@@ -29,8 +29,12 @@ class Renamed(Workflow):
     name = "tests.approved_orders"
     version = "3"
     trigger = manual("go", payload={"order": field(int)})
-    steps = [step("book", reserve), approval_step("approve", output="decision"),
-             step("ship", ship_v2), step("notify", notify)]
+    steps = [
+        step("book", reserve),
+        approval_step("approve", output="decision"),
+        step("ship", ship_v2),
+        step("notify", notify),
+    ]
 
 
 @pytest.fixture

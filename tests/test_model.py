@@ -61,26 +61,62 @@ from squidie.runtime.loading import load_state
 from squidie.testing import FakeClock, drain
 
 AT = "2026-01-01T00:00:00+00:00"
-ERROR = ErrorInfo(type="Fail", code="fail", message="no", public_message="nope",
-                  details={"why": 1})
+ERROR = ErrorInfo(type="Fail", code="fail", message="no", public_message="nope", details={"why": 1})
 
 SAMPLES: list[Fact] = [
-    RunStarted(run_id="r", workflow="w", trigger="go", queue="q", input={"a": 1},
-               context={"c": 2}, definition_version="1", fingerprint="f", spec={"s": 1},
-               parent_run_id="p", replayed_from_run_id="o", command={"k": 1},
-               audit=[{"type": "x"}], at=AT, parent_wake=["wait_kids"]),
-    RunnableScheduled(key="s", step="s", attempt=2, visible_at=AT, deadline_at=AT,
-                      deadline={"within": 5}, irreversible=True, compensatable=False,
-                      compensate="undo", at=AT),
-    AttemptFinished(key="s", attempt=2, outcome=StepOutcome.failure(ERROR, retryable=True,
-                                                                     delay=1.5),
-                    input={"i": 1}, claimed_at=AT, owner_id="o", claim_id="c", at=AT),
+    RunStarted(
+        run_id="r",
+        workflow="w",
+        trigger="go",
+        queue="q",
+        input={"a": 1},
+        context={"c": 2},
+        definition_version="1",
+        fingerprint="f",
+        spec={"s": 1},
+        parent_run_id="p",
+        replayed_from_run_id="o",
+        command={"k": 1},
+        audit=[{"type": "x"}],
+        at=AT,
+        parent_wake=["wait_kids"],
+    ),
+    RunnableScheduled(
+        key="s",
+        step="s",
+        attempt=2,
+        visible_at=AT,
+        deadline_at=AT,
+        deadline={"within": 5},
+        irreversible=True,
+        compensatable=False,
+        compensate="undo",
+        at=AT,
+    ),
+    AttemptFinished(
+        key="s",
+        attempt=2,
+        outcome=StepOutcome.failure(ERROR, retryable=True, delay=1.5),
+        input={"i": 1},
+        claimed_at=AT,
+        owner_id="o",
+        claim_id="c",
+        at=AT,
+    ),
     AttemptFinished(key="s", attempt=1, outcome=StepOutcome.success({"v": 1}), at=AT),
     OutcomeApplied(key="s", ok=False, attempt=2, error=ERROR.to_dict(), final=True, at=AT),
-    StepCompleted(key="s", attempt=1, output={"v": 1}, output_key="o", input={"i": 1},
-                  claimed_at=AT, owner_id="o", claim_id="c",
-                  route={"frm": "s", "on": "ok", "to": "t", "condition": 1,
-                         "recovery": None}, at=AT),
+    StepCompleted(
+        key="s",
+        attempt=1,
+        output={"v": 1},
+        output_key="o",
+        input={"i": 1},
+        claimed_at=AT,
+        owner_id="o",
+        claim_id="c",
+        route={"frm": "s", "on": "ok", "to": "t", "condition": 1, "recovery": None},
+        at=AT,
+    ),
     AttemptWithdrawn(key="s", at=AT),
     RunCompleted(at=AT),
     RunFailed(reason="s", error={"code": "fail"}, at=AT),
@@ -88,30 +124,69 @@ SAMPLES: list[Fact] = [
     StatusChanged(status="idle", reason="why", at=AT),
     Audit(event={"type": "note"}, at=AT),
     Routed(frm="a", on="ok", to="b", condition=2, recovery="retry", at=AT),
-    Paused(step="gate", gate="approval", output_key="d", targets={"ok": []}, deadline_at=AT,
-           deadline={"within": 1}, event={"type": "paused"}, at=AT),
-    ManualResolved(step="gate", ok=True, gate="approval", decision="approved",
-                   output={"decision": "approved"}, output_key="d", event={"type": "a"},
-                   at=AT),
+    Paused(
+        step="gate",
+        gate="approval",
+        output_key="d",
+        targets={"ok": []},
+        deadline_at=AT,
+        deadline={"within": 1},
+        event={"type": "paused"},
+        at=AT,
+    ),
+    ManualResolved(
+        step="gate",
+        ok=True,
+        gate="approval",
+        decision="approved",
+        output={"decision": "approved"},
+        output_key="d",
+        event={"type": "a"},
+        at=AT,
+    ),
     CommandRecorded(command={"type": "cancel"}, at=AT),
     CompensationStarted(step="s", key="s", attempt=1, compensate="undo", at=AT),
     Compensated(step="s", key="s", ok=True, attempt=1, output={}, event={"type": "c"}, at=AT),
     ChildStarted(child={"run_id": "child"}, at=AT),
-    ChildrenAwaited(key="wait_kids", step="wait_kids", children=["c1", "c2"], timeout_at=AT,
-                    at=AT),
-    DynamicWorkRecorded(dynamic_key="d", origin={"runnable_key": "s", "step": "s",
-                                                 "attempt": 1},
-                        nodes=[{"id": "n1", "action": "a"}],
-                        edges=[{"id": "n1->n2", "from": "n1", "to": "n2"}], reason="why", at=AT),
-    DynamicWorkScheduled(dynamic_key="d", origin={"runnable_key": "s", "step": "s",
-                                                  "attempt": 1},
-                         nodes=[{"id": "n1", "action": "a"}], edges=[], reason="why", at=AT),
-    DefinitionUnavailable(workflow="w", version="1", message="m", import_error="E: x",
-                          defined_versions=["2", None], owner_id="o", at=AT),
-    RunMigrated(workflow="w", definition_version="2", fingerprint="f2", from_workflow="w",
-                from_version="1", from_fingerprint="f1", step_map={"a": "b"},
-                manual_targets={"ok": []}, manual_output_key="d", event={"type": "migrated"},
-                at=AT),
+    ChildrenAwaited(key="wait_kids", step="wait_kids", children=["c1", "c2"], timeout_at=AT, at=AT),
+    DynamicWorkRecorded(
+        dynamic_key="d",
+        origin={"runnable_key": "s", "step": "s", "attempt": 1},
+        nodes=[{"id": "n1", "action": "a"}],
+        edges=[{"id": "n1->n2", "from": "n1", "to": "n2"}],
+        reason="why",
+        at=AT,
+    ),
+    DynamicWorkScheduled(
+        dynamic_key="d",
+        origin={"runnable_key": "s", "step": "s", "attempt": 1},
+        nodes=[{"id": "n1", "action": "a"}],
+        edges=[],
+        reason="why",
+        at=AT,
+    ),
+    DefinitionUnavailable(
+        workflow="w",
+        version="1",
+        message="m",
+        import_error="E: x",
+        defined_versions=["2", None],
+        owner_id="o",
+        at=AT,
+    ),
+    RunMigrated(
+        workflow="w",
+        definition_version="2",
+        fingerprint="f2",
+        from_workflow="w",
+        from_version="1",
+        from_fingerprint="f1",
+        step_map={"a": "b"},
+        manual_targets={"ok": []},
+        manual_output_key="d",
+        event={"type": "migrated"},
+        at=AT,
+    ),
     RunForked(from_run_id="o", from_step="s", reused_steps=["a"], at=AT),
 ]
 
@@ -134,8 +209,13 @@ def test_an_attempt_outcome_is_stored_flat_as_every_release_wrote_it() -> None:
     fact = SAMPLES[2]
     data = encode(fact)
     assert data["ok"] is False and data["retryable"] is True and data["delay"] == 1.5
-    assert data["error"] == {"type": "Fail", "code": "fail", "message": "no",
-                             "public_message": "nope", "details": {"why": 1}}
+    assert data["error"] == {
+        "type": "Fail",
+        "code": "fail",
+        "message": "no",
+        "public_message": "nope",
+        "details": {"why": 1},
+    }
     assert "outcome" not in data
 
 
@@ -196,8 +276,16 @@ def test_statuses_are_enums_through_fold_and_checkpoints() -> None:
 
 def _success_facts(route: bool) -> list[Fact]:
     facts: list[Fact] = [
-        AttemptFinished(key="s", attempt=1, outcome=StepOutcome.success({"v": 1}),
-                        input={"i": 1}, claimed_at=AT, owner_id="o", claim_id="c", at=AT),
+        AttemptFinished(
+            key="s",
+            attempt=1,
+            outcome=StepOutcome.success({"v": 1}),
+            input={"i": 1},
+            claimed_at=AT,
+            owner_id="o",
+            claim_id="c",
+            at=AT,
+        ),
         OutcomeApplied(key="s", ok=True, attempt=1, output={"v": 1}, output_key="out", at=AT),
     ]
     if route:
@@ -236,19 +324,33 @@ def test_compaction_leaves_failures_and_separate_moments_alone() -> None:
 
 def _normalised(sq: Squidie, run_id: str) -> dict[str, Any]:
     state = load_state(sq.store, run_id, history=True)
-    return {"status": state.status, "context": state.context,
-            "completed": state.completed_steps, "failed": state.failed_steps,
-            "routes": state.routes,
-            "steps": {k: (r.status, r.output, r.error, [a.status for a in r.attempts])
-                      for k, r in state.runnables.items()}}
+    return {
+        "status": state.status,
+        "context": state.context,
+        "completed": state.completed_steps,
+        "failed": state.failed_steps,
+        "routes": state.routes,
+        "steps": {
+            k: (r.status, r.output, r.error, [a.status for a in r.attempts])
+            for k, r in state.runnables.items()
+        },
+    }
 
 
-@pytest.mark.parametrize("workflow,payload", [
-    (RoutedWorkflow, {"amount": 500}), (RoutedWorkflow, {"amount": 5, "explode": True}),
-    (FiveStepJoin, {"order": 1}), (Flaky, None),
-])
+@pytest.mark.parametrize(
+    "workflow,payload",
+    [
+        (RoutedWorkflow, {"amount": 500}),
+        (RoutedWorkflow, {"amount": 5, "explode": True}),
+        (FiveStepJoin, {"order": 1}),
+        (Flaky, None),
+    ],
+)
 def test_runs_end_alike_with_and_without_compaction(
-    db_url: str, monkeypatch: pytest.MonkeyPatch, workflow: Any, payload: Any,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    workflow: Any,
+    payload: Any,
 ) -> None:
     ends = []
     for compacting in (True, False):
@@ -276,16 +378,23 @@ def test_a_run_with_a_fact_from_a_newer_release_loads_and_finishes(db_url: str) 
     run = sq.start(FiveStepJoin, payload={"order": 7})
     sq.execute_next(owner_id="w")
     state = load_state(sq.store, run.run_id)
-    sq.store.write(RunWrite(
-        run_id=run.run_id, expected_revision=state.revision, now=sq.clock.now(),
-        facts=[NewFact(kind="risk_scored", data={"score": 3, "at": state.updated_at})],
-        status=None, checkpoint=None, queue=state.queue,
-    ))
+    sq.store.write(
+        RunWrite(
+            run_id=run.run_id,
+            expected_revision=state.revision,
+            now=sq.clock.now(),
+            facts=[NewFact(kind="risk_scored", data={"score": 3, "at": state.updated_at})],
+            status=None,
+            checkpoint=None,
+            queue=state.queue,
+        )
+    )
     drain(sq)
     final = load_state(sq.store, run.run_id, history=True)
     assert final.status == "completed"
     assert sorted(final.completed_steps) == sorted(
-        ["prepare", "charge", "reserve", "notify", "ship"])
+        ["prepare", "charge", "reserve", "notify", "ship"]
+    )
     kinds = [f.kind for f in sq.store.load(run.run_id, use_checkpoint=False).facts]
     assert kinds.count("risk_scored") == 1
 
@@ -296,6 +405,12 @@ def test_a_step_writes_at_most_two_facts(db_url: str) -> None:
     run = sq.start(RoutedWorkflow, payload={"amount": 5})  # check -> small -> complete
     drain(sq)
     facts = sq.store.load(run.run_id, use_checkpoint=False).facts
-    assert [f.kind for f in facts] == ["run_started", "runnable_scheduled", "step_completed",
-                                       "runnable_scheduled", "step_completed", "run_completed"]
+    assert [f.kind for f in facts] == [
+        "run_started",
+        "runnable_scheduled",
+        "step_completed",
+        "runnable_scheduled",
+        "step_completed",
+        "run_completed",
+    ]
     assert facts[2].data["route"]["to"] == "small"

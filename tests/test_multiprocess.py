@@ -29,9 +29,9 @@ def _xact_commit(sq: squidie.Squidie) -> int:
     engine = sq.store.engine  # type: ignore[attr-defined]
     with engine.connect() as conn:
         conn.execute(text("SELECT pg_stat_clear_snapshot()"))
-        value = conn.execute(text(
-            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
-        )).scalar()
+        value = conn.execute(
+            text("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        ).scalar()
     return int(value or 0)
 
 
@@ -41,8 +41,10 @@ def test_four_worker_processes_drain_500_join_runs_exactly_once(pg_url: str) -> 
     run_ids = {sq.start(FiveStepJoin, payload={"order": i}).run_id for i in range(RUNS)}
     commits_before = _xact_commit(sq)
     results = SPAWN.Queue()
-    procs = [SPAWN.Process(target=_drain_entry, args=(pg_url, f"worker-{i}", results))
-             for i in range(WORKERS)]
+    procs = [
+        SPAWN.Process(target=_drain_entry, args=(pg_url, f"worker-{i}", results))
+        for i in range(WORKERS)
+    ]
     started = time.monotonic()
     for p in procs:
         p.start()
@@ -61,9 +63,11 @@ def test_four_worker_processes_drain_500_join_runs_exactly_once(pg_url: str) -> 
     assert all(r["steps"] > 0 for r in reports), reports  # every process did real work
     with sq.store.engine.connect() as conn:  # type: ignore[attr-defined]
         applied = Counter(
-            (run_id, applied_success(kind, data)) for run_id, kind, data in conn.execute(
-                select(journal.c.run_id, journal.c.kind, journal.c.data)
-                .where(journal.c.kind.in_(SUCCESS_KINDS))
+            (run_id, applied_success(kind, data))
+            for run_id, kind, data in conn.execute(
+                select(journal.c.run_id, journal.c.kind, journal.c.data).where(
+                    journal.c.kind.in_(SUCCESS_KINDS)
+                )
             )
         )
     assert len(applied) == RUNS * 5
@@ -72,8 +76,10 @@ def test_four_worker_processes_drain_500_join_runs_exactly_once(pg_url: str) -> 
     pids = {snap for r in reports for snap in [r["pid"]]}
     assert len(pids) == WORKERS
     steps_per_s = steps_done / elapsed
-    print(f"\n[throughput] {WORKERS} processes, {RUNS} runs x 5 steps: {steps_per_s:.0f} steps/s,"
-          f" {commits / steps_done:.2f} commits/step ({commits} commits)")
+    print(
+        f"\n[throughput] {WORKERS} processes, {RUNS} runs x 5 steps: {steps_per_s:.0f} steps/s,"
+        f" {commits / steps_done:.2f} commits/step ({commits} commits)"
+    )
 
 
 def _drain_entry(url: str, owner: str, results: Any) -> None:
@@ -82,8 +88,7 @@ def _drain_entry(url: str, owner: str, results: Any) -> None:
     drain_until_quiet(url, owner, 1.5, results)
 
 
-def test_slow_process_late_completion_rejected_takeover_stands(pg_url: str,
-                                                               tmp_path: Path) -> None:
+def test_slow_process_late_completion_rejected_takeover_stands(pg_url: str, tmp_path: Path) -> None:
     sq = squidie.connect(pg_url)
     sq.install()
     marker = str(tmp_path / "started")
@@ -104,8 +109,11 @@ def test_slow_process_late_completion_rejected_takeover_stands(pg_url: str,
     kinds = [f.kind for f in sq.store.load(run.run_id).facts]
     assert sum(kinds.count(k) for k in ATTEMPT_END_KINDS) <= 2  # the slow one left no fact
     sq.store.delete_checkpoints(run.run_id)
-    finished = [f for f in sq.store.load(run.run_id).facts if f.kind in ATTEMPT_END_KINDS
-                and f.data["key"] == "sleep"]
+    finished = [
+        f
+        for f in sq.store.load(run.run_id).facts
+        if f.kind in ATTEMPT_END_KINDS and f.data["key"] == "sleep"
+    ]
     assert len(finished) == 1 and finished[0].data["owner_id"] == "fast"
 
 
@@ -128,8 +136,9 @@ def test_worker_killed_mid_step_is_reclaimed_after_its_lease(pg_url: str, tmp_pa
     os.kill(doomed.pid, signal.SIGKILL)
     doomed.join(timeout=10)
     assert sq.execute_next(owner_id="rescuer", lease_for=30) is None  # lease still running
-    _wait_for(lambda: sq.execute_next(owner_id="rescuer", lease_for=30), "the lease to expire",
-              timeout=10)
+    _wait_for(
+        lambda: sq.execute_next(owner_id="rescuer", lease_for=30), "the lease to expire", timeout=10
+    )
     from squidie.testing import drain
 
     drain(sq, owner_id="rescuer")

@@ -35,7 +35,8 @@ class TenSteps(Workflow):
     trigger = manual("go")
     steps = [step(n, bump, output="acc") for n in NAMES]
     transitions = [transition(a, to=b) for a, b in itertools.pairwise(NAMES)] + [
-        transition(NAMES[-1], to="complete")]
+        transition(NAMES[-1], to="complete")
+    ]
 
 
 def slow(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
@@ -79,6 +80,7 @@ class Calls:
         def call(*args: Any, **kwargs: Any) -> Any:
             self.counts[name] += 1
             return real(*args, **kwargs)
+
         return call
 
 
@@ -89,8 +91,9 @@ def applied(sq: Squidie, run_id: str) -> Counter[str]:
     return Counter(k.split(":")[0] for k in keys if k is not None)
 
 
-def test_a_sequential_run_costs_one_write_per_step(sq: Squidie,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_sequential_run_costs_one_write_per_step(
+    sq: Squidie, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run = sq.start(TenSteps)
     calls = Calls(sq, monkeypatch)
     assert len(drain(sq, owner_id="w")) == 10
@@ -108,8 +111,10 @@ def test_the_successor_is_claimed_for_the_same_worker_in_the_same_write(sq: Squi
     assert (row.step, row.status, row.owner_id, row.claims) == ("s1", "claimed", "w", 1)
     assert row.lease_expires_at == sq.clock.now() + timedelta(seconds=HANDOFF_LEASE)
     # Another process (another Squidie) finds nothing due while the handoff holds...
-    other = squidie.connect(sq.store.engine.url.render_as_string(hide_password=False),  # type: ignore[attr-defined]
-                            clock=sq.clock)
+    other = squidie.connect(
+        sq.store.engine.url.render_as_string(hide_password=False),  # type: ignore[attr-defined]
+        clock=sq.clock,
+    )
     assert other.execute_next(owner_id="elsewhere") is None
     # ...and takes the step once the short lease has run out.
     sq.clock.advance(HANDOFF_LEASE)  # type: ignore[attr-defined]
@@ -129,8 +134,7 @@ def test_another_worker_of_the_process_runs_a_waiting_handoff(sq: Squidie) -> No
     assert sq.execute_next(owner_id="b") is not None  # nothing else due: b takes a's s1
     assert sq.execute_next(owner_id="a") is not None  # a's slot is empty; b handed s2 on
     facts = sq.store.load(run.run_id, use_checkpoint=False).facts
-    owners = [f.data["owner_id"] for f in facts
-              if f.kind in ATTEMPT_END_KINDS]
+    owners = [f.data["owner_id"] for f in facts if f.kind in ATTEMPT_END_KINDS]
     assert owners == ["a", "b", "a"]
     assert all(count == 1 for count in BODIES.values())
 
@@ -152,7 +156,8 @@ def test_irreversible_steps_are_never_handed_off(sq: Squidie) -> None:
 
 
 def test_a_handed_off_step_outliving_the_short_lease_keeps_its_claim(
-        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(claims, "HANDOFF_LEASE", 0.4)
     monkeypatch.setattr(executing, "HANDOFF_LEASE", 0.4)
     sq = squidie.connect(sqlite_url)  # the system clock: leases really run out
@@ -194,6 +199,7 @@ class Crash(BaseException):
 def _crash_before_the_write(monkeypatch: pytest.MonkeyPatch, sq: Squidie) -> None:
     def die(*args: Any, **kwargs: Any) -> Any:
         raise Crash
+
     monkeypatch.setattr(sq.store, "write", die)
 
 
@@ -203,21 +209,28 @@ def _crash_as_the_commit_lands(monkeypatch: pytest.MonkeyPatch, sq: Squidie) -> 
     def commit_then_die(*args: Any, **kwargs: Any) -> Any:
         real(*args, **kwargs)  # durable; the worker never learns it
         raise Crash
+
     monkeypatch.setattr(sq.store, "write", commit_then_die)
 
 
 def _crash_after_the_write(monkeypatch: pytest.MonkeyPatch, sq: Squidie) -> None:
     def die(*args: Any, **kwargs: Any) -> Any:
         raise Crash
+
     monkeypatch.setattr(executing, "detached", die)  # right after the commit returned
 
 
-@pytest.mark.parametrize("crash", [_crash_before_the_write, _crash_as_the_commit_lands,
-                                   _crash_after_the_write],
-                         ids=["before", "during", "after"])
+@pytest.mark.parametrize(
+    "crash",
+    [_crash_before_the_write, _crash_as_the_commit_lands, _crash_after_the_write],
+    ids=["before", "during", "after"],
+)
 def test_every_step_is_applied_once_whatever_point_the_worker_dies_at(
-        sq: Squidie, clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
-        crash: Callable[[pytest.MonkeyPatch, Squidie], None]) -> None:
+    sq: Squidie,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    crash: Callable[[pytest.MonkeyPatch, Squidie], None],
+) -> None:
     run = sq.start(TenSteps)
     for _ in range(4):  # s0..s3 done, s4 handed to "first"
         sq.execute_next(owner_id="first", lease_for=30)
@@ -226,8 +239,10 @@ def test_every_step_is_applied_once_whatever_point_the_worker_dies_at(
         with pytest.raises(Crash):
             sq.execute_next(owner_id="first", lease_for=30)
     # The dead worker's memory is gone: a new process takes over after the leases.
-    successor = squidie.connect(sq.store.engine.url.render_as_string(hide_password=False),  # type: ignore[attr-defined]
-                                clock=clock)
+    successor = squidie.connect(
+        sq.store.engine.url.render_as_string(hide_password=False),  # type: ignore[attr-defined]
+        clock=clock,
+    )
     clock.advance(31)
     drain(successor, owner_id="second")
     assert successor.inspect_run(run.run_id).status == "completed"

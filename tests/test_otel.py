@@ -27,8 +27,9 @@ SPAWN = multiprocessing.get_context("spawn")
 def telemetry() -> Iterator[tuple[Any, InMemoryMetricReader]]:
     provider, exporter = in_memory_tracing()
     reader = InMemoryMetricReader()
-    stop = squidie.otel.instrument(tracer_provider=provider,
-                                   meter_provider=MeterProvider(metric_readers=[reader]))
+    stop = squidie.otel.instrument(
+        tracer_provider=provider, meter_provider=MeterProvider(metric_readers=[reader])
+    )
     yield exporter, reader
     stop()
 
@@ -62,7 +63,8 @@ def metric_points(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
 
 
 def test_attempts_across_two_worker_processes_join_one_trace(
-        db_url: str, telemetry: tuple[Any, InMemoryMetricReader]) -> None:
+    db_url: str, telemetry: tuple[Any, InMemoryMetricReader]
+) -> None:
     exporter, _ = telemetry
     sq = squidie.connect(db_url)
     sq.install()
@@ -89,7 +91,8 @@ def test_attempts_across_two_worker_processes_join_one_trace(
     assert [s["name"] for s in steps] == [
         "squidie.step tests.workflows_events.Chain.greet",
         "squidie.step tests.workflows_events.Chain.shout",
-        "squidie.step tests.workflows_events.Chain.again"]
+        "squidie.step tests.workflows_events.Chain.again",
+    ]
     assert all(s["parent_id"] == run_span["span_id"] for s in steps), tree(spans)
     assert len({s["pid"] for s in steps}) == 2  # made in two worker processes
     assert all(s["status"] == "OK" for s in steps)
@@ -100,7 +103,8 @@ def test_attempts_across_two_worker_processes_join_one_trace(
 
 
 def test_a_failed_attempt_has_an_error_status_and_no_secret(
-        sqlite_url: str, telemetry: tuple[Any, InMemoryMetricReader]) -> None:
+    sqlite_url: str, telemetry: tuple[Any, InMemoryMetricReader]
+) -> None:
     exporter, reader = telemetry
     sq: Squidie = connect_fake(sqlite_url)
     run = sq.start(Leaky, payload={"password": SECRET})
@@ -119,14 +123,18 @@ def test_a_failed_attempt_has_an_error_status_and_no_secret(
     assert SECRET not in repr(spans) and "password=" not in repr(spans)
 
     points = metric_points(reader)
-    by_outcome = {p.attributes["outcome"]: p.value for p in points["squidie.steps"]
-                  if p.attributes["squidie.step"] == "login"}
+    by_outcome = {
+        p.attributes["outcome"]: p.value
+        for p in points["squidie.steps"]
+        if p.attributes["squidie.step"] == "login"
+    }
     assert by_outcome == {"failed": 2}
     assert sum(p.count for p in points["squidie.claim.latency"]) == 3
 
 
 def test_queue_lag_is_the_age_of_the_oldest_due_attempt(
-        sqlite_url: str, telemetry: tuple[Any, InMemoryMetricReader]) -> None:
+    sqlite_url: str, telemetry: tuple[Any, InMemoryMetricReader]
+) -> None:
     _, reader = telemetry
     sq: Squidie = connect_fake(sqlite_url)
     sq.start(Greeting, payload={"name": "Ada", "password": SECRET})
@@ -188,7 +196,8 @@ def test_spans_a_step_makes_are_children_of_its_span(sqlite_url: str) -> None:
 
 
 def test_a_child_run_started_by_a_step_joins_the_parents_trace(
-        sqlite_url: str, telemetry: tuple[Any, InMemoryMetricReader]) -> None:
+    sqlite_url: str, telemetry: tuple[Any, InMemoryMetricReader]
+) -> None:
     from tests.workflows_manual import PARENT_HOLDER, Parent
 
     exporter, _ = telemetry
@@ -201,7 +210,8 @@ def test_a_child_run_started_by_a_step_joins_the_parents_trace(
     assert len({s["trace_id"] for s in spans}) == 1, tree(spans)
     child_run = named["squidie.run Plain"]
     assert child_run["parent_id"] == named["squidie.step Parent.spawn"]["span_id"]
-    child_steps = [s for s in spans if s["name"].startswith("squidie.step")
-                   and ".Plain." in s["name"]]
+    child_steps = [
+        s for s in spans if s["name"].startswith("squidie.step") and ".Plain." in s["name"]
+    ]
     assert child_steps, tree(spans)
     assert all(s["parent_id"] == child_run["span_id"] for s in child_steps), tree(spans)

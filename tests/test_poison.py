@@ -80,8 +80,10 @@ def one_step(action: Any, *, attempts: int = 1, **kwargs: Any) -> type[Workflow]
 
     class OneStep(Workflow):
         trigger = manual("go")
-        steps = [step("x", action, retry=retry(max_attempts=attempts), **kwargs),
-                 step("after", lambda i, c: {"after": True})]
+        steps = [
+            step("x", action, retry=retry(max_attempts=attempts), **kwargs),
+            step("after", lambda i, c: {"after": True}),
+        ]
 
     return OneStep
 
@@ -98,9 +100,9 @@ def _nested(depth: int, leaf: Any = 1) -> Any:
 
 class TestLoneSurrogates:
     def test_surrogate_in_output_fails_the_attempt_as_invalid_output_naming_the_key_path(
-            self, sq: Squidie) -> None:
-        flow = one_step(lambda i, c: {"reply": {"items": ["ok", f"trunc{SURROGATE}"]}},
-                        attempts=3)
+        self, sq: Squidie
+    ) -> None:
+        flow = one_step(lambda i, c: {"reply": {"items": ["ok", f"trunc{SURROGATE}"]}}, attempts=3)
         final, errors = outcome_of(sq, sq.start(flow).run_id)
         assert final.status == "failed"
         assert len(errors) == 1  # invalid_output is not retried
@@ -108,15 +110,15 @@ class TestLoneSurrogates:
         assert "lone surrogate" in errors[0]["message"]
         assert "$.reply.items[1]" in errors[0]["message"]
 
-    def test_surrogate_in_an_output_key_fails_the_attempt_the_same_way(self,
-                                                                      sq: Squidie) -> None:
+    def test_surrogate_in_an_output_key_fails_the_attempt_the_same_way(self, sq: Squidie) -> None:
         flow = one_step(lambda i, c: {"by_name": {f"n{SURROGATE}": 1}})
         final, errors = outcome_of(sq, sq.start(flow).run_id)
         assert final.status == "failed"
         assert errors[0]["code"] == "invalid_output" and "$.by_name" in errors[0]["message"]
 
     def test_surrogate_in_an_error_message_is_stored_escaped_and_the_run_goes_on(
-            self, sq: Squidie) -> None:
+        self, sq: Squidie
+    ) -> None:
         def flaky(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
             if ctx.attempt == 1:
                 raise ValueError(f"upstream said {SURROGATE}!")
@@ -127,10 +129,14 @@ class TestLoneSurrogates:
         assert errors[0]["message"] == "upstream said \\ud83d!"
 
     def test_surrogates_in_fail_reason_details_and_public_message_are_escaped(
-            self, sq: Squidie) -> None:
+        self, sq: Squidie
+    ) -> None:
         def fails(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
-            raise Fail(f"bad {SURROGATE}", details={f"k{SURROGATE}": [f"v{SURROGATE}\x00"]},
-                       public_message=f"declined {SURROGATE}")
+            raise Fail(
+                f"bad {SURROGATE}",
+                details={f"k{SURROGATE}": [f"v{SURROGATE}\x00"]},
+                public_message=f"declined {SURROGATE}",
+            )
 
         final, _ = outcome_of(sq, sq.start(one_step(fails)).run_id)
         assert final.status == "failed"
@@ -139,8 +145,7 @@ class TestLoneSurrogates:
         assert error["details"] == {"k\\ud83d": ["v\\ud83d\\x00"]}
         assert error["public_message"] == "declined \\ud83d"
 
-    def test_surrogate_in_a_payload_is_refused_before_anything_is_stored(self,
-                                                                         sq: Squidie) -> None:
+    def test_surrogate_in_a_payload_is_refused_before_anything_is_stored(self, sq: Squidie) -> None:
         class Named(Workflow):
             trigger = manual("go", payload={"name": field(str), "tags": field(list, default=[])})
             steps = [step("x", lambda i, c: {})]
@@ -164,11 +169,14 @@ def _exits(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
 
 
 class TestBaseExceptions:
-    @pytest.mark.parametrize("raised", [SystemExit(2), CustomBase("boom"),
-                                        asyncio.CancelledError()],
-                             ids=["SystemExit", "custom", "CancelledError"])
+    @pytest.mark.parametrize(
+        "raised",
+        [SystemExit(2), CustomBase("boom"), asyncio.CancelledError()],
+        ids=["SystemExit", "custom", "CancelledError"],
+    )
     def test_a_base_exception_from_step_code_is_a_failed_attempt_retried_by_policy(
-            self, sq: Squidie, raised: BaseException) -> None:
+        self, sq: Squidie, raised: BaseException
+    ) -> None:
         def action(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
             if ctx.attempt == 1:
                 raise raised
@@ -176,8 +184,11 @@ class TestBaseExceptions:
 
         final, errors = outcome_of(sq, sq.start(one_step(action, attempts=2)).run_id)
         assert final.status == "completed"
-        assert errors[0] == {"type": type(raised).__name__, "code": "exception",
-                             "message": str(raised)}
+        assert errors[0] == {
+            "type": type(raised).__name__,
+            "code": "exception",
+            "message": str(raised),
+        }
 
     def test_system_exit_from_an_async_step_is_a_failed_attempt(self, sq: Squidie) -> None:
         async def action(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
@@ -229,12 +240,14 @@ class HostileFail(Fail):
 
 
 class TestMalformedOutcomes:
-    @pytest.mark.parametrize("delay", [math.inf, math.nan, 1e12, -5, 10**400, "soon", True,
-                                       timedelta(days=400), -math.inf],
-                             ids=["inf", "nan", "1e12", "negative", "huge-int", "str", "bool",
-                                  "400-days", "-inf"])
+    @pytest.mark.parametrize(
+        "delay",
+        [math.inf, math.nan, 1e12, -5, 10**400, "soon", True, timedelta(days=400), -math.inf],
+        ids=["inf", "nan", "1e12", "negative", "huge-int", "str", "bool", "400-days", "-inf"],
+    )
     def test_retry_with_an_impossible_delay_is_recorded_as_invalid_outcome(
-            self, sq: Squidie, delay: Any) -> None:
+        self, sq: Squidie, delay: Any
+    ) -> None:
         def action(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
             raise Retry("later", delay=delay)
 
@@ -244,8 +257,7 @@ class TestMalformedOutcomes:
         assert errors[0]["type"] == "InvalidOutcome" and errors[0]["code"] == "invalid_outcome"
         assert "Retry delay" in errors[0]["message"]
 
-    def test_retry_with_a_valid_delay_still_schedules_the_next_attempt(self,
-                                                                       sq: Squidie) -> None:
+    def test_retry_with_a_valid_delay_still_schedules_the_next_attempt(self, sq: Squidie) -> None:
         def action(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
             if ctx.attempt == 1:
                 raise Retry("later", delay=timedelta(days=30))
@@ -257,13 +269,20 @@ class TestMalformedOutcomes:
         settle(sq, now=T0 + timedelta(days=30))
         assert sq.inspect_run(run.run_id).status == "completed"
 
-    @pytest.mark.parametrize("raised", [Fail(None), Fail({"card": 1}), Retry({"why": "x"}),  # type: ignore[arg-type]
-                                        Fail("x", details=[object()]),  # type: ignore[arg-type]
-                                        Fail("x", public_message=42)],  # type: ignore[arg-type]
-                             ids=["fail-none", "fail-dict", "retry-dict", "details-object",
-                                  "public-not-str"])
-    def test_retry_and_fail_with_odd_arguments_are_recorded(self, sq: Squidie,
-                                                            raised: Exception) -> None:
+    @pytest.mark.parametrize(
+        "raised",
+        [
+            Fail(None),
+            Fail({"card": 1}),
+            Retry({"why": "x"}),  # type: ignore[arg-type]
+            Fail("x", details=[object()]),  # type: ignore[arg-type]
+            Fail("x", public_message=42),
+        ],  # type: ignore[arg-type]
+        ids=["fail-none", "fail-dict", "retry-dict", "details-object", "public-not-str"],
+    )
+    def test_retry_and_fail_with_odd_arguments_are_recorded(
+        self, sq: Squidie, raised: Exception
+    ) -> None:
         def action(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
             raise raised
 
@@ -273,10 +292,14 @@ class TestMalformedOutcomes:
         assert isinstance(errors[0]["message"], str)
         assert "public_message" not in errors[0]
 
-    @pytest.mark.parametrize("raised", [Unprintable(), ExitsWhenPrinted(), HostileFail("x")],
-                             ids=["str-raises", "str-exits", "details-exits"])
+    @pytest.mark.parametrize(
+        "raised",
+        [Unprintable(), ExitsWhenPrinted(), HostileFail("x")],
+        ids=["str-raises", "str-exits", "details-exits"],
+    )
     def test_an_exception_that_fails_to_describe_itself_is_recorded_by_its_type(
-            self, sq: Squidie, raised: Exception) -> None:
+        self, sq: Squidie, raised: Exception
+    ) -> None:
         def action(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
             raise raised
 
@@ -315,8 +338,9 @@ class TestMalformedOutcomes:
 
 class TestDeepValues:
     @pytest.mark.parametrize("depth", [MAX_DEPTH, 500, 10_000])
-    def test_deep_output_fails_the_attempt_naming_the_path_prefix(self, sq: Squidie,
-                                                                  depth: int) -> None:
+    def test_deep_output_fails_the_attempt_naming_the_path_prefix(
+        self, sq: Squidie, depth: int
+    ) -> None:
         flow = one_step(lambda i, c: {"tree": _nested(depth)}, attempts=3)
         final, errors = outcome_of(sq, sq.start(flow).run_id)
         assert final.status == "failed" and len(errors) == 1
@@ -346,7 +370,8 @@ class TestDeepValues:
         assert final.status == "failed" and errors[0]["code"] == "fail"
 
     def test_a_step_that_poisons_its_own_input_still_records_what_it_was_given(
-            self, sq: Squidie) -> None:
+        self, sq: Squidie
+    ) -> None:
         class Poisoner(Workflow):
             trigger = manual("go", payload={"items": field(list, default=[1])})
             steps = [step("x", lambda i, c: i["items"].append({1, 2}) or {}, input=["items"])]
@@ -356,8 +381,9 @@ class TestDeepValues:
         assert (final.step_runs or [])[0]["input"] == {"items": [1]}
 
     @pytest.mark.parametrize("value", [_nested(600), _nested(MAX_DEPTH + 1)])
-    def test_a_deep_payload_is_refused_at_start_with_nothing_stored(self, sq: Squidie,
-                                                                   value: Any) -> None:
+    def test_a_deep_payload_is_refused_at_start_with_nothing_stored(
+        self, sq: Squidie, value: Any
+    ) -> None:
         class Takes(Workflow):
             trigger = manual("go", payload={"data": field(list)})
             steps = [step("x", lambda i, c: {})]
@@ -368,8 +394,7 @@ class TestDeepValues:
         assert len(str(info.value)) < 2_000  # quotes a prefix, not the value
         assert sq.list_runs() == []
 
-    def test_a_nested_non_string_key_in_a_payload_is_refused_not_coerced(self,
-                                                                          sq: Squidie) -> None:
+    def test_a_nested_non_string_key_in_a_payload_is_refused_not_coerced(self, sq: Squidie) -> None:
         class Takes(Workflow):
             trigger = manual("go", payload={"meta": field(dict)})
             steps = [step("x", lambda i, c: {})]
@@ -400,8 +425,13 @@ class TestDeepValues:
         assert node == {"leaf": [1]} and node is not original
 
     def test_sanitised_values_are_always_storable(self) -> None:
-        hostile = {"deep": _nested(5_000), "nan": math.nan, 1: object(), "s": f"{SURROGATE}\x00",
-                   "big": 10**5000}
+        hostile = {
+            "deep": _nested(5_000),
+            "nan": math.nan,
+            1: object(),
+            "s": f"{SURROGATE}\x00",
+            "big": 10**5000,
+        }
         portable_json(sanitised_json(hostile))  # no NotPortable
         with pytest.raises(NotPortable):
             portable_json(hostile)
@@ -412,8 +442,11 @@ class TestDeepValues:
 
 class ThreeSteps(Workflow):
     trigger = manual("go")
-    steps = [step("a", lambda i, c: {"a": 1}), step("b", lambda i, c: {"b": 2}),
-             step("c", lambda i, c: {"c": 3})]
+    steps = [
+        step("a", lambda i, c: {"a": 1}),
+        step("b", lambda i, c: {"b": 2}),
+        step("c", lambda i, c: {"c": 3}),
+    ]
 
 
 def test_a_loop_of_execute_next_at_a_fixed_now_runs_every_step_due_then(sq: Squidie) -> None:
@@ -432,17 +465,30 @@ def test_a_loop_of_execute_next_at_a_fixed_now_runs_every_step_due_then(sq: Squi
 
 
 class TestOptions:
-    @pytest.mark.parametrize("options", [
-        {"lease_for": math.inf}, {"lease_for": math.nan}, {"lease_for": 1e12},
-        {"lease_for": 10**400}, {"lease_for": -1}, {"lease_for": 0},
-        {"lease_for": timedelta(days=365)},
-        {"heartbeat_interval": math.nan}, {"heartbeat_interval": math.inf},
-        {"heartbeat_interval": 0.01}, {"heartbeat_interval": 300},
-        {"owner_id": "w" * 201}, {"owner_id": f"w{SURROGATE}"}, {"owner_id": "a\x00"},
-        {"owner_id": 7},
-    ], ids=lambda o: f"{next(iter(o))}={next(iter(o.values()))!r:.12}")
-    def test_bad_options_are_refused_before_any_claim(self, sq: Squidie,
-                                                      options: dict[str, Any]) -> None:
+    @pytest.mark.parametrize(
+        "options",
+        [
+            {"lease_for": math.inf},
+            {"lease_for": math.nan},
+            {"lease_for": 1e12},
+            {"lease_for": 10**400},
+            {"lease_for": -1},
+            {"lease_for": 0},
+            {"lease_for": timedelta(days=365)},
+            {"heartbeat_interval": math.nan},
+            {"heartbeat_interval": math.inf},
+            {"heartbeat_interval": 0.01},
+            {"heartbeat_interval": 300},
+            {"owner_id": "w" * 201},
+            {"owner_id": f"w{SURROGATE}"},
+            {"owner_id": "a\x00"},
+            {"owner_id": 7},
+        ],
+        ids=lambda o: f"{next(iter(o))}={next(iter(o.values()))!r:.12}",
+    )
+    def test_bad_options_are_refused_before_any_claim(
+        self, sq: Squidie, options: dict[str, Any]
+    ) -> None:
         run = sq.start(ThreeSteps)
         kwargs = {"owner_id": "w", "lease_for": 300, **options}
         with pytest.raises(InvalidOption) as info:
@@ -455,5 +501,7 @@ class TestOptions:
 
     def test_bounded_options_are_accepted(self, sq: Squidie) -> None:
         sq.start(ThreeSteps)
-        assert sq.execute_next(owner_id="w" * 200, lease_for=timedelta(days=7),
-                               heartbeat_interval=60) is not None
+        assert (
+            sq.execute_next(owner_id="w" * 200, lease_for=timedelta(days=7), heartbeat_interval=60)
+            is not None
+        )

@@ -38,13 +38,17 @@ def sq(db_url: str, clock: FakeClock) -> Squidie:
 def rows_of(sq: Squidie, run_ids: list[str]) -> dict[str, int]:
     """How many rows each table holds for these runs."""
     with sq.store.engine.connect() as conn:  # type: ignore[attr-defined]
-        return {t.name: conn.execute(select(func.count()).select_from(t)
-                                     .where(t.c.run_id.in_(run_ids))).scalar_one()
-                for t in (runs, journal, checkpoints, attempts, commands)}
+        return {
+            t.name: conn.execute(
+                select(func.count()).select_from(t).where(t.c.run_id.in_(run_ids))
+            ).scalar_one()
+            for t in (runs, journal, checkpoints, attempts, commands)
+        }
 
 
 def test_purge_deletes_old_terminal_runs_and_everything_stored_for_them(
-        sq: Squidie, clock: FakeClock) -> None:
+    sq: Squidie, clock: FakeClock
+) -> None:
     done = [sq.start(Short).run_id for _ in range(3)]
     failed = sq.start(Fails).run_id
     cancelled = sq.start(Gated).run_id
@@ -65,9 +69,13 @@ def test_purge_deletes_old_terminal_runs_and_everything_stored_for_them(
     assert sq.purge(older_than=timedelta(days=1), statuses=("failed",)) == 1
     assert sq.purge(older_than=timedelta(days=1), limit=2, batch=1) == 2
     assert sq.purge(older_than=86400) == 2
-    assert rows_of(sq, old) == {"squidie_runs": 0, "squidie_journal": 0,
-                                "squidie_checkpoints": 0, "squidie_attempts": 0,
-                                "squidie_commands": 0}
+    assert rows_of(sq, old) == {
+        "squidie_runs": 0,
+        "squidie_journal": 0,
+        "squidie_checkpoints": 0,
+        "squidie_attempts": 0,
+        "squidie_commands": 0,
+    }
     assert {r.run_id for r in sq.list_runs(limit=100)} == {*live, young}
     # The live runs are untouched and go on.
     for run_id in (paused, drain_paused):
@@ -81,7 +89,8 @@ def test_purge_deletes_old_terminal_runs_and_everything_stored_for_them(
 
 
 def test_a_terminal_run_with_a_live_child_is_kept_until_the_child_ends(
-        sq: Squidie, clock: FakeClock) -> None:
+    sq: Squidie, clock: FakeClock
+) -> None:
     parent = sq.start(Short).run_id
     child = sq.start(Gated).run_id
     drain(sq)
@@ -98,8 +107,14 @@ def test_a_terminal_run_with_a_live_child_is_kept_until_the_child_ends(
 
 
 def test_purge_refuses_live_statuses_and_bad_ages(sq: Squidie) -> None:
-    for bad in ({"statuses": ("paused",)}, {"statuses": ()}, {"older_than": -1},
-                {"older_than": float("nan")}, {"limit": 0}, {"batch": True}):
+    for bad in (
+        {"statuses": ("paused",)},
+        {"statuses": ()},
+        {"older_than": -1},
+        {"older_than": float("nan")},
+        {"limit": 0},
+        {"batch": True},
+    ):
         with pytest.raises(InvalidOption):
             sq.purge(**{"older_than": 1, **bad})  # type: ignore[arg-type]
 
@@ -110,8 +125,7 @@ def test_squidie_purge_command(db_url: str, capsys: pytest.CaptureFixture[str]) 
     ids = [sq.start(Short).run_id for _ in range(3)]
     gated = sq.start(Gated).run_id
     drain(sq)
-    assert squidie_cli(["purge", "--older-than", "30d", "--database-url", db_url,
-                        "--json"]) == 0
+    assert squidie_cli(["purge", "--older-than", "30d", "--database-url", db_url, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["deleted"] == 0
     assert squidie_cli(["purge", "--older-than", "0s", "--database-url", db_url]) == 0
     assert "deleted 3 terminal run(s)" in capsys.readouterr().out
@@ -153,7 +167,8 @@ def test_purge_under_load_touches_nothing_live(db_url: str) -> None:
         waiting = set(gated)
         deadline = datetime.now(UTC) + timedelta(seconds=120)
         while datetime.now(UTC) < deadline and any(
-                sq.inspect_run(r).status != "completed" for r in live + gated):
+            sq.inspect_run(r).status != "completed" for r in live + gated
+        ):
             for run_id in sorted(waiting):
                 if sq.inspect_run(run_id).status == "paused":
                     sq.approve(run_id)

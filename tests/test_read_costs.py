@@ -47,8 +47,10 @@ def test_reads_run_the_same_statements_for_10_and_1000_steps(sq: Squidie) -> Non
             counted[rid] = seen
         assert len(counted[small]) == len(counted[big]) <= 8, name
         # No statement reads every dispatch row of the run (only live ones).
-        assert not any("squidie_attempts" in s and "status IN" not in s.replace("\n", " ")
-                       for s in counted[big]), name
+        assert not any(
+            "squidie_attempts" in s and "status IN" not in s.replace("\n", " ")
+            for s in counted[big]
+        ), name
     assert sq.explain_run(big).reason == "terminal"
     assert len(sq.inspect_run_graph(big).nodes) == 1001
 
@@ -107,14 +109,24 @@ def test_filters_combine_and_page_by_cursor(sq: Squidie) -> None:
     both = sq.list_runs(limit=1000, queue="q1", parent_run_id=SEED_PARENT)
     assert [r.run_id for r in both] == every["parent_run_id"]
     assert sq.list_runs(queue="q3", parent_run_id=SEED_PARENT) == []
-    window = sq.list_runs(limit=1000, started_after=T0 - timedelta(seconds=10),
-                          started_before=T0 - timedelta(seconds=5), queue="q7")
+    window = sq.list_runs(
+        limit=1000,
+        started_after=T0 - timedelta(seconds=10),
+        started_before=T0 - timedelta(seconds=5),
+        queue="q7",
+    )
     assert [r.started_at for r in window] == [T0 - timedelta(seconds=7)]
 
 
 def pg_plan_without_scans_or_sorts(sq: Squidie, filters: dict[str, Any]) -> str:
     """The PostgreSQL plan of a filtered page with sequential scans and sorts priced
     out of the planner's reach (session settings on one connection)."""
-    return query_plan(sq, settings=("SET LOCAL enable_seqscan = off",
-                                    "SET LOCAL enable_sort = off",
-                                    "SET LOCAL enable_bitmapscan = off"), **filters)
+    return query_plan(
+        sq,
+        settings=(
+            "SET LOCAL enable_seqscan = off",
+            "SET LOCAL enable_sort = off",
+            "SET LOCAL enable_bitmapscan = off",
+        ),
+        **filters,
+    )

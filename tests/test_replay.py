@@ -18,8 +18,11 @@ from squidie.testing import drain
 from tests.workflows_manual import Launch, Ledger, Plain, Trip, connect_fake, revision
 
 REGISTRY = {"work": lambda input, ctx: {"done": True}}
-SPEC = {"name": "spec_flow", "trigger": {"name": "go", "kind": "manual", "payload": {}},
-        "steps": [{"name": "a", "action": "work"}]}
+SPEC = {
+    "name": "spec_flow",
+    "trigger": {"name": "go", "kind": "manual", "payload": {}},
+    "steps": [{"name": "a", "action": "work"}],
+}
 
 
 @pytest.fixture
@@ -87,17 +90,14 @@ def test_markers_are_visible_in_inspection(sq: Squidie) -> None:
     steps = {s["name"]: s for s in snap.steps or []}
     assert steps["fire"]["irreversible"] is True and steps["prepare"]["irreversible"] is False
     drain(sq)
-    runs = {s["step"]: s for s in sq.inspect_run(run.run_id, include_history=True).step_runs
-            or []}
+    runs = {s["step"]: s for s in sq.inspect_run(run.run_id, include_history=True).step_runs or []}
     assert runs["fire"]["irreversible"] is True
     trip = sq.start(Trip)
-    steps = {s["name"]: s for s in sq.inspect_run(trip.run_id, include_history=True).steps
-             or []}
+    steps = {s["name"]: s for s in sq.inspect_run(trip.run_id, include_history=True).steps or []}
     assert steps["hotel"]["compensate"].endswith("CancelBooking")
     ledger = sq.start(Ledger)
     drain(sq)
-    steps = {s["name"]: s for s in sq.inspect_run(ledger.run_id, include_history=True).steps
-             or []}
+    steps = {s["name"]: s for s in sq.inspect_run(ledger.run_id, include_history=True).steps or []}
     assert steps["post"]["compensatable"] is False
 
 

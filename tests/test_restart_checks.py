@@ -31,14 +31,23 @@ def test_exactly_once_reports_nothing_when_each_step_applied_once() -> None:
 def test_a_cron_window_started_twice_or_lost_is_reported() -> None:
     first = datetime(2026, 5, 15, 12, 0, 0, tzinfo=UTC)
     final = datetime(2026, 5, 15, 12, 0, 20, tzinfo=UTC)  # windows at :05 :10 :15 :20
-    windows = Counter({"2026-05-15T12:00:05Z": 2, "2026-05-15T12:00:10Z": 1,
-                       "2026-05-15T12:00:20Z": 1, "2026-05-15T12:00:25Z": 1})
+    windows = Counter(
+        {
+            "2026-05-15T12:00:05Z": 2,
+            "2026-05-15T12:00:10Z": 1,
+            "2026-05-15T12:00:20Z": 1,
+            "2026-05-15T12:00:25Z": 1,
+        }
+    )
 
     problems, due = cron_problems(windows, first, final)
 
     assert due == 4
-    assert problems == ["cron windows started twice: ['2026-05-15T12:00:05Z'], never: "
-                        "['2026-05-15T12:00:15Z'], outside the cursor's span: "
-                        "['2026-05-15T12:00:25Z']"]
-    assert cron_problems(Counter({f"2026-05-15T12:00:{s:02d}Z": 1 for s in (5, 10, 15, 20)}),
-                         first, final) == ([], 4)
+    assert problems == [
+        "cron windows started twice: ['2026-05-15T12:00:05Z'], never: "
+        "['2026-05-15T12:00:15Z'], outside the cursor's span: "
+        "['2026-05-15T12:00:25Z']"
+    ]
+    assert cron_problems(
+        Counter({f"2026-05-15T12:00:{s:02d}Z": 1 for s in (5, 10, 15, 20)}), first, final
+    ) == ([], 4)

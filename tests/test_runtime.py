@@ -68,8 +68,12 @@ class Errand(Workflow):
     trigger = manual("leave", payload={"bearer": field(str, default="Frodo")})
     steps = [
         step("pack", Pack, output="provisions"),
-        step("choose", choose, input={"who": ["bearer"], "items": ["provisions", "items", 0]},
-             output="path"),
+        step(
+            "choose",
+            choose,
+            input={"who": ["bearer"], "items": ["provisions", "items", 0]},
+            output="path",
+        ),
     ]
 
 
@@ -82,8 +86,10 @@ class TestHappyPath:
         snaps = drain(sq)
         assert [s.status for s in snaps] == ["running", "completed"]
         final = sq.inspect_run(run.run_id, include_history=True)
-        assert final.context == {"provisions": {"items": ["rope", "lembas"]},
-                                 "path": {"route": "moria", "items": "rope"}}
+        assert final.context == {
+            "provisions": {"items": ["rope", "lembas"]},
+            "path": {"route": "moria", "items": "rope"},
+        }
         assert final.terminal_at is not None
         assert [s["status"] for s in final.steps or []] == ["completed", "completed"]
         assert [r["input"] for r in final.step_runs or []][1] == {"who": "Frodo", "items": "rope"}
@@ -100,8 +106,9 @@ class TestHappyPath:
 
     def test_start_with_run_id_is_idempotent(self, sq: Squidie) -> None:
         first = sq.start(Errand, payload={"bearer": "Sam"}, run_id="errand-1")
-        again = sq.start(f"{Errand.__module__}.Errand", payload={"bearer": "Sam"},
-                         run_id="errand-1")
+        again = sq.start(
+            f"{Errand.__module__}.Errand", payload={"bearer": "Sam"}, run_id="errand-1"
+        )
         assert first.run_id == again.run_id == "errand-1"
         assert [r.run_id for r in sq.list_runs()] == ["errand-1"]
 
@@ -130,15 +137,19 @@ class TestRetriesAndFailures:
         assert final is not None and final.status == "completed"
         attempts = sq.inspect_run(run.run_id, include_history=True).attempts or []
         visible = [a["visible_at"] for a in attempts]
-        assert visible == [t0.isoformat(), (t0 + timedelta(seconds=2)).isoformat(),
-                           (t0 + timedelta(seconds=5)).isoformat()]
+        assert visible == [
+            t0.isoformat(),
+            (t0 + timedelta(seconds=2)).isoformat(),
+            (t0 + timedelta(seconds=5)).isoformat(),
+        ]
         assert [a["status"] for a in attempts] == ["failed", "failed", "succeeded"]
         assert attempts[0]["error"]["type"] == "RuntimeError"
         assert "hunter2" not in attempts[0]["error"]["message"]
         assert "[REDACTED]" in attempts[0]["error"]["message"]
 
-    def test_exhausted_retries_fail_the_run_with_the_error(self, sq: Squidie,
-                                                           clock: FakeClock) -> None:
+    def test_exhausted_retries_fail_the_run_with_the_error(
+        self, sq: Squidie, clock: FakeClock
+    ) -> None:
         class AlwaysBroken(Workflow):
             trigger = manual("go")
             steps = [step("x", lambda i, c: 1 / 0, retry=retry(max_attempts=2))]
@@ -161,8 +172,9 @@ class TestRetriesAndFailures:
         assert check["error"]["type"] == "Fail"
         assert check["error"]["details"] == {"api_key": "[REDACTED]"}
 
-    def test_conditional_route_and_wait_delay_the_successor(self, sq: Squidie,
-                                                            clock: FakeClock) -> None:
+    def test_conditional_route_and_wait_delay_the_successor(
+        self, sq: Squidie, clock: FakeClock
+    ) -> None:
         big = sq.start(Routed, payload={"amount": 500})
         small = sq.start(Routed, payload={"amount": 5})
         drain(sq)
@@ -193,8 +205,14 @@ class TestRetriesAndFailures:
     def test_missing_input_path_fails_before_the_step_runs(self, sq: Squidie) -> None:
         class NeedsInput(Workflow):
             trigger = manual("go")
-            steps = [step("x", lambda i, c: CALLS.append("ran") or {},
-                          input={"v": ["nothing", "here"]}, retry=retry(3))]
+            steps = [
+                step(
+                    "x",
+                    lambda i, c: CALLS.append("ran") or {},
+                    input={"v": ["nothing", "here"]},
+                    retry=retry(3),
+                )
+            ]
 
         run = sq.start(NeedsInput)
         drain(sq)
@@ -262,9 +280,14 @@ class TestLeases:
 
         def taken_over(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
             # Another worker, an hour later, reclaims the attempt: our heartbeat loses it.
-            sq.store.claim(queue="default", owner_id="other", now=sq.clock.now()
-                           + timedelta(hours=1), lease_until=sq.clock.now() + timedelta(hours=2),
-                           claim_id="other", token_hash="0" * 64)
+            sq.store.claim(
+                queue="default",
+                owner_id="other",
+                now=sq.clock.now() + timedelta(hours=1),
+                lease_until=sq.clock.now() + timedelta(hours=2),
+                claim_id="other",
+                token_hash="0" * 64,
+            )
             threading.Event().wait(0.3)
             return {"applied": True}
 
@@ -328,8 +351,9 @@ class TestRecovery:
         assert final.status == "completed"
         assert CALLS == ["pack:1", "choose"]  # the recorded step never ran twice
 
-    def test_deleting_checkpoints_mid_run_changes_nothing(self, sq: Squidie,
-                                                          clock: FakeClock) -> None:
+    def test_deleting_checkpoints_mid_run_changes_nothing(
+        self, sq: Squidie, clock: FakeClock
+    ) -> None:
         control = sq.start(Routed, payload={"amount": 500})
         subject = sq.start(Routed, payload={"amount": 500})
         drain(sq)
@@ -400,11 +424,16 @@ class TestBadInput:
             sq.start(Errand, payload={"bearer": 3})
         assert sq.list_runs() == []
 
-    @pytest.mark.parametrize("options", [
-        {"owner_id": ""}, {"owner_id": "w", "lease_for": 0}, {"owner_id": "w", "lease_for": -1},
-        {"owner_id": "w", "heartbeat_interval": 0.01},
-        {"owner_id": "w", "lease_for": 1, "heartbeat_interval": 2},
-    ])
+    @pytest.mark.parametrize(
+        "options",
+        [
+            {"owner_id": ""},
+            {"owner_id": "w", "lease_for": 0},
+            {"owner_id": "w", "lease_for": -1},
+            {"owner_id": "w", "heartbeat_interval": 0.01},
+            {"owner_id": "w", "lease_for": 1, "heartbeat_interval": 2},
+        ],
+    )
     def test_invalid_execute_options(self, sq: Squidie, options: dict[str, Any]) -> None:
         run = sq.start(Errand, payload={})
         with pytest.raises(InvalidOption) as info:

@@ -37,11 +37,12 @@ def test_compensations_run_in_reverse_completion_order(sq: Squidie) -> None:
     snap = sq.inspect_run(run.run_id, include_history=True)
     assert snap.status == RunStatus.FAILED
     assert snap.reason == "pay"
-    assert snap.terminal_error is not None and snap.terminal_error["message"] == \
-        "gateway timeout"
+    assert snap.terminal_error is not None and snap.terminal_error["message"] == "gateway timeout"
     assert [c[0] for c in CALLS] == ["flight", "hotel"]  # "note" has no compensate=
-    assert [(c["step"], c["status"]) for c in snap.compensations] == \
-        [("flight", "failed"), ("hotel", "completed")]
+    assert [(c["step"], c["status"]) for c in snap.compensations] == [
+        ("flight", "failed"),
+        ("hotel", "completed"),
+    ]
     assert snap.compensations[1]["output"] == {"cancelled": "hotel"}
     assert snap.compensations[0]["error"]["message"] == "airline api down"
 
@@ -53,8 +54,10 @@ def test_a_compensation_gets_the_step_input_output_and_the_failure(sq: Squidie) 
     assert hotel[1] == {
         "step_input": {"who": "Pippin"},
         "step_output": {"hotel_ref": "hotel-42"},
-        "failure": {"step": "pay", "error": {"type": "RuntimeError", "code": "exception",
-                                             "message": "gateway timeout"}},
+        "failure": {
+            "step": "pay",
+            "error": {"type": "RuntimeError", "code": "exception", "message": "gateway timeout"},
+        },
     }
     assert hotel[2] == 1  # ctx.attempt
 
@@ -62,8 +65,11 @@ def test_a_compensation_gets_the_step_input_output_and_the_failure(sq: Squidie) 
 def test_compensations_are_recorded_as_audit_events(sq: Squidie) -> None:
     run = sq.start(Trip)
     drain(sq)
-    events = [e for e in sq.inspect_run(run.run_id, include_history=True).audit_events or []
-              if e["type"] == "compensated"]
+    events = [
+        e
+        for e in sq.inspect_run(run.run_id, include_history=True).audit_events or []
+        if e["type"] == "compensated"
+    ]
     assert [(e["step"], e["ok"]) for e in events] == [("flight", False), ("hotel", True)]
 
 
@@ -127,8 +133,7 @@ def test_a_crash_mid_saga_resumes_it_and_never_runs_a_compensation_unrecorded(
     snap = sq.inspect_run(run.run_id, include_history=True)
     assert snap.status == RunStatus.FAILED
     assert [(c[0], c[2]) for c in CALLS] == [("hotel", 1), ("hotel", 2)]
-    assert snap.compensations == [{**snap.compensations[0], "status": "completed",
-                                   "attempts": 2}]
+    assert snap.compensations == [{**snap.compensations[0], "status": "completed", "attempts": 2}]
     assert journal_kinds(sq, run.run_id).count("compensation_started") == 2
 
 
@@ -141,8 +146,10 @@ def test_compensation_facts_carry_the_time_they_happened(sq: Squidie) -> None:
 
     class SlowUndo(Workflow):
         trigger = manual("go")
-        steps = [step("book", lambda i, c: {"booked": True}, compensate=slow_cancel),
-                 step("pay", lambda i, c: _fail_pay())]
+        steps = [
+            step("book", lambda i, c: {"booked": True}, compensate=slow_cancel),
+            step("pay", lambda i, c: _fail_pay()),
+        ]
 
     run = sq.start(SlowUndo)
     drain(sq)
@@ -176,8 +183,10 @@ def test_a_compensation_longer_than_the_lease_heartbeats_and_runs_once(db_url: s
 
     class LongUndo(Workflow):
         trigger = manual("go")
-        steps = [step("book", lambda i, c: {"booked": True}, compensate=slow_undo),
-                 step("pay", lambda i, c: _fail_pay())]
+        steps = [
+            step("book", lambda i, c: {"booked": True}, compensate=slow_undo),
+            step("pay", lambda i, c: _fail_pay()),
+        ]
 
     lease = {"lease_for": 0.5, "heartbeat_interval": 0.1}
     run = sq.start(LongUndo)
@@ -194,5 +203,6 @@ def test_a_compensation_longer_than_the_lease_heartbeats_and_runs_once(db_url: s
     assert calls == [run.run_id]
     snap = sq.inspect_run(run.run_id)
     assert snap.status == RunStatus.FAILED
-    assert [(c["step"], c["status"], c["attempts"]) for c in snap.compensations] == \
-        [("book", "completed", 1)]
+    assert [(c["step"], c["status"], c["attempts"]) for c in snap.compensations] == [
+        ("book", "completed", 1)
+    ]

@@ -36,19 +36,26 @@ def approvals(sq: Squidie, run_id: str) -> int:
 
 def test_builders_make_frozen_json_safe_envelopes() -> None:
     at = datetime(2026, 3, 1, tzinfo=UTC)
-    sig = Signal.approve_run("r1", ELROND, idempotency_key="k", metadata={"src": "web"},
-                             occurred_at=at)
+    sig = Signal.approve_run(
+        "r1", ELROND, idempotency_key="k", metadata={"src": "web"}, occurred_at=at
+    )
     assert sig.to_dict() == {
-        "type": "approve_run", "payload": {"run_id": "r1", "attrs": ELROND},
-        "metadata": {"src": "web"}, "occurred_at": at.isoformat(), "idempotency_key": "k",
+        "type": "approve_run",
+        "payload": {"run_id": "r1", "attrs": ELROND},
+        "metadata": {"src": "web"},
+        "occurred_at": at.isoformat(),
+        "idempotency_key": "k",
     }
     assert sig.type == SignalType.APPROVE_RUN == "approve_run"
     with pytest.raises(dataclasses.FrozenInstanceError):
         sig.idempotency_key = "other"  # type: ignore[misc]
     assert Signal.from_dict(sig.to_dict()) == sig
     start = Signal.start_run(Plain, "go", {"n": 2})
-    assert start.payload == {"workflow": "tests.workflows_manual.Plain", "trigger": "go",
-                             "payload": {"n": 2}}
+    assert start.payload == {
+        "workflow": "tests.workflows_manual.Plain",
+        "trigger": "go",
+        "payload": {"n": 2},
+    }
     assert Signal.replay_run("r1", True).payload == {"run_id": "r1", "allow_irreversible": True}
     assert Signal.cancel_run("r1").type == "cancel_run"
     assert Signal.resume_run("r1").type == "resume_run"
@@ -56,20 +63,23 @@ def test_builders_make_frozen_json_safe_envelopes() -> None:
     assert Signal.start_cron(Plain).type == "start_cron"
 
 
-@pytest.mark.parametrize("build", [
-    lambda: Signal.approve_run("", ELROND),
-    lambda: Signal.approve_run("r1", {"actor": 3}),
-    lambda: Signal.approve_run("r1", {"metadata": {"x": object()}}),
-    lambda: Signal.cancel_run("r1", idempotency_key=""),
-    lambda: Signal.cancel_run("r1", idempotency_key=12),  # type: ignore[arg-type]
-    lambda: Signal.cancel_run("r1", metadata={"bad": {1}}),
-    lambda: Signal.cancel_run("r1", occurred_at=datetime(2026, 1, 1)),
-    lambda: Signal.replay_run("r1", "yes"),  # type: ignore[arg-type]
-    lambda: Signal.start_run(42),
-    lambda: Signal.from_dict({"type": "explode_run", "payload": {}}),
-    lambda: Signal.from_dict({"type": "cancel_run", "payload": {"run_id": "r", "x": 1}}),
-    lambda: Signal.from_dict("cancel everything"),
-])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Signal.approve_run("", ELROND),
+        lambda: Signal.approve_run("r1", {"actor": 3}),
+        lambda: Signal.approve_run("r1", {"metadata": {"x": object()}}),
+        lambda: Signal.cancel_run("r1", idempotency_key=""),
+        lambda: Signal.cancel_run("r1", idempotency_key=12),  # type: ignore[arg-type]
+        lambda: Signal.cancel_run("r1", metadata={"bad": {1}}),
+        lambda: Signal.cancel_run("r1", occurred_at=datetime(2026, 1, 1)),
+        lambda: Signal.replay_run("r1", "yes"),  # type: ignore[arg-type]
+        lambda: Signal.start_run(42),
+        lambda: Signal.from_dict({"type": "explode_run", "payload": {}}),
+        lambda: Signal.from_dict({"type": "cancel_run", "payload": {"run_id": "r", "x": 1}}),
+        lambda: Signal.from_dict("cancel everything"),
+    ],
+)
 def test_malformed_signals_raise_invalid_signal(build: Any) -> None:
     with pytest.raises(InvalidSignal) as err:
         build()
@@ -100,8 +110,12 @@ def test_apply_signal_returns_what_the_method_returns(sq: Squidie) -> None:
     cancelled = sq.apply_signal(Signal.cancel_run(replayed.run_id))
     assert cancelled.status == RunStatus.CANCELLED
     history = sq.inspect_run(started.run_id, include_history=True).command_history or []
-    assert [c["signal_type"] for c in history] == \
-        ["start_run", "resume_run", "approve_run", "replay_run"]
+    assert [c["signal_type"] for c in history] == [
+        "start_run",
+        "resume_run",
+        "approve_run",
+        "replay_run",
+    ]
 
 
 def test_reject_signal(sq: Squidie) -> None:
@@ -112,8 +126,9 @@ def test_reject_signal(sq: Squidie) -> None:
 
 def test_an_idempotency_key_applies_a_command_once(sq: Squidie) -> None:
     run_id = paused_at_council(sq)
-    sig = Signal.approve_run(run_id, ELROND, idempotency_key=f"approval-{run_id}",
-                             metadata={"source": "slack"})
+    sig = Signal.approve_run(
+        run_id, ELROND, idempotency_key=f"approval-{run_id}", metadata={"source": "slack"}
+    )
     first = sq.apply_signal(sig)
     second = sq.apply_signal(sig)
     assert second.run_id == first.run_id and second.revision == first.revision
@@ -123,9 +138,16 @@ def test_an_idempotency_key_applies_a_command_once(sq: Squidie) -> None:
     assert len(receipts) == 1 and receipts[0].signal_type == "approve_run"
     history = sq.inspect_run(run_id, include_history=True).command_history or []
     keyed = [c for c in history if c["idempotency_key"] == f"approval-{run_id}"]
-    assert keyed == [{"signal_type": "approve_run", "idempotency_key": f"approval-{run_id}",
-                      "actor": "elrond", "comment": "aye", "metadata": {"source": "slack"},
-                      "occurred_at": keyed[0]["occurred_at"]}]
+    assert keyed == [
+        {
+            "signal_type": "approve_run",
+            "idempotency_key": f"approval-{run_id}",
+            "actor": "elrond",
+            "comment": "aye",
+            "metadata": {"source": "slack"},
+            "occurred_at": keyed[0]["occurred_at"],
+        }
+    ]
 
 
 def test_a_key_replayed_after_the_run_moved_on_still_returns_the_result(sq: Squidie) -> None:

@@ -19,8 +19,11 @@ REGISTRY = {
 SPEC: dict[str, Any] = {
     "name": "reserve_and_charge",
     "version": "3",
-    "trigger": {"name": "order", "kind": "manual",
-                "payload": {"sku": {"type": "str"}, "qty": {"type": "int", "default": 1}}},
+    "trigger": {
+        "name": "order",
+        "kind": "manual",
+        "payload": {"sku": {"type": "str"}, "qty": {"type": "int", "default": 1}},
+    },
     "steps": [
         {"name": "reserve", "action": "orders.reserve", "input": ["sku"], "output": "stock"},
         {"name": "charge", "action": "orders.charge", "retry": {"max_attempts": 2}},
@@ -52,8 +55,13 @@ def test_spec_run_executes_with_the_registry(sq: Squidie) -> None:
 def test_unknown_or_disabled_actions_are_refused_before_anything_is_stored(
     sq: Squidie,
 ) -> None:
-    bad = {**SPEC, "steps": [{"name": "reserve", "action": "os.system"},
-                             {"name": "charge", "action": "orders.legacy"}]}
+    bad = {
+        **SPEC,
+        "steps": [
+            {"name": "reserve", "action": "os.system"},
+            {"name": "charge", "action": "orders.legacy"},
+        ],
+    }
     with pytest.raises(WorkflowDefinitionError) as info:
         sq.start_spec(bad, "order", {"sku": "x"}, action_registry=REGISTRY)
     text = str(info.value)

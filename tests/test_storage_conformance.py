@@ -14,19 +14,22 @@ from squidie.testing.conformance_support import needs
 from squidie.testing.store_hooks import InMemoryStoreHooks, SqlStoreHooks, StoreHooks
 
 
-@pytest.fixture(params=[
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    pytest.param("memory", id="memory"),
-])
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+        pytest.param("memory", id="memory"),
+    ]
+)
 def store_hooks(request: pytest.FixtureRequest) -> Iterator[StoreHooks]:
     """Every test runs on each adapter: a SQLite file, a fresh PostgreSQL database,
     and an in-memory store."""
     if request.param == "memory":
         yield InMemoryStoreHooks()
         return
-    hooks = SqlStoreHooks(request.getfixturevalue(
-        "pg_url" if request.param == "postgres" else "sqlite_url"))
+    hooks = SqlStoreHooks(
+        request.getfixturevalue("pg_url" if request.param == "postgres" else "sqlite_url")
+    )
     yield hooks
     hooks.close()
 
@@ -104,11 +107,18 @@ class TestCrossRunWakes(conformance.CrossRunWakes):
 
 
 def test_every_guarantee_is_run_here_and_in_store_conformance() -> None:
-    guarantees = {name for name in conformance.__all__ if isinstance(
-        getattr(conformance, name), type) and name != "StoreConformance"}
+    guarantees = {
+        name
+        for name in conformance.__all__
+        if isinstance(getattr(conformance, name), type) and name != "StoreConformance"
+    }
     assert guarantees == {c.__name__ for c in conformance.StoreConformance.__bases__}
-    tested = {base.__name__ for name, cls in globals().items() if name.startswith("Test")
-              for base in cls.__bases__}
+    tested = {
+        base.__name__
+        for name, cls in globals().items()
+        if name.startswith("Test")
+        for base in cls.__bases__
+    }
     assert guarantees == tested
 
 

@@ -36,18 +36,26 @@ def _claimed(sq: squidie.Squidie) -> tuple[str, str, str, str]:
     claim_id = f"claim{uuid.uuid4().hex}"
     token_hash = hashlib.sha256(uuid.uuid4().bytes).hexdigest()
     now = sq.clock.now()
-    record = sq.store.claim(queue="default", owner_id="o", now=now,
-                            lease_until=now + timedelta(seconds=60), claim_id=claim_id,
-                            token_hash=token_hash)
+    record = sq.store.claim(
+        queue="default",
+        owner_id="o",
+        now=now,
+        lease_until=now + timedelta(seconds=60),
+        claim_id=claim_id,
+        token_hash=token_hash,
+    )
     assert record is not None
     return run.run_id, record.attempt_id, claim_id, token_hash
 
 
-def _fenced_write(sq: squidie.Squidie, run_id: str, attempt_id: str, claim_id: str,
-                  token_hash: str) -> RunWrite:
+def _fenced_write(
+    sq: squidie.Squidie, run_id: str, attempt_id: str, claim_id: str, token_hash: str
+) -> RunWrite:
     revision = sq.store.get_run(run_id).revision  # type: ignore[union-attr]
     return RunWrite(
-        run_id=run_id, expected_revision=revision, now=sq.clock.now(),
+        run_id=run_id,
+        expected_revision=revision,
+        now=sq.clock.now(),
         facts=[NewFact(kind="attempt_finished", data={"key": "only"})],
         fence=Fence(attempt_id=attempt_id, claim_id=claim_id, token_hash=token_hash),
     )
@@ -66,12 +74,18 @@ def _assert_clean(text_: str, *secrets: str) -> None:
 
 @pytest.mark.parametrize("engine_from", ["url", "host_engine"])
 def test_storage_errors_carry_no_sql_nor_fence_credentials_but_the_sqlstate(
-    db_url: str, engine_from: str, caplog: pytest.LogCaptureFixture,
+    db_url: str,
+    engine_from: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # A host app's own engine has no hide_parameters: errors must be clean anyway.
-    sq = (squidie.connect(db_url) if engine_from == "url"
-          else squidie.connect(engine=create_engine(db_url.replace(
-              "postgresql://", "postgresql+psycopg://"))))
+    sq = (
+        squidie.connect(db_url)
+        if engine_from == "url"
+        else squidie.connect(
+            engine=create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
+        )
+    )
     sq.install()
     run_id, attempt_id, claim_id, token_hash = _claimed(sq)
     write = _fenced_write(sq, run_id, attempt_id, claim_id, token_hash)
@@ -85,8 +99,13 @@ def test_storage_errors_carry_no_sql_nor_fence_credentials_but_the_sqlstate(
     assert isinstance(failed.value.__cause__, DriverError)
     assert failed.value.__context__ is None
     with pytest.raises(StorageError) as beat:
-        sq.store.heartbeat(attempt_id=attempt_id, claim_id=claim_id, token_hash=token_hash,
-                           now=write.now, lease_until=write.now + timedelta(seconds=5))
+        sq.store.heartbeat(
+            attempt_id=attempt_id,
+            claim_id=claim_id,
+            token_hash=token_hash,
+            now=write.now,
+            lease_until=write.now + timedelta(seconds=5),
+        )
     _assert_clean(_text_of(beat.value), claim_id, token_hash)
     if "postgresql" in db_url:
         assert beat.value.details["sqlstate"] == "42P01"  # undefined_table
@@ -94,8 +113,9 @@ def test_storage_errors_carry_no_sql_nor_fence_credentials_but_the_sqlstate(
         assert "42P01" in str(beat.value)
     # And through a worker loop, which logs the first failure with its traceback.
     caplog.set_level(logging.DEBUG)
-    worker = Worker(lambda owner: sq.store.write(write), "w", max_steps=1, error_min=5.0,
-                    error_max=5.0).start()
+    worker = Worker(
+        lambda owner: sq.store.write(write), "w", max_steps=1, error_min=5.0, error_max=5.0
+    ).start()
     deadline = threading.Event()
     while worker.errors == 0 and not deadline.wait(0.02):
         pass
@@ -105,8 +125,9 @@ def test_storage_errors_carry_no_sql_nor_fence_credentials_but_the_sqlstate(
     _assert_clean(caplog.text, claim_id, token_hash)
 
 
-def test_a_failed_fence_names_neither_claim_nor_token(db_url: str,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failed_fence_names_neither_claim_nor_token(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     sq = squidie.connect(db_url)
     sq.install()
     run_id, attempt_id, claim_id, token_hash = _claimed(sq)
@@ -161,8 +182,9 @@ def _install(url: str, start: threading.Barrier | None, results: list[str]) -> N
         results.append(repr(exc))
 
 
-def _install_in_process(url: str, start: multiprocessing.synchronize.Barrier,
-                        queue: multiprocessing.Queue[str]) -> None:
+def _install_in_process(
+    url: str, start: multiprocessing.synchronize.Barrier, queue: multiprocessing.Queue[str]
+) -> None:
     results: list[str] = []
     with contextlib.suppress(threading.BrokenBarrierError):
         start.wait(timeout=60)
@@ -176,8 +198,7 @@ def test_many_concurrent_installs_on_a_fresh_sqlite_file_all_succeed(tmp_path: P
     n = 24
     start = ctx.Barrier(n)
     queue: multiprocessing.Queue[str] = ctx.Queue()
-    procs = [ctx.Process(target=_install_in_process, args=(url, start, queue))
-             for _ in range(n)]
+    procs = [ctx.Process(target=_install_in_process, args=(url, start, queue)) for _ in range(n)]
     for p in procs:
         p.start()
     results = [queue.get(timeout=120) for _ in procs]
@@ -186,8 +207,9 @@ def test_many_concurrent_installs_on_a_fresh_sqlite_file_all_succeed(tmp_path: P
     threads_results: list[str] = []
     url2 = f"sqlite:///{tmp_path}/race-threads.sqlite3"
     barrier = threading.Barrier(16)
-    threads = [threading.Thread(target=_install, args=(url2, barrier, threads_results))
-               for _ in range(16)]
+    threads = [
+        threading.Thread(target=_install, args=(url2, barrier, threads_results)) for _ in range(16)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -32,7 +32,8 @@ def attempt_errors(sq: Squidie, run_id: str) -> list[str | None]:
 
 
 def test_a_heartbeating_step_past_its_timeout_fails_with_step_timeout_then_retries(
-        sq: Squidie) -> None:
+    sq: Squidie,
+) -> None:
     run = sq.start(Hangs)
     started = time.monotonic()
     sq.execute_next(owner_id="w", heartbeat_interval=0.1, lease_for=30)
@@ -83,6 +84,7 @@ def test_heartbeats_never_extend_the_lease_past_the_timeout(sq: Squidie) -> None
 
 def test_timeout_is_checked_when_the_workflow_is_defined() -> None:
     with pytest.raises(WorkflowDefinitionError) as info:
+
         class Bad(Workflow):
             trigger = manual("go")
             steps = [step("a", after, timeout=-1), pause("p")]
@@ -97,7 +99,8 @@ def test_timeout_is_checked_when_the_workflow_is_defined() -> None:
 
 
 def test_a_timed_out_step_raced_by_a_second_process_completes_once(
-        sq: Squidie, db_url: str) -> None:
+    sq: Squidie, db_url: str
+) -> None:
     """Two worker processes race a run whose first attempt hangs while heartbeating:
     one of them times it out, either runs the retry, the run completes, and the
     step's success is applied exactly once with exactly one step_timeout."""
@@ -105,10 +108,14 @@ def test_a_timed_out_step_raced_by_a_second_process_completes_once(
 
     runs = [sq.start(Hangs).run_id for _ in range(3)]
     results = SPAWN.Queue()
-    procs = [SPAWN.Process(target=drain_with,
-                           args=(db_url, owner, ["tests.workflows_timeouts"], 1.5, results),
-                           kwargs={"heartbeat_interval": 0.1})
-             for owner in ("racer-a", "racer-b")]
+    procs = [
+        SPAWN.Process(
+            target=drain_with,
+            args=(db_url, owner, ["tests.workflows_timeouts"], 1.5, results),
+            kwargs={"heartbeat_interval": 0.1},
+        )
+        for owner in ("racer-a", "racer-b")
+    ]
     for p in procs:
         p.start()
     reports = [results.get(timeout=120) for _ in procs]
@@ -129,8 +136,7 @@ def test_a_timed_out_step_raced_by_a_second_process_completes_once(
 # -- run timeouts ---------------------------------------------------------------------
 
 
-def test_a_run_past_its_run_timeout_is_cancelled_with_reason_run_timeout(
-        db_url: str) -> None:
+def test_a_run_past_its_run_timeout_is_cancelled_with_reason_run_timeout(db_url: str) -> None:
     from datetime import timedelta
 
     from squidie.testing import FakeClock
@@ -145,8 +151,11 @@ def test_a_run_past_its_run_timeout_is_cancelled_with_reason_run_timeout(
     clock.advance(timedelta(seconds=1))
     snap = sq.execute_next(owner_id="w")
     assert snap is not None and snap.status == "cancelled"
-    [event] = [e for e in sq.inspect_run(run.run_id, include_history=True).audit_events or []
-               if e["type"] == "cancelled"]
+    [event] = [
+        e
+        for e in sq.inspect_run(run.run_id, include_history=True).audit_events or []
+        if e["type"] == "cancelled"
+    ]
     assert event["metadata"] == {"reason": "run_timeout"} and event["step"] == "sign_off"
     assert sq.store.list_attempts(run.run_id, live_only=True) == []
     assert sq.explain_run(run.run_id).reason == "terminal"
@@ -154,23 +163,27 @@ def test_a_run_past_its_run_timeout_is_cancelled_with_reason_run_timeout(
 
 def test_a_run_finished_in_time_leaves_no_timer_behind(sq: Squidie) -> None:
     run = sq.start(Quick)
-    assert [r.runnable_key for r in sq.store.list_attempts(run.run_id, live_only=True)] == \
-        ["after", "__run_timeout__"]
+    assert [r.runnable_key for r in sq.store.list_attempts(run.run_id, live_only=True)] == [
+        "after",
+        "__run_timeout__",
+    ]
     assert sq.explain_run(run.run_id).evidence.get("anomalies") == []
     drain(sq)
     assert sq.inspect_run(run.run_id).status == "completed"
     assert sq.store.list_attempts(run.run_id, live_only=True) == []
 
 
-def test_run_timeouts_fire_exactly_once_across_racing_processes(
-        sq: Squidie, db_url: str) -> None:
+def test_run_timeouts_fire_exactly_once_across_racing_processes(sq: Squidie, db_url: str) -> None:
     from tests.version_workers import drain_with
 
     runs = [sq.start(Expires).run_id for _ in range(4)]
     results = SPAWN.Queue()
-    procs = [SPAWN.Process(target=drain_with,
-                           args=(db_url, owner, ["tests.workflows_timeouts"], 1.5, results))
-             for owner in ("racer-a", "racer-b")]
+    procs = [
+        SPAWN.Process(
+            target=drain_with, args=(db_url, owner, ["tests.workflows_timeouts"], 1.5, results)
+        )
+        for owner in ("racer-a", "racer-b")
+    ]
     for p in procs:
         p.start()
     [results.get(timeout=120) for _ in procs]

@@ -47,12 +47,14 @@ def test_runs_keep_their_version_while_a_newer_one_is_defined(sq: Squidie) -> No
     assert {r.run_id for r in listed} == set(old + new)
     assert {r.workflow for r in listed} == {NAME}
     assert sorted(r.definition_version or "" for r in listed) == ["1", "1", "1", "2", "2"]
-    assert [r.run_id for r in sq.list_runs(workflow=OrderV1, limit=100)] == \
-        [r.run_id for r in listed]
+    assert [r.run_id for r in sq.list_runs(workflow=OrderV1, limit=100)] == [
+        r.run_id for r in listed
+    ]
 
 
 def test_same_name_and_version_with_another_definition_is_refused() -> None:
     with pytest.raises(WorkflowDefinitionError, match="already defined"):
+
         class Impostor(Workflow):
             name = NAME
             version = "1"
@@ -80,8 +82,7 @@ def test_a_paused_v1_run_is_approved_and_finished_on_v1(sq: Squidie) -> None:
     assert "notified" not in snap.context
 
 
-def _drain_in(url: str, owner: str, modules: list[str], quiet: float = 2.0
-              ) -> dict[str, Any]:
+def _drain_in(url: str, owner: str, modules: list[str], quiet: float = 2.0) -> dict[str, Any]:
     from tests.version_workers import drain_with
 
     results = SPAWN.Queue()
@@ -102,8 +103,10 @@ def test_two_versions_in_flight_across_worker_processes(sq: Squidie, db_url: str
     results = SPAWN.Queue()
     from tests.version_workers import drain_with
 
-    procs = [SPAWN.Process(target=drain_with, args=(db_url, owner, modules, 3.0, results))
-             for owner, modules in (("old-deploy", V1), ("new-deploy", V2))]
+    procs = [
+        SPAWN.Process(target=drain_with, args=(db_url, owner, modules, 3.0, results))
+        for owner, modules in (("old-deploy", V1), ("new-deploy", V2))
+    ]
     for p in procs:
         p.start()
     reports = {r["owner"]: r for r in (results.get(timeout=180) for _ in procs)}
@@ -122,8 +125,7 @@ def test_two_versions_in_flight_across_worker_processes(sq: Squidie, db_url: str
     assert reports["old-deploy"]["steps"] == 12 and reports["new-deploy"]["steps"] == 18
 
 
-def test_explain_names_the_missing_version_and_the_import_error(sq: Squidie,
-                                                                db_url: str) -> None:
+def test_explain_names_the_missing_version_and_the_import_error(sq: Squidie, db_url: str) -> None:
     run = sq.start(OrderV1, payload={"order": 1})
     report = _drain_in(db_url, "v2-only", V2, quiet=1.0)
     assert report["steps"] == 0 and report["handed_back"] >= 1

@@ -65,7 +65,8 @@ def test_a_worker_in_another_process_is_woken_through_notify(pg_url: str) -> Non
     sq = squidie.connect(pg_url)
     sq.install()
     proc = subprocess.Popen(
-        [sys.executable, "-c", WORKER, pg_url], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        [sys.executable, "-c", WORKER, pg_url], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         time.sleep(1.0)  # it looked, found nothing and waits (listening)

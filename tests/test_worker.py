@@ -98,21 +98,24 @@ def test_worker_threads_drain_everything_then_stop(db_url: str) -> None:
     assert worker.steps_done == 50 and worker.errors == 0
     # Deterministic: no step passed the gate before two threads were inside it at once.
     assert MEETING.met.is_set() and len(MEETING.pair) >= 2
-    owners = {a["owner_id"] for r in runs
-              for a in sq.inspect_run(r, include_history=True).attempts or []}
+    owners = {
+        a["owner_id"] for r in runs for a in sq.inspect_run(r, include_history=True).attempts or []
+    }
     assert owners <= {"pool-1", "pool-2", "pool-3"} and len(owners) > 1
 
 
-def test_sigterm_finishes_the_running_step_and_exits_cleanly(pg_url: str,
-                                                             tmp_path: Path) -> None:
+def test_sigterm_finishes_the_running_step_and_exits_cleanly(pg_url: str, tmp_path: Path) -> None:
     sq = squidie.connect(pg_url)
     sq.install()
     marker = str(tmp_path / "started")
     run = sq.start(Sleepy, payload={"seconds": 1.5, "started_marker": marker})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.worker_entry", pg_url], cwd=ROOT,
+        [sys.executable, "-m", "tests.worker_entry", pg_url],
+        cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT), "SQUIDIE_TEST_SLOW": "1"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -143,7 +146,8 @@ def test_error_backoff_doubles_with_jitter_up_to_the_bound() -> None:
 
 
 def test_worker_backs_off_and_logs_one_line_per_step_when_the_database_is_down(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # A SQLite file in a directory that does not exist: every call fails at once.
     sq = squidie.connect(f"sqlite:///{tmp_path}/missing/dir/squidie.sqlite3")
@@ -174,8 +178,9 @@ def test_worker_recovers_after_errors_and_resets_its_back_off(
         return None
 
     caplog.set_level(logging.INFO, logger="squidie.worker")
-    worker = Worker(flaky, "w", idle_min=0.01, idle_max=0.01, error_min=0.05,
-                    error_max=0.2, max_steps=1).start()
+    worker = Worker(
+        flaky, "w", idle_min=0.01, idle_max=0.01, error_min=0.05, error_max=0.2, max_steps=1
+    ).start()
     worker.join(timeout=10)
     assert worker.errors == 3 and worker.steps_done == 1
     gaps = [b - a for a, b in itertools.pairwise(calls)]

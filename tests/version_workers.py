@@ -11,9 +11,15 @@ from typing import Any
 from squidie import InvalidOption, LeaseLost
 
 
-def drain_with(url: str, owner: str, modules: list[str], quiet_seconds: float,
-               result_queue: Any, release_delay: float = 0.2,
-               heartbeat_interval: float | None = None) -> None:
+def drain_with(
+    url: str,
+    owner: str,
+    modules: list[str],
+    quiet_seconds: float,
+    result_queue: Any,
+    release_delay: float = 0.2,
+    heartbeat_interval: float | None = None,
+) -> None:
     """Import ``modules``, then run execute_next until nothing ran for
     ``quiet_seconds``; report the steps run and the attempts handed back.
 
@@ -30,8 +36,9 @@ def drain_with(url: str, owner: str, modules: list[str], quiet_seconds: float,
     last_work = time.monotonic()
     while time.monotonic() - last_work < quiet_seconds:
         try:
-            snap = sq.execute_next(owner_id=owner, lease_for=30,
-                                   heartbeat_interval=heartbeat_interval)
+            snap = sq.execute_next(
+                owner_id=owner, lease_for=30, heartbeat_interval=heartbeat_interval
+            )
         except InvalidOption as exc:  # this deploy lacks the run's version
             assert exc.details.get("reason") == "definition_unavailable", exc
             handed_back += 1
@@ -45,5 +52,12 @@ def drain_with(url: str, owner: str, modules: list[str], quiet_seconds: float,
             continue
         done += 1
         last_work = time.monotonic()
-    result_queue.put({"owner": owner, "pid": os.getpid(), "steps": done,
-                      "handed_back": handed_back, "lost": lost})
+    result_queue.put(
+        {
+            "owner": owner,
+            "pid": os.getpid(),
+            "steps": done,
+            "handed_back": handed_back,
+            "lost": lost,
+        }
+    )

@@ -21,10 +21,14 @@ from squidie import (
 # The Squidie instance the spawning steps start children on (set by the test or the
 # worker process: a step has no other way to reach it).
 HOLDER: dict[str, Any] = {}
-PARENT_PAYLOAD = {"count": field(int, default=3), "values": field(list, default=[]),
-                  "delay": field(float, default=0.0), "marker_dir": field(str, default=""),
-                  "child_queue": field(str, default=""),
-                  "spawn_delay": field(float, default=0.0)}
+PARENT_PAYLOAD = {
+    "count": field(int, default=3),
+    "values": field(list, default=[]),
+    "delay": field(float, default=0.0),
+    "marker_dir": field(str, default=""),
+    "child_queue": field(str, default=""),
+    "spawn_delay": field(float, default=0.0),
+}
 
 
 def double(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
@@ -42,8 +46,14 @@ def double(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
 class Child(Workflow):
     """One unit of fanned-out work."""
 
-    trigger = manual("go", payload={"n": field(int), "delay": field(float, default=0.0),
-                                    "marker_dir": field(str, default="")})
+    trigger = manual(
+        "go",
+        payload={
+            "n": field(int),
+            "delay": field(float, default=0.0),
+            "marker_dir": field(str, default=""),
+        },
+    )
     steps = [step("work", double)]
 
 
@@ -56,8 +66,9 @@ def spawn(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
         for extra in ("delay", "marker_dir"):
             if input.get(extra):
                 payload[extra] = input[extra]
-        sq.start_child_run(ctx, Child, payload, child_key=f"c{i}",
-                           queue=input.get("child_queue") or None)
+        sq.start_child_run(
+            ctx, Child, payload, child_key=f"c{i}", queue=input.get("child_queue") or None
+        )
         if input.get("spawn_delay"):
             time.sleep(float(input["spawn_delay"]))
     return {"spawned": len(values)}
@@ -69,8 +80,9 @@ def after(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     if marker:
         Path(marker, f"parent-resumed.{ctx.run_id}.{time.monotonic_ns()}").write_text("")
     children = input["children"]
-    total = sum(c["result"].get("doubled", 0) for c in children.values()
-                if c["status"] == "completed")
+    total = sum(
+        c["result"].get("doubled", 0) for c in children.values() if c["status"] == "completed"
+    )
     return {"total": total}
 
 

@@ -80,8 +80,9 @@ class SlowStep(Step):
 class Sleepy(Workflow):
     """One slow step, then a quick one."""
 
-    trigger = manual("go", payload={"seconds": field(float), "started_marker": field(str,
-                                                                                     default="")})
+    trigger = manual(
+        "go", payload={"seconds": field(float), "started_marker": field(str, default="")}
+    )
     steps = [step("sleep", SlowStep), step("after", lambda i, c: {"done": True})]
 
 
@@ -90,8 +91,11 @@ class Flaky(Workflow):
 
     trigger = manual("go")
     steps = [
-        step("flaky", lambda i, c: _flaky(c),
-             retry=retry(max_attempts=3, backoff=exponential(min=2, max=3))),
+        step(
+            "flaky",
+            lambda i, c: _flaky(c),
+            retry=retry(max_attempts=3, backoff=exponential(min=2, max=3)),
+        ),
     ]
 
 

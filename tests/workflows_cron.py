@@ -17,14 +17,20 @@ def record_schedule(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
 
 
 class NightlyReport(Workflow):
-    trigger = cron("nightly", "0 2 * * *", timezone="Europe/Berlin",
-                   idempotency="return_existing_run", payload={"region": field(str, "eu")})
+    trigger = cron(
+        "nightly",
+        "0 2 * * *",
+        timezone="Europe/Berlin",
+        idempotency="return_existing_run",
+        payload={"region": field(str, "eu")},
+    )
     steps = [step("record", record_schedule, output="report")]
 
 
 class NightlySkip(Workflow):
-    trigger = cron("nightly_skip", "0 2 * * *", timezone="Europe/Berlin",
-                   idempotency="skip_duplicate")
+    trigger = cron(
+        "nightly_skip", "0 2 * * *", timezone="Europe/Berlin", idempotency="skip_duplicate"
+    )
     steps = [step("record", record_schedule, output="report")]
 
 
@@ -41,8 +47,7 @@ class EveryMinute(Workflow):
 
 
 class DailyBerlin(Workflow):
-    trigger = cron("daily", "30 2 * * *", timezone="Europe/Berlin",
-                   idempotency="skip_duplicate")
+    trigger = cron("daily", "30 2 * * *", timezone="Europe/Berlin", idempotency="skip_duplicate")
     steps = [step("record", record_schedule, output="report")]
 
 
@@ -69,8 +74,9 @@ def perform_in_child(url: str, payload: dict[str, Any], barrier: Any, out: Any) 
     out.put(None if snap is None else snap.run_id)
 
 
-def scheduler_in_child(url: str, workflows: list[str], ticks: list[str], barrier: Any,
-                       out: Any) -> None:
+def scheduler_in_child(
+    url: str, workflows: list[str], ticks: list[str], barrier: Any, out: Any
+) -> None:
     """Tick a scheduler at each ISO instant in ``ticks``, in step with a sibling."""
     from datetime import datetime
 

@@ -33,8 +33,10 @@ class Leaky(Workflow):
     """A step that fails twice (retried once) with the payload's secret in its error."""
 
     trigger = manual("try", payload={"password": field(str)})
-    steps = [step("greet", greet, input={"name": ["password"]}),
-             step("login", leak_and_fail, retry=retry(max_attempts=2))]
+    steps = [
+        step("greet", greet, input={"name": ["password"]}),
+        step("login", leak_and_fail, retry=retry(max_attempts=2)),
+    ]
 
 
 class Chain(Workflow):

@@ -33,5 +33,8 @@ class Checkout(Workflow):
 
 class IrreversibleCheckout(Workflow):
     trigger = manual("go", payload={"order": field(int)})
-    steps = [step("reserve", reserve), step("charge", charge, irreversible=True),
-             step("ship", ship)]
+    steps = [
+        step("reserve", reserve),
+        step("charge", charge, irreversible=True),
+        step("ship", ship),
+    ]

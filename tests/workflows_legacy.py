@@ -39,18 +39,19 @@ class Legacy(Workflow):
 
     trigger = manual("go", payload={"n": field(int, default=0)})
     steps = [step("a", add), step("b", add), step("c", add)]
-    transitions = [transition("a", to="b"), transition("b", to="c"),
-                   transition("c", to="complete")]
+    transitions = [transition("a", to="b"), transition("b", to="c"), transition("c", to="complete")]
 
 
 class LegacyApproval(Workflow):
     """check -> approve (a human) -> pay."""
 
     trigger = manual("go")
-    steps = [step("check", add), approval_step("approve", output="approval"),
-             step("pay", add)]
-    transitions = [transition("check", to="approve"), transition("approve", to="pay"),
-                   transition("pay", to="complete")]
+    steps = [step("check", add), approval_step("approve", output="approval"), step("pay", add)]
+    transitions = [
+        transition("check", to="approve"),
+        transition("approve", to="pay"),
+        transition("pay", to="complete"),
+    ]
 
 
 class LegacyRetry(Workflow):
@@ -65,5 +66,9 @@ class LegacyJoin(Workflow):
     """a -> (b | c) -> d."""
 
     trigger = manual("go")
-    steps = [step("a", add), step("b", add, after=["a"]), step("c", add, after=["a"]),
-             step("d", add, after=["b", "c"])]
+    steps = [
+        step("a", add),
+        step("b", add, after=["a"]),
+        step("c", add, after=["a"]),
+        step("d", add, after=["b", "c"]),
+    ]

@@ -39,8 +39,9 @@ def turn_back(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     return {"turned_back": True}
 
 
-COUNCIL_DEADLINE = deadline(within=300, due_soon=60, escalate_after=120,
-                            escalation="operator_action")
+COUNCIL_DEADLINE = deadline(
+    within=300, due_soon=60, escalate_after=120, escalation="operator_action"
+)
 
 
 class Errand(Workflow):
@@ -109,16 +110,24 @@ class ConditionalApproval(Workflow):
     """An approval whose ok route depends on the decision metadata."""
 
     trigger = manual("ask")
-    steps = [approval_step("gate", output="gate"), step("fast", branch_on_vote),
-             step("slow", branch_on_vote)]
+    steps = [
+        approval_step("gate", output="gate"),
+        step("fast", branch_on_vote),
+        step("slow", branch_on_vote),
+    ]
     transitions = [
-        transition("gate", on="ok", to="fast", when={"path": ["gate", "metadata", "speed"],
-                                                      "equals": "fast"}),
+        transition(
+            "gate",
+            on="ok",
+            to="fast",
+            when={"path": ["gate", "metadata", "speed"], "equals": "fast"},
+        ),
         transition("gate", on="ok", to="slow"),
     ]
 
 
 # -- saga ----------------------------------------------------------------------
+
 
 def book(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     return {f"{ctx.step}_ref": f"{ctx.step}-42"}
@@ -189,6 +198,7 @@ class RescueCompensation(Workflow):
 
 # -- replay --------------------------------------------------------------------
 
+
 class Launch(Workflow):
     """prepare -> fire (irreversible)."""
 
@@ -211,6 +221,7 @@ class Plain(Workflow):
 
 
 # -- deadlines -----------------------------------------------------------------
+
 
 def slow(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     return {"slow": True}
@@ -241,8 +252,9 @@ PARENT_HOLDER: dict[str, Any] = {}
 
 def spawn_child(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     sq = PARENT_HOLDER["sq"]
-    first = sq.start_child_run(ctx, Plain, {"n": 2}, child_key="only-one",
-                               metadata={"why": "fan-out"})
+    first = sq.start_child_run(
+        ctx, Plain, {"n": 2}, child_key="only-one", metadata={"why": "fan-out"}
+    )
     again = sq.start_child_run(ctx, Plain, {"n": 2}, child_key="only-one")
     return {"child": first.run_id, "same": first.run_id == again.run_id}
 
@@ -255,6 +267,7 @@ class Parent(Workflow):
 
 
 # -- restart boundaries (used by subprocesses) ----------------------------------
+
 
 def block_until_released(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     """Signal that the step started, then wait for the release file."""
@@ -278,13 +291,20 @@ class GatedErrand(Workflow):
     """prepare -> approval -> finish: for the worker-kill restart test."""
 
     trigger = manual("go")
-    steps = [step("prepare", pack), approval_step("sign_off", output="sign_off"),
-             step("finish", turn_back)]
-    transitions = [transition("prepare", to="sign_off"), transition("sign_off", to="finish"),
-                   transition("finish", to="complete")]
+    steps = [
+        step("prepare", pack),
+        approval_step("sign_off", output="sign_off"),
+        step("finish", turn_back),
+    ]
+    transitions = [
+        transition("prepare", to="sign_off"),
+        transition("sign_off", to="finish"),
+        transition("finish", to="complete"),
+    ]
 
 
 # -- helpers shared by the tests (kept here: conftest.py belongs to the suite) ---
+
 
 def connect_fake(url: str) -> Any:
     """A Squidie on ``url`` with a FakeClock, tables installed."""
@@ -308,6 +328,7 @@ def revision(sq: Any, run_id: str) -> int:
 
 
 # -- subprocess entry points (multiprocessing 'spawn') ---------------------------
+
 
 def worker_loop(url: str, owner: str) -> None:
     """A worker process: execute_next until killed."""

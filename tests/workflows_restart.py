@@ -53,16 +53,22 @@ class Queued(Workflow):
     """a -> b -> c: the backlog."""
 
     trigger = manual("go", payload=PAYLOAD)
-    steps = [step("a", work, retry=RETRY), step("b", work, retry=RETRY),
-             step("c", work, retry=RETRY)]
+    steps = [
+        step("a", work, retry=RETRY),
+        step("b", work, retry=RETRY),
+        step("c", work, retry=RETRY),
+    ]
 
 
 class Delayed(Workflow):
     """a -> linger (a wait) -> b."""
 
     trigger = manual("go", payload=PAYLOAD)
-    steps = [step("a", work, retry=RETRY), wait("linger", DELAY_SECONDS),
-             step("b", work, retry=RETRY)]
+    steps = [
+        step("a", work, retry=RETRY),
+        wait("linger", DELAY_SECONDS),
+        step("b", work, retry=RETRY),
+    ]
 
 
 class Backoff(Workflow):
@@ -71,8 +77,14 @@ class Backoff(Workflow):
     trigger = manual("go", payload=PAYLOAD)
     steps = [
         step("a", work, retry=RETRY),
-        step("flaky", flaky, retry=retry(max_attempts=FLAKY_FAILURES + 3, backoff=exponential(
-            min=BACKOFF_SECONDS, max=BACKOFF_SECONDS))),
+        step(
+            "flaky",
+            flaky,
+            retry=retry(
+                max_attempts=FLAKY_FAILURES + 3,
+                backoff=exponential(min=BACKOFF_SECONDS, max=BACKOFF_SECONDS),
+            ),
+        ),
         step("b", work, retry=RETRY),
     ]
 
@@ -88,8 +100,11 @@ class Reviewed(Workflow):
     """a -> review (an approval) -> b."""
 
     trigger = manual("go", payload=PAYLOAD)
-    steps = [step("a", work, retry=RETRY), approval_step("review", output="review"),
-             step("b", work, retry=RETRY)]
+    steps = [
+        step("a", work, retry=RETRY),
+        approval_step("review", output="review"),
+        step("b", work, retry=RETRY),
+    ]
 
 
 class Tick(Workflow):

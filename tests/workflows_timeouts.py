@@ -26,8 +26,12 @@ def after(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
 class Hangs(Workflow):
     trigger = manual("go")
     steps = [
-        step("hang", hang_first, timeout=0.5,
-             retry=retry(max_attempts=2, backoff=exponential(min=0.1, max=0.1))),
+        step(
+            "hang",
+            hang_first,
+            timeout=0.5,
+            retry=retry(max_attempts=2, backoff=exponential(min=0.1, max=0.1)),
+        ),
         step("after", after),
     ]
 

@@ -19,5 +19,9 @@ class ApprovedOrder(Workflow):
     name = "tests.approved_orders"
     version = "2"
     trigger = manual("go", payload={"order": field(int)})
-    steps = [step("reserve", reserve), approval_step("sign_off"), step("ship", ship_v2),
-             step("notify", notify)]
+    steps = [
+        step("reserve", reserve),
+        approval_step("sign_off"),
+        step("ship", ship_v2),
+        step("notify", notify),
+    ]

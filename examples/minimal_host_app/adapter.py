@@ -38,19 +38,22 @@ class ProcrastinateCronExecutor:
         schedule_in: timedelta | float | None = None,
     ) -> dict[str, Any]:
         """Enqueue ``Payload.cron(...)`` as a ``deliver_cron_payload`` job."""
-        payload = Payload.cron(workflow, trigger, signal_id=signal_id,
-                               intended_window=intended_window)
+        payload = Payload.cron(
+            workflow, trigger, signal_id=signal_id, intended_window=intended_window
+        )
         queue = (config or {}).get("queue", self.queue)
         options: dict[str, Any] = {"queue": queue}
         seconds = None
         if schedule_in is not None:
-            seconds = (schedule_in.total_seconds() if isinstance(schedule_in, timedelta)
-                       else float(schedule_in))
+            seconds = (
+                schedule_in.total_seconds()
+                if isinstance(schedule_in, timedelta)
+                else float(schedule_in)
+            )
             options["schedule_in"] = {"seconds": seconds}
         if signal_id is not None:
             options["queueing_lock"] = signal_id
-        meta = {"queue": queue, "task": TASK_NAME, "schedule_in": seconds,
-                "signal_id": signal_id}
+        meta = {"queue": queue, "task": TASK_NAME, "schedule_in": seconds, "signal_id": signal_id}
         try:
             job_id = self.app.configure_task(TASK_NAME, **options).defer(payload=payload)
         except AlreadyEnqueued:

@@ -25,8 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     url = database_url(args.database_url)
     sq = squidie.connect(url)
     with make_app(url).open() as app:
-        scheduler = Scheduler(sq, [NightlyDigest], catch_up=args.catch_up,
-                              executor=ProcrastinateCronExecutor(app))
+        scheduler = Scheduler(
+            sq, [NightlyDigest], catch_up=args.catch_up, executor=ProcrastinateCronExecutor(app)
+        )
         scheduler.run(interval=args.interval)
     return 0
 

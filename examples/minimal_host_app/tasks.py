@@ -24,8 +24,9 @@ from examples.minimal_host_app.config import JOB_QUEUE, database_url, libpq_url
 TASK_NAME = "squidie.deliver_cron_payload"
 
 
-def deliver_cron_payload(context: JobContext, payload: dict[str, Any],
-                         max_steps: int = 100) -> dict[str, Any]:
+def deliver_cron_payload(
+    context: JobContext, payload: dict[str, Any], max_steps: int = 100
+) -> dict[str, Any]:
     """Start the run a cron payload asks for, then execute its visible steps."""
     sq = context.additional_context.get("squidie") or squidie.connect(database_url())
     job_id = context.job.id if context.job else "?"
@@ -33,11 +34,16 @@ def deliver_cron_payload(context: JobContext, payload: dict[str, Any],
     steps = 0
     # Drain what is visible now; later work (retries with backoff, waits) is left
     # to the journal workers (worker.py), so this job never sleeps.
-    while steps < max_steps and sq.execute_next(owner_id=f"procrastinate-job-{job_id}",
-                                                lease_for=60) is not None:
+    while (
+        steps < max_steps
+        and sq.execute_next(owner_id=f"procrastinate-job-{job_id}", lease_for=60) is not None
+    ):
         steps += 1
-    return {"run_id": None if snapshot is None else snapshot.run_id,
-            "skipped_duplicate": snapshot is None, "steps": steps}
+    return {
+        "run_id": None if snapshot is None else snapshot.run_id,
+        "skipped_duplicate": snapshot is None,
+        "steps": steps,
+    }
 
 
 def make_app(url: str | None = None) -> procrastinate.App:
@@ -49,7 +55,8 @@ def make_app(url: str | None = None) -> procrastinate.App:
         name=TASK_NAME,
         queue=JOB_QUEUE,
         pass_context=True,
-        retry=procrastinate.RetryStrategy(max_attempts=5, exponential_wait=2,
-                                          retry_exceptions={squidie.StorageError}),
+        retry=procrastinate.RetryStrategy(
+            max_attempts=5, exponential_wait=2, retry_exceptions={squidie.StorageError}
+        ),
     )(deliver_cron_payload)
     return app

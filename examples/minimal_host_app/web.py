@@ -58,8 +58,7 @@ WORKFLOWS: dict[str, type[Workflow]] = {
     "ship_parcel": ShipParcel,
 }
 #: X-Role -> visibility scope of ``squidie.visibility.redact``.
-ROLE_SCOPES: dict[str, str] = {"auditor": "auditor", "operator": "operator",
-                               "external": "external"}
+ROLE_SCOPES: dict[str, str] = {"auditor": "auditor", "operator": "operator", "external": "external"}
 DEFAULT_ROLE = "external"
 ERROR_STATUS: dict[str, int] = {
     "not_found": 404,
@@ -138,15 +137,20 @@ class ReplayRequest(BaseModel):
 # -- dependencies ----------------------------------------------------------------------
 
 
-def get_caller(request: Request,
-               x_actor: Annotated[str | None, Header()] = None,
-               x_role: Annotated[str | None, Header()] = None) -> Caller:
+def get_caller(
+    request: Request,
+    x_actor: Annotated[str | None, Header()] = None,
+    x_role: Annotated[str | None, Header()] = None,
+) -> Caller:
     """The caller named by the ``X-Actor``/``X-Role`` headers (400 for an unknown role)."""
     role = (x_role or DEFAULT_ROLE).strip().lower()
     if role not in request.app.state.policy.role_scopes:
-        raise ApiError(400, "invalid_role",
-                       f"unknown X-Role {x_role!r}; expected one of "
-                       f"{', '.join(sorted(request.app.state.policy.role_scopes))}")
+        raise ApiError(
+            400,
+            "invalid_role",
+            f"unknown X-Role {x_role!r}; expected one of "
+            f"{', '.join(sorted(request.app.state.policy.role_scopes))}",
+        )
     return Caller(actor=x_actor or None, role=role)
 
 
@@ -181,8 +185,9 @@ def workflow_named(request: Request, name: str) -> type[Workflow]:
     """The workflow the API knows as ``name`` (InvalidOption otherwise)."""
     workflows: Mapping[str, type[Workflow]] = request.app.state.workflows
     if name not in workflows:
-        raise squidie.InvalidOption(f"unknown workflow {name!r}; expected one of "
-                                    f"{', '.join(sorted(workflows))}")
+        raise squidie.InvalidOption(
+            f"unknown workflow {name!r}; expected one of {', '.join(sorted(workflows))}"
+        )
     return workflows[name]
 
 
@@ -209,25 +214,42 @@ def healthz() -> dict[str, str]:
 
 
 @router.post("/runs", status_code=201)
-def start_run(request: Request, body: StartRun, sq: SquidieDep, caller: CallerDep,
-              idempotency_key: IdempotencyKey = None) -> Any:
+def start_run(
+    request: Request,
+    body: StartRun,
+    sq: SquidieDep,
+    caller: CallerDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
     """Start a run; ``run_id`` or an ``Idempotency-Key`` header makes it idempotent."""
     workflow = workflow_named(request, body.workflow)
     if idempotency_key is not None and body.run_id is not None:
         raise squidie.InvalidOption("pass run_id or an Idempotency-Key header, not both")
     if idempotency_key is not None:
-        run = sq.apply_signal(Signal.start_run(workflow, body.trigger, body.payload,
-                                               idempotency_key=idempotency_key,
-                                               metadata=command_metadata(caller)))
+        run = sq.apply_signal(
+            Signal.start_run(
+                workflow,
+                body.trigger,
+                body.payload,
+                idempotency_key=idempotency_key,
+                metadata=command_metadata(caller),
+            )
+        )
     else:
         run = sq.start(workflow, body.trigger, body.payload, run_id=body.run_id)
     return shown(request, run, caller)
 
 
 @router.get("/runs")
-def list_runs(request: Request, sq: SquidieDep, caller: CallerDep,
-              status: str | None = None, workflow: str | None = None, limit: int = 50,
-              cursor: str | None = None) -> Any:
+def list_runs(
+    request: Request,
+    sq: SquidieDep,
+    caller: CallerDep,
+    status: str | None = None,
+    workflow: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Any:
     """Runs newest first; ``next_cursor`` pages on (None on the last page)."""
     wf: Any = None
     if workflow is not None:
@@ -239,8 +261,9 @@ def list_runs(request: Request, sq: SquidieDep, caller: CallerDep,
 
 
 @router.get("/runs/{run_id}")
-def inspect_run(request: Request, run_id: str, sq: SquidieDep, caller: CallerDep,
-                history: bool = False) -> Any:
+def inspect_run(
+    request: Request, run_id: str, sq: SquidieDep, caller: CallerDep, history: bool = False
+) -> Any:
     """The run's snapshot; ``?history=1`` adds steps, attempts, audit and commands."""
     return shown(request, sq.inspect_run(run_id, include_history=history), caller)
 
@@ -252,12 +275,18 @@ def explain_run(request: Request, run_id: str, sq: SquidieDep, caller: CallerDep
 
 
 @router.get("/runs/{run_id}/graph")
-def run_graph(request: Request, run_id: str, sq: SquidieDep, caller: CallerDep,
-              format: Annotated[str, Query(pattern="^(json|mermaid|svg)$")] = "json",
-              history: bool = False) -> Any:
+def run_graph(
+    request: Request,
+    run_id: str,
+    sq: SquidieDep,
+    caller: CallerDep,
+    format: Annotated[str, Query(pattern="^(json|mermaid|svg)$")] = "json",
+    history: bool = False,
+) -> Any:
     """The run graph as JSON, Mermaid text or SVG (SVG needs Graphviz on the server)."""
-    graph = squidie.visibility.redact(sq.inspect_run_graph(run_id, include_history=history),
-                                      caller, request.app.state.policy)
+    graph = squidie.visibility.redact(
+        sq.inspect_run_graph(run_id, include_history=history), caller, request.app.state.policy
+    )
     if format == "mermaid":
         return PlainTextResponse(graph.to_mermaid())
     if format == "svg":
@@ -270,16 +299,27 @@ def run_graph(request: Request, run_id: str, sq: SquidieDep, caller: CallerDep,
 
 def _attrs(body: Decision | None, caller: Caller) -> dict[str, Any]:
     body = body or Decision()
-    return {"actor": body.actor or caller.actor, "comment": body.comment,
-            "metadata": body.metadata}
+    return {"actor": body.actor or caller.actor, "comment": body.comment, "metadata": body.metadata}
 
 
-def _decide(request: Request, sq: Squidie, caller: Caller, kind: str, run_id: str,
-            body: Decision | None, key: str | None) -> Any:
-    build = {"cancel": Signal.cancel_run, "resume": Signal.resume_run,
-             "approve": Signal.approve_run, "reject": Signal.reject_run}[kind]
-    signal = build(run_id, _attrs(body, caller), idempotency_key=key,
-                   metadata=command_metadata(caller))
+def _decide(
+    request: Request,
+    sq: Squidie,
+    caller: Caller,
+    kind: str,
+    run_id: str,
+    body: Decision | None,
+    key: str | None,
+) -> Any:
+    build = {
+        "cancel": Signal.cancel_run,
+        "resume": Signal.resume_run,
+        "approve": Signal.approve_run,
+        "reject": Signal.reject_run,
+    }[kind]
+    signal = build(
+        run_id, _attrs(body, caller), idempotency_key=key, metadata=command_metadata(caller)
+    )
     return shown(request, sq.apply_signal(signal), caller)
 
 
@@ -287,14 +327,23 @@ OptionalDecision = Annotated[Decision | None, Body()]
 
 
 @router.post("/runs/{run_id}/replay", status_code=201)
-def replay_run(request: Request, run_id: str, sq: SquidieDep, caller: ControllerDep,
-               body: Annotated[ReplayRequest | None, Body()] = None,
-               idempotency_key: IdempotencyKey = None) -> Any:
+def replay_run(
+    request: Request,
+    run_id: str,
+    sq: SquidieDep,
+    caller: ControllerDep,
+    body: Annotated[ReplayRequest | None, Body()] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
     """Start a new run with the same input (409 ``unsafe_replay`` past an irreversible
     step unless ``allow_irreversible``)."""
     body = body or ReplayRequest()
-    signal = Signal.replay_run(run_id, body.allow_irreversible, idempotency_key=idempotency_key,
-                               metadata={**body.metadata, **command_metadata(caller)})
+    signal = Signal.replay_run(
+        run_id,
+        body.allow_irreversible,
+        idempotency_key=idempotency_key,
+        metadata={**body.metadata, **command_metadata(caller)},
+    )
     return shown(request, sq.apply_signal(signal), caller)
 
 
@@ -308,9 +357,15 @@ class Control(StrEnum):
 
 
 @router.post("/runs/{run_id}/{control}")
-def control_run(request: Request, run_id: str, control: Control, sq: SquidieDep,
-                caller: ControllerDep, body: OptionalDecision = None,
-                idempotency_key: IdempotencyKey = None) -> Any:
+def control_run(
+    request: Request,
+    run_id: str,
+    control: Control,
+    sq: SquidieDep,
+    caller: ControllerDep,
+    body: OptionalDecision = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
     """Cancel a run now (409 when it already ended), resume a pause, or approve or
     reject the approval step the run waits on."""
     return _decide(request, sq, caller, control.value, run_id, body, idempotency_key)
@@ -340,8 +395,7 @@ def _api_error(request: Request, exc: Exception) -> JSONResponse:
 
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                         for e in exc.errors())
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
     return error_response(422, "invalid_request", problems)
 
 
@@ -356,9 +410,13 @@ def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "internal server error")
 
 
-def create_app(sq: Squidie, *, workflows: Mapping[str, type[Workflow]] | None = None,
-               policy: RolePolicy | None = None,
-               control_roles: Collection[str] = ("operator",)) -> FastAPI:
+def create_app(
+    sq: Squidie,
+    *,
+    workflows: Mapping[str, type[Workflow]] | None = None,
+    policy: RolePolicy | None = None,
+    control_roles: Collection[str] = ("operator",),
+) -> FastAPI:
     """The web API over ``sq``: ``workflows`` it may start (default ``WORKFLOWS``),
     the visibility ``policy`` (default ``RolePolicy()``) and the roles that may
     control runs."""
@@ -386,11 +444,13 @@ def caller_of(request: Request) -> Caller:
 
 def dashboard(sq: Squidie, policy: RolePolicy, control_roles: Collection[str]) -> Any:
     """The web dashboard over ``sq`` for the callers of this app."""
+
     def may_control(caller: Caller, action: str, run_id: str) -> bool:
         return caller.role in control_roles
 
-    return squidie.dashboard.create_app(sq, actor=caller_of, policy=policy,
-                                        allow_controls=True, authorize=may_control)
+    return squidie.dashboard.create_app(
+        sq, actor=caller_of, policy=policy, allow_controls=True, authorize=may_control
+    )
 
 
 def app_from_env() -> FastAPI:
@@ -414,9 +474,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.install:
         squidie.connect(url).install()
     os.environ[ENV_VAR] = url  # for the factory, in this process and uvicorn's workers
-    uvicorn.run("examples.minimal_host_app.web:app_from_env", factory=True, host=args.host,
-                port=args.port, workers=args.workers, access_log=args.access_log,
-                log_level="info")
+    uvicorn.run(
+        "examples.minimal_host_app.web:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=args.access_log,
+        log_level="info",
+    )
     return 0
 
 

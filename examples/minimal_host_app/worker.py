@@ -33,8 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--queue", default="default", help="the Squidie queue")
     parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument("--procrastinate", action="store_true",
-                        help="also run the procrastinate worker that delivers cron payloads")
+    parser.add_argument(
+        "--procrastinate",
+        action="store_true",
+        help="also run the procrastinate worker that delivers cron payloads",
+    )
     parser.add_argument("--install", action="store_true", help="create the tables first")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -53,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     journal_worker.start()
     try:
         # Blocks until SIGTERM/SIGINT; procrastinate finishes the current job first.
-        make_app(url).run_worker(queues=[JOB_QUEUE], additional_context={"squidie": sq},
-                                 name=owner)
+        make_app(url).run_worker(queues=[JOB_QUEUE], additional_context={"squidie": sq}, name=owner)
     finally:
         journal_worker.stop()
         journal_worker.join(30)

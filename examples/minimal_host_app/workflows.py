@@ -29,21 +29,23 @@ def collect_signups(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
 
 def publish_digest(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     """Pretend to publish the digest."""
-    return {"published": True, "channel": input["channel"],
-            "count": input["signups"]["count"]}
+    return {"published": True, "channel": input["channel"], "count": input["signups"]["count"]}
 
 
 class NightlyDigest(Workflow):
     """Every night at 06:00 Berlin time; one run per window however often it is delivered."""
 
     version = "1"
-    trigger = cron("nightly_digest", "0 6 * * *", timezone="Europe/Berlin",
-                   idempotency="return_existing_run",
-                   payload={"channel": field(str, default="#growth")})
+    trigger = cron(
+        "nightly_digest",
+        "0 6 * * *",
+        timezone="Europe/Berlin",
+        idempotency="return_existing_run",
+        payload={"channel": field(str, default="#growth")},
+    )
     steps = [
         step("collect_signups", collect_signups, output="signups"),
-        step("publish_digest", publish_digest, input=["channel", "signups"],
-             output="digest"),
+        step("publish_digest", publish_digest, input=["channel", "signups"], output="digest"),
     ]
     transitions = [
         transition("collect_signups", on="ok", to="publish_digest"),
@@ -76,24 +78,30 @@ def reserve_stock(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
 
 def confirm_order(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     """Pretend to confirm the order."""
-    return {"confirmed": True, "order_id": input["reservation"]["order_id"],
-            "amount": input["amount"]}
+    return {
+        "confirmed": True,
+        "order_id": input["reservation"]["order_id"],
+        "amount": input["amount"],
+    }
 
 
 class QuickOrder(Workflow):
     """Two quick steps that always succeed."""
 
     version = "1"
-    trigger = manual("order_placed", payload={
-        "order_id": field(str),
-        "amount": field(int, default=100),
-        "work_ms": field(int, default=0),
-    })
+    trigger = manual(
+        "order_placed",
+        payload={
+            "order_id": field(str),
+            "amount": field(int, default=100),
+            "work_ms": field(int, default=0),
+        },
+    )
     steps = [
-        step("reserve_stock", reserve_stock, input=["order_id", "work_ms"],
-             output="reservation"),
-        step("confirm_order", confirm_order, input=["reservation", "amount"],
-             output="confirmation"),
+        step("reserve_stock", reserve_stock, input=["order_id", "work_ms"], output="reservation"),
+        step(
+            "confirm_order", confirm_order, input=["reservation", "amount"], output="confirmation"
+        ),
     ]
     transitions = [
         transition("reserve_stock", on="ok", to="confirm_order"),
@@ -121,15 +129,22 @@ class FlakyPayment(Workflow):
     retries while ``failures < 3``, failed for good otherwise."""
 
     version = "1"
-    trigger = manual("payment_requested", payload={
-        "customer": field(str),
-        "amount": field(int, default=100),
-        "failures": field(int, default=1),
-    })
+    trigger = manual(
+        "payment_requested",
+        payload={
+            "customer": field(str),
+            "amount": field(int, default=100),
+            "failures": field(int, default=1),
+        },
+    )
     steps = [
-        step("charge_card", charge_card, input=["failures"], output="payment",
-             retry=retry(max_attempts=FLAKY_MAX_ATTEMPTS,
-                         backoff=exponential(min=0.2, max=1))),
+        step(
+            "charge_card",
+            charge_card,
+            input=["failures"],
+            output="payment",
+            retry=retry(max_attempts=FLAKY_MAX_ATTEMPTS, backoff=exponential(min=0.2, max=1)),
+        ),
         step("send_receipt", send_receipt, input=["customer", "payment"], output="receipt"),
     ]
     transitions = [
@@ -152,10 +167,13 @@ class ExpenseApproval(Workflow):
     """Waits for a human: approved -> paid out (completed); rejected -> failed."""
 
     version = "1"
-    trigger = manual("expense_submitted", payload={
-        "employee": field(str),
-        "amount": field(int),
-    })
+    trigger = manual(
+        "expense_submitted",
+        payload={
+            "employee": field(str),
+            "amount": field(int),
+        },
+    )
     steps = [
         step("record_expense", record_expense, input=["employee", "amount"], output="expense"),
         approval_step("manager_approval", output="approval"),
@@ -185,8 +203,13 @@ class ShipParcel(Workflow):
     trigger = manual("parcel_ready", payload={"parcel_id": field(str)})
     steps = [
         step("print_label", print_label, input=["parcel_id"], output="label"),
-        step("hand_to_carrier", hand_to_carrier, input=["label"], output="shipment",
-             irreversible=True),
+        step(
+            "hand_to_carrier",
+            hand_to_carrier,
+            input=["label"],
+            output="shipment",
+            irreversible=True,
+        ),
     ]
     transitions = [
         transition("print_label", on="ok", to="hand_to_carrier"),

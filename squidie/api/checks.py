@@ -45,6 +45,8 @@ def checked_moment(now: Any, what: str = "now") -> datetime:
     except OverflowError as exc:  # year 1 with a positive offset has no UTC form
         raise InvalidOption(f"{what} is out of range: {brief(now)}") from exc
     if not EARLIEST <= moment <= LATEST:
-        raise InvalidOption(f"{what} must lie between the years {EARLIEST.year} and "
-                            f"{LATEST.year}, got {brief(moment)}")
+        raise InvalidOption(
+            f"{what} must lie between the years {EARLIEST.year} and "
+            f"{LATEST.year}, got {brief(moment)}"
+        )
     return moment

@@ -65,8 +65,9 @@ def connect(
     return Squidie(store, queue=queue, clock=clock)
 
 
-def configure(url_or_engine: str | Engine | None = None, *, queue: str = "default",
-              clock: Clock | None = None) -> Squidie:
+def configure(
+    url_or_engine: str | Engine | None = None, *, queue: str = "default", clock: Clock | None = None
+) -> Squidie:
     """Set the default instance used by module-level calls (``squidie.start(...)``)."""
     global _default
     if isinstance(url_or_engine, Engine):

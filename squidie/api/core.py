@@ -45,11 +45,14 @@ def warn_if_main(path: str | None) -> None:
         "other processes cannot import it, so they will not run its steps. Move it into an "
         "importable module (e.g. workflows.py) and import it from the script; workers in "
         "this process run it fine.",
-        SquidieWarning, stacklevel=3)
+        SquidieWarning,
+        stacklevel=3,
+    )
 
 
-class Squidie(ControlsMixin, ReadsMixin, CronMixin, DynamicWorkMixin, RetentionMixin,
-              MigrationMixin):
+class Squidie(
+    ControlsMixin, ReadsMixin, CronMixin, DynamicWorkMixin, RetentionMixin, MigrationMixin
+):
     """One Squidie instance: a store, a default queue and a clock.
 
     Feature groups live in mixins (``squidie/api/controls.py``, ``reads.py``,
@@ -57,8 +60,9 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin, DynamicWorkMixin, RetentionM
     ``self._now(now)`` and ``self._snapshot(state)``.
     """
 
-    def __init__(self, store: JournalStore, *, queue: str = "default",
-                 clock: Clock | None = None) -> None:
+    def __init__(
+        self, store: JournalStore, *, queue: str = "default", clock: Clock | None = None
+    ) -> None:
         self.store = store
         self.queue = queue
         self.clock: Clock = clock or SystemClock()
@@ -72,12 +76,14 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin, DynamicWorkMixin, RetentionM
             return checked_moment(now)
         return checked_moment(self.clock.now(), "clock.now()")
 
-    def _snapshot(self, state: RunState, include_history: bool = False,
-                  now: datetime | None = None) -> RunSnapshot:
+    def _snapshot(
+        self, state: RunState, include_history: bool = False, now: datetime | None = None
+    ) -> RunSnapshot:
         """Snapshot of ``state``; deadlines evaluated at ``now`` (default: the clock)."""
         spec = self._spec_for(state)
-        return snapshot(self.store, state, include_history=include_history, spec=spec,
-                        now=self._now(now))
+        return snapshot(
+            self.store, state, include_history=include_history, spec=spec, now=self._now(now)
+        )
 
     def _spec_for(self, state: RunState) -> Any:
         if state.spec is not None:
@@ -117,8 +123,9 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin, DynamicWorkMixin, RetentionM
             check_id(workflow, "workflow", max_length=MAX_PATH_LENGTH)
         compiled = resolve_workflow(workflow)
         warn_if_main(compiled.path or workflow_ref(workflow))
-        state, _created = self._start(compiled, workflow_ref(workflow), trigger,
-                                      payload, run_id=run_id, queue=queue, now=now)
+        state, _created = self._start(
+            compiled, workflow_ref(workflow), trigger, payload, run_id=run_id, queue=queue, now=now
+        )
         return self._snapshot(state, now=now)
 
     def start_spec(
@@ -140,12 +147,26 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin, DynamicWorkMixin, RetentionM
         run it with ``execute_next(action_registry=...)``.
         """
         compiled = compile_spec(spec, action_registry=action_registry)
-        state, _created = self._start(compiled, f"spec:{compiled.spec.name}", trigger, payload,
-                                      run_id=run_id, queue=queue, now=now, store_spec=True)
+        state, _created = self._start(
+            compiled,
+            f"spec:{compiled.spec.name}",
+            trigger,
+            payload,
+            run_id=run_id,
+            queue=queue,
+            now=now,
+            store_spec=True,
+        )
         return self._snapshot(state, now=now)
 
-    def _start(self, compiled: CompiledWorkflow, workflow_id: str, trigger: str | None,
-               payload: Any, **kw: Any) -> tuple[RunState, bool]:
+    def _start(
+        self,
+        compiled: CompiledWorkflow,
+        workflow_id: str,
+        trigger: str | None,
+        payload: Any,
+        **kw: Any,
+    ) -> tuple[RunState, bool]:
         queue = kw.pop("queue", None)
         queue = self.queue if queue is None else check_id(queue, "queue")
         if kw.get("run_id") is not None:
@@ -153,8 +174,16 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin, DynamicWorkMixin, RetentionM
         if trigger is not None:
             check_id(trigger, "trigger")
         now = self._now(kw.pop("now", None))
-        return start_run(self.store, compiled, trigger=trigger, payload=payload, queue=queue,
-                         now=now, workflow_id=workflow_id, **kw)
+        return start_run(
+            self.store,
+            compiled,
+            trigger=trigger,
+            payload=payload,
+            queue=queue,
+            now=now,
+            workflow_id=workflow_id,
+            **kw,
+        )
 
     def execute_next(
         self,
@@ -180,9 +209,14 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin, DynamicWorkMixin, RetentionM
         lease, hb = check_options(owner_id, lease_for, heartbeat_interval)
         queue = self.queue if queue is None else check_id(queue, "queue")
         state = execute_next(
-            self.store, clock=self.clock, owner_id=owner_id, queue=queue,
-            lease_for=lease, heartbeat_interval=hb,
-            now=None if now is None else checked_moment(now), action_registry=action_registry,
+            self.store,
+            clock=self.clock,
+            owner_id=owner_id,
+            queue=queue,
+            lease_for=lease,
+            heartbeat_interval=hb,
+            now=None if now is None else checked_moment(now),
+            action_registry=action_registry,
             handoffs=self._handoffs,
         )
         return None if state is None else self._snapshot(state, now=now)
@@ -208,9 +242,13 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin, DynamicWorkMixin, RetentionM
             check_id(queue, "queue")
 
         def once(owner: str) -> Any:
-            return self.execute_next(owner_id=owner, queue=queue, lease_for=lease_for,
-                                     heartbeat_interval=heartbeat_interval,
-                                     action_registry=action_registry)
+            return self.execute_next(
+                owner_id=owner,
+                queue=queue,
+                lease_for=lease_for,
+                heartbeat_interval=heartbeat_interval,
+                action_registry=action_registry,
+            )
 
         def hand_back(owner: str) -> None:
             self.release_handoff(owner, queue=queue)
@@ -220,10 +258,18 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin, DynamicWorkMixin, RetentionM
         def wait_for_work(timeout: float, stop: threading.Event) -> bool:
             return self.store.wait_for_work(watched, timeout, stop)
 
-        return Worker(once, owner_id, concurrency=concurrency, idle_min=idle_min,
-                      idle_max=idle_max, max_steps=max_steps, on_error=on_error,
-                      on_exit=hand_back, wait_for_work=wait_for_work,
-                      wake=self.store.wake_workers)
+        return Worker(
+            once,
+            owner_id,
+            concurrency=concurrency,
+            idle_min=idle_min,
+            idle_max=idle_max,
+            max_steps=max_steps,
+            on_error=on_error,
+            on_exit=hand_back,
+            wait_for_work=wait_for_work,
+            wake=self.store.wake_workers,
+        )
 
     def release_handoff(self, owner_id: str, *, queue: str | None = None) -> None:
         """Hand back the next step claimed for ``owner_id`` (if any), visible to every
@@ -233,8 +279,9 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin, DynamicWorkMixin, RetentionM
 
     # -- reading ---------------------------------------------------------------
 
-    def inspect_run(self, run_id: str, *, include_history: bool = False,
-                    now: datetime | None = None) -> RunSnapshot:
+    def inspect_run(
+        self, run_id: str, *, include_history: bool = False, now: datetime | None = None
+    ) -> RunSnapshot:
         """The run as it stands; ``include_history`` adds steps, step runs, attempts, audit."""
         state = load_state(self.store, check_id(run_id, "run_id"), history=include_history)
         return self._snapshot(state, include_history, now)
@@ -276,15 +323,22 @@ class Squidie(ControlsMixin, ReadsMixin, CronMixin, DynamicWorkMixin, RetentionM
             check_cursor(cursor)
         self._now(now)  # a bad now= is refused like everywhere else
         page = self.store.list_runs(
-            status=status, workflow=wf, limit=limit, cursor=cursor,
+            status=status,
+            workflow=wf,
+            limit=limit,
+            cursor=cursor,
             queue=None if queue is None else check_id(queue, "queue"),
-            parent_run_id=None if parent_run_id is None else check_id(parent_run_id,
-                                                                      "parent_run_id"),
-            started_after=None if started_after is None
+            parent_run_id=None
+            if parent_run_id is None
+            else check_id(parent_run_id, "parent_run_id"),
+            started_after=None
+            if started_after is None
             else checked_moment(started_after, "started_after"),
-            started_before=None if started_before is None
+            started_before=None
+            if started_before is None
             else checked_moment(started_before, "started_before"),
         )
         return [summary(r) for r in page.runs]
+
 
 __all__ = ["Squidie"]

@@ -23,14 +23,22 @@ class CronMixin:
         clock: Clock
         queue: str
 
-        def _snapshot(self, state: RunState, include_history: bool = False,
-                      now: datetime | None = None) -> RunSnapshot: ...
+        def _snapshot(
+            self, state: RunState, include_history: bool = False, now: datetime | None = None
+        ) -> RunSnapshot: ...
 
-        def _start(self, compiled: CompiledWorkflow, workflow_id: str, trigger: str | None,
-                   payload: Any, **kw: Any) -> tuple[RunState, bool]: ...
+        def _start(
+            self,
+            compiled: CompiledWorkflow,
+            workflow_id: str,
+            trigger: str | None,
+            payload: Any,
+            **kw: Any,
+        ) -> tuple[RunState, bool]: ...
 
-    def perform(self, payload: Any, *, queue: str | None = None,
-                now: datetime | None = None) -> RunSnapshot | None:
+    def perform(
+        self, payload: Any, *, queue: str | None = None, now: datetime | None = None
+    ) -> RunSnapshot | None:
         """Start the run a cron payload (``squidie.Payload.cron``) asks for.
 
         The schedule identity is stored in the run's ``context["schedule"]``
@@ -48,7 +56,13 @@ class CronMixin:
         plan = plan_delivery(payload)
         p = plan.payload
         state, created = self._start(
-            p.compiled, p.workflow, p.trigger, {}, run_id=plan.run_id, queue=queue, now=now,
+            p.compiled,
+            p.workflow,
+            p.trigger,
+            {},
+            run_id=plan.run_id,
+            queue=queue,
+            now=now,
             context={"schedule": plan.schedule},
         )
         if not created and plan.skips_duplicates:

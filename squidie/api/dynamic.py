@@ -42,46 +42,74 @@ class DynamicWorkMixin:
     store: JournalStore
 
     if TYPE_CHECKING:
-        def _now(self, now: datetime | None) -> datetime: ...
-        def _snapshot(self, state: RunState, include_history: bool = False,
-                      now: datetime | None = None) -> RunSnapshot: ...
 
-    def preview_dynamic_work(self, run_id: str, proposal: Mapping[str, Any], *,
-                             action_registry: Mapping[str, Any]) -> DynamicWorkPreview:
+        def _now(self, now: datetime | None) -> datetime: ...
+        def _snapshot(
+            self, state: RunState, include_history: bool = False, now: datetime | None = None
+        ) -> RunSnapshot: ...
+
+    def preview_dynamic_work(
+        self, run_id: str, proposal: Mapping[str, Any], *, action_registry: Mapping[str, Any]
+    ) -> DynamicWorkPreview:
         """Check a proposal against the run and show what scheduling it would add;
         writes nothing."""
         state = load_state(self.store, check_id(run_id, "run_id"))
-        checked = check_proposal(state, definition_shape(state), proposal, action_registry,
-                                 schedule=False)
-        existing = next((w["status"] for w in state.dynamic_work
-                         if w["dynamic_key"] == checked["dynamic_key"]), None)
-        return DynamicWorkPreview(run_id=state.run_id, entry_node_ids=entry_nodes(checked),
-                                  already=existing, **checked)
+        checked = check_proposal(
+            state, definition_shape(state), proposal, action_registry, schedule=False
+        )
+        existing = next(
+            (w["status"] for w in state.dynamic_work if w["dynamic_key"] == checked["dynamic_key"]),
+            None,
+        )
+        return DynamicWorkPreview(
+            run_id=state.run_id, entry_node_ids=entry_nodes(checked), already=existing, **checked
+        )
 
-    def record_dynamic_work(self, run_id: str, proposal: Mapping[str, Any], *,
-                            action_registry: Mapping[str, Any],
-                            now: datetime | None = None) -> RunSnapshot:
+    def record_dynamic_work(
+        self,
+        run_id: str,
+        proposal: Mapping[str, Any],
+        *,
+        action_registry: Mapping[str, Any],
+        now: datetime | None = None,
+    ) -> RunSnapshot:
         """Record a checked proposal as an inspection fact; nothing of it runs."""
         return self._dynamic(run_id, proposal, action_registry, now, schedule=False)
 
-    def schedule_dynamic_work(self, run_id: str, proposal: Mapping[str, Any], *,
-                              action_registry: Mapping[str, Any],
-                              now: datetime | None = None) -> RunSnapshot:
+    def schedule_dynamic_work(
+        self,
+        run_id: str,
+        proposal: Mapping[str, Any],
+        *,
+        action_registry: Mapping[str, Any],
+        now: datetime | None = None,
+    ) -> RunSnapshot:
         """Record a checked proposal and schedule its entry nodes in one write. The
         same proposal again (or from a racing worker) writes nothing more; another
         proposal under the same ``dynamic_key`` raises ``InvalidDynamicWork``."""
         return self._dynamic(run_id, proposal, action_registry, now, schedule=True)
 
-    def _dynamic(self, run_id: str, proposal: Mapping[str, Any],
-                 action_registry: Mapping[str, Any], now: datetime | None, *,
-                 schedule: bool) -> RunSnapshot:
+    def _dynamic(
+        self,
+        run_id: str,
+        proposal: Mapping[str, Any],
+        action_registry: Mapping[str, Any],
+        now: datetime | None,
+        *,
+        schedule: bool,
+    ) -> RunSnapshot:
         moment = self._now(now)
         run_id = check_id(run_id, "run_id")
 
         def decide(plan: Plan) -> Commit | None:
             # Checked against the state this try commits on: after a conflict, again.
-            checked = check_proposal(plan.state, definition_shape(plan.state), proposal,
-                                     action_registry, schedule=schedule)
+            checked = check_proposal(
+                plan.state,
+                definition_shape(plan.state),
+                proposal,
+                action_registry,
+                schedule=schedule,
+            )
             return COMMIT if plan_dynamic(plan, checked, schedule=schedule) else None
 
         state = write_run(self.store, run_id, decide, now=moment)

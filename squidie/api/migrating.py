@@ -26,12 +26,20 @@ class MigrationMixin:
     def _now(self, now: datetime | None) -> datetime:  # provided by Squidie
         raise NotImplementedError
 
-    def _snapshot(self, state: RunState, include_history: bool = False,
-                  now: datetime | None = None) -> RunSnapshot:  # provided by Squidie
+    def _snapshot(
+        self, state: RunState, include_history: bool = False, now: datetime | None = None
+    ) -> RunSnapshot:  # provided by Squidie
         raise NotImplementedError
 
-    def migrate_run(self, run_id: str, to: Any, *, step_map: Mapping[str, str] | None = None,
-                    actor: str | None = None, now: datetime | None = None) -> RunSnapshot:
+    def migrate_run(
+        self,
+        run_id: str,
+        to: Any,
+        *,
+        step_map: Mapping[str, str] | None = None,
+        actor: str | None = None,
+        now: datetime | None = None,
+    ) -> RunSnapshot:
         """Move a live run (e.g. one paused at an approval) onto workflow class ``to``
         (typically a new version of its workflow); it executes on ``to`` from here on.
 
@@ -46,17 +54,31 @@ class MigrationMixin:
             check_id(actor, "actor")
         renames = dict(step_map or {})
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in renames.items()):
-            raise InvalidOption(f"step_map must map step names to step names, got "
-                                f"{brief(step_map)}")
+            raise InvalidOption(
+                f"step_map must map step names to step names, got {brief(step_map)}"
+            )
         compiled = resolve_workflow(to)
         moment = self._now(now)
-        state = migrate(self.store, run_id, compiled, workflow_ref(to), step_map=renames,
-                        actor=actor, now=moment)
+        state = migrate(
+            self.store,
+            run_id,
+            compiled,
+            workflow_ref(to),
+            step_map=renames,
+            actor=actor,
+            now=moment,
+        )
         return self._snapshot(state, now=moment)
 
-    def fork_run(self, run_id: str, *, from_step: str, new_run_id: str | None = None,
-                 allow_irreversible: bool = False, now: datetime | None = None
-                 ) -> RunSnapshot:
+    def fork_run(
+        self,
+        run_id: str,
+        *,
+        from_step: str,
+        new_run_id: str | None = None,
+        allow_irreversible: bool = False,
+        now: datetime | None = None,
+    ) -> RunSnapshot:
         """Start a new run that reuses the recorded outputs of the steps ``run_id``
         completed before it first reached ``from_step`` and runs again from there
         (say, past a step that failed). Lineage: the fork's snapshot has
@@ -72,6 +94,12 @@ class MigrationMixin:
         if not isinstance(allow_irreversible, bool):
             raise InvalidOption("allow_irreversible must be a bool")
         moment = self._now(now)
-        state = fork(self.store, run_id, from_step=from_step, run_id=new_run_id,
-                     allow_irreversible=allow_irreversible, now=moment)
+        state = fork(
+            self.store,
+            run_id,
+            from_step=from_step,
+            run_id=new_run_id,
+            allow_irreversible=allow_irreversible,
+            now=moment,
+        )
         return self._snapshot(state, now=moment)

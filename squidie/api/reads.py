@@ -21,12 +21,14 @@ class ReadsMixin:
     store: JournalStore
 
     if TYPE_CHECKING:  # provided by Squidie
+
         def _now(self, now: datetime | None) -> datetime: ...
 
         def _spec_for(self, state: Any) -> Any: ...
 
-    def inspect_run_graph(self, run_id: str, *, include_history: bool = False,
-                          now: datetime | None = None) -> RunGraph:
+    def inspect_run_graph(
+        self, run_id: str, *, include_history: bool = False, now: datetime | None = None
+    ) -> RunGraph:
         """The run as a graph: declared steps as nodes with their status, transitions
         and dependencies as edges with the path taken marked ``selected``.
 
@@ -41,8 +43,9 @@ class ReadsMixin:
             rows = rows_by_id(self.store.list_attempts(run_id))
         else:
             rows = rows_by_id(live_attempts(self.store, run_id))
-        graph = build_graph(state, self._spec_for(state), rows,
-                            include_history=include_history, now=moment)
+        graph = build_graph(
+            state, self._spec_for(state), rows, include_history=include_history, now=moment
+        )
         graph = with_family(graph, state, child_runs(self.store, state))
         return dataclasses.replace(graph, dynamic_work_overlays=dynamic_overlays(state))
 
@@ -53,5 +56,6 @@ class ReadsMixin:
         run_id = check_id(run_id, "run_id")
         state = load_state(self.store, run_id)
         # Commands are facts of the run's journal (state.commands): no receipt lookup.
-        return explain(state, self._spec_for(state), live_attempts(self.store, run_id),
-                       [], now=moment)
+        return explain(
+            state, self._spec_for(state), live_attempts(self.store, run_id), [], now=moment
+        )

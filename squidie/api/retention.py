@@ -27,9 +27,16 @@ class RetentionMixin:
     def _now(self, now: datetime | None) -> datetime:  # provided by Squidie
         raise NotImplementedError
 
-    def purge(self, *, older_than: timedelta | float, statuses: Iterable[str] = TERMINAL_STATUSES,
-              limit: int = 10_000, batch: int = PURGE_BATCH, pause: float = PURGE_PAUSE,
-              now: datetime | None = None) -> int:
+    def purge(
+        self,
+        *,
+        older_than: timedelta | float,
+        statuses: Iterable[str] = TERMINAL_STATUSES,
+        limit: int = 10_000,
+        batch: int = PURGE_BATCH,
+        pause: float = PURGE_PAUSE,
+        now: datetime | None = None,
+    ) -> int:
         """Delete terminal runs that ended more than ``older_than`` (a timedelta or
         seconds) before ``now``: their journal, checkpoint, dispatch rows and command
         receipts. Returns how many runs went (at most ``limit``).
@@ -63,16 +70,22 @@ def _statuses(statuses: Any) -> tuple[str, ...]:
     wanted = tuple(statuses)
     wrong = [s for s in wanted if s not in TERMINAL_STATUSES]
     if wrong or not wanted:
-        raise InvalidOption(f"purge statuses must be among {TERMINAL_STATUSES} (terminal), "
-                            f"got {brief(list(wanted))}")
+        raise InvalidOption(
+            f"purge statuses must be among {TERMINAL_STATUSES} (terminal), "
+            f"got {brief(list(wanted))}"
+        )
     return wanted
 
 
 def _seconds(older_than: Any) -> float:
     if isinstance(older_than, timedelta):
         older_than = older_than.total_seconds()
-    if isinstance(older_than, bool) or not isinstance(older_than, int | float) \
-            or not 0 <= older_than < 100 * 365 * 86400:
-        raise InvalidOption(f"older_than must be a timedelta or seconds >= 0, got "
-                            f"{brief(older_than)}")
+    if (
+        isinstance(older_than, bool)
+        or not isinstance(older_than, int | float)
+        or not 0 <= older_than < 100 * 365 * 86400
+    ):
+        raise InvalidOption(
+            f"older_than must be a timedelta or seconds >= 0, got {brief(older_than)}"
+        )
     return float(older_than)

@@ -38,8 +38,10 @@ def version() -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The ``squidie`` argument parser with every sub-command registered."""
     parser = argparse.ArgumentParser(
-        prog="squidie", description="Squidie, the embedded durable workflow runtime.",
-        epilog="Exit codes: 0 ok, 1 not found or refused, 2 usage.")
+        prog="squidie",
+        description="Squidie, the embedded durable workflow runtime.",
+        epilog="Exit codes: 0 ok, 1 not found or refused, 2 usage.",
+    )
     parser.add_argument("--version", action="version", version=f"squidie {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:

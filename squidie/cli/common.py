@@ -31,16 +31,19 @@ Handler = Callable[[argparse.Namespace], int]
 class CommandError(Exception):
     """A sub-command cannot go on: ``message`` for stderr, ``exit_code`` for the shell."""
 
-    def __init__(self, message: str, exit_code: int = EXIT_REFUSED,
-                 code: str = "refused") -> None:
+    def __init__(self, message: str, exit_code: int = EXIT_REFUSED, code: str = "refused") -> None:
         super().__init__(message)
         self.message, self.exit_code, self.code = message, exit_code, code
 
 
 def database_option(parser: argparse.ArgumentParser) -> None:
     """``--database-url``, defaulting to ``$SQUIDIE_DATABASE_URL``."""
-    parser.add_argument("--database-url", metavar="URL", default=None,
-                        help=f"SQLAlchemy URL (default: ${ENV_URL}, else ./squidie.sqlite3)")
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        default=None,
+        help=f"SQLAlchemy URL (default: ${ENV_URL}, else ./squidie.sqlite3)",
+    )
 
 
 def json_option(parser: argparse.ArgumentParser) -> None:
@@ -52,12 +55,19 @@ def view_options(parser: argparse.ArgumentParser) -> None:
     """The options of every command that shows runs: database, JSON, redaction scope."""
     database_option(parser)
     json_option(parser)
-    parser.add_argument("--as", dest="scope", default=Scope.OPERATOR.value,
-                        choices=[s.value for s in Scope],
-                        help="redact as this audience (default: operator)")
-    parser.add_argument("--app", metavar="APP_MODULE",
-                        help="import this host module first, for workflows not found by their "
-                             "dotted path (the current directory is importable)")
+    parser.add_argument(
+        "--as",
+        dest="scope",
+        default=Scope.OPERATOR.value,
+        choices=[s.value for s in Scope],
+        help="redact as this audience (default: operator)",
+    )
+    parser.add_argument(
+        "--app",
+        metavar="APP_MODULE",
+        help="import this host module first, for workflows not found by their "
+        "dotted path (the current directory is importable)",
+    )
 
 
 def run_handler(args: argparse.Namespace) -> int:
@@ -113,8 +123,9 @@ def sqlite_file(url: str) -> Path | None:
     return Path(str(parsed.database))
 
 
-def open_squidie(args: argparse.Namespace, *, create: bool = False,
-                 queue: str = "default") -> Squidie:
+def open_squidie(
+    args: argparse.Namespace, *, create: bool = False, queue: str = "default"
+) -> Squidie:
     """Connect as the arguments say, warning on stderr when falling back to
     ./squidie.sqlite3. Unless ``create``, a SQLite file that does not exist or a
     database without Squidie's tables is refused instead of being created."""
@@ -123,21 +134,27 @@ def open_squidie(args: argparse.Namespace, *, create: bool = False,
         import_module(args.app)
     url, fallback = resolve_url(args)
     if fallback:
-        print(f"squidie: warning: no --database-url and ${ENV_URL} is not set; using the "
-              f"embedded SQLite file {describe(url)}", file=sys.stderr)
+        print(
+            f"squidie: warning: no --database-url and ${ENV_URL} is not set; using the "
+            f"embedded SQLite file {describe(url)}",
+            file=sys.stderr,
+        )
     path = sqlite_file(url)
     if not create and path is not None and not path.exists():
-        raise CommandError(f"no database at {describe(url)}: the file does not exist "
-                           "(pass --database-url, or run `squidie install` first)",
-                           code="not_found")
+        raise CommandError(
+            f"no database at {describe(url)}: the file does not exist "
+            "(pass --database-url, or run `squidie install` first)",
+            code="not_found",
+        )
     try:
         sq = connect(url, queue=queue)
     except ArgumentError as exc:
-        raise CommandError(f"invalid --database-url: {exc}", EXIT_USAGE,
-                           "invalid_config") from exc
+        raise CommandError(f"invalid --database-url: {exc}", EXIT_USAGE, "invalid_config") from exc
     if not create and sq.store.schema_version() is None:
-        raise CommandError(f"no Squidie tables in {describe(url)}: run "
-                           "`squidie install --database-url URL` first", code="not_installed")
+        raise CommandError(
+            f"no Squidie tables in {describe(url)}: run `squidie install --database-url URL` first",
+            code="not_installed",
+        )
     return sq
 
 
@@ -154,8 +171,7 @@ def import_module(name: str) -> Any:
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        raise CommandError(f"cannot import {name!r}: {exc}", EXIT_USAGE,
-                           "import_error") from exc
+        raise CommandError(f"cannot import {name!r}: {exc}", EXIT_USAGE, "import_error") from exc
 
 
 # -- output --------------------------------------------------------------------------

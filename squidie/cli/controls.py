@@ -34,9 +34,12 @@ def apply(args: argparse.Namespace) -> int:
     if verb != "replay":
         before = sq.inspect_run(args.run_id).status.value
     if verb == "replay":
-        snap = sq.replay(args.run_id, allow_irreversible=args.allow_irreversible,
-                         idempotency_key=args.idempotency_key,
-                         metadata=_metadata(args))
+        snap = sq.replay(
+            args.run_id,
+            allow_irreversible=args.allow_irreversible,
+            idempotency_key=args.idempotency_key,
+            metadata=_metadata(args),
+        )
     else:
         attrs = {k: v for k, v in (("actor", args.actor), ("comment", args.comment)) if v}
         snap = getattr(sq, verb)(args.run_id, attrs, idempotency_key=args.idempotency_key)

@@ -15,6 +15,5 @@ def register(sub: Any) -> None:
     """Add ``squidie dashboard``."""
     from squidie.dashboard import serve
 
-    parser = serve.add_parser(sub, f"SQLAlchemy URL (default: ${ENV_URL}, else "
-                                   "./squidie.sqlite3)")
+    parser = serve.add_parser(sub, f"SQLAlchemy URL (default: ${ENV_URL}, else ./squidie.sqlite3)")
     parser.set_defaults(handler=serve.run)

@@ -18,8 +18,11 @@ from squidie.cli.common import (
 
 def register(sub: Any) -> None:
     """Add ``squidie install``."""
-    parser = sub.add_parser("install", help="create or upgrade Squidie's tables",
-                            description="Create or upgrade Squidie's tables (idempotent).")
+    parser = sub.add_parser(
+        "install",
+        help="create or upgrade Squidie's tables",
+        description="Create or upgrade Squidie's tables (idempotent).",
+    )
     database_option(parser)
     json_option(parser)
     parser.set_defaults(handler=run)

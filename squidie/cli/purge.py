@@ -26,20 +26,33 @@ def duration(text: str) -> timedelta:
 def register(sub: Any) -> None:
     """Add ``squidie purge``."""
     parser = sub.add_parser(
-        "purge", help="delete terminal runs older than a retention period",
+        "purge",
+        help="delete terminal runs older than a retention period",
         description="Delete completed, failed and cancelled runs that ended more than "
-                    "--older-than ago (journal, checkpoints, attempts, command receipts), "
-                    "in short batches. Never a live run, never a run with a live child.")
+        "--older-than ago (journal, checkpoints, attempts, command receipts), "
+        "in short batches. Never a live run, never a run with a live child.",
+    )
     database_option(parser)
     json_option(parser)
-    parser.add_argument("--older-than", type=duration, required=True, metavar="AGE",
-                        help="e.g. 30d, 12h, 90m, 3600s")
-    parser.add_argument("--status", action="append", choices=TERMINAL_STATUSES,
-                        help="only runs in this status (repeatable; default: all three)")
-    parser.add_argument("--limit", type=int, default=10_000,
-                        help="delete at most this many runs (default: 10000)")
-    parser.add_argument("--batch", type=int, default=200,
-                        help="runs per transaction (default: 200)")
+    parser.add_argument(
+        "--older-than",
+        type=duration,
+        required=True,
+        metavar="AGE",
+        help="e.g. 30d, 12h, 90m, 3600s",
+    )
+    parser.add_argument(
+        "--status",
+        action="append",
+        choices=TERMINAL_STATUSES,
+        help="only runs in this status (repeatable; default: all three)",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=10_000, help="delete at most this many runs (default: 10000)"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=200, help="runs per transaction (default: 200)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -47,15 +60,17 @@ def run(args: argparse.Namespace) -> int:
     """Purge, and say how many runs went and how fast."""
     sq = open_squidie(args)
     started = time.monotonic()
-    deleted = sq.purge(older_than=args.older_than,
-                       statuses=tuple(args.status or TERMINAL_STATUSES),
-                       limit=args.limit, batch=args.batch)
+    deleted = sq.purge(
+        older_than=args.older_than,
+        statuses=tuple(args.status or TERMINAL_STATUSES),
+        limit=args.limit,
+        batch=args.batch,
+    )
     seconds = time.monotonic() - started
     if args.json:
         print_json({"deleted": deleted, "seconds": round(seconds, 3)})
     else:
-        print(f"deleted {deleted} terminal run(s) older than {args.older_than} "
-              f"in {seconds:.2f} s")
+        print(f"deleted {deleted} terminal run(s) older than {args.older_than} in {seconds:.2f} s")
         if deleted == args.limit:
             print("more may be left: run again, or raise --limit", file=sys.stderr)
     return EXIT_OK

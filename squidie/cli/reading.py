@@ -15,10 +15,16 @@ from squidie.cli.common import EXIT_OK, open_squidie, print_json, shown
 def list_runs(args: argparse.Namespace) -> int:
     """``runs list``: a page of runs, newest first, and the cursor of the next page."""
     sq = open_squidie(args)
-    page = sq.list_runs(status=args.status, workflow=args.workflow, queue=args.queue,
-                        parent_run_id=args.parent, started_after=args.started_after,
-                        started_before=args.started_before, limit=args.limit,
-                        cursor=args.cursor)
+    page = sq.list_runs(
+        status=args.status,
+        workflow=args.workflow,
+        queue=args.queue,
+        parent_run_id=args.parent,
+        started_after=args.started_after,
+        started_before=args.started_before,
+        limit=args.limit,
+        cursor=args.cursor,
+    )
     page = shown(args, page)
     next_cursor = page[-1].cursor if len(page) == args.limit else None
     if args.json:

@@ -20,7 +20,7 @@ def cell(value: Any) -> str:
         return when(value)
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     text = " ".join(str(text).split())
-    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 1] + "…"
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
 def when(value: datetime | str | None) -> str:

@@ -34,17 +34,20 @@ from squidie.cli.common import (
 def register(sub: Any) -> None:
     """Add ``squidie worker``."""
     parser = sub.add_parser(
-        "worker", help="run a worker for the workflows of a host module",
+        "worker",
+        help="run a worker for the workflows of a host module",
         description="Import APP_MODULE (from the current directory), then claim and run "
-                    "steps until SIGTERM or Ctrl-C. ATTR names the module's Squidie instance "
-                    "(or a function returning one); without it --database-url is used.")
+        "steps until SIGTERM or Ctrl-C. ATTR names the module's Squidie instance "
+        "(or a function returning one); without it --database-url is used.",
+    )
     parser.add_argument("app", metavar="APP_MODULE[:ATTR]")
     database_option(parser)
     json_option(parser)
     parser.add_argument("--concurrency", type=int, default=1, help="steps run at once")
     parser.add_argument("--queue", default=None, help="the queue to work (default: default)")
-    parser.add_argument("--owner-id", default=None,
-                        help="this worker's name in claims (default: host-pid)")
+    parser.add_argument(
+        "--owner-id", default=None, help="this worker's name in claims (default: host-pid)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -60,8 +63,9 @@ def load_app(spec: str) -> tuple[ModuleType, Squidie | None]:
     if found is not None and not isinstance(found, Squidie) and callable(found):
         found = found()
     if not isinstance(found, Squidie):
-        raise CommandError(f"{spec} is not a Squidie instance (or a function returning one)",
-                           EXIT_USAGE, "usage")
+        raise CommandError(
+            f"{spec} is not a Squidie instance (or a function returning one)", EXIT_USAGE, "usage"
+        )
     return module, found
 
 
@@ -77,20 +81,29 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--concurrency must be at least 1", EXIT_USAGE, "usage")
     module, sq = load_app(args.app)
     if sq is not None and args.database_url:
-        raise CommandError(f"{args.app} names a Squidie instance; drop --database-url",
-                           EXIT_USAGE, "usage")
+        raise CommandError(
+            f"{args.app} names a Squidie instance; drop --database-url", EXIT_USAGE, "usage"
+        )
     if sq is None:
         sq = open_squidie(args)
     owner = args.owner_id or f"{socket.gethostname()}-{os.getpid()}"
     queue = args.queue or sq.queue
     where = database_of(sq)
-    started = {"owner_id": owner, "database": where, "queue": queue,
-               "concurrency": args.concurrency, "module": module.__name__}
+    started = {
+        "owner_id": owner,
+        "database": where,
+        "queue": queue,
+        "concurrency": args.concurrency,
+        "module": module.__name__,
+    }
     if args.json:
         print_json({"worker": started})
     else:
-        print(f"squidie worker {owner}: {module.__name__} on {where}, queue {queue}, "
-              f"concurrency {args.concurrency}; stop with Ctrl-C or SIGTERM", flush=True)
+        print(
+            f"squidie worker {owner}: {module.__name__} on {where}, queue {queue}, "
+            f"concurrency {args.concurrency}; stop with Ctrl-C or SIGTERM",
+            flush=True,
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     sys.stdout.flush()
     sq.worker(owner, queue=queue, concurrency=args.concurrency).run()

@@ -22,8 +22,9 @@ class ScheduleCursors:
         """The cursor of ``schedule_id``, or None before the first tick."""
         return self.store.schedule_cursor(schedule_id)
 
-    def ensure(self, schedule_id: str, workflow: str, trigger: str, now: datetime,
-               owner: str) -> datetime:
+    def ensure(
+        self, schedule_id: str, workflow: str, trigger: str, now: datetime, owner: str
+    ) -> datetime:
         """The cursor, created at ``now`` the first time a scheduler sees the schedule.
 
         A new schedule fires only for windows after it was first seen: it does
@@ -31,7 +32,8 @@ class ScheduleCursors:
         """
         return self.store.ensure_schedule_cursor(schedule_id, workflow, trigger, now, owner)
 
-    def advance(self, schedule_id: str, expected: datetime, to: datetime, now: datetime,
-                owner: str) -> bool:
+    def advance(
+        self, schedule_id: str, expected: datetime, to: datetime, now: datetime, owner: str
+    ) -> bool:
         """Move the cursor from ``expected`` to ``to``; False if another scheduler moved it."""
         return self.store.advance_schedule_cursor(schedule_id, expected, to, now, owner)

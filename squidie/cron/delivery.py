@@ -57,7 +57,8 @@ def plan_delivery(raw: Any) -> DeliveryPlan:
                 f"cron trigger {brief(payload.trigger)} of {brief(payload.workflow)} deduplicates "
                 f"deliveries ({policy}); deliver it with a signal_id or a complete "
                 "intended_window (start_at and end_at)",
-                workflow=payload.workflow, trigger=payload.trigger,
+                workflow=payload.workflow,
+                trigger=payload.trigger,
             )
     run_id = None if key is None else schedule_run_id(payload.workflow, payload.trigger, key)
     schedule = {

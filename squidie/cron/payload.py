@@ -71,8 +71,9 @@ class Payload:
         the logical schedule window. Either one is the idempotency key of
         workflows declared with ``idempotency=``.
         """
-        return build_payload(workflow, trigger, signal_id=signal_id,
-                             intended_window=intended_window, source="host")
+        return build_payload(
+            workflow, trigger, signal_id=signal_id, intended_window=intended_window, source="host"
+        )
 
 
 def build_payload(
@@ -89,9 +90,9 @@ def build_payload(
         found = import_path(path)
     except ImportError:
         found = None
-    if not (isinstance(found, type) and issubclass(found, Workflow)
-            and hasattr(found, "__squidie__")) \
-            or (isinstance(workflow, type) and found is not workflow):
+    if not (
+        isinstance(found, type) and issubclass(found, Workflow) and hasattr(found, "__squidie__")
+    ) or (isinstance(workflow, type) and found is not workflow):
         raise InvalidOption(
             f"workflow {brief(path)} cannot be imported by its dotted path; cron payloads are "
             "delivered in other processes, so define the workflow at module level"
@@ -101,13 +102,19 @@ def build_payload(
     trigger = _check_target(path, compiled, trigger, problems)
     window = _window(intended_window, problems)
     if signal_id is not None and not _valid_signal_id(signal_id):
-        problems.append(f"signal_id must be a non-empty string of at most {_MAX_SIGNAL_ID} "
-                        f"characters, got {brief(signal_id)}")
+        problems.append(
+            f"signal_id must be a non-empty string of at most {_MAX_SIGNAL_ID} "
+            f"characters, got {brief(signal_id)}"
+        )
     if problems:
         raise InvalidOption("invalid cron payload: " + "; ".join(problems))
     out: dict[str, Any] = {
-        "kind": "cron", "version": PAYLOAD_VERSION, "workflow": path, "trigger": trigger,
-        "signal_id": signal_id, "intended_window": window,
+        "kind": "cron",
+        "version": PAYLOAD_VERSION,
+        "workflow": path,
+        "trigger": trigger,
+        "signal_id": signal_id,
+        "intended_window": window,
     }
     if source != "host":
         out["source"] = source
@@ -120,8 +127,9 @@ def parse_payload(payload: Any) -> CronPayload:
         raise InvalidSignal([f"a cron payload must be a dict, got {type(payload).__name__}"])
     problems: list[str] = []
     if payload.get("kind") != "cron":
-        problems.append(f"only cron payloads are accepted (kind='cron'), got "
-                        f"kind={brief(payload.get('kind'))}")
+        problems.append(
+            f"only cron payloads are accepted (kind='cron'), got kind={brief(payload.get('kind'))}"
+        )
     unknown = sorted(str(k) for k in set(payload) - _KEYS)
     if unknown:
         problems.append(f"unknown payload keys: {', '.join(unknown)}")
@@ -132,8 +140,10 @@ def parse_payload(payload: Any) -> CronPayload:
         problems.append(f"source must be one of {SOURCES}, got {brief(source)}")
     signal_id = payload.get("signal_id")
     if signal_id is not None and not _valid_signal_id(signal_id):
-        problems.append(f"signal_id must be a non-empty string of at most {_MAX_SIGNAL_ID} "
-                        f"characters, got {brief(signal_id)}")
+        problems.append(
+            f"signal_id must be a non-empty string of at most {_MAX_SIGNAL_ID} "
+            f"characters, got {brief(signal_id)}"
+        )
     window = _window(payload.get("intended_window"), problems)
     path = payload.get("workflow")
     compiled = None
@@ -151,8 +161,14 @@ def parse_payload(payload: Any) -> CronPayload:
         _check_target(str(path), compiled, trigger, problems)
     if problems or compiled is None:
         raise InvalidSignal(problems, "The cron payload is invalid.")
-    return CronPayload(workflow=str(path), trigger=str(trigger), signal_id=signal_id,
-                       intended_window=window, source=str(source), compiled=compiled)
+    return CronPayload(
+        workflow=str(path),
+        trigger=str(trigger),
+        signal_id=signal_id,
+        intended_window=window,
+        source=str(source),
+        compiled=compiled,
+    )
 
 
 def schedule_run_id(workflow: str, trigger: str, key: str) -> str:
@@ -173,19 +189,25 @@ def _workflow_path(workflow: Any) -> str:
         return workflow_path(workflow)
     if isinstance(workflow, str) and workflow:
         return workflow
-    raise InvalidOption(f"workflow must be a Workflow class or its dotted path, "
-                        f"got {brief(workflow)}")
+    raise InvalidOption(
+        f"workflow must be a Workflow class or its dotted path, got {brief(workflow)}"
+    )
 
 
-def _check_target(path: str, compiled: CompiledWorkflow, trigger: str | None,
-                  problems: list[str]) -> str:
+def _check_target(
+    path: str, compiled: CompiledWorkflow, trigger: str | None, problems: list[str]
+) -> str:
     declared = compiled.spec.trigger
     if declared.kind != "cron":
-        problems.append(f"workflow {brief(path)} is not cron-triggered (its trigger "
-                        f"{brief(declared.name)} is {declared.kind})")
+        problems.append(
+            f"workflow {brief(path)} is not cron-triggered (its trigger "
+            f"{brief(declared.name)} is {declared.kind})"
+        )
     elif trigger is not None and trigger != declared.name:
-        problems.append(f"workflow {brief(path)} has no trigger {brief(trigger)} "
-                        f"(it declares {brief(declared.name)})")
+        problems.append(
+            f"workflow {brief(path)} has no trigger {brief(trigger)} "
+            f"(it declares {brief(declared.name)})"
+        )
     return declared.name if trigger is None else trigger
 
 
@@ -224,8 +246,9 @@ def _instant(value: Any, name: str, problems: list[str]) -> datetime | None:
             problems.append(f"intended_window.{name} is not ISO-8601 text: {brief(value)}")
             return None
     if not isinstance(moment, datetime):
-        problems.append(f"intended_window.{name} must be a datetime or ISO text, "
-                        f"got {brief(value)}")
+        problems.append(
+            f"intended_window.{name} must be a datetime or ISO text, got {brief(value)}"
+        )
         return None
     if moment.tzinfo is None:
         problems.append(f"intended_window.{name} must carry a UTC offset, got {brief(value)}")
@@ -233,6 +256,8 @@ def _instant(value: Any, name: str, problems: list[str]) -> datetime | None:
     try:
         return check_instant(moment.astimezone(UTC), f"intended_window.{name}")
     except (OverflowError, InvalidOption):  # year 1 with an offset, year 9999, ...
-        problems.append(f"intended_window.{name} must lie between the years {EARLIEST.year} "
-                        f"and {LATEST.year}, got {brief(value)}")
+        problems.append(
+            f"intended_window.{name} must lie between the years {EARLIEST.year} "
+            f"and {LATEST.year}, got {brief(value)}"
+        )
         return None

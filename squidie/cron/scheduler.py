@@ -58,8 +58,9 @@ class _Host(Protocol):
     store: Any
     clock: Clock
 
-    def perform(self, payload: Any, *, queue: str | None = None,
-                now: datetime | None = None) -> Any: ...
+    def perform(
+        self, payload: Any, *, queue: str | None = None, now: datetime | None = None
+    ) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,9 +78,16 @@ class Delivery:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (what ``squidie scheduler`` prints)."""
-        return {"workflow": self.workflow, "trigger": self.trigger, "signal_id": self.signal_id,
-                "intended_window": self.window.to_dict(), "status": self.status,
-                "late": self.late, "run_id": self.run_id, "metadata": self.metadata}
+        return {
+            "workflow": self.workflow,
+            "trigger": self.trigger,
+            "signal_id": self.signal_id,
+            "intended_window": self.window.to_dict(),
+            "status": self.status,
+            "late": self.late,
+            "run_id": self.run_id,
+            "metadata": self.metadata,
+        }
 
 
 @dataclass(slots=True)
@@ -131,14 +139,21 @@ class Scheduler:
         try:
             self.catch_up = CatchUp(catch_up)
         except ValueError:
-            problems.append(f"catch_up must be one of {[c.value for c in CatchUp]}, "
-                            f"got {brief(catch_up)}")
-        if isinstance(max_catch_up, bool) or not isinstance(max_catch_up, int) \
-                or not 1 <= max_catch_up <= 100_000:
+            problems.append(
+                f"catch_up must be one of {[c.value for c in CatchUp]}, got {brief(catch_up)}"
+            )
+        if (
+            isinstance(max_catch_up, bool)
+            or not isinstance(max_catch_up, int)
+            or not 1 <= max_catch_up <= 100_000
+        ):
             problems.append(f"max_catch_up must be a positive int, got {brief(max_catch_up)}")
         seconds = grace.total_seconds() if isinstance(grace, timedelta) else grace
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float) \
-                or not 0 <= seconds <= _MAX_GRACE:
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not 0 <= seconds <= _MAX_GRACE
+        ):
             problems.append(f"grace must be a non-negative duration, got {brief(grace)}")
         for what, value in (("queue", queue), ("owner_id", owner_id)):
             problem = value is not None and text_problem(value, what)
@@ -189,8 +204,13 @@ class Scheduler:
             try:
                 report.deliveries.extend(self._tick_one(entry, moment))
             except Exception as exc:  # one workflow never stops the others' windows
-                log.error("scheduler %s: %s failed: %s", self.owner_id, entry.schedule_id,
-                          brief(str(exc), 300), exc_info=not isinstance(exc, SquidieError))
+                log.error(
+                    "scheduler %s: %s failed: %s",
+                    self.owner_id,
+                    entry.schedule_id,
+                    brief(str(exc), 300),
+                    exc_info=not isinstance(exc, SquidieError),
+                )
                 report.failures[entry.schedule_id] = exc
         return report
 
@@ -208,8 +228,9 @@ class Scheduler:
     def _tick_one(self, entry: _Entry, now: datetime) -> list[Delivery]:
         out: list[Delivery] = []
         for _ in range(_RACE_RETRIES):
-            cursor = self.cursors.ensure(entry.schedule_id, entry.path, entry.trigger, now,
-                                         self.owner_id)
+            cursor = self.cursors.ensure(
+                entry.schedule_id, entry.path, entry.trigger, now, self.owner_id
+            )
             deliver, last_due = self._plan(entry, cursor, now)
             position, lost = cursor, False
             for start, late in deliver:
@@ -223,14 +244,20 @@ class Scheduler:
             if last_due is not None and position < last_due:
                 if not self._advance(entry, position, last_due, now):
                     continue
-                log.info("scheduler: %s skipped missed windows through %s (catch_up=%s)",
-                         entry.schedule_id, iso_z(last_due), self.catch_up.value)
+                log.info(
+                    "scheduler: %s skipped missed windows through %s (catch_up=%s)",
+                    entry.schedule_id,
+                    iso_z(last_due),
+                    self.catch_up.value,
+                )
             return out
-        raise SquidieError(f"scheduler {self.owner_id} kept losing the cursor race on "
-                           f"{entry.schedule_id}")
+        raise SquidieError(
+            f"scheduler {self.owner_id} kept losing the cursor race on {entry.schedule_id}"
+        )
 
-    def _plan(self, entry: _Entry, cursor: datetime,
-              now: datetime) -> tuple[list[tuple[datetime, bool]], datetime | None]:
+    def _plan(
+        self, entry: _Entry, cursor: datetime, now: datetime
+    ) -> tuple[list[tuple[datetime, bool]], datetime | None]:
         """Windows to deliver as (start, late) and the start of the newest due window."""
         sched = entry.schedule
         edge = now - self.grace
@@ -251,18 +278,38 @@ class Scheduler:
         signal_id = f"{entry.path}:{entry.trigger}:{iso_z(window.start_at)}"
         if self.executor is not None:
             meta = self.executor.enqueue_cron(
-                self.executor_config, entry.path, entry.trigger, signal_id=signal_id,
+                self.executor_config,
+                entry.path,
+                entry.trigger,
+                signal_id=signal_id,
                 intended_window=window.to_dict(),
             )
-            return Delivery(workflow=entry.path, trigger=entry.trigger, signal_id=signal_id,
-                            window=window, late=late, status="enqueued",
-                            metadata=dict(meta or {}))
-        payload = build_payload(entry.path, entry.trigger, signal_id=signal_id,
-                                intended_window=window.to_dict(), source="scheduler")
+            return Delivery(
+                workflow=entry.path,
+                trigger=entry.trigger,
+                signal_id=signal_id,
+                window=window,
+                late=late,
+                status="enqueued",
+                metadata=dict(meta or {}),
+            )
+        payload = build_payload(
+            entry.path,
+            entry.trigger,
+            signal_id=signal_id,
+            intended_window=window.to_dict(),
+            source="scheduler",
+        )
         snap = self.sq.perform(payload, queue=self.queue, now=now)
-        return Delivery(workflow=entry.path, trigger=entry.trigger, signal_id=signal_id,
-                        window=window, late=late, status="delivered",
-                        run_id=getattr(snap, "run_id", None))
+        return Delivery(
+            workflow=entry.path,
+            trigger=entry.trigger,
+            signal_id=signal_id,
+            window=window,
+            late=late,
+            status="delivered",
+            run_id=getattr(snap, "run_id", None),
+        )
 
     # -- the loop -------------------------------------------------------------------
 
@@ -276,13 +323,18 @@ class Scheduler:
         Errors are logged and the loop goes on (a database that comes back is
         caught up under the catch-up policy).
         """
-        if isinstance(interval, bool) or not isinstance(interval, int | float) \
-                or not 0 < interval < float("inf"):
+        if (
+            isinstance(interval, bool)
+            or not isinstance(interval, int | float)
+            or not 0 < interval < float("inf")
+        ):
             raise InvalidOption(f"interval must be positive, got {brief(interval)}")
         if interval > self.grace.total_seconds():
-            raise InvalidOption(f"interval ({interval} s) must not exceed grace "
-                                f"({self.grace.total_seconds()} s): windows on time would "
-                                "be treated as missed")
+            raise InvalidOption(
+                f"interval ({interval} s) must not exceed grace "
+                f"({self.grace.total_seconds()} s): windows on time would "
+                "be treated as missed"
+            )
         previous: dict[signal.Signals, Any] = {}
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -337,12 +389,13 @@ def _entry(workflow: Any, executor: Executor | None, problems: list[str]) -> _En
     try:
         validate_payload(trig, {})
     except InvalidPayload as exc:
-        problems.append(f"workflow {brief(path)}: its cron payload fields need defaults "
-                        f"({'; '.join(exc.problems)})")
+        problems.append(
+            f"workflow {brief(path)}: its cron payload fields need defaults "
+            f"({'; '.join(exc.problems)})"
+        )
     try:
         schedule = CronSchedule(trig.cron, trig.timezone or "Etc/UTC")
     except InvalidOption as exc:
         problems.append(f"workflow {brief(path)}: {exc.message}")
         return None
     return _Entry(path, trig.name, schedule, trig.idempotency)
-

@@ -40,8 +40,10 @@ LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 def check_instant(moment: datetime, what: str = "now") -> datetime:
     """``moment`` when a schedule can be evaluated there, else ``InvalidOption``."""
     if not EARLIEST <= moment <= LATEST:
-        raise InvalidOption(f"{what} must lie between {EARLIEST.year} and {LATEST.year} "
-                            f"to evaluate a cron schedule, got {brief(moment)}")
+        raise InvalidOption(
+            f"{what} must lie between {EARLIEST.year} and {LATEST.year} "
+            f"to evaluate a cron schedule, got {brief(moment)}"
+        )
     return moment
 
 

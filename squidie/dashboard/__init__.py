@@ -30,8 +30,14 @@ if TYPE_CHECKING:
     from squidie.dashboard.access import Authorize
 
 
-def create_app(sq: Squidie, *, actor: Any = None, policy: Any = "operator",
-               allow_controls: bool = False, authorize: Authorize | None = None) -> Starlette:
+def create_app(
+    sq: Squidie,
+    *,
+    actor: Any = None,
+    policy: Any = "operator",
+    allow_controls: bool = False,
+    authorize: Authorize | None = None,
+) -> Starlette:
     """The dashboard over ``sq`` as an ASGI app.
 
     ``actor`` is who is looking: a value, or a callable ``actor(request)`` (read
@@ -48,8 +54,10 @@ def create_app(sq: Squidie, *, actor: Any = None, policy: Any = "operator",
     Without ``allow_controls`` those routes do not exist.
     """
     if allow_controls and authorize is None:
-        raise InvalidOption("allow_controls=True needs authorize=, a callable (actor, action, "
-                            "run_id) -> bool deciding who may control runs")
+        raise InvalidOption(
+            "allow_controls=True needs authorize=, a callable (actor, action, "
+            "run_id) -> bool deciding who may control runs"
+        )
     if not allow_controls and authorize is not None:
         raise InvalidOption("authorize= is only used with allow_controls=True")
     if isinstance(policy, str):
@@ -62,11 +70,15 @@ def create_app(sq: Squidie, *, actor: Any = None, policy: Any = "operator",
     except ModuleNotFoundError as exc:
         if exc.name not in ("starlette", "uvicorn"):
             raise
-        raise MissingDependency([f"the {exc.name!r} package is not installed: "
-                                 "pip install 'squidie[web]'"],
-                                "the dashboard needs the web extra") from exc
-    return build_app(Dashboard(sq=sq, actor=actor, policy=policy,
-                               authorize=authorize if allow_controls else None))
+        raise MissingDependency(
+            [f"the {exc.name!r} package is not installed: pip install 'squidie[web]'"],
+            "the dashboard needs the web extra",
+        ) from exc
+    return build_app(
+        Dashboard(
+            sq=sq, actor=actor, policy=policy, authorize=authorize if allow_controls else None
+        )
+    )
 
 
 __all__ = ["create_app"]

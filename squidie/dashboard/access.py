@@ -79,24 +79,35 @@ class RunDetail:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON of ``/api/runs/{run_id}``."""
-        return {"run": self.run.to_dict(), "explanation": self.explanation.to_dict(),
-                "graph": self.graph.to_dict(), "scope": self.scope.value}
+        return {
+            "run": self.run.to_dict(),
+            "explanation": self.explanation.to_dict(),
+            "graph": self.graph.to_dict(),
+            "scope": self.scope.value,
+        }
 
 
 def run_detail(board: Dashboard, run_id: str, actor: Any) -> RunDetail:
     """The run with history, its explanation and its graph, as ``actor`` may see them."""
     run = board.sq.inspect_run(run_id, include_history=True)
-    return RunDetail(run=board.shown(run, actor),
-                     explanation=board.shown(board.sq.explain_run(run_id), actor),
-                     graph=board.shown(board.sq.inspect_run_graph(run_id), actor),
-                     scope=board.scope(run, actor))
+    return RunDetail(
+        run=board.shown(run, actor),
+        explanation=board.shown(board.sq.explain_run(run_id), actor),
+        graph=board.shown(board.sq.inspect_run_graph(run_id), actor),
+        scope=board.scope(run, actor),
+    )
 
 
 def run_stamp(board: Dashboard, run_id: str, actor: Any) -> dict[str, Any]:
     """What the page polls to know the run changed: status and journal revision."""
     run = board.shown(board.sq.inspect_run(run_id), actor)
-    return {"run_id": run.run_id, "status": run.status.value, "revision": run.revision,
-            "terminal": run.terminal, "stamp": f"{run.status.value}:{run.revision}"}
+    return {
+        "run_id": run.run_id,
+        "status": run.status.value,
+        "revision": run.revision,
+        "terminal": run.terminal,
+        "stamp": f"{run.status.value}:{run.revision}",
+    }
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,6 +123,7 @@ class Filters:
     @classmethod
     def parse(cls, query: Any) -> Filters:
         """From query parameters; blanks mean "any"; InvalidOption for a bad limit."""
+
         def text(name: str) -> str | None:
             value = query.get(name)
             return value.strip() or None if isinstance(value, str) else None
@@ -119,8 +131,13 @@ class Filters:
         raw = text("limit") or "50"
         if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
             raise InvalidOption(f"limit must be a whole number from 1 to {MAX_PAGE}")
-        return cls(status=text("status"), workflow=text("workflow"), queue=text("queue"),
-                   limit=int(raw), cursor=text("cursor"))
+        return cls(
+            status=text("status"),
+            workflow=text("workflow"),
+            queue=text("queue"),
+            limit=int(raw),
+            cursor=text("cursor"),
+        )
 
     def query(self, **changes: Any) -> dict[str, str]:
         """These filters as query parameters (blank ones left out)."""
@@ -130,13 +147,19 @@ class Filters:
         return {k: str(v) for k, v in values.items() if v is not None}
 
 
-def list_page(board: Dashboard, filters: Filters, actor: Any
-              ) -> tuple[list[RunSummary], str | None]:
+def list_page(
+    board: Dashboard, filters: Filters, actor: Any
+) -> tuple[list[RunSummary], str | None]:
     """One page of runs matching ``filters`` (newest first) and the cursor of the next
     page (None on the last)."""
     sq, want = board.sq, filters.limit
-    rows = sq.list_runs(status=filters.status, workflow=filters.workflow, queue=filters.queue,
-                        limit=want + 1, cursor=filters.cursor)
+    rows = sq.list_runs(
+        status=filters.status,
+        workflow=filters.workflow,
+        queue=filters.queue,
+        limit=want + 1,
+        cursor=filters.cursor,
+    )
     more = len(rows) > want
     rows = rows[:want]
     return board.shown(rows, actor), rows[-1].cursor if more and rows else None

@@ -26,13 +26,28 @@ from squidie.dashboard.run_page import run_view
 from squidie.errors import InvalidOption, SquidieError
 
 log = logging.getLogger("squidie.dashboard")
-STATUS = {"not_found": 404, "invalid_option": 400, "invalid_transition": 409,
-          "unsafe_replay": 409, "incompatible_workflow_definition": 409, "conflict": 409,
-          "invalid_signal": 400, "storage_error": 503}
-ASSETS = {"dashboard.css": "text/css", "dashboard.js": "text/javascript",
-          "favicon.svg": "image/svg+xml"}
-DONE = {"cancel": "Run cancelled.", "resume": "Run resumed.", "approve": "Approved.",
-        "reject": "Rejected.", "replay": "Replayed: this is the new run."}
+STATUS = {
+    "not_found": 404,
+    "invalid_option": 400,
+    "invalid_transition": 409,
+    "unsafe_replay": 409,
+    "incompatible_workflow_definition": 409,
+    "conflict": 409,
+    "invalid_signal": 400,
+    "storage_error": 503,
+}
+ASSETS = {
+    "dashboard.css": "text/css",
+    "dashboard.js": "text/javascript",
+    "favicon.svg": "image/svg+xml",
+}
+DONE = {
+    "cancel": "Run cancelled.",
+    "resume": "Run resumed.",
+    "approve": "Approved.",
+    "reject": "Rejected.",
+    "replay": "Replayed: this is the new run.",
+}
 
 
 def build_app(board: Dashboard) -> Starlette:
@@ -49,8 +64,14 @@ def build_app(board: Dashboard) -> Starlette:
         from squidie.dashboard.controls import control_routes
 
         routes = control_routes() + routes
-    app = Starlette(routes=routes, exception_handlers={
-        SquidieError: _squidie_error, HTTPException: _http_error, Exception: _unexpected})
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            SquidieError: _squidie_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
     app.state.dashboard = board
     app.state.links = links_for
     return app
@@ -104,9 +125,14 @@ def run_page(request: Request) -> Response:
     actor = board.actor_for(request)
     detail = run_detail(board, run_id, actor)
     done = request.query_params.get("done")
-    return _html(run_view(links_for(request), detail,
-                          lambda action: board.may(actor, action, run_id),
-                          flash=DONE.get(done or "")))
+    return _html(
+        run_view(
+            links_for(request),
+            detail,
+            lambda action: board.may(actor, action, run_id),
+            flash=DONE.get(done or ""),
+        )
+    )
 
 
 # -- JSON ----------------------------------------------------------------------
@@ -116,8 +142,9 @@ def api_runs(request: Request) -> Response:
     """``/api/runs``: the run list as JSON (``runs``, ``next_cursor``, ``stamp``)."""
     board, filters = _board(request), Filters.parse(request.query_params)
     runs, next_cursor = list_page(board, filters, board.actor_for(request))
-    return _json({"runs": [r.to_dict() for r in runs], "next_cursor": next_cursor,
-                  "stamp": list_stamp(runs)})
+    return _json(
+        {"runs": [r.to_dict() for r in runs], "next_cursor": next_cursor, "stamp": list_stamp(runs)}
+    )
 
 
 def api_run(request: Request) -> Response:
@@ -139,14 +166,16 @@ def asset(request: Request) -> Response:
     if name not in ASSETS:
         raise HTTPException(404, f"no asset {name!r}")
     text = resources.files("squidie.dashboard").joinpath("static", name).read_text("utf-8")
-    return Response(text, media_type=ASSETS[name],
-                    headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"})
+    return Response(
+        text,
+        media_type=ASSETS[name],
+        headers={"Cache-Control": "max-age=300", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 def status_stylesheet(request: Request) -> Response:
     """Colours of statuses and edges, the same as the graph renderer's."""
-    return Response(status_css(), media_type="text/css",
-                    headers={"Cache-Control": "max-age=300"})
+    return Response(status_css(), media_type="text/css", headers={"Cache-Control": "max-age=300"})
 
 
 # -- errors --------------------------------------------------------------------
@@ -172,4 +201,3 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return _error(request, 500, "internal_error", "internal server error")
-

@@ -11,8 +11,12 @@ from squidie.read_model import RunGraph
 from squidie.read_model.graph_style import EDGE_STYLES, STATUS_COLOURS
 from squidie.read_model.rendering import to_mermaid, to_svg
 
-EDGE_MEANING = {"selected": "taken", "skipped": "not taken", "pending": "not decided yet",
-                "blocked": "never will be"}
+EDGE_MEANING = {
+    "selected": "taken",
+    "skipped": "not taken",
+    "pending": "not decided yet",
+    "blocked": "never will be",
+}
 _PROLOGUE = re.compile(r"^.*?(?=<svg\b)", re.S)
 
 
@@ -23,34 +27,47 @@ def graph_figure(graph: RunGraph) -> Safe:
         # Graphviz escapes every label it writes; only its XML prologue is cut.
         picture = el("div", Safe(_PROLOGUE.sub("", to_svg(graph), count=1)), class_="graph-svg")
     except ConfigError as exc:  # MissingDependency is a ConfigError too
-        picture = el("div",
-                     el("p", "No SVG renderer here (", exc.message, "); the graph as text:",
-                        class_="note"),
-                     el("pre", to_mermaid(graph), class_="graph-text"), class_="graph-text-box")
+        picture = el(
+            "div",
+            el("p", "No SVG renderer here (", exc.message, "); the graph as text:", class_="note"),
+            el("pre", to_mermaid(graph), class_="graph-text"),
+            class_="graph-text-box",
+        )
     return el("figure", picture, legend(), class_="graph")
 
 
 def legend() -> Safe:
     """Swatches for every node status and edge style the renderer uses."""
     nodes = [el("li", el("span", class_=f"swatch status-{s}"), s) for s in STATUS_COLOURS]
-    edges = [el("li", el("span", class_=f"edge-sample edge-{s}"),
-                f"{s} ({EDGE_MEANING.get(s, s)})") for s in EDGE_STYLES]
-    return el("figcaption", el("ul", *nodes, class_="legend"),
-              el("ul", *edges, class_="legend edges"), class_="legend-box")
+    edges = [
+        el("li", el("span", class_=f"edge-sample edge-{s}"), f"{s} ({EDGE_MEANING.get(s, s)})")
+        for s in EDGE_STYLES
+    ]
+    return el(
+        "figcaption",
+        el("ul", *nodes, class_="legend"),
+        el("ul", *edges, class_="legend edges"),
+        class_="legend-box",
+    )
 
 
 def status_css() -> str:
     """CSS classes for the status colours of :mod:`squidie.read_model.rendering`, so
     badges, legend and graph agree (and new statuses appear without an edit here)."""
     # Run statuses the graph may have no node colour for; the renderer's own come after.
-    rules = [".status-cancelled,.status-withdrawn{background:#eceff1;border-color:#546e7a}",
-             ".status-started,.status-idle,.status-scheduled{background:#e3f2fd;"
-             "border-color:#1e88e5}",
-             ".status-succeeded{background:#e8f5e9;border-color:#2e7d32}",
-             ".status-claimed{background:#fff8e1;border-color:#f9a825}"]
-    rules += [f".status-{s}{{background:{fill};border-color:{border};color:#212121}}"
-              for s, (fill, border) in STATUS_COLOURS.items()]
+    rules = [
+        ".status-cancelled,.status-withdrawn{background:#eceff1;border-color:#546e7a}",
+        ".status-started,.status-idle,.status-scheduled{background:#e3f2fd;border-color:#1e88e5}",
+        ".status-succeeded{background:#e8f5e9;border-color:#2e7d32}",
+        ".status-claimed{background:#fff8e1;border-color:#f9a825}",
+    ]
+    rules += [
+        f".status-{s}{{background:{fill};border-color:{border};color:#212121}}"
+        for s, (fill, border) in STATUS_COLOURS.items()
+    ]
     styles = {"bold": "solid", "dashed": "dashed", "dotted": "dotted", "solid": "solid"}
-    rules += [f".edge-{s}{{border-top:{max(width, 2.0):g}px {styles.get(style, 'solid')} "
-              f"{colour}}}" for s, (colour, width, style) in EDGE_STYLES.items()]
+    rules += [
+        f".edge-{s}{{border-top:{max(width, 2.0):g}px {styles.get(style, 'solid')} {colour}}}"
+        for s, (colour, width, style) in EDGE_STYLES.items()
+    ]
     return "\n".join(rules) + "\n"

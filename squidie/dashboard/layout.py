@@ -11,12 +11,17 @@ from squidie.dashboard.markup import Safe, el, join
 
 EMPTY = "—"
 # Browsers may load only what this app serves; nothing inline may run.
-CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; "
-                           "img-src 'self' data:; connect-src 'self'; form-action 'self'; "
-                           "frame-ancestors 'none'; base-uri 'none'")
-SECURITY_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY,
-                    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
-                    "Cache-Control": "no-store"}
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
 
 
 class Links:
@@ -39,34 +44,70 @@ class Links:
         return self(f"/api/runs/{quote(run_id, safe='')}{suffix}")
 
 
-def page(links: Links, title: str, body: Sequence[Any], *, scope: str | None = None,
-         poll: str | None = None, stamp: str | None = None, every: int = 3000) -> Safe:
+def page(
+    links: Links,
+    title: str,
+    body: Sequence[Any],
+    *,
+    scope: str | None = None,
+    poll: str | None = None,
+    stamp: str | None = None,
+    every: int = 3000,
+) -> Safe:
     """A whole HTML document; with ``poll``, the page reloads itself when the JSON at
     that URL (polled ``every`` milliseconds) reports another ``stamp``."""
     viewing = el("span", "viewing as ", el("strong", scope), class_="scope") if scope else None
-    header = el("header", el("a", "Squidie", href=links("/"), class_="brand"),
-                el("nav", el("a", "Runs", href=links("/"))), viewing,
-                el("label", el("input", type="checkbox", id="auto-refresh", checked=True),
-                   " auto-refresh", class_="refresh", hidden=poll is None))
-    return Safe("<!doctype html>" + el(
-        "html",
-        el("head", el("meta", charset="utf-8"),
-           el("meta", name="viewport", content="width=device-width, initial-scale=1"),
-           el("title", f"{title} · Squidie"),
-           el("link", rel="icon", href=links("/static/favicon.svg"), type="image/svg+xml"),
-           el("link", rel="stylesheet", href=links("/static/dashboard.css")),
-           el("link", rel="stylesheet", href=links("/static/status.css")),
-           el("script", src=links("/static/dashboard.js"), defer=True)),
-        el("body", header, el("main", *body), data_poll=poll, data_stamp=stamp,
-                data_every=every if poll else None),
-        lang="en"))
+    header = el(
+        "header",
+        el("a", "Squidie", href=links("/"), class_="brand"),
+        el("nav", el("a", "Runs", href=links("/"))),
+        viewing,
+        el(
+            "label",
+            el("input", type="checkbox", id="auto-refresh", checked=True),
+            " auto-refresh",
+            class_="refresh",
+            hidden=poll is None,
+        ),
+    )
+    return Safe(
+        "<!doctype html>"
+        + el(
+            "html",
+            el(
+                "head",
+                el("meta", charset="utf-8"),
+                el("meta", name="viewport", content="width=device-width, initial-scale=1"),
+                el("title", f"{title} · Squidie"),
+                el("link", rel="icon", href=links("/static/favicon.svg"), type="image/svg+xml"),
+                el("link", rel="stylesheet", href=links("/static/dashboard.css")),
+                el("link", rel="stylesheet", href=links("/static/status.css")),
+                el("script", src=links("/static/dashboard.js"), defer=True),
+            ),
+            el(
+                "body",
+                header,
+                el("main", *body),
+                data_poll=poll,
+                data_stamp=stamp,
+                data_every=every if poll else None,
+            ),
+            lang="en",
+        )
+    )
 
 
 def error_page(links: Links, status: int, code: str, message: str) -> Safe:
     """A page saying what went wrong, with a way back."""
-    return page(links, f"{status} {code}", [
-        el("h1", f"{status}: {code}"), el("p", message, class_="error-message"),
-        el("p", el("a", "Back to the runs", href=links("/")))])
+    return page(
+        links,
+        f"{status} {code}",
+        [
+            el("h1", f"{status}: {code}"),
+            el("p", message, class_="error-message"),
+            el("p", el("a", "Back to the runs", href=links("/"))),
+        ],
+    )
 
 
 def badge(status: Any) -> Safe:
@@ -80,8 +121,7 @@ def when(value: Any) -> Safe:
     if not value:
         return Safe(EMPTY)
     text = str(value)
-    return el("time", text[:19].replace("T", " ") + ("Z" if len(text) > 19 else ""),
-              datetime=text)
+    return el("time", text[:19].replace("T", " ") + ("Z" if len(text) > 19 else ""), datetime=text)
 
 
 def cell(key: str, value: Any) -> Any:
@@ -93,15 +133,21 @@ def cell(key: str, value: Any) -> Any:
     if key.endswith("_at"):
         return when(value)
     if key == "error" and isinstance(value, dict):
-        return ": ".join(str(value[k]) for k in ("type", "code", "message") if value.get(k)) \
-            or EMPTY
+        return (
+            ": ".join(str(value[k]) for k in ("type", "code", "message") if value.get(k)) or EMPTY
+        )
     if isinstance(value, dict | list):
         return el("code", json.dumps(value, sort_keys=True, default=str))
     return str(value)
 
 
-def table(rows: Iterable[dict[str, Any]], columns: Sequence[tuple[str, str]], *,
-          empty: str = "Nothing yet.", link: dict[str, Any] | None = None) -> Safe:
+def table(
+    rows: Iterable[dict[str, Any]],
+    columns: Sequence[tuple[str, str]],
+    *,
+    empty: str = "Nothing yet.",
+    link: dict[str, Any] | None = None,
+) -> Safe:
     """Rows as a table of the ``(key, heading)`` columns that any row has (so what a
     redaction scope removed disappears); ``link`` maps a key to a URL builder."""
     rows = list(rows)
@@ -116,9 +162,11 @@ def table(rows: Iterable[dict[str, Any]], columns: Sequence[tuple[str, str]], *,
             content = el("a", content, href=link[key](row[key]))
         return el("td", content, class_=f"col-{key}")
 
-    return el("table",
-              el("thead", el("tr", [el("th", h) for _, h in shown])),
-              el("tbody", [el("tr", [td(r, k) for k, _ in shown]) for r in rows]))
+    return el(
+        "table",
+        el("thead", el("tr", [el("th", h) for _, h in shown])),
+        el("tbody", [el("tr", [td(r, k) for k, _ in shown]) for r in rows]),
+    )
 
 
 def section(title: str, *content: Any, id: str | None = None) -> Safe:

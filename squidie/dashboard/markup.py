@@ -55,8 +55,7 @@ def el(tag: str, *children: Any, **attrs: Any) -> Safe:
     for name, value in attrs.items():
         if value is None or value is False:
             continue
-        parts.append(_attr_name(name) if value is True
-                     else f'{_attr_name(name)}="{escape(value)}"')
+        parts.append(_attr_name(name) if value is True else f'{_attr_name(name)}="{escape(value)}"')
     opening = f"<{' '.join(parts)}>"
     if tag in VOID:
         return Safe(opening)
@@ -65,5 +64,4 @@ def el(tag: str, *children: Any, **attrs: Any) -> Safe:
 
 def pretty_json(value: Any) -> Safe:
     """``value`` as indented JSON in a ``<pre>`` block."""
-    return el("pre", json.dumps(value, indent=2, sort_keys=True, default=str),
-              class_="json")
+    return el("pre", json.dumps(value, indent=2, sort_keys=True, default=str), class_="json")

@@ -23,8 +23,17 @@ from squidie.events.from_facts import committed
 from squidie.events.hub import HUB, Event, Instrument, Subscriber
 from squidie.events.logs import EVENT_NAMES, emit, wanted
 
-__all__ = ["EVENT_NAMES", "HUB", "Event", "Instrument", "Subscriber", "committed", "emit",
-           "subscribe", "wanted"]
+__all__ = [
+    "EVENT_NAMES",
+    "HUB",
+    "Event",
+    "Instrument",
+    "Subscriber",
+    "committed",
+    "emit",
+    "subscribe",
+    "wanted",
+]
 
 
 def subscribe(callback: Subscriber) -> Callable[[], None]:

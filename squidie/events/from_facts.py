@@ -31,8 +31,9 @@ from squidie.model import (
 )
 
 # Fact types whose events are logged above DEBUG (a retry, the run lifecycle).
-_NOTABLE = frozenset({RunStarted, RunCompleted, RunFailed, RunCancelled, Paused,
-                      ManualResolved, OutcomeApplied})
+_NOTABLE = frozenset(
+    {RunStarted, RunCompleted, RunFailed, RunCancelled, Paused, ManualResolved, OutcomeApplied}
+)
 
 
 def committed(state: RunState, facts: Sequence[Fact]) -> None:
@@ -66,55 +67,112 @@ def events_of(state: RunState, facts: Sequence[Fact]) -> Iterator[Event]:
         runnable = state.runnables.get(key)
         return runnable.step if runnable is not None else steps.get(key, key)
 
-    def event(name: str, at: str | None, *, step: str | None = None,
-              attempt: int | None = None, owner_id: str | None = None,
-              **attributes: Any) -> Event:
-        return Event(name=name, run_id=state.run_id, workflow=state.workflow, step=step,
-                     attempt=attempt, owner_id=owner_id, at=moment(at),
-                     attributes={k: v for k, v in attributes.items() if v is not None})
+    def event(
+        name: str,
+        at: str | None,
+        *,
+        step: str | None = None,
+        attempt: int | None = None,
+        owner_id: str | None = None,
+        **attributes: Any,
+    ) -> Event:
+        return Event(
+            name=name,
+            run_id=state.run_id,
+            workflow=state.workflow,
+            step=step,
+            attempt=attempt,
+            owner_id=owner_id,
+            at=moment(at),
+            attributes={k: v for k, v in attributes.items() if v is not None},
+        )
 
     for i, fact in enumerate(facts):
         match fact:
             case RunStarted():
-                yield event("run.started", fact.at, queue=fact.queue, trigger=fact.trigger,
-                            definition_version=fact.definition_version,
-                            parent_run_id=fact.parent_run_id,
-                            replayed_from_run_id=fact.replayed_from_run_id)
+                yield event(
+                    "run.started",
+                    fact.at,
+                    queue=fact.queue,
+                    trigger=fact.trigger,
+                    definition_version=fact.definition_version,
+                    parent_run_id=fact.parent_run_id,
+                    replayed_from_run_id=fact.replayed_from_run_id,
+                )
             case AttemptFinished() if fact.outcome.ok:
-                yield event("step.completed", fact.at, step=step_of(fact.key),
-                            attempt=fact.attempt, owner_id=fact.owner_id, queue=state.queue)
+                yield event(
+                    "step.completed",
+                    fact.at,
+                    step=step_of(fact.key),
+                    attempt=fact.attempt,
+                    owner_id=fact.owner_id,
+                    queue=state.queue,
+                )
             case AttemptFinished():
                 info = fact.outcome.error
-                yield event("step.failed", fact.at, step=step_of(fact.key),
-                            attempt=fact.attempt, owner_id=fact.owner_id, queue=state.queue,
-                            error_type=info.type if info else None,
-                            error_code=info.code if info else None,
-                            retryable=fact.outcome.retryable)
+                yield event(
+                    "step.failed",
+                    fact.at,
+                    step=step_of(fact.key),
+                    attempt=fact.attempt,
+                    owner_id=fact.owner_id,
+                    queue=state.queue,
+                    error_type=info.type if info else None,
+                    error_code=info.code if info else None,
+                    retryable=fact.outcome.retryable,
+                )
             case StepCompleted():
-                yield event("step.completed", fact.at, step=step_of(fact.key),
-                            attempt=fact.attempt, owner_id=fact.owner_id, queue=state.queue)
+                yield event(
+                    "step.completed",
+                    fact.at,
+                    step=step_of(fact.key),
+                    attempt=fact.attempt,
+                    owner_id=fact.owner_id,
+                    queue=state.queue,
+                )
             case OutcomeApplied() if not fact.ok and not fact.final:
-                retry = next((f for f in facts[i + 1:] if isinstance(f, RunnableScheduled)
-                              and f.key == fact.key), None)
+                retry = next(
+                    (
+                        f
+                        for f in facts[i + 1 :]
+                        if isinstance(f, RunnableScheduled) and f.key == fact.key
+                    ),
+                    None,
+                )
                 error = fact.error or {}
-                yield event("step.retry_scheduled", fact.at, step=step_of(fact.key),
-                            attempt=retry.attempt if retry else None, queue=state.queue,
-                            failed_attempt=fact.attempt,
-                            retry_at=retry.visible_at if retry else None,
-                            error_type=_text(error.get("type")),
-                            error_code=_text(error.get("code")))
+                yield event(
+                    "step.retry_scheduled",
+                    fact.at,
+                    step=step_of(fact.key),
+                    attempt=retry.attempt if retry else None,
+                    queue=state.queue,
+                    failed_attempt=fact.attempt,
+                    retry_at=retry.visible_at if retry else None,
+                    error_type=_text(error.get("type")),
+                    error_code=_text(error.get("code")),
+                )
             case Paused():
                 yield event("run.paused", fact.at, step=fact.step, gate=fact.gate)
             case ManualResolved():
-                yield event("run.resumed", fact.at, step=fact.step, gate=fact.gate,
-                            decision=fact.decision, ok=fact.ok)
+                yield event(
+                    "run.resumed",
+                    fact.at,
+                    step=fact.step,
+                    gate=fact.gate,
+                    decision=fact.decision,
+                    ok=fact.ok,
+                )
             case RunCompleted():
                 yield event("run.completed", fact.at, reason=fact.reason)
             case RunFailed():
                 error = fact.error or {}
-                yield event("run.failed", fact.at, reason=fact.reason,
-                            error_type=_text(error.get("type")),
-                            error_code=_text(error.get("code")))
+                yield event(
+                    "run.failed",
+                    fact.at,
+                    reason=fact.reason,
+                    error_type=_text(error.get("type")),
+                    error_code=_text(error.get("code")),
+                )
             case RunCancelled():
                 yield event("run.cancelled", fact.at, reason=fact.reason)
             case _:

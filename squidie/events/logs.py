@@ -56,16 +56,27 @@ def emit(event: Event, trace: Trace | None = None) -> None:
 
 def structured(event: Event) -> dict[str, Any]:
     """The ``extra["squidie"]`` of a log record of ``event``."""
-    return {"event": event.name, "run_id": event.run_id, "workflow": event.workflow,
-            "step": event.step, "attempt": event.attempt, "owner_id": event.owner_id,
-            "at": event.at.isoformat(), "attributes": dict(event.attributes)}
+    return {
+        "event": event.name,
+        "run_id": event.run_id,
+        "workflow": event.workflow,
+        "step": event.step,
+        "attempt": event.attempt,
+        "owner_id": event.owner_id,
+        "at": event.at.isoformat(),
+        "attributes": dict(event.attributes),
+    }
 
 
 def message(event: Event) -> str:
     """One readable line: the event's name, then ``key=value`` pairs of what is set."""
     parts = [event.name, f"run={event.run_id}", f"workflow={event.workflow}"]
-    for key, value in (("step", event.step), ("attempt", event.attempt),
-                       ("owner", event.owner_id), *event.attributes.items()):
+    for key, value in (
+        ("step", event.step),
+        ("attempt", event.attempt),
+        ("owner", event.owner_id),
+        *event.attributes.items(),
+    ):
         if value is not None:
             parts.append(f"{key}={value}")
     return " ".join(parts)

@@ -28,7 +28,7 @@ def normalise_url(url: str) -> str:
     """Map ``postgres://`` and ``postgresql://`` to the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -47,14 +47,20 @@ def make_engine(url: str) -> Engine:
     except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         # Not the URL itself: it may hold a password, and it could not be parsed to mask it.
         scheme = url.partition("://")[0] if "://" in url else "no scheme"
-        raise ConfigError([f"invalid database URL ({scheme[:40]!r}): {exc}; expected "
-                           "postgresql://user:password@host:5432/dbname or "
-                           "sqlite:///path/to/file.sqlite3"]) from exc
+        raise ConfigError(
+            [
+                f"invalid database URL ({scheme[:40]!r}): {exc}; expected "
+                "postgresql://user:password@host:5432/dbname or "
+                "sqlite:///path/to/file.sqlite3"
+            ]
+        ) from exc
     backend = parsed.get_backend_name()
     kwargs: dict[str, Any] = {}
     if backend == "sqlite":
-        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
-                                  "check_same_thread": False}
+        kwargs["connect_args"] = {
+            "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+            "check_same_thread": False,
+        }
         if parsed.database in (None, "", ":memory:"):
             kwargs["poolclass"] = StaticPool
     elif backend != "postgresql":
@@ -75,10 +81,14 @@ def missing_driver(driver: str, exc: ImportError) -> MissingDependency:
     if driver == "psycopg":
         fix = "install it with: pip install 'squidie[postgres]'"
     else:
-        fix = (f"install {module}, or use a postgresql:// URL (psycopg 3) after: "
-               "pip install 'squidie[postgres]'")
-    return MissingDependency([f"the database driver {module!r} is not installed; {fix}"],
-                             "cannot connect: database driver missing")
+        fix = (
+            f"install {module}, or use a postgresql:// URL (psycopg 3) after: "
+            "pip install 'squidie[postgres]'"
+        )
+    return MissingDependency(
+        [f"the database driver {module!r} is not installed; {fix}"],
+        "cannot connect: database driver missing",
+    )
 
 
 def prepare_engine(engine: Engine) -> None:

@@ -92,11 +92,13 @@ class InMemoryStore:
         ``installed``, before :meth:`install` (as the SQL store's missing tables)."""
         with self._lock:
             if self._outage is not None:
-                raise StorageError("the in-memory store is unavailable (simulated outage)"
-                                   ) from self._outage
+                raise StorageError(
+                    "the in-memory store is unavailable (simulated outage)"
+                ) from self._outage
             if installed and self._tables.schema_version is None:
-                raise StorageError(f"Squidie's tables are missing: {INSTALL_HINT}",
-                                   hint=INSTALL_HINT)
+                raise StorageError(
+                    f"Squidie's tables are missing: {INSTALL_HINT}", hint=INSTALL_HINT
+                )
             yield self._tables
 
     # -- schema and time ------------------------------------------------------
@@ -118,8 +120,9 @@ class InMemoryStore:
 
     # -- waking workers -------------------------------------------------------
 
-    def wait_for_work(self, queue: str, timeout: float,
-                      stop: threading.Event | None = None) -> bool:
+    def wait_for_work(
+        self, queue: str, timeout: float, stop: threading.Event | None = None
+    ) -> bool:
         """Wait up to ``timeout`` seconds for an attempt to become due on ``queue``."""
         return self.wakeups.wait(queue, timeout, stop)
 
@@ -133,8 +136,13 @@ class InMemoryStore:
         """Create a run atomically; False (and nothing written) if the id exists."""
         rec = new.record
         started = utc(rec.started_at)
-        record = replace(rec, revision=len(new.facts), started_at=started,
-                         updated_at=utc(rec.updated_at), terminal_at=maybe_utc(rec.terminal_at))
+        record = replace(
+            rec,
+            revision=len(new.facts),
+            started_at=started,
+            updated_at=utc(rec.updated_at),
+            terminal_at=maybe_utc(rec.terminal_at),
+        )
         facts = stored_facts(new.facts, 0, started)
         state = encode_json(new.checkpoint, "a checkpoint") if new.checkpoint is not None else None
         with self._ready() as t:
@@ -147,8 +155,9 @@ class InMemoryStore:
             t.runs[rec.run_id] = record
             t.journal[rec.run_id] = facts
             if state is not None:
-                t.checkpoints[rec.run_id] = StoredCheckpoint(revision=len(facts), state=state,
-                                                             updated_at=started)
+                t.checkpoints[rec.run_id] = StoredCheckpoint(
+                    revision=len(facts), state=state, updated_at=started
+                )
             for row in rows:
                 t.put_attempt(row)
         if due_unheld(new.attempts, started):
@@ -178,8 +187,9 @@ class InMemoryStore:
         now = utc(write.now)
         revision = write.expected_revision + len(write.facts)
         facts = stored_facts(write.facts, write.expected_revision, now)
-        state = (encode_json(write.checkpoint, "a checkpoint")
-                 if write.checkpoint is not None else None)
+        state = (
+            encode_json(write.checkpoint, "a checkpoint") if write.checkpoint is not None else None
+        )
         receipt = StoredReceipt.of(write.command) if write.command is not None else None
         terminal_at = maybe_utc(write.terminal_at)
         appends = bool(write.facts) or write.status is not None
@@ -187,7 +197,9 @@ class InMemoryStore:
             if receipt is not None and receipt.idempotency_key in t.commands:
                 raise JournalConflict(
                     f"command {receipt.idempotency_key!r} was already applied",
-                    run_id=write.run_id, idempotency_key=receipt.idempotency_key)
+                    run_id=write.run_id,
+                    idempotency_key=receipt.idempotency_key,
+                )
             fenced = fenced_row(t, write.fence, now) if write.fence is not None else None
             run = t.runs.get(write.run_id)
             if run is None:
@@ -196,7 +208,10 @@ class InMemoryStore:
                 raise JournalConflict(
                     f"run {write.run_id!r} is at revision {run.revision}, "
                     f"not {write.expected_revision}",
-                    run_id=write.run_id, expected=write.expected_revision, actual=run.revision)
+                    run_id=write.run_id,
+                    expected=write.expected_revision,
+                    actual=run.revision,
+                )
             rows = new_rows(t, write.new_attempts, run.run_id, write.queue or run.queue)
             # Every check passed: change the tables.
             if receipt is not None:
@@ -207,13 +222,17 @@ class InMemoryStore:
                 withdraw_live(t, run.run_id, now)
             if appends:
                 t.runs[run.run_id] = replace(
-                    run, revision=revision, updated_at=now,
+                    run,
+                    revision=revision,
+                    updated_at=now,
                     status=write.status if write.status is not None else run.status,
-                    terminal_at=terminal_at if terminal_at is not None else run.terminal_at)
+                    terminal_at=terminal_at if terminal_at is not None else run.terminal_at,
+                )
                 t.journal[run.run_id].extend(facts)
             if state is not None:
-                t.checkpoints[run.run_id] = StoredCheckpoint(revision=revision, state=state,
-                                                             updated_at=now)
+                t.checkpoints[run.run_id] = StoredCheckpoint(
+                    revision=revision, state=state, updated_at=now
+                )
             for row in rows:
                 t.put_attempt(row)
             queue = rows[0].queue if rows else run.queue
@@ -226,27 +245,61 @@ class InMemoryStore:
 
     # -- dispatch -------------------------------------------------------------
 
-    def claim(self, *, queue: str, owner_id: str, now: datetime, lease_until: datetime,
-              claim_id: str, token_hash: str) -> AttemptRecord | None:
+    def claim(
+        self,
+        *,
+        queue: str,
+        owner_id: str,
+        now: datetime,
+        lease_until: datetime,
+        claim_id: str,
+        token_hash: str,
+    ) -> AttemptRecord | None:
         """Claim the oldest due live attempt of ``queue`` (visible, or lease expired).
         A row whose outcome is durable but not applied stays ``finished``."""
         with self._ready() as t:
-            return claim_due(t, queue=queue, owner_id=owner_id, now=utc(now),
-                          lease_until=utc(lease_until), claim_id=claim_id,
-                          token_hash=token_hash)
+            return claim_due(
+                t,
+                queue=queue,
+                owner_id=owner_id,
+                now=utc(now),
+                lease_until=utc(lease_until),
+                claim_id=claim_id,
+                token_hash=token_hash,
+            )
 
-    def claim_and_load(self, *, queue: str, owner_id: str, now: datetime,
-                       lease_until: datetime, claim_id: str, token_hash: str,
-                       ) -> tuple[AttemptRecord, LoadedRun] | None:
+    def claim_and_load(
+        self,
+        *,
+        queue: str,
+        owner_id: str,
+        now: datetime,
+        lease_until: datetime,
+        claim_id: str,
+        token_hash: str,
+    ) -> tuple[AttemptRecord, LoadedRun] | None:
         """``claim``, then ``load`` the claimed attempt's run, atomically."""
         with self._ready() as t:
-            row = claim_due(t, queue=queue, owner_id=owner_id, now=utc(now),
-                         lease_until=utc(lease_until), claim_id=claim_id,
-                         token_hash=token_hash)
+            row = claim_due(
+                t,
+                queue=queue,
+                owner_id=owner_id,
+                now=utc(now),
+                lease_until=utc(lease_until),
+                claim_id=claim_id,
+                token_hash=token_hash,
+            )
             return None if row is None else (row, load_run(t, row.run_id, True))
 
-    def heartbeat(self, *, attempt_id: str, claim_id: str, token_hash: str, now: datetime,
-                  lease_until: datetime) -> bool:
+    def heartbeat(
+        self,
+        *,
+        attempt_id: str,
+        claim_id: str,
+        token_hash: str,
+        now: datetime,
+        lease_until: datetime,
+    ) -> bool:
         """Extend a lease still held by this claim (a ``finished`` row too: its
         outcome is being applied under the claim); False when it is lost."""
         now, until = utc(now), utc(lease_until)
@@ -257,8 +310,9 @@ class InMemoryStore:
             t.update_attempt(row, lease_expires_at=until, due_at=until)
             return True
 
-    def release(self, *, attempt_id: str, claim_id: str, token_hash: str,
-                visible_at: datetime) -> bool:
+    def release(
+        self, *, attempt_id: str, claim_id: str, token_hash: str, visible_at: datetime
+    ) -> bool:
         """Hand a claimed attempt back (visible again at ``visible_at``); False when
         the claim was no longer held."""
         visible = utc(visible_at)
@@ -266,9 +320,16 @@ class InMemoryStore:
             row = held_row(t, attempt_id, claim_id, token_hash, ("claimed",))
             if row is None:
                 return False
-            t.update_attempt(row, status="visible", due_at=visible, visible_at=visible,
-                             claim_id=None, token_hash=None, owner_id=None,
-                             lease_expires_at=None)
+            t.update_attempt(
+                row,
+                status="visible",
+                due_at=visible,
+                visible_at=visible,
+                claim_id=None,
+                token_hash=None,
+                owner_id=None,
+                lease_expires_at=None,
+            )
             return True
 
     def list_attempts(self, run_id: str, *, live_only: bool = False) -> list[AttemptRecord]:
@@ -282,15 +343,21 @@ class InMemoryStore:
     def next_due_at(self, queue: str) -> datetime | None:
         """When the next live attempt of ``queue`` becomes claimable."""
         with self._ready() as t:
-            return min((t.attempts[i].due_at for i in t.live_by_queue.get(queue, ())),
-                       default=None)
+            return min((t.attempts[i].due_at for i in t.live_by_queue.get(queue, ())), default=None)
 
     # -- catalog --------------------------------------------------------------
 
     def list_runs(
-        self, *, status: str | None, workflow: str | None, limit: int, cursor: str | None,
-        queue: str | None = None, started_after: datetime | None = None,
-        started_before: datetime | None = None, parent_run_id: str | None = None,
+        self,
+        *,
+        status: str | None,
+        workflow: str | None,
+        limit: int,
+        cursor: str | None,
+        queue: str | None = None,
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        parent_run_id: str | None = None,
     ) -> RunPage:
         """A page of the run catalog, newest first, keyset-paginated; every filter given
         must hold (``started_after`` inclusive, ``started_before`` exclusive)."""
@@ -300,44 +367,55 @@ class InMemoryStore:
         low = utc(started_after) if started_after is not None else None
         high = utc(started_before) if started_before is not None else None
         with self._ready() as t:
-            found = [r for r in t.runs.values()
-                     if (status is None or r.status == status)
-                     and (workflow is None or r.workflow == workflow)
-                     and (queue is None or r.queue == queue)
-                     and (parent_run_id is None or r.parent_run_id == parent_run_id)
-                     and (low is None or r.started_at >= low)
-                     and (high is None or r.started_at < high)
-                     and (after is None or (r.started_at, r.run_id) < after)]
+            found = [
+                r
+                for r in t.runs.values()
+                if (status is None or r.status == status)
+                and (workflow is None or r.workflow == workflow)
+                and (queue is None or r.queue == queue)
+                and (parent_run_id is None or r.parent_run_id == parent_run_id)
+                and (low is None or r.started_at >= low)
+                and (high is None or r.started_at < high)
+                and (after is None or (r.started_at, r.run_id) < after)
+            ]
         found.sort(key=lambda r: (r.started_at, r.run_id), reverse=True)
         page = found[:limit]
         more = len(found) > limit
-        return RunPage(runs=page, next_cursor=encode_cursor(page[-1].started_at,
-                                                            page[-1].run_id) if more else None)
+        return RunPage(
+            runs=page,
+            next_cursor=encode_cursor(page[-1].started_at, page[-1].run_id) if more else None,
+        )
 
-    def purge_batch(self, *, finished_before: datetime, statuses: Sequence[str],
-                    batch: int) -> int:
+    def purge_batch(self, *, finished_before: datetime, statuses: Sequence[str], batch: int) -> int:
         """Delete up to ``batch`` terminal runs that ended before ``finished_before``
         and have no live child, with everything stored for them; how many went."""
         wanted = set(statuses) & set(TERMINAL_STATUSES)
         cutoff = utc(finished_before)
         with self._ready() as t:
             live_parents = {r.parent_run_id for r in t.runs.values() if r.terminal_at is None}
-            gone = sorted((r for r in t.runs.values()
-                           if r.terminal_at is not None and r.terminal_at < cutoff
-                           and r.status in wanted and r.run_id not in live_parents),
-                          key=lambda r: r.terminal_at or cutoff)[:max(batch, 0)]
+            gone = sorted(
+                (
+                    r
+                    for r in t.runs.values()
+                    if r.terminal_at is not None
+                    and r.terminal_at < cutoff
+                    and r.status in wanted
+                    and r.run_id not in live_parents
+                ),
+                key=lambda r: r.terminal_at or cutoff,
+            )[: max(batch, 0)]
             for run in gone:
                 forget_run(t, run.run_id)
             return len(gone)
 
-    def set_definition(self, run_id: str, *, workflow: str,
-                       definition_version: str | None) -> None:
+    def set_definition(self, run_id: str, *, workflow: str, definition_version: str | None) -> None:
         """Point a run's catalog row at another workflow identity and version."""
         with self._ready() as t:
             run = t.runs.get(run_id)
             if run is not None:
-                t.runs[run_id] = replace(run, workflow=workflow,
-                                         definition_version=definition_version)
+                t.runs[run_id] = replace(
+                    run, workflow=workflow, definition_version=definition_version
+                )
 
     def delete_checkpoints(self, run_id: str | None = None) -> int:
         """Drop checkpoints (of one run, or all); returns how many went."""
@@ -356,26 +434,34 @@ class InMemoryStore:
             row = t.schedules.get(schedule_id)
             return row.cursor_at if row is not None else None
 
-    def ensure_schedule_cursor(self, schedule_id: str, workflow: str, trigger: str,
-                               now: datetime, owner: str) -> datetime:
+    def ensure_schedule_cursor(
+        self, schedule_id: str, workflow: str, trigger: str, now: datetime, owner: str
+    ) -> datetime:
         """The cursor, created at ``now`` the first time the schedule is seen."""
         at = utc(now)
         with self._ready() as t:
-            row = t.schedules.setdefault(schedule_id, ScheduleRow(
-                workflow=workflow, trigger=trigger, cursor_at=at, updated_at=at,
-                updated_by=owner))
+            row = t.schedules.setdefault(
+                schedule_id,
+                ScheduleRow(
+                    workflow=workflow,
+                    trigger=trigger,
+                    cursor_at=at,
+                    updated_at=at,
+                    updated_by=owner,
+                ),
+            )
             return row.cursor_at
 
-    def advance_schedule_cursor(self, schedule_id: str, expected: datetime, to: datetime,
-                                now: datetime, owner: str) -> bool:
+    def advance_schedule_cursor(
+        self, schedule_id: str, expected: datetime, to: datetime, now: datetime, owner: str
+    ) -> bool:
         """Compare-and-set a cursor from ``expected`` to ``to``; False if it moved."""
         expected, to, now = utc(expected), utc(to), utc(now)
         with self._ready() as t:
             row = t.schedules.get(schedule_id)
             if row is None or row.cursor_at != expected:
                 return False
-            t.schedules[schedule_id] = replace(row, cursor_at=to, updated_at=now,
-                                               updated_by=owner)
+            t.schedules[schedule_id] = replace(row, cursor_at=to, updated_at=now, updated_by=owner)
             return True
 
     # -- commands -------------------------------------------------------------
@@ -396,5 +482,6 @@ class InMemoryStore:
         """Receipts of commands applied to a run, oldest first."""
         with self._ready() as t:
             rows = [r for r in t.commands.values() if r.run_id == run_id]
-            return [r.receipt() for r in
-                    sorted(rows, key=lambda r: (r.recorded_at, r.idempotency_key))]
+            return [
+                r.receipt() for r in sorted(rows, key=lambda r: (r.recorded_at, r.idempotency_key))
+            ]

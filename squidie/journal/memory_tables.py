@@ -88,16 +88,24 @@ class StoredReceipt:
     @classmethod
     def of(cls, receipt: CommandReceipt) -> StoredReceipt:
         """The row for ``receipt`` (its result encoded)."""
-        return cls(idempotency_key=receipt.idempotency_key, signal_type=receipt.signal_type,
-                   run_id=receipt.run_id, result=encode_json(receipt.result, "a command result"),
-                   recorded_at=utc(receipt.recorded_at))
+        return cls(
+            idempotency_key=receipt.idempotency_key,
+            signal_type=receipt.signal_type,
+            run_id=receipt.run_id,
+            result=encode_json(receipt.result, "a command result"),
+            recorded_at=utc(receipt.recorded_at),
+        )
 
     def receipt(self) -> CommandReceipt:
         """The receipt as the port returns it."""
         result: JsonDict = decode_json(self.result)
-        return CommandReceipt(idempotency_key=self.idempotency_key,
-                              signal_type=self.signal_type, run_id=self.run_id,
-                              result=result, recorded_at=self.recorded_at)
+        return CommandReceipt(
+            idempotency_key=self.idempotency_key,
+            signal_type=self.signal_type,
+            run_id=self.run_id,
+            result=result,
+            recorded_at=self.recorded_at,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,18 +126,42 @@ def new_attempt_row(new: NewAttempt, run_id: str, queue: str) -> AttemptRecord:
     visible_at = utc(new.visible_at)
     if grant is None:
         return AttemptRecord(
-            attempt_id=new.attempt_id, run_id=run_id, queue=queue,
-            runnable_key=new.runnable_key, step=new.step, attempt_number=new.attempt_number,
-            status="visible", due_at=visible_at, visible_at=visible_at, claim_id=None,
-            token_hash=None, owner_id=None, claimed_at=None, lease_expires_at=None,
-            finished_at=None, claims=0)
+            attempt_id=new.attempt_id,
+            run_id=run_id,
+            queue=queue,
+            runnable_key=new.runnable_key,
+            step=new.step,
+            attempt_number=new.attempt_number,
+            status="visible",
+            due_at=visible_at,
+            visible_at=visible_at,
+            claim_id=None,
+            token_hash=None,
+            owner_id=None,
+            claimed_at=None,
+            lease_expires_at=None,
+            finished_at=None,
+            claims=0,
+        )
     lease_until = utc(grant.lease_until)
     return AttemptRecord(
-        attempt_id=new.attempt_id, run_id=run_id, queue=queue,
-        runnable_key=new.runnable_key, step=new.step, attempt_number=new.attempt_number,
-        status="claimed", due_at=lease_until, visible_at=visible_at, claim_id=grant.claim_id,
-        token_hash=grant.token_hash, owner_id=grant.owner_id, claimed_at=visible_at,
-        lease_expires_at=lease_until, finished_at=None, claims=1)
+        attempt_id=new.attempt_id,
+        run_id=run_id,
+        queue=queue,
+        runnable_key=new.runnable_key,
+        step=new.step,
+        attempt_number=new.attempt_number,
+        status="claimed",
+        due_at=lease_until,
+        visible_at=visible_at,
+        claim_id=grant.claim_id,
+        token_hash=grant.token_hash,
+        owner_id=grant.owner_id,
+        claimed_at=visible_at,
+        lease_expires_at=lease_until,
+        finished_at=None,
+        claims=1,
+    )
 
 
 @dataclass(slots=True)
@@ -171,8 +203,15 @@ class MemoryTables:
 
 def stored_facts(facts: Sequence[NewFact], after: int, now: datetime) -> list[StoredFact]:
     """Journal rows for ``facts`` appended after revision ``after``."""
-    return [StoredFact(revision=after + i, kind=f.kind, data=encode_json(dict(f.data), "fact data"),
-                       recorded_at=now) for i, f in enumerate(facts, start=1)]
+    return [
+        StoredFact(
+            revision=after + i,
+            kind=f.kind,
+            data=encode_json(dict(f.data), "fact data"),
+            recorded_at=now,
+        )
+        for i, f in enumerate(facts, start=1)
+    ]
 
 
 def load_run(t: MemoryTables, run_id: str, use_checkpoint: bool) -> LoadedRun:
@@ -184,15 +223,24 @@ def load_run(t: MemoryTables, run_id: str, use_checkpoint: bool) -> LoadedRun:
     checkpoint = None
     # A checkpoint ahead of the journal is not believed: the journal is the truth.
     if stored is not None and stored.revision <= run.revision:
-        checkpoint = Checkpoint(run_id=run_id, revision=stored.revision,
-                                state=decode_json(stored.state))
+        checkpoint = Checkpoint(
+            run_id=run_id, revision=stored.revision, state=decode_json(stored.state)
+        )
     after = checkpoint.revision if checkpoint else 0
     rows = [f for f in t.journal.get(run_id, ())[after:] if f.revision > after]
     for expected, row in enumerate(rows, start=after + 1):
         if row.revision != expected:
             raise StorageError(f"journal of run {run_id!r} has a gap at revision {expected}")
-    facts = [Fact(run_id=run_id, revision=f.revision, kind=f.kind, data=decode_json(f.data),
-                  recorded_at=f.recorded_at) for f in rows]
+    facts = [
+        Fact(
+            run_id=run_id,
+            revision=f.revision,
+            kind=f.kind,
+            data=decode_json(f.data),
+            recorded_at=f.recorded_at,
+        )
+        for f in rows
+    ]
     return LoadedRun(run_id=run_id, checkpoint=checkpoint, facts=facts)
 
 
@@ -200,29 +248,38 @@ def fenced_row(t: MemoryTables, fence: Fence, now: datetime) -> AttemptRecord:
     """The fenced dispatch row as the fence leaves it (not stored yet); LeaseLost
     when the claim no longer holds."""
     row = held_row(t, fence.attempt_id, fence.claim_id, fence.token_hash, fence.statuses)
-    if row is None or (fence.unexpired and (row.lease_expires_at is None
-                                            or row.lease_expires_at <= now)):
+    if row is None or (
+        fence.unexpired and (row.lease_expires_at is None or row.lease_expires_at <= now)
+    ):
         # No claim id or token hash in the message: together they are the credential.
-        raise LeaseLost(f"attempt {fence.attempt_id!r} is no longer held by this claim",
-                        attempt_id=fence.attempt_id)
+        raise LeaseLost(
+            f"attempt {fence.attempt_id!r} is no longer held by this claim",
+            attempt_id=fence.attempt_id,
+        )
     if fence.set_status == "claimed":
         return replace(row, status="claimed")
     # The fence retires the row: it finished now (unless it already had).
     return replace(row, status=fence.set_status, finished_at=row.finished_at or now)
 
 
-def held_row(t: MemoryTables, attempt_id: str, claim_id: str, token_hash: str,
-          statuses: Sequence[str]) -> AttemptRecord | None:
+def held_row(
+    t: MemoryTables, attempt_id: str, claim_id: str, token_hash: str, statuses: Sequence[str]
+) -> AttemptRecord | None:
     """The dispatch row if this claim holds it in one of ``statuses``."""
     row = t.attempts.get(attempt_id)
-    if (row is None or row.claim_id != claim_id or row.token_hash != token_hash
-            or row.status not in statuses):
+    if (
+        row is None
+        or row.claim_id != claim_id
+        or row.token_hash != token_hash
+        or row.status not in statuses
+    ):
         return None
     return row
 
 
-def new_rows(t: MemoryTables, new: Sequence[NewAttempt], run_id: str,
-              queue: str) -> list[AttemptRecord]:
+def new_rows(
+    t: MemoryTables, new: Sequence[NewAttempt], run_id: str, queue: str
+) -> list[AttemptRecord]:
     """Dispatch rows for ``new``; StorageError if an attempt id is taken (as a
     primary key would refuse it)."""
     rows = [new_attempt_row(a, run_id, queue) for a in new]
@@ -240,21 +297,35 @@ def withdraw_live(t: MemoryTables, run_id: str, now: datetime) -> None:
             t.update_attempt(row, status="withdrawn", finished_at=row.finished_at or now)
 
 
-def claim_due(t: MemoryTables, *, queue: str, owner_id: str, now: datetime,
-           lease_until: datetime, claim_id: str, token_hash: str) -> AttemptRecord | None:
+def claim_due(
+    t: MemoryTables,
+    *,
+    queue: str,
+    owner_id: str,
+    now: datetime,
+    lease_until: datetime,
+    claim_id: str,
+    token_hash: str,
+) -> AttemptRecord | None:
     """Claim the live attempt of ``queue`` due first (a ``finished`` row stays finished)."""
     due = [t.attempts[i] for i in t.live_by_queue.get(queue, ())]
     row = min((r for r in due if r.due_at <= now), key=lambda r: r.due_at, default=None)
     if row is None:
         return None
     return t.update_attempt(
-        row, status="finished" if row.status == "finished" else "claimed",
-        claim_id=claim_id, token_hash=token_hash, owner_id=owner_id, claimed_at=now,
-        lease_expires_at=lease_until, due_at=lease_until, claims=row.claims + 1)
+        row,
+        status="finished" if row.status == "finished" else "claimed",
+        claim_id=claim_id,
+        token_hash=token_hash,
+        owner_id=owner_id,
+        claimed_at=now,
+        lease_expires_at=lease_until,
+        due_at=lease_until,
+        claims=row.claims + 1,
+    )
 
 
-def wake_waiting(t: MemoryTables, run_id: str, keys: tuple[str, ...],
-                 now: datetime) -> list[str]:
+def wake_waiting(t: MemoryTables, run_id: str, keys: tuple[str, ...], now: datetime) -> list[str]:
     """Make ``run_id``'s waiting (visible, due later) attempts of ``keys`` due at
     ``now``, as a child's terminal write wakes its parent; returns their queues."""
     queues: set[str] = set()

@@ -47,23 +47,28 @@ def upgrade(conn: Connection) -> int:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_INSTALL_LOCK})
     current = installed_version(conn)
     if current is not None and current > SCHEMA_VERSION:
-        raise ConfigError([
-            f"the database has Squidie schema version {current}, newer than this "
-            f"release understands ({SCHEMA_VERSION}); upgrade the squidie package"
-        ])
+        raise ConfigError(
+            [
+                f"the database has Squidie schema version {current}, newer than this "
+                f"release understands ({SCHEMA_VERSION}); upgrade the squidie package"
+            ]
+        )
     metadata.create_all(conn, checkfirst=True)
     if current is None:
         conn.execute(insert(schema_table).values(component=COMPONENT, version=SCHEMA_VERSION))
         return SCHEMA_VERSION
     if current < 1:
-        raise ConfigError([
-            f"the database records Squidie schema version {current}, which no release "
-            "ever wrote; restore the squidie_schema table or reinstall into an empty schema"
-        ])
+        raise ConfigError(
+            [
+                f"the database records Squidie schema version {current}, which no release "
+                "ever wrote; restore the squidie_schema table or reinstall into an empty schema"
+            ]
+        )
     for version in range(current + 1, SCHEMA_VERSION + 1):
         MIGRATIONS[version](conn)
         conn.execute(
-            update(schema_table).where(schema_table.c.component == COMPONENT)
+            update(schema_table)
+            .where(schema_table.c.component == COMPONENT)
             .values(version=version)
         )
     return SCHEMA_VERSION

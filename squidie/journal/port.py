@@ -80,8 +80,9 @@ class JournalStore(Protocol):
     ) -> tuple[AttemptRecord, LoadedRun] | None:
         """``claim``, then ``load`` the claimed attempt's run, in one transaction."""
 
-    def wait_for_work(self, queue: str, timeout: float,
-                      stop: threading.Event | None = None) -> bool:
+    def wait_for_work(
+        self, queue: str, timeout: float, stop: threading.Event | None = None
+    ) -> bool:
         """Wait up to ``timeout`` seconds for an attempt to become due on ``queue``;
         True when woken (False: the time ran out, poll anyway)."""
 
@@ -89,13 +90,19 @@ class JournalStore(Protocol):
         """Wake every worker of this process waiting in :meth:`wait_for_work`."""
 
     def heartbeat(
-        self, *, attempt_id: str, claim_id: str, token_hash: str, now: datetime,
+        self,
+        *,
+        attempt_id: str,
+        claim_id: str,
+        token_hash: str,
+        now: datetime,
         lease_until: datetime,
     ) -> bool:
         """Extend a lease still held by this claim; False when it is lost."""
 
-    def release(self, *, attempt_id: str, claim_id: str, token_hash: str,
-                visible_at: datetime) -> bool:
+    def release(
+        self, *, attempt_id: str, claim_id: str, token_hash: str, visible_at: datetime
+    ) -> bool:
         """Hand a claimed attempt back (visible again at ``visible_at``); False when
         the claim was no longer held."""
 
@@ -106,21 +113,26 @@ class JournalStore(Protocol):
         """When the next live attempt of ``queue`` becomes claimable."""
 
     def list_runs(
-        self, *, status: str | None, workflow: str | None, limit: int, cursor: str | None,
-        queue: str | None = None, started_after: datetime | None = None,
-        started_before: datetime | None = None, parent_run_id: str | None = None,
+        self,
+        *,
+        status: str | None,
+        workflow: str | None,
+        limit: int,
+        cursor: str | None,
+        queue: str | None = None,
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        parent_run_id: str | None = None,
     ) -> RunPage:
         """A page of the run catalog, newest first, keyset-paginated; every filter given
         must hold (``started_after`` inclusive, ``started_before`` exclusive)."""
 
-    def purge_batch(self, *, finished_before: datetime, statuses: Sequence[str],
-                    batch: int) -> int:
+    def purge_batch(self, *, finished_before: datetime, statuses: Sequence[str], batch: int) -> int:
         """Delete up to ``batch`` terminal runs (``statuses``) that ended before
         ``finished_before`` and have no live child, with everything stored for them,
         in one short transaction; returns how many went. Never a live run."""
 
-    def set_definition(self, run_id: str, *, workflow: str,
-                       definition_version: str | None) -> None:
+    def set_definition(self, run_id: str, *, workflow: str, definition_version: str | None) -> None:
         """Point a run's catalog row at another workflow identity and version (after
         its journal recorded the move)."""
 
@@ -130,12 +142,14 @@ class JournalStore(Protocol):
     def schedule_cursor(self, schedule_id: str) -> datetime | None:
         """Where a schedule's cursor stands (None before its first tick)."""
 
-    def ensure_schedule_cursor(self, schedule_id: str, workflow: str, trigger: str,
-                               now: datetime, owner: str) -> datetime:
+    def ensure_schedule_cursor(
+        self, schedule_id: str, workflow: str, trigger: str, now: datetime, owner: str
+    ) -> datetime:
         """The cursor, created at ``now`` the first time the schedule is seen."""
 
-    def advance_schedule_cursor(self, schedule_id: str, expected: datetime, to: datetime,
-                                now: datetime, owner: str) -> bool:
+    def advance_schedule_cursor(
+        self, schedule_id: str, expected: datetime, to: datetime, now: datetime, owner: str
+    ) -> bool:
         """Compare-and-set a cursor from ``expected`` to ``to``; False if it moved."""
 
     def record_command(self, receipt: CommandReceipt) -> CommandReceipt:

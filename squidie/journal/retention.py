@@ -21,21 +21,29 @@ from squidie.journal.schema import attempts, checkpoints, commands, journal, run
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 
 
-def purge_batch(conn: Connection, *, finished_before: datetime, statuses: Sequence[str],
-                batch: int) -> list[str]:
+def purge_batch(
+    conn: Connection, *, finished_before: datetime, statuses: Sequence[str], batch: int
+) -> list[str]:
     """Delete up to ``batch`` terminal runs that ended before ``finished_before``
     (and everything stored for them) in ``conn``'s transaction; their ids."""
     wanted = [s for s in statuses if s in TERMINAL_STATUSES]
     if not wanted or batch < 1:
         return []
     child = runs.alias("child")
-    live_child = exists().where(and_(child.c.parent_run_id == runs.c.run_id,
-                                     child.c.terminal_at.is_(None)))
-    pick = (select(runs.c.run_id)
-            .where(runs.c.terminal_at.is_not(None), runs.c.terminal_at < finished_before,
-                   runs.c.status.in_(wanted), ~live_child)
-            .order_by(runs.c.terminal_at)
-            .limit(batch))
+    live_child = exists().where(
+        and_(child.c.parent_run_id == runs.c.run_id, child.c.terminal_at.is_(None))
+    )
+    pick = (
+        select(runs.c.run_id)
+        .where(
+            runs.c.terminal_at.is_not(None),
+            runs.c.terminal_at < finished_before,
+            runs.c.status.in_(wanted),
+            ~live_child,
+        )
+        .order_by(runs.c.terminal_at)
+        .limit(batch)
+    )
     if conn.dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True, of=runs)
     ids = list(conn.execute(pick).scalars())
@@ -43,6 +51,9 @@ def purge_batch(conn: Connection, *, finished_before: datetime, statuses: Sequen
         return []
     for table in (journal, checkpoints, attempts, commands):
         conn.execute(delete(table).where(table.c.run_id.in_(ids)))
-    conn.execute(delete(runs).where(runs.c.run_id.in_(ids), runs.c.terminal_at.is_not(None),
-                                    runs.c.status.in_(wanted)))
+    conn.execute(
+        delete(runs).where(
+            runs.c.run_id.in_(ids), runs.c.terminal_at.is_not(None), runs.c.status.in_(wanted)
+        )
+    )
     return ids

@@ -89,13 +89,20 @@ runs = Table(
     # terminal runs by when they ended.
     Index("squidie_runs_queue_recent", "queue", "started_at", "run_id"),
     Index("squidie_runs_parent_recent", "parent_run_id", "started_at", "run_id"),
-    Index("squidie_runs_terminal", "terminal_at", postgresql_where=text("terminal_at IS NOT NULL"),
-          sqlite_where=text("terminal_at IS NOT NULL")),
+    Index(
+        "squidie_runs_terminal",
+        "terminal_at",
+        postgresql_where=text("terminal_at IS NOT NULL"),
+        sqlite_where=text("terminal_at IS NOT NULL"),
+    ),
 )
 
 #: Indexes added by schema version 2 (created in place on upgrade).
-SCHEMA_2_INDEXES = ("squidie_runs_queue_recent", "squidie_runs_parent_recent",
-                    "squidie_runs_terminal")
+SCHEMA_2_INDEXES = (
+    "squidie_runs_queue_recent",
+    "squidie_runs_parent_recent",
+    "squidie_runs_terminal",
+)
 
 journal = Table(
     "squidie_journal",

@@ -66,11 +66,11 @@ class SqlStore:
         prepare_engine(engine)
         self.engine = engine
         self.dialect = engine.dialect.name
-        self.wakeups = Wakeups(postgres_listener(engine) if self.dialect == "postgresql"
-                               else None)
+        self.wakeups = Wakeups(postgres_listener(engine) if self.dialect == "postgresql" else None)
 
-    def wait_for_work(self, queue: str, timeout: float,
-                      stop: threading.Event | None = None) -> bool:
+    def wait_for_work(
+        self, queue: str, timeout: float, stop: threading.Event | None = None
+    ) -> bool:
         """Wait up to ``timeout`` seconds for an attempt to become due on ``queue``
         (woken by writes of this process and, on PostgreSQL, of others)."""
         return self.wakeups.wait(queue, timeout, stop)
@@ -79,30 +79,41 @@ class SqlStore:
         """Wake every worker of this process waiting for work (one is stopping)."""
         self.wakeups.notify_all()
 
-    def _announce(self, conn: Connection, queue: str, new: Sequence[NewAttempt],
-                  now: datetime) -> bool:
+    def _announce(
+        self, conn: Connection, queue: str, new: Sequence[NewAttempt], now: datetime
+    ) -> bool:
         """Inside a write: tell other processes' idle workers (PostgreSQL ``NOTIFY``,
         delivered at commit) when the write makes an attempt due at once that no
         worker holds yet. True when this process's workers should be woken too."""
         if not due_unheld(new, now):
             return False
         if self.dialect == "postgresql":
-            conn.execute(text("SELECT pg_notify(:channel, :queue)"),
-                         {"channel": CHANNEL, "queue": queue})
+            conn.execute(
+                text("SELECT pg_notify(:channel, :queue)"), {"channel": CHANNEL, "queue": queue}
+            )
         return True
 
     # -- plumbing -----------------------------------------------------------
 
-    def _run(self, work: Callable[[Connection, bool], T], *, read_only: bool = False,
-             one_statement: bool = False) -> T:
+    def _run(
+        self,
+        work: Callable[[Connection, bool], T],
+        *,
+        read_only: bool = False,
+        one_statement: bool = False,
+    ) -> T:
         """``work(conn, ambiguous)`` in one transaction, retried on a new connection
         if the connection drops (see :mod:`squidie.journal.transactions`).
 
         ``one_statement``: every statement ``work`` runs is atomic on its own, so on
         PostgreSQL it runs without ``BEGIN``/``COMMIT`` (two round trips less).
         """
-        return run_transaction(self.engine, work, read_only=read_only,
-                               autocommit=one_statement and self.dialect == "postgresql")
+        return run_transaction(
+            self.engine,
+            work,
+            read_only=read_only,
+            autocommit=one_statement and self.dialect == "postgresql",
+        )
 
     def database_now(self) -> datetime:
         """The database server's current time (a read; never a write transaction).
@@ -111,8 +122,9 @@ class SqlStore:
         """
         if self.dialect == "sqlite":
             return datetime.now(UTC)
-        value = self._run(lambda conn, _: conn.execute(text("SELECT clock_timestamp()")).scalar(),
-                          read_only=True)
+        value = self._run(
+            lambda conn, _: conn.execute(text("SELECT clock_timestamp()")).scalar(), read_only=True
+        )
         if not isinstance(value, datetime):
             raise StorageError(f"the database answered {type(value).__name__} for its time")
         return _aware(value).astimezone(UTC)
@@ -143,11 +155,16 @@ class SqlStore:
             created = conn.execute(
                 self._insert(runs)
                 .values(
-                    run_id=rec.run_id, workflow=rec.workflow, trigger=rec.trigger,
-                    queue=rec.queue, status=rec.status,
+                    run_id=rec.run_id,
+                    workflow=rec.workflow,
+                    trigger=rec.trigger,
+                    queue=rec.queue,
+                    status=rec.status,
                     definition_version=rec.definition_version,
-                    parent_run_id=rec.parent_run_id, revision=len(new.facts),
-                    started_at=rec.started_at, updated_at=rec.updated_at,
+                    parent_run_id=rec.parent_run_id,
+                    revision=len(new.facts),
+                    started_at=rec.started_at,
+                    updated_at=rec.updated_at,
                     terminal_at=rec.terminal_at,
                 )
                 .on_conflict_do_nothing(index_elements=["run_id"])
@@ -157,8 +174,9 @@ class SqlStore:
                 return False
             self._append(conn, rec.run_id, 0, new.facts, rec.started_at)
             if new.checkpoint is not None:
-                self._put_checkpoint(conn, rec.run_id, len(new.facts), new.checkpoint,
-                                     rec.started_at)
+                self._put_checkpoint(
+                    conn, rec.run_id, len(new.facts), new.checkpoint, rec.started_at
+                )
             self._add_attempts(conn, rec.run_id, rec.queue, new.attempts)
             due[0] = self._announce(conn, rec.queue, new.attempts, rec.started_at)
             return True
@@ -184,8 +202,11 @@ class SqlStore:
         def work(conn: Connection, _ambiguous: bool) -> dict[str, str]:
             out: dict[str, str] = {}
             for start in range(0, len(ids), 500):  # bounded IN lists
-                rows = conn.execute(select(runs.c.run_id, runs.c.status)
-                                    .where(runs.c.run_id.in_(ids[start:start + 500])))
+                rows = conn.execute(
+                    select(runs.c.run_id, runs.c.status).where(
+                        runs.c.run_id.in_(ids[start : start + 500])
+                    )
+                )
                 out.update({str(r[0]): str(r[1]) for r in rows})
             return out
 
@@ -194,33 +215,40 @@ class SqlStore:
     def load(self, run_id: str, *, use_checkpoint: bool = True) -> LoadedRun:
         """A run's checkpoint (if valid and wanted) and every fact after it;
         RunNotFound if absent."""
-        return self._run(lambda conn, _: self._load(conn, run_id, use_checkpoint),
-                         read_only=True)
+        return self._run(lambda conn, _: self._load(conn, run_id, use_checkpoint), read_only=True)
 
     def _load(self, conn: Connection, run_id: str, use_checkpoint: bool) -> LoadedRun:
         """``load`` inside an open transaction."""
-        revision = conn.execute(
-            select(runs.c.revision).where(runs.c.run_id == run_id)
-        ).scalar()
+        revision = conn.execute(select(runs.c.revision).where(runs.c.run_id == run_id)).scalar()
         if revision is None:
             raise RunNotFound(f"no run with id {run_id!r}", run_id=run_id)
-        cp_row = conn.execute(
-            select(checkpoints.c.revision, checkpoints.c.state)
-            .where(checkpoints.c.run_id == run_id)
-        ).first() if use_checkpoint else None
+        cp_row = (
+            conn.execute(
+                select(checkpoints.c.revision, checkpoints.c.state).where(
+                    checkpoints.c.run_id == run_id
+                )
+            ).first()
+            if use_checkpoint
+            else None
+        )
         checkpoint = None
         # A checkpoint ahead of the journal is not believed: the journal is the truth.
         if cp_row is not None and cp_row.revision <= revision:
-            checkpoint = Checkpoint(run_id=run_id, revision=cp_row.revision,
-                                    state=cp_row.state)
+            checkpoint = Checkpoint(run_id=run_id, revision=cp_row.revision, state=cp_row.state)
         after = checkpoint.revision if checkpoint else 0
         rows = conn.execute(
-            select(journal).where(journal.c.run_id == run_id, journal.c.revision > after)
+            select(journal)
+            .where(journal.c.run_id == run_id, journal.c.revision > after)
             .order_by(journal.c.revision)
         ).all()
         facts = [
-            Fact(run_id=run_id, revision=r.revision, kind=r.kind, data=r.data,
-                 recorded_at=_aware(r.recorded_at))
+            Fact(
+                run_id=run_id,
+                revision=r.revision,
+                kind=r.kind,
+                data=r.data,
+                recorded_at=_aware(r.recorded_at),
+            )
             for r in rows
         ]
         for expected, fact in enumerate(facts, start=after + 1):
@@ -234,13 +262,15 @@ class SqlStore:
         single = self._one_statement(write)
         revision = self._run(
             lambda conn, ambiguous: self._write(conn, write, ambiguous, woken, single),
-            one_statement=single)
+            one_statement=single,
+        )
         for queue in set(woken):
             self.wakeups.notify(queue)
         return revision
 
-    def _write(self, conn: Connection, write: RunWrite, ambiguous: bool,
-               woken: list[str], single: bool) -> int:
+    def _write(
+        self, conn: Connection, write: RunWrite, ambiguous: bool, woken: list[str], single: bool
+    ) -> int:
         revision = write.expected_revision + len(write.facts)
         if ambiguous and self._already_written(conn, write):
             return revision
@@ -256,9 +286,12 @@ class SqlStore:
         if write.checkpoint is not None:
             self._put_checkpoint(conn, write.run_id, revision, write.checkpoint, write.now)
         if write.new_attempts:
-            queue = write.queue or conn.execute(
-                select(runs.c.queue).where(runs.c.run_id == write.run_id)
-            ).scalar_one()
+            queue = (
+                write.queue
+                or conn.execute(
+                    select(runs.c.queue).where(runs.c.run_id == write.run_id)
+                ).scalar_one()
+            )
             self._add_attempts(conn, write.run_id, queue, write.new_attempts)
             if self._announce(conn, queue, write.new_attempts, write.now):
                 woken.append(queue)
@@ -269,25 +302,37 @@ class SqlStore:
     def _one_statement(self, write: RunWrite) -> bool:
         """Whether ``write`` is a step's write that PostgreSQL does as one statement
         (:data:`FENCED_APPEND`): fenced, without a command receipt, waking no other run."""
-        return (self.dialect == "postgresql" and write.fence is not None
-                and write.command is None and write.wake is None
-                and bool(write.facts or write.status)
-                and (write.queue is not None or not write.new_attempts))
+        return (
+            self.dialect == "postgresql"
+            and write.fence is not None
+            and write.command is None
+            and write.wake is None
+            and bool(write.facts or write.status)
+            and (write.queue is not None or not write.new_attempts)
+        )
 
-    def _wake(self, conn: Connection, run_id: str, keys: tuple[str, ...],
-              now: datetime) -> list[str]:
+    def _wake(
+        self, conn: Connection, run_id: str, keys: tuple[str, ...], now: datetime
+    ) -> list[str]:
         """Make ``run_id``'s waiting attempts of ``keys`` due at ``now`` (rows that are
         claimed, finished or due already are left alone); returns their queues."""
-        stmt = (update(attempts)
-                .where(attempts.c.run_id == run_id, attempts.c.runnable_key.in_(keys),
-                       attempts.c.status == "visible", attempts.c.due_at > now)
-                .values(due_at=now)
-                .returning(attempts.c.queue))
+        stmt = (
+            update(attempts)
+            .where(
+                attempts.c.run_id == run_id,
+                attempts.c.runnable_key.in_(keys),
+                attempts.c.status == "visible",
+                attempts.c.due_at > now,
+            )
+            .values(due_at=now)
+            .returning(attempts.c.queue)
+        )
         queues = sorted(set(conn.execute(stmt).scalars()))
         for queue in queues:
             if self.dialect == "postgresql":
-                conn.execute(text("SELECT pg_notify(:channel, :queue)"),
-                             {"channel": CHANNEL, "queue": queue})
+                conn.execute(
+                    text("SELECT pg_notify(:channel, :queue)"), {"channel": CHANNEL, "queue": queue}
+                )
         return queues
 
     def _fence_then_append(self, conn: Connection, write: RunWrite, revision: int) -> None:
@@ -297,10 +342,10 @@ class SqlStore:
         if write.withdraw_live_attempts:
             conn.execute(
                 update(attempts)
-                .where(attempts.c.run_id == write.run_id,
-                       attempts.c.status.in_(LIVE_STATUSES))
-                .values(status="withdrawn",
-                        finished_at=func.coalesce(attempts.c.finished_at, write.now))
+                .where(attempts.c.run_id == write.run_id, attempts.c.status.in_(LIVE_STATUSES))
+                .values(
+                    status="withdrawn", finished_at=func.coalesce(attempts.c.finished_at, write.now)
+                )
             )
         if write.facts or write.status is not None:
             self._advance_run(conn, write, revision)
@@ -319,22 +364,36 @@ class SqlStore:
         assert fence is not None
         announce = due_unheld(write.new_attempts, write.now)
         queue = write.queue or ""
-        fenced, advanced, _notified = conn.execute(FENCED_APPEND, {
-            "attempt_id": fence.attempt_id, "claim_id": fence.claim_id,
-            "token_hash": fence.token_hash, "statuses": list(fence.statuses),
-            "set_status": fence.set_status, "retire": fence.set_status != "claimed",
-            "unexpired": fence.unexpired, "now": write.now, "run_id": write.run_id,
-            "expected": write.expected_revision, "revision": revision,
-            "status": write.status, "terminal_at": write.terminal_at,
-            "facts": json.dumps([{"kind": f.kind, "data": f.data} for f in write.facts]),
-            "checkpoint": None if write.checkpoint is None else json.dumps(write.checkpoint),
-            "attempts": json.dumps([_attempt_json(a) for a in write.new_attempts]),
-            "queue": queue, "announce": announce, "channel": CHANNEL,
-            "withdraw": write.withdraw_live_attempts,
-        }).one()
+        fenced, advanced, _notified = conn.execute(
+            FENCED_APPEND,
+            {
+                "attempt_id": fence.attempt_id,
+                "claim_id": fence.claim_id,
+                "token_hash": fence.token_hash,
+                "statuses": list(fence.statuses),
+                "set_status": fence.set_status,
+                "retire": fence.set_status != "claimed",
+                "unexpired": fence.unexpired,
+                "now": write.now,
+                "run_id": write.run_id,
+                "expected": write.expected_revision,
+                "revision": revision,
+                "status": write.status,
+                "terminal_at": write.terminal_at,
+                "facts": json.dumps([{"kind": f.kind, "data": f.data} for f in write.facts]),
+                "checkpoint": None if write.checkpoint is None else json.dumps(write.checkpoint),
+                "attempts": json.dumps([_attempt_json(a) for a in write.new_attempts]),
+                "queue": queue,
+                "announce": announce,
+                "channel": CHANNEL,
+                "withdraw": write.withdraw_live_attempts,
+            },
+        ).one()
         if not fenced:
-            raise LeaseLost(f"attempt {fence.attempt_id!r} is no longer held by this claim",
-                            attempt_id=fence.attempt_id)
+            raise LeaseLost(
+                f"attempt {fence.attempt_id!r} is no longer held by this claim",
+                attempt_id=fence.attempt_id,
+            )
         if not advanced:
             self._revision_conflict(conn, write)
         return announce
@@ -343,15 +402,21 @@ class SqlStore:
         # First in the transaction: a concurrent writer with the same key waits on
         # the key's index entry, then fails here and rolls its whole write back.
         try:
-            conn.execute(insert(commands).values(
-                idempotency_key=receipt.idempotency_key, signal_type=receipt.signal_type,
-                run_id=receipt.run_id, result=receipt.result, recorded_at=receipt.recorded_at,
-            ))
+            conn.execute(
+                insert(commands).values(
+                    idempotency_key=receipt.idempotency_key,
+                    signal_type=receipt.signal_type,
+                    run_id=receipt.run_id,
+                    result=receipt.result,
+                    recorded_at=receipt.recorded_at,
+                )
+            )
         except IntegrityError:
             # Not chained: the driver's text would carry the SQL and its values.
             raise JournalConflict(
                 f"command {receipt.idempotency_key!r} was already applied",
-                run_id=run_id, idempotency_key=receipt.idempotency_key,
+                run_id=run_id,
+                idempotency_key=receipt.idempotency_key,
             ) from None
 
     def _already_written(self, conn: Connection, write: RunWrite) -> bool:
@@ -385,8 +450,11 @@ class SqlStore:
                 journal.c.revision == write.expected_revision + 1,
             )
         ).first()
-        return (first is not None and first.kind == write.facts[0].kind
-                and _aware(first.recorded_at) == write.now)
+        return (
+            first is not None
+            and first.kind == write.facts[0].kind
+            and _aware(first.recorded_at) == write.now
+        )
 
     def _check_fence(self, conn: Connection, fence: Fence, now: datetime) -> None:
         conditions = [
@@ -404,8 +472,10 @@ class SqlStore:
         if result.rowcount != 1:
             # No claim id or token hash here: errors get logged, and those two
             # together are the whole fence credential.
-            raise LeaseLost(f"attempt {fence.attempt_id!r} is no longer held by this claim",
-                            attempt_id=fence.attempt_id)
+            raise LeaseLost(
+                f"attempt {fence.attempt_id!r} is no longer held by this claim",
+                attempt_id=fence.attempt_id,
+            )
 
     def _advance_run(self, conn: Connection, write: RunWrite, revision: int) -> None:
         values: dict[str, Any] = {"revision": revision, "updated_at": write.now}
@@ -430,25 +500,34 @@ class SqlStore:
             raise RunNotFound(f"no run with id {write.run_id!r}", run_id=write.run_id)
         raise JournalConflict(
             f"run {write.run_id!r} is at revision {current}, not {write.expected_revision}",
-            run_id=write.run_id, expected=write.expected_revision, actual=current,
+            run_id=write.run_id,
+            expected=write.expected_revision,
+            actual=current,
         )
 
-    def _append(
-        self, conn: Connection, run_id: str, after: int, facts: Any, now: datetime
-    ) -> None:
+    def _append(self, conn: Connection, run_id: str, after: int, facts: Any, now: datetime) -> None:
         if not facts:
             return
         conn.execute(
             insert(journal),
             [
-                {"run_id": run_id, "revision": after + i, "kind": f.kind, "data": dict(f.data),
-                 "recorded_at": now}
+                {
+                    "run_id": run_id,
+                    "revision": after + i,
+                    "kind": f.kind,
+                    "data": dict(f.data),
+                    "recorded_at": now,
+                }
                 for i, f in enumerate(facts, start=1)
             ],
         )
 
     def _put_checkpoint(
-        self, conn: Connection, run_id: str, revision: int, state: dict[str, Any],
+        self,
+        conn: Connection,
+        run_id: str,
+        revision: int,
+        state: dict[str, Any],
         now: datetime,
     ) -> None:
         stmt = self._insert(checkpoints).values(
@@ -461,9 +540,7 @@ class SqlStore:
             )
         )
 
-    def _add_attempts(
-        self, conn: Connection, run_id: str, queue: str, new: Any
-    ) -> None:
+    def _add_attempts(self, conn: Connection, run_id: str, queue: str, new: Any) -> None:
         rows: list[NewAttempt] = list(new)
         if not rows:
             return
@@ -487,18 +564,34 @@ class SqlStore:
         index of live rows feeding an ``UPDATE ... RETURNING``. A row whose
         outcome is durable but not applied stays ``finished`` under the new claim.
         """
-        stmt = self._claim_statement(queue=queue, owner_id=owner_id, now=now,
-                                     lease_until=lease_until, claim_id=claim_id,
-                                     token_hash=token_hash)
+        stmt = self._claim_statement(
+            queue=queue,
+            owner_id=owner_id,
+            now=now,
+            lease_until=lease_until,
+            claim_id=claim_id,
+            token_hash=token_hash,
+        )
         row = self._run(lambda conn, _: conn.execute(stmt).first())
         return _attempt_record(row) if row else None
 
-    def _claim_statement(self, *, queue: str, owner_id: str, now: datetime,
-                         lease_until: datetime, claim_id: str, token_hash: str) -> Any:
+    def _claim_statement(
+        self,
+        *,
+        queue: str,
+        owner_id: str,
+        now: datetime,
+        lease_until: datetime,
+        claim_id: str,
+        token_hash: str,
+    ) -> Any:
         target = (
             select(attempts.c.attempt_id)
-            .where(attempts.c.queue == queue, attempts.c.status.in_(LIVE_STATUSES),
-                   attempts.c.due_at <= now)
+            .where(
+                attempts.c.queue == queue,
+                attempts.c.status.in_(LIVE_STATUSES),
+                attempts.c.due_at <= now,
+            )
             .order_by(attempts.c.due_at)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -509,8 +602,12 @@ class SqlStore:
             .where(attempts.c.attempt_id == target)
             .values(
                 status=case((attempts.c.status == "finished", "finished"), else_="claimed"),
-                claim_id=claim_id, token_hash=token_hash, owner_id=owner_id,
-                claimed_at=now, lease_expires_at=lease_until, due_at=lease_until,
+                claim_id=claim_id,
+                token_hash=token_hash,
+                owner_id=owner_id,
+                claimed_at=now,
+                lease_expires_at=lease_until,
+                due_at=lease_until,
                 claims=attempts.c.claims + 1,
             )
             .returning(*attempts.c)
@@ -528,9 +625,15 @@ class SqlStore:
     ) -> tuple[AttemptRecord, LoadedRun] | None:
         """``claim`` and ``load`` of the claimed attempt's run in one transaction
         (one commit less per step)."""
-        stmt = self._claim_statement(queue=queue, owner_id=owner_id, now=now,
-                                     lease_until=lease_until, claim_id=claim_id,
-                                     token_hash=token_hash)
+        stmt = self._claim_statement(
+            queue=queue,
+            owner_id=owner_id,
+            now=now,
+            lease_until=lease_until,
+            claim_id=claim_id,
+            token_hash=token_hash,
+        )
+
         def work(conn: Connection, _ambiguous: bool) -> tuple[AttemptRecord, LoadedRun] | None:
             # A claim whose COMMIT was lost is never run: its lease simply runs out.
             row = conn.execute(stmt).first()
@@ -542,7 +645,12 @@ class SqlStore:
         return self._run(work)
 
     def heartbeat(
-        self, *, attempt_id: str, claim_id: str, token_hash: str, now: datetime,
+        self,
+        *,
+        attempt_id: str,
+        claim_id: str,
+        token_hash: str,
+        now: datetime,
         lease_until: datetime,
     ) -> bool:
         """Extend a lease still held by this claim; False when it is lost."""
@@ -551,7 +659,8 @@ class SqlStore:
         stmt = (
             update(attempts)
             .where(
-                attempts.c.attempt_id == attempt_id, attempts.c.claim_id == claim_id,
+                attempts.c.attempt_id == attempt_id,
+                attempts.c.claim_id == claim_id,
                 attempts.c.token_hash == token_hash,
                 # "finished": an outcome being applied still runs code (a saga's
                 # compensations) under the claim, so its lease is kept alive too.
@@ -563,17 +672,29 @@ class SqlStore:
         rowcount: int = self._run(lambda conn, _: conn.execute(stmt).rowcount)
         return rowcount == 1
 
-    def release(self, *, attempt_id: str, claim_id: str, token_hash: str,
-                visible_at: datetime) -> bool:
+    def release(
+        self, *, attempt_id: str, claim_id: str, token_hash: str, visible_at: datetime
+    ) -> bool:
         """Hand a claimed attempt back (visible again at ``visible_at``, which the row
         keeps: a later claim can tell a handed-back attempt from one whose lease ran
         out); False when the claim was no longer held."""
         stmt = (
             update(attempts)
-            .where(attempts.c.attempt_id == attempt_id, attempts.c.claim_id == claim_id,
-                   attempts.c.token_hash == token_hash, attempts.c.status == "claimed")
-            .values(status="visible", due_at=visible_at, visible_at=visible_at, claim_id=None,
-                    token_hash=None, owner_id=None, lease_expires_at=None)
+            .where(
+                attempts.c.attempt_id == attempt_id,
+                attempts.c.claim_id == claim_id,
+                attempts.c.token_hash == token_hash,
+                attempts.c.status == "claimed",
+            )
+            .values(
+                status="visible",
+                due_at=visible_at,
+                visible_at=visible_at,
+                claim_id=None,
+                token_hash=None,
+                owner_id=None,
+                lease_expires_at=None,
+            )
         )
         rowcount: int = self._run(lambda conn, _: conn.execute(stmt).rowcount)
         return rowcount == 1
@@ -589,17 +710,25 @@ class SqlStore:
 
     def next_due_at(self, queue: str) -> datetime | None:
         """When the next live attempt of ``queue`` becomes claimable."""
-        stmt = (select(func.min(attempts.c.due_at))
-                .where(attempts.c.queue == queue, attempts.c.status.in_(LIVE_STATUSES)))
+        stmt = select(func.min(attempts.c.due_at)).where(
+            attempts.c.queue == queue, attempts.c.status.in_(LIVE_STATUSES)
+        )
         value = self._run(lambda conn, _: conn.execute(stmt).scalar(), read_only=True)
         return _aware(value) if value is not None else None
 
     # -- catalog ------------------------------------------------------------
 
     def list_runs(
-        self, *, status: str | None, workflow: str | None, limit: int, cursor: str | None,
-        queue: str | None = None, started_after: datetime | None = None,
-        started_before: datetime | None = None, parent_run_id: str | None = None,
+        self,
+        *,
+        status: str | None,
+        workflow: str | None,
+        limit: int,
+        cursor: str | None,
+        queue: str | None = None,
+        started_after: datetime | None = None,
+        started_before: datetime | None = None,
+        parent_run_id: str | None = None,
     ) -> RunPage:
         """A page of the run catalog, newest first, keyset-paginated; every filter given
         must hold (``started_after`` inclusive, ``started_before`` exclusive)."""
@@ -608,8 +737,12 @@ class SqlStore:
         query = select(runs).order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
         # Each equality filter has an index ending in (started_at, run_id): a page is
         # an index range read, whatever the depth of the cursor.
-        for column, value in ((runs.c.status, status), (runs.c.workflow, workflow),
-                              (runs.c.queue, queue), (runs.c.parent_run_id, parent_run_id)):
+        for column, value in (
+            (runs.c.status, status),
+            (runs.c.workflow, workflow),
+            (runs.c.queue, queue),
+            (runs.c.parent_run_id, parent_run_id),
+        ):
             if value is not None:
                 query = query.where(column == value)
         if started_after is not None:
@@ -628,20 +761,26 @@ class SqlStore:
             next_cursor = encode_cursor(last.started_at, last.run_id)
         return RunPage(runs=records, next_cursor=next_cursor)
 
-    def purge_batch(self, *, finished_before: datetime, statuses: Sequence[str],
-                    batch: int) -> int:
+    def purge_batch(self, *, finished_before: datetime, statuses: Sequence[str], batch: int) -> int:
         """Delete up to ``batch`` terminal runs that ended before ``finished_before``
         and have no live child (journal, checkpoint, attempts, command receipts) in
         one short transaction; returns how many went."""
-        return len(self._run(lambda conn, _: purge_batch(
-            conn, finished_before=finished_before, statuses=statuses, batch=batch)))
+        return len(
+            self._run(
+                lambda conn, _: purge_batch(
+                    conn, finished_before=finished_before, statuses=statuses, batch=batch
+                )
+            )
+        )
 
-    def set_definition(self, run_id: str, *, workflow: str,
-                       definition_version: str | None) -> None:
+    def set_definition(self, run_id: str, *, workflow: str, definition_version: str | None) -> None:
         """Point a run's catalog row at another workflow identity and version (after
         its journal recorded the move)."""
-        stmt = (update(runs).where(runs.c.run_id == run_id)
-                .values(workflow=workflow, definition_version=definition_version))
+        stmt = (
+            update(runs)
+            .where(runs.c.run_id == run_id)
+            .values(workflow=workflow, definition_version=definition_version)
+        )
         self._run(lambda conn, _: conn.execute(stmt))
 
     def delete_checkpoints(self, run_id: str | None = None) -> int:
@@ -657,18 +796,27 @@ class SqlStore:
     def schedule_cursor(self, schedule_id: str) -> datetime | None:
         """Where the schedule's cursor stands (None before its first tick)."""
         stmt = select(schedules.c.cursor_at).where(schedules.c.schedule_id == schedule_id)
-        value: datetime | None = self._run(lambda conn, _: conn.execute(stmt).scalar(),
-                                           read_only=True)
+        value: datetime | None = self._run(
+            lambda conn, _: conn.execute(stmt).scalar(), read_only=True
+        )
         return value
 
-    def ensure_schedule_cursor(self, schedule_id: str, workflow: str, trigger: str,
-                               now: datetime, owner: str) -> datetime:
+    def ensure_schedule_cursor(
+        self, schedule_id: str, workflow: str, trigger: str, now: datetime, owner: str
+    ) -> datetime:
         """The cursor, created at ``now`` the first time the schedule is seen."""
+
         def work(conn: Connection, _ambiguous: bool) -> datetime:
             conn.execute(
                 self._insert(schedules)
-                .values(schedule_id=schedule_id, workflow=workflow, trigger=trigger,
-                        cursor_at=now, updated_at=now, updated_by=owner)
+                .values(
+                    schedule_id=schedule_id,
+                    workflow=workflow,
+                    trigger=trigger,
+                    cursor_at=now,
+                    updated_at=now,
+                    updated_by=owner,
+                )
                 .on_conflict_do_nothing(index_elements=["schedule_id"])
             )
             value: datetime = conn.execute(
@@ -678,8 +826,9 @@ class SqlStore:
 
         return self._run(work)
 
-    def advance_schedule_cursor(self, schedule_id: str, expected: datetime, to: datetime,
-                                now: datetime, owner: str) -> bool:
+    def advance_schedule_cursor(
+        self, schedule_id: str, expected: datetime, to: datetime, now: datetime, owner: str
+    ) -> bool:
         """Compare-and-set the cursor from ``expected`` to ``to``."""
         # After a lost COMMIT the retry may answer False for its own move; the
         # scheduler then re-reads the cursor (at ``to``) and goes on from there.
@@ -695,13 +844,18 @@ class SqlStore:
 
     def record_command(self, receipt: CommandReceipt) -> CommandReceipt:
         """Store a command receipt once; returns the stored one (the first writer's)."""
+
         def work(conn: Connection, _ambiguous: bool) -> Row[Any]:
             conn.execute(
-                self._insert(commands).values(
-                    idempotency_key=receipt.idempotency_key, signal_type=receipt.signal_type,
-                    run_id=receipt.run_id, result=receipt.result,
+                self._insert(commands)
+                .values(
+                    idempotency_key=receipt.idempotency_key,
+                    signal_type=receipt.signal_type,
+                    run_id=receipt.run_id,
+                    result=receipt.result,
                     recorded_at=receipt.recorded_at,
-                ).on_conflict_do_nothing(index_elements=["idempotency_key"])
+                )
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
             )
             return conn.execute(
                 select(commands).where(commands.c.idempotency_key == receipt.idempotency_key)
@@ -717,8 +871,11 @@ class SqlStore:
 
     def list_commands(self, run_id: str) -> list[CommandReceipt]:
         """Receipts of commands applied to a run, oldest first."""
-        stmt = (select(commands).where(commands.c.run_id == run_id)
-                .order_by(commands.c.recorded_at, commands.c.idempotency_key))
+        stmt = (
+            select(commands)
+            .where(commands.c.run_id == run_id)
+            .order_by(commands.c.recorded_at, commands.c.idempotency_key)
+        )
         rows = self._run(lambda conn, _: conn.execute(stmt).all(), read_only=True)
         return [_receipt(r) for r in rows]
 
@@ -788,13 +945,20 @@ def _attempt_row(a: NewAttempt, run_id: str, queue: str) -> dict[str, Any]:
     """The dispatch row of a new attempt: visible, or already claimed (a grant)."""
     g = a.grant
     return {
-        "attempt_id": a.attempt_id, "run_id": run_id, "queue": queue,
-        "runnable_key": a.runnable_key, "step": a.step, "attempt_number": a.attempt_number,
+        "attempt_id": a.attempt_id,
+        "run_id": run_id,
+        "queue": queue,
+        "runnable_key": a.runnable_key,
+        "step": a.step,
+        "attempt_number": a.attempt_number,
         "status": "claimed" if g else "visible",
-        "due_at": g.lease_until if g else a.visible_at, "visible_at": a.visible_at,
+        "due_at": g.lease_until if g else a.visible_at,
+        "visible_at": a.visible_at,
         "claims": 1 if g else 0,
-        "owner_id": g.owner_id if g else None, "claim_id": g.claim_id if g else None,
-        "token_hash": g.token_hash if g else None, "claimed_at": a.visible_at if g else None,
+        "owner_id": g.owner_id if g else None,
+        "claim_id": g.claim_id if g else None,
+        "token_hash": g.token_hash if g else None,
+        "claimed_at": a.visible_at if g else None,
         "lease_expires_at": g.lease_until if g else None,
     }
 
@@ -803,8 +967,11 @@ def _attempt_json(a: NewAttempt) -> dict[str, Any]:
     """:func:`_attempt_row` as JSON (times as ISO 8601 with their offset), for
     statements that insert the rows from one JSON parameter."""
     row = _attempt_row(a, "", "")
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()
-            if k not in ("run_id", "queue")}
+    return {
+        k: v.isoformat() if isinstance(v, datetime) else v
+        for k, v in row.items()
+        if k not in ("run_id", "queue")
+    }
 
 
 def _aware(value: datetime) -> datetime:
@@ -813,10 +980,17 @@ def _aware(value: datetime) -> datetime:
 
 def _run_record(row: Row[Any]) -> RunRecord:
     return RunRecord(
-        run_id=row.run_id, workflow=row.workflow, trigger=row.trigger, queue=row.queue,
-        status=row.status, definition_version=row.definition_version,
-        parent_run_id=row.parent_run_id, revision=row.revision, started_at=row.started_at,
-        updated_at=row.updated_at, terminal_at=row.terminal_at,
+        run_id=row.run_id,
+        workflow=row.workflow,
+        trigger=row.trigger,
+        queue=row.queue,
+        status=row.status,
+        definition_version=row.definition_version,
+        parent_run_id=row.parent_run_id,
+        revision=row.revision,
+        started_at=row.started_at,
+        updated_at=row.updated_at,
+        terminal_at=row.terminal_at,
     )
 
 
@@ -827,7 +1001,9 @@ def _attempt_record(row: Row[Any]) -> AttemptRecord:
 
 def _receipt(row: Row[Any]) -> CommandReceipt:
     return CommandReceipt(
-        idempotency_key=row.idempotency_key, signal_type=row.signal_type, run_id=row.run_id,
-        result=row.result, recorded_at=row.recorded_at,
+        idempotency_key=row.idempotency_key,
+        signal_type=row.signal_type,
+        run_id=row.run_id,
+        result=row.result,
+        recorded_at=row.recorded_at,
     )
-

@@ -92,8 +92,12 @@ def run_transaction(
         except DBAPIError as exc:
             if attempt < len(delays) and is_disconnect(exc):
                 ambiguous = ambiguous or committing
-                log.warning("database connection lost (%s); retrying on a new connection "
-                            "(try %d of %d)", describe(exc), attempt + 2, len(delays) + 1)
+                log.warning(
+                    "database connection lost (%s); retrying on a new connection (try %d of %d)",
+                    describe(exc),
+                    attempt + 2,
+                    len(delays) + 1,
+                )
                 time.sleep(delays[attempt])
                 continue
             failure = exc
@@ -127,8 +131,7 @@ def is_disconnect(exc: DBAPIError) -> bool:
         return sqlstate.startswith("08") or sqlstate in _DISCONNECT_SQLSTATES
     orig = exc.orig
     # psycopg raises a bare OperationalError (no SQLSTATE) when it cannot connect.
-    return (type(orig).__module__.startswith("psycopg")
-            and type(orig).__name__ == "OperationalError")
+    return type(orig).__module__.startswith("psycopg") and type(orig).__name__ == "OperationalError"
 
 
 def sqlstate_of(exc: BaseException) -> str | None:
@@ -167,13 +170,17 @@ def storage_error(exc: SQLAlchemyError) -> SquidieError:
     """
     sqlstate = sqlstate_of(exc)
     if sqlstate in _RETRYABLE_SQLSTATES:
-        error: SquidieError = JournalConflict(f"concurrent write detected ({sqlstate})",
-                                              sqlstate=sqlstate)
+        error: SquidieError = JournalConflict(
+            f"concurrent write detected ({sqlstate})", sqlstate=sqlstate
+        )
     else:
         text = describe(exc)
         if missing_schema(exc, text):
-            error = StorageError(f"database error: {text}; Squidie's tables are missing: "
-                                 f"{INSTALL_HINT}", sqlstate=sqlstate, hint=INSTALL_HINT)
+            error = StorageError(
+                f"database error: {text}; Squidie's tables are missing: {INSTALL_HINT}",
+                sqlstate=sqlstate,
+                hint=INSTALL_HINT,
+            )
         else:
             error = StorageError(f"database error: {text}", sqlstate=sqlstate)
     error.sqlstate = sqlstate  # type: ignore[attr-defined]

@@ -27,8 +27,9 @@ LISTEN_RETRY = 5.0  # seconds before a dropped listener connection is opened aga
 class Wakeups:
     """Per-queue wake-up signals for idle workers of this process."""
 
-    def __init__(self, listen: Callable[[Callable[[str], None], threading.Event], None]
-                 | None = None) -> None:
+    def __init__(
+        self, listen: Callable[[Callable[[str], None], threading.Event], None] | None = None
+    ) -> None:
         self._cond = threading.Condition()
         self._generation: dict[str, int] = {}
         self._listen = listen
@@ -57,13 +58,14 @@ class Wakeups:
         self._ensure_listener()
         seen_by_thread: dict[str, tuple[int, int]] = self._seen.__dict__.setdefault("by", {})
         with self._cond:
+
             def now_at() -> tuple[int, int]:
                 return self._generation.get(queue, 0), self._generation.get("", 0)
 
             seen = seen_by_thread.get(queue, now_at())
             woken = self._cond.wait_for(
-                lambda: now_at() != seen or (stop is not None and stop.is_set()),
-                timeout=timeout)
+                lambda: now_at() != seen or (stop is not None and stop.is_set()), timeout=timeout
+            )
             seen_by_thread[queue] = now_at()
         return bool(woken)
 
@@ -77,8 +79,9 @@ class Wakeups:
         with self._cond:
             if self._listener is not None:
                 return
-            self._listener = threading.Thread(target=self._listen_forever,
-                                              name="squidie-wakeups", daemon=True)
+            self._listener = threading.Thread(
+                target=self._listen_forever, name="squidie-wakeups", daemon=True
+            )
             self._listener.start()
 
     def _listen_forever(self) -> None:
@@ -87,8 +90,9 @@ class Wakeups:
             try:
                 self._listen(self.notify, self._closed)
             except Exception:  # the database went away: polling covers the gap
-                log.debug("wake-up listener lost its connection; polling until it is back",
-                          exc_info=True)
+                log.debug(
+                    "wake-up listener lost its connection; polling until it is back", exc_info=True
+                )
             self._closed.wait(LISTEN_RETRY)
 
 

@@ -19,17 +19,28 @@ def compact(facts: list[Fact]) -> list[Fact]:
     while i < len(facts):
         fact = facts[i]
         applied = facts[i + 1] if i + 1 < len(facts) else None
-        if (isinstance(fact, AttemptFinished) and isinstance(applied, OutcomeApplied)
-                and _same_success(fact, applied)):
+        if (
+            isinstance(fact, AttemptFinished)
+            and isinstance(applied, OutcomeApplied)
+            and _same_success(fact, applied)
+        ):
             assert isinstance(applied, OutcomeApplied)
             routed = facts[i + 2] if i + 2 < len(facts) else None
             route = routed.route() if isinstance(routed, Routed) else None
-            out.append(StepCompleted(
-                key=fact.key, attempt=fact.attempt or applied.attempt or 0,
-                output=applied.output or {}, output_key=applied.output_key, input=fact.input,
-                claimed_at=fact.claimed_at, owner_id=fact.owner_id, claim_id=fact.claim_id,
-                route=route, at=fact.at,
-            ))
+            out.append(
+                StepCompleted(
+                    key=fact.key,
+                    attempt=fact.attempt or applied.attempt or 0,
+                    output=applied.output or {},
+                    output_key=applied.output_key,
+                    input=fact.input,
+                    claimed_at=fact.claimed_at,
+                    owner_id=fact.owner_id,
+                    claim_id=fact.claim_id,
+                    route=route,
+                    at=fact.at,
+                )
+            )
             i += 3 if route is not None else 2
             continue
         out.append(fact)
@@ -38,6 +49,10 @@ def compact(facts: list[Fact]) -> list[Fact]:
 
 
 def _same_success(finished: AttemptFinished, applied: OutcomeApplied) -> bool:
-    return (finished.outcome.ok and applied.ok and finished.key == applied.key
-            and finished.at == applied.at
-            and (applied.attempt is None or finished.attempt in (None, applied.attempt)))
+    return (
+        finished.outcome.ok
+        and applied.ok
+        and finished.key == applied.key
+        and finished.at == applied.at
+        and (applied.attempt is None or finished.attempt in (None, applied.attempt))
+    )

@@ -185,8 +185,13 @@ class Routed:
 
     def route(self) -> JsonDict:
         """The route as run state keeps it."""
-        return {"frm": self.frm, "on": self.on, "to": self.to, "condition": self.condition,
-                "recovery": self.recovery}
+        return {
+            "frm": self.frm,
+            "on": self.on,
+            "to": self.to,
+            "condition": self.condition,
+            "recovery": self.recovery,
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -368,26 +373,88 @@ class UnknownFact:
         return at if isinstance(at, str) else None
 
 
-Fact = (RunStarted | RunnableScheduled | AttemptFinished | OutcomeApplied | StepCompleted
-        | AttemptWithdrawn | RunCompleted | RunFailed | RunCancelled | StatusChanged | Audit
-        | Routed | Paused | ManualResolved | CommandRecorded | CompensationStarted
-        | Compensated | ChildStarted | ChildrenAwaited | DynamicWorkRecorded
-        | DynamicWorkScheduled | DefinitionUnavailable | RunMigrated | RunForked
-        | UnknownFact)
+Fact = (
+    RunStarted
+    | RunnableScheduled
+    | AttemptFinished
+    | OutcomeApplied
+    | StepCompleted
+    | AttemptWithdrawn
+    | RunCompleted
+    | RunFailed
+    | RunCancelled
+    | StatusChanged
+    | Audit
+    | Routed
+    | Paused
+    | ManualResolved
+    | CommandRecorded
+    | CompensationStarted
+    | Compensated
+    | ChildStarted
+    | ChildrenAwaited
+    | DynamicWorkRecorded
+    | DynamicWorkScheduled
+    | DefinitionUnavailable
+    | RunMigrated
+    | RunForked
+    | UnknownFact
+)
 
-KnownFact = (RunStarted | RunnableScheduled | AttemptFinished | OutcomeApplied | StepCompleted
-             | AttemptWithdrawn | RunCompleted | RunFailed | RunCancelled | StatusChanged
-             | Audit | Routed | Paused | ManualResolved | CommandRecorded | CompensationStarted
-             | Compensated | ChildStarted | ChildrenAwaited | DynamicWorkRecorded
-             | DynamicWorkScheduled | DefinitionUnavailable | RunMigrated | RunForked)
+KnownFact = (
+    RunStarted
+    | RunnableScheduled
+    | AttemptFinished
+    | OutcomeApplied
+    | StepCompleted
+    | AttemptWithdrawn
+    | RunCompleted
+    | RunFailed
+    | RunCancelled
+    | StatusChanged
+    | Audit
+    | Routed
+    | Paused
+    | ManualResolved
+    | CommandRecorded
+    | CompensationStarted
+    | Compensated
+    | ChildStarted
+    | ChildrenAwaited
+    | DynamicWorkRecorded
+    | DynamicWorkScheduled
+    | DefinitionUnavailable
+    | RunMigrated
+    | RunForked
+)
 
 KINDS: dict[str, type[KnownFact]] = {
-    cls.KIND: cls for cls in (
-        RunStarted, RunnableScheduled, AttemptFinished, OutcomeApplied, StepCompleted,
-        AttemptWithdrawn, RunCompleted, RunFailed, RunCancelled, StatusChanged, Audit, Routed,
-        Paused, ManualResolved, CommandRecorded, CompensationStarted, Compensated,
-        ChildStarted, ChildrenAwaited, DynamicWorkRecorded, DynamicWorkScheduled,
-        DefinitionUnavailable, RunMigrated, RunForked,
+    cls.KIND: cls
+    for cls in (
+        RunStarted,
+        RunnableScheduled,
+        AttemptFinished,
+        OutcomeApplied,
+        StepCompleted,
+        AttemptWithdrawn,
+        RunCompleted,
+        RunFailed,
+        RunCancelled,
+        StatusChanged,
+        Audit,
+        Routed,
+        Paused,
+        ManualResolved,
+        CommandRecorded,
+        CompensationStarted,
+        Compensated,
+        ChildStarted,
+        ChildrenAwaited,
+        DynamicWorkRecorded,
+        DynamicWorkScheduled,
+        DefinitionUnavailable,
+        RunMigrated,
+        RunForked,
     )
 }
 
@@ -435,8 +502,9 @@ def decode(kind: str, data: JsonDict) -> Fact:
     if cls is AttemptFinished:
         values["outcome"] = StepOutcome.from_dict(data)
     if missing:
-        raise CorruptFact(f"a stored {kind!r} fact lacks {', '.join(missing)}",
-                          kind=kind, missing=missing)
+        raise CorruptFact(
+            f"a stored {kind!r} fact lacks {', '.join(missing)}", kind=kind, missing=missing
+        )
     return cls(**values)
 
 

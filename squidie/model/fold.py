@@ -139,10 +139,18 @@ def _apply(state: RunState, fact: Fact) -> None:
 def _started(fact: RunStarted) -> RunState:
     at = fact.at or ""
     state = RunState(
-        run_id=fact.run_id, workflow=fact.workflow, trigger=fact.trigger, queue=fact.queue,
-        input=copy_json(fact.input), context=copy_json(fact.context or {}),
-        started_at=at, updated_at=at, definition_version=fact.definition_version,
-        fingerprint=fact.fingerprint, spec=fact.spec, parent_run_id=fact.parent_run_id,
+        run_id=fact.run_id,
+        workflow=fact.workflow,
+        trigger=fact.trigger,
+        queue=fact.queue,
+        input=copy_json(fact.input),
+        context=copy_json(fact.context or {}),
+        started_at=at,
+        updated_at=at,
+        definition_version=fact.definition_version,
+        fingerprint=fact.fingerprint,
+        spec=fact.spec,
+        parent_run_id=fact.parent_run_id,
         replayed_from_run_id=fact.replayed_from_run_id,
         trace=dict(fact.trace) if fact.trace else None,
         parent_wake=list(fact.parent_wake) if fact.parent_wake else None,
@@ -169,10 +177,16 @@ def finish(state: RunState, runnable: RunnableState) -> None:
 def _scheduled(state: RunState, fact: RunnableScheduled) -> None:
     runnable = state.runnables.get(fact.key)
     if runnable is None:
-        runnable = RunnableState(key=fact.key, step=fact.step, visible_at=fact.visible_at,
-                                 deadline_at=fact.deadline_at, deadline=fact.deadline,
-                                 irreversible=fact.irreversible,
-                                 compensatable=fact.compensatable, compensate=fact.compensate)
+        runnable = RunnableState(
+            key=fact.key,
+            step=fact.step,
+            visible_at=fact.visible_at,
+            deadline_at=fact.deadline_at,
+            deadline=fact.deadline,
+            irreversible=fact.irreversible,
+            compensatable=fact.compensatable,
+            compensate=fact.compensate,
+        )
         state.runnables[fact.key] = runnable
     runnable.status = RunnableStatus.SCHEDULED
     runnable.attempt = fact.attempt
@@ -183,8 +197,9 @@ def _scheduled(state: RunState, fact: RunnableScheduled) -> None:
         state.status = RunStatus.RUNNING
 
 
-def _recorded(state: RunState, fact: AttemptFinished | StepCompleted,
-              outcome: StepOutcome) -> RunnableState:
+def _recorded(
+    state: RunState, fact: AttemptFinished | StepCompleted, outcome: StepOutcome
+) -> RunnableState:
     """The attempt's end, on the runnable and its newest attempt."""
     runnable = state.runnables[fact.key]
     runnable.status = RunnableStatus.OUTCOME_RECORDED
@@ -228,8 +243,9 @@ def _step_completed(state: RunState, fact: StepCompleted) -> None:
         state.routes.append(dict(fact.route))
 
 
-def _succeeded(state: RunState, runnable: RunnableState, output: JsonDict | None,
-               output_key: str | None) -> None:
+def _succeeded(
+    state: RunState, runnable: RunnableState, output: JsonDict | None, output_key: str | None
+) -> None:
     runnable.status = RunnableStatus.APPLIED
     runnable.output = output
     runnable.error = None
@@ -241,8 +257,9 @@ def _succeeded(state: RunState, runnable: RunnableState, output: JsonDict | None
     finish(state, runnable)
 
 
-def _terminal(state: RunState, status: RunStatus, at: str | None, reason: str | None,
-              error: JsonDict | None) -> None:
+def _terminal(
+    state: RunState, status: RunStatus, at: str | None, reason: str | None, error: JsonDict | None
+) -> None:
     state.status = status
     state.terminal_at = at
     state.reason = reason
@@ -259,12 +276,19 @@ def _paused(state: RunState, fact: Paused) -> None:
     """A run reached a pause or approval step: it waits for a person."""
     at = fact.at or state.updated_at
     state.runnables[fact.step] = RunnableState(
-        key=fact.step, step=fact.step, status=RunnableStatus.PAUSED, visible_at=at,
-        deadline_at=fact.deadline_at, deadline=fact.deadline,
+        key=fact.step,
+        step=fact.step,
+        status=RunnableStatus.PAUSED,
+        visible_at=at,
+        deadline_at=fact.deadline_at,
+        deadline=fact.deadline,
     )
     state.manual = {
-        "step": fact.step, "output_key": fact.output_key, "targets": copy_json(fact.targets),
-        "deadline_at": fact.deadline_at, "deadline": copy_json(fact.deadline),
+        "step": fact.step,
+        "output_key": fact.output_key,
+        "targets": copy_json(fact.targets),
+        "deadline_at": fact.deadline_at,
+        "deadline": copy_json(fact.deadline),
         "kind": fact.gate,  # "pause" | "approval"
         "paused_at": at,
     }
@@ -294,9 +318,17 @@ def _manual_resolved(state: RunState, fact: ManualResolved) -> None:
 def _compensation_started(state: RunState, fact: CompensationStarted) -> None:
     entry = next((c for c in state.compensations if c["key"] == fact.key), None)
     if entry is None:
-        entry = {"step": fact.step, "key": fact.key, "compensate": fact.compensate,
-                 "status": "started", "attempts": 0, "output": None, "error": None,
-                 "started_at": fact.at, "finished_at": None}
+        entry = {
+            "step": fact.step,
+            "key": fact.key,
+            "compensate": fact.compensate,
+            "status": "started",
+            "attempts": 0,
+            "output": None,
+            "error": None,
+            "started_at": fact.at,
+            "finished_at": None,
+        }
         state.compensations.append(entry)
     entry["status"] = "started"
     entry["attempts"] = fact.attempt
@@ -315,10 +347,14 @@ def _compensated(state: RunState, fact: Compensated) -> None:
 def _definition_unavailable(state: RunState, fact: DefinitionUnavailable) -> None:
     """A worker lacked the run's workflow version: remember its report for explain."""
     state.definition_unavailable = {
-        "workflow": fact.workflow, "version": fact.version, "message": fact.message,
+        "workflow": fact.workflow,
+        "version": fact.version,
+        "message": fact.message,
         "import_error": fact.import_error,
         "defined_versions": copy_json(fact.defined_versions or []),
-        "owner_id": fact.owner_id, "at": fact.at}
+        "owner_id": fact.owner_id,
+        "at": fact.at,
+    }
 
 
 def _migrated(state: RunState, fact: RunMigrated) -> None:
@@ -345,8 +381,9 @@ def _forked(state: RunState, fact: RunForked) -> None:
     """A fork: its reused steps count as completed; the lineage is remembered."""
     state.forked_from_run_id = fact.from_run_id
     state.forked_from_step = fact.from_step
-    state.completed_steps.extend(s for s in fact.reused_steps or ()
-                                 if s not in state.completed_steps)
+    state.completed_steps.extend(
+        s for s in fact.reused_steps or () if s not in state.completed_steps
+    )
 
 
 def _append_event(state: RunState, event: Any) -> None:
@@ -356,20 +393,32 @@ def _append_event(state: RunState, event: Any) -> None:
 
 def _children_awaited(state: RunState, fact: ChildrenAwaited) -> None:
     """An await_children step waits for the children it names."""
-    state.awaiting = {"key": fact.key, "step": fact.step, "children": list(fact.children),
-                      "since": fact.at, "timeout_at": fact.timeout_at}
+    state.awaiting = {
+        "key": fact.key,
+        "step": fact.step,
+        "children": list(fact.children),
+        "since": fact.at,
+        "timeout_at": fact.timeout_at,
+    }
 
 
-def _dynamic_work(state: RunState, fact: DynamicWorkRecorded | DynamicWorkScheduled,
-                  status: str) -> None:
+def _dynamic_work(
+    state: RunState, fact: DynamicWorkRecorded | DynamicWorkScheduled, status: str
+) -> None:
     """Work discovered at run time, recorded for inspection or scheduled (a later
     schedule of a recorded key replaces its entry)."""
     entry = {
-        "dynamic_key": fact.dynamic_key, "status": status, "origin": copy_json(fact.origin),
-        "origin_node_id": fact.origin.get("step"), "reason": fact.reason,
-        "nodes": copy_json(fact.nodes), "edges": copy_json(fact.edges),
+        "dynamic_key": fact.dynamic_key,
+        "status": status,
+        "origin": copy_json(fact.origin),
+        "origin_node_id": fact.origin.get("step"),
+        "reason": fact.reason,
+        "nodes": copy_json(fact.nodes),
+        "edges": copy_json(fact.edges),
         "added_node_ids": [n["id"] for n in fact.nodes],
-        "added_edge_ids": [e["id"] for e in fact.edges], "at": fact.at,
+        "added_edge_ids": [e["id"] for e in fact.edges],
+        "at": fact.at,
     }
-    state.dynamic_work = [w for w in state.dynamic_work
-                          if w["dynamic_key"] != fact.dynamic_key] + [entry]
+    state.dynamic_work = [w for w in state.dynamic_work if w["dynamic_key"] != fact.dynamic_key] + [
+        entry
+    ]

@@ -41,10 +41,14 @@ class ErrorInfo:
     def from_dict(cls, data: JsonDict) -> ErrorInfo:
         """Read a stored error; missing texts read as empty, unknown keys are kept."""
         known = {"type", "code", "message", "public_message", "details"}
-        return cls(type=str(data.get("type") or ""), code=str(data.get("code") or ""),
-                   message=str(data.get("message") or ""),
-                   public_message=data.get("public_message"), details=data.get("details"),
-                   extra={k: v for k, v in data.items() if k not in known})
+        return cls(
+            type=str(data.get("type") or ""),
+            code=str(data.get("code") or ""),
+            message=str(data.get("message") or ""),
+            public_message=data.get("public_message"),
+            details=data.get("details"),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,21 +68,30 @@ class StepOutcome:
         return cls(ok=True, output=output)
 
     @classmethod
-    def failure(cls, error: ErrorInfo, *, retryable: bool,
-                delay: float | None = None) -> StepOutcome:
+    def failure(
+        cls, error: ErrorInfo, *, retryable: bool, delay: float | None = None
+    ) -> StepOutcome:
         """An attempt that failed with ``error``."""
         return cls(ok=False, error=error, retryable=retryable, delay=delay)
 
     def to_dict(self) -> JsonDict:
         """The stored form (the keys of an ``attempt_finished`` fact)."""
-        return {"ok": self.ok, "output": self.output,
-                "error": self.error.to_dict() if self.error is not None else None,
-                "retryable": self.retryable, "delay": self.delay}
+        return {
+            "ok": self.ok,
+            "output": self.output,
+            "error": self.error.to_dict() if self.error is not None else None,
+            "retryable": self.retryable,
+            "delay": self.delay,
+        }
 
     @classmethod
     def from_dict(cls, data: JsonDict) -> StepOutcome:
         """Read the stored form."""
         error = data.get("error")
-        return cls(ok=bool(data.get("ok")), output=data.get("output"),
-                   error=ErrorInfo.from_dict(error) if isinstance(error, dict) else None,
-                   retryable=bool(data.get("retryable")), delay=data.get("delay"))
+        return cls(
+            ok=bool(data.get("ok")),
+            output=data.get("output"),
+            error=ErrorInfo.from_dict(error) if isinstance(error, dict) else None,
+            retryable=bool(data.get("retryable")),
+            delay=data.get("delay"),
+        )

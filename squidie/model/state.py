@@ -136,6 +136,7 @@ class RunState:
                     if node["id"] == node_id:
                         return dict(node)
         return None
+
     # The newest worker report that this run's workflow version is not defined
     # where it was claimed; cleared when an attempt of the run ends.
     definition_unavailable: JsonDict | None = None
@@ -158,8 +159,11 @@ class RunState:
 
     def ever_scheduled(self, step: str) -> bool:
         """Whether ``step`` was ever planned in this run (finished ones included)."""
-        return (step in self.completed_steps or step in self.failed_steps
-                or any(r.step == step for r in self.runnables.values()))
+        return (
+            step in self.completed_steps
+            or step in self.failed_steps
+            or any(r.step == step for r in self.runnables.values())
+        )
 
     def latest_runnable(self, step: str) -> RunnableState | None:
         """The newest runnable of ``step`` (None if it never ran)."""
@@ -183,14 +187,17 @@ class RunState:
         runnables = {}
         for key, raw in data.pop("runnables").items():
             raw = dict(raw)
-            attempts = [AttemptState(**{**a, "status": AttemptStatus(a.get("status",
-                                                                             "scheduled"))})
-                        for a in raw.pop("attempts", ())]
+            attempts = [
+                AttemptState(**{**a, "status": AttemptStatus(a.get("status", "scheduled"))})
+                for a in raw.pop("attempts", ())
+            ]
             outcome = raw.pop("outcome", None)
             raw["status"] = RunnableStatus(raw.get("status", "scheduled"))
             runnables[key] = RunnableState(
-                **raw, attempts=attempts,
-                outcome=StepOutcome.from_dict(outcome) if outcome is not None else None)
+                **raw,
+                attempts=attempts,
+                outcome=StepOutcome.from_dict(outcome) if outcome is not None else None,
+            )
         status = RunStatus(data.pop("status", RunStatus.STARTED))
         return cls(**data, runnables=runnables, status=status)
 
@@ -227,5 +234,3 @@ def _compact(obj: Any, defaults: dict[str, Any], skip: tuple[str, ...] = ()) -> 
         if f.name not in defaults or value != defaults[f.name]:
             out[f.name] = value
     return out
-
-

@@ -30,8 +30,9 @@ def evaluate_deadline(
     ``escalate_after`` has passed since it (when set)."""
     due = parse_iso(due_at) if isinstance(due_at, str) else due_at
     soon_at = due - timedelta(seconds=spec.due_soon)
-    escalate_at = due + timedelta(seconds=spec.escalate_after) \
-        if spec.escalate_after is not None else None
+    escalate_at = (
+        due + timedelta(seconds=spec.escalate_after) if spec.escalate_after is not None else None
+    )
     if escalate_at is not None and now >= escalate_at:
         state = DeadlineState.ESCALATED
     elif now >= due:
@@ -41,7 +42,9 @@ def evaluate_deadline(
     else:
         state = DeadlineState.ON_TIME
     return {
-        "step": step, "state": state.value, "due_at": due.isoformat(),
+        "step": step,
+        "state": state.value,
+        "due_at": due.isoformat(),
         "due_soon_at": soon_at.isoformat(),
         "escalate_at": escalate_at.isoformat() if escalate_at else None,
         "escalation": spec.escalation,
@@ -52,5 +55,7 @@ def most_urgent(deadlines: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The most urgent evaluated deadline (ties: the earliest due)."""
     if not deadlines:
         return None
-    return max(deadlines, key=lambda d: (_URGENCY[DeadlineState(d["state"])],
-                                         -parse_iso(d["due_at"]).timestamp()))
+    return max(
+        deadlines,
+        key=lambda d: (_URGENCY[DeadlineState(d["state"])], -parse_iso(d["due_at"]).timestamp()),
+    )

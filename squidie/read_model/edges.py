@@ -32,8 +32,11 @@ def declared_edges(spec: WorkflowSpec) -> list[dict[str, Any]]:
         pairs = list(zip(names, [*names[1:], END_NODE], strict=True)) if names else []
         return [_edge(f"{a}:ok:{b}", a, b, "sequence", "ok") for a, b in pairs]
     if spec.uses_dependencies:
-        return [_edge(f"dep:{dep}:{s.name}", dep, s.name, "dependency", "ok")
-                for s in spec.steps for dep in s.after]
+        return [
+            _edge(f"dep:{dep}:{s.name}", dep, s.name, "dependency", "ok")
+            for s in spec.steps
+            for dep in s.after
+        ]
     edges = []
     numbers: dict[tuple[str, str], int] = {}
     for t in spec.transitions:
@@ -43,15 +46,26 @@ def declared_edges(spec: WorkflowSpec) -> list[dict[str, Any]]:
             number = numbers[(t.frm, t.on.value)] = numbers.get((t.frm, t.on.value), 0) + 1
             edge_id += f":condition:{number}"
         edge = _edge(edge_id, t.frm, t.to, "transition", t.on.value)
-        edge.update(condition=t.when.to_dict() if t.when else None, condition_number=number,
-                    recovery=t.recovery)
+        edge.update(
+            condition=t.when.to_dict() if t.when else None,
+            condition_number=number,
+            recovery=t.recovery,
+        )
         edges.append(edge)
     return edges
 
 
 def _edge(edge_id: str, frm: str, to: str, kind: str, outcome: str) -> dict[str, Any]:
-    return {"id": edge_id, "from": frm, "to": to, "type": kind, "outcome": outcome,
-            "condition": None, "condition_number": None, "recovery": None}
+    return {
+        "id": edge_id,
+        "from": frm,
+        "to": to,
+        "type": kind,
+        "outcome": outcome,
+        "condition": None,
+        "condition_number": None,
+        "recovery": None,
+    }
 
 
 class EdgeMarks:
@@ -60,16 +74,21 @@ class EdgeMarks:
     def __init__(self, state: RunState, latest: dict[str, RunnableState]) -> None:
         self.terminal = state.terminal
         self.completed = set(state.completed_steps)
-        self.failed = set(state.failed_steps) | {name for name, r in latest.items()
-                                               if r.status == "failed"}
+        self.failed = set(state.failed_steps) | {
+            name for name, r in latest.items() if r.status == "failed"
+        }
         self.routes = {(r["frm"], r["on"], r["to"], r.get("condition")) for r in state.routes}
         self.routed_from = {(r["frm"], r["on"]) for r in state.routes}
 
     def flags(self, edge: dict[str, Any]) -> dict[str, Any]:
         status = self._status(edge)
-        return {"status": status, "selected": status == "selected",
-                "skipped": status == "skipped", "pending": status == "pending",
-                "blocked": status == "blocked"}
+        return {
+            "status": status,
+            "selected": status == "selected",
+            "skipped": status == "skipped",
+            "pending": status == "pending",
+            "blocked": status == "blocked",
+        }
 
     def _status(self, edge: dict[str, Any]) -> str:
         frm, outcome = edge["from"], edge["outcome"]
@@ -79,8 +98,9 @@ class EdgeMarks:
                 return "selected"
             if (frm, outcome) in self.routed_from:
                 return "skipped"  # a sibling on the same outcome was taken
-            if (outcome == "error" and frm in self.completed) or \
-                    (outcome == "ok" and frm in self.failed):
+            if (outcome == "error" and frm in self.completed) or (
+                outcome == "ok" and frm in self.failed
+            ):
                 return "skipped"  # the step ended with the other outcome
         elif frm in self.completed:
             return "selected"

@@ -17,9 +17,23 @@ from squidie.read_model.edges import END_NODE, declared_edges
 from squidie.workflow import Workflow, WorkflowSpec, compile_spec
 from squidie.workflow.specs import spec_shape
 
-_NODE_FIELDS = ("kind", "action", "input", "output", "retry", "after", "deadline",
-                "compensate", "irreversible", "compensatable", "duration", "message",
-                "level", "on_failure", "wait_timeout")
+_NODE_FIELDS = (
+    "kind",
+    "action",
+    "input",
+    "output",
+    "retry",
+    "after",
+    "deadline",
+    "compensate",
+    "irreversible",
+    "compensatable",
+    "duration",
+    "message",
+    "level",
+    "on_failure",
+    "wait_timeout",
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,8 +74,7 @@ class EditorSpec:
         return {"valid": check.valid, "problems": check.problems, **graph}
 
     @staticmethod
-    def diff(source_spec: Any, map: Any, *,
-             action_registry: Mapping[str, Any]) -> dict[str, Any]:
+    def diff(source_spec: Any, map: Any, *, action_registry: Mapping[str, Any]) -> dict[str, Any]:
         """What the map changes against ``source_spec`` (a spec dict or a Workflow
         class): ``summary`` counts plus ``added_nodes``, ``removed_nodes``,
         ``changed_nodes``, ``added_edges``, ``removed_edges``; and the map's
@@ -78,8 +91,9 @@ class EditorSpec:
         out = {
             "added_nodes": [n for n in new_nodes if n not in old_nodes],
             "removed_nodes": [n for n in old_nodes if n not in new_nodes],
-            "changed_nodes": [n for n in new_nodes
-                              if n in old_nodes and new_nodes[n] != old_nodes[n]],
+            "changed_nodes": [
+                n for n in new_nodes if n in old_nodes and new_nodes[n] != old_nodes[n]
+            ],
             "added_edges": sorted(new_edges - old_edges),
             "removed_edges": sorted(old_edges - new_edges),
         }
@@ -104,8 +118,13 @@ def _graph(spec: WorkflowSpec) -> dict[str, Any]:
     nodes = []
     for step in spec.steps:
         raw = step.to_dict()
-        nodes.append({"id": step.name, **{k: raw.get(k) for k in _NODE_FIELDS if k in raw},
-                      "kind": step.kind.value})
+        nodes.append(
+            {
+                "id": step.name,
+                **{k: raw.get(k) for k in _NODE_FIELDS if k in raw},
+                "kind": step.kind.value,
+            }
+        )
     edges = declared_edges(spec)
     if any(e["to"] == END_NODE for e in edges):
         nodes.append({"id": END_NODE, "kind": "end"})
@@ -117,28 +136,46 @@ def spec_json_schema() -> dict[str, Any]:
     editors. It checks the shape; :meth:`EditorSpec.validate_map` checks the rules."""
     number = {"type": "number", "minimum": 0}
     path = {"type": "array", "items": {"type": ["string", "integer"]}}
-    retry = {"type": ["object", "null"], "additionalProperties": False,
-             "required": ["max_attempts"],
-             "properties": {"max_attempts": {"type": "integer", "minimum": 1},
-                            "backoff": {"type": ["object", "null"],
-                                        "properties": {"type": {"enum": ["exponential"]},
-                                                       "min": number, "max": number}}}}
-    deadline = {"type": ["object", "null"], "required": ["within"],
-                "properties": {"within": number, "due_soon": number,
-                               "escalate_after": {"type": ["number", "null"]},
-                               "escalation": {"enum": ["diagnostic", "operator_action",
-                                                       "workflow_step", "host_callback"]}}}
+    retry = {
+        "type": ["object", "null"],
+        "additionalProperties": False,
+        "required": ["max_attempts"],
+        "properties": {
+            "max_attempts": {"type": "integer", "minimum": 1},
+            "backoff": {
+                "type": ["object", "null"],
+                "properties": {"type": {"enum": ["exponential"]}, "min": number, "max": number},
+            },
+        },
+    }
+    deadline = {
+        "type": ["object", "null"],
+        "required": ["within"],
+        "properties": {
+            "within": number,
+            "due_soon": number,
+            "escalate_after": {"type": ["number", "null"]},
+            "escalation": {
+                "enum": ["diagnostic", "operator_action", "workflow_step", "host_callback"]
+            },
+        },
+    }
     step = {
-        "type": "object", "additionalProperties": False, "required": ["name"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name"],
         "properties": {
             "name": {"type": "string", "minLength": 1},
             "action": {"type": "string", "minLength": 1},
-            "kind": {"enum": ["action", "pause", "approval", "wait", "log",
-                              "await_children"]},
-            "input": {"type": ["array", "object", "null"],
-                      "items": {"type": "string"}, "additionalProperties": path},
+            "kind": {"enum": ["action", "pause", "approval", "wait", "log", "await_children"]},
+            "input": {
+                "type": ["array", "object", "null"],
+                "items": {"type": "string"},
+                "additionalProperties": path,
+            },
             "output": {"type": ["string", "null"]},
-            "retry": retry, "deadline": deadline,
+            "retry": retry,
+            "deadline": deadline,
             "after": {"type": ["array", "null"], "items": {"type": "string"}},
             "compensate": {"type": ["string", "null"]},
             "irreversible": {"type": "boolean"},
@@ -150,38 +187,65 @@ def spec_json_schema() -> dict[str, Any]:
             "wait_timeout": {"type": ["number", "null"]},
         },
     }
-    condition = {"type": ["object", "null"], "required": ["path"],
-                 "properties": {"path": path}}
+    condition = {"type": ["object", "null"], "required": ["path"], "properties": {"path": path}}
     transition = {
-        "type": "object", "additionalProperties": False, "required": ["from"],
-        "properties": {"from": {"type": "string"}, "on": {"enum": ["ok", "error"]},
-                       "to": {"type": "string"},
-                       "recovery": {"enum": ["undo", "compensation", None]},
-                       "when": condition},
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["from"],
+        "properties": {
+            "from": {"type": "string"},
+            "on": {"enum": ["ok", "error"]},
+            "to": {"type": "string"},
+            "recovery": {"enum": ["undo", "compensation", None]},
+            "when": condition,
+        },
     }
-    field = {"type": "object", "required": ["type"],
-             "properties": {"type": {"enum": ["str", "int", "float", "bool", "dict", "list",
-                                              "datetime", "date", "decimal", "uuid"]},
-                            "default": {}}}
+    field = {
+        "type": "object",
+        "required": ["type"],
+        "properties": {
+            "type": {
+                "enum": [
+                    "str",
+                    "int",
+                    "float",
+                    "bool",
+                    "dict",
+                    "list",
+                    "datetime",
+                    "date",
+                    "decimal",
+                    "uuid",
+                ]
+            },
+            "default": {},
+        },
+    }
     trigger = {
-        "type": "object", "required": ["name"],
-        "properties": {"name": {"type": "string", "minLength": 1},
-                       "kind": {"enum": ["manual", "cron"]},
-                       "cron": {"type": ["string", "null"]},
-                       "timezone": {"type": ["string", "null"]},
-                       "idempotency": {"enum": ["return_existing_run", "skip_duplicate", None]},
-                       "payload": {"type": ["object", "null"], "additionalProperties": field}},
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "kind": {"enum": ["manual", "cron"]},
+            "cron": {"type": ["string", "null"]},
+            "timezone": {"type": ["string", "null"]},
+            "idempotency": {"enum": ["return_existing_run", "skip_duplicate", None]},
+            "payload": {"type": ["object", "null"], "additionalProperties": field},
+        },
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://squidie.dev/schemas/workflow-spec.json",
         "title": "Squidie workflow spec",
-        "type": "object", "required": ["name", "trigger", "steps"],
-        "properties": {"name": {"type": "string", "minLength": 1},
-                       "version": {"type": ["string", "null"]},
-                       "trigger": trigger,
-                       "steps": {"type": "array", "minItems": 1, "items": step},
-                       "transitions": {"type": ["array", "null"], "items": transition}},
+        "type": "object",
+        "required": ["name", "trigger", "steps"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1},
+            "version": {"type": ["string", "null"]},
+            "trigger": trigger,
+            "steps": {"type": "array", "minItems": 1, "items": step},
+            "transitions": {"type": ["array", "null"], "items": transition},
+        },
     }
 
 

@@ -84,15 +84,17 @@ NEXT_ACTION = {
     Reason.WAITING_FOR_CHILDREN: "inspect_child_runs",
     Reason.DEFINITION_UNAVAILABLE: "deploy_workflow_version",
 }
-DEADLINE_ACTION = {DeadlineState.DUE_SOON: "inspect_deadline_policy",
-                   DeadlineState.OVERDUE: "apply_host_escalation_policy",
-                   DeadlineState.ESCALATED: "apply_host_escalation_policy"}
+DEADLINE_ACTION = {
+    DeadlineState.DUE_SOON: "inspect_deadline_policy",
+    DeadlineState.OVERDUE: "apply_host_escalation_policy",
+    DeadlineState.ESCALATED: "apply_host_escalation_policy",
+}
 # What the ``step`` of each next action is about (shown to operators).
 ACTION_HINTS = {
     "inspect_terminal_run": "The run has ended; inspect its history and terminal error.",
     "resolve_manual_step": "Resume, approve or reject the paused step.",
     "apply_pending_result": "Run a worker: it reclaims the finished row once its lease "
-                            "ends and applies the durable outcome.",
+    "ends and applies the durable outcome.",
     "schedule_pending_dispatch": "A scheduled attempt has no dispatch row; repair it.",
     "recover_expired_claim": "Run a worker: the next execute_next reclaims the expired lease.",
     "wait_for_worker_claim": "The attempt is visible; a worker on the queue will claim it.",
@@ -101,12 +103,12 @@ ACTION_HINTS = {
     "wait_for_new_runnables": "The run is idle until new work is planned.",
     "inspect_dispatch_state": "Nothing is scheduled or held; check the dispatch table.",
     "deploy_workflow_version": "Run a worker that defines the run's workflow version "
-                               "(keep the old version's class beside the new one), or "
-                               "migrate the run onto a version the workers define.",
+    "(keep the old version's class beside the new one), or "
+    "migrate the run onto a version the workers define.",
     "inspect_deadline_policy": "A deadline is due soon.",
     "apply_host_escalation_policy": "A deadline has passed; apply the host's escalation.",
     "inspect_child_runs": "The run waits for child runs to end; inspect them "
-                          "(details.children); each one that ends wakes the run.",
+    "(details.children); each one that ends wakes the run.",
 }
 ONCE_PER_RUN = ("start_run", "cancel_run")
 
@@ -126,8 +128,12 @@ class Explanation(_View):
 
 
 def explain(
-    state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecord],
-    commands: list[CommandReceipt], *, now: datetime,
+    state: RunState,
+    spec: WorkflowSpec | None,
+    live: list[AttemptRecord],
+    commands: list[CommandReceipt],
+    *,
+    now: datetime,
 ) -> Explanation:
     """Decide the reason and gather the evidence for one run.
 
@@ -145,18 +151,26 @@ def explain(
         details["deadline"] = deadline
     details["actions"] = {a: ACTION_HINTS[a] for a in actions}
     return Explanation(
-        status=RunStatus(state.status), reason=reason, step=step,
-        summary=_summary(state, reason, step, details), details=details,
-        next_actions=actions, evidence=evidence(state, spec, live, commands, now),
+        status=RunStatus(state.status),
+        reason=reason,
+        step=step,
+        summary=_summary(state, reason, step, details),
+        details=details,
+        next_actions=actions,
+        evidence=evidence(state, spec, live, commands, now),
         run_id=state.run_id,
     )
 
 
-def _decide(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecord],
-            now: datetime) -> tuple[Reason, str | None, dict[str, Any]]:
+def _decide(
+    state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecord], now: datetime
+) -> tuple[Reason, str | None, dict[str, Any]]:
     if state.terminal:
-        return Reason.TERMINAL, _terminal_step(state), {
-            "terminal_at": state.terminal_at, "terminal_error": state.terminal_error}
+        return (
+            Reason.TERMINAL,
+            _terminal_step(state),
+            {"terminal_at": state.terminal_at, "terminal_error": state.terminal_error},
+        )
     if state.status == RunStatus.PAUSED or state.manual is not None:
         manual = state.manual or {}
         return Reason.MANUAL_INTERVENTION_REQUIRED, manual.get("step"), {"manual_state": manual}
@@ -167,12 +181,17 @@ def _decide(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecord
     by_status = {s: [r for r in rows if r.status == s] for s in ("finished", "claimed", "visible")}
     if by_status["finished"]:
         return _row_reason(Reason.COMPLETED_RESULT_PENDING_APPLY, by_status["finished"][0])
-    missing = [r for key, r in expected.items()
-               if r.status == "scheduled"
-               and key not in {(x.runnable_key, x.attempt_number) for x in rows}]
+    missing = [
+        r
+        for key, r in expected.items()
+        if r.status == "scheduled" and key not in {(x.runnable_key, x.attempt_number) for x in rows}
+    ]
     if missing:
-        return Reason.PLANNED_DISPATCH_PENDING_SCHEDULE, missing[0].step, {
-            "runnable_key": missing[0].key, "attempt_number": missing[0].attempt}
+        return (
+            Reason.PLANNED_DISPATCH_PENDING_SCHEDULE,
+            missing[0].step,
+            {"runnable_key": missing[0].key, "attempt_number": missing[0].attempt},
+        )
     expired = [r for r in by_status["claimed"] if _expired(r, now)]
     if expired:
         return _row_reason(Reason.EXPIRED_CLAIM, expired[0])
@@ -191,10 +210,12 @@ def _decide(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecord
         return waiting
     if visible:
         row = visible[0]
-        deferred = row.attempt_number > 1 or row.claims > 0 \
-            or _after_wait(state, spec, row.step)
-        return _row_reason(Reason.DEFERRED_CONTINUATION if deferred
-                           else Reason.ATTEMPT_SCHEDULED_FOR_LATER, row, state)
+        deferred = row.attempt_number > 1 or row.claims > 0 or _after_wait(state, spec, row.step)
+        return _row_reason(
+            Reason.DEFERRED_CONTINUATION if deferred else Reason.ATTEMPT_SCHEDULED_FOR_LATER,
+            row,
+            state,
+        )
     if state.status == RunStatus.STARTED and not state.runnables:
         return Reason.RUN_STARTED, None, {}
     if state.status == RunStatus.IDLE:
@@ -202,28 +223,47 @@ def _decide(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecord
     return Reason.WAITING_FOR_DISPATCH, None, {}
 
 
-def _waiting_for_children(state: RunState, visible: list[AttemptRecord],
-                          ) -> tuple[Reason, str | None, dict[str, Any]] | None:
+def _waiting_for_children(
+    state: RunState,
+    visible: list[AttemptRecord],
+) -> tuple[Reason, str | None, dict[str, Any]] | None:
     """An await_children step parked until its children end (its row visible later)."""
     awaiting = state.awaiting
     if awaiting is None or not any(r.runnable_key == awaiting.get("key") for r in visible):
         return None
     pending = set(awaiting.get("children") or ())
-    children = [{"child_key": c.get("child_key"), "run_id": c.get("run_id"),
-                 "workflow": c.get("workflow")}
-                for c in state.children if c.get("run_id") in pending]
-    return Reason.WAITING_FOR_CHILDREN, awaiting.get("step"), {
-        "runnable_key": awaiting.get("key"), "children": children,
-        "since": awaiting.get("since"), "timeout_at": awaiting.get("timeout_at")}
+    children = [
+        {"child_key": c.get("child_key"), "run_id": c.get("run_id"), "workflow": c.get("workflow")}
+        for c in state.children
+        if c.get("run_id") in pending
+    ]
+    return (
+        Reason.WAITING_FOR_CHILDREN,
+        awaiting.get("step"),
+        {
+            "runnable_key": awaiting.get("key"),
+            "children": children,
+            "since": awaiting.get("since"),
+            "timeout_at": awaiting.get("timeout_at"),
+        },
+    )
 
 
-def _row_reason(reason: Reason, row: AttemptRecord, state: RunState | None = None,
-                ) -> tuple[Reason, str | None, dict[str, Any]]:
+def _row_reason(
+    reason: Reason,
+    row: AttemptRecord,
+    state: RunState | None = None,
+) -> tuple[Reason, str | None, dict[str, Any]]:
     details: dict[str, Any] = {
-        "runnable_key": row.runnable_key, "attempt_number": row.attempt_number,
-        "dispatch_status": row.status, "visible_at": row.visible_at,
-        "claimed_at": row.claimed_at, "lease_expires_at": row.lease_expires_at,
-        "owner_id": row.owner_id, "claim_id": row.claim_id, "claims": row.claims,
+        "runnable_key": row.runnable_key,
+        "attempt_number": row.attempt_number,
+        "dispatch_status": row.status,
+        "visible_at": row.visible_at,
+        "claimed_at": row.claimed_at,
+        "lease_expires_at": row.lease_expires_at,
+        "owner_id": row.owner_id,
+        "claim_id": row.claim_id,
+        "claims": row.claims,
     }
     if row.status == "visible":
         details["visible_at"] = row.due_at
@@ -232,8 +272,7 @@ def _row_reason(reason: Reason, row: AttemptRecord, state: RunState | None = Non
     return reason, row.step, details
 
 
-def _unavailable(state: RunState, row: AttemptRecord
-                 ) -> tuple[Reason, str | None, dict[str, Any]]:
+def _unavailable(state: RunState, row: AttemptRecord) -> tuple[Reason, str | None, dict[str, Any]]:
     """A worker claimed the run's next attempt but does not define its workflow version."""
     _, step, details = _row_reason(Reason.DEFINITION_UNAVAILABLE, row, state)
     report = dict(state.definition_unavailable or {})
@@ -251,13 +290,18 @@ def _handed_back(state: RunState, row: AttemptRecord) -> dict[str, Any]:
     info: dict[str, Any] = {"claims": row.claims}
     if state.spec is not None:
         steps = state.spec.get("steps") if isinstance(state.spec, dict) else None
-        info["required_actions"] = sorted({
-            str(s["action"]) for s in steps or [] if isinstance(s, dict) and s.get("action")})
-        info["hint"] = ("Run a worker whose action_registry enables every action of this "
-                        "spec run; a worker without one hands the attempt back.")
+        info["required_actions"] = sorted(
+            {str(s["action"]) for s in steps or [] if isinstance(s, dict) and s.get("action")}
+        )
+        info["hint"] = (
+            "Run a worker whose action_registry enables every action of this "
+            "spec run; a worker without one hands the attempt back."
+        )
     else:
-        info["hint"] = (f"Run a worker that can import workflow {state.workflow!r}; a worker "
-                        "that cannot hands the attempt back.")
+        info["hint"] = (
+            f"Run a worker that can import workflow {state.workflow!r}; a worker "
+            "that cannot hands the attempt back."
+        )
     return info
 
 
@@ -284,8 +328,9 @@ def _after_wait(state: RunState, spec: WorkflowSpec | None, step: str) -> bool:
 def _terminal_step(state: RunState) -> str | None:
     if state.reason and any(r.step == state.reason for r in state.runnables.values()):
         return state.reason
-    failed = [r.step for r in state.runnables.values() if r.status == "failed"] \
-        or state.failed_steps
+    failed = [
+        r.step for r in state.runnables.values() if r.status == "failed"
+    ] or state.failed_steps
     if failed:
         return failed[-1]
     return state.completed_steps[-1] if state.completed_steps else None
@@ -310,14 +355,15 @@ def _summary(state: RunState, reason: Reason, step: str | None, details: dict[st
     about = f" at step {step!r}" if step else ""
     if reason is Reason.TERMINAL:
         error = state.terminal_error or {}
-        tail = f": {error.get('type')}: {redact_text(str(error.get('message', '')))}" \
-            if error else ""
+        tail = (
+            f": {error.get('type')}: {redact_text(str(error.get('message', '')))}" if error else ""
+        )
         return f"Run {state.status}{about}{tail}."
     texts = {
         Reason.MANUAL_INTERVENTION_REQUIRED: "Run is paused{about}, waiting for an operator",
         Reason.COMPLETED_RESULT_PENDING_APPLY: "The outcome{about} is durable but not applied",
         Reason.PLANNED_DISPATCH_PENDING_SCHEDULE: "An attempt{about} is planned but has no "
-                                                  "dispatch row",
+        "dispatch row",
         Reason.EXPIRED_CLAIM: "The worker's lease on the attempt{about} has expired",
         Reason.ATTEMPT_CLAIMED: "A worker is running the attempt{about}",
         Reason.ATTEMPT_VISIBLE: "The attempt{about} is visible, waiting for a worker",
@@ -328,24 +374,28 @@ def _summary(state: RunState, reason: Reason, step: str | None, details: dict[st
         Reason.WAITING_FOR_DISPATCH: "The run is live but nothing is scheduled or held",
         Reason.WAITING_FOR_CHILDREN: "The run waits{about} for child runs {children}",
         Reason.DEFINITION_UNAVAILABLE: "The attempt{about} waits for a worker that defines "
-                                       "the run's workflow version",
+        "the run's workflow version",
     }
     children = ", ".join(str(c.get("child_key")) for c in details.get("children", ()))
     text = texts[reason].format(about=about, children=children)
     if reason is Reason.DEFINITION_UNAVAILABLE:
         report = details["definition_unavailable"]
-        text += (f": workflow {report.get('workflow')!r} version {report.get('version')!r} "
-                 f"is not defined in worker {report.get('owner_id')!r} (it defines "
-                 f"{report.get('defined_versions') or 'no version of it'})")
+        text += (
+            f": workflow {report.get('workflow')!r} version {report.get('version')!r} "
+            f"is not defined in worker {report.get('owner_id')!r} (it defines "
+            f"{report.get('defined_versions') or 'no version of it'})"
+        )
         if report.get("import_error"):
             text += f"; import error: {redact_text(str(report['import_error']))}"
         return text + "."
     if reason in (Reason.DEFERRED_CONTINUATION, Reason.ATTEMPT_SCHEDULED_FOR_LATER):
         text += f" at {iso(details['visible_at'])}"
     if details.get("handed_back"):
-        text += (f"; a worker handed it back {details['claims']} time(s) without running it "
-                 "(the run's definition or one of its actions is unavailable in that worker, "
-                 "or the worker stopped)")
+        text += (
+            f"; a worker handed it back {details['claims']} time(s) without running it "
+            "(the run's definition or one of its actions is unavailable in that worker, "
+            "or the worker stopped)"
+        )
     return text + "."
 
 
@@ -357,12 +407,20 @@ def duplicate_commands(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
         signal, key = str(e.get("signal_type")), e.get("idempotency_key")
         if key or signal in ONCE_PER_RUN:
             groups[(signal, key)] += 1
-    return [{"signal_type": signal, "idempotency_key": key, "count": n}
-            for (signal, key), n in groups.items() if n > 1]
+    return [
+        {"signal_type": signal, "idempotency_key": key, "count": n}
+        for (signal, key), n in groups.items()
+        if n > 1
+    ]
 
 
-def evidence(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecord],
-             commands: list[CommandReceipt], now: datetime) -> dict[str, Any]:
+def evidence(
+    state: RunState,
+    spec: WorkflowSpec | None,
+    live: list[AttemptRecord],
+    commands: list[CommandReceipt],
+    now: datetime,
+) -> dict[str, Any]:
     """The facts behind an explanation."""
     history = command_history(state)
     counts = Counter(str(e.get("signal_type")) for e in history)
@@ -372,8 +430,11 @@ def evidence(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecor
     for r in state.runnables.values():
         for a in r.attempts:
             row = live_by_attempt.get((r.key, a.number))
-            status = "running" if a.status == "scheduled" and row and row.status == "claimed" \
+            status = (
+                "running"
+                if a.status == "scheduled" and row and row.status == "claimed"
                 else a.status
+            )
             attempt_counts[status] += 1
     visible = [r.due_at for r in live if r.status == "visible"]
     completed = set(state.completed_steps)
@@ -381,17 +442,30 @@ def evidence(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecor
     policies = {}
     marked = {r.step for r in latest.values() if r.notable}
     # Only steps with a side-effect contract can have a notable policy.
-    names = [s.name for s in spec.steps if s.irreversible or s.compensate
-             or s.compensatable is False or s.name in marked] if spec else list(latest)
+    names = (
+        [
+            s.name
+            for s in spec.steps
+            if s.irreversible or s.compensate or s.compensatable is False or s.name in marked
+        ]
+        if spec
+        else list(latest)
+    )
     for name in names:
-        policy = recovery_policy(spec.step(name) if spec else None,
-                                 completed=name in completed, runnable=latest.get(name))
-        if policy and (policy["irreversible"] or policy["compensate"]
-                       or policy["compensatable"] is False):
+        policy = recovery_policy(
+            spec.step(name) if spec else None,
+            completed=name in completed,
+            runnable=latest.get(name),
+        )
+        if policy and (
+            policy["irreversible"] or policy["compensate"] or policy["compensatable"] is False
+        ):
             policies[name] = policy
     return {
-        "command_history": history, "command_counts": dict(counts),
-        "duplicate_commands": duplicate_commands(history), "attempt_counts": dict(attempt_counts),
+        "command_history": history,
+        "command_counts": dict(counts),
+        "duplicate_commands": duplicate_commands(history),
+        "attempt_counts": dict(attempt_counts),
         "next_visible_at": iso(min(visible)) if visible else None,
         "recovery_policies": policies,
         "replay_safe": all(p is not None and p["replay_safe"] for p in policies.values()),
@@ -400,8 +474,7 @@ def evidence(state: RunState, spec: WorkflowSpec | None, live: list[AttemptRecor
     }
 
 
-def anomalies(state: RunState, live: list[AttemptRecord], *,
-              now: datetime) -> list[dict[str, Any]]:
+def anomalies(state: RunState, live: list[AttemptRecord], *, now: datetime) -> list[dict[str, Any]]:
     """Disagreements between the journal and the dispatch table."""
     out = []
     live_ids = {(r.runnable_key, r.attempt_number) for r in live}
@@ -410,16 +483,34 @@ def anomalies(state: RunState, live: list[AttemptRecord], *,
         attempt = (r.key, r.attempt)
         expected[attempt] = r
         if r.status == "scheduled" and attempt not in live_ids:
-            out.append({"kind": "planned_dispatch_pending_schedule", "step": r.step,
-                        "runnable_key": r.key, "attempt_number": r.attempt})
+            out.append(
+                {
+                    "kind": "planned_dispatch_pending_schedule",
+                    "step": r.step,
+                    "runnable_key": r.key,
+                    "attempt_number": r.attempt,
+                }
+            )
     for row in live:
         if row.runnable_key == RUN_TIMER_KEY:
             continue  # a run's timeout timer, not a step
         if (row.runnable_key, row.attempt_number) not in expected:
-            out.append({"kind": "stale_dispatch_row", "step": row.step,
-                        "runnable_key": row.runnable_key, "attempt_number": row.attempt_number,
-                        "dispatch_status": row.status})
+            out.append(
+                {
+                    "kind": "stale_dispatch_row",
+                    "step": row.step,
+                    "runnable_key": row.runnable_key,
+                    "attempt_number": row.attempt_number,
+                    "dispatch_status": row.status,
+                }
+            )
         elif row.status == "claimed" and _expired(row, now):
-            out.append({"kind": "expired_claim", "step": row.step,
-                        "runnable_key": row.runnable_key, "attempt_number": row.attempt_number})
+            out.append(
+                {
+                    "kind": "expired_claim",
+                    "step": row.step,
+                    "runnable_key": row.runnable_key,
+                    "attempt_number": row.attempt_number,
+                }
+            )
     return out

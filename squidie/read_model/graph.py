@@ -21,8 +21,7 @@ from squidie.read_model.views import RunStatus, StepStatus, _View
 from squidie.runtime.plan import find_attempt_row
 from squidie.workflow.spec import DeadlineSpec, StepSpec, WorkflowSpec
 
-CURRENT_STATUSES = (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.RETRYING,
-                    StepStatus.PAUSED)
+CURRENT_STATUSES = (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.RETRYING, StepStatus.PAUSED)
 OPEN = ("scheduled", "outcome_recorded", "retrying", "paused")
 
 
@@ -111,24 +110,39 @@ def build_graph(
     edges = [{**e, **marks.flags(e)} for e in declared_edges(spec)] if spec else []
     truths = StepTruths(state, spec, rows, edges)
     names = [s.name for s in spec.steps] if spec else list(latest)
-    nodes = [_node(state, name, spec.step(name) if spec else None, latest.get(name), rows,
-                   include_history, now, spec, truths)
-             for name in names]
+    nodes = [
+        _node(
+            state,
+            name,
+            spec.step(name) if spec else None,
+            latest.get(name),
+            rows,
+            include_history,
+            now,
+            spec,
+            truths,
+        )
+        for name in names
+    ]
     if any(e["to"] == END_NODE for e in edges):
-        nodes.append({"id": END_NODE, "kind": "end", "status": _end_status(state).value,
-                      "current": False})
+        nodes.append(
+            {"id": END_NODE, "kind": "end", "status": _end_status(state).value, "current": False}
+        )
     children = getattr(state, "children", None) or []
     return RunGraph(
-        run_id=state.run_id, workflow=state.workflow,
-        definition_version=state.definition_version, status=RunStatus(state.status),
-        current_node_ids=[n["id"] for n in nodes if n["current"]], nodes=nodes, edges=edges,
+        run_id=state.run_id,
+        workflow=state.workflow,
+        definition_version=state.definition_version,
+        status=RunStatus(state.status),
+        current_node_ids=[n["id"] for n in nodes if n["current"]],
+        nodes=nodes,
+        edges=edges,
         child_links=[{"type": "child_run", **c} for c in children if isinstance(c, dict)],
         lineage_links=lineage_links(state),
     )
 
 
-def with_family(graph: RunGraph, state: RunState,
-                children: list[dict[str, Any]]) -> RunGraph:
+def with_family(graph: RunGraph, state: RunState, children: list[dict[str, Any]]) -> RunGraph:
     """``graph`` with its links to related runs: each child with its current status
     (``type`` ``child_run``) and, for a child run, its parent (``parent_run``)."""
     links = [{"type": "child_run", **c} for c in children]
@@ -142,8 +156,13 @@ def lineage_links(state: RunState) -> list[dict[str, Any]]:
     links = []
     origin = getattr(state, "forked_from_run_id", None)
     if origin:
-        links.append({"type": "forked_from", "run_id": origin,
-                      "step": getattr(state, "forked_from_step", None)})
+        links.append(
+            {
+                "type": "forked_from",
+                "run_id": origin,
+                "step": getattr(state, "forked_from_step", None),
+            }
+        )
     for event in state.audit_events:
         fork = (event.get("metadata") or {}).get("fork_run_id")
         if event.get("type") == "forked" and fork:
@@ -163,43 +182,69 @@ def _end_status(state: RunState) -> StepStatus:
 
 
 def _node(
-    state: RunState, name: str, step: StepSpec | None, runnable: RunnableState | None,
-    rows: dict[str, AttemptRecord], include_history: bool, now: datetime,
-    spec: WorkflowSpec | None, truths: StepTruths,
+    state: RunState,
+    name: str,
+    step: StepSpec | None,
+    runnable: RunnableState | None,
+    rows: dict[str, AttemptRecord],
+    include_history: bool,
+    now: datetime,
+    spec: WorkflowSpec | None,
+    truths: StepTruths,
 ) -> dict[str, Any]:
     truth = truths.of(name, runnable)
     manual = state.manual if state.manual and state.manual.get("step") == name else None
     status = StepStatus.PAUSED if manual is not None else truth.status
     node: dict[str, Any] = {
-        "id": name, "kind": step.kind.value if step else "action", **truth.fields(),
-        "status": status.value, "current": status in CURRENT_STATUSES and not state.terminal,
+        "id": name,
+        "kind": step.kind.value if step else "action",
+        **truth.fields(),
+        "status": status.value,
+        "current": status in CURRENT_STATUSES and not state.terminal,
     }
     if not include_history:
         return node
-    attempts = [] if runnable is None else [
-        {"number": a.number,
-         "status": attempt_status(runnable, a, find_attempt_row(rows, state.run_id,
-                                                                runnable.key, a.number)),
-         "visible_at": a.visible_at, "claimed_at": a.claimed_at, "finished_at": a.finished_at,
-         "owner_id": a.owner_id, "claim_id": a.claim_id, "error": a.error}
-        for a in runnable.attempts]
+    attempts = (
+        []
+        if runnable is None
+        else [
+            {
+                "number": a.number,
+                "status": attempt_status(
+                    runnable, a, find_attempt_row(rows, state.run_id, runnable.key, a.number)
+                ),
+                "visible_at": a.visible_at,
+                "claimed_at": a.claimed_at,
+                "finished_at": a.finished_at,
+                "owner_id": a.owner_id,
+                "claim_id": a.claim_id,
+                "error": a.error,
+            }
+            for a in runnable.attempts
+        ]
+    )
     error: Any = runnable.error if runnable else None
     if error is None and attempts:
         error = attempts[-1]["error"]
-    node.update({
-        "input": runnable.input if runnable else None,
-        "output": runnable.output if runnable else None,
-        "error": error, "attempts": attempts,
-        "recovery": recovery_policy(step, completed=name in state.completed_steps,
-                                    runnable=runnable),
-        "manual_state": manual,
-        "deadline": _deadline(runnable, step, spec, now),
-    })
+    node.update(
+        {
+            "input": runnable.input if runnable else None,
+            "output": runnable.output if runnable else None,
+            "error": error,
+            "attempts": attempts,
+            "recovery": recovery_policy(
+                step, completed=name in state.completed_steps, runnable=runnable
+            ),
+            "manual_state": manual,
+            "deadline": _deadline(runnable, step, spec, now),
+        }
+    )
     return node
 
 
-def recovery_policy(step: StepSpec | None, *, completed: bool,
-                    runnable: RunnableState | None = None) -> dict[str, Any] | None:
+def recovery_policy(
+    step: StepSpec | None, *, completed: bool, runnable: RunnableState | None = None
+) -> dict[str, Any] | None:
     """What can be done about a step after the fact: compensation and replay safety.
 
     Markers persisted with the runnable win over the deployed definition, so the
@@ -210,21 +255,24 @@ def recovery_policy(step: StepSpec | None, *, completed: bool,
         compensate = runnable.compensate or (step.compensate if step else None)
         declared = runnable.compensatable
     elif step is not None:
-        irreversible, compensate, declared = step.irreversible, step.compensate, \
-            step.compensatable
+        irreversible, compensate, declared = step.irreversible, step.compensate, step.compensatable
     else:
         return None
-    compensatable = declared if declared is not None else \
-        (False if irreversible else bool(compensate))
+    compensatable = (
+        declared if declared is not None else (False if irreversible else bool(compensate))
+    )
     return {
-        "irreversible": irreversible, "compensatable": compensatable, "compensate": compensate,
+        "irreversible": irreversible,
+        "compensatable": compensatable,
+        "compensate": compensate,
         "max_attempts": step.max_attempts if step else None,
         "replay_safe": not (irreversible and completed),
     }
 
 
-def _deadline(runnable: RunnableState | None, step: StepSpec | None,
-              spec: WorkflowSpec | None, now: datetime) -> dict[str, Any] | None:
+def _deadline(
+    runnable: RunnableState | None, step: StepSpec | None, spec: WorkflowSpec | None, now: datetime
+) -> dict[str, Any] | None:
     if runnable is None or not runnable.deadline_at or runnable.status not in OPEN:
         return None
     policy = deadline_policy(getattr(runnable, "deadline", None), spec, runnable.step)
@@ -233,8 +281,9 @@ def _deadline(runnable: RunnableState | None, step: StepSpec | None,
     return evaluate_deadline(runnable.deadline_at, policy, now, step=runnable.step)
 
 
-def deadline_policy(stored: Any, spec: WorkflowSpec | None,
-                    step: str | None) -> DeadlineSpec | None:
+def deadline_policy(
+    stored: Any, spec: WorkflowSpec | None, step: str | None
+) -> DeadlineSpec | None:
     """The deadline policy persisted with the runnable, else the one the spec declares."""
     if isinstance(stored, dict):
         try:

@@ -31,8 +31,12 @@ EDGE_STYLES = {  # edge status -> (colour, width, dot style)
     "pending": ("#757575", 1.0, "solid"),
     "blocked": ("#e57373", 1.0, "dotted"),
 }
-EDGE_WORDS = {"selected": "taken", "skipped": "not taken", "pending": "not decided yet",
-              "blocked": "never will be"}
+EDGE_WORDS = {
+    "selected": "taken",
+    "skipped": "not taken",
+    "pending": "not decided yet",
+    "blocked": "never will be",
+}
 
 
 def status_colours(status: str) -> tuple[str, str]:

@@ -19,17 +19,26 @@ from squidie.workflow.spec import DeadlineSpec
 
 
 def inspect_run(
-    store: JournalStore, run_id: str, *, include_history: bool = False,
-    spec: WorkflowSpec | None = None, now: datetime | None = None,
+    store: JournalStore,
+    run_id: str,
+    *,
+    include_history: bool = False,
+    spec: WorkflowSpec | None = None,
+    now: datetime | None = None,
 ) -> RunSnapshot:
     """The snapshot of one run (RunNotFound when it does not exist)."""
-    return snapshot(store, load_state(store, run_id), include_history=include_history, spec=spec,
-                    now=now)
+    return snapshot(
+        store, load_state(store, run_id), include_history=include_history, spec=spec, now=now
+    )
 
 
 def snapshot(
-    store: JournalStore, state: RunState, *, include_history: bool = False,
-    spec: WorkflowSpec | None = None, now: datetime | None = None,
+    store: JournalStore,
+    state: RunState,
+    *,
+    include_history: bool = False,
+    spec: WorkflowSpec | None = None,
+    now: datetime | None = None,
 ) -> RunSnapshot:
     """Turn a folded state into a snapshot, reading dispatch rows only for history.
 
@@ -47,19 +56,29 @@ def snapshot(
             "command_history": command_history(state),
         }
     return RunSnapshot(
-        run_id=state.run_id, workflow=state.workflow, trigger=state.trigger, queue=state.queue,
-        status=RunStatus(state.status), reason=state.reason, input=state.input,
-        context=state.context, started_at=parse_iso(state.started_at),
+        run_id=state.run_id,
+        workflow=state.workflow,
+        trigger=state.trigger,
+        queue=state.queue,
+        status=RunStatus(state.status),
+        reason=state.reason,
+        input=state.input,
+        context=state.context,
+        started_at=parse_iso(state.started_at),
         updated_at=parse_iso(state.updated_at),
         terminal_at=parse_iso(state.terminal_at) if state.terminal_at else None,
-        terminal_error=state.terminal_error, definition_version=state.definition_version,
-        revision=state.revision, manual_state=state.manual,
+        terminal_error=state.terminal_error,
+        definition_version=state.definition_version,
+        revision=state.revision,
+        manual_state=state.manual,
         deadline=run_deadline(state, now) if now is not None else None,
         parent_run={"run_id": state.parent_run_id} if state.parent_run_id else None,
-        child_runs=child_runs(store, state), dynamic_work=dynamic_overlays(state),
+        child_runs=child_runs(store, state),
+        dynamic_work=dynamic_overlays(state),
         compensations=list(state.compensations),
         replayed_from_run_id=state.replayed_from_run_id,
-        forked_from_run_id=state.forked_from_run_id, forked_from_step=state.forked_from_step,
+        forked_from_run_id=state.forked_from_run_id,
+        forked_from_step=state.forked_from_step,
         **history,
     )
 
@@ -108,15 +127,23 @@ def command_history(state: RunState) -> list[dict[str, Any]]:
     """
     entries = [dict(c) for c in state.commands if isinstance(c, dict)]
     if not entries or entries[0].get("signal_type") not in START_COMMANDS:
-        entries.insert(0, {"signal_type": "start_run", "idempotency_key": None, "actor": None,
-                           "comment": None, "metadata": {}, "occurred_at": state.started_at})
+        entries.insert(
+            0,
+            {
+                "signal_type": "start_run",
+                "idempotency_key": None,
+                "actor": None,
+                "comment": None,
+                "metadata": {},
+                "occurred_at": state.started_at,
+            },
+        )
     return entries
 
 
 def runnable_deadline(r: RunnableState, now: datetime | None) -> dict[str, Any] | None:
     """The evaluated deadline of a still-open runnable (None when it has none or ended)."""
-    if now is None or r.deadline_at is None or r.deadline is None \
-            or r.status not in OPEN_RUNNABLE:
+    if now is None or r.deadline_at is None or r.deadline is None or r.status not in OPEN_RUNNABLE:
         return None
     return evaluate_deadline(r.deadline_at, DeadlineSpec(**r.deadline), now, step=r.step)
 
@@ -130,17 +157,22 @@ def run_deadline(state: RunState, now: datetime) -> dict[str, Any] | None:
 
 
 def step_states(
-    state: RunState, spec: WorkflowSpec | None, rows: dict[str, AttemptRecord],
+    state: RunState,
+    spec: WorkflowSpec | None,
+    rows: dict[str, AttemptRecord],
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Per declared step, in workflow order (steps seen only in the journal when no spec)."""
-    names = [s.name for s in spec.steps] if spec else list(
-        dict.fromkeys(r.step for r in state.runnables.values())
+    names = (
+        [s.name for s in spec.steps]
+        if spec
+        else list(dict.fromkeys(r.step for r in state.runnables.values()))
     )
     latest = {r.step: r for r in state.runnables.values()}
     marks = EdgeMarks(state, latest)
-    truths = StepTruths(state, spec, rows,
-                        [{**e, **marks.flags(e)} for e in declared_edges(spec)] if spec else [])
+    truths = StepTruths(
+        state, spec, rows, [{**e, **marks.flags(e)} for e in declared_edges(spec)] if spec else []
+    )
     out = []
     for name in names:
         runnable = latest.get(name)
@@ -149,36 +181,53 @@ def step_states(
         if state.manual and state.manual.get("step") == name:
             status = StepStatus.PAUSED
         declared = spec.step(name) if spec and spec.has_step(name) else None
-        out.append({
-            "name": name, **truth.fields(), "status": status.value,
-            "attempts": runnable.attempt if runnable else 0,
-            "output": runnable.output if runnable else None,
-            "error": runnable.error if runnable else None,
-            **_markers(runnable, declared),
-            "deadline_at": runnable.deadline_at if runnable else None,
-            "deadline": runnable_deadline(runnable, now) if runnable else None,
-        })
+        out.append(
+            {
+                "name": name,
+                **truth.fields(),
+                "status": status.value,
+                "attempts": runnable.attempt if runnable else 0,
+                "output": runnable.output if runnable else None,
+                "error": runnable.error if runnable else None,
+                **_markers(runnable, declared),
+                "deadline_at": runnable.deadline_at if runnable else None,
+                "deadline": runnable_deadline(runnable, now) if runnable else None,
+            }
+        )
     return out
 
 
 def _markers(runnable: RunnableState | None, declared: Any) -> dict[str, Any]:
     """Side-effect markers: as persisted with the runnable, else as declared."""
     if runnable is not None and runnable.attempts:
-        return {"irreversible": runnable.irreversible, "compensatable": runnable.compensatable,
-                "compensate": runnable.compensate}
-    return {"irreversible": bool(declared and declared.irreversible),
-            "compensatable": declared.compensatable if declared else None,
-            "compensate": declared.compensate if declared else None}
-
-
-def _step_run(state: RunState, r: RunnableState, rows: dict[str, AttemptRecord],
-              now: datetime | None = None) -> dict[str, Any]:
+        return {
+            "irreversible": runnable.irreversible,
+            "compensatable": runnable.compensatable,
+            "compensate": runnable.compensate,
+        }
     return {
-        "runnable_key": r.key, "step": r.step,
-        "status": step_status(state, r, rows).value, "attempts": len(r.attempts),
-        "input": r.input, "output": r.output, "error": r.error, "visible_at": r.visible_at,
-        "deadline_at": r.deadline_at, "deadline": runnable_deadline(r, now),
-        "irreversible": r.irreversible, "compensatable": r.compensatable,
+        "irreversible": bool(declared and declared.irreversible),
+        "compensatable": declared.compensatable if declared else None,
+        "compensate": declared.compensate if declared else None,
+    }
+
+
+def _step_run(
+    state: RunState, r: RunnableState, rows: dict[str, AttemptRecord], now: datetime | None = None
+) -> dict[str, Any]:
+    return {
+        "runnable_key": r.key,
+        "step": r.step,
+        "status": step_status(state, r, rows).value,
+        "attempts": len(r.attempts),
+        "input": r.input,
+        "output": r.output,
+        "error": r.error,
+        "visible_at": r.visible_at,
+        "deadline_at": r.deadline_at,
+        "deadline": runnable_deadline(r, now),
+        "irreversible": r.irreversible,
+        "compensatable": r.compensatable,
         "compensate": r.compensate,
     }
 
@@ -190,24 +239,38 @@ def _attempts(
     for a in r.attempts:
         row = find_attempt_row(rows, state.run_id, r.key, a.number)
         status = attempt_status(r, a, row)
-        claimed_at = a.claimed_at or (row.claimed_at.isoformat() if row and row.claimed_at
-                                      else None)
-        out.append({
-            "runnable_key": r.key, "step": r.step, "attempt_number": a.number, "status": status,
-            "visible_at": a.visible_at, "claimed_at": claimed_at, "finished_at": a.finished_at,
-            "owner_id": a.owner_id or (row.owner_id if row else None), "error": a.error,
-            "claims": row.claims if row else None,
-        })
+        claimed_at = a.claimed_at or (
+            row.claimed_at.isoformat() if row and row.claimed_at else None
+        )
+        out.append(
+            {
+                "runnable_key": r.key,
+                "step": r.step,
+                "attempt_number": a.number,
+                "status": status,
+                "visible_at": a.visible_at,
+                "claimed_at": claimed_at,
+                "finished_at": a.finished_at,
+                "owner_id": a.owner_id or (row.owner_id if row else None),
+                "error": a.error,
+                "claims": row.claims if row else None,
+            }
+        )
     return out
 
 
 def summary(record: RunRecord) -> RunSummary:
     """A catalog row as a RunSummary."""
     return RunSummary(
-        run_id=record.run_id, workflow=record.workflow, trigger=record.trigger,
-        queue=record.queue, status=RunStatus(record.status),
-        definition_version=record.definition_version, parent_run_id=record.parent_run_id,
-        started_at=record.started_at, updated_at=record.updated_at,
+        run_id=record.run_id,
+        workflow=record.workflow,
+        trigger=record.trigger,
+        queue=record.queue,
+        status=RunStatus(record.status),
+        definition_version=record.definition_version,
+        parent_run_id=record.parent_run_id,
+        started_at=record.started_at,
+        updated_at=record.updated_at,
         terminal_at=record.terminal_at,
         cursor=encode_cursor(record.started_at, record.run_id),
     )

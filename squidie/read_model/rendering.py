@@ -46,16 +46,19 @@ def to_mermaid(graph: RunGraph) -> str:
     lines = ["flowchart TD"]
     for node in graph.nodes:
         shape = ('(["', '"])') if node.get("kind") == "end" else ('["', '"]')
-        lines.append(f"  {ids[node['id']]}{shape[0]}{_mermaid_text(_node_label(node))}"
-                     f"{shape[1]}:::{node['status']}")
+        lines.append(
+            f"  {ids[node['id']]}{shape[0]}{_mermaid_text(_node_label(node))}"
+            f"{shape[1]}:::{node['status']}"
+        )
     link_styles = []
     index = 0
     for edge in graph.edges:
         if edge["from"] not in ids or edge["to"] not in ids:
             continue
         arrow = {"selected": "==>", "skipped": "-.->"}.get(edge["status"], "-->")
-        lines.append(f"  {ids[edge['from']]} {arrow}|\"{_mermaid_text(edge_label(edge))}\"| "
-                     f"{ids[edge['to']]}")
+        lines.append(
+            f'  {ids[edge["from"]]} {arrow}|"{_mermaid_text(edge_label(edge))}"| {ids[edge["to"]]}'
+        )
         colour, width, _ = EDGE_STYLES[edge["status"]]
         link_styles.append(f"  linkStyle {index} stroke:{colour},stroke-width:{width}px")
         index += 1
@@ -85,9 +88,11 @@ def to_dot(graph: RunGraph) -> str:
         shape = ", shape=doublecircle" if node.get("kind") == "end" else ""
         border_width = 3 if node.get("current") else 1
         style = ', style="rounded,filled,dashed"' if node["status"] in DASHED_STATUSES else ""
-        lines.append(f"  {_dot_quote(node['id'])} [label={_dot_quote(_node_label(node))}, "
-                     f'fillcolor="{fill}", color="{border}", penwidth={border_width}'
-                     f"{style}{shape}];")
+        lines.append(
+            f"  {_dot_quote(node['id'])} [label={_dot_quote(_node_label(node))}, "
+            f'fillcolor="{fill}", color="{border}", penwidth={border_width}'
+            f"{style}{shape}];"
+        )
     for edge in graph.edges:
         colour, width, style = EDGE_STYLES[edge["status"]]
         lines.append(
@@ -109,8 +114,9 @@ def to_svg(graph: RunGraph, *, renderer: str = "auto") -> str:
     when it is not installed), ``"python"`` (Squidie's own layered layout, no dependency)
     or ``"auto"`` (Graphviz when ``dot`` is on PATH and works, else the Python layout)."""
     if renderer not in RENDERERS:
-        raise InvalidOption(f"unknown SVG renderer {renderer!r}; expected one of "
-                            f"{', '.join(RENDERERS)}")
+        raise InvalidOption(
+            f"unknown SVG renderer {renderer!r}; expected one of {', '.join(RENDERERS)}"
+        )
     if renderer == "python" or (renderer == "auto" and not dot_available()):
         from squidie.read_model.svg_layout import render_svg
 
@@ -131,18 +137,27 @@ def graphviz_svg(graph: RunGraph) -> str:
     dot = shutil.which("dot")
     if dot is None:
         raise MissingDependency(
-            ["the Graphviz 'dot' program is not installed (Debian/Ubuntu: apt-get install "
-             "graphviz; macOS: brew install graphviz); to_svg(renderer='python') draws without "
-             "it"],
+            [
+                "the Graphviz 'dot' program is not installed (Debian/Ubuntu: apt-get install "
+                "graphviz; macOS: brew install graphviz); to_svg(renderer='python') draws without "
+                "it"
+            ],
             "cannot render SVG with Graphviz",
         )
     try:
-        done = subprocess.run([dot, "-Tsvg"], input=to_dot(graph), capture_output=True,
-                              text=True, timeout=DOT_TIMEOUT, check=True)
+        done = subprocess.run(
+            [dot, "-Tsvg"],
+            input=to_dot(graph),
+            capture_output=True,
+            text=True,
+            timeout=DOT_TIMEOUT,
+            check=True,
+        )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         stderr = getattr(exc, "stderr", "") or ""
-        raise ConfigError([f"Graphviz dot failed: {stderr.strip() or exc}"],
-                          "cannot render SVG") from exc
+        raise ConfigError(
+            [f"Graphviz dot failed: {stderr.strip() or exc}"], "cannot render SVG"
+        ) from exc
     return done.stdout
 
 

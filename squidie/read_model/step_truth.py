@@ -51,9 +51,12 @@ def ended_in_flight(state: RunState) -> StepStatus:
     return StepStatus.CANCELLED if state.status == "cancelled" else StepStatus.WITHDRAWN
 
 
-def step_status(state: RunState, runnable: RunnableState | None,
-                rows: dict[str, AttemptRecord] | None = None,
-                finished: StepStatus | None = None) -> StepStatus:
+def step_status(
+    state: RunState,
+    runnable: RunnableState | None,
+    rows: dict[str, AttemptRecord] | None = None,
+    finished: StepStatus | None = None,
+) -> StepStatus:
     """The status of a declared step given its latest runnable; ``finished`` is its
     entry in :func:`finished_statuses` when it has no runnable left in the state."""
     if runnable is None:
@@ -68,8 +71,9 @@ def step_status(state: RunState, runnable: RunnableState | None,
     return _RUNNABLE_STEP_STATUS.get(runnable.status, StepStatus.WAITING)
 
 
-def attempt_status(runnable: RunnableState, attempt: AttemptState,
-                   row: AttemptRecord | None) -> str:
+def attempt_status(
+    runnable: RunnableState, attempt: AttemptState, row: AttemptRecord | None
+) -> str:
     """An attempt's status: ``running`` while a worker holds it, ``withdrawn`` when its
     run ended before it finished, else as the journal recorded it."""
     if attempt.status != "scheduled":
@@ -105,8 +109,13 @@ class StepTruths:
     tell a step the run reached from one it never will.
     """
 
-    def __init__(self, state: RunState, spec: WorkflowSpec | None,
-                 rows: dict[str, AttemptRecord], edges: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        state: RunState,
+        spec: WorkflowSpec | None,
+        rows: dict[str, AttemptRecord],
+        edges: list[dict[str, Any]],
+    ) -> None:
         self.state, self.rows = state, rows
         self.finished = finished_statuses(state)
         self.decisions: dict[str, dict[str, Any]] = {}
@@ -117,8 +126,7 @@ class StepTruths:
             elif event.get("type") == "cancelled":
                 cancelled_by = event.get("actor")
         self.cancelled_by = cancelled_by if state.status == "cancelled" else None
-        self.compensations = {str(c.get("step")): str(c.get("status"))
-                              for c in state.compensations}
+        self.compensations = {str(c.get("step")): str(c.get("status")) for c in state.compensations}
         self.incoming: dict[str, list[dict[str, Any]]] = {}
         for edge in edges:
             self.incoming.setdefault(edge["to"], []).append(edge)

@@ -164,8 +164,9 @@ def order_layers(layer: dict[str, int], edges: list[dict[str, Any]]) -> list[lis
     return rows
 
 
-def _by_barycenter(row: list[str], neighbours: dict[str, list[str]],
-                   pos: dict[str, int]) -> list[str]:
+def _by_barycenter(
+    row: list[str], neighbours: dict[str, list[str]], pos: dict[str, int]
+) -> list[str]:
     def key(item: tuple[int, str]) -> tuple[float, int]:
         k, node = item
         near = [pos[n] for n in neighbours[node] if n in pos]
@@ -182,8 +183,9 @@ def _label_room(edges: list[dict[str, Any]]) -> dict[str, float]:
     return room
 
 
-def place(boxes: dict[str, Box], rows: list[list[str]],
-          room: dict[str, float] | None = None) -> tuple[float, float]:
+def place(
+    boxes: dict[str, Box], rows: list[list[str]], room: dict[str, float] | None = None
+) -> tuple[float, float]:
     """Give every box a size and a position, centred in a slot at least ``room[id]``
     wide; the drawing's (width, height)."""
     room = room or {}
@@ -210,16 +212,18 @@ def place(boxes: dict[str, Box], rows: list[list[str]],
 
 
 def _markers() -> str:
-    marks = [f'<marker id="arrow-{status}" viewBox="0 0 10 10" refX="9" refY="5" '
-             f'markerWidth="9" markerHeight="9" markerUnits="userSpaceOnUse" '
-             f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{colour}"/>'
-             "</marker>" for status, (colour, _, _) in EDGE_STYLES.items()]
+    marks = [
+        f'<marker id="arrow-{status}" viewBox="0 0 10 10" refX="9" refY="5" '
+        f'markerWidth="9" markerHeight="9" markerUnits="userSpaceOnUse" '
+        f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{colour}"/>'
+        "</marker>"
+        for status, (colour, _, _) in EDGE_STYLES.items()
+    ]
     return "<defs>" + "".join(marks) + "</defs>"
 
 
 def _dash(style: str) -> str:
-    return {"dashed": ' stroke-dasharray="6,4"', "dotted": ' stroke-dasharray="2,3"'}.get(
-        style, "")
+    return {"dashed": ' stroke-dasharray="6,4"', "dotted": ' stroke-dasharray="2,3"'}.get(style, "")
 
 
 Point = tuple[float, float]
@@ -239,9 +243,11 @@ class Route:
         """The curve's point at ``t`` in [0, 1]."""
         u = 1 - t
         xs, ys = zip(self.start, self.c1, self.c2, self.end, strict=True)
-        weights = (u ** 3, 3 * u * u * t, 3 * u * t * t, t ** 3)
-        return (sum(w * v for w, v in zip(weights, xs, strict=True)),
-                sum(w * v for w, v in zip(weights, ys, strict=True)))
+        weights = (u**3, 3 * u * u * t, 3 * u * t * t, t**3)
+        return (
+            sum(w * v for w, v in zip(weights, xs, strict=True)),
+            sum(w * v for w, v in zip(weights, ys, strict=True)),
+        )
 
 
 def routes(edges: list[dict[str, Any]], boxes: dict[str, Box], back: set[str]) -> list[Route]:
@@ -267,8 +273,9 @@ def routes(edges: list[dict[str, Any]], boxes: dict[str, Box], back: set[str]) -
             sx, sy = src.x + src.w, src.y + src.h / 2
             tx, ty = dst.x + dst.w, dst.y + dst.h / 2
             bend = max(sx, tx) + LOOP_OUT + shift / 2
-            out.append(Route((sx, sy), (bend, sy), (bend, ty if ty != sy else ty + dst.h),
-                             (tx, ty), 0.5))
+            out.append(
+                Route((sx, sy), (bend, sy), (bend, ty if ty != sy else ty + dst.h), (tx, ty), 0.5)
+            )
             continue
         sx, sy = _port(src, outs[e["from"]], e["id"]), src.y + src.h
         tx, ty = _port(dst, ins[e["to"]], e["id"]), dst.y
@@ -276,8 +283,7 @@ def routes(edges: list[dict[str, Any]], boxes: dict[str, Box], back: set[str]) -
         # Labels sit where siblings are furthest apart: near the target of a fan-out,
         # near the source of a fan-in.
         at = 0.72 if len(outs[e["from"]]) > 1 else 0.3 if len(ins[e["to"]]) > 1 else 0.5
-        out.append(Route((sx, sy), (sx + shift, sy + mid), (tx + shift, ty - mid), (tx, ty),
-                         at))
+        out.append(Route((sx, sy), (sx + shift, sy + mid), (tx + shift, ty - mid), (tx, ty), at))
     return out
 
 
@@ -319,14 +325,17 @@ def _node(box: Box) -> str:
     first_y = box.y + PAD_Y + LINE_H - 4
     for i, line in enumerate(box.lines):
         weight = ' font-weight="bold"' if i == 0 else ' font-size="12" fill="#424242"'
-        texts.append(f'<text x="{box.cx:.1f}" y="{first_y + i * LINE_H:.1f}" '
-                     f'text-anchor="middle"{weight}>{escape(line)}</text>')
+        texts.append(
+            f'<text x="{box.cx:.1f}" y="{first_y + i * LINE_H:.1f}" '
+            f'text-anchor="middle"{weight}>{escape(line)}</text>'
+        )
     return (
         f'<g class="node" data-id="{escape(str(node["id"]))}" data-status="{escape(status)}">'
         f"<title>{escape(' - '.join(box.lines))}</title>"
         f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.w:.1f}" height="{box.h:.1f}" '
         f'rx="{radius:.1f}" fill="{fill}" stroke="{border}" stroke-width="{border_w}"{dash}/>'
-        + "".join(texts) + "</g>"
+        + "".join(texts)
+        + "</g>"
     )
 
 
@@ -346,9 +355,10 @@ def _legend(graph: RunGraph, width: float, top: float) -> tuple[str, float, floa
             used = 0.0
         rows[-1].append((item_w, draw))
         used += item_w
-    out = [f'<g class="legend" transform="translate(0,{top:.0f})">',
-           f'<text x="{MARGIN}" y="14" font-size="12" font-weight="bold" '
-           'fill="#424242">Legend</text>']
+    out = [
+        f'<g class="legend" transform="translate(0,{top:.0f})">',
+        f'<text x="{MARGIN}" y="14" font-size="12" font-weight="bold" fill="#424242">Legend</text>',
+    ]
     widest = 0.0
     for r, row in enumerate(rows):
         x, y = float(MARGIN), float(24 + r * LEGEND_ROW_H)
@@ -365,11 +375,13 @@ def _status_key(status: str) -> Any:
     dash = ' stroke-dasharray="4,2"' if status in DASHED_STATUSES else ""
 
     def draw(x: float, y: float) -> str:
-        return (f'<g class="legend-item" data-status="{escape(status)}">'
-                f'<rect x="{x:.1f}" y="{y:.1f}" width="22" height="14" rx="4" fill="{fill}" '
-                f'stroke="{border}" stroke-width="1.5"{dash}/>'
-                f'<text x="{x + 28:.1f}" y="{y + 11:.1f}" font-size="11" fill="#424242">'
-                f"{escape(status)}</text></g>")
+        return (
+            f'<g class="legend-item" data-status="{escape(status)}">'
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="22" height="14" rx="4" fill="{fill}" '
+            f'stroke="{border}" stroke-width="1.5"{dash}/>'
+            f'<text x="{x + 28:.1f}" y="{y + 11:.1f}" font-size="11" fill="#424242">'
+            f"{escape(status)}</text></g>"
+        )
 
     return draw
 
@@ -378,11 +390,13 @@ def _edge_key(status: str) -> Any:
     colour, width, style = EDGE_STYLES[status]
 
     def draw(x: float, y: float) -> str:
-        return (f'<g class="legend-item" data-edge-status="{status}">'
-                f'<line x1="{x:.1f}" y1="{y + 7:.1f}" x2="{x + 30:.1f}" y2="{y + 7:.1f}" '
-                f'stroke="{colour}" stroke-width="{width}"{_dash(style)} '
-                f'marker-end="url(#arrow-{status})"/>'
-                f'<text x="{x + 38:.1f}" y="{y + 11:.1f}" font-size="11" fill="#424242">'
-                f"{escape(EDGE_WORDS[status])}</text></g>")
+        return (
+            f'<g class="legend-item" data-edge-status="{status}">'
+            f'<line x1="{x:.1f}" y1="{y + 7:.1f}" x2="{x + 30:.1f}" y2="{y + 7:.1f}" '
+            f'stroke="{colour}" stroke-width="{width}"{_dash(style)} '
+            f'marker-end="url(#arrow-{status})"/>'
+            f'<text x="{x + 38:.1f}" y="{y + 11:.1f}" font-size="11" fill="#424242">'
+            f"{escape(EDGE_WORDS[status])}</text></g>"
+        )
 
     return draw

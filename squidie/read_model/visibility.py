@@ -49,10 +49,19 @@ class Scope(StrEnum):
 
 # Keys whose values are always scrubbed of secrets, whatever the scope.
 SCRUBBED_KEYS = frozenset({"error", "terminal_error", "metadata", "comment", "details"})
-_MANUAL_SAFE = ("step", "kind", "status", "requested_at", "paused_at", "since", "deadline_at",
-                "deadline", "decision", "resolved_at")
-_LINK_SAFE = ("run_id", "workflow", "status", "child_key", "parent_run_id", "step",
-              "runnable_key")
+_MANUAL_SAFE = (
+    "step",
+    "kind",
+    "status",
+    "requested_at",
+    "paused_at",
+    "since",
+    "deadline_at",
+    "deadline",
+    "decision",
+    "resolved_at",
+)
+_LINK_SAFE = ("run_id", "workflow", "status", "child_key", "parent_run_id", "step", "runnable_key")
 _DEADLINE_SAFE = ("step", "state", "due_at", "due_soon_at", "escalate_at", "escalation")
 
 
@@ -84,8 +93,10 @@ def redact(view: V, actor: Any, policy: Any) -> V:
         items = [redact(v, actor, policy) for v in view]
         return cast(V, type(view)(items))
     if not isinstance(view, RunSnapshot | RunGraph | Explanation | RunSummary):
-        raise InvalidOption(f"cannot redact a {type(view).__name__}: expected a RunSnapshot, "
-                            "RunGraph, Explanation, RunSummary or a list of them")
+        raise InvalidOption(
+            f"cannot redact a {type(view).__name__}: expected a RunSnapshot, "
+            "RunGraph, Explanation, RunSummary or a list of them"
+        )
     scope = resolve_scope(actor, view, policy)
     if isinstance(view, RunSummary):
         return view  # ids, statuses and timings only
@@ -140,8 +151,9 @@ def operator_summary(view: Explanation) -> str:
 
 def _identifier(value: Any) -> Any:
     text = str(value)
-    return text if text.replace("_", "").replace(".", "").isalnum() and len(text) <= 200 \
-        else REDACTED
+    return (
+        text if text.replace("_", "").replace(".", "").isalnum() and len(text) <= 200 else REDACTED
+    )
 
 
 def _pick(d: Any, keys: Iterable[str]) -> dict[str, Any]:
@@ -182,8 +194,9 @@ def _dynamic(items: Any) -> list[dict[str, Any]]:
     for item in items or ():
         if not isinstance(item, dict):
             continue
-        shape = _pick(item, ("dynamic_key", "status", "origin_node_id", "added_node_ids",
-                             "added_edge_ids"))
+        shape = _pick(
+            item, ("dynamic_key", "status", "origin_node_id", "added_node_ids", "added_edge_ids")
+        )
         if isinstance(item.get("nodes"), list):
             shape["nodes"] = _pick_all(item["nodes"], ("id",))
         if isinstance(item.get("edges"), list):
@@ -195,21 +208,46 @@ def _dynamic(items: Any) -> list[dict[str, Any]]:
 # -- views ---------------------------------------------------------------------
 
 
-_SNAPSHOT_SCALARS = frozenset({"run_id", "workflow", "trigger", "queue", "status", "reason",
-                               "started_at", "updated_at", "terminal_at", "definition_version",
-                               "revision", "replayed_from_run_id", "forked_from_run_id",
-                               "forked_from_step"})
-_COMPENSATION_SAFE = ("step", "key", "compensate", "status", "attempts", "started_at",
-                      "finished_at")
+_SNAPSHOT_SCALARS = frozenset(
+    {
+        "run_id",
+        "workflow",
+        "trigger",
+        "queue",
+        "status",
+        "reason",
+        "started_at",
+        "updated_at",
+        "terminal_at",
+        "definition_version",
+        "revision",
+        "replayed_from_run_id",
+        "forked_from_run_id",
+        "forked_from_step",
+    }
+)
+_COMPENSATION_SAFE = (
+    "step",
+    "key",
+    "compensate",
+    "status",
+    "attempts",
+    "started_at",
+    "finished_at",
+)
 
 
 def _snapshot(view: RunSnapshot, scope: Scope) -> RunSnapshot:
     if scope is Scope.AUDITOR:
         return dataclasses.replace(
-            view, terminal_error=redact_value(view.terminal_error),
-            manual_state=scrub(view.manual_state), steps=scrub(view.steps),
-            step_runs=scrub(view.step_runs), attempts=scrub(view.attempts),
-            audit_events=scrub(view.audit_events), command_history=scrub(view.command_history),
+            view,
+            terminal_error=redact_value(view.terminal_error),
+            manual_state=scrub(view.manual_state),
+            steps=scrub(view.steps),
+            step_runs=scrub(view.step_runs),
+            attempts=scrub(view.attempts),
+            audit_events=scrub(view.audit_events),
+            command_history=scrub(view.command_history),
             dynamic_work=scrub(view.dynamic_work),
             **{f: scrub(getattr(view, f)) for f in _other_fields(view, set())},
         )
@@ -219,30 +257,59 @@ def _snapshot(view: RunSnapshot, scope: Scope) -> RunSnapshot:
         return None if items is None else _pick_all(items, keys, error=error)
 
     changes: dict[str, Any] = dict(
-        input={}, context={},
+        input={},
+        context={},
         terminal_error=safe_error(view.terminal_error) if operator else None,
         manual_state=_manual(view.manual_state, scope),
         deadline=_deadline(view.deadline, scope),
         parent_run=_pick(view.parent_run, _LINK_SAFE) if view.parent_run else None,
         child_runs=_pick_all(view.child_runs, _LINK_SAFE),
         dynamic_work=_dynamic(view.dynamic_work),
-        steps=opt(view.steps, ("name", "status", "attempts", "actor", "compensation")
-                  if operator else ("name", "status", "compensation"), error=operator),
-        step_runs=opt(view.step_runs, ("runnable_key", "step", "status", "attempts", "visible_at",
-                                       "deadline_at") if operator
-                      else ("runnable_key", "step", "status"), error=operator),
-        attempts=opt(view.attempts, ("runnable_key", "step", "attempt_number", "status",
-                                     "visible_at", "claimed_at", "finished_at", "claims"),
-                     error=True) if operator else None,
+        steps=opt(
+            view.steps,
+            ("name", "status", "attempts", "actor", "compensation")
+            if operator
+            else ("name", "status", "compensation"),
+            error=operator,
+        ),
+        step_runs=opt(
+            view.step_runs,
+            ("runnable_key", "step", "status", "attempts", "visible_at", "deadline_at")
+            if operator
+            else ("runnable_key", "step", "status"),
+            error=operator,
+        ),
+        attempts=opt(
+            view.attempts,
+            (
+                "runnable_key",
+                "step",
+                "attempt_number",
+                "status",
+                "visible_at",
+                "claimed_at",
+                "finished_at",
+                "claims",
+            ),
+            error=True,
+        )
+        if operator
+        else None,
         audit_events=opt(view.audit_events, ("type", "step", "actor", "occurred_at"))
-        if operator else None,
-        command_history=opt(view.command_history, ("signal_type", "idempotency_key", "actor",
-                                                   "occurred_at")) if operator else None,
+        if operator
+        else None,
+        command_history=opt(
+            view.command_history, ("signal_type", "idempotency_key", "actor", "occurred_at")
+        )
+        if operator
+        else None,
     )
     if hasattr(view, "compensations"):
         changes["compensations"] = _pick_all(
-            view.compensations, _COMPENSATION_SAFE if operator else ("step", "status"),
-            error=operator)
+            view.compensations,
+            _COMPENSATION_SAFE if operator else ("step", "status"),
+            error=operator,
+        )
     # Fields added to snapshots later are hidden until listed above (allow-list).
     for name in _other_fields(view, set(changes)):
         value = getattr(view, name)
@@ -251,24 +318,52 @@ def _snapshot(view: RunSnapshot, scope: Scope) -> RunSnapshot:
 
 
 def _other_fields(view: Any, handled: set[str]) -> list[str]:
-    known = _SNAPSHOT_SCALARS | handled | {"terminal_error", "manual_state", "steps",
-                                           "step_runs", "attempts", "audit_events",
-                                           "command_history", "dynamic_work", "input",
-                                           "context", "deadline", "parent_run", "child_runs"}
+    known = (
+        _SNAPSHOT_SCALARS
+        | handled
+        | {
+            "terminal_error",
+            "manual_state",
+            "steps",
+            "step_runs",
+            "attempts",
+            "audit_events",
+            "command_history",
+            "dynamic_work",
+            "input",
+            "context",
+            "deadline",
+            "parent_run",
+            "child_runs",
+        }
+    )
     return [f.name for f in dataclasses.fields(view) if f.name not in known]
 
 
 _NODE_EXTERNAL = ("id", "kind", "status", "current", "recovery", "compensation")
 # Who decided a step (approver, rejecter, canceller): operators see audit actors too.
 _NODE_OPERATOR = (*_NODE_EXTERNAL, "deadline", "actor")
-_EDGE_EXTERNAL = ("id", "from", "to", "type", "outcome", "condition_number", "recovery",
-                  "status", "selected", "skipped", "pending", "blocked")
+_EDGE_EXTERNAL = (
+    "id",
+    "from",
+    "to",
+    "type",
+    "outcome",
+    "condition_number",
+    "recovery",
+    "status",
+    "selected",
+    "skipped",
+    "pending",
+    "blocked",
+)
 
 
 def _graph(view: RunGraph, scope: Scope) -> RunGraph:
     if scope is Scope.AUDITOR:
-        return dataclasses.replace(view, nodes=scrub(view.nodes),
-                                   dynamic_work_overlays=scrub(view.dynamic_work_overlays))
+        return dataclasses.replace(
+            view, nodes=scrub(view.nodes), dynamic_work_overlays=scrub(view.dynamic_work_overlays)
+        )
     operator = scope is Scope.OPERATOR
     nodes = []
     for node in view.nodes:
@@ -277,33 +372,55 @@ def _graph(view: RunGraph, scope: Scope) -> RunGraph:
             if "error" in node:
                 out["error"] = safe_error(node["error"])
             if "attempts" in node:
-                out["attempts"] = _pick_all(node["attempts"], (
-                    "number", "status", "visible_at", "claimed_at", "finished_at"), error=True)
+                out["attempts"] = _pick_all(
+                    node["attempts"],
+                    ("number", "status", "visible_at", "claimed_at", "finished_at"),
+                    error=True,
+                )
             if "manual_state" in node:
                 out["manual_state"] = _manual(node["manual_state"], scope)
         nodes.append(out)
-    edges = [dict(e) if operator else {**_pick(e, _EDGE_EXTERNAL), "condition": None}
-             for e in view.edges]
+    edges = [
+        dict(e) if operator else {**_pick(e, _EDGE_EXTERNAL), "condition": None} for e in view.edges
+    ]
     return dataclasses.replace(
-        view, nodes=nodes, edges=edges, child_links=_pick_all(view.child_links, _LINK_SAFE),
+        view,
+        nodes=nodes,
+        edges=edges,
+        child_links=_pick_all(view.child_links, _LINK_SAFE),
         lineage_links=_pick_all(view.lineage_links, ("type", "run_id", "step")),
         dynamic_work_overlays=_dynamic(view.dynamic_work_overlays),
     )
 
 
-_DETAIL_OPERATOR = ("runnable_key", "attempt_number", "dispatch_status", "visible_at",
-                    "claimed_at", "lease_expires_at", "claims", "terminal_at", "actions")
+_DETAIL_OPERATOR = (
+    "runnable_key",
+    "attempt_number",
+    "dispatch_status",
+    "visible_at",
+    "claimed_at",
+    "lease_expires_at",
+    "claims",
+    "terminal_at",
+    "actions",
+)
 _COMMAND_OPERATOR = ("signal_type", "idempotency_key", "actor", "occurred_at", "duplicate")
 
 
 def _explanation(view: Explanation, scope: Scope) -> Explanation:
     if scope is Scope.AUDITOR:
-        return dataclasses.replace(view, summary=redact_text(view.summary),
-                                   details=scrub(view.details), evidence=scrub(view.evidence))
+        return dataclasses.replace(
+            view,
+            summary=redact_text(view.summary),
+            details=scrub(view.details),
+            evidence=scrub(view.evidence),
+        )
     if scope is Scope.EXTERNAL:
         return dataclasses.replace(
-            view, summary=f"Run {view.status.value}: {view.reason.value}.",
-            details=_pick(view.details, ("actions",)), evidence={},
+            view,
+            summary=f"Run {view.status.value}: {view.reason.value}.",
+            details=_pick(view.details, ("actions",)),
+            evidence={},
         )
     details = _pick(view.details, _DETAIL_OPERATOR)
     if "terminal_error" in view.details:
@@ -313,9 +430,20 @@ def _explanation(view: Explanation, scope: Scope) -> Explanation:
     if "deadline" in view.details:
         details["deadline"] = _deadline(view.details["deadline"], scope)
     ev = view.evidence
-    evidence = _pick(ev, ("command_counts", "attempt_counts", "next_visible_at",
-                          "recovery_policies", "replay_safe", "thread_revisions", "anomalies"))
+    evidence = _pick(
+        ev,
+        (
+            "command_counts",
+            "attempt_counts",
+            "next_visible_at",
+            "recovery_policies",
+            "replay_safe",
+            "thread_revisions",
+            "anomalies",
+        ),
+    )
     evidence["command_history"] = _pick_all(ev.get("command_history"), _COMMAND_OPERATOR)
     evidence["duplicate_commands"] = _pick_all(ev.get("duplicate_commands"), _COMMAND_OPERATOR)
-    return dataclasses.replace(view, summary=operator_summary(view), details=details,
-                               evidence=evidence)
+    return dataclasses.replace(
+        view, summary=operator_summary(view), details=details, evidence=evidence
+    )

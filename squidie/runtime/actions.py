@@ -63,8 +63,11 @@ def resolve_input(step: StepSpec, view: dict[str, Any]) -> dict[str, Any]:
 def run_action(step: StepSpec, action: Any, input: dict[str, Any], ctx: StepContext) -> Any:
     """Call the step (built-in, ``Step`` subclass or callable), awaiting coroutines."""
     if step.kind is StepKind.LOG:
-        log.log(logging.getLevelName((step.level or "info").upper()), step.message,
-                extra={"run_id": ctx.run_id, "step": ctx.step})
+        log.log(
+            logging.getLevelName((step.level or "info").upper()),
+            step.message,
+            extra={"run_id": ctx.run_id, "step": ctx.step},
+        )
         return {}
     if step.kind is StepKind.WAIT:
         return {}
@@ -147,8 +150,9 @@ def ok_outcome(result: Any) -> StepOutcome:
     try:
         normalised = portable_json(result)
     except Exception as exc:  # a hostile dict subclass may raise anything
-        problem = str(exc) if isinstance(exc, NotPortable) else \
-            f"{_type_name(exc)} while reading it"
+        problem = (
+            str(exc) if isinstance(exc, NotPortable) else f"{_type_name(exc)} while reading it"
+        )
         return invalid_output(f"step output cannot be stored: {problem}")
     if not isinstance(normalised, dict):
         return invalid_output(f"step returned {_type_name(result)}, expected a dict or None")
@@ -157,13 +161,13 @@ def ok_outcome(result: Any) -> StepOutcome:
 
 def invalid_output(message: str) -> StepOutcome:
     """A returned value that cannot be stored: failed without retries."""
-    return failed_outcome(_error("InvalidOutput", "invalid_output", message,
-                                 public="step output cannot be stored"), retryable=False)
+    return failed_outcome(
+        _error("InvalidOutput", "invalid_output", message, public="step output cannot be stored"),
+        retryable=False,
+    )
 
 
-def failed_outcome(
-    error: ErrorInfo, *, retryable: bool, delay: float | None = None
-) -> StepOutcome:
+def failed_outcome(error: ErrorInfo, *, retryable: bool, delay: float | None = None) -> StepOutcome:
     """Outcome of a failed attempt."""
     return StepOutcome.failure(error, retryable=retryable, delay=delay)
 
@@ -181,31 +185,49 @@ def exception_outcome(exc: BaseException) -> StepOutcome:
     except BaseException as hostile:  # a hostile __str__ or attribute: still recorded
         if escapes(hostile):
             raise
-        return failed_outcome(_error(_type_name(exc), "exception", "<unprintable exception>"),
-                              retryable=True)
+        return failed_outcome(
+            _error(_type_name(exc), "exception", "<unprintable exception>"), retryable=True
+        )
 
 
 def _exception_outcome(exc: BaseException) -> StepOutcome:
     if isinstance(exc, Retry | Fail):
         kind = "Retry" if isinstance(exc, Retry) else "Fail"
-        reason = _text(getattr(exc, "reason", None),
-                       "retry requested" if kind == "Retry" else "failed")
+        reason = _text(
+            getattr(exc, "reason", None), "retry requested" if kind == "Retry" else "failed"
+        )
         public = getattr(exc, "public_message", None)
         if isinstance(exc, Retry):
             delay, problem = _retry_delay(getattr(exc, "delay", None))
             if problem is not None:
-                return failed_outcome(_error(
-                    "InvalidOutcome", "invalid_outcome", f"{problem}; retry reason: {reason}",
-                    public="invalid Retry delay"), retryable=False)
-            return failed_outcome(_error("Retry", "retry", reason, public=public),
-                                  retryable=True, delay=delay)
+                return failed_outcome(
+                    _error(
+                        "InvalidOutcome",
+                        "invalid_outcome",
+                        f"{problem}; retry reason: {reason}",
+                        public="invalid Retry delay",
+                    ),
+                    retryable=False,
+                )
+            return failed_outcome(
+                _error("Retry", "retry", reason, public=public), retryable=True, delay=delay
+            )
         details = redact_value(sanitised_json(getattr(exc, "details", None) or {}))
-        return failed_outcome(_error("Fail", "fail", reason, public=public, details=details),
-                              retryable=False)
+        return failed_outcome(
+            _error("Fail", "fail", reason, public=public, details=details), retryable=False
+        )
     if isinstance(exc, MissingInput):
         message = str(exc)  # names declared input paths only: safe for operators
-        return failed_outcome(_error("MissingInput", "missing_input", message, public=message,
-                                     details={"paths": exc.paths}), retryable=False)
+        return failed_outcome(
+            _error(
+                "MissingInput",
+                "missing_input",
+                message,
+                public=message,
+                details={"paths": exc.paths},
+            ),
+            retryable=False,
+        )
     return failed_outcome(_error(_type_name(exc), "exception", _text(exc, "")), retryable=True)
 
 
@@ -220,17 +242,25 @@ def _retry_delay(delay: Any) -> tuple[float | None, str | None]:
     except (OverflowError, ValueError):
         seconds = math.inf
     if not math.isfinite(seconds) or not 0 <= seconds <= MAX_RETRY_DELAY:
-        return None, (f"Retry delay must be between 0 and {MAX_RETRY_DELAY:.0f} seconds, "
-                      f"got {brief(delay, 40)}")
+        return None, (
+            f"Retry delay must be between 0 and {MAX_RETRY_DELAY:.0f} seconds, "
+            f"got {brief(delay, 40)}"
+        )
     return seconds, None
 
 
-def _error(kind: str, code: str, message: str, *, public: Any = None,
-           details: dict[str, Any] | None = None) -> ErrorInfo:
+def _error(
+    kind: str, code: str, message: str, *, public: Any = None, details: dict[str, Any] | None = None
+) -> ErrorInfo:
     """An attempt's error; ``public_message`` only when a usable one was given."""
     usable = isinstance(public, str) and public.strip()
-    return ErrorInfo(type=kind, code=code, message=message, details=details,
-                     public_message=redact_text(public[:MAX_PUBLIC]) if usable else None)
+    return ErrorInfo(
+        type=kind,
+        code=code,
+        message=message,
+        details=details,
+        public_message=redact_text(public[:MAX_PUBLIC]) if usable else None,
+    )
 
 
 def _text(value: Any, default: str) -> str:

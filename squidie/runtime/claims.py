@@ -41,9 +41,14 @@ class Claim:
 
     def fence(self, *, statuses: tuple[str, ...], set_status: str, unexpired: bool) -> Fence:
         """The fence a write under this claim must pass."""
-        return Fence(attempt_id=self.attempt.attempt_id, claim_id=self.claim_id,
-                     token_hash=self.token_hash, statuses=statuses, unexpired=unexpired,
-                     set_status=set_status)
+        return Fence(
+            attempt_id=self.attempt.attempt_id,
+            claim_id=self.claim_id,
+            token_hash=self.token_hash,
+            statuses=statuses,
+            unexpired=unexpired,
+            set_status=set_status,
+        )
 
 
 def new_credentials() -> tuple[str, str]:
@@ -105,8 +110,12 @@ class Handoffs:
         handoff = self.take(owner_id, queue)
         if handoff is not None:
             a = handoff.claim
-            store.release(attempt_id=a.attempt.attempt_id, claim_id=a.claim_id,
-                          token_hash=a.token_hash, visible_at=now)
+            store.release(
+                attempt_id=a.attempt.attempt_id,
+                claim_id=a.claim_id,
+                token_hash=a.token_hash,
+                visible_at=now,
+            )
 
 
 def grant_successor(plan: Plan, *, owner_id: str, now: datetime) -> Claim | None:
@@ -128,14 +137,27 @@ def grant_successor(plan: Plan, *, owner_id: str, now: datetime) -> Claim | None
         row_id = attempt_id(state.run_id, key, number)
         claim_id, token_hash = new_credentials()
         lease_until = later(now, HANDOFF_LEASE)
-        plan.grants[row_id] = Grant(owner_id=owner_id, claim_id=claim_id,
-                                    token_hash=token_hash, lease_until=lease_until)
+        plan.grants[row_id] = Grant(
+            owner_id=owner_id, claim_id=claim_id, token_hash=token_hash, lease_until=lease_until
+        )
         row = AttemptRecord(
-            attempt_id=row_id, run_id=state.run_id, queue=state.queue, runnable_key=key,
-            step=fact.step, attempt_number=number, status="claimed",
-            due_at=lease_until, visible_at=parse_iso(fact.visible_at),
-            claim_id=claim_id, token_hash=token_hash, owner_id=owner_id, claimed_at=now,
-            lease_expires_at=lease_until, finished_at=None, claims=1)
+            attempt_id=row_id,
+            run_id=state.run_id,
+            queue=state.queue,
+            runnable_key=key,
+            step=fact.step,
+            attempt_number=number,
+            status="claimed",
+            due_at=lease_until,
+            visible_at=parse_iso(fact.visible_at),
+            claim_id=claim_id,
+            token_hash=token_hash,
+            owner_id=owner_id,
+            claimed_at=now,
+            lease_expires_at=lease_until,
+            finished_at=None,
+            claims=1,
+        )
         return Claim(attempt=row, claim_id=claim_id, token_hash=token_hash)
     return None
 

@@ -75,9 +75,7 @@ class DatabaseClock:
             anchor = self._refresh(anchor)
         return anchor[0] + timedelta(seconds=self._monotonic() - anchor[1])
 
-    def _refresh(
-        self, seen: tuple[datetime, float, float] | None
-    ) -> tuple[datetime, float, float]:
+    def _refresh(self, seen: tuple[datetime, float, float] | None) -> tuple[datetime, float, float]:
         with self._lock:
             if self._anchor is not seen and self._anchor is not None:
                 return self._anchor  # another thread re-read it meanwhile
@@ -87,8 +85,10 @@ class DatabaseClock:
             except SquidieError:
                 if seen is None:
                     raise  # never read: there is no database time to carry forward
-                log.warning("could not re-read the database's time; carrying the last "
-                            "reading forward", exc_info=True)
+                log.warning(
+                    "could not re-read the database's time; carrying the last reading forward",
+                    exc_info=True,
+                )
                 self._anchor = (seen[0], seen[1], before + self._retry_after)
                 return self._anchor
             self._anchor = (database_time, middle, self._monotonic() + self._refresh_every)

@@ -68,27 +68,42 @@ class Command:
     @property
     def digest(self) -> str:
         """SHA-256 of the command's identity: type, target and arguments."""
-        raw = json.dumps({"type": self.signal_type, "run_id": self.run_id, **self.body},
-                         sort_keys=True, separators=(",", ":"), default=str)
+        raw = json.dumps(
+            {"type": self.signal_type, "run_id": self.run_id, **self.body},
+            sort_keys=True,
+            separators=(",", ":"),
+            default=str,
+        )
         return hashlib.sha256(raw.encode()).hexdigest()
 
     def history(self) -> dict[str, Any]:
         """The ``command_history`` entry of this command."""
-        return {"signal_type": self.signal_type, "idempotency_key": self.idempotency_key,
-                "actor": self.actor, "comment": self.comment, "metadata": self.metadata,
-                "occurred_at": iso(self.occurred_at)}
+        return {
+            "signal_type": self.signal_type,
+            "idempotency_key": self.idempotency_key,
+            "actor": self.actor,
+            "comment": self.comment,
+            "metadata": self.metadata,
+            "occurred_at": iso(self.occurred_at),
+        }
 
-    def receipt(self, result_run_id: str, now: datetime, target: str | None = None) -> \
-            CommandReceipt | None:
+    def receipt(
+        self, result_run_id: str, now: datetime, target: str | None = None
+    ) -> CommandReceipt | None:
         """The receipt to store with the effect (None without an idempotency key)."""
         if self.idempotency_key is None:
             return None
         kind = self.scope[0] if self.scope else "run"
         return CommandReceipt(
-            idempotency_key=str(self.stored_key), signal_type=self.signal_type,
+            idempotency_key=str(self.stored_key),
+            signal_type=self.signal_type,
             run_id=target or self.run_id or result_run_id,
-            result={"run_id": result_run_id, "digest": self.digest, "scope": kind,
-                    "idempotency_key": self.idempotency_key},
+            result={
+                "run_id": result_run_id,
+                "digest": self.digest,
+                "scope": kind,
+                "idempotency_key": self.idempotency_key,
+            },
             recorded_at=now,
         )
 
@@ -138,20 +153,27 @@ def check_attrs(attrs: Any, error: ErrorType = InvalidOption) -> dict[str, Any]:
     if attrs is None:
         return {"actor": None, "comment": None, "metadata": {}}
     if not isinstance(attrs, Mapping):
-        raise problem(error, "attrs must be a dict with actor, comment, metadata; got "
-                             f"{brief(attrs)}")
+        raise problem(
+            error, f"attrs must be a dict with actor, comment, metadata; got {brief(attrs)}"
+        )
     unknown = sorted(str(k) for k in attrs if k not in ATTR_KEYS)
     if unknown:
         raise problem(error, f"unknown attrs {unknown}: allowed are {list(ATTR_KEYS)}")
     for name in ("actor", "comment"):
-        if attrs.get(name) is not None and (not isinstance(attrs[name], str)
-                                            or "\x00" in attrs[name]):
-            raise problem(error, f"attrs[{name!r}] must be a string without NUL characters, "
-                                 f"got {brief(attrs[name])}")
+        if attrs.get(name) is not None and (
+            not isinstance(attrs[name], str) or "\x00" in attrs[name]
+        ):
+            raise problem(
+                error,
+                f"attrs[{name!r}] must be a string without NUL characters, "
+                f"got {brief(attrs[name])}",
+            )
     comment = attrs.get("comment")
-    return {"actor": attrs.get("actor"),
-            "comment": redact_text(comment) if comment is not None else None,
-            "metadata": scrub(check_json(attrs.get("metadata"), "attrs['metadata']", error))}
+    return {
+        "actor": attrs.get("actor"),
+        "comment": redact_text(comment) if comment is not None else None,
+        "metadata": scrub(check_json(attrs.get("metadata"), "attrs['metadata']", error)),
+    }
 
 
 def scrub(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -162,9 +184,16 @@ def scrub(metadata: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_command(
-    signal_type: str, run_id: str | None, *, now: datetime, body: dict[str, Any] | None = None,
-    attrs: Any = None, idempotency_key: Any = None, metadata: Any = None,
-    occurred_at: datetime | None = None, error: ErrorType = InvalidOption,
+    signal_type: str,
+    run_id: str | None,
+    *,
+    now: datetime,
+    body: dict[str, Any] | None = None,
+    attrs: Any = None,
+    idempotency_key: Any = None,
+    metadata: Any = None,
+    occurred_at: datetime | None = None,
+    error: ErrorType = InvalidOption,
     scope: tuple[str, str] | None = None,
 ) -> Command:
     """Check every argument of a control before anything is read or written.
@@ -176,29 +205,36 @@ def make_command(
         raise problem(error, reason)
     checked = check_attrs(attrs, error)
     return Command(
-        signal_type=signal_type, run_id=run_id,
+        signal_type=signal_type,
+        run_id=run_id,
         body={**(body or {}), "attrs": checked},
-        idempotency_key=check_key(idempotency_key, error), actor=checked["actor"],
-        comment=checked["comment"], attrs_metadata=checked["metadata"],
+        idempotency_key=check_key(idempotency_key, error),
+        actor=checked["actor"],
+        comment=checked["comment"],
+        attrs_metadata=checked["metadata"],
         metadata=scrub(check_json(metadata, "metadata", error)),
-        occurred_at=occurred_at or now, scope=scope,
+        occurred_at=occurred_at or now,
+        scope=scope,
     )
 
 
-def prior_result(store: JournalStore, command: Command, error: ErrorType = InvalidOption) -> \
-        str | None:
+def prior_result(
+    store: JournalStore, command: Command, error: ErrorType = InvalidOption
+) -> str | None:
     """The run id a previous delivery of this command produced, if there was one."""
     if command.stored_key is None:
         return None
     receipt = store.get_command(command.stored_key) or _legacy_receipt(store, command)
     if receipt is None:
         return None
-    if receipt.signal_type != command.signal_type or receipt.result.get("digest") != \
-            command.digest:
+    if receipt.signal_type != command.signal_type or receipt.result.get("digest") != command.digest:
         # Only ever a command of the same scope: no other run is named.
-        raise problem(error, f"idempotency key {_short(command.idempotency_key)} was already "
-                             f"used for a different command ({receipt.signal_type}) in this "
-                             f"{(command.scope or ('run',))[0]}")
+        raise problem(
+            error,
+            f"idempotency key {_short(command.idempotency_key)} was already "
+            f"used for a different command ({receipt.signal_type}) in this "
+            f"{(command.scope or ('run',))[0]}",
+        )
     result = receipt.result.get("run_id") or receipt.run_id
     return str(result)
 
@@ -228,8 +264,14 @@ class Delivered(Exception):
     """An earlier delivery of the command being applied has committed."""
 
 
-def apply_control(store: JournalStore, command: Command, decide: Callable[[Plan], None],
-                  now: datetime, *, error: ErrorType = InvalidOption) -> RunState:
+def apply_control(
+    store: JournalStore,
+    command: Command,
+    decide: Callable[[Plan], None],
+    now: datetime,
+    *,
+    error: ErrorType = InvalidOption,
+) -> RunState:
     """Apply a control to its run once: decide against fresh state, record the command
     and its receipt with the effect, retrying when another writer wins a race."""
     assert command.run_id is not None

@@ -42,16 +42,28 @@ def plan_cancel(plan: Plan, command: Command) -> None:
     if state.terminal:
         raise InvalidTransition(
             f"cannot cancel run {state.run_id}: it is already {state.status}",
-            run_id=state.run_id, status=state.status)
+            run_id=state.run_id,
+            status=state.status,
+        )
     step = state.manual["step"] if state.manual else None
-    plan.add(Audit(event=audit_event("cancelled", step, plan.at, actor=command.actor,
-                                     comment=command.comment,
-                                     metadata=command.attrs_metadata)))
+    plan.add(
+        Audit(
+            event=audit_event(
+                "cancelled",
+                step,
+                plan.at,
+                actor=command.actor,
+                comment=command.comment,
+                metadata=command.attrs_metadata,
+            )
+        )
+    )
     plan.add(RunCancelled(reason="cancelled"))
 
 
-def replay_definition(store: JournalStore, source: RunState,
-                      allow_irreversible: bool) -> CompiledWorkflow:
+def replay_definition(
+    store: JournalStore, source: RunState, allow_irreversible: bool
+) -> CompiledWorkflow:
     """The definition a replay of ``source`` would run, once replay is known to be safe.
 
     UnsafeReplay: the run was started from a spec, or it executed an irreversible
@@ -63,29 +75,36 @@ def replay_definition(store: JournalStore, source: RunState,
     if source.spec is not None:
         raise UnsafeReplay(
             f"run {source.run_id} was started from a runtime-authored spec; replay of spec "
-            "runs is not supported", run_id=source.run_id)
+            "runs is not supported",
+            run_id=source.run_id,
+        )
     try:
         compiled = run_definition(source.workflow, source.definition_version)
     except SquidieError as exc:
         raise IncompatibleDefinition(
             f"cannot replay run {source.run_id}: workflow {source.workflow!r} cannot be "
-            f"loaded ({exc.message})", run_id=source.run_id) from exc
+            f"loaded ({exc.message})",
+            run_id=source.run_id,
+        ) from exc
     if compiled.fingerprint != source.fingerprint:
         raise IncompatibleDefinition(
             f"cannot replay run {source.run_id}: workflow {source.workflow!r} changed since "
             f"the run started (fingerprint {str(source.fingerprint)[:12]} -> "
             f"{compiled.fingerprint[:12]}); start a new run instead",
-            run_id=source.run_id)
+            run_id=source.run_id,
+        )
     unsafe = executed_unsafe_steps(source, store.list_attempts(source.run_id))
     if not source.terminal and not unsafe:
         # A live run may still reach its irreversible steps: the replay would run
         # them a second time.
-        unsafe = [s.name for s in compiled.spec.steps
-                  if s.irreversible or s.compensatable is False]
+        unsafe = [s.name for s in compiled.spec.steps if s.irreversible or s.compensatable is False]
     if unsafe and not allow_irreversible:
         raise UnsafeReplay(
             f"run {source.run_id} executed irreversible step(s) {unsafe}; pass "
-            "allow_irreversible=True to replay it anyway", run_id=source.run_id, steps=unsafe)
+            "allow_irreversible=True to replay it anyway",
+            run_id=source.run_id,
+            steps=unsafe,
+        )
     return compiled
 
 
@@ -95,8 +114,7 @@ def executed_unsafe_steps(state: RunState, rows: list[AttemptRecord]) -> list[st
     out = []
     for r in state.runnables.values():
         unsafe = r.irreversible or r.compensatable is False
-        ran = r.status in _EXECUTED or r.key in claimed or any(
-            a.finished_at for a in r.attempts)
+        ran = r.status in _EXECUTED or r.key in claimed or any(a.finished_at for a in r.attempts)
         if unsafe and ran and r.step not in out:
             out.append(r.step)
     return out
@@ -120,8 +138,9 @@ def child_run_id(store: JournalStore, parent: RunState, child_key: str) -> str:
     return derived_id("child", json.dumps([parent.run_id, child_key]))
 
 
-def step_fence(store: JournalStore, parent: RunState, *, runnable_key: str, claim_id: str,
-               now: datetime) -> Fence:
+def step_fence(
+    store: JournalStore, parent: RunState, *, runnable_key: str, claim_id: str, now: datetime
+) -> Fence:
     """The fence of the step that calls ``start_child_run``: its run must be live and
     its attempt still claimed by ``claim_id`` under an unexpired lease.
 
@@ -132,19 +151,47 @@ def step_fence(store: JournalStore, parent: RunState, *, runnable_key: str, clai
     if parent.terminal:
         raise InvalidTransition(
             f"run {parent.run_id} is {parent.status}: its steps cannot start child runs",
-            run_id=parent.run_id, status=parent.status)
-    row = next((r for r in store.list_attempts(parent.run_id, live_only=True)
-                if r.claim_id == claim_id and r.runnable_key == runnable_key), None)
-    if (row is None or row.status != "claimed" or row.token_hash is None
-            or row.lease_expires_at is None or row.lease_expires_at <= now):
-        raise LeaseLost(f"step {runnable_key!r} of run {parent.run_id} no longer holds its "
-                        "claim; no child run was started", run_id=parent.run_id)
-    return Fence(attempt_id=row.attempt_id, claim_id=claim_id, token_hash=row.token_hash,
-                 statuses=("claimed",), set_status="claimed", unexpired=True)
+            run_id=parent.run_id,
+            status=parent.status,
+        )
+    row = next(
+        (
+            r
+            for r in store.list_attempts(parent.run_id, live_only=True)
+            if r.claim_id == claim_id and r.runnable_key == runnable_key
+        ),
+        None,
+    )
+    if (
+        row is None
+        or row.status != "claimed"
+        or row.token_hash is None
+        or row.lease_expires_at is None
+        or row.lease_expires_at <= now
+    ):
+        raise LeaseLost(
+            f"step {runnable_key!r} of run {parent.run_id} no longer holds its "
+            "claim; no child run was started",
+            run_id=parent.run_id,
+        )
+    return Fence(
+        attempt_id=row.attempt_id,
+        claim_id=claim_id,
+        token_hash=row.token_hash,
+        statuses=("claimed",),
+        set_status="claimed",
+        unexpired=True,
+    )
 
 
-def note_child(store: JournalStore, parent_run_id: str, child: dict[str, Any], now: Any, *,
-               claim: tuple[str, str] | None = None) -> None:
+def note_child(
+    store: JournalStore,
+    parent_run_id: str,
+    child: dict[str, Any],
+    now: Any,
+    *,
+    claim: tuple[str, str] | None = None,
+) -> None:
     """Record a child run on its parent (once, whatever the retries).
 
     With ``claim`` (the calling step's runnable key and claim id) the same write
@@ -155,8 +202,7 @@ def note_child(store: JournalStore, parent_run_id: str, child: dict[str, Any], n
     def once(plan: Plan) -> Commit | None:
         fence = None
         if claim is not None:
-            fence = step_fence(store, plan.state, runnable_key=claim[0], claim_id=claim[1],
-                               now=now)
+            fence = step_fence(store, plan.state, runnable_key=claim[0], claim_id=claim[1], now=now)
         if not any(c["run_id"] == child["run_id"] for c in plan.state.children):
             plan.add(ChildStarted(child=child))
         elif fence is None:
@@ -166,16 +212,22 @@ def note_child(store: JournalStore, parent_run_id: str, child: dict[str, Any], n
     write_run(store, parent_run_id, once, now=now)
 
 
-def cancel_orphan(store: JournalStore, child_run_id: str, parent_run_id: str,
-                  now: datetime) -> None:
+def cancel_orphan(
+    store: JournalStore, child_run_id: str, parent_run_id: str, now: datetime
+) -> None:
     """Cancel a child whose parent ended while it was being created (a cancel that
     raced ``start_child_run``): audit ``cancelled`` with ``metadata.cascade_from``."""
 
     def once(plan: Plan) -> Commit | None:
         if plan.state.terminal:
             return None
-        plan.add(Audit(event=audit_event("cancelled", None, plan.at,
-                                         metadata={"cascade_from": parent_run_id})))
+        plan.add(
+            Audit(
+                event=audit_event(
+                    "cancelled", None, plan.at, metadata={"cascade_from": parent_run_id}
+                )
+            )
+        )
         plan.add(RunCancelled(reason="cancelled"))
         return COMMIT
 

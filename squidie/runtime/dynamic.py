@@ -38,8 +38,14 @@ _NODE_KEYS = {"id", "action", "input", "retry"}
 _NEVER_ISO = "2999-01-01T00:00:00+00:00"
 
 
-def check_proposal(state: RunState, spec: WorkflowSpec, proposal: Any,
-                   action_registry: Mapping[str, Any], *, schedule: bool) -> dict[str, Any]:
+def check_proposal(
+    state: RunState,
+    spec: WorkflowSpec,
+    proposal: Any,
+    action_registry: Mapping[str, Any],
+    *,
+    schedule: bool,
+) -> dict[str, Any]:
     """The normalised proposal (``dynamic_key, origin, reason, nodes, edges``), or
     InvalidDynamicWork listing every broken rule."""
     problems: list[str] = []
@@ -48,8 +54,7 @@ def check_proposal(state: RunState, spec: WorkflowSpec, proposal: Any,
     if not isinstance(action_registry, Mapping):
         raise InvalidDynamicWork(["action_registry must be a mapping of key -> action"])
     if state.terminal:
-        problems.append(f"run {state.run_id} is {state.status}: terminal runs take no "
-                        "dynamic work")
+        problems.append(f"run {state.run_id} is {state.status}: terminal runs take no dynamic work")
     key = proposal.get("dynamic_key")
     key_problem = text_problem(key, "dynamic_key")
     if key_problem:
@@ -62,8 +67,7 @@ def check_proposal(state: RunState, spec: WorkflowSpec, proposal: Any,
     edges = _edges(proposal.get("edges"), [n["id"] for n in nodes], problems)
     if problems:
         raise InvalidDynamicWork(problems, dynamic_key=key if isinstance(key, str) else None)
-    return {"dynamic_key": key, "origin": origin, "reason": reason, "nodes": nodes,
-            "edges": edges}
+    return {"dynamic_key": key, "origin": origin, "reason": reason, "nodes": nodes, "edges": edges}
 
 
 def _origin(state: RunState, raw: Any, schedule: bool, problems: list[str]) -> dict[str, Any]:
@@ -71,33 +75,51 @@ def _origin(state: RunState, raw: Any, schedule: bool, problems: list[str]) -> d
         problems.append("origin must be a mapping {runnable_key, step, attempt}")
         return {}
     key, step, attempt = raw.get("runnable_key"), raw.get("step"), raw.get("attempt")
-    if not isinstance(key, str) or not isinstance(step, str) or isinstance(attempt, bool) \
-            or not isinstance(attempt, int) or attempt < 1:
-        problems.append("origin needs runnable_key and step (strings) and attempt (>= 1), "
-                        f"got {brief(dict(raw))}")
+    if (
+        not isinstance(key, str)
+        or not isinstance(step, str)
+        or isinstance(attempt, bool)
+        or not isinstance(attempt, int)
+        or attempt < 1
+    ):
+        problems.append(
+            "origin needs runnable_key and step (strings) and attempt (>= 1), "
+            f"got {brief(dict(raw))}"
+        )
         return {}
     runnable = state.runnables.get(key)
     finished = step in state.completed_steps or step in state.failed_steps
-    exists = (runnable is not None and runnable.step == step and runnable.attempt >= attempt) \
-        or (runnable is None and finished)
+    exists = (runnable is not None and runnable.step == step and runnable.attempt >= attempt) or (
+        runnable is None and finished
+    )
     if not exists:
-        problems.append(f"origin runnable {key!r} (step {step!r}, attempt {attempt}) does not "
-                        f"exist in run {state.run_id}")
-    elif schedule and not (step in state.completed_steps
-                           and (runnable is None or runnable.status == "applied")):
-        problems.append(f"origin {key!r} has not been applied yet: dynamic work is scheduled "
-                        "only from an origin whose outcome took effect")
+        problems.append(
+            f"origin runnable {key!r} (step {step!r}, attempt {attempt}) does not "
+            f"exist in run {state.run_id}"
+        )
+    elif schedule and not (
+        step in state.completed_steps and (runnable is None or runnable.status == "applied")
+    ):
+        problems.append(
+            f"origin {key!r} has not been applied yet: dynamic work is scheduled "
+            "only from an origin whose outcome took effect"
+        )
     return {"runnable_key": key, "step": step, "attempt": attempt}
 
 
-def _nodes(state: RunState, spec: WorkflowSpec, raw: Any, registry: Mapping[str, Any],
-           problems: list[str], key: Any) -> list[dict[str, Any]]:
+def _nodes(
+    state: RunState,
+    spec: WorkflowSpec,
+    raw: Any,
+    registry: Mapping[str, Any],
+    problems: list[str],
+    key: Any,
+) -> list[dict[str, Any]]:
     if not isinstance(raw, list) or not raw:
         problems.append("nodes must be a non-empty list")
         return []
     # Ids of other dynamic work (the same key proposed again may reuse its own).
-    taken = {n["id"] for w in state.dynamic_work if w["dynamic_key"] != key
-             for n in w["nodes"]}
+    taken = {n["id"] for w in state.dynamic_work if w["dynamic_key"] != key for n in w["nodes"]}
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for index, node in enumerate(raw):
@@ -118,16 +140,18 @@ def _nodes(state: RunState, spec: WorkflowSpec, raw: Any, registry: Mapping[str,
         if spec.has_step(node_id) or node_id == "complete":
             problems.append(f"node id {node_id!r} is a declared step of the workflow")
         elif node_id in taken:
-            problems.append(f"node id {node_id!r} is already used by other dynamic work "
-                            "of this run")
+            problems.append(
+                f"node id {node_id!r} is already used by other dynamic work of this run"
+            )
         step = _compiled_node(node_id, node, registry, problems)
         if step is not None:
             out.append(_stored_node(node_id, step))
     return out
 
 
-def _compiled_node(node_id: str, node: Mapping[str, Any], registry: Mapping[str, Any],
-                   problems: list[str]) -> StepSpec | None:
+def _compiled_node(
+    node_id: str, node: Mapping[str, Any], registry: Mapping[str, Any], problems: list[str]
+) -> StepSpec | None:
     """Check a node as a one-step spec: registered action, input, retry."""
     try:
         return compile_spec(_node_spec(node_id, node), action_registry=registry).spec.steps[0]
@@ -162,8 +186,9 @@ def _edges(raw: Any, node_ids: list[str], problems: list[str]) -> list[dict[str,
             continue
         frm, to = edge.get("from"), edge.get("to")
         if frm not in node_ids or to not in node_ids:
-            problems.append(f"edges[{index}]: {brief(frm)} -> {brief(to)} must join nodes of "
-                            "this proposal")
+            problems.append(
+                f"edges[{index}]: {brief(frm)} -> {brief(to)} must join nodes of this proposal"
+            )
             continue
         if frm == to:
             problems.append(f"edges[{index}]: node {frm!r} cannot depend on itself")
@@ -199,13 +224,18 @@ def plan_dynamic(plan: Plan, proposal: Mapping[str, Any], *, schedule: bool) -> 
     """Add the proposal's fact (and, to schedule, its entry nodes' attempts). False when
     the same proposal is already there (nothing to write); InvalidDynamicWork when its
     key is taken by a different one."""
-    existing = next((w for w in plan.state.dynamic_work
-                     if w["dynamic_key"] == proposal["dynamic_key"]), None)
+    existing = next(
+        (w for w in plan.state.dynamic_work if w["dynamic_key"] == proposal["dynamic_key"]), None
+    )
     if existing is not None:
         same = all(existing[k] == proposal[k] for k in ("origin", "nodes", "edges", "reason"))
         if not same:
-            raise InvalidDynamicWork([f"dynamic_key {proposal['dynamic_key']!r} is already "
-                                      "used by a different proposal in this run"])
+            raise InvalidDynamicWork(
+                [
+                    f"dynamic_key {proposal['dynamic_key']!r} is already "
+                    "used by a different proposal in this run"
+                ]
+            )
         if existing["status"] == "scheduled" or not schedule:
             return False
     fields = {k: proposal[k] for k in ("dynamic_key", "origin", "reason", "nodes", "edges")}
@@ -226,15 +256,17 @@ def dynamic_step(state: RunState, name: str) -> StepSpec | None:
     return spec_shape(_node_spec(name, node)).steps[0]
 
 
-def dynamic_action(action_registry: Mapping[str, Any] | None, step: StepSpec,
-                   run_id: str) -> Any:
+def dynamic_action(action_registry: Mapping[str, Any] | None, step: StepSpec, run_id: str) -> Any:
     """The callable behind a dynamic node's registry key; InvalidOption (the attempt is
     handed back) when this worker's registry lacks it."""
     action = (action_registry or {}).get(step.action or "")
     if action is None:
-        raise InvalidOption(f"run {run_id} has dynamic node {step.name!r} with action "
-                            f"{step.action!r}: pass an action_registry that enables it",
-                            run_id=run_id, reason="definition_unavailable")
+        raise InvalidOption(
+            f"run {run_id} has dynamic node {step.name!r} with action "
+            f"{step.action!r}: pass an action_registry that enables it",
+            run_id=run_id,
+            reason="definition_unavailable",
+        )
     return action
 
 
@@ -272,8 +304,7 @@ def after_node(plan: Plan, node_id: str) -> None:
                 continue
             before = [e["from"] for e in work["edges"] if e["to"] == target]
             if all(b in state.completed_steps for b in before):
-                plan.add(RunnableScheduled(key=target, step=target, attempt=1,
-                                           visible_at=plan.at))
+                plan.add(RunnableScheduled(key=target, step=target, attempt=1, visible_at=plan.at))
     wake_held(plan)
 
 
@@ -291,12 +322,21 @@ def hold(store: JournalStore, claim: Claim, state: RunState, now: datetime) -> R
     """A declared step claimed while dynamic nodes are unfinished waits for them: its
     row is handed back until the last node's write wakes it."""
     a = claim.attempt
-    store.release(attempt_id=a.attempt_id, claim_id=claim.claim_id,
-                  token_hash=claim.token_hash, visible_at=datetime.fromisoformat(_NEVER_ISO))
+    store.release(
+        attempt_id=a.attempt_id,
+        claim_id=claim.claim_id,
+        token_hash=claim.token_hash,
+        visible_at=datetime.fromisoformat(_NEVER_ISO),
+    )
     # The last node may have ended while the row was claimed (its wake missed it).
     fresh = load_state(store, a.run_id)
     if not pending_nodes(fresh):
-        store.write(RunWrite(run_id=a.run_id, expected_revision=fresh.revision, now=now,
-                             wake=(a.run_id, (a.runnable_key,))))
+        store.write(
+            RunWrite(
+                run_id=a.run_id,
+                expected_revision=fresh.revision,
+                now=now,
+                wake=(a.run_id, (a.runnable_key,)),
+            )
+        )
     return fresh
-

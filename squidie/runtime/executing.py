@@ -82,17 +82,20 @@ def check_options(
         problems.append(owner_problem)
     lease = _seconds(lease_for)
     if lease is None or not 0 < lease <= MAX_LEASE:
-        problems.append(f"lease_for must be a positive number of seconds, at most {MAX_LEASE:.0f},"
-                        f" got {brief(lease_for)}")
+        problems.append(
+            f"lease_for must be a positive number of seconds, at most {MAX_LEASE:.0f},"
+            f" got {brief(lease_for)}"
+        )
     hb = None
     if heartbeat_interval is not None:
         hb = _seconds(heartbeat_interval)
         if hb is None or not MIN_HEARTBEAT <= hb <= MAX_LEASE:
-            problems.append(f"heartbeat_interval must be a number of seconds >= {MIN_HEARTBEAT}, "
-                            f"got {brief(heartbeat_interval)}")
+            problems.append(
+                f"heartbeat_interval must be a number of seconds >= {MIN_HEARTBEAT}, "
+                f"got {brief(heartbeat_interval)}"
+            )
         elif not problems and lease is not None and hb >= lease:
-            problems.append(f"heartbeat_interval ({hb}) must be shorter than lease_for "
-                            f"({lease})")
+            problems.append(f"heartbeat_interval ({hb}) must be shorter than lease_for ({lease})")
     if problems or lease is None:
         raise InvalidOption("; ".join(problems), problems=problems)
     return lease, hb
@@ -139,17 +142,23 @@ def execute_next(
         return base if now is not None else clock.now()
 
     # A saga applied under this claim renews its lease the way the step did.
-    terms = LeaseTerms(lease_for=lease_for, heartbeat_interval=heartbeat_interval,
-                       owner_id=owner_id)
+    terms = LeaseTerms(
+        lease_for=lease_for, heartbeat_interval=heartbeat_interval, owner_id=owner_id
+    )
     if HUB.instruments:
         HUB.watch_queue(store, queue, clock.now)
     handoff = handoffs.take(owner_id, queue, base) if handoffs is not None else None
     claimed = None
     if handoff is None:
         claim_id, token_hash = new_credentials()
-        claimed = store.claim_and_load(queue=queue, owner_id=owner_id, now=base,
-                                       lease_until=later(base, lease_for), claim_id=claim_id,
-                                       token_hash=token_hash)
+        claimed = store.claim_and_load(
+            queue=queue,
+            owner_id=owner_id,
+            now=base,
+            lease_until=later(base, lease_for),
+            claim_id=claim_id,
+            token_hash=token_hash,
+        )
         if claimed is None and handoffs is not None:
             # Nothing else is due: run another worker's handoff rather than let it wait.
             handoff = handoffs.take_any(queue, owner_id, base)
@@ -163,16 +172,21 @@ def execute_next(
         claim = Claim(attempt=attempt, claim_id=claim_id, token_hash=token_hash)
         if attempt.status == "finished":  # recovery: outcome durable, never applied
             observing.outcome_recovered(claim, loaded, base)
-            return apply_recorded(store, claim, current(), action_registry, clock=current,
-                                  lease=terms)
+            return apply_recorded(
+                store, claim, current(), action_registry, clock=current, lease=terms
+            )
         state = fold_loaded(loaded)
     if state.parent_run_id is not None and cancel_if_orphaned(store, state, current()):
         return load_state(store, state.run_id)  # its parent's cancel reached it late
     if attempt.runnable_key == RUN_TIMER_KEY:
         return expire_run(store, claim, state, current())
     runnable = state.runnables.get(attempt.runnable_key)
-    if (state.terminal or runnable is None or runnable.status != "scheduled"
-            or runnable.attempt != attempt.attempt_number):
+    if (
+        state.terminal
+        or runnable is None
+        or runnable.status != "scheduled"
+        or runnable.attempt != attempt.attempt_number
+    ):
         return _withdraw_stale(store, claim, state, current())
     try:
         compiled = definition_for(state, action_registry)
@@ -181,8 +195,12 @@ def execute_next(
         # importable, no action registry): say so, and hand the attempt back
         # instead of sitting on it for a lease.
         note_unavailable(store, state, exc, owner_id, current())
-        store.release(attempt_id=attempt.attempt_id, claim_id=claim.claim_id,
-                      token_hash=claim.token_hash, visible_at=later(current(), RELEASE_DELAY))
+        store.release(
+            attempt_id=attempt.attempt_id,
+            claim_id=claim.claim_id,
+            token_hash=claim.token_hash,
+            visible_at=later(current(), RELEASE_DELAY),
+        )
         raise
     if compiled.fingerprint != state.fingerprint and state.spec is None:
         return _fail_incompatible(store, claim, state, compiled, current())
@@ -200,17 +218,24 @@ def execute_next(
         try:
             action = dynamic_action(action_registry, node, state.run_id)
         except InvalidOption:  # this worker's registry lacks the node's action
-            store.release(attempt_id=attempt.attempt_id, claim_id=claim.claim_id,
-                          token_hash=claim.token_hash,
-                          visible_at=later(current(), RELEASE_DELAY))
+            store.release(
+                attempt_id=attempt.attempt_id,
+                claim_id=claim.claim_id,
+                token_hash=claim.token_hash,
+                visible_at=later(current(), RELEASE_DELAY),
+            )
             raise
     observing.step_started(claim, state, step.name, base, handed_off=handoff is not None)
     # The step gets its own copy: nothing it mutates can reach the run's state.
     view = copy_json(state.view())
     ctx = StepContext(
-        run_id=state.run_id, workflow=state.workflow, step=step.name,
-        attempt=attempt.attempt_number, runnable_key=runnable.key,
-        idempotency_key=idempotency_key(state.run_id, runnable.key), claim_id=claim.claim_id,
+        run_id=state.run_id,
+        workflow=state.workflow,
+        step=step.name,
+        attempt=attempt.attempt_number,
+        runnable_key=runnable.key,
+        idempotency_key=idempotency_key(state.run_id, runnable.key),
+        claim_id=claim.claim_id,
         state=MappingProxyType(view),
     )
     step_input: dict[str, Any] | None = None
@@ -221,23 +246,45 @@ def execute_next(
             step_input = resolve_input(step, view)
             # The step gets its own copy of its input too: what is recorded as the
             # attempt's input is what it was given, whatever the step does to it.
-            outcome = _run_with_heartbeat(store, claim, step, action, copy_json(step_input),
-                                          ctx, lease_for, heartbeat_interval, current,
-                                          handed_off=handoff is not None)
+            outcome = _run_with_heartbeat(
+                store,
+                claim,
+                step,
+                action,
+                copy_json(step_input),
+                ctx,
+                lease_for,
+                heartbeat_interval,
+                current,
+                handed_off=handoff is not None,
+            )
     except MissingInput as exc:
         outcome = exception_outcome(exc)
     except LeaseLost:
-        observing.claim_lost(store, state, attempt.attempt_id, claim.claim_id, current(),
-                             owner_id=owner_id)
+        observing.claim_lost(
+            store, state, attempt.attempt_id, claim.claim_id, current(), owner_id=owner_id
+        )
         raise
-    done = record_and_apply(store, claim, state, compiled, outcome, step_input, current(),
-                            clock=current, lease=terms,
-                            grant_to=owner_id if handoffs is not None else None)
+    done = record_and_apply(
+        store,
+        claim,
+        state,
+        compiled,
+        outcome,
+        step_input,
+        current(),
+        clock=current,
+        lease=terms,
+        grant_to=owner_id if handoffs is not None else None,
+    )
     if done is not None:
         after, granted = done
         if granted is not None and handoffs is not None:
-            handoffs.put(owner_id, queue, Handoff(claim=granted, state=detached(after),
-                                                  lease_until=granted.attempt.due_at))
+            handoffs.put(
+                owner_id,
+                queue,
+                Handoff(claim=granted, state=detached(after), lease_until=granted.attempt.due_at),
+            )
         return after
     # Another writer moved the run on (a parallel branch), or a saga must run
     # between writes: record the outcome alone, then apply it on fresh state.
@@ -247,14 +294,22 @@ def execute_next(
         # discarded and it runs again on fresh state once that work is done.
         return hold(store, claim, fresh, current())
     recorded = record_outcome(store, claim, fresh, outcome, step_input, current())
-    return apply_recorded(store, claim, current(), action_registry, state=recorded,
-                          clock=current, lease=terms)
+    return apply_recorded(
+        store, claim, current(), action_registry, state=recorded, clock=current, lease=terms
+    )
 
 
 def _run_with_heartbeat(
-    store: JournalStore, claim: Claim, step: Any, action: Any,
-    step_input: dict[str, Any], ctx: StepContext, lease_for: float,
-    heartbeat_interval: float | None, current: Callable[[], datetime], *,
+    store: JournalStore,
+    claim: Claim,
+    step: Any,
+    action: Any,
+    step_input: dict[str, Any],
+    ctx: StepContext,
+    lease_for: float,
+    heartbeat_interval: float | None,
+    current: Callable[[], datetime],
+    *,
     handed_off: bool = False,
 ) -> StepOutcome:
     """Run the step, renewing the claim's lease every ``heartbeat_interval``.
@@ -276,13 +331,23 @@ def _run_with_heartbeat(
             if held_until[0] is not None and until <= held_until[0]:
                 return True  # already holds all the lease it may have
         held_until[0] = until
-        return store.heartbeat(attempt_id=claim.attempt.attempt_id, claim_id=claim.claim_id,
-                               token_hash=claim.token_hash, now=moment, lease_until=until)
+        return store.heartbeat(
+            attempt_id=claim.attempt.attempt_id,
+            claim_id=claim.claim_id,
+            token_hash=claim.token_hash,
+            now=moment,
+            lease_until=until,
+        )
 
     if cap is not None and (held_until[0] is None or held_until[0] > cap):
         held_until[0] = cap  # the claim's own lease may not outlast the timeout either
-        store.heartbeat(attempt_id=claim.attempt.attempt_id, claim_id=claim.claim_id,
-                        token_hash=claim.token_hash, now=current(), lease_until=cap)
+        store.heartbeat(
+            attempt_id=claim.attempt.attempt_id,
+            claim_id=claim.claim_id,
+            token_hash=claim.token_hash,
+            now=current(),
+            lease_until=cap,
+        )
     if heartbeat_interval is None and not handed_off:
         return invoke_within(step, action, step_input, ctx)
     renewal: Heartbeat | Kept
@@ -291,21 +356,30 @@ def _run_with_heartbeat(
         # shared keeper thread costs them nothing, where a thread each would.
         renewal = KEEPER.keep(beat, HANDOFF_LEASE / 2)
     else:
-        interval = min(heartbeat_interval, HANDOFF_LEASE / 2) if handed_off \
-            else heartbeat_interval
+        interval = min(heartbeat_interval, HANDOFF_LEASE / 2) if handed_off else heartbeat_interval
         renewal = Heartbeat(beat, interval)
     with renewal as heartbeat:
         outcome = invoke_within(step, action, step_input, ctx)
     if heartbeat.lost.is_set():
-        raise LeaseLost(f"lease on attempt {claim.attempt.attempt_id!r} was lost while the "
-                        "step ran; its result was discarded")
+        raise LeaseLost(
+            f"lease on attempt {claim.attempt.attempt_id!r} was lost while the "
+            "step ran; its result was discarded"
+        )
     return outcome
 
 
 def record_and_apply(
-    store: JournalStore, claim: Claim, state: RunState, compiled: CompiledWorkflow,
-    outcome: StepOutcome, step_input: dict[str, Any] | None, now: datetime, *,
-    clock: Callable[[], datetime], lease: LeaseTerms, grant_to: str | None = None,
+    store: JournalStore,
+    claim: Claim,
+    state: RunState,
+    compiled: CompiledWorkflow,
+    outcome: StepOutcome,
+    step_input: dict[str, Any] | None,
+    now: datetime,
+    *,
+    clock: Callable[[], datetime],
+    lease: LeaseTerms,
+    grant_to: str | None = None,
 ) -> tuple[RunState, Claim | None] | None:
     """The common case in one write: fence the claim, record the outcome, apply it
     (output, retry, routing, end of run) and schedule the successors.
@@ -327,31 +401,42 @@ def record_and_apply(
             return None
         if grant_to:
             granted[0] = grant_successor(plan, owner_id=grant_to, now=now)
-        return Commit(fence=claim.fence(statuses=("claimed",), set_status="applied",
-                                        unexpired=True))
+        return Commit(
+            fence=claim.fence(statuses=("claimed",), set_status="applied", unexpired=True)
+        )
 
     try:
-        after = write_run(store, a.run_id, once, now=now, clock=clock, state=state, lease=lease,
-                          retries=1)
+        after = write_run(
+            store, a.run_id, once, now=now, clock=clock, state=state, lease=lease, retries=1
+        )
     except JournalConflict:
         return None
     return None if saga[0] else (after, granted[0])
 
 
-def _finished(claim: Claim, outcome: StepOutcome,
-              step_input: dict[str, Any] | None) -> AttemptFinished:
+def _finished(
+    claim: Claim, outcome: StepOutcome, step_input: dict[str, Any] | None
+) -> AttemptFinished:
     """The ``attempt_finished`` fact of ``claim``'s attempt."""
     a = claim.attempt
     return AttemptFinished(
-        key=a.runnable_key, attempt=a.attempt_number, outcome=outcome, input=step_input,
-        claimed_at=iso(a.claimed_at) if a.claimed_at else None, owner_id=a.owner_id,
+        key=a.runnable_key,
+        attempt=a.attempt_number,
+        outcome=outcome,
+        input=step_input,
+        claimed_at=iso(a.claimed_at) if a.claimed_at else None,
+        owner_id=a.owner_id,
         claim_id=claim.claim_id,
     )
 
 
 def record_outcome(
-    store: JournalStore, claim: Claim, state: RunState, outcome: StepOutcome,
-    step_input: dict[str, Any] | None, now: datetime,
+    store: JournalStore,
+    claim: Claim,
+    state: RunState,
+    outcome: StepOutcome,
+    step_input: dict[str, Any] | None,
+    now: datetime,
 ) -> RunState:
     """First write: the outcome becomes durable, fenced by an unexpired claim.
     Returns the state after the write."""
@@ -373,14 +458,21 @@ def _check_still_expected(state: RunState, claim: Claim, now: datetime) -> None:
     current = state.runnables.get(a.runnable_key)
     if state.terminal or current is None or current.attempt != a.attempt_number:
         observing.lease_lost(claim, state, observing.run_moved_on(state), now)
-        raise LeaseLost(f"run {a.run_id} moved on while attempt {a.attempt_id!r} ran; "
-                        "its result was discarded", attempt_id=a.attempt_id)
+        raise LeaseLost(
+            f"run {a.run_id} moved on while attempt {a.attempt_id!r} ran; its result was discarded",
+            attempt_id=a.attempt_id,
+        )
 
 
 def apply_recorded(
-    store: JournalStore, claim: Claim, now: datetime,
-    action_registry: Mapping[str, Any] | None, *, state: RunState | None = None,
-    clock: Callable[[], datetime] | None = None, lease: LeaseTerms | None = None,
+    store: JournalStore,
+    claim: Claim,
+    now: datetime,
+    action_registry: Mapping[str, Any] | None,
+    *,
+    state: RunState | None = None,
+    clock: Callable[[], datetime] | None = None,
+    lease: LeaseTerms | None = None,
 ) -> RunState:
     """Second write: apply the durable outcome (output, retry, routing, end of run).
 
@@ -408,12 +500,14 @@ def apply_recorded(
 def _withdraw_stale(store: JournalStore, claim: Claim, state: RunState, now: datetime) -> RunState:
     """Retire a dispatch row the journal no longer expects (run ended, attempt superseded)."""
     fence = claim.fence(statuses=("claimed",), set_status="withdrawn", unexpired=False)
-    return write_run(store, state.run_id, lambda plan: Commit(fence=fence), now=now,
-                     state=state)
+    return write_run(store, state.run_id, lambda plan: Commit(fence=fence), now=now, state=state)
 
 
 def _fail_incompatible(
-    store: JournalStore, claim: Claim, state: RunState, compiled: CompiledWorkflow,
+    store: JournalStore,
+    claim: Claim,
+    state: RunState,
+    compiled: CompiledWorkflow,
     now: datetime,
 ) -> RunState:
     """The deployed definition differs from the run's: fail the run durably."""

@@ -82,8 +82,9 @@ class LeaseKeeper:
         with self._cond:
             self._due[kept] = time.monotonic() + kept.interval
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="squidie-leases",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="squidie-leases", daemon=True
+                )
                 self._thread.start()
             self._cond.notify()
 

@@ -76,8 +76,9 @@ def resolve_workflow(ref: Any, *, allow_import: bool = True) -> CompiledWorkflow
         if isinstance(obj, type) and issubclass(obj, Workflow) and hasattr(obj, "__squidie__"):
             _cache[ref] = obj.definition()
             return _cache[ref]
-    raise InvalidOption(f"unknown workflow {brief(ref)}: expected a Workflow subclass or its "
-                        "dotted import path")
+    raise InvalidOption(
+        f"unknown workflow {brief(ref)}: expected a Workflow subclass or its dotted import path"
+    )
 
 
 def workflow_ref(ref: Any) -> str:
@@ -99,8 +100,7 @@ def definition_for(state: RunState, action_registry: Mapping[str, Any] | None) -
     if state.spec is not None:
         if action_registry is None:
             raise InvalidOption(
-                f"run {state.run_id} was started from a spec; pass action_registry= "
-                "to execute_next"
+                f"run {state.run_id} was started from a spec; pass action_registry= to execute_next"
             )
         try:
             return compile_spec(state.spec, action_registry=action_registry)
@@ -111,7 +111,9 @@ def definition_for(state: RunState, action_registry: Mapping[str, Any] | None) -
             # the attempt back so a worker that holds the action can run it.
             raise InvalidOption(
                 f"run {state.run_id} cannot be executed with this worker's action_registry: "
-                + "; ".join(exc.problems), problems=exc.problems, run_id=state.run_id,
+                + "; ".join(exc.problems),
+                problems=exc.problems,
+                run_id=state.run_id,
                 reason="definition_unavailable",
             ) from exc
     return run_definition(state.workflow, state.definition_version, run_id=state.run_id)
@@ -122,8 +124,9 @@ def _defined_at_path(path: str) -> type[Workflow] | None:
     return cls if cls is not None and workflow_path(cls) == path else None
 
 
-def run_definition(workflow: str, version: str | None, *, run_id: str | None = None
-                   ) -> CompiledWorkflow:
+def run_definition(
+    workflow: str, version: str | None, *, run_id: str | None = None
+) -> CompiledWorkflow:
     """The definition of version ``version`` of ``workflow`` (a run's identity), as
     defined in this process: a class defined under that name and version, or else
     the class importable at that path when it declares that version.
@@ -147,16 +150,24 @@ def run_definition(workflow: str, version: str | None, *, run_id: str | None = N
     available = defined_versions(workflow)
     if compiled is not None and compiled.spec.version not in available:
         available.append(compiled.spec.version)
-    detail = {"workflow": workflow, "version": version,
-              "defined_versions": available,
-              "import_error": None if import_error is None else
-              f"{type(import_error).__name__}: {import_error}"}
+    detail = {
+        "workflow": workflow,
+        "version": version,
+        "defined_versions": available,
+        "import_error": None
+        if import_error is None
+        else f"{type(import_error).__name__}: {import_error}",
+    }
     about = f"run {run_id} " if run_id else ""
     raise InvalidOption(
         f"{about}needs workflow {brief(workflow)} version {brief(version)}, which this "
         f"process does not define (versions defined here: {available or 'none'}"
-        + (f"; {detail['import_error']}" if import_error is not None else "") + ")",
-        reason="definition_unavailable", run_id=run_id, **detail)
+        + (f"; {detail['import_error']}" if import_error is not None else "")
+        + ")",
+        reason="definition_unavailable",
+        run_id=run_id,
+        **detail,
+    )
 
 
 def definition_shape(state: RunState) -> WorkflowSpec:

@@ -31,12 +31,16 @@ def check_paused(state: RunState, decision: str) -> dict[str, Any]:
         verb = "resume" if decision == "resumed" else decision.removesuffix("d")
         raise InvalidTransition(
             f"cannot {verb} run {state.run_id}: it is {state.status}, not paused",
-            run_id=state.run_id, status=state.status)
+            run_id=state.run_id,
+            status=state.status,
+        )
     if manual["kind"] != DECISIONS[decision]:
         hint = "approve or reject it" if manual["kind"] == "approval" else "resume it"
         raise InvalidTransition(
-            f"run {state.run_id} is paused on {manual['kind']} step {manual['step']!r}; "
-            f"{hint}", run_id=state.run_id, step=manual["step"])
+            f"run {state.run_id} is paused on {manual['kind']} step {manual['step']!r}; {hint}",
+            run_id=state.run_id,
+            step=manual["step"],
+        )
     return manual
 
 
@@ -48,18 +52,43 @@ def resolve(plan: Plan, command: Command, decision: str) -> None:
     ok = decision != "rejected"
     output = None
     if manual["kind"] == "approval":
-        output = {"decision": decision, "actor": command.actor, "comment": command.comment,
-                  "metadata": command.attrs_metadata, "decided_at": plan.at}
-    error = None if ok else {
-        "type": "Rejected", "code": "rejected",
-        "message": f"approval {step!r} was rejected"
-                   + (f" by {command.actor}" if command.actor else ""),
-    }
-    event = audit_event(decision, step, plan.at, actor=command.actor, comment=command.comment,
-                        metadata=command.attrs_metadata)
-    plan.add(ManualResolved(step=step, gate=manual["kind"], decision=decision, ok=ok,
-                            output=output, output_key=manual.get("output_key"), error=error,
-                            event=event))
+        output = {
+            "decision": decision,
+            "actor": command.actor,
+            "comment": command.comment,
+            "metadata": command.attrs_metadata,
+            "decided_at": plan.at,
+        }
+    error = (
+        None
+        if ok
+        else {
+            "type": "Rejected",
+            "code": "rejected",
+            "message": f"approval {step!r} was rejected"
+            + (f" by {command.actor}" if command.actor else ""),
+        }
+    )
+    event = audit_event(
+        decision,
+        step,
+        plan.at,
+        actor=command.actor,
+        comment=command.comment,
+        metadata=command.attrs_metadata,
+    )
+    plan.add(
+        ManualResolved(
+            step=step,
+            gate=manual["kind"],
+            decision=decision,
+            ok=ok,
+            output=output,
+            output_key=manual.get("output_key"),
+            error=error,
+            event=event,
+        )
+    )
     outcome = Outcome.OK if ok else Outcome.ERROR
     targets = [transition_from_dict(t) for t in manual["targets"].get(outcome.value, [])]
     if not targets and not ok:
@@ -79,22 +108,24 @@ def definition(state: RunState) -> tuple[WorkflowSpec | None, dict[str, Any] | N
     try:
         if state.spec is not None:
             return spec_shape(state.spec), None
-        compiled = run_definition(state.workflow, state.definition_version,
-                                  run_id=state.run_id)
+        compiled = run_definition(state.workflow, state.definition_version, run_id=state.run_id)
     except InvalidOption as exc:
         if exc.details.get("reason") == "definition_unavailable":
             # The run's version is not defined in this process: refuse the command
             # (nothing is written) rather than fail a run another process can go on with.
             raise
-        return None, _incompatible(f"workflow {state.workflow!r} of run {state.run_id} cannot "
-                                   f"be loaded: {exc.message}")
+        return None, _incompatible(
+            f"workflow {state.workflow!r} of run {state.run_id} cannot be loaded: {exc.message}"
+        )
     except SquidieError as exc:
-        return None, _incompatible(f"workflow {state.workflow!r} of run {state.run_id} cannot "
-                                   f"be loaded: {exc.message}")
+        return None, _incompatible(
+            f"workflow {state.workflow!r} of run {state.run_id} cannot be loaded: {exc.message}"
+        )
     if compiled.fingerprint != state.fingerprint:
         return None, _incompatible(
             f"workflow {state.workflow!r} changed since run {state.run_id} started "
-            f"(fingerprint {str(state.fingerprint)[:12]} -> {compiled.fingerprint[:12]})")
+            f"(fingerprint {str(state.fingerprint)[:12]} -> {compiled.fingerprint[:12]})"
+        )
     return compiled.spec, None
 
 
@@ -111,5 +142,10 @@ def transition_from_dict(raw: dict[str, Any]) -> TransitionSpec:
     if when:
         op = next(o for o in CONDITION_OPS if o in when)
         condition = Condition(path=tuple(when["path"]), op=op, value=when[op])
-    return TransitionSpec(frm=raw["from"], on=Outcome(raw["on"]), to=raw["to"],
-                          recovery=raw.get("recovery"), when=condition)
+    return TransitionSpec(
+        frm=raw["from"],
+        on=Outcome(raw["on"]),
+        to=raw["to"],
+        recovery=raw.get("recovery"),
+        when=condition,
+    )

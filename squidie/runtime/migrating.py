@@ -24,13 +24,16 @@ from squidie.workflow import CompiledWorkflow
 from squidie.workflow.spec import Outcome, StepKind, WorkflowSpec
 
 
-def migration_problems(state: RunState, spec: WorkflowSpec, step_map: Mapping[str, str]
-                       ) -> list[str]:
+def migration_problems(
+    state: RunState, spec: WorkflowSpec, step_map: Mapping[str, str]
+) -> list[str]:
     """Everything that keeps ``state`` from moving onto ``spec`` (empty: it may)."""
     problems: list[str] = []
     if state.spec is not None:
-        return [f"run {state.run_id} was started from a runtime-authored spec; only runs of "
-                "workflow classes can be migrated"]
+        return [
+            f"run {state.run_id} was started from a runtime-authored spec; only runs of "
+            "workflow classes can be migrated"
+        ]
     about = f"{spec.name!r} version {spec.version!r}"
 
     def target(step: str, what: str, kinds: tuple[StepKind, ...]) -> None:
@@ -39,8 +42,10 @@ def migration_problems(state: RunState, spec: WorkflowSpec, step_map: Mapping[st
         if not spec.has_step(name):
             problems.append(f"{what} step {shown} has no counterpart in {about}")
         elif spec.step(name).kind not in kinds:
-            problems.append(f"{what} step {shown} is a {spec.step(name).kind.value} step in "
-                            f"{about}, not a {' or '.join(k.value for k in kinds)} step")
+            problems.append(
+                f"{what} step {shown} is a {spec.step(name).kind.value} step in "
+                f"{about}, not a {' or '.join(k.value for k in kinds)} step"
+            )
 
     for step in dict.fromkeys(state.completed_steps):
         target(step, "completed", tuple(StepKind))
@@ -49,14 +54,25 @@ def migration_problems(state: RunState, spec: WorkflowSpec, step_map: Mapping[st
     if state.manual is not None:
         gate = StepKind(state.manual.get("kind", "pause"))
         target(state.manual["step"], f"paused ({gate.value})", (gate,))
-    unknown = [k for k in step_map if not state.ever_scheduled(k)
-               and not (state.manual and state.manual.get("step") == k)]
+    unknown = [
+        k
+        for k in step_map
+        if not state.ever_scheduled(k) and not (state.manual and state.manual.get("step") == k)
+    ]
     problems += [f"step_map names step {k!r}, which this run never reached" for k in unknown]
     return problems
 
 
-def migrate(store: JournalStore, run_id: str, compiled: CompiledWorkflow, workflow_id: str, *,
-            step_map: Mapping[str, str], actor: str | None, now: datetime) -> RunState:
+def migrate(
+    store: JournalStore,
+    run_id: str,
+    compiled: CompiledWorkflow,
+    workflow_id: str,
+    *,
+    step_map: Mapping[str, str],
+    actor: str | None,
+    now: datetime,
+) -> RunState:
     """Move run ``run_id`` onto ``compiled`` (catalogued as ``workflow_id``).
 
     InvalidTransition when the run has ended; IncompatibleDefinition listing every
@@ -67,33 +83,54 @@ def migrate(store: JournalStore, run_id: str, compiled: CompiledWorkflow, workfl
     def decide(plan: Plan) -> Commit:
         state = plan.state
         if state.terminal:
-            raise InvalidTransition(f"cannot migrate run {state.run_id}: it is {state.status}",
-                                    run_id=state.run_id, status=state.status)
+            raise InvalidTransition(
+                f"cannot migrate run {state.run_id}: it is {state.status}",
+                run_id=state.run_id,
+                status=state.status,
+            )
         problems = migration_problems(state, spec, step_map)
         if problems:
             raise IncompatibleDefinition(
                 f"cannot migrate run {state.run_id} onto {spec.name!r} version "
                 f"{spec.version!r}: " + "; ".join(problems),
-                run_id=state.run_id, problems=problems)
+                run_id=state.run_id,
+                problems=problems,
+            )
         targets: dict[str, Any] | None = None
         output_key = None
         step = None
         if state.manual is not None:
             step = step_map.get(state.manual["step"], state.manual["step"])
             gate = spec.step(step)
-            targets = {o.value: [t.to_dict() for t in successors(spec, gate, o)]
-                       for o in Outcome}
+            targets = {o.value: [t.to_dict() for t in successors(spec, gate, o)] for o in Outcome}
             output_key = gate.output
-        event = audit_event("migrated", step, plan.at, actor=actor, metadata={
-            "from_workflow": state.workflow, "from_version": state.definition_version,
-            "to_workflow": workflow_id, "to_version": spec.version,
-            "step_map": dict(step_map)})
-        plan.add(RunMigrated(
-            workflow=workflow_id, definition_version=spec.version,
-            fingerprint=compiled.fingerprint, from_workflow=state.workflow,
-            from_version=state.definition_version, from_fingerprint=state.fingerprint,
-            step_map=dict(step_map) or None, manual_targets=targets,
-            manual_output_key=output_key, event=event))
+        event = audit_event(
+            "migrated",
+            step,
+            plan.at,
+            actor=actor,
+            metadata={
+                "from_workflow": state.workflow,
+                "from_version": state.definition_version,
+                "to_workflow": workflow_id,
+                "to_version": spec.version,
+                "step_map": dict(step_map),
+            },
+        )
+        plan.add(
+            RunMigrated(
+                workflow=workflow_id,
+                definition_version=spec.version,
+                fingerprint=compiled.fingerprint,
+                from_workflow=state.workflow,
+                from_version=state.definition_version,
+                from_fingerprint=state.fingerprint,
+                step_map=dict(step_map) or None,
+                manual_targets=targets,
+                manual_output_key=output_key,
+                event=event,
+            )
+        )
         return COMMIT
 
     state = write_run(store, run_id, decide, now=now)

@@ -20,20 +20,34 @@ from squidie.runtime.loading import fold_loaded
 log = logging.getLogger("squidie.claims")
 
 
-def step_started(claim: Claim, state: RunState, step: str, now: datetime, *,
-                 handed_off: bool) -> None:
+def step_started(
+    claim: Claim, state: RunState, step: str, now: datetime, *, handed_off: bool
+) -> None:
     """A claimed attempt is about to run (``claim.expired_recovered`` first when the
     claim took the attempt over from an earlier claim that did not finish it)."""
     a = claim.attempt
-    if (not handed_off and a.claims > 1 and wanted("claim.expired_recovered")
-            and not _handed_back(a, state)):
+    if (
+        not handed_off
+        and a.claims > 1
+        and wanted("claim.expired_recovered")
+        and not _handed_back(a, state)
+    ):
         emit(_event("claim.expired_recovered", claim, state, step, now, claims=a.claims))
     if wanted("step.started"):
         due = a.visible_at
-        emit(_event("step.started", claim, state, step, now, queue=a.queue,
-                    handed_off=handed_off,
-                    claim_latency=max(0.0, (now - due).total_seconds())),
-             state.trace)
+        emit(
+            _event(
+                "step.started",
+                claim,
+                state,
+                step,
+                now,
+                queue=a.queue,
+                handed_off=handed_off,
+                claim_latency=max(0.0, (now - due).total_seconds()),
+            ),
+            state.trace,
+        )
 
 
 def _handed_back(a: AttemptRecord, state: RunState) -> bool:
@@ -50,17 +64,37 @@ def outcome_recovered(claim: Claim, loaded: LoadedRun, now: datetime) -> None:
     a = claim.attempt
     if wanted("claim.expired_recovered"):
         state = fold_loaded(loaded)
-        emit(_event("claim.expired_recovered", claim, state, a.step, now, claims=a.claims,
-                    recovering="outcome"))
+        emit(
+            _event(
+                "claim.expired_recovered",
+                claim,
+                state,
+                a.step,
+                now,
+                claims=a.claims,
+                recovering="outcome",
+            )
+        )
 
 
-def lease_lost(claim: Claim, state: RunState, reason: str, now: datetime,
-               **attributes: object) -> None:
+def lease_lost(
+    claim: Claim, state: RunState, reason: str, now: datetime, **attributes: object
+) -> None:
     """``claim`` no longer holds its attempt: the result is discarded (``reason``:
     run_cancelled, run_ended, superseded, lease_expired, taken_over)."""
     if wanted("claim.lease_lost"):
-        emit(_event("claim.lease_lost", claim, state, claim.attempt.step, now, reason=reason,
-                    **attributes), state.trace)
+        emit(
+            _event(
+                "claim.lease_lost",
+                claim,
+                state,
+                claim.attempt.step,
+                now,
+                reason=reason,
+                **attributes,
+            ),
+            state.trace,
+        )
 
 
 def run_moved_on(state: RunState) -> str:
@@ -70,15 +104,23 @@ def run_moved_on(state: RunState) -> str:
     return "run_ended" if state.terminal else "superseded"
 
 
-def claim_lost(store: JournalStore, state: RunState, attempt_id: str, claim_id: str,
-               now: datetime, *, owner_id: str | None = None) -> None:
+def claim_lost(
+    store: JournalStore,
+    state: RunState,
+    attempt_id: str,
+    claim_id: str,
+    now: datetime,
+    *,
+    owner_id: str | None = None,
+) -> None:
     """The store refused a claim (a fenced write or a lease renewal): find out why
     from the attempt's row and the run's status (reads taken on this rare path only)."""
     if not wanted("claim.lease_lost"):
         return
     try:
-        row = next((r for r in store.list_attempts(state.run_id)
-                    if r.attempt_id == attempt_id), None)
+        row = next(
+            (r for r in store.list_attempts(state.run_id) if r.attempt_id == attempt_id), None
+        )
         record = store.get_run(state.run_id)
     except Exception:  # the database may be why the lease was lost: say so, raise LeaseLost
         log.warning("could not read why the lease on %r was lost", attempt_id, exc_info=True)
@@ -92,22 +134,41 @@ def claim_lost(store: JournalStore, state: RunState, attempt_id: str, claim_id: 
         reason = "run_cancelled"
     elif row is not None and row.claim_id not in (None, claim_id):
         reason, taken_by = "taken_over", row.owner_id
-    elif row is None or row.status == "withdrawn" or (record is not None
-                                                      and record.terminal_at is not None):
+    elif (
+        row is None
+        or row.status == "withdrawn"
+        or (record is not None and record.terminal_at is not None)
+    ):
         reason = "run_ended"
     else:
         reason = "lease_expired"
     attributes = {"reason": reason, "taken_over_by": taken_by}
-    emit(Event(name="claim.lease_lost", run_id=state.run_id, workflow=state.workflow,
-               step=row.step if row is not None else None,
-               attempt=row.attempt_number if row is not None else None, owner_id=owner_id,
-               at=now, attributes={k: v for k, v in attributes.items() if v is not None}),
-         state.trace)
+    emit(
+        Event(
+            name="claim.lease_lost",
+            run_id=state.run_id,
+            workflow=state.workflow,
+            step=row.step if row is not None else None,
+            attempt=row.attempt_number if row is not None else None,
+            owner_id=owner_id,
+            at=now,
+            attributes={k: v for k, v in attributes.items() if v is not None},
+        ),
+        state.trace,
+    )
 
 
-def _event(name: str, claim: Claim, state: RunState, step: str, now: datetime,
-           **attributes: object) -> Event:
+def _event(
+    name: str, claim: Claim, state: RunState, step: str, now: datetime, **attributes: object
+) -> Event:
     a = claim.attempt
-    return Event(name=name, run_id=state.run_id, workflow=state.workflow, step=step,
-                 attempt=a.attempt_number, owner_id=a.owner_id, at=now,
-                 attributes={k: v for k, v in attributes.items() if v is not None})
+    return Event(
+        name=name,
+        run_id=state.run_id,
+        workflow=state.workflow,
+        step=step,
+        attempt=a.attempt_number,
+        owner_id=a.owner_id,
+        at=now,
+        attributes={k: v for k, v in attributes.items() if v is not None},
+    )

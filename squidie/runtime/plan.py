@@ -56,8 +56,9 @@ class LeaseTerms:
 class Plan:
     """Facts to append to one run, with the state they lead to."""
 
-    def __init__(self, state: RunState, now: datetime,
-                 clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, state: RunState, now: datetime, clock: Callable[[], datetime] | None = None
+    ) -> None:
         self.state = state
         self.now = now
         # Where later writes of deferred work (sagas) take their time from.
@@ -93,10 +94,16 @@ class Plan:
         out = []
         for f in self.scheduled():
             number = attempt_id(run_id, f.key, f.attempt)
-            out.append(NewAttempt(
-                attempt_id=number, runnable_key=f.key, step=f.step, attempt_number=f.attempt,
-                visible_at=parse_iso(f.visible_at), grant=self.grants.get(number),
-            ))
+            out.append(
+                NewAttempt(
+                    attempt_id=number,
+                    runnable_key=f.key,
+                    step=f.step,
+                    attempt_number=f.attempt,
+                    visible_at=parse_iso(f.visible_at),
+                    grant=self.grants.get(number),
+                )
+            )
         return out
 
     def stored_facts(self) -> list[NewFact]:
@@ -105,7 +112,11 @@ class Plan:
         return [NewFact(kind=kind_of(f), data=encode(f)) for f in compact(self.facts)]
 
     def commit(
-        self, store: JournalStore, *, fence: Fence | None = None, checkpoint: bool = True,
+        self,
+        store: JournalStore,
+        *,
+        fence: Fence | None = None,
+        checkpoint: bool = True,
         command: CommandReceipt | None = None,
     ) -> int:
         """Write facts, checkpoint, catalog status, new attempts and (when given) the
@@ -118,8 +129,12 @@ class Plan:
         # Folding counted the facts before compaction; the journal numbers stored ones.
         state.revision = self.base_revision + len(facts)
         became_terminal = state.terminal and not self.base_terminal
-        snapshot = (facts and checkpoint and not state.history
-                    and (became_terminal or checkpoint_due(state)))
+        snapshot = (
+            facts
+            and checkpoint
+            and not state.history
+            and (became_terminal or checkpoint_due(state))
+        )
         revision = store.write(
             RunWrite(
                 run_id=state.run_id,
@@ -191,8 +206,9 @@ def legacy_attempt_id(run_id: str, key: str, number: int) -> str:
     return f"{run_id}/{key}/{number}"
 
 
-def find_attempt_row(rows: Mapping[str, AttemptRecord], run_id: str, key: str,
-                     number: int) -> AttemptRecord | None:
+def find_attempt_row(
+    rows: Mapping[str, AttemptRecord], run_id: str, key: str, number: int
+) -> AttemptRecord | None:
     """The dispatch row of one attempt among a run's rows keyed by ``attempt_id``,
     whichever id scheme it was scheduled under."""
     row = rows.get(attempt_id(run_id, key, number))
@@ -201,9 +217,23 @@ def find_attempt_row(rows: Mapping[str, AttemptRecord], run_id: str, key: str,
     return row if row is not None and row.run_id == run_id else None
 
 
-def audit_event(kind: str, step: str | None, at: str, *, actor: str | None = None,
-                comment: str | None = None, metadata: dict[str, Any] | None = None,
-                **extra: Any) -> dict[str, Any]:
+def audit_event(
+    kind: str,
+    step: str | None,
+    at: str,
+    *,
+    actor: str | None = None,
+    comment: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """An audit trail entry in the shape inspection shows."""
-    return {"type": kind, "step": step, "actor": actor, "comment": comment,
-            "metadata": metadata or {}, "occurred_at": at, **extra}
+    return {
+        "type": kind,
+        "step": step,
+        "actor": actor,
+        "comment": comment,
+        "metadata": metadata or {},
+        "occurred_at": at,
+        **extra,
+    }

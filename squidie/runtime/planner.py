@@ -50,27 +50,48 @@ def schedule_step(plan: Plan, spec: WorkflowSpec, step: StepSpec, *, delay: floa
     if step.is_manual:
         plan_pause(plan, spec, step, deadline_at=deadline_at, deadline=deadline)
         return
-    plan.add(RunnableScheduled(
-        key=step.name, step=step.name, attempt=1, visible_at=iso(later(plan.now, delay)),
-        deadline_at=deadline_at, deadline=deadline or None, irreversible=step.irreversible,
-        compensatable=step.compensatable, compensate=step.compensate or None,
-    ))
+    plan.add(
+        RunnableScheduled(
+            key=step.name,
+            step=step.name,
+            attempt=1,
+            visible_at=iso(later(plan.now, delay)),
+            deadline_at=deadline_at,
+            deadline=deadline or None,
+            irreversible=step.irreversible,
+            compensatable=step.compensatable,
+            compensate=step.compensate or None,
+        )
+    )
 
 
-def plan_pause(plan: Plan, spec: WorkflowSpec, step: StepSpec, *, deadline_at: str | None,
-               deadline: dict[str, Any] | None) -> None:
+def plan_pause(
+    plan: Plan,
+    spec: WorkflowSpec,
+    step: StepSpec,
+    *,
+    deadline_at: str | None,
+    deadline: dict[str, Any] | None,
+) -> None:
     """Pause the run on a manual step, persisting where each decision leads.
 
     The targets are stored with the pause so a deploy between pause and decision
     cannot silently reroute the run.
     """
     targets = {
-        outcome.value: [t.to_dict() for t in successors(spec, step, outcome)]
-        for outcome in Outcome
+        outcome.value: [t.to_dict() for t in successors(spec, step, outcome)] for outcome in Outcome
     }
-    plan.add(Paused(step=step.name, gate=step.kind.value, output_key=step.output,
-                    targets=targets, deadline_at=deadline_at, deadline=deadline,
-                    event=audit_event("paused", step.name, plan.at)))
+    plan.add(
+        Paused(
+            step=step.name,
+            gate=step.kind.value,
+            output_key=step.output,
+            targets=targets,
+            deadline_at=deadline_at,
+            deadline=deadline,
+            event=audit_event("paused", step.name, plan.at),
+        )
+    )
 
 
 def successors(spec: WorkflowSpec, step: StepSpec, outcome: Outcome) -> list[TransitionSpec]:
@@ -85,8 +106,9 @@ def successors(spec: WorkflowSpec, step: StepSpec, outcome: Outcome) -> list[Tra
     return spec.transitions_from(step.name, outcome)
 
 
-def apply_outcome(plan: Plan, spec: WorkflowSpec, key: str, *,
-                  actions: Mapping[str, Any] | None = None) -> None:
+def apply_outcome(
+    plan: Plan, spec: WorkflowSpec, key: str, *, actions: Mapping[str, Any] | None = None
+) -> None:
     """Apply the recorded outcome of runnable ``key``: output, retry, routing, end of run.
 
     ``actions`` (the compiled workflow's) lets a saga call compensations of runs
@@ -99,27 +121,43 @@ def apply_outcome(plan: Plan, spec: WorkflowSpec, key: str, *,
     step = node or spec.step(runnable.step)
     error = outcome.error.to_dict() if outcome.error is not None else None
     if outcome.ok:
-        plan.add(OutcomeApplied(key=key, attempt=runnable.attempt, ok=True,
-                                output=outcome.output or {}, output_key=step.output))
+        plan.add(
+            OutcomeApplied(
+                key=key,
+                attempt=runnable.attempt,
+                ok=True,
+                output=outcome.output or {},
+                output_key=step.output,
+            )
+        )
         if node is not None:
             dynamic.after_node(plan, node.name)
         else:
             route(plan, spec, step, Outcome.OK)
     elif outcome.retryable and runnable.attempt < step.max_attempts:
         delay = retry_delay(outcome.delay, step, runnable.attempt)
-        plan.add(OutcomeApplied(key=key, attempt=runnable.attempt, ok=False, final=False,
-                                error=error))
-        plan.add(RunnableScheduled(key=key, step=step.name, attempt=runnable.attempt + 1,
-                                   visible_at=iso(later(plan.now, delay)),
-                                   deadline_at=runnable.deadline_at))
+        plan.add(
+            OutcomeApplied(key=key, attempt=runnable.attempt, ok=False, final=False, error=error)
+        )
+        plan.add(
+            RunnableScheduled(
+                key=key,
+                step=step.name,
+                attempt=runnable.attempt + 1,
+                visible_at=iso(later(plan.now, delay)),
+                deadline_at=runnable.deadline_at,
+            )
+        )
     else:
-        plan.add(OutcomeApplied(key=key, attempt=runnable.attempt, ok=False, final=True,
-                                error=error))
+        plan.add(
+            OutcomeApplied(key=key, attempt=runnable.attempt, ok=False, final=True, error=error)
+        )
         if node is not None:
             fail_run(plan, node.name, error)  # a dynamic node has no error route
         elif spec.transitions_from(step.name, Outcome.ERROR):
             route(plan, spec, step, Outcome.ERROR)
         else:
+
             def replan(again: Plan) -> None:
                 apply_outcome(again, spec, key, actions=actions)
 
@@ -135,8 +173,12 @@ def retry_delay(requested: Any, step: StepSpec, attempt: int) -> float:
     ``[0, MAX_RETRY_DELAY]`` (recorded by an older release) falls back to the
     policy instead of failing every apply.
     """
-    if (isinstance(requested, int | float) and not isinstance(requested, bool)
-            and math.isfinite(requested) and 0 <= requested <= MAX_RETRY_DELAY):
+    if (
+        isinstance(requested, int | float)
+        and not isinstance(requested, bool)
+        and math.isfinite(requested)
+        and 0 <= requested <= MAX_RETRY_DELAY
+    ):
         return float(requested)
     return float(step.retry.delay_after(attempt)) if step.retry else 0.0
 
@@ -156,27 +198,47 @@ def route(plan: Plan, spec: WorkflowSpec, step: StepSpec, outcome: Outcome) -> N
             if ready and not plan.state.ever_scheduled(dependent.name):
                 schedule_step(plan, spec, dependent, delay=delay)
         return
-    follow(plan, spec, step.name, outcome, spec.transitions_from(step.name, outcome),
-           delay=delay)
+    follow(plan, spec, step.name, outcome, spec.transitions_from(step.name, outcome), delay=delay)
 
 
-def follow(plan: Plan, spec: WorkflowSpec, frm: str, outcome: Outcome,
-           candidates: Sequence[TransitionSpec], *, delay: float = 0.0) -> None:
+def follow(
+    plan: Plan,
+    spec: WorkflowSpec,
+    frm: str,
+    outcome: Outcome,
+    candidates: Sequence[TransitionSpec],
+    *,
+    delay: float = 0.0,
+) -> None:
     """Take the first matching transition of ``candidates`` (none: the branch ends)."""
     if not candidates:
         return
     chosen, condition_index = choose_transition(list(candidates), plan.state.view())
     if chosen is None:
         message = f"no on={outcome.value!r} transition of step {frm!r} matched"
-        fail_run(plan, frm, {"type": "NoMatchingTransition", "code": "no_matching_transition",
-                             "message": message, "public_message": message})
+        fail_run(
+            plan,
+            frm,
+            {
+                "type": "NoMatchingTransition",
+                "code": "no_matching_transition",
+                "message": message,
+                "public_message": message,
+            },
+        )
         return
-    plan.add(Routed(frm=frm, on=outcome.value, to=chosen.to, condition=condition_index,
-                    recovery=chosen.recovery))
+    plan.add(
+        Routed(
+            frm=frm,
+            on=outcome.value,
+            to=chosen.to,
+            condition=condition_index,
+            recovery=chosen.recovery,
+        )
+    )
     if chosen.recovery:
         # Recovery markers annotate the route; they run no callbacks.
-        plan.add(Audit(event=audit_event(f"{chosen.recovery}_routed", frm, plan.at,
-                                         to=chosen.to)))
+        plan.add(Audit(event=audit_event(f"{chosen.recovery}_routed", frm, plan.at, to=chosen.to)))
     if chosen.to != COMPLETE:
         schedule_step(plan, spec, spec.step(chosen.to), delay=delay)
 
@@ -214,8 +276,9 @@ def lookup(data: Any, path: tuple[str | int, ...]) -> Any:
     """The value at ``path`` in nested dicts/lists, or a private MISSING marker."""
     for part in path:
         in_dict = isinstance(data, dict) and isinstance(part, str) and part in data
-        in_list = (isinstance(data, list) and isinstance(part, int)
-                   and -len(data) <= part < len(data))
+        in_list = (
+            isinstance(data, list) and isinstance(part, int) and -len(data) <= part < len(data)
+        )
         if in_dict or in_list:
             data = data[part]
         else:
@@ -241,4 +304,3 @@ def finish_if_done(plan: Plan) -> None:
     if plan.deferred is not None:
         return  # a saga is about to run; it ends the run itself
     plan.add(RunCompleted())
-

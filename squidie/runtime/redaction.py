@@ -8,9 +8,25 @@ from typing import Any
 from squidie.workflow.portable_json import sanitise_text
 
 SENSITIVE_KEYS = (
-    "password", "passwd", "passphrase", "pwd", "pass", "token", "secret", "api_key",
-    "api-key", "apikey", "authorization", "auth", "private_key", "private-key", "credential",
-    "cookie", "session_key", "access_key", "signature",
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "pass",
+    "token",
+    "secret",
+    "api_key",
+    "api-key",
+    "apikey",
+    "authorization",
+    "auth",
+    "private_key",
+    "private-key",
+    "credential",
+    "cookie",
+    "session_key",
+    "access_key",
+    "signature",
 )
 REDACTED = "[REDACTED]"
 MAX_MESSAGE = 2000
@@ -39,7 +55,7 @@ def redact_text(text: str) -> str:
     passwords in free text. NUL characters become ``\\x00`` and lone surrogates
     ``\\udXXX`` escapes, so every database stores the result."""
     # Cut first: scanning a 10 MB message for secrets would cost more than the step.
-    text = sanitise_text(text[:2 * MAX_MESSAGE])
+    text = sanitise_text(text[: 2 * MAX_MESSAGE])
     text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
     text = _SCHEME.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _PAIR.sub(_mask_pair, text)

@@ -54,8 +54,12 @@ def pending(state: RunState) -> list[RunnableState]:
     seen: set[str] = set()
     for name in reversed(state.completed_steps):
         runnable = state.latest_runnable(name)
-        if (runnable is None or runnable.key in seen or not runnable.compensate
-                or runnable.status != "applied"):
+        if (
+            runnable is None
+            or runnable.key in seen
+            or not runnable.compensate
+            or runnable.status != "applied"
+        ):
             continue
         seen.add(runnable.key)
         if runnable.key not in done:
@@ -63,8 +67,15 @@ def pending(state: RunState) -> list[RunnableState]:
     return out
 
 
-def begin(plan: Plan, spec: WorkflowSpec, key: str, error: Any, *, replan: Replan,
-          actions: Mapping[str, Any] | None) -> bool:
+def begin(
+    plan: Plan,
+    spec: WorkflowSpec,
+    key: str,
+    error: Any,
+    *,
+    replan: Replan,
+    actions: Mapping[str, Any] | None,
+) -> bool:
     """Defer the run's failure to a saga when something is left to compensate."""
     if not pending(plan.state):
         return False
@@ -76,19 +87,31 @@ def begin(plan: Plan, spec: WorkflowSpec, key: str, error: Any, *, replan: Repla
     return True
 
 
-def _run(plan: Plan, store: JournalStore, fence: Fence | None, *, key: str, error: Any,
-         replan: Replan, actions: Mapping[str, Any] | None) -> int:
+def _run(
+    plan: Plan,
+    store: JournalStore,
+    fence: Fence | None,
+    *,
+    key: str,
+    error: Any,
+    replan: Replan,
+    actions: Mapping[str, Any] | None,
+) -> int:
     run_id = plan.state.run_id
-    keep = replace(fence, statuses=("finished",), set_status="finished", unexpired=True) \
-        if fence is not None else None
+    keep = (
+        replace(fence, statuses=("finished",), set_status="finished", unexpired=True)
+        if fence is not None
+        else None
+    )
     failed_step = None
     while True:
         state = load_state(store, run_id)
         runnable = state.runnables.get(key)
         if state.terminal or runnable is None or runnable.status != "outcome_recorded":
             # Applied elsewhere meanwhile: let the caller re-read and retire its row.
-            raise JournalConflict(f"outcome of {key!r} in run {run_id} was applied elsewhere",
-                                  run_id=run_id)
+            raise JournalConflict(
+                f"outcome of {key!r} in run {run_id} was applied elsewhere", run_id=run_id
+            )
         failed_step = runnable.step
         todo = pending(state)
         if not todo:
@@ -97,12 +120,26 @@ def _run(plan: Plan, store: JournalStore, fence: Fence | None, *, key: str, erro
         previous = next((c for c in state.compensations if c["key"] == target.key), None)
         attempt = (previous["attempts"] if previous else 0) + 1
         intent = Plan(state, plan.clock())
-        intent.add(CompensationStarted(step=target.step, key=target.key,
-                                       compensate=target.compensate, attempt=attempt))
+        intent.add(
+            CompensationStarted(
+                step=target.step, key=target.key, compensate=target.compensate, attempt=attempt
+            )
+        )
         intent.commit(store, fence=keep, checkpoint=False)
-        outcome = _beating(store, plan, fence, functools.partial(
-            _call, intent.state, target, {"step": failed_step, "error": error}, attempt,
-            actions, fence.claim_id if fence else ""))
+        outcome = _beating(
+            store,
+            plan,
+            fence,
+            functools.partial(
+                _call,
+                intent.state,
+                target,
+                {"step": failed_step, "error": error},
+                attempt,
+                actions,
+                fence.claim_id if fence else "",
+            ),
+        )
         _record(store, run_id, plan, target, attempt, outcome)
     final = Plan(load_state(store, run_id), plan.clock())
     replan(final)
@@ -111,8 +148,9 @@ def _run(plan: Plan, store: JournalStore, fence: Fence | None, *, key: str, erro
     return revision
 
 
-def _beating(store: JournalStore, plan: Plan, fence: Fence | None,
-             call: Callable[[], StepOutcome]) -> StepOutcome:
+def _beating(
+    store: JournalStore, plan: Plan, fence: Fence | None, call: Callable[[], StepOutcome]
+) -> StepOutcome:
     """Run one compensation while renewing the claim's lease, like a step's heartbeat,
     so a compensation longer than the lease is not taken over and run twice.
 
@@ -127,44 +165,77 @@ def _beating(store: JournalStore, plan: Plan, fence: Fence | None,
 
     def beat() -> bool:
         moment = plan.clock()
-        return store.heartbeat(attempt_id=fence.attempt_id, claim_id=fence.claim_id,
-                               token_hash=fence.token_hash, now=moment,
-                               lease_until=later(moment, lease_for))
+        return store.heartbeat(
+            attempt_id=fence.attempt_id,
+            claim_id=fence.claim_id,
+            token_hash=fence.token_hash,
+            now=moment,
+            lease_until=later(moment, lease_for),
+        )
 
     with Heartbeat(beat, terms.heartbeat_interval):
         return call()
 
 
-def _record(store: JournalStore, run_id: str, plan: Plan, target: RunnableState, attempt: int,
-            outcome: StepOutcome) -> None:
+def _record(
+    store: JournalStore,
+    run_id: str,
+    plan: Plan,
+    target: RunnableState,
+    attempt: int,
+    outcome: StepOutcome,
+) -> None:
     """Record what a compensation did. Unfenced: a result that happened is always kept."""
     error = outcome.error.to_dict() if outcome.error is not None else None
 
     def once(result: Plan) -> Commit:
-        event = audit_event("compensated", target.step, result.at, ok=outcome.ok,
-                            error=error)
-        result.add(Compensated(step=target.step, key=target.key, attempt=attempt,
-                               ok=outcome.ok, output=outcome.output, error=error, event=event))
+        event = audit_event("compensated", target.step, result.at, ok=outcome.ok, error=error)
+        result.add(
+            Compensated(
+                step=target.step,
+                key=target.key,
+                attempt=attempt,
+                ok=outcome.ok,
+                output=outcome.output,
+                error=error,
+                event=event,
+            )
+        )
         return Commit(checkpoint=False)
 
     write_run(store, run_id, once, now=plan.clock())
 
 
-def _call(state: RunState, target: RunnableState, failure: dict[str, Any], attempt: int,
-          actions: Mapping[str, Any] | None, claim_id: str) -> StepOutcome:
+def _call(
+    state: RunState,
+    target: RunnableState,
+    failure: dict[str, Any],
+    attempt: int,
+    actions: Mapping[str, Any] | None,
+    claim_id: str,
+) -> StepOutcome:
     """Call one compensation ``(input, ctx)``; its result or failure as an outcome."""
     from squidie.runtime.actions import invoke
 
     action = _action(state, target.compensate or "", actions)
     if action is None:
-        return StepOutcome.failure(ErrorInfo(
-            type="CompensationUnavailable", code="compensation_unavailable",
-            message=f"compensation {target.compensate!r} of step {target.step!r} cannot "
-                    "be found in the deployed definition"), retryable=False)
+        return StepOutcome.failure(
+            ErrorInfo(
+                type="CompensationUnavailable",
+                code="compensation_unavailable",
+                message=f"compensation {target.compensate!r} of step {target.step!r} cannot "
+                "be found in the deployed definition",
+            ),
+            retryable=False,
+        )
     ctx = StepContext(
-        run_id=state.run_id, workflow=state.workflow, step=target.step, attempt=attempt,
+        run_id=state.run_id,
+        workflow=state.workflow,
+        step=target.step,
+        attempt=attempt,
         runnable_key=f"compensate:{target.key}",
-        idempotency_key=idempotency_key(state.run_id, "compensate", target.key), claim_id=claim_id,
+        idempotency_key=idempotency_key(state.run_id, "compensate", target.key),
+        claim_id=claim_id,
         state=state.view(),
     )
     input = {"step_input": target.input, "step_output": target.output, "failure": failure}

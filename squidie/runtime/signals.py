@@ -57,17 +57,21 @@ class Signal:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (what a queue or web hook would carry)."""
-        return {"type": self.type.value, "payload": dict(self.payload),
-                "metadata": dict(self.metadata),
-                "occurred_at": self.occurred_at.isoformat() if self.occurred_at else None,
-                "idempotency_key": self.idempotency_key}
+        return {
+            "type": self.type.value,
+            "payload": dict(self.payload),
+            "metadata": dict(self.metadata),
+            "occurred_at": self.occurred_at.isoformat() if self.occurred_at else None,
+            "idempotency_key": self.idempotency_key,
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> Signal:
         """Parse :meth:`to_dict` output; InvalidSignal when it is not a signal."""
         if isinstance(data, Signal):
-            return build(data.type, data.payload, data.idempotency_key, data.metadata,
-                         data.occurred_at)
+            return build(
+                data.type, data.payload, data.idempotency_key, data.metadata, data.occurred_at
+            )
         if not isinstance(data, Mapping):
             raise InvalidSignal([f"a signal must be a Signal or a dict, got {brief(data)}"])
         occurred = data.get("occurred_at")
@@ -75,70 +79,151 @@ class Signal:
             try:
                 occurred = datetime.fromisoformat(occurred)
             except ValueError:
-                raise InvalidSignal([f"occurred_at is not an ISO datetime: {brief(occurred)}"]) \
-                    from None
-        return build(data.get("type"), data.get("payload"), data.get("idempotency_key"),
-                     data.get("metadata"), occurred)
+                raise InvalidSignal(
+                    [f"occurred_at is not an ISO datetime: {brief(occurred)}"]
+                ) from None
+        return build(
+            data.get("type"),
+            data.get("payload"),
+            data.get("idempotency_key"),
+            data.get("metadata"),
+            occurred,
+        )
 
     @classmethod
-    def start_run(cls, workflow: Any, trigger: str | None = None,
-                  payload: Mapping[str, Any] | None = None, *, idempotency_key: str | None = None,
-                  metadata: Mapping[str, Any] | None = None,
-                  occurred_at: datetime | None = None) -> Signal:
+    def start_run(
+        cls,
+        workflow: Any,
+        trigger: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Signal:
         """Start a run of ``workflow`` (class or dotted path)."""
-        return build(SignalType.START_RUN, _start_payload(workflow, trigger, payload),
-                     idempotency_key, metadata, occurred_at)
+        return build(
+            SignalType.START_RUN,
+            _start_payload(workflow, trigger, payload),
+            idempotency_key,
+            metadata,
+            occurred_at,
+        )
 
     @classmethod
-    def start_cron(cls, workflow: Any, trigger: str | None = None,
-                   payload: Mapping[str, Any] | None = None, *,
-                   idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
-                   occurred_at: datetime | None = None) -> Signal:
+    def start_cron(
+        cls,
+        workflow: Any,
+        trigger: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Signal:
         """Start a run of a cron-triggered ``workflow`` outside its schedule."""
-        return build(SignalType.START_CRON, _start_payload(workflow, trigger, payload),
-                     idempotency_key, metadata, occurred_at)
+        return build(
+            SignalType.START_CRON,
+            _start_payload(workflow, trigger, payload),
+            idempotency_key,
+            metadata,
+            occurred_at,
+        )
 
     @classmethod
-    def approve_run(cls, run_id: str, attrs: Mapping[str, Any] | None = None, *,
-                    idempotency_key: str | None = None,
-                    metadata: Mapping[str, Any] | None = None,
-                    occurred_at: datetime | None = None) -> Signal:
+    def approve_run(
+        cls,
+        run_id: str,
+        attrs: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Signal:
         """Approve the approval step ``run_id`` is paused on."""
-        return build(SignalType.APPROVE_RUN, {"run_id": run_id, "attrs": attrs},
-                     idempotency_key, metadata, occurred_at)
+        return build(
+            SignalType.APPROVE_RUN,
+            {"run_id": run_id, "attrs": attrs},
+            idempotency_key,
+            metadata,
+            occurred_at,
+        )
 
     @classmethod
-    def reject_run(cls, run_id: str, attrs: Mapping[str, Any] | None = None, *,
-                   idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
-                   occurred_at: datetime | None = None) -> Signal:
+    def reject_run(
+        cls,
+        run_id: str,
+        attrs: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Signal:
         """Reject the approval step ``run_id`` is paused on."""
-        return build(SignalType.REJECT_RUN, {"run_id": run_id, "attrs": attrs},
-                     idempotency_key, metadata, occurred_at)
+        return build(
+            SignalType.REJECT_RUN,
+            {"run_id": run_id, "attrs": attrs},
+            idempotency_key,
+            metadata,
+            occurred_at,
+        )
 
     @classmethod
-    def resume_run(cls, run_id: str, attrs: Mapping[str, Any] | None = None, *,
-                   idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
-                   occurred_at: datetime | None = None) -> Signal:
+    def resume_run(
+        cls,
+        run_id: str,
+        attrs: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Signal:
         """Resume the pause step ``run_id`` is paused on."""
-        return build(SignalType.RESUME_RUN, {"run_id": run_id, "attrs": attrs},
-                     idempotency_key, metadata, occurred_at)
+        return build(
+            SignalType.RESUME_RUN,
+            {"run_id": run_id, "attrs": attrs},
+            idempotency_key,
+            metadata,
+            occurred_at,
+        )
 
     @classmethod
-    def cancel_run(cls, run_id: str, attrs: Mapping[str, Any] | None = None, *,
-                   idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
-                   occurred_at: datetime | None = None) -> Signal:
+    def cancel_run(
+        cls,
+        run_id: str,
+        attrs: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Signal:
         """Cancel ``run_id`` (immediate and terminal)."""
-        return build(SignalType.CANCEL_RUN, {"run_id": run_id, "attrs": attrs},
-                     idempotency_key, metadata, occurred_at)
+        return build(
+            SignalType.CANCEL_RUN,
+            {"run_id": run_id, "attrs": attrs},
+            idempotency_key,
+            metadata,
+            occurred_at,
+        )
 
     @classmethod
-    def replay_run(cls, run_id: str, allow_irreversible: bool = False, *,
-                   idempotency_key: str | None = None, metadata: Mapping[str, Any] | None = None,
-                   occurred_at: datetime | None = None) -> Signal:
+    def replay_run(
+        cls,
+        run_id: str,
+        allow_irreversible: bool = False,
+        *,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Signal:
         """Replay ``run_id`` as a new run with the same input."""
-        return build(SignalType.REPLAY_RUN,
-                     {"run_id": run_id, "allow_irreversible": allow_irreversible},
-                     idempotency_key, metadata, occurred_at)
+        return build(
+            SignalType.REPLAY_RUN,
+            {"run_id": run_id, "allow_irreversible": allow_irreversible},
+            idempotency_key,
+            metadata,
+            occurred_at,
+        )
 
 
 def _start_payload(workflow: Any, trigger: Any, payload: Any) -> dict[str, Any]:
@@ -149,25 +234,27 @@ def _start_payload(workflow: Any, trigger: Any, payload: Any) -> dict[str, Any]:
     return {"workflow": ref, "trigger": trigger, "payload": payload}
 
 
-def build(kind: Any, payload: Any, idempotency_key: Any, metadata: Any,
-          occurred_at: Any) -> Signal:
+def build(kind: Any, payload: Any, idempotency_key: Any, metadata: Any, occurred_at: Any) -> Signal:
     """Check every field of a signal and build it; InvalidSignal lists each problem."""
     problems: list[str] = []
     try:
         signal_type = SignalType(kind)
     except ValueError:
-        raise InvalidSignal([f"unknown signal type {brief(kind)}; expected one of "
-                             f"{[t.value for t in SignalType]}"]) from None
+        raise InvalidSignal(
+            [f"unknown signal type {brief(kind)}; expected one of {[t.value for t in SignalType]}"]
+        ) from None
     body = _check_payload(signal_type, payload, problems)
     key = _collect(problems, lambda: check_key(idempotency_key, InvalidOption))
     meta = _collect(problems, lambda: check_json(metadata, "metadata", InvalidOption)) or {}
-    if occurred_at is not None and (not isinstance(occurred_at, datetime)
-                                    or occurred_at.tzinfo is None):
+    if occurred_at is not None and (
+        not isinstance(occurred_at, datetime) or occurred_at.tzinfo is None
+    ):
         problems.append(f"occurred_at must be an aware datetime, got {brief(occurred_at)}")
     if problems:
         raise InvalidSignal(problems, f"invalid {signal_type.value} signal")
-    return Signal(type=signal_type, payload=body, metadata=meta, occurred_at=occurred_at,
-                  idempotency_key=key)
+    return Signal(
+        type=signal_type, payload=body, metadata=meta, occurred_at=occurred_at, idempotency_key=key
+    )
 
 
 def _check_payload(kind: SignalType, payload: Any, problems: list[str]) -> dict[str, Any]:
@@ -187,12 +274,15 @@ def _check_payload(kind: SignalType, payload: Any, problems: list[str]) -> dict[
         problems.append("allow_irreversible must be a bool")
     if "workflow" in body:
         if not isinstance(body["workflow"], str) or not body["workflow"]:
-            problems.append(f"workflow must be a Workflow class or its dotted path, got "
-                            f"{brief(body['workflow'])}")
+            problems.append(
+                f"workflow must be a Workflow class or its dotted path, got "
+                f"{brief(body['workflow'])}"
+            )
         if body["trigger"] is not None and not isinstance(body["trigger"], str):
             problems.append(f"trigger must be a string, got {brief(body['trigger'])}")
-        body["payload"] = _collect(problems, lambda: check_json(body["payload"], "payload",
-                                                                InvalidOption)) or {}
+        body["payload"] = (
+            _collect(problems, lambda: check_json(body["payload"], "payload", InvalidOption)) or {}
+        )
     return body
 
 

@@ -56,11 +56,22 @@ def start_run(
     # The trace the run's step spans join, when OpenTelemetry is instrumented.
     trace = HUB.start_trace(run_id, workflow_id, queue) if HUB.instruments else None
     started = RunStarted(
-        run_id=run_id, workflow=workflow_id, trigger=spec.trigger.name, queue=queue,
-        input=input, context=context or {}, at=iso(now), definition_version=spec.version,
-        fingerprint=compiled.fingerprint, spec=spec.to_dict() if store_spec else None,
-        parent_run_id=parent_run_id, replayed_from_run_id=replayed_from_run_id,
-        command=command, audit=audit, trace=trace, parent_wake=parent_wake or None,
+        run_id=run_id,
+        workflow=workflow_id,
+        trigger=spec.trigger.name,
+        queue=queue,
+        input=input,
+        context=context or {},
+        at=iso(now),
+        definition_version=spec.version,
+        fingerprint=compiled.fingerprint,
+        spec=spec.to_dict() if store_spec else None,
+        parent_run_id=parent_run_id,
+        replayed_from_run_id=replayed_from_run_id,
+        command=command,
+        audit=audit,
+        trace=trace,
+        parent_wake=parent_wake or None,
     )
     state = fold(None, started, 1)
     plan = Plan(state, now)
@@ -72,31 +83,45 @@ def start_run(
     facts = [NewFact(kind=started.KIND, data=encode(started)), *plan.stored_facts()]
     state.revision = len(facts)
     record = RunRecord(
-        run_id=run_id, workflow=workflow_id, trigger=spec.trigger.name, queue=queue,
-        status=state.status, definition_version=spec.version, parent_run_id=parent_run_id,
-        revision=state.revision, started_at=now, updated_at=now,
+        run_id=run_id,
+        workflow=workflow_id,
+        trigger=spec.trigger.name,
+        queue=queue,
+        status=state.status,
+        definition_version=spec.version,
+        parent_run_id=parent_run_id,
+        revision=state.revision,
+        started_at=now,
+        updated_at=now,
     )
     created = store.create_run(
-        NewRun(record=record, facts=facts,
-               attempts=[*plan.new_attempts(), *run_timer(run_id, spec.run_timeout, now)],
-               checkpoint=state.to_json(), fence=fence)
+        NewRun(
+            record=record,
+            facts=facts,
+            attempts=[*plan.new_attempts(), *run_timer(run_id, spec.run_timeout, now)],
+            checkpoint=state.to_json(),
+            fence=fence,
+        )
     )
     if created:
         committed(state, [started, *plan.facts])
         return state, True
     existing = load_state(store, run_id)
-    differs = _differences(existing, workflow_id, spec.trigger.name, input, compiled,
-                           store_spec)
+    differs = _differences(existing, workflow_id, spec.trigger.name, input, compiled, store_spec)
     if differs:
         # Returning the first run would silently drop this start's payload.
         raise RunIdConflict(
             f"run_id {_short(run_id)} is already used by a run with another "
-            f"{' and '.join(differs)}; use another run_id", run_id=run_id, differs=differs)
+            f"{' and '.join(differs)}; use another run_id",
+            run_id=run_id,
+            differs=differs,
+        )
     return existing, False
 
 
-def check_start(compiled: CompiledWorkflow, trigger: str | None, payload: Any,
-                workflow_id: str) -> dict[str, Any]:
+def check_start(
+    compiled: CompiledWorkflow, trigger: str | None, payload: Any, workflow_id: str
+) -> dict[str, Any]:
     """The validated input of a start (InvalidOption, InvalidPayload); writes nothing."""
     spec = compiled.spec
     if trigger is not None and trigger != spec.trigger.name:
@@ -107,12 +132,19 @@ def check_start(compiled: CompiledWorkflow, trigger: str | None, payload: Any,
     return validate_payload(spec.trigger, payload)
 
 
-def _differences(existing: RunState, workflow_id: str, trigger: str, input: Any,
-                 compiled: CompiledWorkflow, store_spec: bool) -> list[str]:
+def _differences(
+    existing: RunState,
+    workflow_id: str,
+    trigger: str,
+    input: Any,
+    compiled: CompiledWorkflow,
+    store_spec: bool,
+) -> list[str]:
     """What a repeated start names differently from the run already stored."""
     out = []
     if existing.workflow != workflow_id or (
-            store_spec and existing.fingerprint != compiled.fingerprint):
+        store_spec and existing.fingerprint != compiled.fingerprint
+    ):
         out.append("workflow")
     if existing.trigger != trigger:
         out.append("trigger")

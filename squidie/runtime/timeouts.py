@@ -39,8 +39,7 @@ RUN_TIMER_KEY = "__run_timeout__"
 LEASE_GRACE = 5.0
 
 
-def invoke_within(step: Any, action: Any, input: dict[str, Any], ctx: StepContext
-                  ) -> StepOutcome:
+def invoke_within(step: Any, action: Any, input: dict[str, Any], ctx: StepContext) -> StepOutcome:
     """:func:`~squidie.runtime.actions.invoke`, bounded by ``step.timeout`` when set."""
     timeout = getattr(step, "timeout", None)
     if timeout is None:
@@ -67,9 +66,10 @@ def invoke_within(step: Any, action: Any, input: dict[str, Any], ctx: StepContex
 def timed_out(step_name: str, timeout: float) -> StepOutcome:
     """The outcome of an attempt that ran past its step's timeout (retryable)."""
     message = f"step {step_name!r} ran longer than its timeout of {timeout:g} s"
-    return StepOutcome.failure(ErrorInfo(type="StepTimeout", code=STEP_TIMEOUT,
-                                         message=message, public_message=message),
-                               retryable=True)
+    return StepOutcome.failure(
+        ErrorInfo(type="StepTimeout", code=STEP_TIMEOUT, message=message, public_message=message),
+        retryable=True,
+    )
 
 
 def lease_cap(step: Any, claimed_at: datetime | None) -> datetime | None:
@@ -85,9 +85,15 @@ def run_timer(run_id: str, run_timeout: float | None, started_at: datetime) -> l
     """The dispatch row that times a run out (none without ``run_timeout``)."""
     if run_timeout is None:
         return []
-    return [NewAttempt(attempt_id=f"{run_id}:{RUN_TIMER_KEY}", runnable_key=RUN_TIMER_KEY,
-                       step=RUN_TIMER_KEY, attempt_number=1,
-                       visible_at=later(started_at, run_timeout))]
+    return [
+        NewAttempt(
+            attempt_id=f"{run_id}:{RUN_TIMER_KEY}",
+            runnable_key=RUN_TIMER_KEY,
+            step=RUN_TIMER_KEY,
+            attempt_number=1,
+            visible_at=later(started_at, run_timeout),
+        )
+    ]
 
 
 def expire_run(store: JournalStore, claim: Claim, state: RunState, now: datetime) -> RunState:
@@ -98,8 +104,11 @@ def expire_run(store: JournalStore, claim: Claim, state: RunState, now: datetime
     def once(plan: Plan) -> Commit:
         if not plan.state.terminal:
             step = plan.state.manual["step"] if plan.state.manual else None
-            plan.add(Audit(event=audit_event("cancelled", step, plan.at,
-                                             metadata={"reason": RUN_TIMEOUT})))
+            plan.add(
+                Audit(
+                    event=audit_event("cancelled", step, plan.at, metadata={"reason": RUN_TIMEOUT})
+                )
+            )
             plan.add(RunCancelled(reason=RUN_TIMEOUT))
         return Commit(fence=fence)
 

@@ -23,8 +23,9 @@ log = logging.getLogger("squidie.runtime")
 UNAVAILABLE = "definition_unavailable"
 
 
-def unavailable_fact(state: RunState, exc: InvalidOption, owner_id: str
-                     ) -> DefinitionUnavailable | None:
+def unavailable_fact(
+    state: RunState, exc: InvalidOption, owner_id: str
+) -> DefinitionUnavailable | None:
     """The fact a worker records for ``exc``, or None when ``exc`` is another problem
     (spec runs lacking an action keep their own explanation: the actions required)."""
     details: dict[str, Any] = exc.details
@@ -34,13 +35,16 @@ def unavailable_fact(state: RunState, exc: InvalidOption, owner_id: str
     return DefinitionUnavailable(
         workflow=str(details.get("workflow") or state.workflow),
         version=details.get("version", state.definition_version),
-        message=exc.message[:2000], import_error=_short(details.get("import_error")),
+        message=exc.message[:2000],
+        import_error=_short(details.get("import_error")),
         defined_versions=list(defined) if isinstance(defined, list) else None,
-        owner_id=owner_id)
+        owner_id=owner_id,
+    )
 
 
-def note_unavailable(store: JournalStore, state: RunState, exc: InvalidOption, owner_id: str,
-                     now: datetime) -> None:
+def note_unavailable(
+    store: JournalStore, state: RunState, exc: InvalidOption, owner_id: str, now: datetime
+) -> None:
     """Record that this worker cannot run ``state``'s definition (best effort: the
     attempt is handed back whether or not the note is stored). Nothing is written
     when the run already carries the same report."""
@@ -57,14 +61,14 @@ def note_unavailable(store: JournalStore, state: RunState, exc: InvalidOption, o
     try:
         write_run(store, state.run_id, decide, now=now, state=state)
     except SquidieError as error:  # the hand-back matters; the note is a courtesy
-        log.warning("could not record definition_unavailable for run %s: %s",
-                    state.run_id, error)
+        log.warning("could not record definition_unavailable for run %s: %s", state.run_id, error)
 
 
 def _same(known: dict[str, Any] | None, fact: DefinitionUnavailable) -> bool:
     return known is not None and all(
-        known.get(k) == getattr(fact, k) for k in ("workflow", "version", "import_error",
-                                                   "defined_versions"))
+        known.get(k) == getattr(fact, k)
+        for k in ("workflow", "version", "import_error", "defined_versions")
+    )
 
 
 def _short(text: Any) -> str | None:

@@ -81,8 +81,9 @@ class Worker:
         """Start the threads in the background; returns self."""
         for i in range(self.concurrency):
             owner = self.owner_id if self.concurrency == 1 else f"{self.owner_id}-{i + 1}"
-            thread = threading.Thread(target=self._loop, args=(owner,), name=f"squidie-{owner}",
-                                      daemon=True)
+            thread = threading.Thread(
+                target=self._loop, args=(owner,), name=f"squidie-{owner}", daemon=True
+            )
             self._threads.append(thread)
             thread.start()
         return self
@@ -123,8 +124,9 @@ class Worker:
                 try:
                     self._on_exit(owner)
                 except Exception:  # the database may be down: leases run out anyway
-                    log.warning("worker %s: could not hand back its next step", owner,
-                                exc_info=True)
+                    log.warning(
+                        "worker %s: could not hand back its next step", owner, exc_info=True
+                    )
 
     def _work(self, owner: str) -> None:
         idle = self.idle_min
@@ -168,22 +170,29 @@ class Worker:
         if self._on_error is not None:
             self._on_error(exc)
         elif failures == 1:
-            log.error("worker %s: execute_next failed; retrying in %.2f s", owner, delay,
-                      exc_info=exc)
+            log.error(
+                "worker %s: execute_next failed; retrying in %.2f s", owner, delay, exc_info=exc
+            )
         else:
-            log.warning("worker %s: execute_next failed %d times in a row (%s: %s); "
-                        "retrying in %.2f s", owner, failures, type(exc).__name__, exc, delay)
+            log.warning(
+                "worker %s: execute_next failed %d times in a row (%s: %s); retrying in %.2f s",
+                owner,
+                failures,
+                type(exc).__name__,
+                exc,
+                delay,
+            )
 
 
 def handed_back(exc: BaseException) -> bool:
     """Whether ``exc`` says a claimed attempt was handed back because this worker does
     not define the run's workflow version or one of its actions."""
-    return (isinstance(exc, InvalidOption)
-            and exc.details.get("reason") == "definition_unavailable")
+    return isinstance(exc, InvalidOption) and exc.details.get("reason") == "definition_unavailable"
 
 
-def error_backoff(failures: int, base: float, cap: float,
-                  rand: Callable[[], float] = random.random) -> float:
+def error_backoff(
+    failures: int, base: float, cap: float, rand: Callable[[], float] = random.random
+) -> float:
     """Seconds to wait after the ``failures``-th failure in a row: ``base`` doubled
     per failure, capped at ``cap``, times a jitter in [0.5, 1) so threads and
     processes that failed together do not retry in lockstep."""

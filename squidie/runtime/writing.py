@@ -43,9 +43,15 @@ Decide = Callable[[Plan], Commit | None]
 
 
 def write_run(
-    store: JournalStore, run_id: str, decide: Decide, *, now: datetime,
-    clock: Callable[[], datetime] | None = None, state: RunState | None = None,
-    lease: LeaseTerms | None = None, retries: int = CONFLICT_RETRIES,
+    store: JournalStore,
+    run_id: str,
+    decide: Decide,
+    *,
+    now: datetime,
+    clock: Callable[[], datetime] | None = None,
+    state: RunState | None = None,
+    lease: LeaseTerms | None = None,
+    retries: int = CONFLICT_RETRIES,
 ) -> RunState:
     """Decide against the run's state and commit, again on fresh state after each
     ``JournalConflict`` (at most ``retries`` tries; the last conflict is raised).
@@ -68,8 +74,9 @@ def write_run(
                 saga, plan.deferred = plan.deferred, None
                 saga(plan, store, commit.fence)
             else:
-                plan.commit(store, fence=commit.fence, command=commit.receipt,
-                            checkpoint=commit.checkpoint)
+                plan.commit(
+                    store, fence=commit.fence, command=commit.receipt, checkpoint=commit.checkpoint
+                )
             return plan.state
         except JournalConflict:
             if attempt == retries - 1:
@@ -77,7 +84,13 @@ def write_run(
             time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         except LeaseLost:
             if commit.fence is not None:
-                claim_lost(store, plan.state, commit.fence.attempt_id, commit.fence.claim_id,
-                           now, owner_id=lease.owner_id if lease is not None else None)
+                claim_lost(
+                    store,
+                    plan.state,
+                    commit.fence.attempt_id,
+                    commit.fence.claim_id,
+                    now,
+                    owner_id=lease.owner_id if lease is not None else None,
+                )
             raise
     raise AssertionError("unreachable")

@@ -117,9 +117,22 @@ class ConflictOnStaleRevision(UsesStoreHooks):
         run_id = new_run(store, facts=1)
         append(store, run_id, 1, "winner")
         with pytest.raises(JournalConflict) as info:
-            append(store, run_id, 1, "loser", checkpoint={"bad": True},
-                   new_attempts=[NewAttempt(attempt_id=f"{run_id}/x/1", runnable_key="x",
-                                            step="x", attempt_number=1, visible_at=T0)])
+            append(
+                store,
+                run_id,
+                1,
+                "loser",
+                checkpoint={"bad": True},
+                new_attempts=[
+                    NewAttempt(
+                        attempt_id=f"{run_id}/x/1",
+                        runnable_key="x",
+                        step="x",
+                        attempt_number=1,
+                        visible_at=T0,
+                    )
+                ],
+            )
         assert info.value.code == "conflict"
         loaded = store.load(run_id)
         assert [f.kind for f in loaded.facts][-1] == "winner"
@@ -161,8 +174,9 @@ class CheckpointNeverASecondTruth(UsesStoreHooks):
         assert [f.revision for f in loaded.facts] == [4, 5]
         assert loaded.revision == 5
 
-    def test_checkpoint_ahead_of_journal_is_ignored(self, store: JournalStore,
-                                                    store_hooks: StoreHooks) -> None:
+    def test_checkpoint_ahead_of_journal_is_ignored(
+        self, store: JournalStore, store_hooks: StoreHooks
+    ) -> None:
         needs(store_hooks, "corrupt_checkpoint")
         run_id = new_run(store, facts=2)
         append(store, run_id, 2, "c", checkpoint={"folded": 3})
@@ -207,8 +221,9 @@ class ErrorsAreDistinct(UsesStoreHooks):
         assert not store.create_run(NewRun(record=record, facts=[NewFact(kind="z", data={})]))
         assert len(store.load(run_id).facts) == 2
 
-    def test_storage_failure_is_a_storage_error(self, store: JournalStore,
-                                                store_hooks: StoreHooks) -> None:
+    def test_storage_failure_is_a_storage_error(
+        self, store: JournalStore, store_hooks: StoreHooks
+    ) -> None:
         needs(store_hooks, "break_storage")
         run_id = new_run(store, facts=1)
         store_hooks.break_storage(store)  # the storage fails under our feet
@@ -253,62 +268,111 @@ class ClaimFencing(UsesStoreHooks):
         assert second.claims == 2
         stale = Fence(attempt_id=first.attempt_id, claim_id="first", token_hash="h" * 64)
         with pytest.raises(LeaseLost):
-            store.write(RunWrite(run_id=run_id, expected_revision=1,
-                                 now=T0 + timedelta(seconds=12),
-                                 facts=[NewFact(kind="late", data={})], fence=stale))
+            store.write(
+                RunWrite(
+                    run_id=run_id,
+                    expected_revision=1,
+                    now=T0 + timedelta(seconds=12),
+                    facts=[NewFact(kind="late", data={})],
+                    fence=stale,
+                )
+            )
         assert [f.kind for f in store.load(run_id).facts] == ["k"]
         current = Fence(attempt_id=first.attempt_id, claim_id="second", token_hash="h" * 64)
-        store.write(RunWrite(run_id=run_id, expected_revision=1, now=T0 + timedelta(seconds=12),
-                             facts=[NewFact(kind="done", data={})], fence=current))
+        store.write(
+            RunWrite(
+                run_id=run_id,
+                expected_revision=1,
+                now=T0 + timedelta(seconds=12),
+                facts=[NewFact(kind="done", data={})],
+                fence=current,
+            )
+        )
         assert [f.kind for f in store.load(run_id).facts] == ["k", "done"]
 
     def test_heartbeat_extends_only_a_live_claim(self, store: JournalStore) -> None:
         queue = f"q-{uuid.uuid4().hex[:8]}"
         new_run(store, attempts=1, queue=queue)
         row = claim(store, queue, lease=10, claim_id="c")
-        ok = store.heartbeat(attempt_id=row.attempt_id, claim_id="c", token_hash="h" * 64,
-                             now=T0 + timedelta(seconds=9), lease_until=T0 + timedelta(seconds=40))
+        ok = store.heartbeat(
+            attempt_id=row.attempt_id,
+            claim_id="c",
+            token_hash="h" * 64,
+            now=T0 + timedelta(seconds=9),
+            lease_until=T0 + timedelta(seconds=40),
+        )
         assert ok
         assert claim(store, queue, now=T0 + timedelta(seconds=20)) is None
-        assert not store.heartbeat(attempt_id=row.attempt_id, claim_id="other",
-                                   token_hash="h" * 64, now=T0 + timedelta(seconds=21),
-                                   lease_until=T0 + timedelta(seconds=60))
-        assert not store.heartbeat(attempt_id=row.attempt_id, claim_id="c", token_hash="h" * 64,
-                                   now=T0 + timedelta(seconds=41),
-                                   lease_until=T0 + timedelta(seconds=80))
+        assert not store.heartbeat(
+            attempt_id=row.attempt_id,
+            claim_id="other",
+            token_hash="h" * 64,
+            now=T0 + timedelta(seconds=21),
+            lease_until=T0 + timedelta(seconds=60),
+        )
+        assert not store.heartbeat(
+            attempt_id=row.attempt_id,
+            claim_id="c",
+            token_hash="h" * 64,
+            now=T0 + timedelta(seconds=41),
+            lease_until=T0 + timedelta(seconds=80),
+        )
 
-    def test_a_fenced_write_at_a_stale_revision_changes_nothing(
-            self, store: JournalStore) -> None:
+    def test_a_fenced_write_at_a_stale_revision_changes_nothing(self, store: JournalStore) -> None:
         queue = f"q-{uuid.uuid4().hex[:8]}"
         run_id = new_run(store, attempts=1, queue=queue)
         row = claim(store, queue, lease=10, claim_id="c")
         append(store, run_id, 1, "other-writer")  # the run moved on to revision 2
-        fence = Fence(attempt_id=row.attempt_id, claim_id="c", token_hash="h" * 64,
-                      set_status="applied")
+        fence = Fence(
+            attempt_id=row.attempt_id, claim_id="c", token_hash="h" * 64, set_status="applied"
+        )
         with pytest.raises(JournalConflict):
-            store.write(RunWrite(run_id=run_id, expected_revision=1, now=T0,
-                                 facts=[NewFact(kind="late", data={})], fence=fence))
+            store.write(
+                RunWrite(
+                    run_id=run_id,
+                    expected_revision=1,
+                    now=T0,
+                    facts=[NewFact(kind="late", data={})],
+                    fence=fence,
+                )
+            )
         assert [f.kind for f in store.load(run_id).facts] == ["k", "other-writer"]
         [held] = [a for a in store.list_attempts(run_id) if a.attempt_id == row.attempt_id]
         assert held.status == "claimed"  # the fence's own update was rolled back too
-        store.write(RunWrite(run_id=run_id, expected_revision=2, now=T0,
-                             facts=[NewFact(kind="done", data={"n": [1, {"x": None}]})],
-                             fence=fence))
+        store.write(
+            RunWrite(
+                run_id=run_id,
+                expected_revision=2,
+                now=T0,
+                facts=[NewFact(kind="done", data={"n": [1, {"x": None}]})],
+                fence=fence,
+            )
+        )
         facts = store.load(run_id).facts
-        assert [(f.revision, f.kind) for f in facts] == [(1, "k"), (2, "other-writer"),
-                                                         (3, "done")]
+        assert [(f.revision, f.kind) for f in facts] == [(1, "k"), (2, "other-writer"), (3, "done")]
         assert facts[-1].data == {"n": [1, {"x": None}]}
 
     def test_a_fenced_write_that_ends_the_run_withdraws_its_other_live_attempts(
-            self, store: JournalStore) -> None:
+        self, store: JournalStore
+    ) -> None:
         queue = f"q-{uuid.uuid4().hex[:8]}"
         run_id = new_run(store, attempts=3, queue=queue)
         row = claim(store, queue, lease=10, claim_id="c")
-        fence = Fence(attempt_id=row.attempt_id, claim_id="c", token_hash="h" * 64,
-                      set_status="applied")
-        store.write(RunWrite(run_id=run_id, expected_revision=1, now=T0,
-                             facts=[NewFact(kind="failed", data={})], status="failed",
-                             terminal_at=T0, fence=fence, withdraw_live_attempts=True))
+        fence = Fence(
+            attempt_id=row.attempt_id, claim_id="c", token_hash="h" * 64, set_status="applied"
+        )
+        store.write(
+            RunWrite(
+                run_id=run_id,
+                expected_revision=1,
+                now=T0,
+                facts=[NewFact(kind="failed", data={})],
+                status="failed",
+                terminal_at=T0,
+                fence=fence,
+                withdraw_live_attempts=True,
+            )
+        )
         statuses = {a.attempt_id: a.status for a in store.list_attempts(run_id)}
         assert statuses.pop(row.attempt_id) == "applied"
         assert sorted(statuses.values()) == ["withdrawn", "withdrawn"]
@@ -317,52 +381,84 @@ class ClaimFencing(UsesStoreHooks):
         assert run is not None and run.status == "failed" and run.terminal_at is not None
 
     def test_heartbeat_keeps_a_finished_row_alive_for_its_applier(
-            self, store: JournalStore) -> None:
+        self, store: JournalStore
+    ) -> None:
         # An outcome being applied may still run code under the claim (a saga's
         # compensations); its holder's heartbeat must keep recovery off it.
         queue = f"q-{uuid.uuid4().hex[:8]}"
         run_id = new_run(store, attempts=1, queue=queue)
         row = claim(store, queue, lease=10, claim_id="c")
         fence = Fence(attempt_id=row.attempt_id, claim_id="c", token_hash="h" * 64)
-        store.write(RunWrite(run_id=run_id, expected_revision=1, now=T0,
-                             facts=[NewFact(kind="finished", data={})], fence=fence))
-        assert store.heartbeat(attempt_id=row.attempt_id, claim_id="c", token_hash="h" * 64,
-                               now=T0 + timedelta(seconds=9),
-                               lease_until=T0 + timedelta(seconds=40))
+        store.write(
+            RunWrite(
+                run_id=run_id,
+                expected_revision=1,
+                now=T0,
+                facts=[NewFact(kind="finished", data={})],
+                fence=fence,
+            )
+        )
+        assert store.heartbeat(
+            attempt_id=row.attempt_id,
+            claim_id="c",
+            token_hash="h" * 64,
+            now=T0 + timedelta(seconds=9),
+            lease_until=T0 + timedelta(seconds=40),
+        )
         assert claim(store, queue, now=T0 + timedelta(seconds=20)) is None
 
     def test_a_run_created_under_a_lost_fence_is_not_stored(self, store: JournalStore) -> None:
         queue = f"q-{uuid.uuid4().hex[:8]}"
         new_run(store, attempts=1, queue=queue)
         row = claim(store, queue, lease=10, claim_id="parent")
-        held = Fence(attempt_id=row.attempt_id, claim_id="parent", token_hash="h" * 64,
-                     set_status="claimed")
-        record = RunRecord(run_id=str(uuid.uuid4()), workflow="tests.Child", trigger="go",
-                           queue=queue, status="started", definition_version="1",
-                           parent_run_id=None, revision=0, started_at=T0 + timedelta(seconds=11),
-                           updated_at=T0 + timedelta(seconds=11))
+        held = Fence(
+            attempt_id=row.attempt_id, claim_id="parent", token_hash="h" * 64, set_status="claimed"
+        )
+        record = RunRecord(
+            run_id=str(uuid.uuid4()),
+            workflow="tests.Child",
+            trigger="go",
+            queue=queue,
+            status="started",
+            definition_version="1",
+            parent_run_id=None,
+            revision=0,
+            started_at=T0 + timedelta(seconds=11),
+            updated_at=T0 + timedelta(seconds=11),
+        )
         with pytest.raises(LeaseLost):  # the lease ended at T0 + 10 s
-            store.create_run(NewRun(record=record, facts=[NewFact(kind="k", data={})],
-                                    fence=held))
+            store.create_run(NewRun(record=record, facts=[NewFact(kind="k", data={})], fence=held))
         assert store.get_run(record.run_id) is None
-        alive = RunRecord(**{**fields(record), "run_id": str(uuid.uuid4()),
-                             "started_at": T0 + timedelta(seconds=5)})
-        assert store.create_run(NewRun(record=alive, facts=[NewFact(kind="k", data={})],
-                                       fence=held))
+        alive = RunRecord(
+            **{
+                **fields(record),
+                "run_id": str(uuid.uuid4()),
+                "started_at": T0 + timedelta(seconds=5),
+            }
+        )
+        assert store.create_run(
+            NewRun(record=alive, facts=[NewFact(kind="k", data={})], fence=held)
+        )
         # The fence leaves the claim as it was: still held, still live.
-        assert store.heartbeat(attempt_id=row.attempt_id, claim_id="parent",
-                               token_hash="h" * 64, now=T0 + timedelta(seconds=6),
-                               lease_until=T0 + timedelta(seconds=30))
+        assert store.heartbeat(
+            attempt_id=row.attempt_id,
+            claim_id="parent",
+            token_hash="h" * 64,
+            now=T0 + timedelta(seconds=6),
+            lease_until=T0 + timedelta(seconds=30),
+        )
 
     def test_release_hands_an_attempt_back_only_to_its_holder(self, store: JournalStore) -> None:
         queue = f"q-{uuid.uuid4().hex[:8]}"
         new_run(store, attempts=1, queue=queue)
         row = claim(store, queue, claim_id="c")
         later = T0 + timedelta(seconds=30)
-        assert not store.release(attempt_id=row.attempt_id, claim_id="other",
-                                 token_hash="h" * 64, visible_at=later)
-        assert store.release(attempt_id=row.attempt_id, claim_id="c", token_hash="h" * 64,
-                             visible_at=later)
+        assert not store.release(
+            attempt_id=row.attempt_id, claim_id="other", token_hash="h" * 64, visible_at=later
+        )
+        assert store.release(
+            attempt_id=row.attempt_id, claim_id="c", token_hash="h" * 64, visible_at=later
+        )
         assert claim(store, queue, now=T0 + timedelta(seconds=29)) is None
         again = claim(store, queue, now=later, claim_id="d")
         assert again is not None and again.attempt_id == row.attempt_id
@@ -370,9 +466,21 @@ class ClaimFencing(UsesStoreHooks):
     def test_future_attempts_are_not_claimed_early(self, store: JournalStore) -> None:
         queue = f"q-{uuid.uuid4().hex[:8]}"
         run_id = new_run(store, facts=1, queue=queue)
-        append(store, run_id, 1, "s", new_attempts=[NewAttempt(
-            attempt_id=f"{run_id}/later/1", runnable_key="later", step="later",
-            attempt_number=1, visible_at=T0 + timedelta(minutes=5))])
+        append(
+            store,
+            run_id,
+            1,
+            "s",
+            new_attempts=[
+                NewAttempt(
+                    attempt_id=f"{run_id}/later/1",
+                    runnable_key="later",
+                    step="later",
+                    attempt_number=1,
+                    visible_at=T0 + timedelta(minutes=5),
+                )
+            ],
+        )
         assert claim(store, queue) is None
         assert store.next_due_at(queue) == T0 + timedelta(minutes=5)
         assert claim(store, queue, now=T0 + timedelta(minutes=5)) is not None
@@ -381,14 +489,27 @@ class ClaimFencing(UsesStoreHooks):
 class JsonRoundTrip(UsesStoreHooks):
     """Fact data and checkpoints come back as the same JSON."""
 
-    DATA = {"s": "ünïcødé ✓", "i": 2**53, "f": 1.5, "b": True, "n": None,
-            "l": [1, "two", {"three": [3]}], "d": {"nested": {"deep": []}}}
+    DATA = {
+        "s": "ünïcødé ✓",
+        "i": 2**53,
+        "f": 1.5,
+        "b": True,
+        "n": None,
+        "l": [1, "two", {"three": [3]}],
+        "d": {"nested": {"deep": []}},
+    }
 
     def test_fact_and_checkpoint_round_trip(self, store: JournalStore) -> None:
         run_id = new_run(store, facts=1)
-        store.write(RunWrite(run_id=run_id, expected_revision=1, now=T0,
-                             facts=[NewFact(kind="data", data=self.DATA)],
-                             checkpoint={"state": self.DATA}))
+        store.write(
+            RunWrite(
+                run_id=run_id,
+                expected_revision=1,
+                now=T0,
+                facts=[NewFact(kind="data", data=self.DATA)],
+                checkpoint={"state": self.DATA},
+            )
+        )
         loaded = store.load(run_id)
         assert loaded.checkpoint is not None and loaded.checkpoint.state == {"state": self.DATA}
         store.delete_checkpoints(run_id)
@@ -426,9 +547,22 @@ class CrossRunWakes(UsesStoreHooks):
         queue = f"q-{uuid.uuid4().hex[:8]}"
         parent = new_run(store, facts=1, queue=queue)
         far = T0 + timedelta(days=365)
-        append(store, parent, 1, "s", new_attempts=[
-            NewAttempt(attempt_id=f"{parent}/{key}/1", runnable_key=key, step=key,
-                       attempt_number=1, visible_at=far) for key in ("gather", "other")])
+        append(
+            store,
+            parent,
+            1,
+            "s",
+            new_attempts=[
+                NewAttempt(
+                    attempt_id=f"{parent}/{key}/1",
+                    runnable_key=key,
+                    step=key,
+                    attempt_number=1,
+                    visible_at=far,
+                )
+                for key in ("gather", "other")
+            ],
+        )
         child = new_run(store, facts=1, queue=queue)
         assert claim(store, queue) is None
         append(store, child, 1, "done", wake=(parent, ("gather",)))

@@ -18,8 +18,13 @@ from squidie.testing.store_hooks import StoreHooks
 
 
 def _receipt(key: str, run_id: str | None, result: int, seconds: float = 0) -> CommandReceipt:
-    return CommandReceipt(idempotency_key=key, signal_type="resume", run_id=run_id,
-                          result={"result": result}, recorded_at=T0 + timedelta(seconds=seconds))
+    return CommandReceipt(
+        idempotency_key=key,
+        signal_type="resume",
+        run_id=run_id,
+        result={"result": result},
+        recorded_at=T0 + timedelta(seconds=seconds),
+    )
 
 
 class Installing:
@@ -81,8 +86,7 @@ class ScheduleCursors(UsesStoreHooks):
         later = T0 + timedelta(minutes=1)
         assert store.ensure_schedule_cursor("s", "tests.Workflow", "tick", later, "b") == T0
         assert store.advance_schedule_cursor("s", T0, later, later, "a")
-        assert not store.advance_schedule_cursor("s", T0, later + timedelta(minutes=1),
-                                                 later, "b")
+        assert not store.advance_schedule_cursor("s", T0, later + timedelta(minutes=1), later, "b")
         assert store.schedule_cursor("s") == later
         assert not store.advance_schedule_cursor("unknown", T0, later, later, "a")
 
@@ -92,15 +96,24 @@ class CatalogFilters(UsesStoreHooks):
 
     def test_filters_and_bad_options(self, store: JournalStore) -> None:
         done = new_run(store)
-        store.write(RunWrite(run_id=done, expected_revision=1, now=T0, status="completed",
-                             terminal_at=T0, facts=[NewFact(kind="completed", data={})]))
+        store.write(
+            RunWrite(
+                run_id=done,
+                expected_revision=1,
+                now=T0,
+                status="completed",
+                terminal_at=T0,
+                facts=[NewFact(kind="completed", data={})],
+            )
+        )
         running = new_run(store, started_at=T0 + timedelta(seconds=1))
         page = store.list_runs(status="completed", workflow=None, limit=10, cursor=None)
         assert [r.run_id for r in page.runs] == [done] and page.next_cursor is None
         page = store.list_runs(status=None, workflow="tests.Workflow", limit=10, cursor=None)
         assert [r.run_id for r in page.runs] == [running, done]
-        assert store.list_runs(status=None, workflow="tests.Other", limit=10,
-                               cursor=None).runs == []
+        assert (
+            store.list_runs(status=None, workflow="tests.Other", limit=10, cursor=None).runs == []
+        )
         with pytest.raises(InvalidOption):
             store.list_runs(status=None, workflow=None, limit=0, cursor=None)
         with pytest.raises(InvalidOption):

@@ -48,42 +48,87 @@ def needs(hooks: StoreHooks, hook: str) -> None:
     """
     unknown = set(hooks.unsupported) - set(OPTIONAL_HOOKS)
     if unknown:
-        raise ValueError(f"{type(hooks).__name__}.unsupported names unknown hooks "
-                         f"{sorted(unknown)}; the optional hooks are {list(OPTIONAL_HOOKS)}")
+        raise ValueError(
+            f"{type(hooks).__name__}.unsupported names unknown hooks "
+            f"{sorted(unknown)}; the optional hooks are {list(OPTIONAL_HOOKS)}"
+        )
     reason = hooks.unsupported.get(hook)
     if reason is not None:
         pytest.skip(f"{type(hooks).__name__} declares the {hook!r} hook unsupported: {reason}")
 
 
-def new_run(store: JournalStore, *, facts: int = 1, attempts: int = 0, queue: str = "q",
-            started_at: datetime = T0) -> str:
+def new_run(
+    store: JournalStore,
+    *,
+    facts: int = 1,
+    attempts: int = 0,
+    queue: str = "q",
+    started_at: datetime = T0,
+) -> str:
     """Create a run with ``facts`` facts and ``attempts`` visible attempts; returns its id."""
     run_id = str(uuid.uuid4())
-    record = RunRecord(run_id=run_id, workflow="tests.Workflow", trigger="go", queue=queue,
-                       status="started", definition_version="1", parent_run_id=None,
-                       revision=0, started_at=started_at, updated_at=started_at)
-    created = store.create_run(NewRun(
-        record=record,
-        facts=[NewFact(kind="k", data={"n": i}) for i in range(1, facts + 1)],
-        attempts=[NewAttempt(attempt_id=f"{run_id}/a{i}/1", runnable_key=f"a{i}", step=f"a{i}",
-                             attempt_number=1, visible_at=started_at) for i in range(attempts)],
-    ))
+    record = RunRecord(
+        run_id=run_id,
+        workflow="tests.Workflow",
+        trigger="go",
+        queue=queue,
+        status="started",
+        definition_version="1",
+        parent_run_id=None,
+        revision=0,
+        started_at=started_at,
+        updated_at=started_at,
+    )
+    created = store.create_run(
+        NewRun(
+            record=record,
+            facts=[NewFact(kind="k", data={"n": i}) for i in range(1, facts + 1)],
+            attempts=[
+                NewAttempt(
+                    attempt_id=f"{run_id}/a{i}/1",
+                    runnable_key=f"a{i}",
+                    step=f"a{i}",
+                    attempt_number=1,
+                    visible_at=started_at,
+                )
+                for i in range(attempts)
+            ],
+        )
+    )
     assert created
     return run_id
 
 
 def append(store: JournalStore, run_id: str, expected: int, *kinds: str, **kw: Any) -> int:
     """Append facts of ``kinds`` at ``expected`` revision."""
-    return store.write(RunWrite(run_id=run_id, expected_revision=expected, now=T0,
-                                facts=[NewFact(kind=k, data={"kind": k}) for k in kinds], **kw))
+    return store.write(
+        RunWrite(
+            run_id=run_id,
+            expected_revision=expected,
+            now=T0,
+            facts=[NewFact(kind=k, data={"kind": k}) for k in kinds],
+            **kw,
+        )
+    )
 
 
-def claim(store: JournalStore, queue: str = "q", *, now: datetime = T0, lease: float = 30,
-          claim_id: str | None = None) -> Any:
+def claim(
+    store: JournalStore,
+    queue: str = "q",
+    *,
+    now: datetime = T0,
+    lease: float = 30,
+    claim_id: str | None = None,
+) -> Any:
     """Claim on ``queue`` with a fresh claim id."""
-    return store.claim(queue=queue, owner_id="conformance", now=now,
-                       lease_until=now + timedelta(seconds=lease),
-                       claim_id=claim_id or uuid.uuid4().hex, token_hash=TOKEN)
+    return store.claim(
+        queue=queue,
+        owner_id="conformance",
+        now=now,
+        lease_until=now + timedelta(seconds=lease),
+        claim_id=claim_id or uuid.uuid4().hex,
+        token_hash=TOKEN,
+    )
 
 
 def new_queue() -> str:

@@ -82,12 +82,22 @@ exec setpriv --reuid=postgres --regid=postgres --init-groups -- \\
 # script runs initdb and postgres itself). A smaller image is a faster
 # container start on the vfs storage driver, which copies it every time.
 _TRIM: Final = (
-    "var/cache/apt/archives/*.deb", "var/lib/apt/lists/*", "usr/share/doc/*",
-    "usr/share/man/*", "usr/share/locale/*", "usr/share/info/*", "usr/share/i18n",
-    "var/lib/postgresql/*", "etc/postgresql/*", "run/postgresql/*",
-    "usr/lib/*-linux-gnu/libLLVM*", "usr/lib/*-linux-gnu/libz3.so*",
-    "usr/lib/postgresql/*/lib/llvmjit*", "usr/lib/postgresql/*/lib/bitcode",
-    "usr/lib/*-linux-gnu/perl", "usr/share/perl",
+    "var/cache/apt/archives/*.deb",
+    "var/lib/apt/lists/*",
+    "usr/share/doc/*",
+    "usr/share/man/*",
+    "usr/share/locale/*",
+    "usr/share/info/*",
+    "usr/share/i18n",
+    "var/lib/postgresql/*",
+    "etc/postgresql/*",
+    "run/postgresql/*",
+    "usr/lib/*-linux-gnu/libLLVM*",
+    "usr/lib/*-linux-gnu/libz3.so*",
+    "usr/lib/postgresql/*/lib/llvmjit*",
+    "usr/lib/postgresql/*/lib/bitcode",
+    "usr/lib/*-linux-gnu/perl",
+    "usr/share/perl",
 )
 
 
@@ -137,8 +147,9 @@ class ImageChoice:
     steps: tuple[tuple[str, float], ...] = ()  # (what, seconds) of a build
 
 
-def choose_image(client: Any, *, recipe: Recipe | None = None,
-                 log: Callable[[str], None] | None = None) -> ImageChoice:
+def choose_image(
+    client: Any, *, recipe: Recipe | None = None, log: Callable[[str], None] | None = None
+) -> ImageChoice:
     """Pick the image: the stock one when present or pullable, else the local one.
 
     ``client`` is a ``docker.DockerClient``. ``SQUIDIE_TEST_CONTAINER_IMAGE``
@@ -153,8 +164,9 @@ def choose_image(client: Any, *, recipe: Recipe | None = None,
         started = time.monotonic()
         try:
             how = _present_or_pull(client, STOCK_IMAGE)
-            return ImageChoice(image=STOCK_IMAGE, mode="stock", how=how,
-                               seconds=time.monotonic() - started)
+            return ImageChoice(
+                image=STOCK_IMAGE, mode="stock", how=how, seconds=time.monotonic() - started
+            )
         except Exception as exc:
             pull_problem = f"{STOCK_IMAGE} could not be pulled ({_first_line(exc)})"
             if forced == "stock":
@@ -179,9 +191,14 @@ def _present_or_pull(client: Any, image: str) -> str:
         return "pulled"
 
 
-def build_local_image(client: Any, recipe: Recipe, *, mirror: str | None = None,
-                      workdir: Path | None = None,
-                      log: Callable[[str], None] | None = None) -> ImageChoice:
+def build_local_image(
+    client: Any,
+    recipe: Recipe,
+    *,
+    mirror: str | None = None,
+    workdir: Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> ImageChoice:
     """Return the local image of ``recipe``, building and importing it unless present.
 
     Older ``squidie-postgres`` tags are removed after a build. Raises
@@ -192,8 +209,9 @@ def build_local_image(client: Any, recipe: Recipe, *, mirror: str | None = None,
     started = time.monotonic()
     with contextlib.suppress(_docker_errors().ImageNotFound):
         client.images.get(recipe.tag)
-        return ImageChoice(image=recipe.tag, mode="local", how="reused",
-                           seconds=time.monotonic() - started)
+        return ImageChoice(
+            image=recipe.tag, mode="local", how="reused", seconds=time.monotonic() - started
+        )
     debootstrap = _build_prerequisites()
     source = mirror or debian_mirror()
     steps: list[tuple[str, float]] = []
@@ -208,21 +226,29 @@ def build_local_image(client: Any, recipe: Recipe, *, mirror: str | None = None,
         _import(client, rootfs, recipe.tag)
         steps.append(("docker import", time.monotonic() - began))
     _remove_older_tags(client, recipe.tag)
-    return ImageChoice(image=recipe.tag, mode="local", how="built",
-                       seconds=time.monotonic() - started, steps=tuple(steps))
+    return ImageChoice(
+        image=recipe.tag,
+        mode="local",
+        how="built",
+        seconds=time.monotonic() - started,
+        steps=tuple(steps),
+    )
 
 
 def _build_prerequisites() -> str:
     """The debootstrap program, or why the image cannot be built here."""
-    how = ("Build it on a Debian/Ubuntu machine as root with debootstrap installed "
-           "(apt-get install debootstrap; tools/ensure_container_packages.sh does), or use "
-           "a Docker daemon that can pull " + STOCK_IMAGE + ".")
+    how = (
+        "Build it on a Debian/Ubuntu machine as root with debootstrap installed "
+        "(apt-get install debootstrap; tools/ensure_container_packages.sh does), or use "
+        "a Docker daemon that can pull " + STOCK_IMAGE + "."
+    )
     if os.geteuid() != 0:
         raise ImageUnavailable(f"the local PostgreSQL image must be built, which needs root. {how}")
     found = shutil.which("debootstrap")
     if found is None:
-        raise ImageUnavailable(f"the local PostgreSQL image must be built, but debootstrap "
-                               f"is not installed. {how}")
+        raise ImageUnavailable(
+            f"the local PostgreSQL image must be built, but debootstrap is not installed. {how}"
+        )
     return found
 
 
@@ -236,8 +262,10 @@ def debian_mirror(apt_dir: Path = Path("/etc/apt")) -> str:
         with contextlib.suppress(OSError):
             for uri in _archive_uris(path.read_text()):
                 return uri.rstrip("/")
-    raise ImageUnavailable(f"no Debian archive found in {apt_dir}/sources.list*: the local "
-                           "PostgreSQL image is built from Debian packages through it")
+    raise ImageUnavailable(
+        f"no Debian archive found in {apt_dir}/sources.list*: the local "
+        "PostgreSQL image is built from Debian packages through it"
+    )
 
 
 def _archive_uris(text: str) -> Iterator[str]:
@@ -253,8 +281,14 @@ def _archive_uris(text: str) -> Iterator[str]:
 
 
 def _debootstrap(program: str, recipe: Recipe, rootfs: Path, mirror: str, log: Path) -> None:
-    command = [program, f"--variant={recipe.variant}",
-               "--include=" + ",".join(recipe.packages), recipe.suite, str(rootfs), mirror]
+    command = [
+        program,
+        f"--variant={recipe.variant}",
+        "--include=" + ",".join(recipe.packages),
+        recipe.suite,
+        str(rootfs),
+        mirror,
+    ]
     with open(log, "wb") as out:
         done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
     if done.returncode != 0:
@@ -294,24 +328,36 @@ def _inside(rootfs: Path, path: Path) -> bool:
 def _import(client: Any, rootfs: Path, tag: str) -> None:
     """Stream ``tar`` of the root file system into ``docker import``."""
     repository, _, version = tag.partition(":")
-    changes = [f'ENTRYPOINT ["{ENTRYPOINT}"]', f"ENV PGDATA={DATA_DIR}",
-               f"LABEL squidie.recipe={version}"]
+    changes = [
+        f'ENTRYPOINT ["{ENTRYPOINT}"]',
+        f"ENV PGDATA={DATA_DIR}",
+        f"LABEL squidie.recipe={version}",
+    ]
     with tempfile.TemporaryFile() as errors:
-        tar = subprocess.Popen(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", "-", "."],
-                               stdout=subprocess.PIPE, stderr=errors)
+        tar = subprocess.Popen(
+            ["tar", "-C", str(rootfs), "--numeric-owner", "-cf", "-", "."],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+        )
         stream = tar.stdout
         assert stream is not None
         try:
-            client.api.import_image(src=iter(lambda: stream.read(1 << 20), b""),
-                                    repository=repository, tag=version, changes=changes,
-                                    stream_src=True)
+            client.api.import_image(
+                src=iter(lambda: stream.read(1 << 20), b""),
+                repository=repository,
+                tag=version,
+                changes=changes,
+                stream_src=True,
+            )
         finally:
             stream.close()
             code = tar.wait()
         errors.seek(0)
         if code != 0:
-            raise ImageUnavailable(f"tar of the root file system failed (exit {code}): "
-                                   f"{errors.read()[-500:].decode(errors='replace')}")
+            raise ImageUnavailable(
+                f"tar of the root file system failed (exit {code}): "
+                f"{errors.read()[-500:].decode(errors='replace')}"
+            )
     client.images.get(tag)  # raises if the import did not produce it
 
 

@@ -56,9 +56,14 @@ class ContainerCluster(LoopbackServer):
 
     source: Source = "container"
 
-    def __init__(self, *, settings: Mapping[str, str] | None = None,
-                 client: Any = None, image: ImageChoice | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Mapping[str, str] | None = None,
+        client: Any = None,
+        image: ImageChoice | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         """Prepare (not start) a server.
 
         ``settings`` are extra server settings (``name: value``; the
@@ -69,11 +74,12 @@ class ContainerCluster(LoopbackServer):
         """
         if client is None and not docker_answers():
             where = os.environ.get("DOCKER_HOST") or "the default socket"
-            raise DockerUnavailable(f"No Docker daemon answered at {where}.\n"
-                                    + HOW_TO_GET_DOCKER)
+            raise DockerUnavailable(f"No Docker daemon answered at {where}.\n" + HOW_TO_GET_DOCKER)
         self._client = client or _docker_client()
-        self._settings = {**_DEFAULT_SETTINGS,
-                          **{k: _unquote(v) for k, v in (settings or {}).items()}}
+        self._settings = {
+            **_DEFAULT_SETTINGS,
+            **{k: _unquote(v) for k, v in (settings or {}).items()},
+        }
         self._log = log
         self.choice: ImageChoice | None = image
         self.port: int | None = None
@@ -103,8 +109,9 @@ class ContainerCluster(LoopbackServer):
                 _remove(self._holder)
                 self._container = None
 
-    def stop(self, mode: Literal["smart", "fast", "immediate"] = "fast",
-             timeout: float = 60.0) -> None:
+    def stop(
+        self, mode: Literal["smart", "fast", "immediate"] = "fast", timeout: float = 60.0
+    ) -> None:
         """Shut the server down as ``pg_ctl stop -m mode`` would; a no-op if not running."""
         if self.is_running():
             self._wrapped().kill(signal=_SHUTDOWN_SIGNALS[mode])
@@ -149,8 +156,9 @@ class ContainerCluster(LoopbackServer):
             from testcontainers.core.config import testcontainers_config
             from testcontainers.core.container import DockerContainer
         except ImportError as exc:
-            raise RuntimeError("testcontainers is not installed "
-                               "(pip install 'testcontainers[postgres]')") from exc
+            raise RuntimeError(
+                "testcontainers is not installed (pip install 'testcontainers[postgres]')"
+            ) from exc
 
         if self.choice is None:
             self.choice = choose_image(self._client, log=self._log)
@@ -161,8 +169,9 @@ class ContainerCluster(LoopbackServer):
         if self.choice.mode == "local":
             # Its machines cannot pull the reaper's image; close() removes the container.
             testcontainers_config.ryuk_disabled = True
-            container.with_command(["-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
-                                    *flags])
+            container.with_command(
+                ["-p", str(self.port), "-c", "listen_addresses=127.0.0.1", *flags]
+            )
             container.with_kwargs(network_mode="host", labels=labels, shm_size="256m")
         else:
             container.with_env("POSTGRES_HOST_AUTH_METHOD", "trust")
@@ -211,16 +220,19 @@ class ContainerCluster(LoopbackServer):
             state = self._state()
             if not state.get("Running") or time.monotonic() > deadline:
                 why = "exited" if not state.get("Running") else f"not ready in {timeout:.0f} s"
-                raise RuntimeError(f"the PostgreSQL container {why} ({problem}); its log:\n"
-                                   + self.read_log()[-2000:])
+                raise RuntimeError(
+                    f"the PostgreSQL container {why} ({problem}); its log:\n"
+                    + self.read_log()[-2000:]
+                )
             time.sleep(0.05)
 
     def __repr__(self) -> str:
         return f"ContainerCluster(image={self.image!r}, port={self.port!r})"
 
 
-def require_container_cluster(*, settings: Mapping[str, str] | None = None,
-                              log: Callable[[str], None] | None = None) -> ContainerCluster:
+def require_container_cluster(
+    *, settings: Mapping[str, str] | None = None, log: Callable[[str], None] | None = None
+) -> ContainerCluster:
     """Return an unstarted :class:`ContainerCluster` for tests that kill and restart it.
 
     Use as ``with require_container_cluster() as cluster: ...``. Raises

@@ -79,8 +79,11 @@ def docker_answers(host: str | None = None, timeout: float = 5.0) -> bool:
     platform default)."""
     try:
         docker: Any = importlib.import_module("docker")
-        client = (docker.DockerClient(base_url=host, timeout=timeout) if host
-                  else docker.from_env(timeout=timeout))
+        client = (
+            docker.DockerClient(base_url=host, timeout=timeout)
+            if host
+            else docker.from_env(timeout=timeout)
+        )
         try:
             return bool(client.ping())
         finally:
@@ -110,8 +113,9 @@ class Daemon:
 
 
 @contextlib.contextmanager
-def docker_daemon(*, start_private: bool = True,
-                  log: Callable[[str], None] | None = None) -> Iterator[Daemon]:
+def docker_daemon(
+    *, start_private: bool = True, log: Callable[[str], None] | None = None
+) -> Iterator[Daemon]:
     """Yield a Docker daemon that answers, starting a private one if none does.
 
     A private daemon is stopped on exit, and ``DOCKER_HOST`` points at it
@@ -125,12 +129,15 @@ def docker_daemon(*, start_private: bool = True,
     why = "starting one was not allowed" if not start_private else can_start_private()
     if why is not None:
         where = os.environ.get("DOCKER_HOST") or "the default socket"
-        raise DockerUnavailable(f"No Docker daemon answered at {where}, and {why}.\n"
-                                + HOW_TO_GET_DOCKER)
+        raise DockerUnavailable(
+            f"No Docker daemon answered at {where}, and {why}.\n" + HOW_TO_GET_DOCKER
+        )
     previous = os.environ.get("DOCKER_HOST")
     with PrivateDockerd() as daemon:
-        say(f"dockerd: none answered; started a private one (pid {daemon.pid}) on "
-            f"{daemon.host} in {daemon.started_in:.1f} s, image store in {daemon.data_root}")
+        say(
+            f"dockerd: none answered; started a private one (pid {daemon.pid}) on "
+            f"{daemon.host} in {daemon.started_in:.1f} s, image store in {daemon.data_root}"
+        )
         os.environ["DOCKER_HOST"] = daemon.host
         try:
             yield Daemon(host=daemon.host, private=True, started_in=daemon.started_in)
@@ -140,8 +147,10 @@ def docker_daemon(*, start_private: bool = True,
             else:
                 os.environ["DOCKER_HOST"] = previous
             say(f"dockerd: stopping the private one (pid {daemon.pid})")
-    say(f"dockerd: stopped in {daemon.stopped_in:.1f} s; unmounted {daemon.unmounted} "
-        f"mount(s) it left")
+    say(
+        f"dockerd: stopped in {daemon.stopped_in:.1f} s; unmounted {daemon.unmounted} "
+        f"mount(s) it left"
+    )
 
 
 class PrivateDockerd(Lifecycle):
@@ -174,20 +183,41 @@ class PrivateDockerd(Lifecycle):
         except BlockingIOError:
             self._lock.close()
             self._lock = None
-            raise DockerUnavailable(f"another private dockerd uses {self.data_root}; set "
-                                    f"{CACHE_ENV_VAR} to another directory") from None
+            raise DockerUnavailable(
+                f"another private dockerd uses {self.data_root}; set "
+                f"{CACHE_ENV_VAR} to another directory"
+            ) from None
         config = self.root / "daemon.json"
         config.write_text(json.dumps({}))  # not /etc/docker/daemon.json: it may clash
         command = [
-            "dockerd", "--storage-driver", "vfs", "--iptables=false", "--ip6tables=false",
-            "--ip-forward=false", "--ip-masq=false", "--bridge=none",
-            "--userland-proxy=false", "--config-file", str(config), "-H", self.host,
-            "--data-root", str(self.data_root), "--exec-root", str(self.root / "exec"),
-            "--pidfile", str(self.root / "dockerd.pid"),
+            "dockerd",
+            "--storage-driver",
+            "vfs",
+            "--iptables=false",
+            "--ip6tables=false",
+            "--ip-forward=false",
+            "--ip-masq=false",
+            "--bridge=none",
+            "--userland-proxy=false",
+            "--config-file",
+            str(config),
+            "-H",
+            self.host,
+            "--data-root",
+            str(self.data_root),
+            "--exec-root",
+            str(self.root / "exec"),
+            "--pidfile",
+            str(self.root / "dockerd.pid"),
         ]
         with open(self.log_file, "wb") as out:
-            self._proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True)
+            self._proc = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.pid = self._proc.pid
         deadline = time.monotonic() + timeout
         while not docker_answers(self.host, timeout=2):
@@ -240,7 +270,8 @@ def _pids_mentioning(text: str) -> list[int]:
         if entry.name.isdigit() and int(entry.name) != os.getpid():
             with contextlib.suppress(OSError):
                 if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
-                        errors="replace"):
+                    errors="replace"
+                ):
                     found.append(int(entry.name))
     return found
 

@@ -33,8 +33,7 @@ class OwnedPostgres(Protocol):
     def start(self, timeout: float = ...) -> None:
         """Start it (after creating it, the first time); returns once it accepts connections."""
 
-    def stop(self, mode: Literal["smart", "fast", "immediate"] = ...,
-             timeout: float = ...) -> None:
+    def stop(self, mode: Literal["smart", "fast", "immediate"] = ..., timeout: float = ...) -> None:
         """Shut it down as ``pg_ctl stop -m mode`` would."""
 
     def kill(self, timeout: float = ...) -> None:
@@ -63,8 +62,12 @@ class OwnedPostgres(Protocol):
 
 
 @contextlib.contextmanager
-def own_postgres(kind: Kind = "local", *, settings: Mapping[str, str] | None = None,
-                 log: Callable[[str], None] | None = None) -> Iterator[OwnedPostgres]:
+def own_postgres(
+    kind: Kind = "local",
+    *,
+    settings: Mapping[str, str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Iterator[OwnedPostgres]:
     """Yield a started server of ``kind``, closed on exit.
 
     ``local``: a :class:`LocalCluster` from the PostgreSQL binaries.

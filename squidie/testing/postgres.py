@@ -185,8 +185,9 @@ class LoopbackServer(Lifecycle):
     source: Source
     _finalizer: weakref.finalize[..., Any]
 
-    def stop(self, mode: Literal["smart", "fast", "immediate"] = "fast",
-             timeout: float = 60.0) -> None:
+    def stop(
+        self, mode: Literal["smart", "fast", "immediate"] = "fast", timeout: float = 60.0
+    ) -> None:
         """Shut the server down as ``pg_ctl stop -m mode`` would."""
         raise NotImplementedError
 

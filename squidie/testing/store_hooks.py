@@ -66,8 +66,11 @@ class SqlStoreHooks:
     def corrupt_checkpoint(self, store: JournalStore, run_id: str) -> None:
         """Move the checkpoint row's revision ahead of the journal."""
         with _engine(store).begin() as conn:
-            moved = conn.execute(update(checkpoints).where(checkpoints.c.run_id == run_id)
-                                 .values(revision=checkpoints.c.revision + AHEAD)).rowcount
+            moved = conn.execute(
+                update(checkpoints)
+                .where(checkpoints.c.run_id == run_id)
+                .values(revision=checkpoints.c.revision + AHEAD)
+            ).rowcount
         if moved != 1:
             raise AssertionError(f"run {run_id!r} has no checkpoint to corrupt")
 
@@ -114,6 +117,5 @@ def _engine(store: JournalStore) -> Engine:
 
 def _memory(store: JournalStore) -> InMemoryStore:
     if not isinstance(store, InMemoryStore):
-        raise TypeError(f"InMemoryStoreHooks works on an InMemoryStore, not "
-                        f"{type(store).__name__}")
+        raise TypeError(f"InMemoryStoreHooks works on an InMemoryStore, not {type(store).__name__}")
     return store

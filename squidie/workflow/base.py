@@ -48,13 +48,19 @@ def _register(cls: type[Workflow]) -> None:
     path, compiled = workflow_path(cls), cls.__squidie__
     key = (workflow_identity(cls), compiled.spec.version)
     other = _versions.get(key)
-    if (other is not None and workflow_path(other) != path
-            and other.__squidie__.fingerprint != compiled.fingerprint):
-        raise WorkflowDefinitionError([
-            f"workflow {brief(key[0])} version {brief(key[1])} is already defined by "
-            f"{workflow_path(other)} with another definition (fingerprint "
-            f"{other.__squidie__.fingerprint[:12]} -> {compiled.fingerprint[:12]}); "
-            "give the new definition its own version"])
+    if (
+        other is not None
+        and workflow_path(other) != path
+        and other.__squidie__.fingerprint != compiled.fingerprint
+    ):
+        raise WorkflowDefinitionError(
+            [
+                f"workflow {brief(key[0])} version {brief(key[1])} is already defined by "
+                f"{workflow_path(other)} with another definition (fingerprint "
+                f"{other.__squidie__.fingerprint[:12]} -> {compiled.fingerprint[:12]}); "
+                "give the new definition its own version"
+            ]
+        )
     # Classes defined in functions or notebooks cannot be imported by path:
     # remember them so this process can still resolve its own runs.
     _defined[path] = cls

@@ -57,9 +57,18 @@ from squidie.workflow.validation import graph_problems
 # reference string and the object to call; returns None after reporting.
 ActionResolver = Callable[[Any, str, list[str]], tuple[str, Any] | None]
 
-_PY_TYPES: dict[Any, str] = {str: "str", int: "int", float: "float", bool: "bool",
-                             dict: "dict", list: "list", datetime: "datetime", date: "date",
-                             Decimal: "decimal", UUID: "uuid"}
+_PY_TYPES: dict[Any, str] = {
+    str: "str",
+    int: "int",
+    float: "float",
+    bool: "bool",
+    dict: "dict",
+    list: "list",
+    datetime: "datetime",
+    date: "date",
+    Decimal: "decimal",
+    UUID: "uuid",
+}
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -94,8 +103,9 @@ def seconds(value: Any, what: str, problems: list[str], *, allow_zero: bool = Fa
     if number < 0 or (number == 0 and not allow_zero):
         problems.append(f"{what} must be {'>= 0' if allow_zero else '> 0'}, got {brief(value)}")
     elif number > MAX_SECONDS:
-        problems.append(f"{what} must be at most {MAX_SECONDS:.0f} seconds (a century), "
-                        f"got {brief(value)}")
+        problems.append(
+            f"{what} must be at most {MAX_SECONDS:.0f} seconds (a century), got {brief(value)}"
+        )
         return MAX_SECONDS
     return number
 
@@ -189,8 +199,11 @@ def _version(version: Any, problems: list[str]) -> Any:
     """The version label, or a problem (a string or int, short enough to store)."""
     if version is None:
         return None
-    if isinstance(version, bool) or not isinstance(version, str | int) or (
-            isinstance(version, int) and not -10**18 < version < 10**18):
+    if (
+        isinstance(version, bool)
+        or not isinstance(version, str | int)
+        or (isinstance(version, int) and not -(10**18) < version < 10**18)
+    ):
         problems.append(f"version must be a string, got {brief(version)}")
         return None
     problem = text_problem(str(version), "version", max_length=MAX_VERSION_LENGTH)
@@ -261,8 +274,9 @@ def _payload_fields(payload: Any, problems: list[str]) -> list[FieldSpec]:
     if payload is None:
         return []
     if not isinstance(payload, Mapping):
-        problems.append(f"payload must be a mapping of field name to field(...), "
-                        f"got {brief(payload)}")
+        problems.append(
+            f"payload must be a mapping of field name to field(...), got {brief(payload)}"
+        )
         return []
     out: list[FieldSpec] = []
     for fname, decl in payload.items():
@@ -344,8 +358,10 @@ def _step(
                 "or compensatable=False"
             )
     if decl.irreversible is True and decl.compensatable is True:
-        problems.append(f"{where}: irreversible=True contradicts compensatable=True "
-                        "(an irreversible step cannot be undone)")
+        problems.append(
+            f"{where}: irreversible=True contradicts compensatable=True "
+            "(an irreversible step cannot be undone)"
+        )
     if not isinstance(decl.irreversible, bool):
         problems.append(f"{where}: irreversible must be a bool")
     if decl.compensatable is not None and not isinstance(decl.compensatable, bool):
@@ -359,8 +375,9 @@ def _step(
         if not isinstance(decl.message, str):
             problems.append(f"{where}: log message must be a string")
         if decl.level not in LOG_LEVELS:
-            problems.append(f"{where}: log level must be one of {LOG_LEVELS}, "
-                            f"got {brief(decl.level)}")
+            problems.append(
+                f"{where}: log level must be one of {LOG_LEVELS}, got {brief(decl.level)}"
+            )
     on_failure, wait_timeout = _await_options(decl, kind, where, problems)
     timeout = None
     if decl.timeout is not None:
@@ -389,8 +406,9 @@ def _step(
     )
 
 
-def _await_options(decl: StepDecl, kind: StepKind, where: str,
-                   problems: list[str]) -> tuple[str | None, float | None]:
+def _await_options(
+    decl: StepDecl, kind: StepKind, where: str, problems: list[str]
+) -> tuple[str | None, float | None]:
     """``on_failure`` and ``wait_timeout`` of an ``await_children`` step (None for others)."""
     if kind is not StepKind.AWAIT_CHILDREN:
         if decl.on_failure is not None or decl.wait_timeout is not None:
@@ -398,8 +416,9 @@ def _await_options(decl: StepDecl, kind: StepKind, where: str,
         return None, None
     on_failure = decl.on_failure if decl.on_failure is not None else "fail"
     if on_failure not in ON_CHILD_FAILURE:
-        problems.append(f"{where}: on_failure must be one of {ON_CHILD_FAILURE}, "
-                        f"got {brief(decl.on_failure)}")
+        problems.append(
+            f"{where}: on_failure must be one of {ON_CHILD_FAILURE}, got {brief(decl.on_failure)}"
+        )
     timeout = None
     if decl.wait_timeout is not None:
         timeout = seconds(decl.wait_timeout, f"{where}: await_children timeout", problems)
@@ -436,30 +455,36 @@ def _input(raw: Any, where: str, problems: list[str]) -> InputSpec | None:
             problems.append(f"{where}: input names must be non-empty strings, got {brief(raw)}")
         paths = tuple(
             (str(name), _path(path, f"{where}: input path {brief(name)}", problems))
-            for name, path in raw.items() if isinstance(name, str)
+            for name, path in raw.items()
+            if isinstance(name, str)
         )
         return InputSpec(paths=paths)
     if isinstance(raw, Sequence) and not isinstance(raw, str):
         if not all(isinstance(k, str) and k for k in raw):
             problems.append(f"{where}: input keys must be non-empty strings, got {brief(raw)}")
         return InputSpec(keys=tuple(str(k) for k in raw))
-    problems.append(f"{where}: input must be a list of keys or a mapping of paths, "
-                    f"got {brief(raw)}")
+    problems.append(
+        f"{where}: input must be a list of keys or a mapping of paths, got {brief(raw)}"
+    )
     return None
 
 
 def _after(raw: Any, where: str, problems: list[str]) -> tuple[str, ...]:
     if raw is None:
         return ()
-    if isinstance(raw, str) or not isinstance(raw, Sequence) or not all(
-        isinstance(d, str) for d in raw
+    if (
+        isinstance(raw, str)
+        or not isinstance(raw, Sequence)
+        or not all(isinstance(d, str) for d in raw)
     ):
         problems.append(f"{where}: after= must be a list of step names, got {brief(raw)}")
         return ()
     if not raw:
         # An empty list would silently make the step an entry step; leave after= out for that.
-        problems.append(f"{where}: after= must name at least one step (leave it out for a "
-                        "step without dependencies)")
+        problems.append(
+            f"{where}: after= must name at least one step (leave it out for a "
+            "step without dependencies)"
+        )
     return tuple(raw)
 
 
@@ -476,8 +501,10 @@ def _retry(raw: Any, where: str, problems: list[str]) -> RetrySpec | None:
         return None
     n = raw.max_attempts
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_ATTEMPTS:
-        problems.append(f"{where}: retry max_attempts must be an int >= 1 (at most "
-                        f"{MAX_ATTEMPTS}), got {brief(n)}")
+        problems.append(
+            f"{where}: retry max_attempts must be an int >= 1 (at most "
+            f"{MAX_ATTEMPTS}), got {brief(n)}"
+        )
         n = 1
     backoff_spec = None
     if raw.backoff is not None:
@@ -549,8 +576,10 @@ def _transitions(decls: Any, problems: list[str]) -> list[TransitionSpec]:
         except (ValueError, TypeError):
             problems.append(f"{where}: on must be 'ok' or 'error', got {brief(decl.on)}")
             continue
-        ends = [text_problem(end, f"{where} {label}", max_length=MAX_NAME_LENGTH)
-                for label, end in (("from", decl.frm), ("to", decl.to))]
+        ends = [
+            text_problem(end, f"{where} {label}", max_length=MAX_NAME_LENGTH)
+            for label, end in (("from", decl.frm), ("to", decl.to))
+        ]
         if any(ends):
             problems.extend(p for p in ends if p)
             continue
@@ -564,7 +593,10 @@ def _transitions(decls: Any, problems: list[str]) -> list[TransitionSpec]:
                 problems.append(f"{where}: recovery= is only allowed on on='error' transitions")
         out.append(
             TransitionSpec(
-                frm=str(decl.frm), on=on, to=str(decl.to), recovery=decl.recovery,
+                frm=str(decl.frm),
+                on=on,
+                to=str(decl.to),
+                recovery=decl.recovery,
                 when=_condition(decl.when, where, problems),
             )
         )
@@ -585,5 +617,6 @@ def _condition(raw: Any, where: str, problems: list[str]) -> Condition | None:
             f"got {brief(list(raw))}"
         )
         return None
-    return Condition(path=_path(raw["path"], f"{where}: when path", problems), op=ops[0],
-                     value=raw[ops[0]])
+    return Condition(
+        path=_path(raw["path"], f"{where}: when path", problems), op=ops[0], value=raw[ops[0]]
+    )

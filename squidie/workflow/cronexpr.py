@@ -25,8 +25,11 @@ def cron_problem(expression: object) -> str | None:
     It must be a short string croniter parses, and fire at least twice (a
     window runs from one fire to the next), e.g. not on 30 February.
     """
-    if not isinstance(expression, str) or not expression.strip() \
-            or len(expression) > MAX_CRON_LENGTH:
+    if (
+        not isinstance(expression, str)
+        or not expression.strip()
+        or len(expression) > MAX_CRON_LENGTH
+    ):
         return f"invalid cron expression {brief(expression)}"
     try:
         valid = croniter.is_valid(expression)
@@ -39,6 +42,8 @@ def cron_problem(expression: object) -> str | None:
         it.get_next(datetime)
         it.get_next(datetime)
     except Exception:  # CroniterBadDateError, OverflowError near year 9999, ...
-        return (f"cron expression {brief(expression)} never fires (it names no date that "
-                "exists, e.g. 30 February, or fires only once)")
+        return (
+            f"cron expression {brief(expression)} never fires (it names no date that "
+            "exists, e.g. 30 February, or fires only once)"
+        )
     return None

@@ -162,8 +162,18 @@ def step(
     even while it heartbeats; whatever it returns later is discarded.
     """
     return StepDecl(
-        name, "action", action, input, output, retry, after, deadline,
-        compensate, irreversible, compensatable, timeout=timeout,
+        name,
+        "action",
+        action,
+        input,
+        output,
+        retry,
+        after,
+        deadline,
+        compensate,
+        irreversible,
+        compensatable,
+        timeout=timeout,
     )
 
 
@@ -189,15 +199,21 @@ def log(name: str, message: str, level: str = "info") -> StepDecl:
     return StepDecl(name, "log", message=message, level=level)
 
 
-def await_children(name: str, *, output: str | None = None, on_failure: str = "fail",
-                   timeout: Duration | None = None) -> StepDecl:
+def await_children(
+    name: str,
+    *,
+    output: str | None = None,
+    on_failure: str = "fail",
+    timeout: Duration | None = None,
+) -> StepDecl:
     """A step that completes once every child run started by this run's earlier steps
     has ended; its output maps each ``child_key`` to ``{"run_id", "status", "result",
     "error"}``. With ``on_failure="fail"`` a failed or cancelled child fails the step;
     with ``timeout`` the step fails (error code ``children_timeout``) when the
     children have not all ended that long after it began waiting."""
-    return StepDecl(name, "await_children", output=output, on_failure=on_failure,
-                    wait_timeout=timeout)
+    return StepDecl(
+        name, "await_children", output=output, on_failure=on_failure, wait_timeout=timeout
+    )
 
 
 @dataclass(frozen=True, slots=True)

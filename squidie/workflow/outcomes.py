@@ -23,8 +23,13 @@ class Retry(Exception):
     the policy's backoff for the next attempt.
     """
 
-    def __init__(self, reason: str = "retry requested", delay: float | timedelta | None = None,
-                 *, public_message: str | None = None):
+    def __init__(
+        self,
+        reason: str = "retry requested",
+        delay: float | timedelta | None = None,
+        *,
+        public_message: str | None = None,
+    ):
         super().__init__(reason)
         self.reason = reason
         self.delay = delay.total_seconds() if isinstance(delay, timedelta) else delay
@@ -34,8 +39,13 @@ class Retry(Exception):
 class Fail(Exception):
     """Fail the step for good, without retries (its error route, or a failed run)."""
 
-    def __init__(self, reason: str = "failed", details: dict[str, Any] | None = None,
-                 *, public_message: str | None = None):
+    def __init__(
+        self,
+        reason: str = "failed",
+        details: dict[str, Any] | None = None,
+        *,
+        public_message: str | None = None,
+    ):
         super().__init__(reason)
         self.reason = reason
         self.details = details or {}

@@ -42,8 +42,11 @@ def normalise_value(type_name: str, value: Any, name: str | None = None) -> tupl
     """
     if type_name in TEXT_TYPES:
         return _text_value(type_name, value)
-    root = "$" if name is None else (f"$.{name}" if name.isidentifier() and len(name) <= 40
-                                     else f"$[{brief(name, 40)}]")
+    root = (
+        "$"
+        if name is None
+        else (f"$.{name}" if name.isidentifier() and len(name) <= 40 else f"$[{brief(name, 40)}]")
+    )
     if type_name == "dict" and not isinstance(value, Mapping) and _is_model(value):
         value = _as_mapping(value)  # a dataclass or pydantic model: its fields
     ok = {
@@ -98,10 +101,12 @@ def _text_value(type_name: str, value: Any) -> tuple[Any, str | None]:
             return str(uuid.UUID(value)), None
         raise TypeError
     except (TypeError, ValueError, InvalidOperation, OverflowError):
-        accepted = {"datetime": "an aware datetime or ISO 8601 text",
-                    "date": "a date or ISO 8601 text (YYYY-MM-DD)",
-                    "decimal": "a Decimal, an int or decimal text (not a float)",
-                    "uuid": "a UUID or its text"}[type_name]
+        accepted = {
+            "datetime": "an aware datetime or ISO 8601 text",
+            "date": "a date or ISO 8601 text (YYYY-MM-DD)",
+            "decimal": "a Decimal, an int or decimal text (not a float)",
+            "uuid": "a UUID or its text",
+        }[type_name]
         return None, f"must be {accepted}, got {type(value).__name__} {brief(value)}"
 
 
@@ -110,8 +115,8 @@ def _is_model(value: Any) -> bool:
     if isinstance(value, type):
         return False
     return dataclasses.is_dataclass(value) or (
-        callable(getattr(type(value), "model_dump", None))
-        and hasattr(type(value), "model_fields"))
+        callable(getattr(type(value), "model_dump", None)) and hasattr(type(value), "model_fields")
+    )
 
 
 def _as_mapping(value: Any) -> Any:
@@ -135,8 +140,10 @@ def validate_payload(trigger: TriggerSpec, payload: Mapping[str, Any] | None) ->
         try:
             payload = portable_json(payload)
         except ValueError as exc:
-            raise InvalidPayload([f"payload cannot be stored as JSON: {exc}"],
-                                 f"invalid payload for trigger {trigger.name!r}") from None
+            raise InvalidPayload(
+                [f"payload cannot be stored as JSON: {exc}"],
+                f"invalid payload for trigger {trigger.name!r}",
+            ) from None
     if not isinstance(payload, Mapping):
         raise InvalidPayload([f"payload must be a mapping, got {type(payload).__name__}"])
     problems: list[str] = []
@@ -144,8 +151,10 @@ def validate_payload(trigger: TriggerSpec, payload: Mapping[str, Any] | None) ->
     declared = {f.name: f for f in trigger.payload}
     for name in payload:
         if name not in declared:
-            problems.append(f"{brief(name)}: unknown field (trigger {trigger.name!r} declares "
-                            f"{sorted(declared) or 'no fields'})")
+            problems.append(
+                f"{brief(name)}: unknown field (trigger {trigger.name!r} declares "
+                f"{sorted(declared) or 'no fields'})"
+            )
     for name, spec in declared.items():
         if name not in payload:
             if spec.required:

@@ -188,13 +188,26 @@ def _walk(value: Any, *, strict: bool, root: str = "$") -> Any:
     return top[0]
 
 
-def _place(item: Any, parent: Any, slot: Any, above: _Link, depth: int,
-           stack: list[tuple[Any, Any, Any, _Link, int]], strict: bool, root: str) -> None:
+def _place(
+    item: Any,
+    parent: Any,
+    slot: Any,
+    above: _Link,
+    depth: int,
+    stack: list[tuple[Any, Any, Any, _Link, int]],
+    strict: bool,
+    root: str,
+) -> None:
     """Store a plain leaf at once; queue containers; convert or check everything else."""
     kind = type(item)
-    plain = (item.isascii() and "\x00" not in item if kind is str
-             else kind is bool or item is None or (kind is float and math.isfinite(item))
-             or (kind is int and item.bit_length() <= MAX_INT_BITS))
+    plain = (
+        item.isascii() and "\x00" not in item
+        if kind is str
+        else kind is bool
+        or item is None
+        or (kind is float and math.isfinite(item))
+        or (kind is int and item.bit_length() <= MAX_INT_BITS)
+    )
     if plain:
         parent[slot] = item
         return
@@ -216,8 +229,10 @@ def _place(item: Any, parent: Any, slot: Any, above: _Link, depth: int,
         item = converted
     else:  # an encoder whose results never reach JSON
         if strict:
-            raise NotPortable(f"{type(item).__name__} did not convert to JSON in "
-                              f"{MAX_DEPTH} steps", _render(path, root))
+            raise NotPortable(
+                f"{type(item).__name__} did not convert to JSON in {MAX_DEPTH} steps",
+                _render(path, root),
+            )
         item = sanitise_text(brief(item))
     parent[slot] = _leaf(item, path, strict, root)
 
@@ -244,8 +259,11 @@ def _convert(item: Any, path: _Link, strict: bool, root: str) -> Any:
         if callable(dump) and hasattr(type(item), "model_fields"):  # a pydantic model
             return dump(item, mode="json")
     except Exception as exc:  # an encoder, a property or a model may raise anything
-        problem = exc.problem if isinstance(exc, _Refused) else \
-            f"cannot convert {type(item).__name__} to JSON ({type(exc).__name__})"
+        problem = (
+            exc.problem
+            if isinstance(exc, _Refused)
+            else f"cannot convert {type(item).__name__} to JSON ({type(exc).__name__})"
+        )
         if strict:
             raise NotPortable(problem, _render(path, root)) from None
         return sanitise_text(brief(item))
@@ -294,8 +312,10 @@ def _leaf(item: Any, path: _Link, strict: bool, root: str) -> Any:
             return real
         problem = f"has a non-finite number ({real!r})"
     else:
-        problem = (f"not JSON-serialisable: {type(item).__name__} is not a JSON type "
-                   "(register an encoder with squidie.register_json_encoder)")
+        problem = (
+            f"not JSON-serialisable: {type(item).__name__} is not a JSON type "
+            "(register an encoder with squidie.register_json_encoder)"
+        )
     if strict:
         raise NotPortable(problem, _render(path, root))
     return sanitise_text(brief(item))

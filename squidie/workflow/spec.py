@@ -37,8 +37,7 @@ class Outcome(StrEnum):
 
 
 COMPLETE = "complete"
-FIELD_TYPES = ("str", "int", "float", "bool", "dict", "list", "datetime", "date", "decimal",
-               "uuid")
+FIELD_TYPES = ("str", "int", "float", "bool", "dict", "list", "datetime", "date", "decimal", "uuid")
 CONDITION_OPS = ("equals", "greater_than", "less_than")
 RECOVERY_MARKERS = ("undo", "compensation")
 ESCALATIONS = ("diagnostic", "operator_action", "workflow_step", "host_callback")

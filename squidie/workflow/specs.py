@@ -25,9 +25,25 @@ from squidie.workflow.dsl import (
 from squidie.workflow.quoting import brief
 from squidie.workflow.spec import WorkflowSpec
 
-_STEP_KEYS = {"name", "action", "kind", "input", "output", "retry", "after", "deadline",
-              "compensate", "irreversible", "compensatable", "duration", "message", "level",
-              "on_failure", "wait_timeout", "timeout"}
+_STEP_KEYS = {
+    "name",
+    "action",
+    "kind",
+    "input",
+    "output",
+    "retry",
+    "after",
+    "deadline",
+    "compensate",
+    "irreversible",
+    "compensatable",
+    "duration",
+    "message",
+    "level",
+    "on_failure",
+    "wait_timeout",
+    "timeout",
+}
 
 
 def compile_spec(spec: Any, *, action_registry: Mapping[str, Any]) -> CompiledWorkflow:
@@ -44,8 +60,9 @@ def compile_spec(spec: Any, *, action_registry: Mapping[str, Any]) -> CompiledWo
         parts = _parts(spec, problems)
     except (TypeError, AttributeError, ValueError, RecursionError) as exc:  # malformed structure
         raise WorkflowDefinitionError([f"malformed spec: {brief(str(exc), 160)}"]) from exc
-    return compile_workflow(**parts, resolve_action=registry_action_resolver(action_registry),
-                            problems=problems)
+    return compile_workflow(
+        **parts, resolve_action=registry_action_resolver(action_registry), problems=problems
+    )
 
 
 def _parts(spec: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
@@ -54,8 +71,10 @@ def _parts(spec: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
         version=spec.get("version"),
         trigger=_trigger(spec.get("trigger"), problems),
         steps=[_step(raw, i, problems) for i, raw in enumerate(_list(spec, "steps", problems))],
-        transitions=[_transition(raw, i, problems)
-                     for i, raw in enumerate(_list(spec, "transitions", problems))],
+        transitions=[
+            _transition(raw, i, problems)
+            for i, raw in enumerate(_list(spec, "transitions", problems))
+        ],
         run_timeout=spec.get("run_timeout"),
     )
 
@@ -105,11 +124,17 @@ def _trigger(raw: Any, problems: list[str]) -> Any:
         if not isinstance(f, Mapping) or "type" not in f:
             problems.append(f"payload field {brief(name)} must be {{'type': ..., 'default': ...}}")
             continue
-        payload[name] = FieldDecl(f["type"], f.get("default", MISSING) if "default" in f
-                                  else MISSING)
-    return TriggerDecl(raw.get("name"), "cron" if kind == "cron" else "manual", payload,
-                       raw.get("cron"), raw.get("timezone") or "Etc/UTC",
-                       raw.get("idempotency"))
+        payload[name] = FieldDecl(
+            f["type"], f.get("default", MISSING) if "default" in f else MISSING
+        )
+    return TriggerDecl(
+        raw.get("name"),
+        "cron" if kind == "cron" else "manual",
+        payload,
+        raw.get("cron"),
+        raw.get("timezone") or "Etc/UTC",
+        raw.get("idempotency"),
+    )
 
 
 def _step(raw: Any, index: int, problems: list[str]) -> Any:
@@ -126,11 +151,23 @@ def _step(raw: Any, index: int, problems: list[str]) -> Any:
     if isinstance(deadline, Mapping):
         deadline = deadline_decl(deadline, f"steps[{index}]", problems)
     return StepDecl(
-        raw.get("name"), raw.get("kind", "action"), raw.get("action"), raw.get("input"),
-        raw.get("output"), retry, raw.get("after"), deadline, raw.get("compensate"),
-        raw.get("irreversible", False), raw.get("compensatable"), raw.get("duration"),
-        raw.get("message"), raw.get("level", "info" if raw.get("kind") == "log" else None),
-        raw.get("on_failure"), raw.get("wait_timeout"), raw.get("timeout"),
+        raw.get("name"),
+        raw.get("kind", "action"),
+        raw.get("action"),
+        raw.get("input"),
+        raw.get("output"),
+        retry,
+        raw.get("after"),
+        deadline,
+        raw.get("compensate"),
+        raw.get("irreversible", False),
+        raw.get("compensatable"),
+        raw.get("duration"),
+        raw.get("message"),
+        raw.get("level", "info" if raw.get("kind") == "log" else None),
+        raw.get("on_failure"),
+        raw.get("wait_timeout"),
+        raw.get("timeout"),
     )
 
 
@@ -144,5 +181,10 @@ def _transition(raw: Any, index: int, problems: list[str]) -> Any:
     if not isinstance(raw, Mapping) or "from" not in raw:
         problems.append(f"transitions[{index}] must be a mapping with from, on, to")
         return None
-    return TransitionDecl(raw["from"], raw.get("on", "ok"), raw.get("to", "complete"),
-                          raw.get("recovery"), raw.get("when"))
+    return TransitionDecl(
+        raw["from"],
+        raw.get("on", "ok"),
+        raw.get("to", "complete"),
+        raw.get("recovery"),
+        raw.get("when"),
+    )

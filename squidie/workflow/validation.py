@@ -59,8 +59,9 @@ def _transition_problems(spec: WorkflowSpec, names: set[str]) -> list[str]:
     if not entries:
         problems.append("no entry step: every step is the target of a transition")
     elif len(entries) > 1:
-        problems.append(f"several entry steps {entries}: exactly one step may have no incoming "
-                        "transition")
+        problems.append(
+            f"several entry steps {entries}: exactly one step may have no incoming transition"
+        )
     edges: dict[str, list[str]] = {n: [] for n in names}
     for t in spec.transitions:
         if t.frm in names and t.to in names:
@@ -103,7 +104,7 @@ def _cycles(edges: dict[str, list[str]], what: str) -> list[str]:
                 colour[trail.pop()] = 2
                 stack.pop()
             elif colour[nxt] == 1:
-                cycle = [*trail[trail.index(nxt):], nxt]
+                cycle = [*trail[trail.index(nxt) :], nxt]
                 problems.append(f"cycle in {what}: {brief(' -> '.join(cycle), 400)}")
             elif colour[nxt] == 0:
                 colour[nxt] = 1

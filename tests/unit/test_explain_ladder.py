@@ -48,8 +48,14 @@ def _manual(sq: Squidie, clock: FakeClock) -> tuple[str, datetime]:
 
 def _pending_apply(sq: Squidie, clock: FakeClock) -> tuple[str, datetime]:
     run = sq.start(Sequence3)
-    _set_rows(sq, run.run_id, status="finished", claim_id="c", token_hash="0" * 64,
-              lease_expires_at=clock.now() + timedelta(seconds=30))
+    _set_rows(
+        sq,
+        run.run_id,
+        status="finished",
+        claim_id="c",
+        token_hash="0" * 64,
+        lease_expires_at=clock.now() + timedelta(seconds=30),
+    )
     return run.run_id, clock.now()
 
 
@@ -61,9 +67,14 @@ def _pending_schedule(sq: Squidie, clock: FakeClock) -> tuple[str, datetime]:
 
 def _claimed(sq: Squidie, clock: FakeClock) -> tuple[str, datetime]:
     run = sq.start(Sequence3)
-    sq.store.claim(queue="default", owner_id="ghost", now=clock.now(),
-                   lease_until=clock.now() + timedelta(seconds=30), claim_id="c",
-                   token_hash="0" * 64)
+    sq.store.claim(
+        queue="default",
+        owner_id="ghost",
+        now=clock.now(),
+        lease_until=clock.now() + timedelta(seconds=30),
+        claim_id="c",
+        token_hash="0" * 64,
+    )
     return run.run_id, clock.now() + timedelta(seconds=10)
 
 
@@ -104,12 +115,36 @@ def _withdrawn_with_status(status: str) -> Callable[[Squidie, FakeClock], tuple[
 
 def _started(sq: Squidie, clock: FakeClock) -> tuple[str, datetime]:
     now = clock.now()
-    record = RunRecord(run_id="bare", workflow="tests.test_graph_workflows.Sequence3",
-                       trigger="go", queue="default", status="started", definition_version=None,
-                       parent_run_id=None, revision=1, started_at=now, updated_at=now)
-    sq.store.create_run(NewRun(record=record, facts=[NewFact(kind="run_started", data={
-        "run_id": "bare", "workflow": record.workflow, "trigger": "go", "queue": "default",
-        "input": {}, "at": iso(now)})]))
+    record = RunRecord(
+        run_id="bare",
+        workflow="tests.test_graph_workflows.Sequence3",
+        trigger="go",
+        queue="default",
+        status="started",
+        definition_version=None,
+        parent_run_id=None,
+        revision=1,
+        started_at=now,
+        updated_at=now,
+    )
+    sq.store.create_run(
+        NewRun(
+            record=record,
+            facts=[
+                NewFact(
+                    kind="run_started",
+                    data={
+                        "run_id": "bare",
+                        "workflow": record.workflow,
+                        "trigger": "go",
+                        "queue": "default",
+                        "input": {},
+                        "at": iso(now),
+                    },
+                )
+            ],
+        )
+    )
     return "bare", now
 
 
@@ -125,8 +160,14 @@ def _definition_unavailable(sq: Squidie, clock: FakeClock) -> tuple[str, datetim
     run = sq.start(Sequence3)
     plan = Plan(load_state(sq.store, run.run_id), clock.now())
     # What a worker lacking the run's version reports as it hands the attempt back.
-    plan.add(DefinitionUnavailable(workflow="tests.test_graph_workflows.Sequence3",
-                                   version="9", defined_versions=["1"], owner_id="old"))
+    plan.add(
+        DefinitionUnavailable(
+            workflow="tests.test_graph_workflows.Sequence3",
+            version="9",
+            defined_versions=["1"],
+            owner_id="old",
+        )
+    )
     plan.commit(sq.store)
     return run.run_id, clock.now()
 
@@ -184,8 +225,7 @@ def _held_grant(sq: Squidie, run_id: str) -> dict[str, str]:
     """The claim the prepare step's write granted its worker (handed back here)."""
     [held] = [r for r in sq.store.list_attempts(run_id, live_only=True) if r.status == "claimed"]
     assert held.claim_id is not None and held.token_hash is not None
-    return {"attempt_id": held.attempt_id, "claim_id": held.claim_id,
-            "token_hash": held.token_hash}
+    return {"attempt_id": held.attempt_id, "claim_id": held.claim_id, "token_hash": held.token_hash}
 
 
 def _reason(sq: Squidie, run_id: str, live: list[AttemptRecord], now: datetime) -> Reason:
@@ -194,21 +234,34 @@ def _reason(sq: Squidie, run_id: str, live: list[AttemptRecord], now: datetime) 
 
 
 def _as(row: AttemptRecord, status: str, now: datetime, lease: float = 30) -> AttemptRecord:
-    return replace(row, status=status, claim_id="c", owner_id="w",
-                   lease_expires_at=now + timedelta(seconds=lease))
+    return replace(
+        row,
+        status=status,
+        claim_id="c",
+        owner_id="w",
+        lease_expires_at=now + timedelta(seconds=lease),
+    )
 
 
-@pytest.mark.parametrize(("left", "right", "want"), [
-    ("finished", None, Reason.COMPLETED_RESULT_PENDING_APPLY),
-    ("finished", "expired", Reason.COMPLETED_RESULT_PENDING_APPLY),
-    ("claimed", None, Reason.PLANNED_DISPATCH_PENDING_SCHEDULE),
-    ("expired", "claimed", Reason.EXPIRED_CLAIM),
-    ("claimed", "visible", Reason.ATTEMPT_CLAIMED),
-    ("visible", "later", Reason.ATTEMPT_VISIBLE),
-], ids=lambda v: str(v))
-def test_the_higher_rung_wins(branches: tuple[Squidie, str, list[AttemptRecord]],
-                              clock: FakeClock, left: str, right: str | None,
-                              want: Reason) -> None:
+@pytest.mark.parametrize(
+    ("left", "right", "want"),
+    [
+        ("finished", None, Reason.COMPLETED_RESULT_PENDING_APPLY),
+        ("finished", "expired", Reason.COMPLETED_RESULT_PENDING_APPLY),
+        ("claimed", None, Reason.PLANNED_DISPATCH_PENDING_SCHEDULE),
+        ("expired", "claimed", Reason.EXPIRED_CLAIM),
+        ("claimed", "visible", Reason.ATTEMPT_CLAIMED),
+        ("visible", "later", Reason.ATTEMPT_VISIBLE),
+    ],
+    ids=lambda v: str(v),
+)
+def test_the_higher_rung_wins(
+    branches: tuple[Squidie, str, list[AttemptRecord]],
+    clock: FakeClock,
+    left: str,
+    right: str | None,
+    want: Reason,
+) -> None:
     sq, run_id, live = branches
     now = clock.now()
     rows = {r.runnable_key: r for r in live}
@@ -227,7 +280,8 @@ def test_the_higher_rung_wins(branches: tuple[Squidie, str, list[AttemptRecord]]
 
 
 def test_rows_the_journal_does_not_expect_are_not_evidence(
-        branches: tuple[Squidie, str, list[AttemptRecord]], clock: FakeClock) -> None:
+    branches: tuple[Squidie, str, list[AttemptRecord]], clock: FakeClock
+) -> None:
     sq, run_id, live = branches
     now = clock.now()
     ghost = [replace(r, runnable_key=f"ghost-{r.runnable_key}", status="claimed") for r in live]
@@ -235,7 +289,8 @@ def test_rows_the_journal_does_not_expect_are_not_evidence(
 
 
 def test_a_handed_back_attempt_is_a_deferred_continuation(
-        branches: tuple[Squidie, str, list[AttemptRecord]], clock: FakeClock) -> None:
+    branches: tuple[Squidie, str, list[AttemptRecord]], clock: FakeClock
+) -> None:
     sq, run_id, live = branches
     now = clock.now()
     back = [replace(r, claims=1, due_at=now + timedelta(seconds=5)) for r in live]

@@ -20,7 +20,8 @@ def _same_as_full_fold(sq: Squidie, run_id: str) -> None:
 
 @pytest.mark.parametrize("name", list(RUNS))
 def test_checkpoint_plus_tail_is_the_full_fold_at_every_step(
-        name: str, sq: Squidie, clock: FakeClock) -> None:
+    name: str, sq: Squidie, clock: FakeClock
+) -> None:
     run_id = walk(sq, clock, name, lambda run_id: _same_as_full_fold(sq, run_id))
     assert load_state(sq.store, run_id).terminal
     before = sq.inspect_run(run_id, include_history=True).to_dict()

@@ -58,8 +58,7 @@ def _consistent_graph(sq: Squidie, run_id: str) -> None:
 
 
 @pytest.mark.parametrize("name", list(RUNS))
-def test_the_graph_stays_consistent_at_every_step(
-        name: str, sq: Squidie, clock: FakeClock) -> None:
+def test_the_graph_stays_consistent_at_every_step(name: str, sq: Squidie, clock: FakeClock) -> None:
     run_id = walk(sq, clock, name, lambda run_id: _consistent_graph(sq, run_id))
     graph = sq.inspect_run_graph(run_id)
     assert graph.current_node_ids == [] and graph.status == "completed"
