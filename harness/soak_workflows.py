@@ -135,3 +135,32 @@ EXPECTED_STEPS: dict[type[Workflow], frozenset[str]] = {
     EveryMinute: frozenset({"tick"}),
     EveryTenSeconds: frozenset({"tick"}),
 }
+
+
+# -- the mix -------------------------------------------------------------------
+
+
+def path_of(workflow: type) -> str:
+    return f"{workflow.__module__}.{workflow.__qualname__}"
+
+
+BY_PATH = {path_of(w): w for w in EXPECTED_STEPS}
+
+
+AUTOMATIC = [path_of(w) for w in (Plain, RetryThenSuccess, ParallelJoin)]
+
+
+CRON_PATHS = {path_of(w) for w in CRON_WORKFLOWS}
+
+
+# kind -> (workflow, weight, expected terminal status; None = decided by the producer)
+KINDS: dict[str, tuple[type, int, str | None]] = {
+    "plain": (Plain, 25, "completed"),
+    "retry": (RetryThenSuccess, 15, "completed"),
+    "join": (ParallelJoin, 25, "completed"),
+    "approval": (Approval, 10, "completed"),
+    "cancel": (Held, 5, "cancelled"),
+    "cancel_race": (ParallelJoin, 5, None),
+    "fail": (Refused, 5, "failed"),
+    "replay": (Plain, 10, "completed"),
+}
