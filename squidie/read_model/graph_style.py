@@ -6,7 +6,10 @@ a status reads the same in a notebook, a terminal and the dashboard.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from squidie.read_model.graph import RunGraph
 
 # node status -> (fill, border); the order is the legend's.
 STATUS_COLOURS = {
@@ -30,12 +33,21 @@ EDGE_STYLES = {  # edge status -> (colour, width, dot style)
     "skipped": ("#bdbdbd", 1.0, "dashed"),
     "pending": ("#757575", 1.0, "solid"),
     "blocked": ("#e57373", 1.0, "dotted"),
+    "related": ("#6a1b9a", 1.5, "dashed"),
 }
 EDGE_WORDS = {
     "selected": "taken",
     "skipped": "not taken",
     "pending": "not decided yet",
     "blocked": "never will be",
+    "related": "another run",
+}
+# link type -> the words on its edge; "in" links point from the other run to this one.
+RELATED_WORDS = {
+    "child_run": ("started child", "out"),
+    "parent_run": ("parent run", "in"),
+    "fork": ("forked to", "out"),
+    "forked_from": ("forked from", "in"),
 }
 
 
@@ -46,7 +58,10 @@ def status_colours(status: str) -> tuple[str, str]:
 
 def node_lines(node: dict[str, Any]) -> list[str]:
     """A node's label: its id, its status (``(current)`` where the run is), and who
-    decided it when a person did (``rejected by alice``)."""
+    decided it when a person did (``rejected by alice``). Another run's node reads
+    ``run <id>`` and its status, when known."""
+    if node.get("kind") == "run":
+        return [f"run {node['run_id']}", *([str(node["status"])] if node.get("known") else [])]
     status = str(node["status"])
     if node.get("actor") and status in ("rejected", "completed", "cancelled"):
         status += f" by {node['actor']}"
@@ -66,3 +81,45 @@ def edge_label(edge: dict[str, Any]) -> str:
     if edge.get("recovery"):
         label += f" ({edge['recovery']})"
     return label
+
+
+def drawn(graph: RunGraph) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The nodes and edges a picture of ``graph`` draws: its steps and routes, plus a
+    node for each related run (child, parent, fork, fork origin) joined to the step
+    it belongs to by a ``related`` edge (to the first step when the link names none)."""
+    nodes = list(graph.nodes)
+    edges = list(graph.edges)
+    steps = {str(n["id"]) for n in graph.nodes if n.get("kind") != "end"}
+    first = str(graph.nodes[0]["id"]) if graph.nodes else None
+    seen: set[str] = set()
+    for link in [*graph.child_links, *graph.lineage_links]:
+        words = RELATED_WORDS.get(str(link.get("type")))
+        other, step = link.get("run_id"), link.get("step")
+        anchor = str(step) if step is not None and str(step) in steps else first
+        if words is None or not other or anchor is None:
+            continue
+        node_id = f"run:{other}"
+        if node_id not in seen:
+            seen.add(node_id)
+            status = link.get("status")
+            nodes.append(
+                {
+                    "id": node_id,
+                    "kind": "run",
+                    "run_id": str(other),
+                    "status": str(status) if status else "waiting",
+                    "known": bool(status),
+                    "current": False,
+                }
+            )
+        ends = (anchor, node_id) if words[1] == "out" else (node_id, anchor)
+        edges.append(
+            {
+                "id": f"{link['type']}:{other}",
+                "from": ends[0],
+                "to": ends[1],
+                "status": "related",
+                "outcome": words[0],
+            }
+        )
+    return nodes, edges

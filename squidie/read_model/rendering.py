@@ -19,6 +19,7 @@ from squidie.read_model.graph_style import (
     DASHED_STATUSES,
     EDGE_STYLES,
     STATUS_COLOURS,
+    drawn,
     edge_label,
     node_lines,
     status_colours,
@@ -42,17 +43,20 @@ def _mermaid_text(text: str) -> str:
 
 def to_mermaid(graph: RunGraph) -> str:
     """A Mermaid ``flowchart TD`` of the graph."""
-    ids = {n["id"]: f"n{i}" for i, n in enumerate(graph.nodes)}
+    nodes, edges = drawn(graph)
+    ids = {n["id"]: f"n{i}" for i, n in enumerate(nodes)}
     lines = ["flowchart TD"]
-    for node in graph.nodes:
-        shape = ('(["', '"])') if node.get("kind") == "end" else ('["', '"]')
+    for node in nodes:
+        shape = {"end": ('(["', '"])'), "run": ('[["', '"]]')}.get(
+            str(node.get("kind")), ('["', '"]')
+        )
         lines.append(
             f"  {ids[node['id']]}{shape[0]}{_mermaid_text(_node_label(node))}"
             f"{shape[1]}:::{node['status']}"
         )
     link_styles = []
     index = 0
-    for edge in graph.edges:
+    for edge in edges:
         if edge["from"] not in ids or edge["to"] not in ids:
             continue
         arrow = {"selected": "==>", "skipped": "-.->"}.get(edge["status"], "-->")
@@ -83,9 +87,12 @@ def to_dot(graph: RunGraph) -> str:
         '  node [shape=box, style="rounded,filled", fontname="Helvetica"];',
         '  edge [fontname="Helvetica", fontsize=10];',
     ]
-    for node in graph.nodes:
+    nodes, edges = drawn(graph)
+    for node in nodes:
         fill, border = status_colours(node["status"])
-        shape = ", shape=doublecircle" if node.get("kind") == "end" else ""
+        shape = {"end": ", shape=doublecircle", "run": ", shape=folder"}.get(
+            str(node.get("kind")), ""
+        )
         border_width = 3 if node.get("current") else 1
         style = ', style="rounded,filled,dashed"' if node["status"] in DASHED_STATUSES else ""
         lines.append(
@@ -93,7 +100,7 @@ def to_dot(graph: RunGraph) -> str:
             f'fillcolor="{fill}", color="{border}", penwidth={border_width}'
             f"{style}{shape}];"
         )
-    for edge in graph.edges:
+    for edge in edges:
         colour, width, style = EDGE_STYLES[edge["status"]]
         lines.append(
             f"  {_dot_quote(edge['from'])} -> {_dot_quote(edge['to'])} "

@@ -24,6 +24,7 @@ from squidie.read_model.graph_style import (
     EDGE_STYLES,
     EDGE_WORDS,
     STATUS_COLOURS,
+    drawn,
     edge_label,
     node_lines,
     status_colours,
@@ -60,15 +61,16 @@ class Box:
 
 def render_svg(graph: RunGraph) -> str:
     """The graph as a standalone SVG document (no Graphviz, no fonts, no scripts)."""
-    boxes = {n["id"]: Box(n, node_lines(n)) for n in graph.nodes}
-    edges = [e for e in graph.edges if e["from"] in boxes and e["to"] in boxes]
+    nodes, drawn_edges = drawn(graph)
+    boxes = {n["id"]: Box(n, node_lines(n)) for n in nodes}
+    edges = [e for e in drawn_edges if e["from"] in boxes and e["to"] in boxes]
     back = back_edges(list(boxes), edges)
     forward = [e for e in edges if e["id"] not in back]
     layers = order_layers(assign_layers(list(boxes), forward), forward)
     width, height = place(boxes, layers, _label_room(forward))
     loops = any(e["id"] in back for e in edges)
     width += LOOP_OUT if loops else 0
-    legend, legend_h, legend_w = _legend(graph, width, height)
+    legend, legend_h, legend_w = _legend(nodes, edges, width, height)
     width = max(width, legend_w)
     total_h = height + legend_h + MARGIN
     title = f"{graph.workflow} · {graph.status.value} · run {graph.run_id}"
@@ -318,9 +320,11 @@ def _node(box: Box) -> str:
     node = box.node
     status = str(node["status"])
     fill, border = status_colours(status)
-    radius = box.h / 2 if node.get("kind") == "end" else 8
+    kind = node.get("kind")
+    radius = box.h / 2 if kind == "end" else 2 if kind == "run" else 8
     border_w = 3 if node.get("current") else 1.5
-    dash = ' stroke-dasharray="5,3"' if status in DASHED_STATUSES else ""
+    dashed = status in DASHED_STATUSES or kind == "run"  # another run: drawn apart
+    dash = ' stroke-dasharray="5,3"' if dashed else ""
     texts = []
     first_y = box.y + PAD_Y + LINE_H - 4
     for i, line in enumerate(box.lines):
@@ -339,11 +343,13 @@ def _node(box: Box) -> str:
     )
 
 
-def _legend(graph: RunGraph, width: float, top: float) -> tuple[str, float, float]:
+def _legend(
+    nodes: list[dict[str, Any]], edges: list[dict[str, Any]], width: float, top: float
+) -> tuple[str, float, float]:
     """The legend drawn from ``top`` down, its height and its width."""
-    present = {str(n["status"]) for n in graph.nodes}
+    present = {str(n["status"]) for n in nodes}
     statuses = [s for s in STATUS_COLOURS if s in present] + sorted(present - set(STATUS_COLOURS))
-    edge_statuses = [s for s in EDGE_STYLES if any(e["status"] == s for e in graph.edges)]
+    edge_statuses = [s for s in EDGE_STYLES if any(e["status"] == s for e in edges)]
     items = [(len(s) * SMALL_CHAR_W + 34, _status_key(s)) for s in statuses]
     items += [(len(EDGE_WORDS[s]) * SMALL_CHAR_W + 44, _edge_key(s)) for s in edge_statuses]
     rows: list[list[tuple[float, Any]]] = [[]]
