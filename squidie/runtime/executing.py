@@ -30,6 +30,7 @@ from squidie.runtime.actions import (
     resolve_input,
 )
 from squidie.runtime.awaiting import children_outcome, park
+from squidie.runtime.cancelling import cancel_if_orphaned
 from squidie.runtime.claims import (
     HANDOFF_LEASE,
     Claim,
@@ -40,7 +41,6 @@ from squidie.runtime.claims import (
     new_credentials,
 )
 from squidie.runtime.clock import Clock, iso, later
-from squidie.runtime.controls import cancel_if_orphaned
 from squidie.runtime.dynamic import (
     dynamic_action,
     dynamic_step,

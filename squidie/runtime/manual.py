@@ -9,11 +9,13 @@ instead of scheduling a step of a foreign definition.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from squidie.errors import IncompatibleDefinition, InvalidOption, InvalidTransition, SquidieError
+from squidie.journal import JournalStore
 from squidie.model import ManualResolved, RunFailed, RunState
-from squidie.runtime.commands import Command
+from squidie.runtime.commands import Command, apply_control
 from squidie.runtime.loading import run_definition
 from squidie.runtime.plan import Plan, audit_event
 from squidie.runtime.planner import fail_run, finish_if_done, follow
@@ -42,6 +44,12 @@ def check_paused(state: RunState, decision: str) -> dict[str, Any]:
             step=manual["step"],
         )
     return manual
+
+
+def decide_run(store: JournalStore, command: Command, decision: str, now: datetime) -> RunState:
+    """Apply a checked resume, approve or reject command once (``decision`` is
+    ``resumed``, ``approved`` or ``rejected``); returns the run as it then stands."""
+    return apply_control(store, command, lambda plan: resolve(plan, command, decision), now)
 
 
 def resolve(plan: Plan, command: Command, decision: str) -> None:
