@@ -55,9 +55,9 @@ from squidie.runtime.signals import Signal
 from squidie.runtime.starting import start_run
 from squidie.runtime.worker import Worker
 from squidie.workflow import StepContext
+from squidie.workflow.authored_specs import compile_spec
 from squidie.workflow.paths import MAX_PATH_LENGTH
 from squidie.workflow.quoting import brief
-from squidie.workflow.specs import compile_spec
 
 _warned_main: set[str] = set()  # workflows in __main__ already warned about
 

@@ -45,7 +45,7 @@ from squidie.read_model.inspecting import command_history, declared_spec, run_de
 from squidie.read_model.views import RunStatus, _View
 from squidie.runtime.clock import iso
 from squidie.runtime.loading import load_state
-from squidie.runtime.redaction import redact_text
+from squidie.runtime.scrubbing import redact_text
 from squidie.runtime.timeouts import RUN_TIMER_KEY
 from squidie.workflow.spec import StepKind, WorkflowSpec
 

@@ -16,8 +16,8 @@ from squidie.runtime.clock import parse_iso
 from squidie.runtime.loading import load_state, run_definition
 from squidie.runtime.plan import find_attempt_row
 from squidie.workflow import WorkflowSpec
+from squidie.workflow.authored_specs import spec_shape
 from squidie.workflow.spec import DeadlineSpec
-from squidie.workflow.specs import spec_shape
 
 
 def inspect_run(

@@ -31,7 +31,7 @@ from squidie.model import CommandRecorded, RunState
 from squidie.runtime.clock import iso
 from squidie.runtime.loading import load_state
 from squidie.runtime.plan import Plan
-from squidie.runtime.redaction import redact_text, redact_value
+from squidie.runtime.scrubbing import redact_text, redact_value
 from squidie.runtime.writing import Commit, write_run
 from squidie.workflow.identifiers import text_problem
 from squidie.workflow.portable_json import portable_json

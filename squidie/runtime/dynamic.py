@@ -32,9 +32,9 @@ from squidie.runtime.loading import definition_shape, load_state
 from squidie.runtime.plan import Plan
 from squidie.runtime.writing import COMMIT, Commit, write_run
 from squidie.workflow import StepSpec, WorkflowSpec, compile_spec
+from squidie.workflow.authored_specs import spec_shape
 from squidie.workflow.identifiers import text_problem
 from squidie.workflow.quoting import brief
-from squidie.workflow.specs import spec_shape
 
 _NODE_KEYS = {"id", "action", "input", "retry"}
 _NEVER_ISO = "2999-01-01T00:00:00+00:00"
