@@ -4,11 +4,13 @@ every public ``Squidie`` method has a module-level forwarder of the same signatu
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from pathlib import Path
 
 import pytest
+from mypy import api as mypy_api
 
 import squidie
 from squidie.api import default_instance
@@ -17,18 +19,25 @@ HERE = Path(__file__).parent / "typing"
 ROOT = Path(__file__).parent.parent
 
 
-def mypy_strict(path: Path) -> list[str]:
-    """mypy --strict on one file; the error lines it reports."""
-    api = pytest.importorskip("mypy.api")
-    out, err, _status = api.run(
-        ["--strict", "--config-file", str(ROOT / "pyproject.toml"), "--no-error-summary", str(path)]
+@functools.cache
+def mypy_strict_errors() -> tuple[str, ...]:
+    """One ``mypy --strict`` run over both usage files; the error lines it reports."""
+    out, err, _status = mypy_api.run(
+        [
+            "--strict",
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "--no-error-summary",
+            str(HERE / "pass_usage.py"),
+            str(HERE / "fail_usage.py"),
+        ]
     )
     assert not err, err
-    return [line for line in out.splitlines() if ": error:" in line]
+    return tuple(line for line in out.splitlines() if ": error:" in line)
 
 
 def test_realistic_host_code_type_checks_strictly() -> None:
-    assert mypy_strict(HERE / "pass_usage.py") == []
+    assert [line for line in mypy_strict_errors() if "pass_usage.py" in line] == []
 
 
 def test_each_misuse_is_a_type_error() -> None:
@@ -36,7 +45,7 @@ def test_each_misuse_is_a_type_error() -> None:
     expected = {n for n, line in enumerate(source, start=1) if "  # expect-error:" in line}
     reported = {
         int(m.group(1))
-        for line in mypy_strict(HERE / "fail_usage.py")
+        for line in mypy_strict_errors()
         if (m := re.match(r".*fail_usage\.py:(\d+):", line))
     }
     assert expected and reported == expected
