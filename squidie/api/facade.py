@@ -548,8 +548,9 @@ class Squidie:
     ) -> RunSnapshot:
         """Apply a :class:`squidie.Signal` (or its ``to_dict()``); returns what the
         matching method returns. InvalidSignal when it is malformed."""
+        checked = Signal.from_dict(signal)
         moment = self._now(now)
-        state = apply_signal(self.store, signal, queue=self.queue, now=moment)
+        state = apply_signal(self.store, checked, queue=self.queue, now=moment)
         return self._snapshot(state, now=moment)
 
     def start_child_run(

@@ -8,7 +8,6 @@ signal carries is a malformed signal (CONTRACT §3, §7).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -32,18 +31,15 @@ _DECISIONS = {
 }
 
 
-def apply_signal(
-    store: JournalStore, signal: Signal | Mapping[str, Any], *, queue: str, now: datetime
-) -> RunState:
-    """Apply ``signal`` (or its ``to_dict()``) once; a start signal starts its run on
-    ``queue``. Returns the run the matching method would snapshot.
+def apply_signal(store: JournalStore, signal: Signal, *, queue: str, now: datetime) -> RunState:
+    """Apply a signal (checked by ``Signal.from_dict``) once; a start signal starts its
+    run on ``queue``. Returns the run the matching method would snapshot.
 
-    InvalidSignal when the signal is malformed or carries what the matching method
-    would refuse as an invalid option.
+    InvalidSignal when the signal carries what the matching method would refuse as
+    an invalid option.
     """
-    sig = Signal.from_dict(signal)
     try:
-        return _apply(store, sig, queue, now)
+        return _apply(store, signal, queue, now)
     except InvalidOption as exc:
         raise InvalidSignal([exc.message], "invalid signal") from exc
 
