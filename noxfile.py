@@ -65,9 +65,12 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["ci"])
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over squidie/ (configured in pyproject.toml)."""
+    """mypy --strict over squidie/ (configured in pyproject.toml), then the typing tests:
+    host usage that mypy --strict must accept and misuses it must report
+    (tests/typing/, checked by tests/test_typing.py)."""
     install(session, "dev")
     session.run("mypy", env=ENV)
+    session.run("pytest", "-q", "-p", "no:cacheprovider", "tests/test_typing.py", env=ENV)
 
 
 def install(session: nox.Session, *groups: str) -> None:

@@ -44,7 +44,7 @@ from squidie.journal.schema import attempts, runs
 from squidie.model import AttemptFinished, StepOutcome
 from squidie.runtime.loading import load_state, resolve_workflow
 from squidie.runtime.plan import Plan
-from squidie.runtime.planner import apply_outcome
+from squidie.runtime.routing import apply_outcome
 from squidie.testing import FakeClock
 
 OUT = Path(__file__).parent / "out"

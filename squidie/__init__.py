@@ -4,10 +4,35 @@ Declare workflows as classes, persist runs as append-only journals in your own
 database, and drive them from your own workers with ``execute_next``.
 """
 
-import importlib
-from typing import Any
-
-from squidie.api import Squidie, configure, connect, mirror
+from squidie import visibility
+from squidie.api import Squidie, configure, connect
+from squidie.api.default_instance import (
+    apply_signal,
+    approve,
+    cancel,
+    execute_next,
+    explain_run,
+    fork_run,
+    inspect_run,
+    inspect_run_graph,
+    install,
+    list_runs,
+    migrate_run,
+    perform,
+    preview_dynamic_work,
+    purge,
+    record_dynamic_work,
+    reject,
+    release_handoff,
+    replay,
+    resume,
+    schedule_dynamic_work,
+    start,
+    start_child_run,
+    start_spec,
+    worker,
+)
+from squidie.cron import Executor, Payload, Scheduler
 from squidie.errors import (
     ConfigError,
     IncompatibleDefinition,
@@ -29,8 +54,9 @@ from squidie.errors import (
     UnsafeReplay,
     WorkflowDefinitionError,
 )
-from squidie.read_model import RunSnapshot, RunStatus, RunSummary, StepStatus
+from squidie.read_model import Explanation, RunGraph, RunSnapshot, RunStatus, RunSummary, StepStatus
 from squidie.read_model.editor import EditorSpec, spec_json_schema
+from squidie.runtime.signals import Signal, SignalType
 from squidie.workflow import (
     Fail,
     Retry,
@@ -57,32 +83,11 @@ from squidie.workflow.portable_json import register_json_encoder
 __version__ = "0.1.0"
 
 
-# Public names that live in feature modules, imported on first use.
-_LAZY = {
-    "Signal": "squidie.runtime.signals",
-    "SignalType": "squidie.runtime.signals",
-    "Scheduler": "squidie.cron",
-    "Payload": "squidie.cron",
-    "Executor": "squidie.cron",
-    "visibility": "squidie.visibility",
-    "RunGraph": "squidie.read_model",
-    "Explanation": "squidie.read_model",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module = importlib.import_module(_LAZY[name])
-        return module if module.__name__.endswith("." + name) else getattr(module, name)
-    found = mirror(name)
-    if found is not None:
-        return found
-    raise AttributeError(f"module 'squidie' has no attribute {name!r}")
-
-
 __all__ = [
     "ConfigError",
     "EditorSpec",
+    "Executor",
+    "Explanation",
     "Fail",
     "IncompatibleDefinition",
     "InvalidDynamicWork",
@@ -95,12 +100,17 @@ __all__ = [
     "MissingConfig",
     "MissingDependency",
     "MissingScheduleIdempotencyKey",
+    "Payload",
     "Retry",
+    "RunGraph",
     "RunIdConflict",
     "RunNotFound",
     "RunSnapshot",
     "RunStatus",
     "RunSummary",
+    "Scheduler",
+    "Signal",
+    "SignalType",
     "Squidie",
     "SquidieError",
     "SquidieWarning",
@@ -111,22 +121,47 @@ __all__ = [
     "UnsafeReplay",
     "Workflow",
     "WorkflowDefinitionError",
+    "apply_signal",
     "approval_step",
+    "approve",
     "await_children",
+    "cancel",
     "configure",
     "connect",
     "cron",
     "deadline",
+    "execute_next",
+    "explain_run",
     "exponential",
     "field",
+    "fork_run",
+    "inspect_run",
+    "inspect_run_graph",
+    "install",
+    "list_runs",
     "log",
     "manual",
+    "migrate_run",
     "pause",
+    "perform",
+    "preview_dynamic_work",
+    "purge",
+    "record_dynamic_work",
     "register_json_encoder",
+    "reject",
+    "release_handoff",
+    "replay",
+    "resume",
     "retry",
+    "schedule_dynamic_work",
     "spec_json_schema",
+    "start",
+    "start_child_run",
+    "start_spec",
     "step",
     "transition",
     "validate_spec",
+    "visibility",
     "wait",
+    "worker",
 ]

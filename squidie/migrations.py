@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from squidie.journal import migrations as _journal
+from squidie.journal import schema_upgrades as _journal
 from squidie.journal.schema import SCHEMA_VERSION, metadata
 
 __all__ = ["SCHEMA_VERSION", "TABLE_PREFIX", "include_object", "installed_version", "upgrade"]

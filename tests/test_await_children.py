@@ -162,7 +162,7 @@ def test_a_child_whose_parents_cancel_never_reached_it_is_cancelled_before_it_ru
     parent = sq.start(FanOut, payload={"count": 2, **KIDS})
     sq.execute_next(owner_id="w")  # spawn
     # The canceller dies between the parent's cancel and the cascade to its children.
-    monkeypatch.setattr("squidie.api.controls.cascade_cancel", lambda *a, **k: [])
+    monkeypatch.setattr("squidie.runtime.cancelling.cascade_cancel", lambda *a, **k: [])
     sq.cancel(parent.run_id)
     children = [c["run_id"] for c in sq.inspect_run(parent.run_id).child_runs]
     assert {sq.inspect_run(c).status for c in children} == {RunStatus.STARTED}

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from squidie import Squidie
-from squidie.read_model.inspecting import inspect_run
+from squidie.read_model.inspecting import declared_spec, inspect_run
 from squidie.read_model.views import RunSnapshot
 from squidie.runtime.loading import load_state
 from squidie.testing import drain
@@ -23,7 +23,7 @@ def sq(db_url: str) -> Squidie:
 
 def at(sq: Squidie, run_id: str, now: datetime) -> RunSnapshot:
     """The snapshot evaluated at ``now`` (what sq.inspect_run(now=) returns)."""
-    spec = sq._spec_for(load_state(sq.store, run_id))
+    spec = declared_spec(load_state(sq.store, run_id))
     return inspect_run(sq.store, run_id, include_history=True, now=now, spec=spec)
 
 

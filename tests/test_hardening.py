@@ -25,7 +25,7 @@ from squidie import (
     validate_spec,
 )
 from squidie.runtime import executing
-from squidie.runtime.redaction import redact_text
+from squidie.runtime.scrubbing import redact_text
 from squidie.testing import FakeClock, drain
 from tests.workflows_manual import Timed
 

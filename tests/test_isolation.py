@@ -299,8 +299,10 @@ def outlive_then_spawn(input: dict[str, Any], ctx: StepContext) -> dict[str, Any
 def _spawn_with_cancel(ctx: StepContext, *, before_create: bool) -> dict[str, Any]:
     """Start a child while the parent is cancelled just before, or just after, the
     child run is created (a cancel racing ``start_child_run``)."""
+    import squidie.runtime.child_runs as child_runs
+
     sq = HOLDER["sq"]
-    real = sq._start
+    real = child_runs.start_run
 
     def racing(*args: Any, **kw: Any) -> Any:
         if before_create:
@@ -310,13 +312,13 @@ def _spawn_with_cancel(ctx: StepContext, *, before_create: bool) -> dict[str, An
             sq.cancel(ctx.run_id)
         return created
 
-    sq._start = racing
+    child_runs.start_run = racing
     try:
         sq.start_child_run(ctx, Plain, {"n": 1}, child_key="raced")
     except InvalidTransition as exc:
         HOLDER["error"] = exc
     finally:
-        del sq._start
+        child_runs.start_run = real
     return {}
 
 
@@ -404,7 +406,7 @@ def test_start_child_run_refuses_a_forged_context(sq: Squidie) -> None:
 
 
 def test_child_ids_of_runs_with_colons_do_not_meet(sq: Squidie) -> None:
-    from squidie.runtime.controls import child_run_id
+    from squidie.runtime.child_runs import child_run_id
     from squidie.runtime.loading import load_state
 
     a = load_state(sq.store, sq.start(Plain, run_id="a:b").run_id)

@@ -31,7 +31,7 @@ from squidie import (
     step,
 )
 from squidie.runtime.actions import escapes, exception_outcome
-from squidie.runtime.planner import retry_delay
+from squidie.runtime.routing import retry_delay
 from squidie.testing import FakeClock
 from squidie.workflow.outcomes import MAX_RETRY_DELAY
 from squidie.workflow.portable_json import (

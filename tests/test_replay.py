@@ -102,11 +102,22 @@ def test_markers_are_visible_in_inspection(sq: Squidie) -> None:
 
 
 def test_replay_of_a_spec_run_is_unsafe(sq: Squidie) -> None:
+    from squidie.runtime.starting import start_run
     from squidie.workflow import compile_spec
 
     # What start_spec does: the run stores its spec.
     compiled = compile_spec(SPEC, action_registry=REGISTRY)
-    state, _ = sq._start(compiled, "spec_flow", "go", {}, run_id=None, store_spec=True)
+    state, _ = start_run(
+        sq.store,
+        compiled,
+        trigger="go",
+        payload={},
+        run_id=None,
+        queue=sq.queue,
+        now=sq.clock.now(),
+        workflow_id="spec_flow",
+        store_spec=True,
+    )
     with pytest.raises(UnsafeReplay, match="spec"):
         sq.replay(state.run_id, allow_irreversible=True)
 

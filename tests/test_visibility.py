@@ -26,9 +26,9 @@ from squidie import (
 )
 from squidie.read_model.explain import Reason
 from squidie.read_model.views import RunStatus
-from squidie.read_model.visibility import Scope, redact, resolve_scope
-from squidie.runtime.redaction import SENSITIVE_KEYS, redact_text
+from squidie.runtime.scrubbing import SENSITIVE_KEYS, redact_text
 from squidie.testing import FakeClock, drain
+from squidie.visibility import Scope, redact, resolve_scope
 from tests.test_graph_workflows import Gate, Tiered
 
 SENTINEL = "SENTINELx9q7"

@@ -32,7 +32,7 @@ sq = squidie.connect(engine=engine, queue="billing")
 sq.install()
 assert sq.queue == "billing"
 
-# Module-level mirrors act on a default instance.
+# Module-level functions (typed forwarders of the Squidie methods) act on a default instance.
 squidie.configure(f"sqlite:///{workdir}/default.sqlite3")
 squidie.install()
 assert squidie.list_runs() == []

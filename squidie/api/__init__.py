@@ -1,6 +1,7 @@
-"""The public composition point: ``Squidie``, ``connect``, ``configure``."""
+"""The public composition point: ``Squidie``, ``connect``, ``configure``, and the
+module-level functions acting on the default instance."""
 
-from squidie.api.connecting import configure, connect, default, mirror
-from squidie.api.core import Squidie
+from squidie.api.connecting import configure, connect, default
+from squidie.api.facade import Squidie
 
-__all__ = ["Squidie", "configure", "connect", "default", "mirror"]
+__all__ = ["Squidie", "configure", "connect", "default"]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from sqlalchemy import Engine
 
-from squidie.api.core import Squidie
+from squidie.api.facade import Squidie
 from squidie.errors import ConfigError, MissingConfig
 from squidie.journal import InMemoryStore, JournalStore, SqlStore, make_engine
 from squidie.runtime.clock import Clock, DatabaseClock
@@ -82,19 +81,3 @@ def default() -> Squidie:
     if _default is None:
         raise MissingConfig(["no default instance: call squidie.configure(url) first"])
     return _default
-
-
-def _mirror(name: str) -> Any:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return getattr(default(), name)(*args, **kwargs)
-
-    call.__name__ = name
-    call.__doc__ = f"``{name}`` on the instance set by ``squidie.configure()``."
-    return call
-
-
-def mirror(name: str) -> Any:
-    """A module-level function calling the public ``Squidie`` method ``name``, or None."""
-    if name.startswith("_") or not callable(getattr(Squidie, name, None)):
-        return None
-    return _mirror(name)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError
 
 from squidie.api import connect
 from squidie.api.connecting import DEFAULT_SQLITE_URL, ENV_URL
-from squidie.api.core import Squidie
+from squidie.api.facade import Squidie
 from squidie.errors import ConfigError, InvalidOption, InvalidPayload, SquidieError
 from squidie.visibility import Scope, redact
 

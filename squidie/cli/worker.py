@@ -17,7 +17,7 @@ import sys
 from types import ModuleType
 from typing import Any
 
-from squidie.api.core import Squidie
+from squidie.api.facade import Squidie
 from squidie.cli.common import (
     EXIT_OK,
     EXIT_USAGE,

@@ -26,7 +26,6 @@ from sqlalchemy.exc import IntegrityError
 
 from squidie.errors import InvalidOption, JournalConflict, LeaseLost, RunNotFound, StorageError
 from squidie.journal.engine import prepare_engine
-from squidie.journal.migrations import installed_version, upgrade
 from squidie.journal.records import (
     AttemptRecord,
     Checkpoint,
@@ -53,6 +52,7 @@ from squidie.journal.schema import (
     runs,
     schedules,
 )
+from squidie.journal.schema_upgrades import installed_version, upgrade
 from squidie.journal.transactions import run_transaction
 from squidie.journal.wakeups import CHANNEL, Wakeups, postgres_listener
 
@@ -149,7 +149,7 @@ class SqlStore:
         """Create a run atomically; False (and nothing written) if the id exists."""
         rec = new.record
 
-        def work(conn: Connection, _ambiguous: bool) -> bool:
+        def insert_run(conn: Connection, _ambiguous: bool) -> bool:
             if new.fence is not None:
                 self._check_fence(conn, new.fence, rec.started_at)
             created = conn.execute(
@@ -182,7 +182,7 @@ class SqlStore:
             return True
 
         due = [False]
-        created = self._run(work)
+        created = self._run(insert_run)
         if due[0]:
             self.wakeups.notify(rec.queue)
         return created
@@ -199,7 +199,7 @@ class SqlStore:
         """The catalog status of each existing run of ``run_ids``, in one read."""
         ids = list(dict.fromkeys(run_ids))
 
-        def work(conn: Connection, _ambiguous: bool) -> dict[str, str]:
+        def read_statuses(conn: Connection, _ambiguous: bool) -> dict[str, str]:
             out: dict[str, str] = {}
             for start in range(0, len(ids), 500):  # bounded IN lists
                 rows = conn.execute(
@@ -210,7 +210,7 @@ class SqlStore:
                 out.update({str(r[0]): str(r[1]) for r in rows})
             return out
 
-        return self._run(work, read_only=True) if ids else {}
+        return self._run(read_statuses, read_only=True) if ids else {}
 
     def load(self, run_id: str, *, use_checkpoint: bool = True) -> LoadedRun:
         """A run's checkpoint (if valid and wanted) and every fact after it;
@@ -634,7 +634,7 @@ class SqlStore:
             token_hash=token_hash,
         )
 
-        def work(conn: Connection, _ambiguous: bool) -> tuple[AttemptRecord, LoadedRun] | None:
+        def claim_one(conn: Connection, _ambiguous: bool) -> tuple[AttemptRecord, LoadedRun] | None:
             # A claim whose COMMIT was lost is never run: its lease simply runs out.
             row = conn.execute(stmt).first()
             if row is None:
@@ -642,7 +642,7 @@ class SqlStore:
             record = _attempt_record(row)
             return record, self._load(conn, record.run_id, True)
 
-        return self._run(work)
+        return self._run(claim_one)
 
     def heartbeat(
         self,
@@ -806,7 +806,7 @@ class SqlStore:
     ) -> datetime:
         """The cursor, created at ``now`` the first time the schedule is seen."""
 
-        def work(conn: Connection, _ambiguous: bool) -> datetime:
+        def insert_or_read_cursor(conn: Connection, _ambiguous: bool) -> datetime:
             conn.execute(
                 self._insert(schedules)
                 .values(
@@ -824,7 +824,7 @@ class SqlStore:
             ).scalar_one()
             return value
 
-        return self._run(work)
+        return self._run(insert_or_read_cursor)
 
     def advance_schedule_cursor(
         self, schedule_id: str, expected: datetime, to: datetime, now: datetime, owner: str
@@ -845,7 +845,7 @@ class SqlStore:
     def record_command(self, receipt: CommandReceipt) -> CommandReceipt:
         """Store a command receipt once; returns the stored one (the first writer's)."""
 
-        def work(conn: Connection, _ambiguous: bool) -> Row[Any]:
+        def insert_or_read_receipt(conn: Connection, _ambiguous: bool) -> Row[Any]:
             conn.execute(
                 self._insert(commands)
                 .values(
@@ -861,7 +861,7 @@ class SqlStore:
                 select(commands).where(commands.c.idempotency_key == receipt.idempotency_key)
             ).one()
 
-        return _receipt(self._run(work))
+        return _receipt(self._run(insert_or_read_receipt))
 
     def get_command(self, idempotency_key: str) -> CommandReceipt | None:
         """The receipt stored under an idempotency key."""

@@ -1,8 +1,8 @@
 """A run's projection: what folding its journal facts gives.
 
 ``RunState`` is what checkpoints store (``to_json``/``from_json``) and what the
-planner and read models look at. :func:`squidie.model.fold.fold` is the only place
-that gives facts their meaning, so a run rebuilt from its journal alone equals the
+runtime's routing and the read models look at. :func:`squidie.model.fold.fold` is
+the only place that gives facts their meaning, so a run rebuilt from its journal alone equals the
 checkpointed one.
 """
 

@@ -6,7 +6,7 @@ Edge ids are stable and readable:
   ``step[i] -> step[i+1]`` / ``last -> complete`` edges of sequential workflows);
 - ``from:outcome:to:condition:N`` for conditional ones, ``N`` counting the
   conditional transitions of that ``(from, outcome)`` from 1 in declaration
-  order (the number the planner records in its ``routed`` fact);
+  order (the number routing records in its ``routed`` fact);
 - ``dep:dependency:step`` for ``after=`` joins.
 
 Every edge has exactly one of the flags ``selected`` (taken), ``skipped`` (its

@@ -15,7 +15,7 @@ from typing import Any
 from squidie.errors import WorkflowDefinitionError
 from squidie.read_model.edges import END_NODE, declared_edges
 from squidie.workflow import Workflow, WorkflowSpec, compile_spec
-from squidie.workflow.specs import spec_shape
+from squidie.workflow.authored_specs import spec_shape
 
 _NODE_FIELDS = (
     "kind",

@@ -37,14 +37,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from squidie.journal import AttemptRecord, CommandReceipt
+from squidie.journal import AttemptRecord, CommandReceipt, JournalStore
 from squidie.model import RunState
 from squidie.read_model.deadlines import DeadlineState, evaluate_deadline, most_urgent
 from squidie.read_model.graph import deadline_policy, latest_runnables, recovery_policy
-from squidie.read_model.inspecting import command_history, run_deadline
+from squidie.read_model.inspecting import command_history, declared_spec, run_deadline
 from squidie.read_model.views import RunStatus, _View
 from squidie.runtime.clock import iso
-from squidie.runtime.redaction import redact_text
+from squidie.runtime.loading import load_state
+from squidie.runtime.scrubbing import redact_text
 from squidie.runtime.timeouts import RUN_TIMER_KEY
 from squidie.workflow.spec import StepKind, WorkflowSpec
 
@@ -125,6 +126,16 @@ class Explanation(_View):
     next_actions: list[str]
     evidence: dict[str, Any]
     run_id: str | None = None
+
+
+def explain_stored_run(store: JournalStore, run_id: str, *, now: datetime) -> Explanation:
+    """The explanation of stored run ``run_id`` from its state and live dispatch rows.
+
+    Commands are facts of the run's journal (``state.commands``): no receipt lookup.
+    """
+    state = load_state(store, run_id)
+    live = store.list_attempts(run_id, live_only=True)
+    return explain(state, declared_spec(state), live, [], now=now)
 
 
 def explain(

@@ -12,12 +12,14 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from squidie.journal import AttemptRecord
+from squidie.journal import AttemptRecord, JournalStore
 from squidie.model import RunnableState, RunState
 from squidie.read_model.deadlines import evaluate_deadline
 from squidie.read_model.edges import END_NODE, EdgeMarks, declared_edges
+from squidie.read_model.inspecting import child_runs, declared_spec, dynamic_overlays
 from squidie.read_model.step_truth import StepTruths, attempt_status
 from squidie.read_model.views import RunStatus, StepStatus, _View
+from squidie.runtime.loading import load_state
 from squidie.runtime.plan import find_attempt_row
 from squidie.workflow.spec import DeadlineSpec, StepSpec, WorkflowSpec
 
@@ -93,6 +95,27 @@ class RunGraph(_View):
 
     def _repr_markdown_(self) -> str:
         return f"```mermaid\n{self.to_mermaid()}\n```"
+
+
+def read_run_graph(
+    store: JournalStore, run_id: str, *, include_history: bool, now: datetime
+) -> RunGraph:
+    """The graph of stored run ``run_id`` with its family and dynamic work overlays.
+
+    Without history only the live dispatch rows are read (a partial index serves
+    them), so the cost does not grow with the run's history.
+    """
+    state = load_state(store, run_id, history=include_history)
+    rows = store.list_attempts(run_id, live_only=not include_history)
+    graph = build_graph(
+        state,
+        declared_spec(state),
+        {r.attempt_id: r for r in rows},
+        include_history=include_history,
+        now=now,
+    )
+    graph = with_family(graph, state, child_runs(store, state))
+    return dataclasses.replace(graph, dynamic_work_overlays=dynamic_overlays(state))
 
 
 def build_graph(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from squidie.errors import InvalidOption, WorkflowDefinitionError
 from squidie.journal import AttemptRecord, JournalStore, RunRecord, encode_cursor
 from squidie.model import OPEN_RUNNABLE, RunnableState, RunState
 from squidie.read_model.deadlines import evaluate_deadline, most_urgent
@@ -12,9 +13,10 @@ from squidie.read_model.edges import EdgeMarks, declared_edges
 from squidie.read_model.step_truth import StepTruths, attempt_status, step_status
 from squidie.read_model.views import RunSnapshot, RunStatus, RunSummary, StepStatus
 from squidie.runtime.clock import parse_iso
-from squidie.runtime.loading import load_state
+from squidie.runtime.loading import load_state, run_definition
 from squidie.runtime.plan import find_attempt_row
 from squidie.workflow import WorkflowSpec
+from squidie.workflow.authored_specs import spec_shape
 from squidie.workflow.spec import DeadlineSpec
 
 
@@ -30,6 +32,20 @@ def inspect_run(
     return snapshot(
         store, load_state(store, run_id), include_history=include_history, spec=spec, now=now
     )
+
+
+def declared_spec(state: RunState) -> WorkflowSpec | None:
+    """The definition ``state`` follows (its stored spec, else its workflow class at
+    the run's version), or None when this process cannot load it."""
+    if state.spec is not None:
+        try:
+            return spec_shape(state.spec)
+        except WorkflowDefinitionError:
+            return None
+    try:
+        return run_definition(state.workflow, state.definition_version).spec
+    except InvalidOption:
+        return None
 
 
 def snapshot(

@@ -11,8 +11,8 @@ from collections.abc import Coroutine
 from typing import Any
 
 from squidie.model import ErrorInfo, StepOutcome
-from squidie.runtime.planner import is_missing, lookup
-from squidie.runtime.redaction import redact_text, redact_value
+from squidie.runtime.routing import is_missing, lookup
+from squidie.runtime.scrubbing import redact_text, redact_value
 from squidie.workflow import Fail, Retry, StepContext, StepKind, StepSpec
 from squidie.workflow.outcomes import MAX_RETRY_DELAY
 from squidie.workflow.portable_json import (

@@ -92,7 +92,7 @@ def park(
     if state.awaiting is None or state.awaiting.get("key") != a.runnable_key:
         fence = claim.fence(statuses=("claimed",), set_status="claimed", unexpired=True)
 
-        def once(plan: Plan) -> Commit:
+        def note_awaited(plan: Plan) -> Commit:
             plan.add(
                 ChildrenAwaited(
                     key=a.runnable_key, step=step.name, children=pending, timeout_at=timeout_at
@@ -100,7 +100,7 @@ def park(
             )
             return Commit(fence=fence)
 
-        state = write_run(store, a.run_id, once, now=now, state=state)
+        state = write_run(store, a.run_id, note_awaited, now=now, state=state)
     visible_at = parse_iso(timeout_at) if timeout_at is not None else NEVER
     store.release(
         attempt_id=a.attempt_id,

@@ -19,26 +19,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from squidie.errors import InvalidOption, InvalidSignal, SquidieError
+from squidie.errors import InvalidOption, SquidieError
 from squidie.journal import CommandReceipt, JournalStore
 from squidie.model import CommandRecorded, RunState
 from squidie.runtime.clock import iso
 from squidie.runtime.loading import load_state
 from squidie.runtime.plan import Plan
-from squidie.runtime.redaction import redact_text, redact_value
+from squidie.runtime.scrubbing import redact_text, redact_value
 from squidie.runtime.writing import Commit, write_run
 from squidie.workflow.identifiers import text_problem
 from squidie.workflow.portable_json import portable_json
 from squidie.workflow.quoting import brief
 
 MAX_KEY = 300
+# Ids derived from idempotency keys make "create a run" effects idempotent too.
+_NAMESPACE = uuid.UUID("8a4f7c52-4c61-4d0b-9a43-5d1f2f0b7e10")
 ATTR_KEYS = ("actor", "comment", "metadata")
-ErrorType = type[SquidieError]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,6 +110,11 @@ class Command:
         )
 
 
+def derived_id(kind: str, key: str) -> str:
+    """A stable run id for the run an idempotent command creates."""
+    return str(uuid.uuid5(_NAMESPACE, f"{kind}:{key}"))
+
+
 def scoped_key(kind: str, value: str, key: str) -> str:
     """The stored form of ``key`` inside scope ``kind``/``value``: a hash of an
     unambiguous encoding, so no (scope, key) pair can produce another's."""
@@ -115,14 +122,7 @@ def scoped_key(kind: str, value: str, key: str) -> str:
     return f"{kind}:{hashlib.sha256(raw.encode()).hexdigest()}"
 
 
-def problem(error: ErrorType, message: str) -> SquidieError:
-    """``error`` with ``message`` (InvalidSignal takes a list of problems)."""
-    if issubclass(error, InvalidSignal):
-        return InvalidSignal([message], "invalid signal")
-    return error(message)
-
-
-def check_key(key: Any, error: ErrorType = InvalidOption) -> str | None:
+def check_key(key: Any) -> str | None:
     """An idempotency key: None, or a non-empty string of at most 300 characters."""
     if key is None:
         return None
@@ -130,41 +130,40 @@ def check_key(key: Any, error: ErrorType = InvalidOption) -> str | None:
     if reason is None and not key.strip():
         reason = "idempotency_key must not be blank"
     if reason is not None:
-        raise problem(error, reason)
+        raise InvalidOption(reason)
     return str(key)
 
 
-def check_json(value: Any, what: str, error: ErrorType = InvalidOption) -> dict[str, Any]:
+def check_json(value: Any, what: str) -> dict[str, Any]:
     """A JSON-serialisable dict with string keys (None is an empty dict)."""
     if value is None:
         return {}
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise problem(error, f"{what} must be a dict with string keys, got {type(value).__name__}")
+        raise InvalidOption(f"{what} must be a dict with string keys, got {type(value).__name__}")
     try:
         normalised = portable_json(dict(value))
     except ValueError as exc:
-        raise problem(error, f"{what} cannot be stored: {exc}") from exc
+        raise InvalidOption(f"{what} cannot be stored: {exc}") from exc
     assert isinstance(normalised, dict)
     return normalised
 
 
-def check_attrs(attrs: Any, error: ErrorType = InvalidOption) -> dict[str, Any]:
+def check_attrs(attrs: Any) -> dict[str, Any]:
     """Decision attributes: ``actor`` and ``comment`` (strings), ``metadata`` (JSON dict)."""
     if attrs is None:
         return {"actor": None, "comment": None, "metadata": {}}
     if not isinstance(attrs, Mapping):
-        raise problem(
-            error, f"attrs must be a dict with actor, comment, metadata; got {brief(attrs)}"
+        raise InvalidOption(
+            f"attrs must be a dict with actor, comment, metadata; got {brief(attrs)}"
         )
     unknown = sorted(str(k) for k in attrs if k not in ATTR_KEYS)
     if unknown:
-        raise problem(error, f"unknown attrs {unknown}: allowed are {list(ATTR_KEYS)}")
+        raise InvalidOption(f"unknown attrs {unknown}: allowed are {list(ATTR_KEYS)}")
     for name in ("actor", "comment"):
         if attrs.get(name) is not None and (
             not isinstance(attrs[name], str) or "\x00" in attrs[name]
         ):
-            raise problem(
-                error,
+            raise InvalidOption(
                 f"attrs[{name!r}] must be a string without NUL characters, "
                 f"got {brief(attrs[name])}",
             )
@@ -172,7 +171,7 @@ def check_attrs(attrs: Any, error: ErrorType = InvalidOption) -> dict[str, Any]:
     return {
         "actor": attrs.get("actor"),
         "comment": redact_text(comment) if comment is not None else None,
-        "metadata": scrub(check_json(attrs.get("metadata"), "attrs['metadata']", error)),
+        "metadata": scrub(check_json(attrs.get("metadata"), "attrs['metadata']")),
     }
 
 
@@ -193,34 +192,33 @@ def make_command(
     idempotency_key: Any = None,
     metadata: Any = None,
     occurred_at: datetime | None = None,
-    error: ErrorType = InvalidOption,
     scope: tuple[str, str] | None = None,
 ) -> Command:
     """Check every argument of a control before anything is read or written.
 
-    ``scope`` is what the idempotency key belongs to (default: the target run).
+    ``scope`` is what the idempotency key belongs to (default: the target run, so
+    ``run_id`` is required; a start command names its queue instead).
     """
-    reason = None if run_id is None else text_problem(run_id, "run_id")
+    needs_run = run_id is not None or scope is None
+    reason = text_problem(run_id, "run_id") if needs_run else None
     if reason is not None:
-        raise problem(error, reason)
-    checked = check_attrs(attrs, error)
+        raise InvalidOption(reason)
+    checked = check_attrs(attrs)
     return Command(
         signal_type=signal_type,
         run_id=run_id,
         body={**(body or {}), "attrs": checked},
-        idempotency_key=check_key(idempotency_key, error),
+        idempotency_key=check_key(idempotency_key),
         actor=checked["actor"],
         comment=checked["comment"],
         attrs_metadata=checked["metadata"],
-        metadata=scrub(check_json(metadata, "metadata", error)),
+        metadata=scrub(check_json(metadata, "metadata")),
         occurred_at=occurred_at or now,
         scope=scope,
     )
 
 
-def prior_result(
-    store: JournalStore, command: Command, error: ErrorType = InvalidOption
-) -> str | None:
+def prior_result(store: JournalStore, command: Command) -> str | None:
     """The run id a previous delivery of this command produced, if there was one."""
     if command.stored_key is None:
         return None
@@ -229,8 +227,7 @@ def prior_result(
         return None
     if receipt.signal_type != command.signal_type or receipt.result.get("digest") != command.digest:
         # Only ever a command of the same scope: no other run is named.
-        raise problem(
-            error,
+        raise InvalidOption(
             f"idempotency key {_short(command.idempotency_key)} was already "
             f"used for a different command ({receipt.signal_type}) in this "
             f"{(command.scope or ('run',))[0]}",
@@ -269,16 +266,14 @@ def apply_control(
     command: Command,
     decide: Callable[[Plan], None],
     now: datetime,
-    *,
-    error: ErrorType = InvalidOption,
 ) -> RunState:
     """Apply a control to its run once: decide against fresh state, record the command
     and its receipt with the effect, retrying when another writer wins a race."""
     assert command.run_id is not None
     run_id = str(command.run_id)
 
-    def once(plan: Plan) -> Commit:
-        if prior_result(store, command, error) is not None:
+    def decide_once(plan: Plan) -> Commit:
+        if prior_result(store, command) is not None:
             raise Delivered  # delivered before: the run as it is now is the result
         plan.add(CommandRecorded(command=command.history()))
         try:
@@ -286,12 +281,12 @@ def apply_control(
         except SquidieError:
             # A concurrent delivery of this command may have committed between our
             # read and our receipt check: then its result is ours too.
-            if prior_result(store, command, error) is not None:
+            if prior_result(store, command) is not None:
                 raise Delivered from None
             raise
         return Commit(receipt=command.receipt(run_id, now))
 
     try:
-        return write_run(store, run_id, once, now=now)
+        return write_run(store, run_id, decide_once, now=now)
     except Delivered:
         return load_state(store, run_id)

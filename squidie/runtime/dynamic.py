@@ -14,6 +14,7 @@ the last one ends: the join after dynamic work waits for all of it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -27,12 +28,13 @@ from squidie.model import (
     RunState,
 )
 from squidie.runtime.claims import Claim
-from squidie.runtime.loading import load_state
+from squidie.runtime.loading import definition_shape, load_state
 from squidie.runtime.plan import Plan
+from squidie.runtime.writing import COMMIT, Commit, write_run
 from squidie.workflow import StepSpec, WorkflowSpec, compile_spec
+from squidie.workflow.authored_specs import spec_shape
 from squidie.workflow.identifiers import text_problem
 from squidie.workflow.quoting import brief
-from squidie.workflow.specs import spec_shape
 
 _NODE_KEYS = {"id", "action", "input", "retry"}
 _NEVER_ISO = "2999-01-01T00:00:00+00:00"
@@ -340,3 +342,59 @@ def hold(store: JournalStore, claim: Claim, state: RunState, now: datetime) -> R
             )
         )
     return fresh
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class DynamicWorkPreview:
+    """What scheduling a proposal would add to a run (nothing was written)."""
+
+    run_id: str
+    dynamic_key: str
+    origin: dict[str, Any]
+    reason: str | None
+    nodes: list[dict[str, Any]]
+    edges: list[dict[str, Any]]
+    entry_node_ids: list[str]
+    already: str | None  # "recorded" | "scheduled" when the key is in the run already
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return dataclasses.asdict(self)
+
+
+def preview_dynamic_work(
+    store: JournalStore, run_id: str, proposal: Mapping[str, Any], registry: Mapping[str, Any]
+) -> DynamicWorkPreview:
+    """Check ``proposal`` against the run and show what scheduling it would add;
+    writes nothing."""
+    state = load_state(store, run_id)
+    checked = check_proposal(state, definition_shape(state), proposal, registry, schedule=False)
+    existing = next(
+        (w["status"] for w in state.dynamic_work if w["dynamic_key"] == checked["dynamic_key"]),
+        None,
+    )
+    return DynamicWorkPreview(
+        run_id=state.run_id, entry_node_ids=entry_nodes(checked), already=existing, **checked
+    )
+
+
+def add_dynamic_work(
+    store: JournalStore,
+    run_id: str,
+    proposal: Mapping[str, Any],
+    registry: Mapping[str, Any],
+    *,
+    schedule: bool,
+    now: datetime,
+) -> RunState:
+    """Record a checked proposal (and with ``schedule``, make its entry nodes due) in
+    one write; the same proposal again writes nothing more."""
+
+    def check_and_plan(plan: Plan) -> Commit | None:
+        # Checked against the state this try commits on: after a conflict, again.
+        checked = check_proposal(
+            plan.state, definition_shape(plan.state), proposal, registry, schedule=schedule
+        )
+        return COMMIT if plan_dynamic(plan, checked, schedule=schedule) else None
+
+    return write_run(store, run_id, check_and_plan, now=now)

@@ -30,6 +30,7 @@ from squidie.runtime.actions import (
     resolve_input,
 )
 from squidie.runtime.awaiting import children_outcome, park
+from squidie.runtime.cancelling import cancel_if_orphaned
 from squidie.runtime.claims import (
     HANDOFF_LEASE,
     Claim,
@@ -40,7 +41,6 @@ from squidie.runtime.claims import (
     new_credentials,
 )
 from squidie.runtime.clock import Clock, iso, later
-from squidie.runtime.controls import cancel_if_orphaned
 from squidie.runtime.dynamic import (
     dynamic_action,
     dynamic_step,
@@ -51,7 +51,7 @@ from squidie.runtime.dynamic import (
 from squidie.runtime.heartbeat import KEEPER, Heartbeat, Kept
 from squidie.runtime.loading import definition_for, fold_loaded, load_state
 from squidie.runtime.plan import LeaseTerms, Plan, idempotency_key
-from squidie.runtime.planner import apply_outcome
+from squidie.runtime.routing import apply_outcome
 from squidie.runtime.timeouts import RUN_TIMER_KEY, expire_run, invoke_within, lease_cap
 from squidie.runtime.versions import note_unavailable
 from squidie.runtime.writing import Commit, write_run
@@ -393,7 +393,7 @@ def record_and_apply(
     granted: list[Claim | None] = [None]
     saga = [False]
 
-    def once(plan: Plan) -> Commit | None:
+    def record_apply_and_grant(plan: Plan) -> Commit | None:
         plan.add(_finished(claim, outcome, step_input))
         apply_outcome(plan, compiled.spec, a.runnable_key, actions=compiled.actions)
         if plan.deferred is not None:
@@ -407,7 +407,14 @@ def record_and_apply(
 
     try:
         after = write_run(
-            store, a.run_id, once, now=now, clock=clock, state=state, lease=lease, retries=1
+            store,
+            a.run_id,
+            record_apply_and_grant,
+            now=now,
+            clock=clock,
+            state=state,
+            lease=lease,
+            retries=1,
         )
     except JournalConflict:
         return None
@@ -443,12 +450,12 @@ def record_outcome(
     finished = _finished(claim, outcome, step_input)
     fence = claim.fence(statuses=("claimed",), set_status="finished", unexpired=True)
 
-    def once(plan: Plan) -> Commit:
+    def record_only(plan: Plan) -> Commit:
         _check_still_expected(plan.state, claim, plan.now)
         plan.add(finished)
         return Commit(fence=fence, checkpoint=False)
 
-    return write_run(store, claim.attempt.run_id, once, now=now, state=state)
+    return write_run(store, claim.attempt.run_id, record_only, now=now, state=state)
 
 
 def _check_still_expected(state: RunState, claim: Claim, now: datetime) -> None:
@@ -481,7 +488,7 @@ def apply_recorded(
     a = claim.attempt
     fence = claim.fence(statuses=("finished",), set_status="applied", unexpired=False)
 
-    def once(plan: Plan) -> Commit:
+    def apply_unless_applied(plan: Plan) -> Commit:
         runnable = plan.state.runnables.get(a.runnable_key)
         if plan.state.terminal or runnable is None or runnable.status != "outcome_recorded":
             # Already applied elsewhere or the run ended: just retire the row.
@@ -494,7 +501,9 @@ def apply_recorded(
         runnable = state.runnables.get(a.runnable_key)
         if runnable is None or runnable.status != "outcome_recorded":
             state = None  # decide on fresh state
-    return write_run(store, a.run_id, once, now=now, clock=clock, state=state, lease=lease)
+    return write_run(
+        store, a.run_id, apply_unless_applied, now=now, clock=clock, state=state, lease=lease
+    )
 
 
 def _withdraw_stale(store: JournalStore, claim: Claim, state: RunState, now: datetime) -> RunState:
@@ -519,9 +528,9 @@ def _fail_incompatible(
     error["public_message"] = error["message"]  # names the workflow and fingerprints only
     fence = claim.fence(statuses=("claimed",), set_status="withdrawn", unexpired=False)
 
-    def once(plan: Plan) -> Commit:
+    def fail_incompatible(plan: Plan) -> Commit:
         if not plan.state.terminal:
             plan.add(RunFailed(reason="incompatible_workflow_definition", error=error))
         return Commit(fence=fence)
 
-    return write_run(store, state.run_id, once, now=now, state=state)
+    return write_run(store, state.run_id, fail_incompatible, now=now, state=state)

@@ -31,9 +31,9 @@ from squidie.model import (
     StepCompleted,
 )
 from squidie.model.facts import decode
-from squidie.runtime.controls import executed_unsafe_steps
 from squidie.runtime.loading import load_state, run_definition
 from squidie.runtime.plan import Plan, audit_event
+from squidie.runtime.replaying import executed_unsafe_steps
 from squidie.runtime.starting import start_run
 from squidie.runtime.writing import COMMIT, Commit, write_run
 from squidie.workflow.portable_json import copy_json

@@ -9,6 +9,7 @@ from squidie.errors import InvalidOption, WorkflowDefinitionError
 from squidie.journal import JournalStore, LoadedRun
 from squidie.model import RunState, fold_stored
 from squidie.workflow import CompiledWorkflow, Workflow, WorkflowSpec, compile_spec
+from squidie.workflow.authored_specs import spec_shape
 from squidie.workflow.base import (
     defined_version,
     defined_versions,
@@ -17,7 +18,6 @@ from squidie.workflow.base import (
 )
 from squidie.workflow.paths import import_path, workflow_path
 from squidie.workflow.quoting import brief
-from squidie.workflow.specs import spec_shape
 
 T = TypeVar("T")
 

@@ -1,7 +1,7 @@
 """Resolving manual steps: ``resume`` a pause, ``approve`` or ``reject`` an approval.
 
 The decision is routed through the targets persisted when the run paused (see
-``planner.plan_pause``), never through whatever the deployed class says now. If
+``routing.plan_pause``), never through whatever the deployed class says now. If
 the deployed definition differs from the run's (fingerprint), the decision is
 recorded and the run fails durably with ``incompatible_workflow_definition``
 instead of scheduling a step of a foreign definition.
@@ -9,17 +9,19 @@ instead of scheduling a step of a foreign definition.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from squidie.errors import IncompatibleDefinition, InvalidOption, InvalidTransition, SquidieError
+from squidie.journal import JournalStore
 from squidie.model import ManualResolved, RunFailed, RunState
-from squidie.runtime.commands import Command
+from squidie.runtime.commands import Command, apply_control
 from squidie.runtime.loading import run_definition
 from squidie.runtime.plan import Plan, audit_event
-from squidie.runtime.planner import fail_run, finish_if_done, follow
+from squidie.runtime.routing import fail_run, finish_if_done, follow
 from squidie.workflow import WorkflowSpec
+from squidie.workflow.authored_specs import spec_shape
 from squidie.workflow.spec import CONDITION_OPS, Condition, Outcome, TransitionSpec
-from squidie.workflow.specs import spec_shape
 
 DECISIONS = {"resumed": "pause", "approved": "approval", "rejected": "approval"}
 
@@ -42,6 +44,12 @@ def check_paused(state: RunState, decision: str) -> dict[str, Any]:
             step=manual["step"],
         )
     return manual
+
+
+def decide_run(store: JournalStore, command: Command, decision: str, now: datetime) -> RunState:
+    """Apply a checked resume, approve or reject command once (``decision`` is
+    ``resumed``, ``approved`` or ``rejected``); returns the run as it then stands."""
+    return apply_control(store, command, lambda plan: resolve(plan, command, decision), now)
 
 
 def resolve(plan: Plan, command: Command, decision: str) -> None:

@@ -18,7 +18,7 @@ from squidie.errors import IncompatibleDefinition, InvalidTransition
 from squidie.journal import JournalStore
 from squidie.model import RunMigrated, RunState
 from squidie.runtime.plan import Plan, audit_event
-from squidie.runtime.planner import successors
+from squidie.runtime.routing import successors
 from squidie.runtime.writing import COMMIT, Commit, write_run
 from squidie.workflow import CompiledWorkflow
 from squidie.workflow.spec import Outcome, StepKind, WorkflowSpec
@@ -80,7 +80,7 @@ def migrate(
     """
     spec = compiled.spec
 
-    def decide(plan: Plan) -> Commit:
+    def check_and_migrate(plan: Plan) -> Commit:
         state = plan.state
         if state.terminal:
             raise InvalidTransition(
@@ -133,7 +133,7 @@ def migrate(
         )
         return COMMIT
 
-    state = write_run(store, run_id, decide, now=now)
+    state = write_run(store, run_id, check_and_migrate, now=now)
     # The catalog row follows (list_runs shows the new version); the journal is the
     # truth, and repeating this is harmless.
     store.set_definition(run_id, workflow=workflow_id, definition_version=spec.version)

@@ -80,14 +80,16 @@ def begin(
     if not pending(plan.state):
         return False
 
-    def run(outer: Plan, store: JournalStore, fence: Fence | None) -> int:
-        return _run(outer, store, fence, key=key, error=error, replan=replan, actions=actions)
+    def compensate_later(outer: Plan, store: JournalStore, fence: Fence | None) -> int:
+        return _compensate(
+            outer, store, fence, key=key, error=error, replan=replan, actions=actions
+        )
 
-    plan.deferred = run
+    plan.deferred = compensate_later
     return True
 
 
-def _run(
+def _compensate(
     plan: Plan,
     store: JournalStore,
     fence: Fence | None,
@@ -188,7 +190,7 @@ def _record(
     """Record what a compensation did. Unfenced: a result that happened is always kept."""
     error = outcome.error.to_dict() if outcome.error is not None else None
 
-    def once(result: Plan) -> Commit:
+    def note_compensation(result: Plan) -> Commit:
         event = audit_event("compensated", target.step, result.at, ok=outcome.ok, error=error)
         result.add(
             Compensated(
@@ -203,7 +205,7 @@ def _record(
         )
         return Commit(checkpoint=False)
 
-    write_run(store, run_id, once, now=plan.clock())
+    write_run(store, run_id, note_compensation, now=plan.clock())
 
 
 def _call(

@@ -244,8 +244,8 @@ def build(kind: Any, payload: Any, idempotency_key: Any, metadata: Any, occurred
             [f"unknown signal type {brief(kind)}; expected one of {[t.value for t in SignalType]}"]
         ) from None
     body = _check_payload(signal_type, payload, problems)
-    key = _collect(problems, lambda: check_key(idempotency_key, InvalidOption))
-    meta = _collect(problems, lambda: check_json(metadata, "metadata", InvalidOption)) or {}
+    key = _collect(problems, lambda: check_key(idempotency_key))
+    meta = _collect(problems, lambda: check_json(metadata, "metadata")) or {}
     if occurred_at is not None and (
         not isinstance(occurred_at, datetime) or occurred_at.tzinfo is None
     ):
@@ -269,7 +269,7 @@ def _check_payload(kind: SignalType, payload: Any, problems: list[str]) -> dict[
     if "run_id" in body and (not isinstance(body["run_id"], str) or not body["run_id"]):
         problems.append(f"run_id must be a non-empty string, got {brief(body['run_id'])}")
     if "attrs" in body:
-        body["attrs"] = _collect(problems, lambda: check_attrs(body["attrs"], InvalidOption))
+        body["attrs"] = _collect(problems, lambda: check_attrs(body["attrs"]))
     if "allow_irreversible" in body and not isinstance(body["allow_irreversible"], bool):
         problems.append("allow_irreversible must be a bool")
     if "workflow" in body:
@@ -280,9 +280,7 @@ def _check_payload(kind: SignalType, payload: Any, problems: list[str]) -> dict[
             )
         if body["trigger"] is not None and not isinstance(body["trigger"], str):
             problems.append(f"trigger must be a string, got {brief(body['trigger'])}")
-        body["payload"] = (
-            _collect(problems, lambda: check_json(body["payload"], "payload", InvalidOption)) or {}
-        )
+        body["payload"] = _collect(problems, lambda: check_json(body["payload"], "payload")) or {}
     return body
 
 

@@ -14,7 +14,7 @@ from squidie.model import RunForked, RunStarted, RunState, encode, fold
 from squidie.runtime.clock import iso
 from squidie.runtime.loading import load_state
 from squidie.runtime.plan import Plan
-from squidie.runtime.planner import plan_entry, schedule_step
+from squidie.runtime.routing import plan_entry, schedule_step
 from squidie.runtime.timeouts import run_timer
 from squidie.workflow import CompiledWorkflow, validate_payload
 from squidie.workflow.identifiers import text_problem

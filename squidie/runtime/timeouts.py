@@ -101,7 +101,7 @@ def expire_run(store: JournalStore, claim: Claim, state: RunState, now: datetime
     ``cancelled``, ``metadata.reason = "run_timeout"``), and retire the timer."""
     fence = claim.fence(statuses=("claimed",), set_status="withdrawn", unexpired=False)
 
-    def once(plan: Plan) -> Commit:
+    def cancel_for_timeout(plan: Plan) -> Commit:
         if not plan.state.terminal:
             step = plan.state.manual["step"] if plan.state.manual else None
             plan.add(
@@ -112,4 +112,4 @@ def expire_run(store: JournalStore, claim: Claim, state: RunState, now: datetime
             plan.add(RunCancelled(reason=RUN_TIMEOUT))
         return Commit(fence=fence)
 
-    return write_run(store, state.run_id, once, now=now, state=state)
+    return write_run(store, state.run_id, cancel_for_timeout, now=now, state=state)

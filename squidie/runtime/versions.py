@@ -52,14 +52,14 @@ def note_unavailable(
     if fact is None or state.terminal or _same(state.definition_unavailable, fact):
         return
 
-    def decide(plan: Plan) -> Commit | None:
+    def note_unless_noted(plan: Plan) -> Commit | None:
         if plan.state.terminal or _same(plan.state.definition_unavailable, fact):
             return None
         plan.add(fact)
         return COMMIT
 
     try:
-        write_run(store, state.run_id, decide, now=now, state=state)
+        write_run(store, state.run_id, note_unless_noted, now=now, state=state)
     except SquidieError as error:  # the hand-back matters; the note is a courtesy
         log.warning("could not record definition_unavailable for run %s: %s", state.run_id, error)
 

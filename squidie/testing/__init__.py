@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from squidie.api.core import Squidie
+from squidie.api.facade import Squidie
 from squidie.read_model import RunSnapshot, RunSummary
 
 

@@ -1,5 +1,6 @@
 """Authoring: the DSL, the normalised spec, validation. Pure: no I/O, no storage."""
 
+from squidie.workflow.authored_specs import compile_spec, validate_spec
 from squidie.workflow.base import Step, Workflow
 from squidie.workflow.compile import CompiledWorkflow
 from squidie.workflow.context import StepContext
@@ -21,7 +22,6 @@ from squidie.workflow.dsl import (
 from squidie.workflow.outcomes import Fail, Retry
 from squidie.workflow.payload import validate_payload
 from squidie.workflow.spec import COMPLETE, Outcome, StepKind, StepSpec, WorkflowSpec
-from squidie.workflow.specs import compile_spec, validate_spec
 
 __all__ = [
     "COMPLETE",
