@@ -8,7 +8,7 @@ from collections import Counter
 
 from squidie import Squidie
 from squidie.runtime.loading import load_state
-from tests.test_graph_workflows import Join, Sequence3
+from tests.unit.test_graph_workflows import Join, Sequence3
 
 RUNS = 12
 THREADS = 4
