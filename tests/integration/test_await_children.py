@@ -16,7 +16,7 @@ from tests.support.workflows_manual import connect_fake
 @pytest.fixture
 def sq(db_url: str) -> Squidie:
     instance = connect_fake(db_url)
-    HOLDER["sq"] = instance
+    HOLDER.set(instance)
     return instance
 
 

@@ -19,14 +19,15 @@ from squidie import (
 )
 from squidie.model import ATTEMPT_END_KINDS, SUCCESS_KINDS
 from squidie.testing import drain
+from tests.support.slots import Slot
 from tests.support.workflows_manual import Errand, Plain, connect_fake, journal_kinds, revision
 
-HOLDER: dict[str, Squidie] = {}
+HOLDER: Slot[Squidie] = Slot("HOLDER")
 
 
 def cancel_myself(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     # The run is cancelled while this step is executing (by "another operator").
-    HOLDER["sq"].cancel(ctx.run_id, {"actor": "operator"})
+    HOLDER.get().cancel(ctx.run_id, {"actor": "operator"})
     return {"leaked": True}
 
 
@@ -38,7 +39,7 @@ class SelfCancelling(Workflow):
 @pytest.fixture
 def sq(db_url: str) -> Squidie:
     instance = connect_fake(db_url)
-    HOLDER["sq"] = instance
+    HOLDER.set(instance)
     return instance
 
 

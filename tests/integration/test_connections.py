@@ -19,27 +19,34 @@ import squidie
 from squidie import StepContext, Workflow, field, manual, step
 from squidie.model import ATTEMPT_END_KINDS
 from squidie.runtime.loading import load_state
+from tests.support.slots import Slot
 
 # What the steps below did, per test (they run in this process).
-RAN: dict[str, int] = {}
-_HOOKS: dict[str, Any] = {}
+RAN: Slot[dict[str, int]] = Slot("RAN")
+_HOOKS: Slot[dict[str, Any]] = Slot("_HOOKS")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_records() -> None:
+    RAN.set({})
+    _HOOKS.set({})
 
 
 def _sleepy(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-    RAN[ctx.run_id] = RAN.get(ctx.run_id, 0) + 1
+    RAN.get()[ctx.run_id] = RAN.get().get(ctx.run_id, 0) + 1
     time.sleep(float(input["seconds"]))
     return {"slept": input["seconds"]}
 
 
 def _killer(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-    RAN[ctx.run_id] = RAN.get(ctx.run_id, 0) + 1
-    _HOOKS["kill"]()  # every other session of the database ends, the worker's included
+    RAN.get()[ctx.run_id] = RAN.get().get(ctx.run_id, 0) + 1
+    _HOOKS.get()["kill"]()  # every other session of the database ends, the worker's included
     return {"killed": True}
 
 
 def _arming(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-    RAN[ctx.run_id] = RAN.get(ctx.run_id, 0) + 1
-    _HOOKS["arm"]()  # the next COMMIT (this step's outcome write) loses its ack
+    RAN.get()[ctx.run_id] = RAN.get().get(ctx.run_id, 0) + 1
+    _HOOKS.get()["arm"]()  # the next COMMIT (this step's outcome write) loses its ack
     return {"armed": True}
 
 
@@ -107,7 +114,7 @@ def test_step_outlasting_the_idle_session_timeout_is_recorded_once(
     assert snap is not None and snap.status == "running"
     _drain(sq, lease_for=30)
     assert sq.inspect_run(run.run_id).status == "completed"
-    assert RAN[run.run_id] == 1
+    assert RAN.get()[run.run_id] == 1
     assert _finished_facts(sq, run.run_id, "sleep") == 1
 
 
@@ -126,14 +133,14 @@ def test_heartbeats_through_an_idle_cutoff_keep_the_lease(
     assert not [r for r in caplog.records if "heartbeat failed" in r.getMessage()]
     _drain(sq, lease_for=30)
     assert sq.inspect_run(run.run_id).status == "completed"
-    assert RAN[run.run_id] == 1
+    assert RAN.get()[run.run_id] == 1
 
 
 def test_connection_terminated_mid_step_is_recorded_once(pg_url: str) -> None:
     sq = squidie.connect(pg_url)
     sq.install()
     name = make_url(pg_url).database
-    _HOOKS["kill"] = lambda: _admin(
+    _HOOKS.get()["kill"] = lambda: _admin(
         pg_url,
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
         f"WHERE datname = '{name}' AND pid <> pg_backend_pid()",
@@ -143,7 +150,7 @@ def test_connection_terminated_mid_step_is_recorded_once(pg_url: str) -> None:
     assert snap is not None and snap.status == "running"
     _drain(sq, lease_for=30)
     assert sq.inspect_run(run.run_id).status == "completed"
-    assert RAN[run.run_id] == 1
+    assert RAN.get()[run.run_id] == 1
     assert _finished_facts(sq, run.run_id, "kill") == 1
 
 
@@ -178,7 +185,7 @@ def _lose_next_commit_ack(sq: squidie.Squidie, monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(dialect, "do_commit", do_commit)
     monkeypatch.setattr(dialect, "do_execute", do_execute)
-    _HOOKS["arm"] = armed.set
+    _HOOKS.get()["arm"] = armed.set
     return lost
 
 
@@ -197,7 +204,7 @@ def test_lost_commit_ack_of_an_outcome_is_neither_rerun_nor_applied_twice(
     assert snap is not None and snap.status == "running"
     _drain(sq, lease_for=30)
     state = load_state(sq.store, run.run_id)
-    assert state.status == "completed" and RAN[run.run_id] == 1
+    assert state.status == "completed" and RAN.get()[run.run_id] == 1
     assert _finished_facts(sq, run.run_id, "once") == 1
     assert [a.status for a in sq.store.list_attempts(run.run_id)] == ["applied", "applied"]
 
@@ -209,7 +216,7 @@ def test_lost_commit_ack_of_a_start_returns_the_one_run(
     sq = squidie.connect(db_url)
     sq.install()
     lost = _lose_next_commit_ack(sq, monkeypatch)
-    _HOOKS["arm"]()
+    _HOOKS.get()["arm"]()
     run = sq.start(LostAck, run_id="lost-ack-start")
     assert lost == [1] and run.run_id == "lost-ack-start"
     loaded = sq.store.load(run.run_id, use_checkpoint=False)

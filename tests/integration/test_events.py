@@ -16,6 +16,7 @@ from squidie.errors import JournalConflict, StorageError
 from squidie.events import EVENT_NAMES, Event, subscribe
 from squidie.events import from_facts as committed_module
 from squidie.testing import drain
+from tests.support.slots import Slot
 from tests.support.workflows_events import SECRET, Chain, Greeting, Leaky
 from tests.support.workflows_manual import Errand, connect_fake
 
@@ -170,11 +171,11 @@ def test_pause_resume_and_approval_are_run_events(sq: Squidie, events: list[Even
     assert approved.attributes["gate"] == "approval" and approved.attributes["ok"] is True
 
 
-HOLDER: dict[str, Squidie] = {}
+HOLDER: Slot[Squidie] = Slot("HOLDER")
 
 
 def cancelled_while_running(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-    HOLDER["sq"].cancel(ctx.run_id, {"actor": "operator"})
+    HOLDER.get().cancel(ctx.run_id, {"actor": "operator"})
     return {"leaked": SECRET}
 
 
@@ -186,7 +187,7 @@ class CancelledMidStep(Workflow):
 def test_a_cancel_while_a_step_runs_loses_the_lease_saying_why(
     sq: Squidie, events: list[Event], squidie_logs: pytest.LogCaptureFixture
 ) -> None:
-    HOLDER["sq"] = sq
+    HOLDER.set(sq)
     run = sq.start(CancelledMidStep)
     with pytest.raises(LeaseLost):
         sq.execute_next(owner_id="w1")
@@ -205,16 +206,16 @@ def test_a_cancel_while_a_step_runs_loses_the_lease_saying_why(
     assert SECRET not in everything_said(events, squidie_logs)
 
 
-TAKEOVER: dict[str, Any] = {}
+TAKEOVER: Slot[dict[str, Any]] = Slot("TAKEOVER")
 
 
 def slow_then_taken_over(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-    if ctx.attempt == 1 and not TAKEOVER.get("inside"):
+    if ctx.attempt == 1 and not TAKEOVER.get().get("inside"):
         # This worker stalls past its lease; another worker takes the attempt over.
-        TAKEOVER["inside"] = True
-        sq: Squidie = TAKEOVER["sq"]
+        TAKEOVER.get()["inside"] = True
+        sq: Squidie = TAKEOVER.get()["sq"]
         sq.clock.advance(120)  # type: ignore[attr-defined]
-        TAKEOVER["other"] = sq.execute_next(owner_id="rescuer", lease_for=30)
+        TAKEOVER.get()["other"] = sq.execute_next(owner_id="rescuer", lease_for=30)
     return {"by": "whoever"}
 
 
@@ -226,12 +227,11 @@ class Stalls(Workflow):
 def test_an_expired_lease_is_recovered_by_another_worker_and_lost_by_the_first(
     sq: Squidie, events: list[Event]
 ) -> None:
-    TAKEOVER.clear()
-    TAKEOVER["sq"] = sq
+    TAKEOVER.set({"sq": sq})
     run = sq.start(Stalls)
     with pytest.raises(LeaseLost):
         sq.execute_next(owner_id="stalled", lease_for=30)
-    assert TAKEOVER["other"].status == RunStatus.COMPLETED
+    assert TAKEOVER.get()["other"].status == RunStatus.COMPLETED
     assert names(events, run.run_id) == [
         "run.started",
         "step.started",
@@ -398,7 +398,7 @@ def test_a_saga_emits_each_step_once_and_one_run_failed_after_compensating(
 def test_a_child_run_started_by_a_step_names_its_parent(sq: Squidie, events: list[Event]) -> None:
     from tests.support.workflows_manual import PARENT_HOLDER, Parent
 
-    PARENT_HOLDER["sq"] = sq
+    PARENT_HOLDER.set(sq)
     run = sq.start(Parent)
     drain(sq)
     child_started = [e for e in events if e.name == "run.started" and e.run_id != run.run_id]
@@ -421,7 +421,7 @@ def test_a_lease_lost_while_the_database_fails_is_still_lease_lost(
 def cancelled_while_beating(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     import time
 
-    HOLDER["sq"].cancel(ctx.run_id, {"actor": "operator"})
+    HOLDER.get().cancel(ctx.run_id, {"actor": "operator"})
     time.sleep(0.4)  # the heartbeat's next renewal finds the attempt withdrawn
     return {}
 
@@ -434,7 +434,7 @@ class CancelledWhileBeating(Workflow):
 def test_a_heartbeat_that_finds_the_lease_gone_reports_why(
     sq: Squidie, events: list[Event]
 ) -> None:
-    HOLDER["sq"] = sq
+    HOLDER.set(sq)
     run = sq.start(CancelledWhileBeating)
     with pytest.raises(LeaseLost, match="lost while the step ran"):
         sq.execute_next(owner_id="w1", lease_for=30, heartbeat_interval=0.05)
@@ -453,7 +453,7 @@ def test_a_wait_woken_by_its_children_is_no_recovery(db_url: str) -> None:
     from tests.support.workflows_children import HOLDER, FanOut
 
     sq = connect_fake(db_url)
-    HOLDER["sq"] = sq
+    HOLDER.set(sq)
     seen: list[str] = []
     unsubscribe = subscribe(lambda e: seen.append(e.name))
     try:

@@ -19,24 +19,23 @@ from tests.support.workflows_forks import Checkout, IrreversibleCheckout
 def sq(db_url: str) -> Iterator[Squidie]:
     instance = squidie.connect(db_url)
     instance.install()
-    workflows_forks.BROKEN["charge"] = True
-    workflows_forks.CALLS.clear()
+    workflows_forks.BROKEN.set({"charge": True})
+    workflows_forks.CALLS.set({})
     yield instance
-    workflows_forks.BROKEN["charge"] = True
 
 
 def test_fork_past_a_failed_step_reuses_earlier_outputs_and_completes(sq: Squidie) -> None:
     run = sq.start(Checkout, payload={"order": 5})
     drain(sq)
     assert sq.inspect_run(run.run_id).status == "failed"
-    workflows_forks.BROKEN["charge"] = False  # the processor is back
+    workflows_forks.BROKEN.get()["charge"] = False  # the processor is back
     fork = sq.fork_run(run.run_id, from_step="charge", new_run_id="fork-5")
     assert fork.forked_from_run_id == run.run_id and fork.forked_from_step == "charge"
     assert fork.context == {"reservation": "r-5"}
     drain(sq)
     done = sq.inspect_run("fork-5", include_history=True)
     assert done.status == "completed" and done.context["shipped"] == "r-5"
-    assert workflows_forks.CALLS == {"reserve": 1, "charge": 2}  # reserve not run again
+    assert workflows_forks.CALLS.get() == {"reserve": 1, "charge": 2}  # reserve not run again
     steps = {s["name"]: s for s in done.steps or []}
     assert {name: s["status"] for name, s in steps.items()} == {
         "reserve": "completed",
@@ -62,7 +61,7 @@ def test_fork_past_a_failed_step_reuses_earlier_outputs_and_completes(sq: Squidi
 def test_forking_over_an_irreversible_step_that_ran_needs_allow_irreversible(sq: Squidie) -> None:
     run = sq.start(IrreversibleCheckout, payload={"order": 6})
     drain(sq)
-    workflows_forks.BROKEN["charge"] = False
+    workflows_forks.BROKEN.get()["charge"] = False
     with pytest.raises(UnsafeReplay, match="charge"):
         sq.fork_run(run.run_id, from_step="charge")
     with pytest.raises(UnsafeReplay):

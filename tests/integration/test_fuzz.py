@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import json
 import os
 from collections import Counter, defaultdict
@@ -219,16 +220,25 @@ moments = st.one_of(st.none(), st.just(T0), nasty)
 
 # -- the probe: call, classify, count, check nothing partial was stored -----------------
 
-COUNTS: dict[str, Counter[str]] = defaultdict(Counter)
-FAILURES: set[str] = set()
+
+@dataclasses.dataclass
+class Tally:
+    """What the whole session's fuzzing tried and found (the terminal summary and
+    harness/out/fuzz-counts.json): one per session, handed to each test's probe."""
+
+    counts: dict[str, Counter[str]] = dataclasses.field(
+        default_factory=lambda: defaultdict(Counter)
+    )
+    failures: set[str] = dataclasses.field(default_factory=set)
 
 
 class Probe:
     """Calls one entry point and checks the rules of the fuzz suite."""
 
-    def __init__(self, sq: squidie.Squidie, backend: str) -> None:
+    def __init__(self, sq: squidie.Squidie, backend: str, tally: Tally) -> None:
         self.sq = sq
         self.backend = backend
+        self.tally = tally
         self.tables = [t for t in schema.metadata.sorted_tables]
         self.failures: dict[str, str] = {}
 
@@ -247,7 +257,7 @@ class Probe:
         (:meth:`assert_clean`).
         """
         before = self.rows()
-        counts = COUNTS[self.backend]
+        counts = self.tally.counts[self.backend]
         counts["tried"] += 1
         counts[f"tried:{entry}"] += 1
         try:
@@ -287,12 +297,12 @@ class Probe:
             changed = {t: (before[t], after[t]) for t in before if before[t] != after[t]}
             problems.append(f"refused ({exc.code}) but stored rows {changed}")
         for problem in problems:
-            COUNTS[self.backend]["bad_refusal"] += 1
+            self.tally.counts[self.backend]["bad_refusal"] += 1
             self._fail(entry, problem, args, kwargs)
 
     def _fail(self, entry: str, problem: str, args: Any, kwargs: Any) -> None:
         key = f"{self.backend} {entry}: {problem.split(':')[0]}"
-        FAILURES.add(key)
+        self.tally.failures.add(key)
         self.failures.setdefault(
             key, f"{entry}: {problem}\n      e.g. args={brief(args)} kwargs={brief(kwargs, 300)}"
         )
@@ -303,10 +313,10 @@ class Probe:
 
 
 @pytest.fixture
-def probe(db_url: str) -> Probe:
+def probe(db_url: str, tally: Tally) -> Probe:
     sq = squidie.connect(db_url, clock=FakeClock(T0))
     sq.install()
-    return Probe(sq, "postgres" if db_url.startswith("postgresql") else "sqlite")
+    return Probe(sq, "postgres" if db_url.startswith("postgresql") else "sqlite", tally)
 
 
 @pytest.fixture
@@ -318,33 +328,36 @@ def paused_run(probe: Probe) -> str:
     return run.run_id
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _report_counts(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Print the counts in the terminal summary and write them to harness/out."""
+@pytest.fixture(scope="session")
+def tally(request: pytest.FixtureRequest) -> Iterator[Tally]:
+    """The session's tally; its counts go to the terminal summary and harness/out."""
+    tally = Tally()
 
     class Summary:
         def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-            if not COUNTS:
+            if not tally.counts:
                 return
             terminalreporter.section("squidie fuzz counts")
-            for backend, counts in sorted(COUNTS.items()):
+            for backend, counts in sorted(tally.counts.items()):
                 terminalreporter.write_line(
                     f"{backend}: {counts['tried']} inputs tried, {counts['typed']} typed "
                     f"errors, {counts['success']} successes, {counts['generic']} generic "
                     f"exceptions, {counts['bad_refusal']} bad refusals"
                 )
-            for failure in sorted(FAILURES):
+            for failure in sorted(tally.failures):
                 terminalreporter.write_line(f"  failing: {failure}")
 
     request.config.pluginmanager.register(Summary(), "squidie-fuzz-summary")
-    yield
-    if COUNTS:
+    yield tally
+    if tally.counts:
         COUNTS_FILE.parent.mkdir(parents=True, exist_ok=True)
         COUNTS_FILE.write_text(
             json.dumps(
                 {
-                    "backends": {b: dict(sorted(c.items())) for b, c in sorted(COUNTS.items())},
-                    "failures": sorted(FAILURES),
+                    "backends": {
+                        b: dict(sorted(c.items())) for b, c in sorted(tally.counts.items())
+                    },
+                    "failures": sorted(tally.failures),
                 },
                 indent=2,
             )

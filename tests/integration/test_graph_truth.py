@@ -146,7 +146,7 @@ def test_a_rejection_without_an_error_route_fails_the_run_and_keeps_the_actor(sq
 
 @pytest.mark.parametrize("history", [False, True])
 def test_compensated_steps_read_compensated(sq: Squidie, history: bool) -> None:
-    CALLS.clear()
+    CALLS.set([])
     run = sq.start(Trip)
     drain(sq)
     graph = sq.inspect_run_graph(run.run_id, include_history=history)

@@ -32,6 +32,7 @@ from squidie.runtime.commands import make_command
 from squidie.runtime.plan import attempt_id, legacy_attempt_id
 from squidie.runtime.signals import Signal
 from squidie.testing import FakeClock, drain
+from tests.support.slots import Slot
 from tests.support.workflows_manual import Errand, Plain, Vote, connect_fake
 
 SHIP = {"ship": lambda i, c: {"shipped": c.run_id}}
@@ -50,8 +51,7 @@ def spec(step_name: str) -> dict[str, Any]:
 @pytest.fixture
 def sq(db_url: str) -> Squidie:
     instance: Squidie = connect_fake(db_url)
-    HOLDER.clear()
-    HOLDER["sq"] = instance
+    HOLDER.set({"sq": instance})
     return instance
 
 
@@ -273,33 +273,33 @@ def test_inspect_and_explain_show_the_same_command_history(sq: Squidie) -> None:
 
 # -- item 20: start_child_run is fenced by the calling step's claim -----------------
 
-HOLDER: dict[str, Any] = {}
+HOLDER: Slot[dict[str, Any]] = Slot("HOLDER")
 
 
 def cancel_then_spawn(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-    sq = HOLDER["sq"]
+    sq = HOLDER.get()["sq"]
     sq.cancel(ctx.run_id, {"actor": "ops"})
     try:
         sq.start_child_run(ctx, Plain, {"n": 1}, child_key="late")
     except InvalidTransition as exc:
-        HOLDER["error"] = exc
+        HOLDER.get()["error"] = exc
     return {}
 
 
 def outlive_then_spawn(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-    sq = HOLDER["sq"]
+    sq = HOLDER.get()["sq"]
     sq.clock.advance(120)  # past lease_for=60: another worker may hold the claim now
     try:
         sq.start_child_run(ctx, Plain, {"n": 1}, child_key="late")
     except LeaseLost as exc:
-        HOLDER["error"] = exc
+        HOLDER.get()["error"] = exc
     return {}
 
 
 def _spawn_with_cancel(ctx: StepContext, *, before_create: bool) -> dict[str, Any]:
     """Start a child while the parent is cancelled just before, or just after, the
     child run is created (a cancel racing ``start_child_run``)."""
-    sq = HOLDER["sq"]
+    sq = HOLDER.get()["sq"]
     real = sq._start
 
     def racing(*args: Any, **kw: Any) -> Any:
@@ -314,7 +314,7 @@ def _spawn_with_cancel(ctx: StepContext, *, before_create: bool) -> dict[str, An
     try:
         sq.start_child_run(ctx, Plain, {"n": 1}, child_key="raced")
     except InvalidTransition as exc:
-        HOLDER["error"] = exc
+        HOLDER.get()["error"] = exc
     finally:
         del sq._start
     return {}
@@ -352,7 +352,7 @@ def test_a_step_of_a_cancelled_run_starts_no_child(sq: Squidie) -> None:
     parent = sq.start(CancelledParent)
     with pytest.raises(LeaseLost):  # the step's own result is rejected too
         sq.execute_next(owner_id="w")
-    assert isinstance(HOLDER.get("error"), InvalidTransition)
+    assert isinstance(HOLDER.get().get("error"), InvalidTransition)
     assert [r.run_id for r in sq.list_runs()] == [parent.run_id]
     assert sq.inspect_run(parent.run_id).child_runs == []
 
@@ -361,7 +361,7 @@ def test_a_step_that_lost_its_lease_starts_no_child(sq: Squidie) -> None:
     parent = sq.start(SlowParent)
     with pytest.raises(LeaseLost):  # the step's own result is rejected too
         sq.execute_next(owner_id="w", lease_for=60)
-    assert isinstance(HOLDER.get("error"), LeaseLost)
+    assert isinstance(HOLDER.get().get("error"), LeaseLost)
     assert [r.run_id for r in sq.list_runs()] == [parent.run_id]
 
 
@@ -369,7 +369,7 @@ def test_a_parent_cancelled_just_before_its_child_is_created_stores_no_child(sq:
     parent = sq.start(JustCancelledParent)
     with pytest.raises(LeaseLost):
         sq.execute_next(owner_id="w")
-    assert isinstance(HOLDER.get("error"), InvalidTransition)
+    assert isinstance(HOLDER.get().get("error"), InvalidTransition)
     assert [r.run_id for r in sq.list_runs()] == [parent.run_id]
     assert sq.inspect_run(parent.run_id).child_runs == []
 
@@ -378,7 +378,7 @@ def test_a_child_created_as_its_parent_is_cancelled_is_cancelled_too(sq: Squidie
     parent = sq.start(RacedParent)
     with pytest.raises(LeaseLost):
         sq.execute_next(owner_id="w")
-    assert isinstance(HOLDER.get("error"), InvalidTransition)
+    assert isinstance(HOLDER.get().get("error"), InvalidTransition)
     [child] = [r for r in sq.list_runs() if r.run_id != parent.run_id]
     assert child.status == RunStatus.CANCELLED and child.parent_run_id == parent.run_id
     audit = sq.inspect_run(child.run_id, include_history=True).audit_events or []

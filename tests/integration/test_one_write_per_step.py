@@ -21,13 +21,14 @@ from squidie.runtime import claims, executing
 from squidie.runtime.claims import HANDOFF_LEASE
 from squidie.runtime.loading import load_state
 from squidie.testing import FakeClock, drain
+from tests.support.slots import Slot
 
-BODIES: Counter[str] = Counter()
+BODIES: Slot[Counter[str]] = Slot("BODIES")
 NAMES = [f"s{i}" for i in range(10)]
 
 
 def bump(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-    BODIES[f"{ctx.run_id}:{ctx.step}"] += 1
+    BODIES.get()[f"{ctx.run_id}:{ctx.step}"] += 1
     return {"v": int((input.get("acc") or {}).get("v") or 0) + 1}
 
 
@@ -40,7 +41,7 @@ class TenSteps(Workflow):
 
 
 def slow(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-    BODIES[f"{ctx.run_id}:{ctx.step}"] += 1
+    BODIES.get()[f"{ctx.run_id}:{ctx.step}"] += 1
     time.sleep(0.8)
     return {}
 
@@ -64,7 +65,7 @@ def clock() -> FakeClock:
 def sq(db_url: str, clock: FakeClock) -> Squidie:
     instance = squidie.connect(db_url, clock=clock)
     instance.install()
-    BODIES.clear()
+    BODIES.set(Counter())
     return instance
 
 
@@ -119,13 +120,13 @@ def test_the_successor_is_claimed_for_the_same_worker_in_the_same_write(sq: Squi
     # ...and takes the step once the short lease has run out.
     sq.clock.advance(HANDOFF_LEASE)  # type: ignore[attr-defined]
     assert other.execute_next(owner_id="elsewhere") is not None
-    assert BODIES[f"{run.run_id}:s1"] == 1
+    assert BODIES.get()[f"{run.run_id}:s1"] == 1
     # The first worker's stale handoff is not run again, and s2 is now handed to
     # "elsewhere" (whose process ran s1).
     assert sq.execute_next(owner_id="w") is None
     sq.clock.advance(HANDOFF_LEASE)  # type: ignore[attr-defined]
     assert sq.execute_next(owner_id="w") is not None  # s2, claimed normally
-    assert BODIES[f"{run.run_id}:s1"] == 1 and BODIES[f"{run.run_id}:s2"] == 1
+    assert BODIES.get()[f"{run.run_id}:s1"] == 1 and BODIES.get()[f"{run.run_id}:s2"] == 1
 
 
 def test_another_worker_of_the_process_runs_a_waiting_handoff(sq: Squidie) -> None:
@@ -136,7 +137,7 @@ def test_another_worker_of_the_process_runs_a_waiting_handoff(sq: Squidie) -> No
     facts = sq.store.load(run.run_id, use_checkpoint=False).facts
     owners = [f.data["owner_id"] for f in facts if f.kind in ATTEMPT_END_KINDS]
     assert owners == ["a", "b", "a"]
-    assert all(count == 1 for count in BODIES.values())
+    assert all(count == 1 for count in BODIES.get().values())
 
 
 def test_a_stopping_worker_hands_its_next_step_back(sq: Squidie) -> None:
@@ -162,7 +163,7 @@ def test_a_handed_off_step_outliving_the_short_lease_keeps_its_claim(
     monkeypatch.setattr(executing, "HANDOFF_LEASE", 0.4)
     sq = squidie.connect(sqlite_url)  # the system clock: leases really run out
     sq.install()
-    BODIES.clear()
+    BODIES.set(Counter())
     run = sq.start(SlowSecond)
     other = squidie.connect(sqlite_url)
     stop = threading.Event()
@@ -184,7 +185,7 @@ def test_a_handed_off_step_outliving_the_short_lease_keeps_its_claim(
     finally:
         stop.set()
         thread.join()
-    assert BODIES[f"{run.run_id}:slow"] == 1
+    assert BODIES.get()[f"{run.run_id}:slow"] == 1
     assert all(s is None for s in stolen)
     assert sq.inspect_run(run.run_id).status == "completed"
 
@@ -249,7 +250,7 @@ def test_every_step_is_applied_once_whatever_point_the_worker_dies_at(
     assert applied(sq, run.run_id) == Counter({n: 1 for n in NAMES})
     assert load_state(sq.store, run.run_id).context["acc"] == {"v": 10}
     # A body may run again only where its outcome was never recorded (before the write).
-    reruns = {k for k, n in BODIES.items() if n > 1}
+    reruns = {k for k, n in BODIES.get().items() if n > 1}
     assert reruns <= {f"{run.run_id}:s4"}
 
 

@@ -202,7 +202,7 @@ def test_a_child_run_started_by_a_step_joins_the_parents_trace(
 
     exporter, _ = telemetry
     sq: Squidie = connect_fake(sqlite_url)
-    PARENT_HOLDER["sq"] = sq
+    PARENT_HOLDER.set(sq)
     sq.start(Parent)
     drain(sq)
     spans = finished_spans(exporter)

@@ -31,9 +31,10 @@ from squidie.runtime.loading import load_state
 from squidie.runtime.plan import Plan, idempotency_key
 from squidie.runtime.writing import COMMIT, Commit, write_run
 from squidie.testing import FakeClock, drain
+from tests.support.slots import Slot
 from tests.support.workflows_core import FiveStepJoin, Flaky, Routed
 
-CALLS: list[str] = []
+CALLS: Slot[list[str]] = Slot("CALLS")
 
 
 @pytest.fixture
@@ -45,13 +46,17 @@ def clock() -> FakeClock:
 def sq(db_url: str, clock: FakeClock) -> Squidie:
     instance = squidie.connect(db_url, clock=clock)
     instance.install()
-    CALLS.clear()
     return instance
+
+
+@pytest.fixture(autouse=True)
+def _calls() -> None:
+    CALLS.set([])  # what Pack and choose did in this test
 
 
 class Pack(Step):
     def run(self, input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-        CALLS.append(f"pack:{ctx.attempt}")
+        CALLS.get().append(f"pack:{ctx.attempt}")
         assert ctx.idempotency_key == f"{ctx.run_id}:{ctx.runnable_key}"
         assert ctx.state["bearer"] == input["bearer"]
         return {"items": ["rope", "lembas"]}
@@ -59,7 +64,7 @@ class Pack(Step):
 
 async def choose(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     await asyncio.sleep(0)
-    CALLS.append("choose")
+    CALLS.get().append("choose")
     return {"route": "moria" if input["who"] == "Frodo" else "pass", "items": input["items"]}
 
 
@@ -93,7 +98,7 @@ class TestHappyPath:
         assert final.terminal_at is not None
         assert [s["status"] for s in final.steps or []] == ["completed", "completed"]
         assert [r["input"] for r in final.step_runs or []][1] == {"who": "Frodo", "items": "rope"}
-        assert CALLS == ["pack:1", "choose"]
+        assert CALLS.get() == ["pack:1", "choose"]
         assert final.to_dict()["status"] == "completed"
 
     def test_parallel_join_runs_once_after_all_branches(self, sq: Squidie) -> None:
@@ -208,7 +213,7 @@ class TestRetriesAndFailures:
             steps = [
                 step(
                     "x",
-                    lambda i, c: CALLS.append("ran") or {},
+                    lambda i, c: CALLS.get().append("ran") or {},
                     input={"v": ["nothing", "here"]},
                     retry=retry(3),
                 )
@@ -220,7 +225,7 @@ class TestRetriesAndFailures:
         assert final.status == "failed"
         assert final.terminal_error is not None
         assert final.terminal_error["code"] == "missing_input"
-        assert CALLS == []
+        assert CALLS.get() == []
 
 
 class TestLeases:
@@ -349,7 +354,7 @@ class TestRecovery:
         drain(sq)
         final = sq.inspect_run(run.run_id, include_history=True)
         assert final.status == "completed"
-        assert CALLS == ["pack:1", "choose"]  # the recorded step never ran twice
+        assert CALLS.get() == ["pack:1", "choose"]  # the recorded step never ran twice
 
     def test_deleting_checkpoints_mid_run_changes_nothing(
         self, sq: Squidie, clock: FakeClock
@@ -490,11 +495,11 @@ def test_journal_facts_record_every_transition(sq: Squidie) -> None:
     assert kinds[-1] == "run_completed"
 
 
-KEYS: dict[str, str] = {}
+KEYS: Slot[dict[str, str]] = Slot("KEYS")
 
 
 def remember_key(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-    KEYS[ctx.run_id] = ctx.idempotency_key
+    KEYS.get()[ctx.run_id] = ctx.idempotency_key
     return {}
 
 
@@ -506,11 +511,12 @@ class KeyedStep(Workflow):
 def test_idempotency_keys_of_runs_with_colons_in_their_ids_never_meet(sq: Squidie) -> None:
     # Joined naively, run "a:charge" step "x" and run "a" step "charge:x" would share
     # "a:charge:x"; each id is percent-encoded where it holds a ":" instead.
+    keys = KEYS.set({})
     first = sq.start(KeyedStep, run_id="order:7")
     second = sq.start(KeyedStep, run_id="order")
     plain = sq.start(KeyedStep, run_id="3f2c-uuid-like_id.v1")
     drain(sq)
-    assert KEYS[first.run_id] == "order%3A7:charge"
-    assert KEYS[second.run_id] == "order:charge"
-    assert KEYS[plain.run_id] == "3f2c-uuid-like_id.v1:charge"  # plain ids read as they are
+    assert keys[first.run_id] == "order%3A7:charge"
+    assert keys[second.run_id] == "order:charge"
+    assert keys[plain.run_id] == "3f2c-uuid-like_id.v1:charge"  # plain ids read as they are
     assert idempotency_key("a:charge", "x") != idempotency_key("a", "charge:x")

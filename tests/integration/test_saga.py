@@ -27,7 +27,7 @@ from tests.support.workflows_manual import (
 
 @pytest.fixture
 def sq(db_url: str) -> Squidie:
-    CALLS.clear()
+    CALLS.set([])
     return connect_fake(db_url)
 
 
@@ -38,7 +38,7 @@ def test_compensations_run_in_reverse_completion_order(sq: Squidie) -> None:
     assert snap.status == RunStatus.FAILED
     assert snap.reason == "pay"
     assert snap.terminal_error is not None and snap.terminal_error["message"] == "gateway timeout"
-    assert [c[0] for c in CALLS] == ["flight", "hotel"]  # "note" has no compensate=
+    assert [c[0] for c in CALLS.get()] == ["flight", "hotel"]  # "note" has no compensate=
     assert [(c["step"], c["status"]) for c in snap.compensations] == [
         ("flight", "failed"),
         ("hotel", "completed"),
@@ -50,7 +50,7 @@ def test_compensations_run_in_reverse_completion_order(sq: Squidie) -> None:
 def test_a_compensation_gets_the_step_input_output_and_the_failure(sq: Squidie) -> None:
     sq.start(Trip, payload={"who": "Pippin"})
     drain(sq)
-    hotel = next(c for c in CALLS if c[0] == "hotel")
+    hotel = next(c for c in CALLS.get() if c[0] == "hotel")
     assert hotel[1] == {
         "step_input": {"who": "Pippin"},
         "step_output": {"hotel_ref": "hotel-42"},
@@ -78,14 +78,14 @@ def test_compensations_are_not_retried_by_the_forward_policy(sq: Squidie) -> Non
     drain(sq)
     sq.clock.advance(timedelta(hours=1))  # type: ignore[attr-defined]
     drain(sq)
-    assert [c[0] for c in CALLS].count("flight") == 1
+    assert [c[0] for c in CALLS.get()].count("flight") == 1
     assert journal_kinds(sq, run.run_id).count("compensation_started") == 2
 
 
 def test_fail_without_error_route_compensates(sq: Squidie) -> None:
     run = sq.start(TripWithFail)
     drain(sq)
-    assert [c[0] for c in CALLS] == ["hotel"]
+    assert [c[0] for c in CALLS.get()] == ["hotel"]
     assert sq.inspect_run(run.run_id).status == RunStatus.FAILED
 
 
@@ -94,7 +94,7 @@ def test_an_error_route_is_not_a_saga_and_recovery_markers_are_audited(sq: Squid
     drain(sq)
     snap = sq.inspect_run(run.run_id, include_history=True)
     assert snap.status == RunStatus.COMPLETED
-    assert CALLS == [] and snap.compensations == []
+    assert CALLS.get() == [] and snap.compensations == []
     undo = [e for e in snap.audit_events or [] if e["type"] == "undo_routed"]
     assert len(undo) == 1 and undo[0]["step"] == "risky" and undo[0]["to"] == "undo_it"
     other = sq.start(RescueCompensation)
@@ -122,7 +122,7 @@ def test_a_crash_mid_saga_resumes_it_and_never_runs_a_compensation_unrecorded(
     sq.execute_next(owner_id="w1", lease_for=30)  # hotel
     with pytest.raises(SystemExit):
         sq.execute_next(owner_id="w1", lease_for=30)  # pay fails -> saga -> "crash"
-    assert [c[0] for c in CALLS] == ["hotel"]
+    assert [c[0] for c in CALLS.get()] == ["hotel"]
     kinds = journal_kinds(sq, run.run_id)
     assert kinds[-1] == "compensation_started"  # durable intent before the call
     assert sq.inspect_run(run.run_id).status == RunStatus.RUNNING
@@ -132,7 +132,7 @@ def test_a_crash_mid_saga_resumes_it_and_never_runs_a_compensation_unrecorded(
     drain(sq, owner_id="w2")
     snap = sq.inspect_run(run.run_id, include_history=True)
     assert snap.status == RunStatus.FAILED
-    assert [(c[0], c[2]) for c in CALLS] == [("hotel", 1), ("hotel", 2)]
+    assert [(c[0], c[2]) for c in CALLS.get()] == [("hotel", 1), ("hotel", 2)]
     assert snap.compensations == [{**snap.compensations[0], "status": "completed", "attempts": 2}]
     assert journal_kinds(sq, run.run_id).count("compensation_started") == 2
 

@@ -12,7 +12,7 @@ from tests.support.workflows_manual import PARENT_HOLDER, Parent, connect_fake
 @pytest.fixture
 def sq(db_url: str) -> Squidie:
     instance = connect_fake(db_url)
-    PARENT_HOLDER["sq"] = instance
+    PARENT_HOLDER.set(instance)
     return instance
 
 

@@ -27,7 +27,7 @@ RAN = MARKED
 def sq(db_url: str) -> Squidie:
     instance = squidie.connect(db_url)
     instance.install()
-    RAN.clear()
+    RAN.set({})
     return instance
 
 
@@ -44,10 +44,10 @@ def test_an_idle_worker_starts_a_new_run_at_once(sq: Squidie) -> None:
             started = time.monotonic()
             run = sq.start(Marked)
             deadline = started + IDLE / 2
-            while run.run_id not in RAN and time.monotonic() < deadline:
+            while run.run_id not in RAN.get() and time.monotonic() < deadline:
                 time.sleep(0.01)
-            assert run.run_id in RAN, "the idle worker was not woken"
-            assert RAN[run.run_id] - started < IDLE / 4
+            assert run.run_id in RAN.get(), "the idle worker was not woken"
+            assert RAN.get()[run.run_id] - started < IDLE / 4
     finally:
         worker.stop()
         worker.join(timeout=10)
@@ -86,7 +86,8 @@ def test_a_worker_in_another_process_is_woken_through_notify(pg_url: str) -> Non
 WORKER = f"""
 import sys
 import squidie
-import tests.support.workflows_core  # noqa: F401  (defines Marked)
+import tests.support.workflows_core  # defines Marked
+tests.support.workflows_core.MARKED.set({{}})  # this process's record of its runs
 sq = squidie.connect(sys.argv[1])
 worker = sq.worker("other-process", idle_min={IDLE}, idle_max={IDLE}).start()
 print("ready", flush=True)

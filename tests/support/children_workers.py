@@ -18,7 +18,7 @@ def drain_family(
     from tests.support.workflows_children import HOLDER
 
     sq = squidie.connect(url)
-    HOLDER["sq"] = sq
+    HOLDER.set(sq)
     sq.execute_next(owner_id=owner, queue="warm-up", lease_for=lease_for)
     ready.put(owner)
     done = lost = 0

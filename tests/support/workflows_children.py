@@ -9,6 +9,7 @@ from typing import Any
 
 from squidie import (
     Fail,
+    Squidie,
     StepContext,
     Workflow,
     await_children,
@@ -17,10 +18,11 @@ from squidie import (
     step,
     transition,
 )
+from tests.support.slots import Slot
 
 # The Squidie instance the spawning steps start children on (set by the test or the
 # worker process: a step has no other way to reach it).
-HOLDER: dict[str, Any] = {}
+HOLDER: Slot[Squidie] = Slot("HOLDER")
 PARENT_PAYLOAD = {
     "count": field(int, default=3),
     "values": field(list, default=[]),
@@ -59,7 +61,7 @@ class Child(Workflow):
 
 def spawn(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     """Start ``count`` children (``child_key`` c0..cN-1); values < 0 fail."""
-    sq = HOLDER["sq"]
+    sq = HOLDER.get()
     values = input.get("values") or list(range(int(input.get("count", 3))))
     for i, n in enumerate(values):
         payload: dict[str, Any] = {"n": n}

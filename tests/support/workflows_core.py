@@ -21,6 +21,7 @@ from squidie import (
     transition,
     wait,
 )
+from tests.support.slots import Slot
 
 
 def _record(name: str, ctx: StepContext) -> dict[str, Any]:
@@ -139,12 +140,12 @@ def _check(input: dict[str, Any]) -> dict[str, Any]:
     return {"checked": True}
 
 
-MARKED: dict[str, float] = {}  # run id -> time.monotonic() when its step ran
+MARKED: Slot[dict[str, float]] = Slot("MARKED")  # run id -> time.monotonic() when its step ran
 
 
 def mark(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     """Notes when the step ran (wake-up latency tests)."""
-    MARKED[ctx.run_id] = time.monotonic()
+    MARKED.get()[ctx.run_id] = time.monotonic()
     return {}
 
 

@@ -6,8 +6,6 @@ from typing import Any
 
 from squidie import Retry, StepContext, Workflow, manual, step
 
-ATTEMPTS: dict[str, int] = {}
-
 
 def discover(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     """Find the items to process (what the dynamic nodes will be)."""
@@ -32,7 +30,6 @@ def double_item(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
 
 def flaky(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     """Fails its first attempt, then succeeds."""
-    ATTEMPTS[ctx.run_id] = ATTEMPTS.get(ctx.run_id, 0) + 1
     if ctx.attempt == 1:
         raise Retry("not yet")
     return {"value": 100}

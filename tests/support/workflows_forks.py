@@ -5,19 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from squidie import Fail, StepContext, Workflow, field, manual, step
+from tests.support.slots import Slot
 
-BROKEN = {"charge": True}
-CALLS: dict[str, int] = {}
+BROKEN: Slot[dict[str, bool]] = Slot("BROKEN")  # the test sets {"charge": True}
+CALLS: Slot[dict[str, int]] = Slot("CALLS")
 
 
 def reserve(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-    CALLS["reserve"] = CALLS.get("reserve", 0) + 1
+    CALLS.get()["reserve"] = CALLS.get().get("reserve", 0) + 1
     return {"reservation": f"r-{input['order']}"}
 
 
 def charge(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-    CALLS["charge"] = CALLS.get("charge", 0) + 1
-    if BROKEN["charge"]:
+    CALLS.get()["charge"] = CALLS.get().get("charge", 0) + 1
+    if BROKEN.get()["charge"]:
         raise Fail("card processor down")
     return {"charged": input["reservation"]}
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from squidie import (
     Fail,
+    Squidie,
     Step,
     StepContext,
     Workflow,
@@ -22,9 +23,10 @@ from squidie import (
     step,
     transition,
 )
+from tests.support.slots import Slot
 
 # In-process record of compensation calls: (step, input, attempt).
-CALLS: list[tuple[str, dict[str, Any], int]] = []
+CALLS: Slot[list[tuple[str, dict[str, Any], int]]] = Slot("CALLS")
 
 
 def pack(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
@@ -135,12 +137,12 @@ def book(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
 
 class CancelBooking(Step):
     def run(self, input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-        CALLS.append((ctx.step, input, ctx.attempt))
+        CALLS.get().append((ctx.step, input, ctx.attempt))
         return {"cancelled": ctx.step}
 
 
 def cancel_flaky(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-    CALLS.append((ctx.step, input, ctx.attempt))
+    CALLS.get().append((ctx.step, input, ctx.attempt))
     raise RuntimeError("airline api down")
 
 
@@ -247,11 +249,11 @@ class TwoDeadlines(Workflow):
 
 # -- child runs ------------------------------------------------------------------
 
-PARENT_HOLDER: dict[str, Any] = {}
+PARENT_HOLDER: Slot[Squidie] = Slot("PARENT_HOLDER")
 
 
 def spawn_child(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
-    sq = PARENT_HOLDER["sq"]
+    sq = PARENT_HOLDER.get()
     first = sq.start_child_run(
         ctx, Plain, {"n": 2}, child_key="only-one", metadata={"why": "fan-out"}
     )

@@ -149,7 +149,7 @@ def _started(sq: Squidie, clock: FakeClock) -> tuple[str, datetime]:
 
 
 def _waiting_for_children(sq: Squidie, clock: FakeClock) -> tuple[str, datetime]:
-    HOLDER["sq"] = sq  # the workflow's spawning step starts children through it
+    HOLDER.set(sq)  # the workflow's spawning step starts children through it
     parent = sq.start(FanOut, payload={"count": 2, "child_queue": "kids"})
     sq.execute_next(owner_id="w")  # spawn: two children on their own queue
     sq.execute_next(owner_id="w")  # gather: the children still run, so it parks
