@@ -216,6 +216,7 @@ _WHEEL_CHECK = """
 import importlib.metadata as md, tempfile, os
 import squidie
 from squidie import Workflow, manual, step
+from squidie.testing import drain
 meta = md.metadata("squidie")
 assert meta["License-Expression"] == "MIT", meta["License-Expression"]
 extras = set(meta.get_all("Provides-Extra") or [])
@@ -227,8 +228,7 @@ with tempfile.TemporaryDirectory() as d:
     sq = squidie.connect("sqlite:///" + os.path.join(d, "w.sqlite3"))
     sq.install()
     run = sq.start(Hello)
-    while sq.execute_next(owner_id="wheel-check") is not None:
-        pass
+    drain(sq, owner_id="wheel-check")
     assert sq.inspect_run(run.run_id).status == "completed"
 from importlib import resources
 assert resources.files("squidie.dashboard").joinpath("static", "dashboard.js").is_file()

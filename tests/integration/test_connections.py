@@ -19,6 +19,7 @@ import squidie
 from squidie import StepContext, Workflow, field, manual, step
 from squidie.model import ATTEMPT_END_KINDS
 from squidie.runtime.loading import load_state
+from squidie.testing import drain
 from tests.support.slots import Slot
 
 # What the steps below did, per test (they run in this process).
@@ -84,11 +85,6 @@ def _admin(url: str, statement: str) -> None:
         conn.execute(statement)
 
 
-def _drain(sq: squidie.Squidie, **options: Any) -> None:
-    while sq.execute_next(owner_id="w", **options) is not None:
-        pass
-
-
 def _finished_facts(sq: squidie.Squidie, run_id: str, key: str) -> int:
     loaded = sq.store.load(run_id, use_checkpoint=False)
     return sum(1 for f in loaded.facts if f.kind in ATTEMPT_END_KINDS and f.data["key"] == key)
@@ -112,7 +108,7 @@ def test_step_outlasting_the_idle_session_timeout_is_recorded_once(
     # outcome write must go through on a new connection, not fail.
     snap = sq.execute_next(owner_id="w", lease_for=30)
     assert snap is not None and snap.status == "running"
-    _drain(sq, lease_for=30)
+    drain(sq, owner_id="w", lease_for=30)
     assert sq.inspect_run(run.run_id).status == "completed"
     assert RAN.get()[run.run_id] == 1
     assert _finished_facts(sq, run.run_id, "sleep") == 1
@@ -131,7 +127,7 @@ def test_heartbeats_through_an_idle_cutoff_keep_the_lease(
     snap = sq.execute_next(owner_id="w", lease_for=2, heartbeat_interval=1.2)
     assert snap is not None and snap.status == "running"
     assert not [r for r in caplog.records if "heartbeat failed" in r.getMessage()]
-    _drain(sq, lease_for=30)
+    drain(sq, owner_id="w", lease_for=30)
     assert sq.inspect_run(run.run_id).status == "completed"
     assert RAN.get()[run.run_id] == 1
 
@@ -148,7 +144,7 @@ def test_connection_terminated_mid_step_is_recorded_once(pg_url: str) -> None:
     run = sq.start(Killer)
     snap = sq.execute_next(owner_id="w", lease_for=30)
     assert snap is not None and snap.status == "running"
-    _drain(sq, lease_for=30)
+    drain(sq, owner_id="w", lease_for=30)
     assert sq.inspect_run(run.run_id).status == "completed"
     assert RAN.get()[run.run_id] == 1
     assert _finished_facts(sq, run.run_id, "kill") == 1
@@ -202,7 +198,7 @@ def test_lost_commit_ack_of_an_outcome_is_neither_rerun_nor_applied_twice(
     snap = sq.execute_next(owner_id="w", lease_for=30)
     assert lost == [1]
     assert snap is not None and snap.status == "running"
-    _drain(sq, lease_for=30)
+    drain(sq, owner_id="w", lease_for=30)
     state = load_state(sq.store, run.run_id)
     assert state.status == "completed" and RAN.get()[run.run_id] == 1
     assert _finished_facts(sq, run.run_id, "once") == 1

@@ -20,6 +20,7 @@ import pytest
 
 import squidie
 from squidie.runtime.clock import DatabaseClock
+from squidie.testing import drain
 from tests.support.clock_skew_worker import CoolOff, LongStep, Quick
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,8 +98,7 @@ def test_a_fast_worker_does_not_run_a_wait_successor_early(pg_url: str) -> None:
     sq = squidie.connect(pg_url)
     sq.install()
     run = sq.start(CoolOff)
-    while sq.execute_next(owner_id="healthy") is not None:
-        pass  # "first" and the wait itself; "second" is due 25 s from now
+    drain(sq, owner_id="healthy")  # "first" and the wait itself; "second" is due in 25 s
     due = sq.store.next_due_at("default")
     assert due is not None
     assert timedelta(seconds=23) < due - sq.clock.now() <= timedelta(seconds=25)

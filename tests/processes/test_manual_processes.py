@@ -18,6 +18,7 @@ import squidie
 from squidie import RunStatus, Squidie
 from squidie.model import ATTEMPT_END_KINDS, SUCCESS_KINDS
 from squidie.runtime.signals import Signal
+from squidie.testing import drain
 from tests.support.workflows_manual import (
     Blocking,
     GatedErrand,
@@ -132,8 +133,7 @@ def test_concurrent_deliveries_of_one_keyed_approval_apply_once(
     sq: Squidie, pg_url: str, processes: list[Any]
 ) -> None:
     run = sq.start(GatedErrand)
-    while sq.execute_next(owner_id="w") is not None:
-        pass
+    drain(sq, owner_id="w")
     assert sq.inspect_run(run.run_id).status == RunStatus.PAUSED
     key = f"approval-{run.run_id}"
     sig = Signal.approve_run(
