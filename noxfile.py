@@ -185,13 +185,32 @@ def dashboard(session: nox.Session) -> None:
 
 @nox.session(python=TEST_PYTHONS, tags=["ci"])
 def tests(session: nox.Session) -> None:
-    """pytest, with a real PostgreSQL and a headless Chromium for the dashboard's browser
-    tests (system packages installed first if missing; never `playwright install`)."""
+    """pytest over the whole tree (tests/README.md) on two pytest-xdist workers, with a
+    real PostgreSQL per worker and a headless Chromium for the dashboard's browser tests
+    (system packages installed first if missing; never `playwright install`)."""
     session.run("bash", "tools/ensure_system_packages.sh", external=True, env=ENV)
     install(session, "dev", "harness")
-    args = session.posargs or ["-q", "-ra"]
+    # --dist loadfile: a module's tests stay on one worker (module fixtures, the fuzz tally).
+    args = session.posargs or ["-q", "-ra", "-n", "2", "--dist", "loadfile"]
     # The container tests are the containers session's (it brings a Docker daemon).
     session.run("pytest", "-p", "no:cacheprovider", "-m", "not containers", *args, env=ENV)
+
+
+@nox.session(python=PYTHON)
+def unit(session: nox.Session) -> None:
+    """The fast run: tests/unit (in memory) and tests/conformance on SQLite and in
+    memory, no PostgreSQL (about 10 s)."""
+    install(session, "dev")
+    session.run(
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-m",
+        "not postgres",
+        *(session.posargs or ["tests/unit", "tests/conformance"]),
+        env=ENV,
+    )
 
 
 @nox.session(python=PYTHON, tags=["ci"])
