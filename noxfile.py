@@ -185,24 +185,16 @@ def dashboard(session: nox.Session) -> None:
 
 @nox.session(python=TEST_PYTHONS, tags=["ci"])
 def tests(session: nox.Session) -> None:
-    """pytest over the whole tree (tests/README.md): tests/processes alone, the rest on
-    two pytest-xdist workers, each with its own PostgreSQL; a headless Chromium for the
-    dashboard's browser tests (system packages installed first if missing; never
-    `playwright install`)."""
+    """pytest over the whole tree (tests/README.md) on two pytest-xdist workers, with a
+    real PostgreSQL per worker and a headless Chromium for the dashboard's browser tests
+    (system packages installed first if missing; never `playwright install`)."""
     session.run("bash", "tools/ensure_system_packages.sh", external=True, env=ENV)
     install(session, "dev", "harness")
+    # Two workers, each with its own PostgreSQL; a module's tests stay on one worker
+    # (module fixtures, the fuzz tally).
+    args = session.posargs or ["-q", "-ra", "-n", "2", "--dist", "loadfile"]
     # The container tests are the containers session's (it brings a Docker daemon).
-    pytest = ("pytest", "-p", "no:cacheprovider", "-m", "not containers")
-    if session.posargs:
-        session.run(*pytest, *session.posargs, env=ENV)
-        return
-    # Two workers, a module's tests on one (module fixtures, the fuzz tally), for all
-    # but tests/processes; those start several processes each, kill and restart
-    # PostgreSQL and keep their timing margins, so they run after, on their own.
-    session.run(
-        *pytest, "-q", "-ra", "-n", "2", "--dist", "loadfile", "--ignore=tests/processes", env=ENV
-    )
-    session.run(*pytest, "-q", "-ra", "tests/processes", env=ENV)
+    session.run("pytest", "-p", "no:cacheprovider", "-m", "not containers", *args, env=ENV)
 
 
 @nox.session(python=PYTHON)

@@ -22,7 +22,7 @@ from squidie.testing import drain
 from tests.support.slots import Slot
 from tests.support.workflows_manual import Errand, Plain, connect_fake, journal_kinds, revision
 
-HOLDER: Slot[Squidie] = Slot("HOLDER")
+HOLDER: Slot[Squidie] = Slot(f"{__name__}.HOLDER")
 
 
 def cancel_myself(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:

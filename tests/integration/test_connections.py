@@ -23,8 +23,8 @@ from squidie.testing import drain
 from tests.support.slots import Slot
 
 # What the steps below did, per test (they run in this process).
-RAN: Slot[dict[str, int]] = Slot("RAN")
-_HOOKS: Slot[dict[str, Any]] = Slot("_HOOKS")
+RAN: Slot[dict[str, int]] = Slot(f"{__name__}.RAN")
+_HOOKS: Slot[dict[str, Any]] = Slot(f"{__name__}._HOOKS")
 
 
 @pytest.fixture(autouse=True)

@@ -171,7 +171,7 @@ def test_pause_resume_and_approval_are_run_events(sq: Squidie, events: list[Even
     assert approved.attributes["gate"] == "approval" and approved.attributes["ok"] is True
 
 
-HOLDER: Slot[Squidie] = Slot("HOLDER")
+HOLDER: Slot[Squidie] = Slot(f"{__name__}.HOLDER")
 
 
 def cancelled_while_running(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
@@ -206,7 +206,7 @@ def test_a_cancel_while_a_step_runs_loses_the_lease_saying_why(
     assert SECRET not in everything_said(events, squidie_logs)
 
 
-TAKEOVER: Slot[dict[str, Any]] = Slot("TAKEOVER")
+TAKEOVER: Slot[dict[str, Any]] = Slot(f"{__name__}.TAKEOVER")
 
 
 def slow_then_taken_over(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:

@@ -273,7 +273,7 @@ def test_inspect_and_explain_show_the_same_command_history(sq: Squidie) -> None:
 
 # -- item 20: start_child_run is fenced by the calling step's claim -----------------
 
-HOLDER: Slot[dict[str, Any]] = Slot("HOLDER")
+HOLDER: Slot[dict[str, Any]] = Slot(f"{__name__}.HOLDER")
 
 
 def cancel_then_spawn(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from squidie.runtime.loading import load_state
 from squidie.testing import FakeClock, drain
 from tests.support.slots import Slot
 
-BODIES: Slot[Counter[str]] = Slot("BODIES")
+BODIES: Slot[Counter[str]] = Slot(f"{__name__}.BODIES")
 NAMES = [f"s{i}" for i in range(10)]
 
 

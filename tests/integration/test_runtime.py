@@ -34,7 +34,7 @@ from squidie.testing import FakeClock, drain
 from tests.support.slots import Slot
 from tests.support.workflows_core import FiveStepJoin, Flaky, Routed
 
-CALLS: Slot[list[str]] = Slot("CALLS")
+CALLS: Slot[list[str]] = Slot(f"{__name__}.CALLS")
 
 
 @pytest.fixture
@@ -495,7 +495,7 @@ def test_journal_facts_record_every_transition(sq: Squidie) -> None:
     assert kinds[-1] == "run_completed"
 
 
-KEYS: Slot[dict[str, str]] = Slot("KEYS")
+KEYS: Slot[dict[str, str]] = Slot(f"{__name__}.KEYS")
 
 
 def remember_key(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:

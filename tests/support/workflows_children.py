@@ -22,7 +22,7 @@ from tests.support.slots import Slot
 
 # The Squidie instance the spawning steps start children on (set by the test or the
 # worker process: a step has no other way to reach it).
-HOLDER: Slot[Squidie] = Slot("HOLDER")
+HOLDER: Slot[Squidie] = Slot(f"{__name__}.HOLDER")
 PARENT_PAYLOAD = {
     "count": field(int, default=3),
     "values": field(list, default=[]),

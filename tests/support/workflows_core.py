@@ -140,7 +140,8 @@ def _check(input: dict[str, Any]) -> dict[str, Any]:
     return {"checked": True}
 
 
-MARKED: Slot[dict[str, float]] = Slot("MARKED")  # run id -> time.monotonic() when its step ran
+# run id -> time.monotonic() when its step ran
+MARKED: Slot[dict[str, float]] = Slot(f"{__name__}.MARKED")
 
 
 def mark(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:

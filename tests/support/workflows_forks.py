@@ -7,8 +7,8 @@ from typing import Any
 from squidie import Fail, StepContext, Workflow, field, manual, step
 from tests.support.slots import Slot
 
-BROKEN: Slot[dict[str, bool]] = Slot("BROKEN")  # the test sets {"charge": True}
-CALLS: Slot[dict[str, int]] = Slot("CALLS")
+BROKEN: Slot[dict[str, bool]] = Slot(f"{__name__}.BROKEN")  # the test sets {"charge": True}
+CALLS: Slot[dict[str, int]] = Slot(f"{__name__}.CALLS")
 
 
 def reserve(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:

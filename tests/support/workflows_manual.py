@@ -26,7 +26,7 @@ from squidie import (
 from tests.support.slots import Slot
 
 # In-process record of compensation calls: (step, input, attempt).
-CALLS: Slot[list[tuple[str, dict[str, Any], int]]] = Slot("CALLS")
+CALLS: Slot[list[tuple[str, dict[str, Any], int]]] = Slot(f"{__name__}.CALLS")
 
 
 def pack(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
@@ -249,7 +249,7 @@ class TwoDeadlines(Workflow):
 
 # -- child runs ------------------------------------------------------------------
 
-PARENT_HOLDER: Slot[Squidie] = Slot("PARENT_HOLDER")
+PARENT_HOLDER: Slot[Squidie] = Slot(f"{__name__}.PARENT_HOLDER")
 
 
 def spawn_child(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
