@@ -67,10 +67,10 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over squidie/ (configured in pyproject.toml), then the typing tests:
     host usage that mypy --strict must accept and misuses it must report
-    (tests/typing/, checked by tests/test_typing.py)."""
+    (tests/typing/, checked by its test_typing.py)."""
     install(session, "dev")
     session.run("mypy", env=ENV)
-    session.run("pytest", "-q", "-p", "no:cacheprovider", "tests/test_typing.py", env=ENV)
+    session.run("pytest", "-q", "-p", "no:cacheprovider", "tests/typing/test_typing.py", env=ENV)
 
 
 def install(session: nox.Session, *groups: str) -> None:
@@ -188,13 +188,33 @@ def dashboard(session: nox.Session) -> None:
 
 @nox.session(python=TEST_PYTHONS, tags=["ci"])
 def tests(session: nox.Session) -> None:
-    """pytest, with a real PostgreSQL and a headless Chromium for the dashboard's browser
-    tests (system packages installed first if missing; never `playwright install`)."""
+    """pytest over the whole tree (tests/README.md) on two pytest-xdist workers, with a
+    real PostgreSQL per worker and a headless Chromium for the dashboard's browser tests
+    (system packages installed first if missing; never `playwright install`)."""
     session.run("bash", "tools/ensure_system_packages.sh", external=True, env=ENV)
     install(session, "dev", "harness")
-    args = session.posargs or ["-q", "-ra"]
+    # Two workers, each with its own PostgreSQL; a module's tests stay on one worker
+    # (module fixtures, the fuzz tally).
+    args = session.posargs or ["-q", "-ra", "-n", "2", "--dist", "loadfile"]
     # The container tests are the containers session's (it brings a Docker daemon).
     session.run("pytest", "-p", "no:cacheprovider", "-m", "not containers", *args, env=ENV)
+
+
+@nox.session(python=PYTHON)
+def unit(session: nox.Session) -> None:
+    """The fast run: tests/unit (in memory) and tests/conformance on SQLite and in
+    memory, no PostgreSQL (about 10 s)."""
+    install(session, "dev")
+    session.run(
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-m",
+        "not postgres",
+        *(session.posargs or ["tests/unit", "tests/conformance"]),
+        env=ENV,
+    )
 
 
 @nox.session(python=PYTHON, tags=["ci"])
@@ -219,6 +239,7 @@ _WHEEL_CHECK = """
 import importlib.metadata as md, tempfile, os
 import squidie
 from squidie import Workflow, manual, step
+from squidie.testing import drain
 meta = md.metadata("squidie")
 assert meta["License-Expression"] == "MIT", meta["License-Expression"]
 extras = set(meta.get_all("Provides-Extra") or [])
@@ -230,8 +251,7 @@ with tempfile.TemporaryDirectory() as d:
     sq = squidie.connect("sqlite:///" + os.path.join(d, "w.sqlite3"))
     sq.install()
     run = sq.start(Hello)
-    while sq.execute_next(owner_id="wheel-check") is not None:
-        pass
+    drain(sq, owner_id="wheel-check")
     assert sq.inspect_run(run.run_id).status == "completed"
 from importlib import resources
 assert resources.files("squidie.dashboard").joinpath("static", "dashboard.js").is_file()

@@ -31,6 +31,7 @@ from sqlalchemy import insert
 import squidie
 from squidie import LeaseLost, Squidie, Workflow, manual, step
 from squidie.journal.schema import attempts, journal, runs
+from squidie.testing import drain
 
 ENDED = datetime.now(UTC) - timedelta(days=60)
 
@@ -175,8 +176,7 @@ def measure(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     stop.set()
     for th in threads:
         th.join()
-    while sq.execute_next(owner_id="finish") is not None:
-        pass
+    drain(sq, owner_id="finish")
     unfinished = [r for r in live if sq.inspect_run(r).status != "completed"]
     base, during = percentiles(latencies["baseline"]), percentiles(latencies["purging"])
     print(

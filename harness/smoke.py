@@ -18,6 +18,7 @@ from typing import Any
 
 import squidie
 from harness.smoke_workflows import INSTANCE, Checkout, Expense, Refund, Shipment
+from squidie.testing import drain
 
 OUT = Path(__file__).parent / "out"
 
@@ -28,14 +29,7 @@ def worker_entry(url: str, owner: str, quiet: float, results: Any) -> None:
 
     sq = squidie.connect(url)
     INSTANCE["sq"] = sq  # steps that start child runs use it
-    steps = 0
-    last = time.monotonic()
-    while time.monotonic() - last < quiet:
-        if sq.execute_next(owner_id=owner, lease_for=30) is None:
-            time.sleep(0.02)
-            continue
-        steps += 1
-        last = time.monotonic()
+    steps = len(drain(sq, owner_id=owner, lease_for=30, quiet=quiet, max_steps=10**9))
     results.put((owner, steps))
 
 

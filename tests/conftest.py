@@ -29,6 +29,7 @@ from squidie.testing.postgres import (
     provide_postgres,
     require_local_cluster,
 )
+from tests.support.slots import Slot
 
 T = TypeVar("T")
 _CONTAINER_FIXTURES = frozenset({"container_image", "container_cluster"})
@@ -46,6 +47,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
         if _CONTAINER_FIXTURES & used:
             item.add_marker(pytest.mark.containers)
+
+
+@pytest.fixture(autouse=True)
+def _empty_slots() -> Iterator[None]:
+    """What one test's workflows recorded (tests/support/slots.py) dies with the test."""
+    Slot.empty_all()
+    yield
+    Slot.empty_all()
 
 
 def _or_fail(what: str, acquire: Callable[[contextlib.ExitStack], T]) -> Iterator[T]:

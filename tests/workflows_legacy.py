@@ -1,8 +1,10 @@
-"""Workflows of the journal-compatibility fixture (tests/fixtures/journal-v0.1.sqlite3).
+"""Workflows of the journal-compatibility fixture (tests/support/fixtures/journal-v0.1.sqlite3).
 
 The fixture was written by the release before Core v2 with exactly these
 definitions; they must not change, or the fixture's runs would no longer match
 their fingerprints.
+The module stays at ``tests.workflows_legacy`` (not under ``tests/support/``) for
+the same reason: each step's import path is part of the fingerprint.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@
 # - the PostgreSQL server binaries (initdb, postgres), so tests can start a
 #   throwaway cluster (squidie/testing/postgres.py);
 # - libfaketime's `faketime`, which runs a worker process with a skewed wall
-#   clock (tests/test_clock_skew.py);
+#   clock (tests/processes/test_clock_skew.py);
 # - Chromium, the headless browser the dashboard's browser tests drive through
-#   Playwright (tests/test_dashboard_browser.py; never `playwright install`).
+#   Playwright (tests/host_app/test_dashboard_browser.py; never `playwright install`).
 # - with --containers: Docker's daemon (docker.io) and debootstrap, for PostgreSQL
 #   in containers (`nox -s containers`; squidie/testing/dockerd.py starts a
 #   private dockerd, squidie/testing/container_image.py builds the image).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,20 +35,41 @@ class FakeClock:
 
 
 def drain(
-    sq: Squidie, *, owner_id: str = "drain", max_steps: int = 10_000, **kwargs: Any
+    sq: Squidie,
+    *,
+    owner_id: str = "drain",
+    max_steps: int = 10_000,
+    quiet: float = 0.0,
+    **kwargs: Any,
 ) -> list[RunSnapshot]:
     """Call ``execute_next`` until nothing is due; returns the snapshots it produced.
 
-    Work scheduled for later (retries with backoff, waits) is not waited for:
-    advance the clock and drain again.
+    ``kwargs`` go to every ``execute_next`` call (``queue=``, ``lease_for=``,
+    ``action_registry=`` ...). Work scheduled for later (retries with backoff,
+    waits) is not waited for: advance the clock and drain again.
+
+    With ``quiet`` (seconds), an empty poll does not end the drain: it sleeps
+    briefly and polls again until nothing has been due for ``quiet`` seconds (a
+    worker process sharing the database with others, whose hand-offs and
+    children arrive a moment later). Raises ``RuntimeError`` once it has run
+    ``max_steps`` steps, so a workflow that never ends fails the test instead of
+    hanging it.
     """
     results: list[RunSnapshot] = []
-    for _ in range(max_steps):
+    last_work = time.monotonic()
+    while len(results) < max_steps:
         snap = sq.execute_next(owner_id=owner_id, **kwargs)
         if snap is None:
-            return results
+            if time.monotonic() - last_work >= quiet:
+                return results
+            time.sleep(min(_QUIET_POLL, quiet))
+            continue
         results.append(snap)
+        last_work = time.monotonic()
     raise RuntimeError(f"drain did not finish within {max_steps} steps")
+
+
+_QUIET_POLL = 0.02  # seconds between empty polls while draining with quiet=
 
 
 def all_runs(sq: Squidie, *, page_size: int = 500, **filters: Any) -> list[RunSummary]:

@@ -9,7 +9,7 @@ from typing import Any
 from squidie import Squidie
 from squidie.runtime.loading import load_state
 from squidie.testing import FakeClock
-from tests.test_graph_workflows import FlakyBackoff, Gate, Join, Sequence3, Tiered, Waiting
+from tests.unit.test_graph_workflows import FlakyBackoff, Gate, Join, Sequence3, Tiered, Waiting
 
 RUNS: dict[str, tuple[Any, dict[str, Any] | None]] = {
     "sequence": (Sequence3, None),

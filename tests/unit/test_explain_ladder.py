@@ -18,8 +18,8 @@ from squidie.runtime.clock import iso
 from squidie.runtime.loading import load_state, resolve_workflow
 from squidie.runtime.plan import Plan
 from squidie.testing import FakeClock, drain
-from tests.test_graph_workflows import FlakyBackoff, Gate, Join, Sequence3, Waiting
-from tests.workflows_children import HOLDER, FanOut
+from tests.support.workflows_children import HOLDER, FanOut
+from tests.unit.test_graph_workflows import FlakyBackoff, Gate, Join, Sequence3, Waiting
 
 
 def _raw(sq: Squidie) -> InMemoryStore:
@@ -117,7 +117,7 @@ def _started(sq: Squidie, clock: FakeClock) -> tuple[str, datetime]:
     now = clock.now()
     record = RunRecord(
         run_id="bare",
-        workflow="tests.test_graph_workflows.Sequence3",
+        workflow="tests.unit.test_graph_workflows.Sequence3",
         trigger="go",
         queue="default",
         status="started",
@@ -149,7 +149,7 @@ def _started(sq: Squidie, clock: FakeClock) -> tuple[str, datetime]:
 
 
 def _waiting_for_children(sq: Squidie, clock: FakeClock) -> tuple[str, datetime]:
-    HOLDER["sq"] = sq  # the workflow's spawning step starts children through it
+    HOLDER.set(sq)  # the workflow's spawning step starts children through it
     parent = sq.start(FanOut, payload={"count": 2, "child_queue": "kids"})
     sq.execute_next(owner_id="w")  # spawn: two children on their own queue
     sq.execute_next(owner_id="w")  # gather: the children still run, so it parks
@@ -162,7 +162,7 @@ def _definition_unavailable(sq: Squidie, clock: FakeClock) -> tuple[str, datetim
     # What a worker lacking the run's version reports as it hands the attempt back.
     plan.add(
         DefinitionUnavailable(
-            workflow="tests.test_graph_workflows.Sequence3",
+            workflow="tests.unit.test_graph_workflows.Sequence3",
             version="9",
             defined_versions=["1"],
             owner_id="old",

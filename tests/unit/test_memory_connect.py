@@ -7,7 +7,7 @@ import pytest
 import squidie
 from squidie.errors import ConfigError, StorageError
 from squidie.journal import InMemoryStore
-from tests.test_graph_workflows import Sequence3
+from tests.unit.test_graph_workflows import Sequence3
 
 
 def test_memory_url_gives_a_new_empty_store_each_time() -> None:

@@ -8,7 +8,8 @@ from collections import Counter
 
 from squidie import Squidie
 from squidie.runtime.loading import load_state
-from tests.test_graph_workflows import Join, Sequence3
+from squidie.testing import drain
+from tests.unit.test_graph_workflows import Join, Sequence3
 
 RUNS = 12
 THREADS = 4
@@ -32,8 +33,7 @@ def test_threads_drain_a_shared_store_applying_each_step_once(sq: Squidie) -> No
     for t in threads:
         t.join(60)
     assert not errors
-    while sq.execute_next(owner_id="last") is not None:  # handoffs left by a finished thread
-        pass
+    drain(sq, owner_id="last")  # handoffs left by a finished thread
     for run_id in run_ids:
         state = load_state(sq.store, run_id, history=True)
         assert state.status == "completed", run_id

@@ -11,8 +11,8 @@ import pytest
 from squidie import Squidie
 from squidie.runtime.loading import load_state
 from squidie.testing import FakeClock, drain
-from tests.test_graph_workflows import FlakyBackoff, Join
 from tests.unit.scenarios import RUNS, walk
+from tests.unit.test_graph_workflows import FlakyBackoff, Join
 
 
 def _keys(sq: Squidie, run_id: str) -> Counter[str]:

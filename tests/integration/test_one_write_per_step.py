@@ -1,0 +1,268 @@
+"""One write per step: the step's outcome is recorded, applied and its successor
+scheduled (and claimed for the same worker) in one transaction; every crash
+point around that write still applies each step exactly once."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+import squidie
+from squidie import LeaseLost, Squidie, StepContext, Workflow, manual, step, transition
+from squidie.model import ATTEMPT_END_KINDS, applied_success
+from squidie.runtime import claims, executing
+from squidie.runtime.claims import HANDOFF_LEASE
+from squidie.runtime.loading import load_state
+from squidie.testing import FakeClock, drain
+from tests.support.slots import Slot
+
+BODIES: Slot[Counter[str]] = Slot(f"{__name__}.BODIES")
+NAMES = [f"s{i}" for i in range(10)]
+
+
+def bump(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    BODIES.get()[f"{ctx.run_id}:{ctx.step}"] += 1
+    return {"v": int((input.get("acc") or {}).get("v") or 0) + 1}
+
+
+class TenSteps(Workflow):
+    trigger = manual("go")
+    steps = [step(n, bump, output="acc") for n in NAMES]
+    transitions = [transition(a, to=b) for a, b in itertools.pairwise(NAMES)] + [
+        transition(NAMES[-1], to="complete")
+    ]
+
+
+def slow(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    BODIES.get()[f"{ctx.run_id}:{ctx.step}"] += 1
+    time.sleep(0.8)
+    return {}
+
+
+class SlowSecond(Workflow):
+    trigger = manual("go")
+    steps = [step("quick", bump), step("slow", slow)]
+
+
+class Irreversible(Workflow):
+    trigger = manual("go")
+    steps = [step("prepare", bump), step("fire", bump, irreversible=True)]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def sq(db_url: str, clock: FakeClock) -> Squidie:
+    instance = squidie.connect(db_url, clock=clock)
+    instance.install()
+    BODIES.set(Counter())
+    return instance
+
+
+class Calls:
+    """Counts the store's write transactions by kind."""
+
+    def __init__(self, sq: Squidie, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.counts: Counter[str] = Counter()
+        for name in ("write", "claim_and_load", "heartbeat", "release"):
+            monkeypatch.setattr(sq.store, name, self._counted(name, getattr(sq.store, name)))
+
+    def _counted(self, name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.counts[name] += 1
+            return real(*args, **kwargs)
+
+        return call
+
+
+def applied(sq: Squidie, run_id: str) -> Counter[str]:
+    """How many times each step's successful outcome was applied."""
+    facts = sq.store.load(run_id, use_checkpoint=False).facts
+    keys = (applied_success(f.kind, f.data) for f in facts)
+    return Counter(k.split(":")[0] for k in keys if k is not None)
+
+
+def test_a_sequential_run_costs_one_write_per_step(
+    sq: Squidie, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = sq.start(TenSteps)
+    calls = Calls(sq, monkeypatch)
+    assert len(drain(sq, owner_id="w")) == 10
+    assert sq.inspect_run(run.run_id).status == "completed"
+    # One claim for the first step, one that found nothing; every step one write.
+    assert calls.counts == Counter({"write": 10, "claim_and_load": 2})
+    assert applied(sq, run.run_id) == Counter({n: 1 for n in NAMES})
+    assert sq.inspect_run(run.run_id).context["acc"] == {"v": 10}
+
+
+def test_the_successor_is_claimed_for_the_same_worker_in_the_same_write(sq: Squidie) -> None:
+    run = sq.start(TenSteps)
+    sq.execute_next(owner_id="w")
+    [row] = sq.store.list_attempts(run.run_id, live_only=True)
+    assert (row.step, row.status, row.owner_id, row.claims) == ("s1", "claimed", "w", 1)
+    assert row.lease_expires_at == sq.clock.now() + timedelta(seconds=HANDOFF_LEASE)
+    # Another process (another Squidie) finds nothing due while the handoff holds...
+    other = squidie.connect(
+        sq.store.engine.url.render_as_string(hide_password=False),  # type: ignore[attr-defined]
+        clock=sq.clock,
+    )
+    assert other.execute_next(owner_id="elsewhere") is None
+    # ...and takes the step once the short lease has run out.
+    sq.clock.advance(HANDOFF_LEASE)  # type: ignore[attr-defined]
+    assert other.execute_next(owner_id="elsewhere") is not None
+    assert BODIES.get()[f"{run.run_id}:s1"] == 1
+    # The first worker's stale handoff is not run again, and s2 is now handed to
+    # "elsewhere" (whose process ran s1).
+    assert sq.execute_next(owner_id="w") is None
+    sq.clock.advance(HANDOFF_LEASE)  # type: ignore[attr-defined]
+    assert sq.execute_next(owner_id="w") is not None  # s2, claimed normally
+    assert BODIES.get()[f"{run.run_id}:s1"] == 1 and BODIES.get()[f"{run.run_id}:s2"] == 1
+
+
+def test_another_worker_of_the_process_runs_a_waiting_handoff(sq: Squidie) -> None:
+    run = sq.start(TenSteps)
+    sq.execute_next(owner_id="a")
+    assert sq.execute_next(owner_id="b") is not None  # nothing else due: b takes a's s1
+    assert sq.execute_next(owner_id="a") is not None  # a's slot is empty; b handed s2 on
+    facts = sq.store.load(run.run_id, use_checkpoint=False).facts
+    owners = [f.data["owner_id"] for f in facts if f.kind in ATTEMPT_END_KINDS]
+    assert owners == ["a", "b", "a"]
+    assert all(count == 1 for count in BODIES.get().values())
+
+
+def test_a_stopping_worker_hands_its_next_step_back(sq: Squidie) -> None:
+    run = sq.start(TenSteps)
+    worker = sq.worker("w", max_steps=1, idle_min=0.01).start()
+    worker.join(timeout=30)
+    [row] = sq.store.list_attempts(run.run_id, live_only=True)
+    assert (row.step, row.status, row.claim_id) == ("s1", "visible", None)
+    assert sq.execute_next(owner_id="other") is not None
+
+
+def test_irreversible_steps_are_never_handed_off(sq: Squidie) -> None:
+    run = sq.start(Irreversible)
+    sq.execute_next(owner_id="w")
+    [row] = sq.store.list_attempts(run.run_id, live_only=True)
+    assert (row.step, row.status) == ("fire", "visible")
+
+
+def test_a_handed_off_step_outliving_the_short_lease_keeps_its_claim(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(claims, "HANDOFF_LEASE", 0.4)
+    monkeypatch.setattr(executing, "HANDOFF_LEASE", 0.4)
+    sq = squidie.connect(sqlite_url)  # the system clock: leases really run out
+    sq.install()
+    BODIES.set(Counter())
+    run = sq.start(SlowSecond)
+    other = squidie.connect(sqlite_url)
+    stop = threading.Event()
+    stolen: list[Any] = []
+
+    def poll() -> None:
+        while not stop.is_set():
+            try:
+                stolen.append(other.execute_next(owner_id="thief", lease_for=30))
+            except LeaseLost:
+                stolen.append("lease_lost")
+            time.sleep(0.05)
+
+    assert sq.execute_next(owner_id="w", lease_for=30) is not None  # quick; slow handed off
+    thread = threading.Thread(target=poll)
+    thread.start()
+    try:
+        assert sq.execute_next(owner_id="w", lease_for=30) is not None  # slow: 0.8 s
+    finally:
+        stop.set()
+        thread.join()
+    assert BODIES.get()[f"{run.run_id}:slow"] == 1
+    assert all(s is None for s in stolen)
+    assert sq.inspect_run(run.run_id).status == "completed"
+
+
+# -- every crash point around the one write ---------------------------------------
+
+
+class Crash(BaseException):
+    """The worker process dies here (nothing after this line runs)."""
+
+
+def _crash_before_the_write(monkeypatch: pytest.MonkeyPatch, sq: Squidie) -> None:
+    def die(*args: Any, **kwargs: Any) -> Any:
+        raise Crash
+
+    monkeypatch.setattr(sq.store, "write", die)
+
+
+def _crash_as_the_commit_lands(monkeypatch: pytest.MonkeyPatch, sq: Squidie) -> None:
+    real = sq.store.write
+
+    def commit_then_die(*args: Any, **kwargs: Any) -> Any:
+        real(*args, **kwargs)  # durable; the worker never learns it
+        raise Crash
+
+    monkeypatch.setattr(sq.store, "write", commit_then_die)
+
+
+def _crash_after_the_write(monkeypatch: pytest.MonkeyPatch, sq: Squidie) -> None:
+    def die(*args: Any, **kwargs: Any) -> Any:
+        raise Crash
+
+    monkeypatch.setattr(executing, "detached", die)  # right after the commit returned
+
+
+@pytest.mark.parametrize(
+    "crash",
+    [_crash_before_the_write, _crash_as_the_commit_lands, _crash_after_the_write],
+    ids=["before", "during", "after"],
+)
+def test_every_step_is_applied_once_whatever_point_the_worker_dies_at(
+    sq: Squidie,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+    crash: Callable[[pytest.MonkeyPatch, Squidie], None],
+) -> None:
+    run = sq.start(TenSteps)
+    for _ in range(4):  # s0..s3 done, s4 handed to "first"
+        sq.execute_next(owner_id="first", lease_for=30)
+    with monkeypatch.context() as patched:
+        crash(patched, sq)
+        with pytest.raises(Crash):
+            sq.execute_next(owner_id="first", lease_for=30)
+    # The dead worker's memory is gone: a new process takes over after the leases.
+    successor = squidie.connect(
+        sq.store.engine.url.render_as_string(hide_password=False),  # type: ignore[attr-defined]
+        clock=clock,
+    )
+    clock.advance(31)
+    drain(successor, owner_id="second")
+    assert successor.inspect_run(run.run_id).status == "completed"
+    assert applied(sq, run.run_id) == Counter({n: 1 for n in NAMES})
+    assert load_state(sq.store, run.run_id).context["acc"] == {"v": 10}
+    # A body may run again only where its outcome was never recorded (before the write).
+    reruns = {k for k, n in BODIES.get().items() if n > 1}
+    assert reruns <= {f"{run.run_id}:s4"}
+
+
+def test_checkpoints_are_written_every_few_facts_and_loads_stay_bounded(sq: Squidie) -> None:
+    from squidie.runtime.plan import CHECKPOINT_EVERY
+
+    run = sq.start(TenSteps)
+    tails, behind = [], 0
+    while sq.execute_next(owner_id="w") is not None:
+        loaded = sq.store.load(run.run_id)
+        tails.append(len(loaded.facts))
+        behind += bool(loaded.facts)  # this write stored no checkpoint of its own
+    assert len(tails) == 10 and max(tails) < CHECKPOINT_EVERY  # a load folds few facts
+    assert behind >= 5  # most steps do not rewrite the whole state
+    assert tails[-1] == 0  # the end of a run is always checkpointed
