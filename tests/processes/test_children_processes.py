@@ -59,14 +59,21 @@ def _join(procs: list[Any], results: Any) -> list[dict[str, Any]]:
     return reports
 
 
-def _wait_for(check: Callable[[], Any], what: str, timeout: float = 120) -> Any:
+def _wait_for(
+    check: Callable[[], Any],
+    what: str,
+    timeout: float = 120,
+    why: Callable[[], str] | None = None,
+) -> Any:
+    """``check()``'s first true value; on timeout an AssertionError saying what was
+    awaited and, with ``why``, how things stood then."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}" + (f": {why()}" if why else ""))
 
 
 def _applied(sq: squidie.Squidie) -> Counter[tuple[str, str | None]]:
@@ -164,10 +171,13 @@ def test_workers_killed_while_the_parent_waits_lose_nothing(db_url: str) -> None
     # The parent has begun waiting (a durable fact) while children still run.
     _wait_for(
         lambda: (
-            sq.inspect_run(parent.run_id, include_history=True).terminal_at is None
+            sq.inspect_run(parent.run_id).terminal_at is None
             and "children_awaited" in _kinds(sq, parent.run_id)
         ),
         "the parent to wait for its children",
+        why=lambda: (
+            f"parent {sq.inspect_run(parent.run_id).status}, journal {_kinds(sq, parent.run_id)}"
+        ),
     )
     for p in procs:
         os.kill(p.pid, signal.SIGKILL)  # every worker, mid-child, parent parked
