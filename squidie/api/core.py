@@ -20,6 +20,7 @@ from squidie.errors import InvalidOption, SquidieWarning, WorkflowDefinitionErro
 from squidie.journal import JournalStore
 from squidie.model import RunState
 from squidie.read_model import RunSnapshot, RunSummary, snapshot, summary
+from squidie.runtime.batching import Crew
 from squidie.runtime.claims import Handoffs
 from squidie.runtime.clock import Clock, SystemClock
 from squidie.runtime.executing import check_options, execute_next
@@ -258,7 +259,7 @@ class Squidie(
         def wait_for_work(timeout: float, stop: threading.Event) -> bool:
             return self.store.wait_for_work(watched, timeout, stop)
 
-        return Worker(
+        worker = Worker(
             once,
             owner_id,
             concurrency=concurrency,
@@ -270,6 +271,9 @@ class Squidie(
             wait_for_work=wait_for_work,
             wake=self.store.wake_workers,
         )
+        if concurrency > 1:  # its threads share claims and commits (decision 0016)
+            self._handoffs.enlist(worker.owner_ids(), Crew(self.store, concurrency))
+        return worker
 
     def release_handoff(self, owner_id: str, *, queue: str | None = None) -> None:
         """Hand back the next step claimed for ``owner_id`` (if any), visible to every
