@@ -48,6 +48,7 @@ from squidie.journal.memory_tables import (
 from squidie.journal.port import write_each
 from squidie.journal.records import (
     AttemptRecord,
+    ClaimRequest,
     CommandReceipt,
     LoadedRun,
     NewRun,
@@ -192,9 +193,12 @@ class InMemoryStore:
         """False: every write here is already as cheap as a write can be."""
         return False
 
-    def write_many(self, writes: Sequence[RunWrite]) -> list[int | SquidieError]:
-        """Each write in turn (see :meth:`write`); errors are returned, not raised."""
-        return write_each(self, writes)
+    def write_many(
+        self, writes: Sequence[RunWrite], *, claim: ClaimRequest | None = None
+    ) -> tuple[list[int | SquidieError], list[tuple[AttemptRecord, LoadedRun]]]:
+        """Each write in turn (see :meth:`write`), then the claim; errors are
+        returned, not raised."""
+        return write_each(self, writes, claim)
 
     def write(self, write: RunWrite) -> int:
         """Apply one atomic write; returns the new revision (see :class:`RunWrite`

@@ -13,6 +13,7 @@ from typing import Protocol
 from squidie.errors import SquidieError
 from squidie.journal.records import (
     AttemptRecord,
+    ClaimRequest,
     CommandReceipt,
     LoadedRun,
     NewRun,
@@ -61,11 +62,15 @@ class JournalStore(Protocol):
         """Whether :meth:`write_many` commits several writes in one transaction (so a
         worker gains by gathering its threads' writes); False: one by one."""
 
-    def write_many(self, writes: Sequence[RunWrite]) -> list[int | SquidieError]:
+    def write_many(
+        self, writes: Sequence[RunWrite], *, claim: ClaimRequest | None = None
+    ) -> tuple[list[int | SquidieError], list[tuple[AttemptRecord, LoadedRun]]]:
         """Several runs' writes; for each its new revision, or the error its own
         :meth:`write` would have raised. One member's failed fence or revision check
-        never keeps the others from committing. Stores that cannot do better write
-        them one by one (:func:`write_each`)."""
+        never keeps the others from committing. With ``claim``, due attempts are
+        claimed (and their runs loaded) after the writes, in the same transaction
+        when there is one; a store may claim none. Stores that cannot do better
+        write them one by one (:func:`write_each`)."""
 
     def claim(
         self,
@@ -186,12 +191,24 @@ class JournalStore(Protocol):
         """Receipts of commands applied to a run, oldest first."""
 
 
-def write_each(store: JournalStore, writes: Sequence[RunWrite]) -> list[int | SquidieError]:
-    """:meth:`JournalStore.write_many` one write at a time (each its own transaction)."""
+def write_each(
+    store: JournalStore, writes: Sequence[RunWrite], claim: ClaimRequest | None = None
+) -> tuple[list[int | SquidieError], list[tuple[AttemptRecord, LoadedRun]]]:
+    """:meth:`JournalStore.write_many` one write at a time (each its own transaction),
+    then the claim (a transaction of its own)."""
     out: list[int | SquidieError] = []
     for write in writes:
         try:
             out.append(store.write(write))
         except SquidieError as exc:
             out.append(exc)
-    return out
+    claimed: list[tuple[AttemptRecord, LoadedRun]] = []
+    if claim is not None and claim.credentials:
+        claimed = store.claim_many_and_load(
+            queue=claim.queue,
+            owner_id=claim.owner_id,
+            now=claim.now,
+            lease_until=claim.lease_until,
+            credentials=claim.credentials,
+        )
+    return out, claimed

@@ -35,9 +35,11 @@ from squidie.errors import (
 )
 from squidie.journal.engine import prepare_engine
 from squidie.journal.migrations import installed_version, upgrade
+from squidie.journal.port import write_each
 from squidie.journal.records import (
     AttemptRecord,
     Checkpoint,
+    ClaimRequest,
     CommandReceipt,
     Fact,
     Fence,
@@ -313,25 +315,37 @@ class SqlStore:
         (PostgreSQL); elsewhere it writes them one by one."""
         return self.dialect == "postgresql"
 
-    def write_many(self, writes: Sequence[RunWrite]) -> list[int | SquidieError]:
+    def write_many(
+        self, writes: Sequence[RunWrite], *, claim: ClaimRequest | None = None
+    ) -> tuple[list[int | SquidieError], list[tuple[AttemptRecord, LoadedRun]]]:
         """Several runs' writes; for each, its new revision or the error its own
-        write would have raised (LeaseLost, JournalConflict, RunNotFound).
+        write would have raised (LeaseLost, JournalConflict, RunNotFound); then,
+        with ``claim``, up to ``len(claim.credentials)`` due attempts claimed and
+        their runs loaded.
 
-        On PostgreSQL, steps' writes (:meth:`_one_statement`) commit together in one
-        transaction (group commit): each is its own :data:`FENCED_APPEND`, which
-        changes nothing when its fence or revision check fails, so one member's
-        failed check leaves the others to commit. They run in run id order, so two
-        batches touching the same runs lock them in the same order. Any other error
-        rolls the batch back and its writes are then made one by one, each first
-        looking for its own evidence (the batch may have committed before the
-        connection dropped).
+        On PostgreSQL, steps' writes (:meth:`_one_statement`) commit together with
+        the claim in one transaction (group commit): each is its own
+        :data:`FENCED_APPEND`, which changes nothing when its fence or revision
+        check fails, so one member's failed check leaves the others to commit. They
+        run in run id order, so two batches touching the same runs lock them in the
+        same order. Any other error rolls the batch back and its writes are then made
+        one by one (claiming nothing), each first looking for its own evidence (the
+        batch may have committed before the connection dropped).
         """
-        if len(writes) < 2 or not all(self._one_statement(w) for w in writes):
-            return [self._write_or_error(w) for w in writes]
+        if (
+            self.dialect != "postgresql"
+            or not writes
+            or not all(self._one_statement(w) for w in writes)
+        ):
+            return write_each(self, writes, claim)
+        if len(writes) == 1 and (claim is None or not claim.credentials):
+            return [self._write_or_error(writes[0])], []
         order = sorted(range(len(writes)), key=lambda i: (writes[i].run_id, i))
         woken: list[str] = []
 
-        def work(conn: Connection, ambiguous: bool) -> dict[int, int | SquidieError]:
+        def work(
+            conn: Connection, ambiguous: bool
+        ) -> tuple[dict[int, int | SquidieError], list[tuple[AttemptRecord, LoadedRun]]]:
             woken.clear()
             out: dict[int, int | SquidieError] = {}
             for i in order:
@@ -340,15 +354,18 @@ class SqlStore:
                     out[i] = self._write(conn, write, ambiguous, woken, True)
                 except (LeaseLost, JournalConflict, RunNotFound) as exc:
                     out[i] = exc  # its CTE changed nothing: the others go on
-            return out
+            claimed: list[tuple[AttemptRecord, LoadedRun]] = []
+            if claim is not None and claim.credentials and not ambiguous:
+                claimed = self._claim_many(conn, claim)
+            return out, claimed
 
         try:
-            results = self._run(work)
+            results, claimed = self._run(work)
         except SquidieError:
-            return [self._write_or_error(w, ambiguous=True) for w in writes]
+            return [self._write_or_error(w, ambiguous=True) for w in writes], []
         for queue in set(woken):
             self.wakeups.notify(queue)
-        return [results[i] for i in range(len(writes))]
+        return [results[i] for i in range(len(writes))], claimed
 
     def _write_or_error(self, write: RunWrite, *, ambiguous: bool = False) -> int | SquidieError:
         """:meth:`write` of one member of a batch: the error its write raised is
@@ -690,24 +707,34 @@ class SqlStore:
                 token_hash=token_hash,
             )
             return [] if one is None else [one]
+        request = ClaimRequest(
+            queue=queue,
+            owner_id=owner_id,
+            now=now,
+            lease_until=lease_until,
+            credentials=credentials,
+        )
+        return self._run(lambda conn, _: self._claim_many(conn, request))
+
+    def _claim_many(
+        self, conn: Connection, claim: ClaimRequest
+    ) -> list[tuple[AttemptRecord, LoadedRun]]:
+        """PostgreSQL: :data:`CLAIM_MANY` and the claimed runs' loads, in an open
+        transaction; oldest due first."""
         params = {
-            "queue": queue,
-            "owner_id": owner_id,
-            "now": now,
-            "lease_until": lease_until,
-            "n": len(credentials),
-            "claim_ids": [c for c, _ in credentials],
-            "token_hashes": [t for _, t in credentials],
+            "queue": claim.queue,
+            "owner_id": claim.owner_id,
+            "now": claim.now,
+            "lease_until": claim.lease_until,
+            "n": len(claim.credentials),
+            "claim_ids": [c for c, _ in claim.credentials],
+            "token_hashes": [t for _, t in claim.credentials],
         }
-
-        def work(conn: Connection, _ambiguous: bool) -> list[tuple[AttemptRecord, LoadedRun]]:
-            records = sorted(
-                (_attempt_record(r) for r in conn.execute(CLAIM_MANY, params)),
-                key=lambda a: (a.due_at, a.attempt_id),
-            )
-            return [(a, self._load(conn, a.run_id, True)) for a in records]
-
-        return self._run(work)
+        records = sorted(
+            (_attempt_record(r) for r in conn.execute(CLAIM_MANY, params)),
+            key=lambda a: (a.due_at, a.attempt_id),
+        )
+        return [(a, self._load(conn, a.run_id, True)) for a in records]
 
     def heartbeat(
         self,

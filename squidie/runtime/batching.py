@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, cast
 
-from squidie.journal import JournalStore, LoadedRun, RunWrite
+from squidie.journal import ClaimRequest, JournalStore, LoadedRun, RunWrite
 from squidie.runtime.claims import Claim, new_credentials
 from squidie.runtime.clock import later
 
@@ -107,10 +107,12 @@ class Crew:
         self._pool: dict[str, deque[_Extra]] = {}
         self._claiming = threading.Lock()
         self._closed = False
+        self._terms: tuple[str, str, float] | None = None  # queue, owner, lease of claims
         # What the crew did, for tests and measurements.
         self.groups = 0  # transactions that committed more than one write
         self.grouped = 0  # writes committed in them
         self.extras = 0  # attempts claimed for other threads
+        self.folded = 0  # of them, claimed in a group's transaction
 
     # -- claims -----------------------------------------------------------------
 
@@ -120,6 +122,7 @@ class Crew:
         """An attempt for ``owner_id``: one a batch claimed earlier, or (claiming one
         for each thread of the crew without work too) a fresh one; None when nothing
         is due."""
+        self._terms = (queue, owner_id, lease_for)
         got = self._take(queue, owner_id, now)
         if got is not None:
             return got
@@ -143,21 +146,31 @@ class Crew:
                 (Claim(attempt=a, claim_id=str(a.claim_id), token_hash=str(a.token_hash)), loaded)
                 for a, loaded in rows
             ]
-            extras = claims[1:]
-            if extras:
-                with self._cond:
-                    closed = self._closed
-                    if not closed:
-                        since = self._monotonic()
-                        pool = self._pool.setdefault(queue, deque())
-                        pool.extend(_Extra(c, loaded, since) for c, loaded in extras)
-                        self.extras += len(extras)
-                if closed:
-                    for claim, _ in extras:
-                        self._hand_back(claim, now)
-                else:
-                    self.store.wake_workers()  # the idle threads they were claimed for
+            self._keep(queue, claims[1:], now)
         return claims[0]
+
+    def _keep(self, queue: str, extras: list[tuple[Claim, LoadedRun]], now: datetime) -> None:
+        """Pool attempts claimed for threads that will start them (handed back at once
+        when the worker is stopping)."""
+        if not extras:
+            return
+        with self._cond:
+            closed = self._closed
+            if not closed:
+                since = self._monotonic()
+                pool = self._pool.setdefault(queue, deque())
+                pool.extend(_Extra(c, loaded, since) for c, loaded in extras)
+                self.extras += len(extras)
+        if closed:
+            for claim, _ in extras:
+                self._hand_back(claim, now)
+        else:
+            self.store.wake_workers()  # the idle threads they were claimed for
+
+    def waiting(self, queue: str) -> bool:
+        """Whether an attempt claimed for the crew waits to be started."""
+        with self._cond:
+            return bool(self._pool.get(queue))
 
     def _take(self, queue: str, owner_id: str, now: datetime) -> tuple[Claim, LoadedRun] | None:
         """A waiting extra, made over to ``owner_id``; extras that waited too long (or
@@ -273,22 +286,50 @@ class Crew:
                 batch, self._pending = self._pending, []
                 for member in batch:
                     member.taken = True
+                request = self._claim_request(batch)
             finally:
                 self._collecting = False
                 self._cond.notify_all()
         started = self._monotonic()
-        results = self._write(batch)
+        results, claimed = self._write(batch, request)
+        if request is not None:
+            self._keep(request.queue, claimed, request.now)
         with self._cond:
             took = self._monotonic() - started
             self._commit_time += (took - self._commit_time) / 8
+            brought = len(claimed)
             for member, result in zip(batch, results, strict=True):
                 member.result, member.done = result, True
-                if member.owner is not None:
-                    self._in_flight.pop(member.owner, None)
-                    if member.continues and isinstance(result, int):
-                        self._holders.add(member.owner)  # its next step comes next
+                if member.owner is None:
+                    continue
+                self._in_flight.pop(member.owner, None)
+                if isinstance(result, int) and (member.continues or brought > 0):
+                    # Its next step (or one claimed with the batch) comes next.
+                    self._holders.add(member.owner)
+                    brought -= not member.continues
             self._cond.notify_all()
         return entry.outcome()
+
+    def _claim_request(self, batch: list[_Pending]) -> ClaimRequest | None:
+        """Under the lock: attempts to claim in the batch's transaction, one for each
+        of its threads whose write hands it no next step (its run ends or waits),
+        less those already waiting in the pool; None when there are none (or the
+        crew has claimed nothing yet, or is stopping)."""
+        if self._terms is None or self._closed:
+            return None
+        queue, owner_id, lease_for = self._terms
+        want = sum(1 for m in batch if m.owner is not None and not m.continues)
+        want -= len(self._pool.get(queue, ()))
+        if want <= 0:
+            return None
+        now = max(m.write.now for m in batch)
+        return ClaimRequest(
+            queue=queue,
+            owner_id=owner_id,
+            now=now,
+            lease_until=later(now, lease_for),
+            credentials=[new_credentials() for _ in range(want)],
+        )
 
     def _expected(self) -> set[str]:
         """Threads whose write should come soon and is not in the group yet: those
@@ -301,20 +342,28 @@ class Crew:
         expected = self._holders | {o for o, t in self._in_flight.items() if t <= back_by}
         return expected - {m.owner for m in self._pending}
 
-    def _write(self, batch: list[_Pending]) -> list[int | BaseException]:
-        """One member: its own write, as without a crew; more: one transaction."""
+    def _write(
+        self, batch: list[_Pending], claim: ClaimRequest | None
+    ) -> tuple[list[int | BaseException], list[tuple[Claim, LoadedRun]]]:
+        """One member and nothing to claim: its own write, as without a crew;
+        otherwise one transaction (``write_many``). Returns each member's result and
+        the claims made."""
         try:
-            if len(batch) == 1:
-                return [self.store.write(batch[0].write)]
-            results: list[int | BaseException] = list(
-                self.store.write_many([m.write for m in batch])
-            )
+            if len(batch) == 1 and claim is None:
+                return [self.store.write(batch[0].write)], []
+            results, rows = self.store.write_many([m.write for m in batch], claim=claim)
         except BaseException as exc:  # each waiting thread must hear of it
-            return [exc for _ in batch]
+            return [exc for _ in batch], []
         with self._cond:
-            self.groups += 1
-            self.grouped += len(batch)
-        return results
+            if len(batch) > 1:
+                self.groups += 1
+                self.grouped += len(batch)
+            self.folded += len(rows)
+        claims = [
+            (Claim(attempt=a, claim_id=str(a.claim_id), token_hash=str(a.token_hash)), loaded)
+            for a, loaded in rows
+        ]
+        return list(results), claims
 
 
 def _grants(write: RunWrite, owner_id: str) -> bool:

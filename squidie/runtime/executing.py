@@ -180,7 +180,8 @@ def execute_next(
             handoffs,
             queue,
         )
-        hold.carry = handoffs.holds(owner_id, queue)  # its next step is on its way
+        # Its next step is on its way (handed to it, or claimed with its write).
+        hold.carry = handoffs.holds(owner_id, queue) or crew.waiting(queue)
         return after
 
 
