@@ -152,7 +152,11 @@ def execute_next(
     claimed: tuple[Claim, LoadedRun] | None = None
     if handoff is None:
         if crew is not None:  # a worker's thread: claims shared with its crew
-            claimed = crew.claim(queue, owner_id, base, lease_for)
+            try:
+                claimed = crew.claim(queue, owner_id, base, lease_for)
+            except BaseException:
+                crew.idle(owner_id)  # no write of this thread is on its way
+                raise
         else:
             claimed = _claim(store, queue, owner_id, base, lease_for)
         if claimed is None and handoffs is not None:
