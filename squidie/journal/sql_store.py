@@ -269,10 +269,15 @@ class SqlStore:
 
     def write(self, write: RunWrite) -> int:
         """Apply one atomic write; returns the new revision."""
+        return self._write_one(write, ambiguous=False)
+
+    def _write_one(self, write: RunWrite, *, ambiguous: bool) -> int:
+        """:meth:`write`; ``ambiguous``: an earlier try may have committed it, so look
+        for its own evidence first."""
         woken: list[str] = []
         single = self._one_statement(write)
         revision = self._run(
-            lambda conn, ambiguous: self._write(conn, write, ambiguous, woken, single),
+            lambda conn, dropped: self._write(conn, write, ambiguous or dropped, woken, single),
             one_statement=single,
         )
         for queue in set(woken):
@@ -371,17 +376,7 @@ class SqlStore:
         """:meth:`write` of one member of a batch: the error its write raised is
         returned instead (``ambiguous``: look for the write's own evidence first)."""
         try:
-            if not ambiguous:
-                return self.write(write)
-            woken: list[str] = []
-            single = self._one_statement(write)
-            revision = self._run(
-                lambda conn, _: self._write(conn, write, True, woken, single),
-                one_statement=single,
-            )
-            for queue in set(woken):
-                self.wakeups.notify(queue)
-            return revision
+            return self._write_one(write, ambiguous=ambiguous)
         except SquidieError as exc:
             return exc
 

@@ -286,18 +286,32 @@ class Crew:
                 batch, self._pending = self._pending, []
                 for member in batch:
                     member.taken = True
-                request = self._claim_request(batch)
             finally:
                 self._collecting = False
                 self._cond.notify_all()
         started = self._monotonic()
+        with self._cond:
+            request = self._claim_request(batch)
         results, claimed = self._write(batch, request)
-        if request is not None:
-            self._keep(request.queue, claimed, request.now)
+        try:
+            if request is not None:
+                self._keep(request.queue, claimed, request.now)
+        finally:
+            self._finish(batch, results, len(claimed), started)
+        return entry.outcome()
+
+    def _finish(
+        self,
+        batch: list[_Pending],
+        results: list[int | BaseException],
+        brought: int,
+        started: float,
+    ) -> None:
+        """Hand each member its result (every waiting thread must hear, whatever
+        else failed)."""
         with self._cond:
             took = self._monotonic() - started
             self._commit_time += (took - self._commit_time) / 8
-            brought = len(claimed)
             for member, result in zip(batch, results, strict=True):
                 member.result, member.done = result, True
                 if member.owner is None:
@@ -308,7 +322,6 @@ class Crew:
                     self._holders.add(member.owner)
                     brought -= not member.continues
             self._cond.notify_all()
-        return entry.outcome()
 
     def _claim_request(self, batch: list[_Pending]) -> ClaimRequest | None:
         """Under the lock: attempts to claim in the batch's transaction, one for each
