@@ -6,6 +6,9 @@ bounded, and attempts claimed but not started go back when the worker stops."""
 from __future__ import annotations
 
 import itertools
+import multiprocessing
+import os
+import signal
 import threading
 import time
 from collections import Counter
@@ -339,3 +342,40 @@ def test_a_worker_with_threads_works_on_every_store(db_url: str) -> None:
             worker.join(10)
         for run_id in runs:
             assert applied(instance, run_id) == Counter({n: 1 for n in NAMES})
+
+
+SPAWN = multiprocessing.get_context("spawn")
+LEASE = 2.0  # seconds: a killed worker's claims (and its crew's extras) come back soon
+
+
+def _crew_worker(url: str, owner: str) -> None:
+    """A worker process of three threads (a crew) that runs until killed."""
+    sq = squidie.connect(url)
+    sq.worker(owner, concurrency=3, lease_for=LEASE, idle_min=0.005, idle_max=0.05).run(
+        install_signal_handlers=False
+    )
+
+
+def test_killing_a_crew_worker_mid_drain_applies_every_step_exactly_once(pg_url: str) -> None:
+    sq = squidie.connect(pg_url)
+    sq.install()
+    runs = [sq.start(TenSteps).run_id for _ in range(40)]
+    procs = [SPAWN.Process(target=_crew_worker, args=(pg_url, f"p{i}")) for i in range(2)]
+    for p in procs:
+        p.start()
+    try:
+        # Kill one process while both are busy: its held claims, handoffs, pooled
+        # extras and any group in flight die with it.
+        wait_until(lambda: len(runs_per_transaction(sq)) > len(runs) + 60)
+        os.kill(procs[0].pid or 0, signal.SIGKILL)
+        procs[0].join(10)
+        wait_until(lambda: statuses(sq, runs) == Counter({"completed": len(runs)}), timeout=120)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+            p.join(10)
+    assert max(runs_per_transaction(sq)) >= 2  # groups did form
+    for run_id in runs:
+        assert applied(sq, run_id) == Counter({n: 1 for n in NAMES})
+        assert sq.inspect_run(run_id).context["acc"] == {"v": 10}
