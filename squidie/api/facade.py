@@ -38,6 +38,7 @@ from squidie.read_model.explain import Explanation, explain_stored_run
 from squidie.read_model.graph import RunGraph, read_run_graph
 from squidie.read_model.inspecting import declared_spec
 from squidie.runtime.applying_signals import apply_signal
+from squidie.runtime.batching import Crew
 from squidie.runtime.cancelling import cancel_run
 from squidie.runtime.child_runs import start_child_run
 from squidie.runtime.claims import Handoffs
@@ -257,7 +258,7 @@ class Squidie:
         def wait_for_work(timeout: float, stop: threading.Event) -> bool:
             return self.store.wait_for_work(watched, timeout, stop)
 
-        return Worker(
+        worker = Worker(
             execute_one,
             owner_id,
             concurrency=concurrency,
@@ -269,6 +270,9 @@ class Squidie:
             wait_for_work=wait_for_work,
             wake=self.store.wake_workers,
         )
+        if concurrency > 1:  # its threads share claims and commits (decision 0016)
+            self._handoffs.enlist(worker.owner_ids(), Crew(self.store, concurrency))
+        return worker
 
     def release_handoff(self, owner_id: str, *, queue: str | None = None) -> None:
         """Hand back the next step claimed for ``owner_id`` (if any), visible to every

@@ -10,6 +10,7 @@ from squidie.journal.port import JournalStore
 from squidie.journal.records import (
     AttemptRecord,
     Checkpoint,
+    ClaimRequest,
     CommandReceipt,
     Fact,
     Fence,
@@ -29,6 +30,7 @@ from squidie.journal.sql_store import SqlStore
 __all__ = [
     "AttemptRecord",
     "Checkpoint",
+    "ClaimRequest",
     "CommandReceipt",
     "Fact",
     "Fence",

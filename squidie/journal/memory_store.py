@@ -20,7 +20,13 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from squidie.errors import InvalidOption, JournalConflict, RunNotFound, StorageError
+from squidie.errors import (
+    InvalidOption,
+    JournalConflict,
+    RunNotFound,
+    SquidieError,
+    StorageError,
+)
 from squidie.journal.memory_tables import (
     MemoryTables,
     ScheduleRow,
@@ -39,8 +45,10 @@ from squidie.journal.memory_tables import (
     wake_waiting,
     withdraw_live,
 )
+from squidie.journal.port import write_each
 from squidie.journal.records import (
     AttemptRecord,
+    ClaimRequest,
     CommandReceipt,
     LoadedRun,
     NewRun,
@@ -181,6 +189,17 @@ class InMemoryStore:
         with self._ready() as t:
             return load_run(t, run_id, use_checkpoint)
 
+    def groups_writes(self) -> bool:
+        """False: every write here is already as cheap as a write can be."""
+        return False
+
+    def write_many(
+        self, writes: Sequence[RunWrite], *, claim: ClaimRequest | None = None
+    ) -> tuple[list[int | SquidieError], list[tuple[AttemptRecord, LoadedRun]]]:
+        """Each write in turn (see :meth:`write`), then the claim; errors are
+        returned, not raised."""
+        return write_each(self, writes, claim)
+
     def write(self, write: RunWrite) -> int:
         """Apply one atomic write; returns the new revision (see :class:`RunWrite`
         for its parts and their order)."""
@@ -290,6 +309,34 @@ class InMemoryStore:
                 token_hash=token_hash,
             )
             return None if row is None else (row, load_run(t, row.run_id, True))
+
+    def claim_many_and_load(
+        self,
+        *,
+        queue: str,
+        owner_id: str,
+        now: datetime,
+        lease_until: datetime,
+        credentials: Sequence[tuple[str, str]],
+    ) -> list[tuple[AttemptRecord, LoadedRun]]:
+        """Up to ``len(credentials)`` due attempts claimed and their runs loaded,
+        atomically, oldest due first."""
+        out: list[tuple[AttemptRecord, LoadedRun]] = []
+        with self._ready() as t:
+            for claim_id, token_hash in credentials:
+                row = claim_due(
+                    t,
+                    queue=queue,
+                    owner_id=owner_id,
+                    now=utc(now),
+                    lease_until=utc(lease_until),
+                    claim_id=claim_id,
+                    token_hash=token_hash,
+                )
+                if row is None:
+                    break
+                out.append((row, load_run(t, row.run_id, True)))
+        return out
 
     def heartbeat(
         self,

@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from squidie.errors import SquidieError
 from squidie.journal.records import (
     AttemptRecord,
+    ClaimRequest,
     CommandReceipt,
     LoadedRun,
     NewRun,
@@ -56,6 +58,20 @@ class JournalStore(Protocol):
         the fence no longer holds, RunNotFound when the run does not exist.
         """
 
+    def groups_writes(self) -> bool:
+        """Whether :meth:`write_many` commits several writes in one transaction (so a
+        worker gains by gathering its threads' writes); False: one by one."""
+
+    def write_many(
+        self, writes: Sequence[RunWrite], *, claim: ClaimRequest | None = None
+    ) -> tuple[list[int | SquidieError], list[tuple[AttemptRecord, LoadedRun]]]:
+        """Several runs' writes; for each its new revision, or the error its own
+        :meth:`write` would have raised. One member's failed fence or revision check
+        never keeps the others from committing. With ``claim``, due attempts are
+        claimed (and their runs loaded) after the writes, in the same transaction
+        when there is one; a store may claim none. Stores that cannot do better
+        write them one by one (:func:`write_each`)."""
+
     def claim(
         self,
         *,
@@ -79,6 +95,19 @@ class JournalStore(Protocol):
         token_hash: str,
     ) -> tuple[AttemptRecord, LoadedRun] | None:
         """``claim``, then ``load`` the claimed attempt's run, in one transaction."""
+
+    def claim_many_and_load(
+        self,
+        *,
+        queue: str,
+        owner_id: str,
+        now: datetime,
+        lease_until: datetime,
+        credentials: Sequence[tuple[str, str]],
+    ) -> list[tuple[AttemptRecord, LoadedRun]]:
+        """Up to ``len(credentials)`` due attempts claimed (each under its own claim id
+        and token hash) and their runs loaded, oldest due first; a store may claim
+        fewer than are due (at least one when any is)."""
 
     def wait_for_work(
         self, queue: str, timeout: float, stop: threading.Event | None = None
@@ -160,3 +189,26 @@ class JournalStore(Protocol):
 
     def list_commands(self, run_id: str) -> list[CommandReceipt]:
         """Receipts of commands applied to a run, oldest first."""
+
+
+def write_each(
+    store: JournalStore, writes: Sequence[RunWrite], claim: ClaimRequest | None = None
+) -> tuple[list[int | SquidieError], list[tuple[AttemptRecord, LoadedRun]]]:
+    """:meth:`JournalStore.write_many` one write at a time (each its own transaction),
+    then the claim (a transaction of its own)."""
+    out: list[int | SquidieError] = []
+    for write in writes:
+        try:
+            out.append(store.write(write))
+        except SquidieError as exc:
+            out.append(exc)
+    claimed: list[tuple[AttemptRecord, LoadedRun]] = []
+    if claim is not None and claim.credentials:
+        claimed = store.claim_many_and_load(
+            queue=claim.queue,
+            owner_id=claim.owner_id,
+            now=claim.now,
+            lease_until=claim.lease_until,
+            credentials=claim.credentials,
+        )
+    return out, claimed

@@ -88,6 +88,18 @@ class Grant:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimRequest:
+    """Due attempts of ``queue`` to claim in the same transaction as a batch of
+    writes, each under its own (claim id, token hash) of ``credentials``."""
+
+    queue: str
+    owner_id: str
+    now: datetime
+    lease_until: datetime
+    credentials: Sequence[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NewAttempt:
     """A runnable attempt to put on the dispatch table (claimed at once with ``grant``)."""
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    bindparam,
     case,
     delete,
     func,
@@ -24,11 +25,20 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from squidie.errors import InvalidOption, JournalConflict, LeaseLost, RunNotFound, StorageError
+from squidie.errors import (
+    InvalidOption,
+    JournalConflict,
+    LeaseLost,
+    RunNotFound,
+    SquidieError,
+    StorageError,
+)
 from squidie.journal.engine import prepare_engine
+from squidie.journal.port import write_each
 from squidie.journal.records import (
     AttemptRecord,
     Checkpoint,
+    ClaimRequest,
     CommandReceipt,
     Fact,
     Fence,
@@ -45,6 +55,7 @@ from squidie.journal.records import (
 from squidie.journal.retention import purge_batch
 from squidie.journal.schema import (
     LIVE_STATUSES,
+    UtcDateTime,
     attempts,
     checkpoints,
     commands,
@@ -258,10 +269,15 @@ class SqlStore:
 
     def write(self, write: RunWrite) -> int:
         """Apply one atomic write; returns the new revision."""
+        return self._write_one(write, ambiguous=False)
+
+    def _write_one(self, write: RunWrite, *, ambiguous: bool) -> int:
+        """:meth:`write`; ``ambiguous``: an earlier try may have committed it, so look
+        for its own evidence first."""
         woken: list[str] = []
         single = self._one_statement(write)
         revision = self._run(
-            lambda conn, ambiguous: self._write(conn, write, ambiguous, woken, single),
+            lambda conn, dropped: self._write(conn, write, ambiguous or dropped, woken, single),
             one_statement=single,
         )
         for queue in set(woken):
@@ -298,6 +314,71 @@ class SqlStore:
         if write.wake is not None:
             woken.extend(self._wake(conn, *write.wake, write.now))
         return revision
+
+    def groups_writes(self) -> bool:
+        """Whether :meth:`write_many` commits several steps' writes in one transaction
+        (PostgreSQL); elsewhere it writes them one by one."""
+        return self.dialect == "postgresql"
+
+    def write_many(
+        self, writes: Sequence[RunWrite], *, claim: ClaimRequest | None = None
+    ) -> tuple[list[int | SquidieError], list[tuple[AttemptRecord, LoadedRun]]]:
+        """Several runs' writes; for each, its new revision or the error its own
+        write would have raised (LeaseLost, JournalConflict, RunNotFound); then,
+        with ``claim``, up to ``len(claim.credentials)`` due attempts claimed and
+        their runs loaded.
+
+        On PostgreSQL, steps' writes (:meth:`_one_statement`) commit together with
+        the claim in one transaction (group commit): each is its own
+        :data:`FENCED_APPEND`, which changes nothing when its fence or revision
+        check fails, so one member's failed check leaves the others to commit. They
+        run in run id order, so two batches touching the same runs lock them in the
+        same order. Any other error rolls the batch back and its writes are then made
+        one by one (claiming nothing), each first looking for its own evidence (the
+        batch may have committed before the connection dropped).
+        """
+        if (
+            self.dialect != "postgresql"
+            or not writes
+            or not all(self._one_statement(w) for w in writes)
+        ):
+            return write_each(self, writes, claim)
+        if len(writes) == 1 and (claim is None or not claim.credentials):
+            return [self._write_or_error(writes[0])], []
+        order = sorted(range(len(writes)), key=lambda i: (writes[i].run_id, i))
+        woken: list[str] = []
+
+        def work(
+            conn: Connection, ambiguous: bool
+        ) -> tuple[dict[int, int | SquidieError], list[tuple[AttemptRecord, LoadedRun]]]:
+            woken.clear()
+            out: dict[int, int | SquidieError] = {}
+            for i in order:
+                write = writes[i]
+                try:
+                    out[i] = self._write(conn, write, ambiguous, woken, True)
+                except (LeaseLost, JournalConflict, RunNotFound) as exc:
+                    out[i] = exc  # its CTE changed nothing: the others go on
+            claimed: list[tuple[AttemptRecord, LoadedRun]] = []
+            if claim is not None and claim.credentials and not ambiguous:
+                claimed = self._claim_many(conn, claim)
+            return out, claimed
+
+        try:
+            results, claimed = self._run(work)
+        except SquidieError:
+            return [self._write_or_error(w, ambiguous=True) for w in writes], []
+        for queue in set(woken):
+            self.wakeups.notify(queue)
+        return [results[i] for i in range(len(writes))], claimed
+
+    def _write_or_error(self, write: RunWrite, *, ambiguous: bool = False) -> int | SquidieError:
+        """:meth:`write` of one member of a batch: the error its write raised is
+        returned instead (``ambiguous``: look for the write's own evidence first)."""
+        try:
+            return self._write_one(write, ambiguous=ambiguous)
+        except SquidieError as exc:
+            return exc
 
     def _one_statement(self, write: RunWrite) -> bool:
         """Whether ``write`` is a step's write that PostgreSQL does as one statement
@@ -564,54 +645,9 @@ class SqlStore:
         index of live rows feeding an ``UPDATE ... RETURNING``. A row whose
         outcome is durable but not applied stays ``finished`` under the new claim.
         """
-        stmt = self._claim_statement(
-            queue=queue,
-            owner_id=owner_id,
-            now=now,
-            lease_until=lease_until,
-            claim_id=claim_id,
-            token_hash=token_hash,
-        )
-        row = self._run(lambda conn, _: conn.execute(stmt).first())
+        params = _claim_params(queue, owner_id, now, lease_until, claim_id, token_hash)
+        row = self._run(lambda conn, _: conn.execute(CLAIM, params).first())
         return _attempt_record(row) if row else None
-
-    def _claim_statement(
-        self,
-        *,
-        queue: str,
-        owner_id: str,
-        now: datetime,
-        lease_until: datetime,
-        claim_id: str,
-        token_hash: str,
-    ) -> Any:
-        target = (
-            select(attempts.c.attempt_id)
-            .where(
-                attempts.c.queue == queue,
-                attempts.c.status.in_(LIVE_STATUSES),
-                attempts.c.due_at <= now,
-            )
-            .order_by(attempts.c.due_at)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        return (
-            update(attempts)
-            .where(attempts.c.attempt_id == target)
-            .values(
-                status=case((attempts.c.status == "finished", "finished"), else_="claimed"),
-                claim_id=claim_id,
-                token_hash=token_hash,
-                owner_id=owner_id,
-                claimed_at=now,
-                lease_expires_at=lease_until,
-                due_at=lease_until,
-                claims=attempts.c.claims + 1,
-            )
-            .returning(*attempts.c)
-        )
 
     def claim_and_load(
         self,
@@ -625,24 +661,75 @@ class SqlStore:
     ) -> tuple[AttemptRecord, LoadedRun] | None:
         """``claim`` and ``load`` of the claimed attempt's run in one transaction
         (one commit less per step)."""
-        stmt = self._claim_statement(
-            queue=queue,
-            owner_id=owner_id,
-            now=now,
-            lease_until=lease_until,
-            claim_id=claim_id,
-            token_hash=token_hash,
-        )
+        params = _claim_params(queue, owner_id, now, lease_until, claim_id, token_hash)
 
         def claim_one(conn: Connection, _ambiguous: bool) -> tuple[AttemptRecord, LoadedRun] | None:
             # A claim whose COMMIT was lost is never run: its lease simply runs out.
-            row = conn.execute(stmt).first()
+            row = conn.execute(CLAIM, params).first()
             if row is None:
                 return None
             record = _attempt_record(row)
             return record, self._load(conn, record.run_id, True)
 
         return self._run(claim_one)
+
+    def claim_many_and_load(
+        self,
+        *,
+        queue: str,
+        owner_id: str,
+        now: datetime,
+        lease_until: datetime,
+        credentials: Sequence[tuple[str, str]],
+    ) -> list[tuple[AttemptRecord, LoadedRun]]:
+        """Claim up to ``len(credentials)`` due attempts of ``queue`` in one statement
+        (each under a claim of its own: ``credentials`` are (claim id, token hash)
+        pairs) and load their runs, in one transaction; oldest due first.
+
+        PostgreSQL claims them with one ``FOR UPDATE SKIP LOCKED ... LIMIT n``; other
+        databases claim one (SQLite has one writer: there is nothing to share out).
+        """
+        if not credentials:
+            return []
+        if self.dialect != "postgresql" or len(credentials) == 1:
+            claim_id, token_hash = credentials[0]
+            one = self.claim_and_load(
+                queue=queue,
+                owner_id=owner_id,
+                now=now,
+                lease_until=lease_until,
+                claim_id=claim_id,
+                token_hash=token_hash,
+            )
+            return [] if one is None else [one]
+        request = ClaimRequest(
+            queue=queue,
+            owner_id=owner_id,
+            now=now,
+            lease_until=lease_until,
+            credentials=credentials,
+        )
+        return self._run(lambda conn, _: self._claim_many(conn, request))
+
+    def _claim_many(
+        self, conn: Connection, claim: ClaimRequest
+    ) -> list[tuple[AttemptRecord, LoadedRun]]:
+        """PostgreSQL: :data:`CLAIM_MANY` and the claimed runs' loads, in an open
+        transaction; oldest due first."""
+        params = {
+            "queue": claim.queue,
+            "owner_id": claim.owner_id,
+            "now": claim.now,
+            "lease_until": claim.lease_until,
+            "n": len(claim.credentials),
+            "claim_ids": [c for c, _ in claim.credentials],
+            "token_hashes": [t for _, t in claim.credentials],
+        }
+        records = sorted(
+            (_attempt_record(r) for r in conn.execute(CLAIM_MANY, params)),
+            key=lambda a: (a.due_at, a.attempt_id),
+        )
+        return [(a, self._load(conn, a.run_id, True)) for a in records]
 
     def heartbeat(
         self,
@@ -878,6 +965,96 @@ class SqlStore:
         )
         rows = self._run(lambda conn, _: conn.execute(stmt).all(), read_only=True)
         return [_receipt(r) for r in rows]
+
+
+def _claim_params(
+    queue: str,
+    owner_id: str,
+    now: datetime,
+    lease_until: datetime,
+    claim_id: str,
+    token_hash: str,
+) -> dict[str, Any]:
+    return {
+        "in_queue": queue,
+        "new_owner_id": owner_id,
+        "now": now,
+        "lease_until": lease_until,
+        "new_claim_id": claim_id,
+        "new_token_hash": token_hash,
+    }
+
+
+def _claim_statement() -> Any:
+    """The claim (built once; values are bound per call): a ``SELECT ... FOR UPDATE
+    SKIP LOCKED`` over the partial index of live rows feeding an ``UPDATE ...
+    RETURNING``. A row whose outcome is durable but not applied stays ``finished``
+    under the new claim."""
+    now = bindparam("now", type_=UtcDateTime())
+    lease_until = bindparam("lease_until", type_=UtcDateTime())
+    target = (
+        select(attempts.c.attempt_id)
+        .where(
+            attempts.c.queue == bindparam("in_queue"),
+            attempts.c.status.in_(LIVE_STATUSES),
+            attempts.c.due_at <= now,
+        )
+        .order_by(attempts.c.due_at)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return (
+        update(attempts)
+        .where(attempts.c.attempt_id == target)
+        .values(
+            status=case((attempts.c.status == "finished", "finished"), else_="claimed"),
+            claim_id=bindparam("new_claim_id"),
+            token_hash=bindparam("new_token_hash"),
+            owner_id=bindparam("new_owner_id"),
+            claimed_at=now,
+            lease_expires_at=lease_until,
+            due_at=lease_until,
+            claims=attempts.c.claims + 1,
+        )
+        .returning(*attempts.c)
+    )
+
+
+CLAIM = _claim_statement()
+
+# Up to :n due attempts claimed in one statement (PostgreSQL), each under its own
+# claim id and token hash (the i-th pair goes to the i-th oldest due row). The
+# locked rows are materialised once, so the LIMIT holds however the join is planned.
+CLAIM_MANY = (
+    text("""
+WITH target AS MATERIALIZED (
+    SELECT attempt_id, due_at FROM squidie_attempts
+     WHERE queue = :queue AND status IN ('visible', 'claimed', 'finished') AND due_at <= :now
+     ORDER BY due_at
+     LIMIT :n
+       FOR UPDATE SKIP LOCKED
+), numbered AS (
+    SELECT attempt_id, row_number() OVER (ORDER BY due_at, attempt_id) AS n FROM target
+), credentials AS (
+    SELECT c.claim_id, c.token_hash, c.n
+      FROM unnest(CAST(:claim_ids AS text[]), CAST(:token_hashes AS text[]))
+           WITH ORDINALITY AS c(claim_id, token_hash, n)
+)
+UPDATE squidie_attempts AS a
+   SET status = CASE WHEN a.status = 'finished' THEN 'finished' ELSE 'claimed' END,
+       claim_id = credentials.claim_id, token_hash = credentials.token_hash,
+       owner_id = :owner_id, claimed_at = :now, lease_expires_at = :lease_until,
+       due_at = :lease_until, claims = a.claims + 1
+  FROM numbered JOIN credentials ON credentials.n = numbered.n
+ WHERE a.attempt_id = numbered.attempt_id
+RETURNING a.*
+""")
+    .bindparams(
+        bindparam("now", type_=UtcDateTime()), bindparam("lease_until", type_=UtcDateTime())
+    )
+    .columns(*attempts.c)
+)
 
 
 # A step's write on PostgreSQL in one statement: fence the claim, then (only if it

@@ -18,14 +18,19 @@ import hashlib
 import secrets
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from squidie.journal import AttemptRecord, Fence, Grant, JournalStore
 from squidie.model import RunState
 from squidie.runtime.clock import later, parse_iso
 from squidie.runtime.plan import Plan, attempt_id
 from squidie.workflow.portable_json import copy_json
+
+if TYPE_CHECKING:
+    from squidie.runtime.batching import Crew
 
 HANDOFF_LEASE = 2.0  # seconds a handed-off attempt waits for its worker's next call
 HANDOFF_MARGIN = 0.5  # a handoff this close to the end of its lease is left to others
@@ -78,11 +83,29 @@ class Handoffs:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._slots: dict[tuple[str, str], Handoff] = {}
+        # The crew (shared claims, group commit) of each thread of a worker that
+        # has one (see squidie.runtime.batching).
+        self._crews: dict[str, Crew] = {}
+
+    def enlist(self, owner_ids: Sequence[str], crew: Crew) -> None:
+        """Make ``owner_ids`` (the threads of one worker) a ``crew``."""
+        with self._lock:
+            for owner in owner_ids:
+                self._crews[owner] = crew
+
+    def crew(self, owner_id: str) -> Crew | None:
+        """The crew of ``owner_id``'s worker (None when it has none)."""
+        return self._crews.get(owner_id)
 
     def put(self, owner_id: str, queue: str, handoff: Handoff) -> None:
         """Keep ``handoff`` for the next call of ``owner_id`` on ``queue``."""
         with self._lock:
             self._slots[(owner_id, queue)] = handoff
+
+    def holds(self, owner_id: str, queue: str) -> bool:
+        """Whether a handoff waits for ``owner_id`` on ``queue``."""
+        with self._lock:
+            return (owner_id, queue) in self._slots
 
     def take(self, owner_id: str, queue: str, now: datetime | None = None) -> Handoff | None:
         """The waiting handoff of ``owner_id`` on ``queue`` (removed), if any; with
@@ -106,7 +129,12 @@ class Handoffs:
         return replace(handoff, claim=replace(handoff.claim, attempt=attempt))
 
     def release(self, store: JournalStore, owner_id: str, queue: str, now: datetime) -> None:
-        """Hand a waiting attempt back, visible again at ``now`` (its worker stops)."""
+        """Hand a waiting attempt back, visible again at ``now`` (its worker stops),
+        and every attempt its crew claimed for threads that have not started it."""
+        with self._lock:
+            crew = self._crews.pop(owner_id, None)
+        if crew is not None:
+            crew.close(owner_id, now)
         handoff = self.take(owner_id, queue)
         if handoff is not None:
             a = handoff.claim

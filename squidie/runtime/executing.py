@@ -21,7 +21,7 @@ from typing import Any
 
 from squidie.errors import IncompatibleDefinition, InvalidOption, JournalConflict, LeaseLost
 from squidie.events import HUB
-from squidie.journal import JournalStore
+from squidie.journal import JournalStore, LoadedRun
 from squidie.model import AttemptFinished, RunFailed, RunState, StepOutcome
 from squidie.runtime import observing
 from squidie.runtime.actions import (
@@ -148,28 +148,92 @@ def execute_next(
     if HUB.instruments:
         HUB.watch_queue(store, queue, clock.now)
     handoff = handoffs.take(owner_id, queue, base) if handoffs is not None else None
-    claimed = None
+    crew = handoffs.crew(owner_id) if handoffs is not None else None
+    claimed: tuple[Claim, LoadedRun] | None = None
     if handoff is None:
-        claim_id, token_hash = new_credentials()
-        claimed = store.claim_and_load(
-            queue=queue,
-            owner_id=owner_id,
-            now=base,
-            lease_until=later(base, lease_for),
-            claim_id=claim_id,
-            token_hash=token_hash,
-        )
+        if crew is not None:  # a worker's thread: claims shared with its crew
+            try:
+                claimed = crew.claim(queue, owner_id, base, lease_for)
+            except BaseException:
+                crew.idle(owner_id)  # no write of this thread is on its way
+                raise
+        else:
+            claimed = _claim(store, queue, owner_id, base, lease_for)
         if claimed is None and handoffs is not None:
             # Nothing else is due: run another worker's handoff rather than let it wait.
             handoff = handoffs.take_any(queue, owner_id, base)
+    if handoff is None and claimed is None:
+        if crew is not None:
+            crew.idle(owner_id)
+        return None
+    if crew is None or handoffs is None:
+        return _execute_claimed(
+            store, store, handoff, claimed, base, current, terms, action_registry, handoffs, queue
+        )
+    # From here to its write, the crew's other writes may wait (briefly) for this one.
+    with crew.holding(owner_id) as hold:
+        after = _execute_claimed(
+            store,
+            crew.writer(),
+            handoff,
+            claimed,
+            base,
+            current,
+            terms,
+            action_registry,
+            handoffs,
+            queue,
+        )
+        # Its next step is on its way (handed to it, or claimed with its write).
+        hold.carry = handoffs.holds(owner_id, queue) or crew.waiting(queue)
+        return after
+
+
+def _claim(
+    store: JournalStore, queue: str, owner_id: str, now: datetime, lease_for: float
+) -> tuple[Claim, LoadedRun] | None:
+    """Claim one due attempt (with fresh credentials) and load its run."""
+    claim_id, token_hash = new_credentials()
+    claimed = store.claim_and_load(
+        queue=queue,
+        owner_id=owner_id,
+        now=now,
+        lease_until=later(now, lease_for),
+        claim_id=claim_id,
+        token_hash=token_hash,
+    )
+    if claimed is None:
+        return None
+    attempt, loaded = claimed
+    return Claim(attempt=attempt, claim_id=claim_id, token_hash=token_hash), loaded
+
+
+def _execute_claimed(
+    store: JournalStore,
+    writer: JournalStore,
+    handoff: Handoff | None,
+    claimed: tuple[Claim, LoadedRun] | None,
+    base: datetime,
+    current: Callable[[], datetime],
+    terms: LeaseTerms,
+    action_registry: Mapping[str, Any] | None,
+    handoffs: Handoffs | None,
+    queue: str,
+) -> RunState:
+    """Run a claimed (or handed-off) attempt, record and apply its outcome.
+
+    ``writer`` is the store the step's outcome is written through (a crew's group
+    commit, or ``store`` itself)."""
+    owner_id = str(terms.owner_id)
+    lease_for = terms.lease_for
+    heartbeat_interval = terms.heartbeat_interval
     if handoff is not None:
         claim, state = handoff.claim, handoff.state
         attempt = claim.attempt
-    elif claimed is None:
-        return None
     else:
-        attempt, loaded = claimed
-        claim = Claim(attempt=attempt, claim_id=claim_id, token_hash=token_hash)
+        assert claimed is not None
+        claim, loaded = claimed
+        attempt = claim.attempt
         if attempt.status == "finished":  # recovery: outcome durable, never applied
             observing.outcome_recovered(claim, loaded, base)
             return apply_recorded(
@@ -266,7 +330,7 @@ def execute_next(
         )
         raise
     done = record_and_apply(
-        store,
+        writer,
         claim,
         state,
         compiled,

@@ -77,10 +77,15 @@ class Worker:
         if self._wake is not None:
             self._wake()
 
+    def owner_ids(self) -> list[str]:
+        """The owner id of each thread (``owner_id-1``... when there are several)."""
+        if self.concurrency == 1:
+            return [self.owner_id]
+        return [f"{self.owner_id}-{i + 1}" for i in range(self.concurrency)]
+
     def start(self) -> Worker:
         """Start the threads in the background; returns self."""
-        for i in range(self.concurrency):
-            owner = self.owner_id if self.concurrency == 1 else f"{self.owner_id}-{i + 1}"
+        for owner in self.owner_ids():
             thread = threading.Thread(
                 target=self._loop, args=(owner,), name=f"squidie-{owner}", daemon=True
             )
