@@ -59,9 +59,9 @@ def status_colours(status: str) -> tuple[str, str]:
 def node_lines(node: dict[str, Any]) -> list[str]:
     """A node's label: its id, its status (``(current)`` where the run is), and who
     decided it when a person did (``rejected by alice``). Another run's node reads
-    ``run <id>`` and its status, when known."""
+    ``run <id>`` (a child's key first) and its status, when known."""
     if node.get("kind") == "run":
-        return [f"run {node['run_id']}", *([str(node["status"])] if node.get("known") else [])]
+        return [str(node["label"]), *([str(node["status"])] if node.get("known") else [])]
     status = str(node["status"])
     if node.get("actor") and status in ("rejected", "completed", "cancelled"):
         status += f" by {node['actor']}"
@@ -107,6 +107,7 @@ def drawn(graph: RunGraph) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
                     "id": node_id,
                     "kind": "run",
                     "run_id": str(other),
+                    "label": _run_label(str(other), link.get("child_key")),
                     "status": str(status) if status else "waiting",
                     "known": bool(status),
                     "current": False,
@@ -123,3 +124,10 @@ def drawn(graph: RunGraph) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             }
         )
     return nodes, edges
+
+
+def _run_label(run_id: str, child_key: object) -> str:
+    """``run <id>``, the id cut to 8 characters when long (the node's id and its
+    tooltip keep it whole), after the child key when there is one."""
+    short = run_id if len(run_id) <= 12 else run_id[:8] + "…"
+    return f"{child_key} · run {short}" if child_key else f"run {short}"

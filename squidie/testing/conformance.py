@@ -42,6 +42,7 @@ from squidie.journal import (
     RunRecord,
     RunWrite,
 )
+from squidie.testing.conformance_batches import BatchedWork
 from squidie.testing.conformance_dispatch import (
     FinishedOutcomes,
     HandoffGrants,
@@ -68,6 +69,7 @@ from squidie.testing.store_hooks import StoreHooks
 
 __all__ = [
     "T0",
+    "BatchedWork",
     "CatalogFilters",
     "CatalogPaging",
     "CheckpointNeverASecondTruth",
@@ -585,6 +587,7 @@ class StoreConformance(
     RebuildWithoutCheckpoints,
     ErrorsAreDistinct,
     ClaimFencing,
+    BatchedWork,
     HandoffGrants,
     FinishedOutcomes,
     Withdrawal,

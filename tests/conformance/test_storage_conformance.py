@@ -106,6 +106,10 @@ class TestCrossRunWakes(conformance.CrossRunWakes):
     pass
 
 
+class TestBatchedWork(conformance.BatchedWork):
+    pass
+
+
 def test_every_guarantee_is_run_here_and_in_store_conformance() -> None:
     guarantees = {
         name

@@ -74,6 +74,15 @@ def test_a_link_to_a_step_the_graph_lacks_joins_the_first_step_and_bad_links_are
     ]
 
 
+def test_a_child_reads_by_its_key_and_a_long_run_id_is_cut() -> None:
+    long_id = "8d8b4c61-97f1-5a92-a33a-e738374ba8fb"
+    link = {"type": "child_run", "run_id": long_id, "child_key": "c3", "step": "spawn"}
+    nodes, _ = drawn(_graph(child_links=[link]))
+    [run] = [n for n in nodes if n.get("kind") == "run"]
+    assert run["id"] == f"run:{long_id}"  # the whole id stays on the node
+    assert run["label"] == "c3 · run 8d8b4c61…"
+
+
 def test_every_format_draws_the_related_runs() -> None:
     graph = _graph(child_links=CHILDREN)
     mermaid = to_mermaid(graph)
