@@ -734,9 +734,12 @@ class SqlStore:
             "claim_ids": [c for c, _ in claim.credentials],
             "token_hashes": [t for _, t in claim.credentials],
         }
+        # The i-th credential went to the i-th oldest due row; a claimed row's due_at
+        # is its lease end, so the credentials' order is what keeps oldest first.
+        position = {claim_id: i for i, (claim_id, _) in enumerate(claim.credentials)}
         records = sorted(
             (attempt_record(r) for r in conn.execute(CLAIM_MANY, params)),
-            key=lambda a: (a.due_at, a.attempt_id),
+            key=lambda a: position[str(a.claim_id)],
         )
         return [(a, self._load(conn, a.run_id, True)) for a in records]
 

@@ -33,7 +33,7 @@ class BatchedWork(UsesStoreHooks):
         queue = new_queue()
         runs = [
             new_run(store, attempts=1, queue=queue, started_at=T0 + timedelta(seconds=i))
-            for i in range(4)
+            for i in range(7)  # batches of 3, 3 and 1: order slips show up at once
         ]
         now = T0 + timedelta(minutes=1)
         taken: list[str] = []
