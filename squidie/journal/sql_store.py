@@ -357,7 +357,7 @@ class SqlStore:
         order = sorted(range(len(writes)), key=lambda i: (writes[i].run_id, i))
         woken: list[str] = []
 
-        def work(
+        def write_group(
             conn: Connection, ambiguous: bool
         ) -> tuple[dict[int, int | SquidieError], list[tuple[AttemptRecord, LoadedRun]]]:
             woken.clear()
@@ -374,7 +374,7 @@ class SqlStore:
             return out, claimed
 
         try:
-            results, claimed = self._run(work)
+            results, claimed = self._run(write_group)
         except SquidieError:
             return [self._write_or_error(w, ambiguous=True) for w in writes], []
         for queue in set(woken):

@@ -95,6 +95,8 @@ class Crew:
         self._monotonic = monotonic
         groups = getattr(store, "groups_writes", None)
         self.grouping = size > 1 and callable(groups) and bool(groups())
+        # What the crew's threads write a step through (see :meth:`writer`).
+        self._writer = cast(JournalStore, _GroupedStore(self)) if self.grouping else store
         self._cond = threading.Condition()
         self._local = threading.local()
         self._holders: set[str] = set()  # threads holding a step whose write is to come
@@ -142,10 +144,7 @@ class Crew:
             )
             if not rows:
                 return None
-            claims = [
-                (Claim(attempt=a, claim_id=str(a.claim_id), token_hash=str(a.token_hash)), loaded)
-                for a, loaded in rows
-            ]
+            claims = [(Claim.of(a), loaded) for a, loaded in rows]
             self._keep(queue, claims[1:], now)
         return claims[0]
 
@@ -254,9 +253,7 @@ class Crew:
     def writer(self) -> JournalStore:
         """The store as this crew's threads write a step through it: ``write`` joins
         a group, everything else goes straight to the store."""
-        if not self.grouping:
-            return self.store
-        return cast(JournalStore, _GroupedStore(self))
+        return self._writer
 
     def commit(self, write: RunWrite) -> int:
         """Commit ``write``, with the writes of other threads of the crew that come
@@ -372,11 +369,7 @@ class Crew:
                 self.groups += 1
                 self.grouped += len(batch)
             self.folded += len(rows)
-        claims = [
-            (Claim(attempt=a, claim_id=str(a.claim_id), token_hash=str(a.token_hash)), loaded)
-            for a, loaded in rows
-        ]
-        return list(results), claims
+        return list(results), [(Claim.of(a), loaded) for a, loaded in rows]
 
 
 def _grants(write: RunWrite, owner_id: str) -> bool:

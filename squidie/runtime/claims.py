@@ -44,6 +44,13 @@ class Claim:
     claim_id: str
     token_hash: str
 
+    @classmethod
+    def of(cls, attempt: AttemptRecord) -> Claim:
+        """The claim an attempt row was claimed under, as the store returned it."""
+        return cls(
+            attempt=attempt, claim_id=str(attempt.claim_id), token_hash=str(attempt.token_hash)
+        )
+
     def fence(self, *, statuses: tuple[str, ...], set_status: str, unexpired: bool) -> Fence:
         """The fence a write under this claim must pass."""
         return Fence(

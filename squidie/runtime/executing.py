@@ -166,24 +166,17 @@ def execute_next(
         if crew is not None:
             crew.idle(owner_id)
         return None
-    if crew is None or handoffs is None:
+
+    def execute(writer: JournalStore) -> RunState:
         return _execute_claimed(
-            store, store, handoff, claimed, base, current, terms, action_registry, handoffs, queue
+            store, writer, handoff, claimed, base, current, terms, action_registry, handoffs, queue
         )
+
+    if crew is None or handoffs is None:
+        return execute(store)
     # From here to its write, the crew's other writes may wait (briefly) for this one.
     with crew.holding(owner_id) as hold:
-        after = _execute_claimed(
-            store,
-            crew.writer(),
-            handoff,
-            claimed,
-            base,
-            current,
-            terms,
-            action_registry,
-            handoffs,
-            queue,
-        )
+        after = execute(crew.writer())
         # Its next step is on its way (handed to it, or claimed with its write).
         hold.carry = handoffs.holds(owner_id, queue) or crew.waiting(queue)
         return after

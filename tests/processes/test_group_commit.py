@@ -339,6 +339,21 @@ def test_extras_no_thread_started_in_time_are_handed_back(sq: Squidie) -> None:
     assert claim.attempt.claims == 2
 
 
+def test_an_extra_whose_lease_is_nearly_over_is_handed_back_not_started(sq: Squidie) -> None:
+    for _ in range(2):
+        sq.start(TenSteps)
+    crew = Crew(sq.store, 2, monotonic=lambda: 0.0)  # never too old by the pool's clock
+    now = datetime.now(UTC)
+    assert crew.claim(sq.queue, "w-1", now, 0.6) is not None and crew.extras == 1
+    # 0.2 s later its lease has 0.4 s left: less than POOL_MARGIN, so no thread gets it.
+    later = now + timedelta(seconds=0.2)
+    got = crew.claim(sq.queue, "w-2", later, 60)
+    assert got is not None
+    claim, _ = got
+    assert claim.attempt.claims == 2  # handed back, then claimed afresh with a full lease
+    assert claim.attempt.lease_expires_at == later + timedelta(seconds=60)
+
+
 def test_a_worker_with_threads_works_on_every_store(db_url: str) -> None:
     STEPS.set(Steps())
     for instance in (squidie.connect(db_url), Squidie(InMemoryStore())):
