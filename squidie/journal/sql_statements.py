@@ -1,7 +1,6 @@
-"""The SQL :class:`~squidie.journal.sql_store.SqlStore` runs on its hot path, built
-once at import (values are bound per call), and the mappers from result rows to
-records: the claim of one attempt, the claim of several, and a step's fenced
-append in one statement."""
+"""Statements of the SQL :class:`~squidie.journal.sql_store.SqlStore` built once at
+import (values are bound per call), and the mappers from result rows to records.
+PostgreSQL's per-step statements are in :mod:`squidie.journal.pg_hot_path`."""
 
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ from sqlalchemy import (
     bindparam,
     case,
     select,
-    text,
     update,
 )
 
@@ -86,100 +84,6 @@ def _claim_statement() -> Any:
 
 
 CLAIM = _claim_statement()
-
-# Up to :n due attempts claimed in one statement (PostgreSQL), each under its own
-# claim id and token hash (the i-th pair goes to the i-th oldest due row). The
-# locked rows are materialised once, so the LIMIT holds however the join is planned.
-CLAIM_MANY = (
-    text("""
-WITH target AS MATERIALIZED (
-    SELECT attempt_id, due_at FROM squidie_attempts
-     WHERE queue = :queue AND status IN ('visible', 'claimed', 'finished') AND due_at <= :now
-     ORDER BY due_at
-     LIMIT :n
-       FOR UPDATE SKIP LOCKED
-), numbered AS (
-    SELECT attempt_id, row_number() OVER (ORDER BY due_at, attempt_id) AS n FROM target
-), credentials AS (
-    SELECT c.claim_id, c.token_hash, c.n
-      FROM unnest(CAST(:claim_ids AS text[]), CAST(:token_hashes AS text[]))
-           WITH ORDINALITY AS c(claim_id, token_hash, n)
-)
-UPDATE squidie_attempts AS a
-   SET status = CASE WHEN a.status = 'finished' THEN 'finished' ELSE 'claimed' END,
-       claim_id = credentials.claim_id, token_hash = credentials.token_hash,
-       owner_id = :owner_id, claimed_at = :now, lease_expires_at = :lease_until,
-       due_at = :lease_until, claims = a.claims + 1
-  FROM numbered JOIN credentials ON credentials.n = numbered.n
- WHERE a.attempt_id = numbered.attempt_id
-RETURNING a.*
-""")
-    .bindparams(
-        bindparam("now", type_=UtcDateTime()), bindparam("lease_until", type_=UtcDateTime())
-    )
-    .columns(*attempts.c)
-)
-
-
-# A step's write on PostgreSQL in one statement: fence the claim, then (only if it
-# held) advance the run's revision, then (only if that matched) append the facts.
-FENCED_APPEND = text("""
-WITH held AS (
-    SELECT 1 FROM squidie_attempts
-     WHERE attempt_id = :attempt_id AND claim_id = :claim_id AND token_hash = :token_hash
-       AND status = ANY(:statuses) AND (NOT :unexpired OR lease_expires_at > :now)
-       FOR UPDATE
-), advanced AS (
-    UPDATE squidie_runs
-       SET revision = :revision, updated_at = :now,
-           status = coalesce(CAST(:status AS varchar), status),
-           terminal_at = coalesce(CAST(:terminal_at AS timestamptz), terminal_at)
-     WHERE run_id = :run_id AND revision = :expected AND EXISTS (SELECT 1 FROM held)
-    RETURNING 1
-), fenced AS (
-    -- A write that ends the run withdraws the claim's own row too when the fence
-    -- leaves it live (as withdrawing after fencing would).
-    UPDATE squidie_attempts
-       SET status = CASE WHEN :withdraw AND :set_status IN ('visible', 'claimed', 'finished')
-                         THEN 'withdrawn' ELSE :set_status END,
-           finished_at = CASE WHEN :retire OR :withdraw THEN coalesce(finished_at, :now)
-                              ELSE finished_at END
-     WHERE attempt_id = :attempt_id AND EXISTS (SELECT 1 FROM advanced)
-), withdrawn AS (
-    UPDATE squidie_attempts
-       SET status = 'withdrawn', finished_at = coalesce(finished_at, :now)
-     WHERE :withdraw AND run_id = :run_id AND attempt_id <> :attempt_id
-       AND status IN ('visible', 'claimed', 'finished') AND EXISTS (SELECT 1 FROM advanced)
-), appended AS (
-    INSERT INTO squidie_journal (run_id, revision, kind, data, recorded_at)
-    SELECT :run_id, :expected + f.n, f.fact ->> 'kind', f.fact -> 'data', :now
-      FROM jsonb_array_elements(CAST(:facts AS jsonb)) WITH ORDINALITY AS f(fact, n)
-     WHERE EXISTS (SELECT 1 FROM advanced)
-), checkpointed AS (
-    INSERT INTO squidie_checkpoints (run_id, revision, state, updated_at)
-    SELECT :run_id, :revision, CAST(:checkpoint AS json), :now
-     WHERE CAST(:checkpoint AS text) IS NOT NULL AND EXISTS (SELECT 1 FROM advanced)
-    ON CONFLICT (run_id) DO UPDATE
-       SET revision = EXCLUDED.revision, state = EXCLUDED.state,
-           updated_at = EXCLUDED.updated_at
-), added AS (
-    INSERT INTO squidie_attempts (attempt_id, run_id, queue, runnable_key, step,
-                                  attempt_number, status, due_at, visible_at, claims,
-                                  owner_id, claim_id, token_hash, claimed_at, lease_expires_at)
-    SELECT a.attempt_id, :run_id, :queue, a.runnable_key, a.step, a.attempt_number,
-           a.status, a.due_at, a.visible_at, a.claims, a.owner_id, a.claim_id,
-           a.token_hash, a.claimed_at, a.lease_expires_at
-      FROM jsonb_to_recordset(CAST(:attempts AS jsonb)) AS a(
-           attempt_id text, runnable_key text, step text, attempt_number int, status text,
-           due_at timestamptz, visible_at timestamptz, claims int, owner_id text,
-           claim_id text, token_hash text, claimed_at timestamptz,
-           lease_expires_at timestamptz)
-     WHERE EXISTS (SELECT 1 FROM advanced)
-)
-SELECT (SELECT count(*) FROM held), (SELECT count(*) FROM advanced),
-       CASE WHEN :announce AND EXISTS (SELECT 1 FROM advanced)
-            THEN pg_notify(:channel, :queue) END
-""")
 
 
 def attempt_row(a: NewAttempt, run_id: str, queue: str) -> dict[str, Any]:

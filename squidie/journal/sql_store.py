@@ -31,6 +31,7 @@ from squidie.errors import (
     SquidieError,
     StorageError,
 )
+from squidie.journal import pg_hot_path as hot
 from squidie.journal.engine import prepare_engine
 from squidie.journal.port import write_each
 from squidie.journal.records import (
@@ -63,8 +64,6 @@ from squidie.journal.schema import (
 from squidie.journal.schema_upgrades import installed_version, upgrade
 from squidie.journal.sql_statements import (
     CLAIM,
-    CLAIM_MANY,
-    FENCED_APPEND,
     as_aware,
     attempt_json,
     attempt_record,
@@ -202,10 +201,47 @@ class SqlStore:
             return True
 
         due = [False]
-        created = self._run(insert_run)
+        if self.dialect == "postgresql" and new.fence is None:
+            created = self._run(
+                lambda conn, _: self._create_in_one(conn, new, due), one_statement=True
+            )
+        else:
+            created = self._run(insert_run)
         if due[0]:
             self.wakeups.notify(rec.queue)
         return created
+
+    def _create_in_one(self, conn: Connection, new: NewRun, due: list[bool]) -> bool:
+        """PostgreSQL: a run's creation as one statement (:data:`CREATE_RUN_SQL`); it
+        changes nothing when the id exists. Retried after a lost acknowledgement, it
+        finds its own run and reports it as existing, as a second start would."""
+        rec = new.record
+        announce = due_unheld(new.attempts, rec.started_at)
+        created, _notified = hot.execute(
+            conn,
+            hot.CREATE_RUN_SQL,
+            {
+                "run_id": rec.run_id,
+                "workflow": rec.workflow,
+                "trigger": rec.trigger,
+                "queue": rec.queue,
+                "status": rec.status,
+                "definition_version": rec.definition_version,
+                "parent_run_id": rec.parent_run_id,
+                "revision": len(new.facts),
+                "now": rec.started_at,
+                "updated_at": rec.updated_at,
+                "terminal_at": rec.terminal_at,
+                "expected": 0,
+                "facts": json.dumps([{"kind": f.kind, "data": f.data} for f in new.facts]),
+                "checkpoint": None if new.checkpoint is None else json.dumps(new.checkpoint),
+                "attempts": json.dumps([attempt_json(a) for a in new.attempts]),
+                "announce": announce,
+                "channel": CHANNEL,
+            },
+        ).fetchone() or (0, None)
+        due[0] = bool(created) and announce
+        return bool(created)
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """The catalog row of a run, if it exists."""
@@ -271,10 +307,19 @@ class SqlStore:
             )
             for r in rows
         ]
-        for expected, fact in enumerate(facts, start=after + 1):
-            if fact.revision != expected:
-                raise StorageError(f"journal of run {run_id!r} has a gap at revision {expected}")
-        return LoadedRun(run_id=run_id, checkpoint=checkpoint, facts=facts)
+        return without_gaps(LoadedRun(run_id=run_id, checkpoint=checkpoint, facts=facts))
+
+    def _load_claimed(self, conn: Connection, run_id: str) -> LoadedRun:
+        """The load of a run whose attempt was just claimed, inside the claim's
+        transaction: on PostgreSQL one statement, straight on the driver."""
+        if self.dialect != "postgresql":
+            return self._load(conn, run_id, True)
+        loaded = hot.loaded_from(
+            run_id, hot.execute(conn, hot.LOAD_SQL, {"run_id": run_id}).fetchall()
+        )
+        if loaded is None:
+            raise RunNotFound(f"no run with id {run_id!r}", run_id=run_id)
+        return without_gaps(loaded)
 
     def write(self, write: RunWrite) -> int:
         """Apply one atomic write; returns the new revision."""
@@ -454,8 +499,9 @@ class SqlStore:
         assert fence is not None
         announce = due_unheld(write.new_attempts, write.now)
         queue = write.queue or ""
-        fenced, advanced, _notified = conn.execute(
-            FENCED_APPEND,
+        fenced, advanced, _notified = hot.execute(
+            conn,
+            hot.FENCED_APPEND_SQL,
             {
                 "attempt_id": fence.attempt_id,
                 "claim_id": fence.claim_id,
@@ -478,7 +524,7 @@ class SqlStore:
                 "channel": CHANNEL,
                 "withdraw": write.withdraw_live_attempts,
             },
-        ).one()
+        ).fetchone() or (0, 0, None)
         if not fenced:
             raise LeaseLost(
                 f"attempt {fence.attempt_id!r} is no longer held by this claim",
@@ -668,19 +714,27 @@ class SqlStore:
         claim_id: str,
         token_hash: str,
     ) -> tuple[AttemptRecord, LoadedRun] | None:
-        """``claim`` and ``load`` of the claimed attempt's run in one transaction
-        (one commit less per step)."""
+        """``claim`` and ``load`` of the claimed attempt's run, with one commit.
+
+        On PostgreSQL the claim commits as it runs and the load follows on the same
+        connection (no ``BEGIN``/``COMMIT`` round trips); elsewhere both run in one
+        transaction. A load that fails after the claim leaves the attempt to run out
+        its lease, as a worker that dies right after claiming does."""
         params = claim_params(queue, owner_id, now, lease_until, claim_id, token_hash)
 
         def claim_one(conn: Connection, _ambiguous: bool) -> tuple[AttemptRecord, LoadedRun] | None:
             # A claim whose COMMIT was lost is never run: its lease simply runs out.
-            row = conn.execute(CLAIM, params).first()
-            if row is None:
+            if self.dialect == "postgresql":
+                raw = hot.execute(conn, hot.CLAIM_ONE_SQL, params).fetchone()
+                record = None if raw is None else hot.attempt_from(raw)
+            else:
+                row = conn.execute(CLAIM, params).first()
+                record = None if row is None else attempt_record(row)
+            if record is None:
                 return None
-            record = attempt_record(row)
-            return record, self._load(conn, record.run_id, True)
+            return record, self._load_claimed(conn, record.run_id)
 
-        return self._run(claim_one)
+        return self._run(claim_one, one_statement=True)
 
     def claim_many_and_load(
         self,
@@ -693,9 +747,10 @@ class SqlStore:
     ) -> list[tuple[AttemptRecord, LoadedRun]]:
         """Claim up to ``len(credentials)`` due attempts of ``queue`` in one statement
         (each under a claim of its own: ``credentials`` are (claim id, token hash)
-        pairs) and load their runs, in one transaction; oldest due first.
+        pairs) and load their runs; oldest due first.
 
-        PostgreSQL claims them with one ``FOR UPDATE SKIP LOCKED ... LIMIT n``; other
+        PostgreSQL claims them with one ``FOR UPDATE SKIP LOCKED ... LIMIT n`` that
+        commits as it runs, then loads the runs (as :meth:`claim_and_load`); other
         databases claim one (SQLite has one writer: there is nothing to share out).
         """
         if not credentials:
@@ -718,13 +773,13 @@ class SqlStore:
             lease_until=lease_until,
             credentials=credentials,
         )
-        return self._run(lambda conn, _: self._claim_many(conn, request))
+        return self._run(lambda conn, _: self._claim_many(conn, request), one_statement=True)
 
     def _claim_many(
         self, conn: Connection, claim: ClaimRequest
     ) -> list[tuple[AttemptRecord, LoadedRun]]:
-        """PostgreSQL: :data:`CLAIM_MANY` and the claimed runs' loads, in an open
-        transaction; oldest due first."""
+        """PostgreSQL: :data:`CLAIM_MANY` and the claimed runs' loads, on ``conn``
+        (in the transaction of a group commit, if one is open); oldest due first."""
         params = {
             "queue": claim.queue,
             "owner_id": claim.owner_id,
@@ -738,10 +793,10 @@ class SqlStore:
         # is its lease end, so the credentials' order is what keeps oldest first.
         position = {claim_id: i for i, (claim_id, _) in enumerate(claim.credentials)}
         records = sorted(
-            (attempt_record(r) for r in conn.execute(CLAIM_MANY, params)),
+            (hot.attempt_from(r) for r in hot.execute(conn, hot.CLAIM_MANY_SQL, params)),
             key=lambda a: position[str(a.claim_id)],
         )
-        return [(a, self._load(conn, a.run_id, True)) for a in records]
+        return [(a, self._load_claimed(conn, a.run_id)) for a in records]
 
     def heartbeat(
         self,
@@ -977,3 +1032,12 @@ class SqlStore:
         )
         rows = self._run(lambda conn, _: conn.execute(stmt).all(), read_only=True)
         return [receipt_record(r) for r in rows]
+
+
+def without_gaps(loaded: LoadedRun) -> LoadedRun:
+    """``loaded``, checked to hold every fact after its checkpoint, in order."""
+    after = loaded.checkpoint.revision if loaded.checkpoint else 0
+    for expected, fact in enumerate(loaded.facts, start=after + 1):
+        if fact.revision != expected:
+            raise StorageError(f"journal of run {loaded.run_id!r} has a gap at revision {expected}")
+    return loaded

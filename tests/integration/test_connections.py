@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 import squidie
 from squidie import StepContext, Workflow, field, manual, step
+from squidie.journal import pg_hot_path
 from squidie.model import ATTEMPT_END_KINDS
 from squidie.runtime.loading import load_state
 from squidie.testing import drain
@@ -179,8 +180,16 @@ def _lose_next_commit_ack(sq: squidie.Squidie, monkeypatch: pytest.MonkeyPatch) 
         if armed.is_set() and getattr(cursor.connection, "autocommit", False) is True:
             drop(cursor.connection)
 
+    def send(driver: Any, statement: str, parameters: Any) -> Any:  # a step's hot path
+        cursor = real_send(driver, statement, parameters)
+        if armed.is_set() and driver.autocommit is True:
+            drop(driver)
+        return cursor
+
+    real_send = pg_hot_path.send
     monkeypatch.setattr(dialect, "do_commit", do_commit)
     monkeypatch.setattr(dialect, "do_execute", do_execute)
+    monkeypatch.setattr(pg_hot_path, "send", send)
     _HOOKS.get()["arm"] = armed.set
     return lost
 

@@ -1,0 +1,93 @@
+"""PostgreSQL's per-step statements, run straight on psycopg (decision 0018): they
+read what the SQLAlchemy statements read, return UTC whatever the session's time
+zone, and fail with the store's typed errors, never with SQL or bound values."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC
+
+import pytest
+
+import squidie
+from squidie import Workflow, manual, step, transition
+from squidie.errors import RunNotFound, StorageError
+from squidie.journal import pg_hot_path
+from squidie.journal.transactions import run_transaction
+from squidie.testing import drain
+
+
+def _bump(input: dict[str, int], ctx: object) -> dict[str, int]:
+    return {"v": (input.get("v") or 0) + 1}
+
+
+_NAMES = [f"s{i}" for i in range(12)]
+
+
+class Twelve(Workflow):
+    version = "1"
+    trigger = manual("go")
+    steps = [step(n, _bump, output="acc") for n in _NAMES]
+    transitions = [transition(a, on="ok", to=b) for a, b in itertools.pairwise(_NAMES)] + [
+        transition(_NAMES[-1], on="ok", to="complete")
+    ]
+
+
+def test_the_claims_load_is_the_stores_load(pg_url: str) -> None:
+    sq = squidie.connect(pg_url)
+    sq.install()
+    store = sq.store
+    midway = sq.start(Twelve).run_id
+    for _ in range(9):  # the same worker carries the run on: 9 of 12 steps done
+        sq.execute_next(owner_id="w", lease_for=30)
+    fresh = squidie.connect(pg_url, queue="untouched").start(Twelve).run_id
+    done = squidie.connect(pg_url, queue="done")
+    finished = done.start(Twelve).run_id
+    drain(done, owner_id="w")
+    loads = {}
+    for run_id in (fresh, midway, finished):
+        with store.engine.connect() as conn:  # type: ignore[attr-defined]
+            loads[run_id] = store._load_claimed(conn, run_id)  # type: ignore[attr-defined]
+        assert loads[run_id] == store.load(run_id)
+        assert all(f.recorded_at.tzinfo is UTC for f in loads[run_id].facts)
+    assert loads[midway].checkpoint is not None and loads[midway].facts  # both parts read
+    assert loads[fresh].revision >= 1 and loads[finished].facts == []  # finished: checkpoint
+    with store.engine.connect() as conn, pytest.raises(RunNotFound):  # type: ignore[attr-defined]
+        store._load_claimed(conn, "no-such-run")  # type: ignore[attr-defined]
+
+
+def test_times_come_back_in_utc_whatever_the_session_time_zone(pg_url: str) -> None:
+    zoned = pg_url + "?options=-c%20TimeZone%3DAsia/Kolkata"
+    sq = squidie.connect(zoned)
+    sq.install()
+    run = sq.start(Twelve)
+    claimed = sq.store.claim_and_load(
+        queue=sq.queue,
+        owner_id="w",
+        now=sq.store.database_now(),
+        lease_until=sq.store.database_now().replace(year=2100),
+        claim_id="c1",
+        token_hash="t1",
+    )
+    assert claimed is not None
+    attempt, loaded = claimed
+    assert attempt.run_id == run.run_id
+    for value in (attempt.due_at, attempt.visible_at, attempt.claimed_at, attempt.lease_expires_at):
+        assert value is not None and value.tzinfo is UTC
+    assert attempt.lease_expires_at.year == 2100  # type: ignore[union-attr]
+    assert loaded.revision >= 1 and loaded.run_id == run.run_id
+
+
+def test_a_failing_statement_is_a_storage_error_without_its_sql_or_values(pg_url: str) -> None:
+    sq = squidie.connect(pg_url)
+    engine = sq.store.engine  # type: ignore[attr-defined]
+    with pytest.raises(StorageError) as caught:
+        run_transaction(
+            engine,
+            lambda conn, _: pg_hot_path.execute(
+                conn, "SELECT length(CAST(%(x)s AS text)) / 0", {"x": "secret-value"}
+            ).fetchone(),
+        )
+    told = str(caught.value) + repr(caught.value.__cause__)
+    assert "secret-value" not in told and "length" not in told
+    assert "division by zero" in told
