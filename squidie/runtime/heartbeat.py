@@ -65,13 +65,15 @@ class LeaseKeeper:
     Starting a :class:`Heartbeat` thread for every step costs more than a short
     step itself; most steps end before their first beat is due. The keeper's
     thread sleeps until the earliest beat is due, so a step that ends first costs
-    two lock operations. Beats run one after another on that thread.
+    two lock operations (the thread is woken only for a beat due before it would
+    wake anyway). Beats run one after another on that thread.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._due: dict[Kept, float] = {}
         self._thread: threading.Thread | None = None
+        self._wakes_at = 0.0  # when the sleeping thread wakes by itself (0: awake)
 
     def keep(self, beat: Callable[[], bool], interval: float) -> Kept:
         """A context manager renewing with ``beat()`` every ``interval`` seconds;
@@ -80,13 +82,14 @@ class LeaseKeeper:
 
     def _add(self, kept: Kept) -> None:
         with self._cond:
-            self._due[kept] = time.monotonic() + kept.interval
+            due = self._due[kept] = time.monotonic() + kept.interval
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="squidie-leases", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            if due < self._wakes_at:  # only a beat due before that needs the thread now
+                self._cond.notify()
 
     def _remove(self, kept: Kept) -> None:
         with self._cond:
@@ -98,8 +101,10 @@ class LeaseKeeper:
                 now = time.monotonic()
                 due = [k for k, at in self._due.items() if at <= now]
                 if not due:
-                    wait = min(self._due.values(), default=now + 60.0) - now
-                    self._cond.wait(timeout=max(wait, 0.001))
+                    wait = max(min(self._due.values(), default=now + 60.0) - now, 0.001)
+                    self._wakes_at = now + wait
+                    self._cond.wait(timeout=wait)
+                    self._wakes_at = 0.0
                     continue
                 for kept in due:
                     self._due[kept] = now + kept.interval

@@ -165,7 +165,11 @@ def test_a_parent_cancelled_mid_fan_out_leaves_no_child_running(db_url: str) -> 
 def test_workers_killed_while_the_parent_waits_lose_nothing(db_url: str) -> None:
     sq = squidie.connect(db_url)
     sq.install()
-    count = 6
+    # An odd count: the two workers take the 1 s children in pairs, oldest first, and
+    # the parent's wait runs beside the last child, which then has ~1 s to go. With an
+    # even count the wait ran after both of the last pair had started, so it parked
+    # with only as long as the spawn step had taken (~0.1 s) before the kill below.
+    count = 5
     procs, results = _workers(db_url, 2, quiet=30.0, lease_for=2.0)
     parent = sq.start(FanOut, payload={"count": count, "delay": 1.0})
     # The parent has begun waiting (a durable fact) while children still run.

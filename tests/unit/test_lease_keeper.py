@@ -1,0 +1,30 @@
+"""The shared lease keeper: beats come on time for short and long steps alike."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from squidie.runtime.heartbeat import LeaseKeeper
+
+
+def test_a_short_interval_added_while_the_thread_sleeps_long_still_beats() -> None:
+    keeper = LeaseKeeper()
+    slow, fast = threading.Event(), threading.Event()
+    with keeper.keep(lambda: slow.set() or True, 30.0):
+        time.sleep(0.05)  # the keeper's thread now sleeps until the 30 s beat
+        with keeper.keep(lambda: fast.set() or True, 0.05):
+            assert fast.wait(2.0)  # woken for the earlier beat, not after 30 s
+    assert not slow.is_set()
+
+
+def test_beats_repeat_until_the_step_ends_and_a_lost_lease_is_reported() -> None:
+    keeper = LeaseKeeper()
+    beats: list[float] = []
+    with keeper.keep(lambda: beats.append(time.monotonic()) or True, 0.02):
+        time.sleep(0.2)
+    ended = len(beats)
+    time.sleep(0.1)
+    assert ended >= 3 and len(beats) == ended  # no beat after the step ended
+    with keeper.keep(lambda: False, 0.02) as kept:
+        assert kept.lost.wait(2.0)
