@@ -2,10 +2,10 @@
 the psycopg connection under SQLAlchemy's transaction.
 
 SQLAlchemy's per-call work (compiling the cache key, processing each bound value,
-building the result's metadata) costs about 130 µs per statement on this path,
+building the result's metadata) costs about 135 µs per statement on this path,
 more than psycopg's own send and parse of the statement; a step runs one to three
 of them. These statements are fixed text with fixed parameter names, so nothing
-of that work is needed: psycopg prepares each one server-side after a few calls.
+of that work is needed: psycopg prepares each one server-side on its first call.
 
 Errors keep the shape the rest of the store expects: a psycopg error is raised as
 SQLAlchemy's ``DBAPIError`` (without its SQL or bound values), and a dropped
