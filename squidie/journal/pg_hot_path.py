@@ -207,6 +207,14 @@ UPDATE squidie_attempts
 RETURNING {_RETURNING}
 """
 
+#: The live attempts of a queue claimed under any of ``claim_ids`` (the retry of a
+#: claim whose connection dropped looks for what the first try took).
+HELD_SQL = f"""
+SELECT {_RETURNING} FROM squidie_attempts
+ WHERE queue = %(queue)s AND status IN ('claimed', 'finished')
+   AND claim_id = ANY(CAST(%(claim_ids)s AS text[]))
+"""
+
 #: A run's load in one statement: its revision, its checkpoint (when it is not
 #: ahead of the journal; sent once, on the first row) and every fact after it.
 LOAD_SQL = """

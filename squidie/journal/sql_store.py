@@ -718,15 +718,17 @@ class SqlStore:
 
         On PostgreSQL the claim commits as it runs and the load follows on the same
         connection (no ``BEGIN``/``COMMIT`` round trips); elsewhere both run in one
-        transaction. A load that fails after the claim leaves the attempt to run out
-        its lease, as a worker that dies right after claiming does."""
+        transaction. When the connection drops after the claim committed (during
+        the load, say), the retry takes back the attempt its claim id and token hash
+        hold instead of claiming another; a load that fails otherwise leaves the
+        attempt to run out its lease, as a worker that dies right after claiming does."""
         params = claim_params(queue, owner_id, now, lease_until, claim_id, token_hash)
 
-        def claim_one(conn: Connection, _ambiguous: bool) -> tuple[AttemptRecord, LoadedRun] | None:
-            # A claim whose COMMIT was lost is never run: its lease simply runs out.
+        def claim_one(conn: Connection, ambiguous: bool) -> tuple[AttemptRecord, LoadedRun] | None:
             if self.dialect == "postgresql":
-                raw = hot.execute(conn, hot.CLAIM_ONE_SQL, params).fetchone()
-                record = None if raw is None else hot.attempt_from(raw)
+                held = self._held(conn, queue, [(claim_id, token_hash)]) if ambiguous else []
+                raw = None if held else hot.execute(conn, hot.CLAIM_ONE_SQL, params).fetchone()
+                record = held[0] if held else None if raw is None else hot.attempt_from(raw)
             else:
                 row = conn.execute(CLAIM, params).first()
                 record = None if row is None else attempt_record(row)
@@ -773,13 +775,30 @@ class SqlStore:
             lease_until=lease_until,
             credentials=credentials,
         )
-        return self._run(lambda conn, _: self._claim_many(conn, request), one_statement=True)
+        return self._run(
+            lambda conn, ambiguous: self._claim_many(conn, request, ambiguous=ambiguous),
+            one_statement=True,
+        )
+
+    def _held(
+        self, conn: Connection, queue: str, credentials: Sequence[tuple[str, str]]
+    ) -> list[AttemptRecord]:
+        """PostgreSQL: the live attempts of ``queue`` claimed under ``credentials``:
+        what an earlier try's claim took if it committed before its connection
+        dropped (claim ids are never reused, and the token hash must match too)."""
+        wanted = set(credentials)
+        rows = hot.execute(
+            conn, hot.HELD_SQL, {"queue": queue, "claim_ids": [c for c, _ in credentials]}
+        ).fetchall()
+        return [a for a in map(hot.attempt_from, rows) if (a.claim_id, a.token_hash) in wanted]
 
     def _claim_many(
-        self, conn: Connection, claim: ClaimRequest
+        self, conn: Connection, claim: ClaimRequest, *, ambiguous: bool = False
     ) -> list[tuple[AttemptRecord, LoadedRun]]:
         """PostgreSQL: :data:`CLAIM_MANY` and the claimed runs' loads, on ``conn``
-        (in the transaction of a group commit, if one is open); oldest due first."""
+        (in the transaction of a group commit, if one is open); oldest due first.
+        ``ambiguous``: an earlier try's claim may have committed; what it holds is
+        taken back, and nothing more is claimed, when it did."""
         params = {
             "queue": claim.queue,
             "owner_id": claim.owner_id,
@@ -792,8 +811,9 @@ class SqlStore:
         # The i-th credential went to the i-th oldest due row; a claimed row's due_at
         # is its lease end, so the credentials' order is what keeps oldest first.
         position = {claim_id: i for i, (claim_id, _) in enumerate(claim.credentials)}
+        held = self._held(conn, claim.queue, claim.credentials) if ambiguous else []
         records = sorted(
-            (hot.attempt_from(r) for r in hot.execute(conn, hot.CLAIM_MANY_SQL, params)),
+            held or (hot.attempt_from(r) for r in hot.execute(conn, hot.CLAIM_MANY_SQL, params)),
             key=lambda a: position[str(a.claim_id)],
         )
         return [(a, self._load_claimed(conn, a.run_id)) for a in records]

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC
+from typing import Any
 
+import psycopg
 import pytest
 
 import squidie
@@ -91,3 +93,45 @@ def test_a_failing_statement_is_a_storage_error_without_its_sql_or_values(pg_url
     told = str(caught.value) + repr(caught.value.__cause__)
     assert "secret-value" not in told and "length" not in told
     assert "division by zero" in told
+
+
+def _drop_once_during_the_load(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The connection dies as the claimed run's load is sent (the claim has committed)."""
+    real, dropped = pg_hot_path.send, []
+
+    def send(driver: Any, sql: str, params: Any) -> Any:
+        if sql == pg_hot_path.LOAD_SQL and not dropped:
+            dropped.append(1)
+            driver.close()
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return real(driver, sql, params)
+
+    monkeypatch.setattr(pg_hot_path, "send", send)
+    return dropped
+
+
+@pytest.mark.parametrize("batch", [1, 2], ids=["one", "batch"])
+def test_a_claim_whose_connection_drops_during_the_load_is_taken_back(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    sq = squidie.connect(pg_url)
+    sq.install()
+    runs = [sq.start(Twelve).run_id for _ in range(batch + 2)]
+    dropped = _drop_once_during_the_load(monkeypatch)
+    now = sq.store.database_now()
+    credentials = [(f"claim-{i}", f"hash-{i}") for i in range(batch)]
+    got = sq.store.claim_many_and_load(
+        queue=sq.queue,
+        owner_id="w",
+        now=now,
+        lease_until=now.replace(year=2100),
+        credentials=credentials,
+    )
+    assert dropped == [1]
+    # The retry loaded what the committed claim took (the oldest runs, under these
+    # credentials) and claimed nothing more: the other runs' attempts stay visible.
+    assert [a.run_id for a, _ in got] == runs[:batch]
+    assert [(a.claim_id, a.token_hash) for a, _ in got] == credentials
+    assert [loaded.run_id for _, loaded in got] == runs[:batch]
+    claimed = {a.run_id for r in runs for a in sq.store.list_attempts(r) if a.status == "claimed"}
+    assert claimed == set(runs[:batch])
