@@ -141,7 +141,7 @@ def test_worker_threads_commit_steps_of_different_runs_in_one_transaction(sq: Sq
 def _claimed_runs(sq: Squidie, n: int) -> list[Any]:
     for _ in range(n):
         sq.start(TenSteps)
-    now = datetime.now(UTC)
+    now = sq.store.database_now()  # the clock the runs were started by
     return sq.store.claim_many_and_load(
         queue=sq.queue,
         owner_id="t",
@@ -196,7 +196,7 @@ def test_a_batch_can_claim_in_its_own_transaction(sq: Squidie) -> None:
     ((a, _),) = _claimed_runs(sq, 1)
     sq.start(TenSteps)
     sq.start(TenSteps)
-    now = datetime.now(UTC)
+    now = sq.store.database_now()  # the clock the runs were started by
     request = ClaimRequest(
         queue=sq.queue,
         owner_id="t",
@@ -284,7 +284,7 @@ def test_a_batched_claim_takes_up_to_n_oldest_first_each_under_its_own_claim(
     assert len(claimed) == 3
     sq.start(TenSteps)
     sq.start(TenSteps)
-    now = datetime.now(UTC)
+    now = sq.store.database_now()  # the clock the runs were started by
     more = sq.store.claim_many_and_load(
         queue=sq.queue,
         owner_id="t",
@@ -305,7 +305,7 @@ def test_attempts_claimed_for_other_threads_go_back_when_the_worker_stops(
     for _ in range(4):
         sq.start(TenSteps)
     crew = Crew(sq.store, 3)
-    now = datetime.now(UTC)
+    now = sq.store.database_now()  # the clock the runs were started by
     first = crew.claim(sq.queue, "w-1", now, 60)
     assert first is not None and crew.extras == 2 and crew.waiting(sq.queue)
     crew.close("w-1", now)
@@ -328,7 +328,7 @@ def test_extras_no_thread_started_in_time_are_handed_back(sq: Squidie) -> None:
         sq.start(TenSteps)
     moment = [0.0]
     crew = Crew(sq.store, 2, monotonic=lambda: moment[0])
-    now = datetime.now(UTC)
+    now = sq.store.database_now()  # the clock the runs were started by
     assert crew.claim(sq.queue, "w-1", now, 60) is not None
     assert crew.extras == 1
     moment[0] = crew.pool_wait + 1
@@ -343,7 +343,7 @@ def test_an_extra_whose_lease_is_nearly_over_is_handed_back_not_started(sq: Squi
     for _ in range(2):
         sq.start(TenSteps)
     crew = Crew(sq.store, 2, monotonic=lambda: 0.0)  # never too old by the pool's clock
-    now = datetime.now(UTC)
+    now = sq.store.database_now()  # the clock the runs were started by
     assert crew.claim(sq.queue, "w-1", now, 0.6) is not None and crew.extras == 1
     # 0.2 s later its lease has 0.4 s left: less than POOL_MARGIN, so no thread gets it.
     later = now + timedelta(seconds=0.2)
