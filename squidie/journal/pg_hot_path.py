@@ -8,13 +8,15 @@ of them. These statements are fixed text with fixed parameter names, so nothing
 of that work is needed: psycopg prepares each one server-side on its first call.
 
 Errors keep the shape the rest of the store expects: a psycopg error is raised as
-SQLAlchemy's ``DBAPIError`` (without its SQL or bound values), and a dropped
+SQLAlchemy's ``DBAPIError`` (without bound values; the fixed statement text it keeps
+is never shown by ``storage_error``), and a dropped
 connection is invalidated, so :func:`squidie.journal.transactions.run_transaction`
 retries it as it retries any other statement.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -22,8 +24,17 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from squidie.journal.records import AttemptRecord, Checkpoint, Fact, LoadedRun
+from squidie.journal.records import (
+    AttemptRecord,
+    Checkpoint,
+    Fact,
+    JsonDict,
+    LoadedRun,
+    NewAttempt,
+    NewFact,
+)
 from squidie.journal.schema import attempts
+from squidie.journal.sql_statements import attempt_json
 
 if TYPE_CHECKING:  # psycopg is optional: the SQLite default runs without it
     import psycopg
@@ -58,6 +69,18 @@ def send(
     """psycopg's execute of a prepared statement (the seam where tests lose a
     connection after the server ran the statement)."""
     return driver.execute(sql, params, prepare=True)
+
+
+def written(
+    facts: Sequence[NewFact], checkpoint: JsonDict | None, attempts: Sequence[NewAttempt]
+) -> dict[str, str | None]:
+    """The JSON parameters a start and a step's write share: the facts to append, the
+    checkpoint (or None) and the new dispatch rows."""
+    return {
+        "facts": json.dumps([{"kind": f.kind, "data": f.data} for f in facts]),
+        "checkpoint": None if checkpoint is None else json.dumps(checkpoint),
+        "attempts": json.dumps([attempt_json(a) for a in attempts]),
+    }
 
 
 _ATTEMPT_COLUMNS = tuple(c.name for c in attempts.c)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -65,7 +64,6 @@ from squidie.journal.schema_upgrades import installed_version, upgrade
 from squidie.journal.sql_statements import (
     CLAIM,
     as_aware,
-    attempt_json,
     attempt_record,
     attempt_row,
     claim_params,
@@ -233,9 +231,7 @@ class SqlStore:
                 "updated_at": rec.updated_at,
                 "terminal_at": rec.terminal_at,
                 "expected": 0,
-                "facts": json.dumps([{"kind": f.kind, "data": f.data} for f in new.facts]),
-                "checkpoint": None if new.checkpoint is None else json.dumps(new.checkpoint),
-                "attempts": json.dumps([attempt_json(a) for a in new.attempts]),
+                **hot.written(new.facts, new.checkpoint, new.attempts),
                 "announce": announce,
                 "channel": CHANNEL,
             },
@@ -516,9 +512,7 @@ class SqlStore:
                 "revision": revision,
                 "status": write.status,
                 "terminal_at": write.terminal_at,
-                "facts": json.dumps([{"kind": f.kind, "data": f.data} for f in write.facts]),
-                "checkpoint": None if write.checkpoint is None else json.dumps(write.checkpoint),
-                "attempts": json.dumps([attempt_json(a) for a in write.new_attempts]),
+                **hot.written(write.facts, write.checkpoint, write.new_attempts),
                 "queue": queue,
                 "announce": announce,
                 "channel": CHANNEL,
@@ -724,17 +718,18 @@ class SqlStore:
         attempt to run out its lease, as a worker that dies right after claiming does."""
         params = claim_params(queue, owner_id, now, lease_until, claim_id, token_hash)
 
-        def claim_one(conn: Connection, ambiguous: bool) -> tuple[AttemptRecord, LoadedRun] | None:
-            if self.dialect == "postgresql":
-                held = self._held(conn, queue, [(claim_id, token_hash)]) if ambiguous else []
-                raw = None if held else hot.execute(conn, hot.CLAIM_ONE_SQL, params).fetchone()
-                record = held[0] if held else None if raw is None else hot.attempt_from(raw)
-            else:
+        def claimed(conn: Connection, ambiguous: bool) -> AttemptRecord | None:
+            if self.dialect != "postgresql":
                 row = conn.execute(CLAIM, params).first()
-                record = None if row is None else attempt_record(row)
-            if record is None:
-                return None
-            return record, self._load_claimed(conn, record.run_id)
+                return None if row is None else attempt_record(row)
+            if ambiguous and (held := self._held(conn, queue, [(claim_id, token_hash)])):
+                return held[0]  # the earlier try's claim committed: take it back
+            raw = hot.execute(conn, hot.CLAIM_ONE_SQL, params).fetchone()
+            return None if raw is None else hot.attempt_from(raw)
+
+        def claim_one(conn: Connection, ambiguous: bool) -> tuple[AttemptRecord, LoadedRun] | None:
+            record = claimed(conn, ambiguous)
+            return None if record is None else (record, self._load_claimed(conn, record.run_id))
 
         return self._run(claim_one, one_statement=True)
 
