@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
-from squidie import StepContext, Workflow, field, manual, step
+from squidie import StepContext, Workflow, field, manual, step, transition
 
 
 def noop(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
@@ -37,3 +38,21 @@ class Stamped(Workflow):
 
     trigger = manual("go")
     steps = [step("stamp", stamp, output="stamp")]
+
+
+def bump(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    """Adds one to the last output (the side-by-side benchmark's trivial step)."""
+    return {"v": ((input.get("acc") or {}).get("v") or 0) + 1}
+
+
+_TEN = [f"s{i}" for i in range(10)]
+
+
+class SeqTen(Workflow):
+    """Ten sequential trivial steps: the side-by-side benchmark's workflow."""
+
+    trigger = manual("go", payload={"n": field(int, default=0)})
+    steps = [step(name, bump, output="acc") for name in _TEN]
+    transitions = [transition(a, on="ok", to=b) for a, b in pairwise(_TEN)] + [
+        transition(_TEN[-1], on="ok", to="complete")
+    ]

@@ -3,6 +3,7 @@ decision sees the effect of the previous one, then committed in one write."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -175,13 +176,18 @@ def checkpoint_due(state: RunState) -> bool:
 def attempt_id(run_id: str, key: str, number: int) -> str:
     """Deterministic dispatch id: scheduling the same attempt twice cannot succeed.
 
-    Opaque: the SHA-256 of an unambiguous (JSON array) encoding of run id, runnable
-    key and attempt number, so no run id or step name, whatever characters it holds,
+    Opaque: ``a2-`` and the first 128 bits of the SHA-256 of an unambiguous (JSON
+    array) encoding of run id, runnable key and attempt number, in unpadded base64url
+    (25 characters in all), so no run id or step name, whatever characters it holds,
     can produce another run's id. Nothing parses it: rows are found by id, or by
     (run id, runnable key, attempt number) with :func:`find_attempt_row`.
+
+    The id sits in the dispatch row and in two of its index entries, written on every
+    step: the 67-character ids of the earlier scheme (:func:`sha256_attempt_id`) made
+    those entries two and a half times as long.
     """
-    raw = json.dumps([run_id, key, number], separators=(",", ":"))
-    return ATTEMPT_ID_PREFIX + hashlib.sha256(raw.encode()).hexdigest()
+    digest = _attempt_digest(run_id, key, number)[:16]
+    return ATTEMPT_ID_PREFIX + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def idempotency_key(run_id: str, *parts: str) -> str:
@@ -192,9 +198,21 @@ def idempotency_key(run_id: str, *parts: str) -> str:
     return ":".join(quote(p, safe="") for p in (run_id, *parts))
 
 
-# Marks the opaque scheme; ids written before it (``run_id/key/number``) always
-# contain a "/", which this prefix plus hex digits never does, so the two cannot meet.
-ATTEMPT_ID_PREFIX = "a1-"
+# Marks the current opaque scheme. Ids of the earlier schemes cannot meet it: the
+# full-digest ids start with "a1-" and the first ids (``run_id/key/number``) always
+# contain a "/", which neither prefix nor base64url ever does.
+ATTEMPT_ID_PREFIX = "a2-"
+
+
+def _attempt_digest(run_id: str, key: str, number: int) -> bytes:
+    raw = json.dumps([run_id, key, number], separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).digest()
+
+
+def sha256_attempt_id(run_id: str, key: str, number: int) -> str:
+    """The id rows scheduled by releases before the short ids carry: ``a1-`` and the
+    whole SHA-256 digest in hex."""
+    return "a1-" + _attempt_digest(run_id, key, number).hex()
 
 
 def legacy_attempt_id(run_id: str, key: str, number: int) -> str:
@@ -206,15 +224,20 @@ def legacy_attempt_id(run_id: str, key: str, number: int) -> str:
     return f"{run_id}/{key}/{number}"
 
 
+#: Every id scheme, newest first: a run's rows may hold any of them after an upgrade.
+ATTEMPT_ID_SCHEMES = (attempt_id, sha256_attempt_id, legacy_attempt_id)
+
+
 def find_attempt_row(
     rows: Mapping[str, AttemptRecord], run_id: str, key: str, number: int
 ) -> AttemptRecord | None:
     """The dispatch row of one attempt among a run's rows keyed by ``attempt_id``,
     whichever id scheme it was scheduled under."""
-    row = rows.get(attempt_id(run_id, key, number))
-    if row is None:
-        row = rows.get(legacy_attempt_id(run_id, key, number))
-    return row if row is not None and row.run_id == run_id else None
+    for scheme in ATTEMPT_ID_SCHEMES:
+        row = rows.get(scheme(run_id, key, number))
+        if row is not None:
+            return row if row.run_id == run_id else None
+    return None
 
 
 def audit_event(

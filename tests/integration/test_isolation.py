@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,7 +30,7 @@ from squidie import (
 )
 from squidie.journal import CommandReceipt
 from squidie.runtime.commands import make_command
-from squidie.runtime.plan import attempt_id, legacy_attempt_id
+from squidie.runtime.plan import attempt_id, legacy_attempt_id, sha256_attempt_id
 from squidie.runtime.signals import Signal
 from squidie.testing import FakeClock, drain
 from tests.support.slots import Slot
@@ -83,9 +84,21 @@ def test_attempt_ids_are_opaque_and_unambiguous() -> None:
     assert "/" not in attempt_id("order/1001", "ship", 1)
 
 
-def test_rows_scheduled_under_legacy_ids_are_still_read(sq: Squidie) -> None:
+def test_attempt_ids_are_short_and_apart_from_the_earlier_schemes() -> None:
+    ids = {attempt_id("order", "ship", n) for n in range(1, 1001)}
+    assert len(ids) == 1000 and {len(i) for i in ids} == {25}
+    assert all(i.startswith("a2-") and "/" not in i for i in ids)
+    assert sha256_attempt_id("order", "ship", 1).startswith("a1-")
+    assert len(sha256_attempt_id("order", "ship", 1)) == 67
+
+
+@pytest.mark.parametrize("scheme", [legacy_attempt_id, sha256_attempt_id])
+def test_rows_scheduled_under_earlier_ids_are_still_read(
+    sq: Squidie, scheme: Callable[[str, str, int], str]
+) -> None:
     run = sq.start(Plain)
-    # Simulate a run scheduled before opaque ids: its rows carry run_id/key/n.
+    # Simulate a run scheduled by an earlier release: its rows carry run_id/key/n
+    # (before opaque ids) or the whole SHA-256 in hex (before the short ids).
     with sq.store.engine.begin() as conn:  # type: ignore[attr-defined]
         from sqlalchemy import update
 
@@ -94,7 +107,7 @@ def test_rows_scheduled_under_legacy_ids_are_still_read(sq: Squidie) -> None:
         conn.execute(
             update(attempts)
             .where(attempts.c.run_id == run.run_id)
-            .values(attempt_id=legacy_attempt_id(run.run_id, "a", 1))
+            .values(attempt_id=scheme(run.run_id, "a", 1))
         )
     sq.execute_next(owner_id="w", lease_for=60, heartbeat_interval=None)
     sq.release_handoff("w")  # the next step, visible to every worker
