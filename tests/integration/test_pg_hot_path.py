@@ -135,3 +135,34 @@ def test_a_claim_whose_connection_drops_during_the_load_is_taken_back(
     assert [loaded.run_id for _, loaded in got] == runs[:batch]
     claimed = {a.run_id for r in runs for a in sq.store.list_attempts(r) if a.status == "claimed"}
     assert claimed == set(runs[:batch])
+
+
+def test_one_statement_work_leaves_its_connection_transactional(pg_url: str) -> None:
+    # Autocommit is switched on the driver connection for one-statement work (a
+    # claim, a step's write) and back off before the pool takes it again, also when
+    # the work fails: a later transaction on the same connection stays atomic.
+    from sqlalchemy import text
+
+    from squidie.journal.sql_store import SqlStore
+
+    sq = squidie.connect(pg_url)
+    sq.install()
+    store = sq.store
+    assert isinstance(store, SqlStore)
+    engine = store.engine
+    engine.dispose()  # the next check-out is the only pooled connection
+    sq.start(Twelve)
+    assert sq.execute_next(owner_id="w", lease_for=30) is not None  # claim + write
+
+    def fails(conn: Any, _ambiguous: bool) -> None:
+        pg_hot_path.execute(conn, "SELECT 1 / 0", {})
+
+    with pytest.raises(StorageError):
+        run_transaction(engine, fails, autocommit=True)
+    with engine.connect() as conn:
+        assert conn.connection.driver_connection.autocommit is False  # type: ignore[union-attr]
+    with pytest.raises(RuntimeError), engine.begin() as conn:
+        conn.execute(text("CREATE TABLE atomic_probe (n int)"))
+        raise RuntimeError("roll back")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT to_regclass('atomic_probe')")).scalar() is None
