@@ -210,8 +210,24 @@ class Squidie:
         runs it without claiming (one write per step); another worker gets it
         if that next call does not come in time.
         """
+        state = self._execute(owner_id, queue, lease_for, heartbeat_interval, now, action_registry)
+        return None if state is None else self._snapshot(state, now=now)
+
+    def _execute(
+        self,
+        owner_id: str,
+        queue: str | None,
+        lease_for: float,
+        heartbeat_interval: float | None,
+        now: datetime | None,
+        action_registry: Mapping[str, Any] | None,
+        *,
+        caller_reads: bool = True,
+    ) -> RunState | None:
+        """``execute_next`` without the snapshot: the run's state, or None when
+        nothing was due (with ``caller_reads=False``, a state not to be read)."""
         lease, hb = check_options(owner_id, lease_for, heartbeat_interval)
-        state = execute_next(
+        return execute_next(
             self.store,
             clock=self.clock,
             owner_id=owner_id,
@@ -221,8 +237,8 @@ class Squidie:
             now=None if now is None else checked_moment(now),
             action_registry=action_registry,
             handoffs=self._handoffs,
+            caller_reads=caller_reads,
         )
-        return None if state is None else self._snapshot(state, now=now)
 
     def worker(
         self,
@@ -243,14 +259,18 @@ class Squidie:
         check_options(owner_id, lease_for, heartbeat_interval)
         watched = self._queue(queue)
 
-        def execute_one(owner: str) -> RunSnapshot | None:
-            return self.execute_next(
-                owner_id=owner,
-                queue=queue,
-                lease_for=lease_for,
-                heartbeat_interval=heartbeat_interval,
-                action_registry=action_registry,
+        def execute_one(owner: str) -> bool | None:
+            # The loop only asks whether a step ran: no snapshot, no copy of the state.
+            ran = self._execute(
+                owner,
+                queue,
+                lease_for,
+                heartbeat_interval,
+                None,
+                action_registry,
+                caller_reads=False,
             )
+            return None if ran is None else True  # the loop counts what is not None
 
         def hand_back(owner: str) -> None:
             self.release_handoff(owner, queue=queue)

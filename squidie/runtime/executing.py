@@ -125,12 +125,16 @@ def execute_next(
     now: datetime | None,
     action_registry: Mapping[str, Any] | None,
     handoffs: Handoffs | None = None,
+    caller_reads: bool = True,
 ) -> RunState | None:
     """Claim, run, record and apply one attempt; None when nothing is due.
 
     With ``handoffs``, a successor of the run that the final write makes due at
     once is claimed by that write for ``owner_id`` (see :mod:`squidie.runtime.claims`),
-    and the next call of ``owner_id`` runs it without claiming.
+    and the next call of ``owner_id`` runs it without claiming. The handoff holds a
+    copy of the run's state, since the caller reads what this returns; a caller
+    that only asks whether a step ran (``caller_reads=False``, a worker's loop) must
+    not read the returned state, which is then the handoff's own.
 
     Given ``now=T`` the whole call happens at ``T``: the claim, the outcome and
     the successors it schedules are all dated ``T`` (CONTRACT conventions), so
@@ -169,7 +173,17 @@ def execute_next(
 
     def execute(writer: JournalStore) -> RunState:
         return _execute_claimed(
-            store, writer, handoff, claimed, base, current, terms, action_registry, handoffs, queue
+            store,
+            writer,
+            handoff,
+            claimed,
+            base,
+            current,
+            terms,
+            action_registry,
+            handoffs,
+            queue,
+            caller_reads=caller_reads,
         )
 
     if crew is None or handoffs is None:
@@ -212,6 +226,8 @@ def _execute_claimed(
     action_registry: Mapping[str, Any] | None,
     handoffs: Handoffs | None,
     queue: str,
+    *,
+    caller_reads: bool = True,
 ) -> RunState:
     """Run a claimed (or handed-off) attempt, record and apply its outcome.
 
@@ -340,7 +356,11 @@ def _execute_claimed(
             handoffs.put(
                 owner_id,
                 queue,
-                Handoff(claim=granted, state=detached(after), lease_until=granted.attempt.due_at),
+                Handoff(
+                    claim=granted,
+                    state=detached(after) if caller_reads else after,
+                    lease_until=granted.attempt.due_at,
+                ),
             )
         return after
     # Another writer moved the run on (a parallel branch), or a saga must run
