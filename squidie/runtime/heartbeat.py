@@ -74,6 +74,9 @@ class LeaseKeeper:
         self._due: dict[Kept, float] = {}
         self._thread: threading.Thread | None = None
         self._wakes_at = 0.0  # when the sleeping thread wakes by itself (0: awake)
+        # How long the thread sleeps with no lease to keep: the interval last asked
+        # for, so that steps of one kind, one after another, never wake it early.
+        self._idle_wait = 60.0
 
     def keep(self, beat: Callable[[], bool], interval: float) -> Kept:
         """A context manager renewing with ``beat()`` every ``interval`` seconds;
@@ -83,6 +86,7 @@ class LeaseKeeper:
     def _add(self, kept: Kept) -> None:
         with self._cond:
             due = self._due[kept] = time.monotonic() + kept.interval
+            self._idle_wait = kept.interval
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="squidie-leases", daemon=True
@@ -101,7 +105,8 @@ class LeaseKeeper:
                 now = time.monotonic()
                 due = [k for k, at in self._due.items() if at <= now]
                 if not due:
-                    wait = max(min(self._due.values(), default=now + 60.0) - now, 0.001)
+                    soonest = min(self._due.values(), default=now + self._idle_wait)
+                    wait = max(soonest - now, 0.001)
                     self._wakes_at = now + wait
                     self._cond.wait(timeout=wait)
                     self._wakes_at = 0.0

@@ -28,3 +28,24 @@ def test_beats_repeat_until_the_step_ends_and_a_lost_lease_is_reported() -> None
     assert ended >= 3 and len(beats) == ended  # no beat after the step ended
     with keeper.keep(lambda: False, 0.02) as kept:
         assert kept.lost.wait(2.0)
+
+
+def test_steps_one_after_another_do_not_wake_the_thread() -> None:
+    # A step that ends before its first beat leaves no lease to keep; the next step
+    # of the same kind then needs no early wake-up (a notify costs a thread switch).
+    keeper = LeaseKeeper()
+    woken: list[int] = []
+    notify = keeper._cond.notify
+
+    def counted(n: int = 1) -> None:
+        woken.append(n)
+        notify(n)
+
+    keeper._cond.notify = counted  # type: ignore[method-assign]
+    with keeper.keep(lambda: True, 5.0):
+        pass  # the step ends before the keeper's new thread goes to sleep
+    time.sleep(0.05)  # it sleeps now, keeping no lease
+    for _ in range(20):
+        with keeper.keep(lambda: True, 5.0):
+            time.sleep(0.005)  # the thread sleeps, on an empty or a later due time
+    assert woken == []
