@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -66,7 +65,8 @@ class Claim:
 def new_credentials() -> tuple[str, str]:
     """A fresh claim id and the hash of a fresh random token (the token itself is
     never stored, nor needed again: the hash is what every fenced write presents)."""
-    return uuid.uuid4().hex, hashlib.sha256(secrets.token_hex(32).encode()).hexdigest()
+    raw = secrets.token_bytes(48)  # one read of the system's randomness for both
+    return raw[:16].hex(), hashlib.sha256(raw[16:]).hexdigest()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -88,6 +88,10 @@ def test_attempt_ids_are_short_and_apart_from_the_earlier_schemes() -> None:
     ids = {attempt_id("order", "ship", n) for n in range(1, 1001)}
     assert len(ids) == 1000 and {len(i) for i in ids} == {25}
     assert all(i.startswith("a2-") and "/" not in i for i in ids)
+    # Parts that run into each other when joined still give distinct ids.
+    tricky = [("1:a", "b", 1), ("1", "a1:b", 1), ("a", "1:b", 1), ("a1", ":b", 1), ("a", "b1", 1)]
+    tricky += [("a", "b", 11), ("a", "b1", 1), ("2:ab", "", 1), ("", "2:ab", 1)]
+    assert len({attempt_id(*parts) for parts in tricky}) == len(set(tricky))
     assert sha256_attempt_id("order", "ship", 1).startswith("a1-")
     assert len(sha256_attempt_id("order", "ship", 1)) == 67
 
