@@ -289,6 +289,9 @@ class Squidie:
             on_exit=hand_back,
             wait_for_work=wait_for_work,
             wake=self.store.wake_workers,
+            # Each thread keeps one connection for its writes and claims, where the
+            # store offers it (SqlStore on PostgreSQL).
+            thread_scope=getattr(self.store, "pinned", None),
         )
         if concurrency > 1:  # its threads share claims and commits (decision 0016)
             self._handoffs.enlist(worker.owner_ids(), Crew(self.store, concurrency))

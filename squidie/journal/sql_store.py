@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
@@ -76,6 +78,14 @@ from squidie.journal.wakeups import CHANNEL, Wakeups, postgres_listener
 T = TypeVar("T")
 
 
+@dataclass
+class _Pin:
+    """A connection a thread keeps checked out (see :meth:`SqlStore.pinned`)."""
+
+    conn: Connection
+    busy: bool = False
+
+
 class SqlStore:
     """Durable runs in a relational database through SQLAlchemy Core."""
 
@@ -84,6 +94,68 @@ class SqlStore:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.wakeups = Wakeups(postgres_listener(engine) if self.dialect == "postgresql" else None)
+        self._pins = threading.local()  # this thread's _Pin, inside pinned()
+        self._pin_lock = threading.Lock()
+        self._pinned = 0  # connections pinned now, by all threads
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Within the block, this thread's writes and claims reuse one pooled
+        connection instead of checking one out and in for each (a worker thread's
+        loop, on PostgreSQL; elsewhere it changes nothing).
+
+        Checking a connection out and in through SQLAlchemy cost about an eighth of
+        a worker's client time per step. The connection is taken on first use and
+        returned when the block ends; a connection that failed is dropped and the
+        next use takes another. At most the pool's size less two are pinned at once,
+        so other work of the process (leases kept by another thread, reads, starts)
+        always finds one; beyond that, threads check connections out as before.
+        """
+        if self.dialect != "postgresql" or getattr(self._pins, "on", False):
+            yield
+            return
+        self._pins.on = True
+        try:
+            yield
+        finally:
+            self._pins.on = False
+            self._unpin()
+
+    def _pin(self) -> _Pin | None:
+        """This thread's pinned connection (taken now if need be), or None when the
+        thread is not inside :meth:`pinned`, its pin is in use, or none is free."""
+        if not getattr(self._pins, "on", False):
+            return None
+        pin: _Pin | None = getattr(self._pins, "pin", None)
+        if pin is not None:
+            if pin.busy:
+                return None  # nested: the outer call holds it
+            if not (pin.conn.closed or pin.conn.invalidated):
+                return pin
+            self._unpin()
+        size = getattr(self.engine.pool, "size", None)
+        with self._pin_lock:
+            if not callable(size) or self._pinned >= size() - 2:
+                return None
+            self._pinned += 1
+        try:
+            pin = _Pin(self.engine.connect())
+        except BaseException:
+            with self._pin_lock:
+                self._pinned -= 1
+            return None  # the work itself takes a connection and reports the failure
+        self._pins.pin = pin
+        return pin
+
+    def _unpin(self) -> None:
+        pin: _Pin | None = getattr(self._pins, "pin", None)
+        if pin is None:
+            return
+        self._pins.pin = None
+        with self._pin_lock:
+            self._pinned -= 1
+        with contextlib.suppress(Exception):  # a broken connection is discarded anyway
+            pin.conn.close()
 
     def wait_for_work(
         self, queue: str, timeout: float, stop: threading.Event | None = None
@@ -125,12 +197,15 @@ class SqlStore:
         ``one_statement``: every statement ``work`` runs is atomic on its own, so on
         PostgreSQL it runs without ``BEGIN``/``COMMIT`` (two round trips less).
         """
-        return run_transaction(
-            self.engine,
-            work,
-            read_only=read_only,
-            autocommit=one_statement and self.dialect == "postgresql",
-        )
+        autocommit = one_statement and self.dialect == "postgresql"
+        pin = None if read_only else self._pin()
+        if pin is None:
+            return run_transaction(self.engine, work, read_only=read_only, autocommit=autocommit)
+        pin.busy = True
+        try:
+            return run_transaction(self.engine, work, autocommit=autocommit, first=pin.conn)
+        finally:
+            pin.busy = False
 
     def database_now(self) -> datetime:
         """The database server's current time (a read; never a write transaction).

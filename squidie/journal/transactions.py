@@ -58,6 +58,7 @@ def run_transaction(
     read_only: bool = False,
     autocommit: bool = False,
     delays: tuple[float, ...] = RECONNECT_DELAYS,
+    first: Connection | None = None,
 ) -> T:
     """Run ``work(conn, ambiguous)`` in one transaction and commit it.
 
@@ -71,28 +72,27 @@ def run_transaction(
     ``work`` commits as it runs (no ``BEGIN``/``COMMIT`` round trips), for work
     whose every statement is atomic on its own. A drop during any of them then
     makes the next try ambiguous.
+
+    ``first``: a connection the caller keeps checked out (a worker thread's pinned
+    one) for the first try of work that is not read-only; retries take new
+    connections from the pool.
     """
     ambiguous = False
     for attempt in range(len(delays) + 1):
-        committing = False
+        committing: list[bool] = []  # non-empty once a drop leaves the outcome unknown
         failure: SQLAlchemyError
         try:
+            if first is not None and attempt == 0 and not read_only:
+                return _try(first, work, autocommit, ambiguous, committing)
             with engine.connect() as conn:
                 if read_only:
                     conn.execution_options(**{READ_ONLY: True})
-                if autocommit:
-                    committing = True  # every statement commits as it runs
-                    with _autocommitting(conn):
-                        return work(conn, ambiguous)
-                with conn.begin():
-                    result = work(conn, ambiguous)
-                    committing = True  # leaving the block sends COMMIT
-            return result
+                return _try(conn, work, autocommit, ambiguous, committing)
         except SquidieError:
             raise
         except DBAPIError as exc:
             if attempt < len(delays) and is_disconnect(exc):
-                ambiguous = ambiguous or committing
+                ambiguous = ambiguous or bool(committing)
                 log.warning(
                     "database connection lost (%s); retrying on a new connection (try %d of %d)",
                     describe(exc),
@@ -108,6 +108,32 @@ def run_transaction(
         # the cause nor the context of what callers see and log.
         raise storage_error(failure) from DriverError(describe(failure), sqlstate_of(failure))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _try(
+    conn: Connection,
+    work: Callable[[Connection, bool], T],
+    autocommit: bool,
+    ambiguous: bool,
+    committing: list[bool],
+) -> T:
+    """One try of ``work`` on ``conn``; ``committing`` gets an entry once a drop
+    from then on would leave it unknown whether the work committed."""
+    if autocommit:
+        committing.append(True)  # every statement commits as it runs
+        try:
+            with _autocommitting(conn):
+                return work(conn, ambiguous)
+        finally:
+            # A statement run through SQLAlchemy marks its connection as in a
+            # transaction that the server never opened: clear the mark, so that a
+            # connection kept for the next call can begin one.
+            if conn.in_transaction() and not conn.invalidated:
+                conn.rollback()
+    with conn.begin():
+        result = work(conn, ambiguous)
+        committing.append(True)  # leaving the block sends COMMIT
+    return result
 
 
 @contextlib.contextmanager

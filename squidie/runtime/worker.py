@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import signal
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from types import FrameType
 from typing import Any
 
@@ -42,6 +44,7 @@ class Worker:
         on_exit: Callable[[str], None] | None = None,
         wait_for_work: Callable[[float, threading.Event], bool] | None = None,
         wake: Callable[[], None] | None = None,
+        thread_scope: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -52,6 +55,8 @@ class Worker:
         # Idle threads wait here (woken when work becomes due) instead of sleeping.
         self._wait_for_work = wait_for_work
         self._wake = wake
+        # Entered by each thread around its loop (the store's pinned connection).
+        self._thread_scope = thread_scope or contextlib.nullcontext
         self.owner_id = owner_id
         self.concurrency = concurrency
         self.idle_min = idle_min
@@ -123,7 +128,8 @@ class Worker:
 
     def _loop(self, owner: str) -> None:
         try:
-            self._work(owner)
+            with self._thread_scope():
+                self._work(owner)
         finally:
             if self._on_exit is not None:
                 try:
