@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -78,12 +80,26 @@ from squidie.journal.wakeups import CHANNEL, Wakeups, postgres_listener
 T = TypeVar("T")
 
 
+#: Seconds a thread keeps one pinned connection before it takes a new one.
+PIN_MAX_AGE = 60.0
+# Connections pinned per pool, by every store sharing it.
+_PINS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_PINS_LOCK = threading.Lock()
+
+
 @dataclass
 class _Pin:
     """A connection a thread keeps checked out (see :meth:`SqlStore.pinned`)."""
 
     conn: Connection
+    pool: Any
+    since: float
     busy: bool = False
+
+
+def _unpinned(pool: Any) -> None:
+    with _PINS_LOCK:
+        _PINS[pool] = _PINS.get(pool, 1) - 1
 
 
 class SqlStore:
@@ -95,8 +111,6 @@ class SqlStore:
         self.dialect = engine.dialect.name
         self.wakeups = Wakeups(postgres_listener(engine) if self.dialect == "postgresql" else None)
         self._pins = threading.local()  # this thread's _Pin, inside pinned()
-        self._pin_lock = threading.Lock()
-        self._pinned = 0  # connections pinned now, by all threads
 
     @contextlib.contextmanager
     def pinned(self) -> Iterator[None]:
@@ -106,10 +120,12 @@ class SqlStore:
 
         Checking a connection out and in through SQLAlchemy cost about an eighth of
         a worker's client time per step. The connection is taken on first use and
-        returned when the block ends; a connection that failed is dropped and the
-        next use takes another. At most the pool's size less two are pinned at once,
-        so other work of the process (leases kept by another thread, reads, starts)
-        always finds one; beyond that, threads check connections out as before.
+        given back when the thread waits for work, when a call on it fails, after
+        :data:`PIN_MAX_AGE` seconds (so the pool's recycling and ``dispose()`` reach
+        it) and when the block ends. Only a connection the pool has free right now
+        is pinned, and at most the pool's size less two per pool (counted across
+        every store on the engine): beyond that a thread checks connections out
+        for each call, as it would outside the block.
         """
         if self.dialect != "postgresql" or getattr(self._pins, "on", False):
             yield
@@ -130,30 +146,33 @@ class SqlStore:
         if pin is not None:
             if pin.busy:
                 return None  # nested: the outer call holds it
-            if not (pin.conn.closed or pin.conn.invalidated):
+            fresh = time.monotonic() - pin.since < PIN_MAX_AGE
+            if fresh and not (pin.conn.closed or pin.conn.invalidated):
                 return pin
             self._unpin()
-        size = getattr(self.engine.pool, "size", None)
-        with self._pin_lock:
-            if not callable(size) or self._pinned >= size() - 2:
+        pool = self.engine.pool
+        size, checkedout = getattr(pool, "size", None), getattr(pool, "checkedout", None)
+        if not (callable(size) and callable(checkedout)):
+            return None  # not a sized pool: nothing to measure the headroom by
+        with _PINS_LOCK:
+            if _PINS.get(pool, 0) >= size() - 2 or checkedout() >= size():
                 return None
-            self._pinned += 1
+            _PINS[pool] = _PINS.get(pool, 0) + 1
         try:
-            pin = _Pin(self.engine.connect())
-        except BaseException:
-            with self._pin_lock:
-                self._pinned -= 1
+            pin = _Pin(self.engine.connect(), pool, time.monotonic())
+        except Exception:
+            _unpinned(pool)
             return None  # the work itself takes a connection and reports the failure
         self._pins.pin = pin
         return pin
 
     def _unpin(self) -> None:
+        """Give this thread's pinned connection back to the pool (if it holds one)."""
         pin: _Pin | None = getattr(self._pins, "pin", None)
         if pin is None:
             return
         self._pins.pin = None
-        with self._pin_lock:
-            self._pinned -= 1
+        _unpinned(pin.pool)
         with contextlib.suppress(Exception):  # a broken connection is discarded anyway
             pin.conn.close()
 
@@ -161,7 +180,9 @@ class SqlStore:
         self, queue: str, timeout: float, stop: threading.Event | None = None
     ) -> bool:
         """Wait up to ``timeout`` seconds for an attempt to become due on ``queue``
-        (woken by writes of this process and, on PostgreSQL, of others)."""
+        (woken by writes of this process and, on PostgreSQL, of others). A thread
+        that waits holds no pinned connection meanwhile."""
+        self._unpin()
         return self.wakeups.wait(queue, timeout, stop)
 
     def wake_workers(self) -> None:
@@ -204,6 +225,9 @@ class SqlStore:
         pin.busy = True
         try:
             return run_transaction(self.engine, work, autocommit=autocommit, first=pin.conn)
+        except StorageError:
+            self._unpin()  # whatever failed, the next call starts on another connection
+            raise
         finally:
             pin.busy = False
 

@@ -152,8 +152,10 @@ def _autocommitting(conn: Connection) -> Iterator[None]:
         yield
     finally:
         if not driver.closed:
-            with contextlib.suppress(Exception):  # a broken connection is discarded anyway
+            try:
                 driver.autocommit = False
+            except Exception:  # never hand on a connection that would commit each statement
+                conn.invalidate()
 
 
 class DriverError(Exception):
