@@ -428,13 +428,19 @@ def _run_with_heartbeat(
     if heartbeat_interval is None and not handed_off:
         return invoke_within(step, action, step_input, ctx)
     renewal: Heartbeat | Kept
+    # A handoff taken late (its worker's previous write waited for a lock, say) has
+    # less than half its lease left: the first renewal comes at half of what is left,
+    # before the lease can lapse and another worker claim the attempt.
+    first = None
+    if handed_off and claim.attempt.lease_expires_at is not None:
+        first = max((claim.attempt.lease_expires_at - current()).total_seconds() / 2, 0.0)
     if heartbeat_interval is None:
         # Most handed-off steps end long before this first renewal is due: the
         # shared keeper thread costs them nothing, where a thread each would.
-        renewal = KEEPER.keep(beat, HANDOFF_LEASE / 2)
+        renewal = KEEPER.keep(beat, HANDOFF_LEASE / 2, first=first)
     else:
         interval = min(heartbeat_interval, HANDOFF_LEASE / 2) if handed_off else heartbeat_interval
-        renewal = Heartbeat(beat, interval)
+        renewal = Heartbeat(beat, interval, first=first)
     with renewal as heartbeat:
         outcome = invoke_within(step, action, step_input, ctx)
     if heartbeat.lost.is_set():

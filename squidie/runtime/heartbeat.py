@@ -17,9 +17,12 @@ class Heartbeat:
     the attempt's result will not be recorded (it fails closed).
     """
 
-    def __init__(self, beat: Callable[[], bool], interval: float) -> None:
+    def __init__(
+        self, beat: Callable[[], bool], interval: float, *, first: float | None = None
+    ) -> None:
         self._beat = beat
         self._interval = interval
+        self._first = interval if first is None else min(first, interval)
         self._stop = threading.Event()
         self.lost = threading.Event()
         self._thread = threading.Thread(target=self._run, name="squidie-heartbeat", daemon=True)
@@ -33,7 +36,9 @@ class Heartbeat:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        wait = self._first
+        while not self._stop.wait(wait):
+            wait = self._interval
             try:
                 if not self._beat():
                     self.lost.set()
@@ -45,10 +50,17 @@ class Heartbeat:
 class Kept:
     """A lease kept by the shared :class:`LeaseKeeper` (see :meth:`LeaseKeeper.keep`)."""
 
-    def __init__(self, keeper: LeaseKeeper, beat: Callable[[], bool], interval: float) -> None:
+    def __init__(
+        self,
+        keeper: LeaseKeeper,
+        beat: Callable[[], bool],
+        interval: float,
+        first: float | None = None,
+    ) -> None:
         self._keeper = keeper
         self.beat = beat
         self.interval = interval
+        self.first = interval if first is None else min(first, interval)
         self.lost = threading.Event()
 
     def __enter__(self) -> Kept:
@@ -78,14 +90,17 @@ class LeaseKeeper:
         # for, so that steps of one kind, one after another, never wake it early.
         self._idle_wait = 60.0
 
-    def keep(self, beat: Callable[[], bool], interval: float) -> Kept:
-        """A context manager renewing with ``beat()`` every ``interval`` seconds;
-        its ``lost`` is set once a beat returns False (the lease is gone)."""
-        return Kept(self, beat, interval)
+    def keep(
+        self, beat: Callable[[], bool], interval: float, *, first: float | None = None
+    ) -> Kept:
+        """A context manager renewing with ``beat()`` every ``interval`` seconds (the
+        first time after ``first`` seconds, when that is sooner); its ``lost`` is
+        set once a beat returns False (the lease is gone)."""
+        return Kept(self, beat, interval, first)
 
     def _add(self, kept: Kept) -> None:
         with self._cond:
-            due = self._due[kept] = time.monotonic() + kept.interval
+            due = self._due[kept] = time.monotonic() + kept.first
             self._idle_wait = kept.interval
             if self._thread is None:
                 self._thread = threading.Thread(

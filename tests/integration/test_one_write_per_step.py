@@ -4,11 +4,12 @@ point around that write still applies each step exactly once."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -156,16 +157,10 @@ def test_irreversible_steps_are_never_handed_off(sq: Squidie) -> None:
     assert (row.step, row.status) == ("fire", "visible")
 
 
-def test_a_handed_off_step_outliving_the_short_lease_keeps_its_claim(
-    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(claims, "HANDOFF_LEASE", 0.4)
-    monkeypatch.setattr(executing, "HANDOFF_LEASE", 0.4)
-    sq = squidie.connect(sqlite_url)  # the system clock: leases really run out
-    sq.install()
-    BODIES.set(Counter())
-    run = sq.start(SlowSecond)
-    other = squidie.connect(sqlite_url)
+@contextlib.contextmanager
+def _thief(other: Squidie) -> Iterator[list[Any]]:
+    """Another worker claiming whatever is due, every 20 ms, while the block runs;
+    yields what its calls returned (None when nothing was due)."""
     stop = threading.Event()
     stolen: list[Any] = []
 
@@ -175,16 +170,41 @@ def test_a_handed_off_step_outliving_the_short_lease_keeps_its_claim(
                 stolen.append(other.execute_next(owner_id="thief", lease_for=30))
             except LeaseLost:
                 stolen.append("lease_lost")
-            time.sleep(0.05)
+            time.sleep(0.02)
 
-    assert sq.execute_next(owner_id="w", lease_for=30) is not None  # quick; slow handed off
     thread = threading.Thread(target=poll)
     thread.start()
     try:
-        assert sq.execute_next(owner_id="w", lease_for=30) is not None  # slow: 0.8 s
+        yield stolen
     finally:
         stop.set()
         thread.join()
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["outliving", "taken_late"])
+def test_a_handed_off_step_keeps_its_claim(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, late: bool
+) -> None:
+    # outliving: the step outlives the handoff's short lease (0.4 s), renewed at half
+    # of it. taken_late: its worker's next call comes when less than half the lease is
+    # left (its previous write waited, say) while renewals come every 1 s; the first
+    # renewal must come sooner, at half what is left, or another worker claims the
+    # attempt while it runs.
+    monkeypatch.setattr(claims, "HANDOFF_LEASE", 0.4)
+    if not late:
+        monkeypatch.setattr(executing, "HANDOFF_LEASE", 0.4)
+    sq = squidie.connect(sqlite_url)  # the system clock: leases really run out
+    sq.install()
+    BODIES.set(Counter())
+    run = sq.start(SlowSecond)
+    other = squidie.connect(sqlite_url)
+    assert sq.execute_next(owner_id="w", lease_for=30) is not None  # quick; slow handed off
+    if late:
+        [row] = [r for r in sq.store.list_attempts(run.run_id) if r.step == "slow"]
+        assert row.lease_expires_at is not None
+        time.sleep(max((row.lease_expires_at - sq.clock.now()).total_seconds() - 0.2, 0.0))
+    with _thief(other) as stolen:
+        assert sq.execute_next(owner_id="w", lease_for=30) is not None  # slow: 0.8 s
     assert BODIES.get()[f"{run.run_id}:slow"] == 1
     assert all(s is None for s in stolen)
     assert sq.inspect_run(run.run_id).status == "completed"

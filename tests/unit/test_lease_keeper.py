@@ -49,3 +49,16 @@ def test_steps_one_after_another_do_not_wake_the_thread() -> None:
         with keeper.keep(lambda: True, 5.0):
             time.sleep(0.005)  # the thread sleeps, on an empty or a later due time
     assert woken == []
+
+
+def test_a_first_beat_can_come_sooner_than_the_interval() -> None:
+    from squidie.runtime.heartbeat import Heartbeat
+
+    keeper = LeaseKeeper()
+    kept_beat, thread_beat = threading.Event(), threading.Event()
+    started = time.monotonic()
+    with keeper.keep(lambda: kept_beat.set() or True, 30.0, first=0.05):
+        assert kept_beat.wait(2.0)
+    with Heartbeat(lambda: thread_beat.set() or True, 30.0, first=0.05):
+        assert thread_beat.wait(2.0)
+    assert time.monotonic() - started < 2.0
