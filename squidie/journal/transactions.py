@@ -79,20 +79,30 @@ def run_transaction(
     """
     ambiguous = False
     for attempt in range(len(delays) + 1):
-        committing: list[bool] = []  # non-empty once a drop leaves the outcome unknown
+        committing = False
         failure: SQLAlchemyError
         try:
-            if first is not None and attempt == 0 and not read_only:
-                return _try(first, work, autocommit, ambiguous, committing)
-            with engine.connect() as conn:
+            source: contextlib.AbstractContextManager[Connection] = (
+                engine.connect()
+                if first is None or attempt > 0 or read_only
+                else contextlib.nullcontext(first)
+            )
+            with source as conn:
                 if read_only:
                     conn.execution_options(**{READ_ONLY: True})
-                return _try(conn, work, autocommit, ambiguous, committing)
+                if autocommit:
+                    committing = True  # every statement commits as it runs
+                    with _autocommitting(conn):
+                        return work(conn, ambiguous)
+                with conn.begin():
+                    result = work(conn, ambiguous)
+                    committing = True  # leaving the block sends COMMIT
+            return result
         except SquidieError:
             raise
         except DBAPIError as exc:
             if attempt < len(delays) and is_disconnect(exc):
-                ambiguous = ambiguous or bool(committing)
+                ambiguous = ambiguous or committing
                 log.warning(
                     "database connection lost (%s); retrying on a new connection (try %d of %d)",
                     describe(exc),
@@ -110,32 +120,6 @@ def run_transaction(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _try(
-    conn: Connection,
-    work: Callable[[Connection, bool], T],
-    autocommit: bool,
-    ambiguous: bool,
-    committing: list[bool],
-) -> T:
-    """One try of ``work`` on ``conn``; ``committing`` gets an entry once a drop
-    from then on would leave it unknown whether the work committed."""
-    if autocommit:
-        committing.append(True)  # every statement commits as it runs
-        try:
-            with _autocommitting(conn):
-                return work(conn, ambiguous)
-        finally:
-            # A statement run through SQLAlchemy marks its connection as in a
-            # transaction that the server never opened: clear the mark, so that a
-            # connection kept for the next call can begin one.
-            if conn.in_transaction() and not conn.invalidated:
-                conn.rollback()
-    with conn.begin():
-        result = work(conn, ambiguous)
-        committing.append(True)  # leaving the block sends COMMIT
-    return result
-
-
 @contextlib.contextmanager
 def _autocommitting(conn: Connection) -> Iterator[None]:
     """``conn``'s driver connection in autocommit mode for the block.
@@ -151,6 +135,11 @@ def _autocommitting(conn: Connection) -> Iterator[None]:
     try:
         yield
     finally:
+        # A statement run through SQLAlchemy marks the connection as in a transaction
+        # that the server never opened: clear the mark, so that a connection kept for
+        # the next call (a pinned one) can begin one.
+        if conn.in_transaction() and not conn.invalidated:
+            conn.rollback()
         if not driver.closed:
             try:
                 driver.autocommit = False

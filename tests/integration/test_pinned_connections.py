@@ -92,6 +92,8 @@ def test_a_pinned_connection_still_runs_transactions_after_one_statement_work(
         with pytest.raises(RuntimeError):
             store._run(create_then_fail)
         assert store._pins.pin is pin  # the same connection throughout
+        # Reads take their own connection: their read-only option would stay on it.
+        assert store._run(lambda conn, _: conn, read_only=True) is not pin.conn
         assert pin.conn.connection.driver_connection.autocommit is False
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT to_regclass('pinned_probe')")).scalar() is None
