@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 from squidie.errors import ConfigError, MissingDependency
+from squidie.journal.stored_values import json_serializer
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_FILE_MODE = 0o600  # the file holds payloads and comments; -wal/-shm inherit it
@@ -66,7 +67,9 @@ def make_engine(url: str) -> Engine:
     elif backend != "postgresql":
         raise ConfigError([f"unsupported database {backend!r}: use postgresql or sqlite"])
     try:
-        engine = create_engine(parsed, hide_parameters=True, **kwargs)
+        engine = create_engine(
+            parsed, hide_parameters=True, json_serializer=json_serializer, **kwargs
+        )
     except ImportError as exc:
         raise missing_driver(parsed.get_driver_name(), exc) from exc
     except Exception as exc:  # a bad option in the URL and the like

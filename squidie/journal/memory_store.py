@@ -33,15 +33,12 @@ from squidie.journal.memory_tables import (
     StoredCheckpoint,
     StoredReceipt,
     claim_due,
-    encode_json,
     fenced_row,
     forget_run,
     held_row,
     load_run,
-    maybe_utc,
     new_rows,
     stored_facts,
-    utc,
     wake_waiting,
     withdraw_live,
 )
@@ -61,6 +58,7 @@ from squidie.journal.records import (
 )
 from squidie.journal.retention import TERMINAL_STATUSES
 from squidie.journal.schema import LIVE_STATUSES, SCHEMA_VERSION
+from squidie.journal.stored_values import encode_json, maybe_utc, utc
 from squidie.journal.transactions import INSTALL_HINT
 from squidie.journal.wakeups import Wakeups
 

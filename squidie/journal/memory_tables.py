@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from squidie.errors import LeaseLost, RunNotFound, StorageError
@@ -29,31 +29,12 @@ from squidie.journal.records import (
     RunRecord,
 )
 from squidie.journal.schema import LIVE_STATUSES
-
-
-def encode_json(value: Any, what: str) -> str:
-    """``value`` as JSON text; StorageError when it is not JSON (as a database refuses it)."""
-    try:
-        return json.dumps(value, allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise StorageError(f"{what} is not storable as JSON: {type(exc).__name__}") from exc
+from squidie.journal.stored_values import encode_json, utc
 
 
 def decode_json(text: str) -> Any:
     """Fresh objects from stored JSON text."""
     return json.loads(text)
-
-
-def utc(moment: datetime) -> datetime:
-    """An aware datetime in UTC; StorageError for a naive one (as the SQL store refuses it)."""
-    if moment.tzinfo is None:
-        raise StorageError("Squidie stores aware datetimes only")
-    return moment.astimezone(UTC)
-
-
-def maybe_utc(moment: datetime | None) -> datetime | None:
-    """:func:`utc`, passing None through."""
-    return None if moment is None else utc(moment)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

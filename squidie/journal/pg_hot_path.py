@@ -16,7 +16,6 @@ retries it as it retries any other statement.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -35,6 +34,7 @@ from squidie.journal.records import (
 )
 from squidie.journal.schema import attempts
 from squidie.journal.sql_statements import attempt_json
+from squidie.journal.stored_values import encode_json, refuse_naive
 
 if TYPE_CHECKING:  # psycopg is optional: the SQLite default runs without it
     import psycopg
@@ -42,9 +42,11 @@ if TYPE_CHECKING:  # psycopg is optional: the SQLite default runs without it
 
 def execute(conn: Connection, sql: str, params: Mapping[str, Any]) -> psycopg.Cursor[Any]:
     """Run ``sql`` on ``conn``'s psycopg connection (in ``conn``'s transaction, if
-    one is open); driver errors are raised as SQLAlchemy's ``DBAPIError``."""
+    one is open); driver errors are raised as SQLAlchemy's ``DBAPIError``, and a
+    naive datetime among ``params`` as a StorageError before anything is sent."""
     import psycopg  # only PostgreSQL stores come here
 
+    refuse_naive(params)
     driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
     try:
         return send(driver, sql, params)
@@ -77,9 +79,9 @@ def written(
     """The JSON parameters a start and a step's write share: the facts to append, the
     checkpoint (or None) and the new dispatch rows."""
     return {
-        "facts": json.dumps([{"kind": f.kind, "data": f.data} for f in facts]),
-        "checkpoint": None if checkpoint is None else json.dumps(checkpoint),
-        "attempts": json.dumps([attempt_json(a) for a in attempts]),
+        "facts": encode_json([{"kind": f.kind, "data": f.data} for f in facts], "fact data"),
+        "checkpoint": None if checkpoint is None else encode_json(checkpoint, "a checkpoint"),
+        "attempts": encode_json([attempt_json(a) for a in attempts], "a dispatch row"),
     }
 
 

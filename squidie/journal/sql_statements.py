@@ -26,6 +26,7 @@ from squidie.journal.schema import (
     UtcDateTime,
     attempts,
 )
+from squidie.journal.stored_values import utc
 
 
 def claim_params(
@@ -109,11 +110,11 @@ def attempt_row(a: NewAttempt, run_id: str, queue: str) -> dict[str, Any]:
 
 
 def attempt_json(a: NewAttempt) -> dict[str, Any]:
-    """:func:`attempt_row` as JSON (times as ISO 8601 with their offset), for
-    statements that insert the rows from one JSON parameter."""
+    """:func:`attempt_row` as JSON (times as ISO 8601 in UTC; a naive one is a
+    StorageError), for statements that insert the rows from one JSON parameter."""
     row = attempt_row(a, "", "")
     return {
-        k: v.isoformat() if isinstance(v, datetime) else v
+        k: utc(v).isoformat() if isinstance(v, datetime) else v
         for k, v in row.items()
         if k not in ("run_id", "queue")
     }

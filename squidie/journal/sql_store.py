@@ -74,6 +74,7 @@ from squidie.journal.sql_statements import (
     receipt_record,
     run_record,
 )
+from squidie.journal.stored_values import utc
 from squidie.journal.transactions import run_transaction
 from squidie.journal.wakeups import CHANNEL, Wakeups, postgres_listener
 
@@ -313,7 +314,8 @@ class SqlStore:
         changes nothing when the id exists. Retried after a lost acknowledgement, it
         finds its own run and reports it as existing, as a second start would."""
         rec = new.record
-        announce = due_unheld(new.attempts, rec.started_at)
+        values = hot.written(new.facts, new.checkpoint, new.attempts)  # refuses bad values
+        announce = due_unheld(new.attempts, utc(rec.started_at))
         created, _notified = hot.execute(
             conn,
             hot.CREATE_RUN_SQL,
@@ -330,7 +332,7 @@ class SqlStore:
                 "updated_at": rec.updated_at,
                 "terminal_at": rec.terminal_at,
                 "expected": 0,
-                **hot.written(new.facts, new.checkpoint, new.attempts),
+                **values,
                 "announce": announce,
                 "channel": CHANNEL,
             },

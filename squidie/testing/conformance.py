@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -63,6 +64,7 @@ from squidie.testing.conformance_support import (
     claim,
     fields,
     needs,
+    new_record,
     new_run,
 )
 from squidie.testing.store_hooks import StoreHooks
@@ -416,18 +418,7 @@ class ClaimFencing(UsesStoreHooks):
         held = Fence(
             attempt_id=row.attempt_id, claim_id="parent", token_hash="h" * 64, set_status="claimed"
         )
-        record = RunRecord(
-            run_id=str(uuid.uuid4()),
-            workflow="tests.Child",
-            trigger="go",
-            queue=queue,
-            status="started",
-            definition_version="1",
-            parent_run_id=None,
-            revision=0,
-            started_at=T0 + timedelta(seconds=11),
-            updated_at=T0 + timedelta(seconds=11),
-        )
+        record = new_record(queue=queue, started_at=T0 + timedelta(seconds=11))
         with pytest.raises(LeaseLost):  # the lease ended at T0 + 10 s
             store.create_run(NewRun(record=record, facts=[NewFact(kind="k", data={})], fence=held))
         assert store.get_run(record.run_id) is None
@@ -522,6 +513,83 @@ class JsonRoundTrip(UsesStoreHooks):
         record = store.get_run(run_id)
         assert record is not None and record.started_at == T0
         assert record.started_at.tzinfo is not None
+
+    @pytest.mark.parametrize(
+        "bad",
+        [{1, 2}, T0, float("nan"), float("inf"), object()],
+        ids=["set", "datetime", "nan", "infinity", "object"],
+    )
+    def test_a_value_that_is_not_json_is_a_storage_error_and_writes_nothing(
+        self, store: JournalStore, bad: object
+    ) -> None:
+        queue = f"q-{uuid.uuid4().hex[:8]}"
+        run_id = new_run(store, facts=1, attempts=1, queue=queue)
+        held = claim(store, queue)
+        fence = Fence(
+            attempt_id=held.attempt_id, claim_id=held.claim_id, token_hash=held.token_hash
+        )
+        for write in (
+            RunWrite(run_id=run_id, expected_revision=1, now=T0, facts=[_fact(bad)]),
+            RunWrite(run_id=run_id, expected_revision=1, now=T0, facts=[_fact(bad)], fence=fence),
+            RunWrite(
+                run_id=run_id,
+                expected_revision=1,
+                now=T0,
+                facts=[NewFact(kind="ok", data={})],
+                checkpoint={"state": bad},
+            ),
+        ):
+            with pytest.raises(StorageError, match="not storable as JSON"):
+                store.write(write)
+        for new in (
+            NewRun(record=new_record(), facts=[_fact(bad)]),
+            NewRun(record=new_record(), facts=[NewFact(kind="ok", data={})], checkpoint={"s": bad}),
+        ):
+            with pytest.raises(StorageError, match="not storable as JSON"):
+                store.create_run(new)
+            assert store.get_run(new.record.run_id) is None
+        loaded = store.load(run_id)
+        assert [f.kind for f in loaded.facts] == ["k"] and loaded.checkpoint is None
+        record = store.get_run(run_id)
+        assert record is not None and record.revision == 1
+
+    def test_a_naive_datetime_is_a_storage_error_and_writes_nothing(
+        self, store: JournalStore
+    ) -> None:
+        naive = T0.replace(tzinfo=None)
+        queue = f"q-{uuid.uuid4().hex[:8]}"
+        run_id = new_run(store, facts=1, attempts=1, queue=queue)
+        visible = NewAttempt(
+            attempt_id=f"{run_id}/n/1",
+            runnable_key="n",
+            step="n",
+            attempt_number=1,
+            visible_at=naive,
+        )
+        for new in (
+            NewRun(
+                record=replace(new_record(), started_at=naive, updated_at=naive), facts=[_fact(1)]
+            ),
+            NewRun(record=new_record(), facts=[_fact(1)], attempts=[visible]),
+        ):
+            with pytest.raises(StorageError, match="aware datetimes"):
+                store.create_run(new)
+            assert store.get_run(new.record.run_id) is None
+        for write in (
+            RunWrite(run_id=run_id, expected_revision=1, now=naive, facts=[_fact(1)]),
+            RunWrite(run_id=run_id, expected_revision=1, now=T0, new_attempts=[visible]),
+        ):
+            with pytest.raises(StorageError, match="aware datetimes"):
+                store.write(write)
+        with pytest.raises(StorageError, match="aware datetimes"):
+            claim(store, queue, now=naive)
+        assert [f.kind for f in store.load(run_id).facts] == ["k"]
+        retaken = claim(store, queue)  # the refused claim changed nothing
+        assert retaken is not None and retaken.claims == 1
+
+
+def _fact(value: object) -> NewFact:
+    return NewFact(kind="bad", data={"value": value})
 
 
 class CatalogPaging(UsesStoreHooks):

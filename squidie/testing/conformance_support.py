@@ -66,19 +66,8 @@ def new_run(
     started_at: datetime = T0,
 ) -> str:
     """Create a run with ``facts`` facts and ``attempts`` visible attempts; returns its id."""
-    run_id = str(uuid.uuid4())
-    record = RunRecord(
-        run_id=run_id,
-        workflow="tests.Workflow",
-        trigger="go",
-        queue=queue,
-        status="started",
-        definition_version="1",
-        parent_run_id=None,
-        revision=0,
-        started_at=started_at,
-        updated_at=started_at,
-    )
+    record = new_record(queue=queue, started_at=started_at)
+    run_id = record.run_id
     created = store.create_run(
         NewRun(
             record=record,
@@ -97,6 +86,22 @@ def new_run(
     )
     assert created
     return run_id
+
+
+def new_record(*, queue: str = "q", started_at: datetime = T0) -> RunRecord:
+    """The catalog row of a run not created yet, under a fresh id."""
+    return RunRecord(
+        run_id=str(uuid.uuid4()),
+        workflow="tests.Workflow",
+        trigger="go",
+        queue=queue,
+        status="started",
+        definition_version="1",
+        parent_run_id=None,
+        revision=0,
+        started_at=started_at,
+        updated_at=started_at,
+    )
 
 
 def append(store: JournalStore, run_id: str, expected: int, *kinds: str, **kw: Any) -> int:
