@@ -12,7 +12,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from squidie.api.checks import (
     check_bool,
@@ -61,6 +61,14 @@ from squidie.workflow.paths import MAX_PATH_LENGTH
 from squidie.workflow.quoting import brief
 
 _warned_main: set[str] = set()  # workflows in __main__ already warned about
+
+
+T = TypeVar("T")
+
+
+def _ran(_state: RunState) -> Literal[True]:
+    """A worker loop's reading of a step's run: only that a step ran."""
+    return True
 
 
 def warn_if_main(path: str | None) -> None:
@@ -210,8 +218,15 @@ class Squidie:
         runs it without claiming (one write per step); another worker gets it
         if that next call does not come in time.
         """
-        state = self._execute(owner_id, queue, lease_for, heartbeat_interval, now, action_registry)
-        return None if state is None else self._snapshot(state, now=now)
+        return self._execute(
+            owner_id,
+            queue,
+            lease_for,
+            heartbeat_interval,
+            now,
+            action_registry,
+            read=lambda state: self._snapshot(state, now=now),
+        )
 
     def _execute(
         self,
@@ -222,10 +237,11 @@ class Squidie:
         now: datetime | None,
         action_registry: Mapping[str, Any] | None,
         *,
-        caller_reads: bool = True,
-    ) -> RunState | None:
-        """``execute_next`` without the snapshot: the run's state, or None when
-        nothing was due (with ``caller_reads=False``, a state not to be read)."""
+        read: Callable[[RunState], T],
+    ) -> T | None:
+        """``execute_next`` with what the caller makes of the run's state after the
+        step (``read``: it must keep nothing of the state itself), or None when
+        nothing was due."""
         lease, hb = check_options(owner_id, lease_for, heartbeat_interval)
         return execute_next(
             self.store,
@@ -237,7 +253,7 @@ class Squidie:
             now=None if now is None else checked_moment(now),
             action_registry=action_registry,
             handoffs=self._handoffs,
-            caller_reads=caller_reads,
+            read=read,
         )
 
     def worker(
@@ -260,17 +276,16 @@ class Squidie:
         watched = self._queue(queue)
 
         def execute_one(owner: str) -> bool | None:
-            # The loop only asks whether a step ran: no snapshot, no copy of the state.
-            ran = self._execute(
+            # The loop only asks whether a step ran: no snapshot.
+            return self._execute(
                 owner,
                 queue,
                 lease_for,
                 heartbeat_interval,
                 None,
                 action_registry,
-                caller_reads=False,
+                read=_ran,
             )
-            return None if ran is None else True  # the loop counts what is not None
 
         def hand_back(owner: str) -> None:
             self.release_handoff(owner, queue=queue)

@@ -17,6 +17,7 @@ from squidie.runtime.loading import load_state, run_definition
 from squidie.runtime.plan import find_attempt_row
 from squidie.workflow import WorkflowSpec
 from squidie.workflow.authored_specs import spec_shape
+from squidie.workflow.portable_json import copy_json
 from squidie.workflow.spec import DeadlineSpec
 
 
@@ -58,6 +59,9 @@ def snapshot(
 ) -> RunSnapshot:
     """Turn a folded state into a snapshot, reading dispatch rows only for history.
 
+    The snapshot shares nothing mutable with ``state`` (its JSON values are
+    copies): a worker may run the run's next step on ``state`` while the caller
+    reads the snapshot, and a caller changing the snapshot changes nothing else.
     Deadlines are evaluated against ``now``; without it the ``deadline`` field is
     left empty (nothing here reads the wall clock).
     """
@@ -78,24 +82,24 @@ def snapshot(
         queue=state.queue,
         status=RunStatus(state.status),
         reason=state.reason,
-        input=state.input,
-        context=state.context,
+        input=copy_json(state.input),
+        context=copy_json(state.context),
         started_at=parse_iso(state.started_at),
         updated_at=parse_iso(state.updated_at),
         terminal_at=parse_iso(state.terminal_at) if state.terminal_at else None,
-        terminal_error=state.terminal_error,
+        terminal_error=copy_json(state.terminal_error),
         definition_version=state.definition_version,
         revision=state.revision,
-        manual_state=state.manual,
+        manual_state=copy_json(state.manual),
         deadline=run_deadline(state, now) if now is not None else None,
         parent_run={"run_id": state.parent_run_id} if state.parent_run_id else None,
-        child_runs=child_runs(store, state),
-        dynamic_work=dynamic_overlays(state),
-        compensations=list(state.compensations),
+        child_runs=copy_json(child_runs(store, state)),
+        dynamic_work=copy_json(dynamic_overlays(state)),
+        compensations=copy_json(state.compensations),
         replayed_from_run_id=state.replayed_from_run_id,
         forked_from_run_id=state.forked_from_run_id,
         forked_from_step=state.forked_from_step,
-        **history,
+        **copy_json(history),
     )
 
 

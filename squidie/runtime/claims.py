@@ -26,7 +26,6 @@ from squidie.journal import AttemptRecord, Fence, Grant, JournalStore
 from squidie.model import RunState
 from squidie.runtime.clock import later, parse_iso
 from squidie.runtime.plan import Plan, attempt_id
-from squidie.workflow.portable_json import copy_json
 
 if TYPE_CHECKING:
     from squidie.runtime.batching import Crew
@@ -195,11 +194,3 @@ def grant_successor(plan: Plan, *, owner_id: str, now: datetime) -> Claim | None
         )
         return Claim(attempt=row, claim_id=claim_id, token_hash=token_hash)
     return None
-
-
-def detached(state: RunState) -> RunState:
-    """A copy of ``state`` sharing nothing with it: what a handoff keeps, since the
-    caller may still read the state its call returned."""
-    copy = RunState.from_json(copy_json(state.to_json()))
-    copy.checkpoint_revision = state.checkpoint_revision
-    return copy

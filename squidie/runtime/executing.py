@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from squidie.errors import IncompatibleDefinition, InvalidOption, JournalConflict, LeaseLost
 from squidie.events import HUB
@@ -36,7 +36,6 @@ from squidie.runtime.claims import (
     Claim,
     Handoff,
     Handoffs,
-    detached,
     grant_successor,
     new_credentials,
 )
@@ -64,6 +63,8 @@ MIN_HEARTBEAT = 0.05
 MAX_LEASE = 7 * 24 * 3600.0  # seconds; longer steps heartbeat instead
 MAX_OWNER_ID = 200  # the dispatch table's owner_id column
 RELEASE_DELAY = 30.0  # seconds before a handed-back attempt is visible again
+
+T = TypeVar("T")
 
 
 def check_options(
@@ -125,16 +126,17 @@ def execute_next(
     now: datetime | None,
     action_registry: Mapping[str, Any] | None,
     handoffs: Handoffs | None = None,
-    caller_reads: bool = True,
-) -> RunState | None:
-    """Claim, run, record and apply one attempt; None when nothing is due.
+    read: Callable[[RunState], T],
+) -> T | None:
+    """Claim, run, record and apply one attempt; what ``read`` makes of the run's
+    state after it, or None when nothing is due.
 
     With ``handoffs``, a successor of the run that the final write makes due at
     once is claimed by that write for ``owner_id`` (see :mod:`squidie.runtime.claims`),
-    and the next call of ``owner_id`` runs it without claiming. The handoff holds a
-    copy of the run's state, since the caller reads what this returns; a caller
-    that only asks whether a step ran (``caller_reads=False``, a worker's loop) must
-    not read the returned state, which is then the handoff's own.
+    and the next call of ``owner_id`` runs it without claiming. That handoff keeps
+    the run's state itself, not a copy: ``read`` runs before the handoff is made,
+    and what it returns must share nothing mutable with the state (a snapshot of
+    copies; a worker's loop only asks whether a step ran).
 
     Given ``now=T`` the whole call happens at ``T``: the claim, the outcome and
     the successors it schedules are all dated ``T`` (CONTRACT conventions), so
@@ -171,20 +173,14 @@ def execute_next(
             crew.idle(owner_id)
         return None
 
-    def execute(writer: JournalStore) -> RunState:
-        return _execute_claimed(
-            store,
-            writer,
-            handoff,
-            claimed,
-            base,
-            current,
-            terms,
-            action_registry,
-            handoffs,
-            queue,
-            caller_reads=caller_reads,
+    def execute(writer: JournalStore) -> T:
+        after, successor = _execute_claimed(
+            store, writer, handoff, claimed, base, current, terms, action_registry, handoffs
         )
+        result = read(after)  # before the successor's handoff takes ``after`` over
+        if successor is not None and handoffs is not None:
+            handoffs.put(owner_id, queue, successor)
+        return result
 
     if crew is None or handoffs is None:
         return execute(store)
@@ -225,11 +221,9 @@ def _execute_claimed(
     terms: LeaseTerms,
     action_registry: Mapping[str, Any] | None,
     handoffs: Handoffs | None,
-    queue: str,
-    *,
-    caller_reads: bool = True,
-) -> RunState:
-    """Run a claimed (or handed-off) attempt, record and apply its outcome.
+) -> tuple[RunState, Handoff | None]:
+    """Run a claimed (or handed-off) attempt, record and apply its outcome; the
+    run's state after it, and the successor its write claimed for this worker.
 
     ``writer`` is the store the step's outcome is written through (a crew's group
     commit, or ``store`` itself)."""
@@ -247,12 +241,12 @@ def _execute_claimed(
             observing.outcome_recovered(claim, loaded, base)
             return apply_recorded(
                 store, claim, current(), action_registry, clock=current, lease=terms
-            )
+            ), None
         state = fold_loaded(loaded)
     if state.parent_run_id is not None and cancel_if_orphaned(store, state, current()):
-        return load_state(store, state.run_id)  # its parent's cancel reached it late
+        return load_state(store, state.run_id), None  # its parent's cancel reached it late
     if attempt.runnable_key == RUN_TIMER_KEY:
-        return expire_run(store, claim, state, current())
+        return expire_run(store, claim, state, current()), None
     runnable = state.runnables.get(attempt.runnable_key)
     if (
         state.terminal
@@ -260,7 +254,7 @@ def _execute_claimed(
         or runnable.status != "scheduled"
         or runnable.attempt != attempt.attempt_number
     ):
-        return _withdraw_stale(store, claim, state, current())
+        return _withdraw_stale(store, claim, state, current()), None
     try:
         compiled = definition_for(state, action_registry)
     except InvalidOption as exc:
@@ -276,16 +270,16 @@ def _execute_claimed(
         )
         raise
     if compiled.fingerprint != state.fingerprint and state.spec is None:
-        return _fail_incompatible(store, claim, state, compiled, current())
+        return _fail_incompatible(store, claim, state, compiled, current()), None
     node = None if compiled.spec.has_step(runnable.step) else dynamic_step(state, runnable.step)
     step = node or compiled.spec.step(runnable.step)
     if node is None and pending_nodes(state):  # the join after dynamic work waits for all
-        return hold(store, claim, state, current())
+        return hold(store, claim, state, current()), None
     settled = None
     if step.kind is StepKind.AWAIT_CHILDREN:  # no user code: look at the children
         settled, pending = children_outcome(store, state, step, runnable.key, current())
         if settled is None:
-            return park(store, claim, state, step, pending, current())
+            return park(store, claim, state, step, pending, current()), None
     action = compiled.actions.get(step.action) if step.action else None
     if node is not None:
         try:
@@ -352,28 +346,20 @@ def _execute_claimed(
     )
     if done is not None:
         after, granted = done
-        if granted is not None and handoffs is not None:
-            handoffs.put(
-                owner_id,
-                queue,
-                Handoff(
-                    claim=granted,
-                    state=detached(after) if caller_reads else after,
-                    lease_until=granted.attempt.due_at,
-                ),
-            )
-        return after
+        if granted is None:
+            return after, None
+        return after, Handoff(claim=granted, state=after, lease_until=granted.attempt.due_at)
     # Another writer moved the run on (a parallel branch), or a saga must run
     # between writes: record the outcome alone, then apply it on fresh state.
     fresh = load_state(store, state.run_id)
     if node is None and scheduled_work(fresh) != scheduled_work(state):
         # Dynamic work was scheduled after the state the step ran on: its result is
         # discarded and it runs again on fresh state once that work is done.
-        return hold(store, claim, fresh, current())
+        return hold(store, claim, fresh, current()), None
     recorded = record_outcome(store, claim, fresh, outcome, step_input, current())
     return apply_recorded(
         store, claim, current(), action_registry, state=recorded, clock=current, lease=terms
-    )
+    ), None
 
 
 def _run_with_heartbeat(

@@ -130,6 +130,25 @@ def test_the_successor_is_claimed_for_the_same_worker_in_the_same_write(sq: Squi
     assert BODIES.get()[f"{run.run_id}:s1"] == 1 and BODIES.get()[f"{run.run_id}:s2"] == 1
 
 
+def test_a_snapshot_and_the_handed_off_state_share_nothing(sq: Squidie) -> None:
+    # The handoff keeps the run's state itself (no copy): the snapshot the caller
+    # gets must hold copies, or the next step would change it, and it the run.
+    run = sq.start(TenSteps, payload={})
+    first = sq.execute_next(owner_id="w")
+    assert first is not None and first.context == {"acc": {"v": 1}}
+    assert sq.execute_next(owner_id="w") is not None  # s1, from the handoff
+    assert first.context == {"acc": {"v": 1}}
+    second = sq.execute_next(owner_id="w")  # s2: the caller now scribbles on its copy
+    assert second is not None
+    second.context["acc"]["v"] = 1000
+    second.context["stray"] = True
+    second.input["stray"] = True
+    drain(sq, owner_id="w")  # s3..s9 from handoffs
+    final = sq.inspect_run(run.run_id)
+    assert final.status == "completed" and final.context == {"acc": {"v": 10}}
+    assert final.input == {}
+
+
 def test_another_worker_of_the_process_runs_a_waiting_handoff(sq: Squidie) -> None:
     run = sq.start(TenSteps)
     sq.execute_next(owner_id="a")
@@ -238,7 +257,7 @@ def _crash_after_the_write(monkeypatch: pytest.MonkeyPatch, sq: Squidie) -> None
     def die(*args: Any, **kwargs: Any) -> Any:
         raise Crash
 
-    monkeypatch.setattr(executing, "detached", die)  # right after the commit returned
+    monkeypatch.setattr(executing, "Handoff", die)  # right after the commit returned
 
 
 @pytest.mark.parametrize(
