@@ -40,6 +40,7 @@ from sqlalchemy import event, insert, update
 import squidie
 from squidie import Squidie, Workflow, manual, step
 from squidie.journal import encode_cursor
+from squidie.journal import pg_hot_path as hot
 from squidie.journal.schema import attempts, runs
 from squidie.model import AttemptFinished, StepOutcome
 from squidie.runtime.loading import load_state, resolve_workflow
@@ -185,15 +186,32 @@ def seed_catalog(sq: Squidie, total: int, *, chunk: int = 10_000) -> None:
 def count_statements(sq: Squidie) -> Iterator[list[str]]:
     """Collect the SQL statements run on the store's engine inside the block."""
     seen: list[str] = []
+    with _statements(sq, lambda statement, _values: seen.append(statement)):
+        yield seen
+
+
+@contextlib.contextmanager
+def _statements(sq: Squidie, record: Callable[[str, Any], None]) -> Iterator[None]:
+    """``record`` each statement run on the store's engine inside the block, with
+    its values: those SQLAlchemy executes, and those sent straight to psycopg on
+    PostgreSQL (:mod:`squidie.journal.pg_hot_path`)."""
     engine = sq.store.engine  # type: ignore[attr-defined]
 
-    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
+    def before(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        record(statement, parameters)
+
+    real_send = hot.send
+
+    def send(driver: Any, sql: str, params: Any) -> Any:
+        record(sql, params)
+        return real_send(driver, sql, params)
 
     event.listen(engine, "before_cursor_execute", before)
+    hot.send = send
     try:
-        yield seen
+        yield
     finally:
+        hot.send = real_send
         event.remove(engine, "before_cursor_execute", before)
 
 
@@ -270,19 +288,11 @@ def query_plan(sq: Squidie, *, settings: tuple[str, ...] = (), **filters: Any) -
     """The database's plan for the statement behind ``list_runs(**filters)``
     (SQLite: EXPLAIN QUERY PLAN; PostgreSQL: EXPLAIN), explained on a connection
     that first runs ``settings`` (e.g. ``SET enable_seqscan = off``)."""
-    captured: list[tuple[str, Any]] = []
     engine = sq.store.engine  # type: ignore[attr-defined]
-
-    def before(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            captured.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", before)
-    try:
+    seen: list[tuple[str, Any]] = []
+    with _statements(sq, lambda statement, values: seen.append((statement, values))):
         sq.list_runs(limit=50, **filters)
-    finally:
-        event.remove(engine, "before_cursor_execute", before)
-    statement, parameters = captured[-1]
+    statement, parameters = [s for s in seen if s[0].lstrip().upper().startswith("SELECT")][-1]
     prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
     with engine.connect() as conn:
         for setting in settings:

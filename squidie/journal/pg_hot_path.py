@@ -31,6 +31,7 @@ from squidie.journal.records import (
     LoadedRun,
     NewAttempt,
     NewFact,
+    RunRecord,
 )
 from squidie.journal.schema import attempts
 from squidie.journal.sql_statements import attempt_json
@@ -252,6 +253,77 @@ SELECT r.revision, c.revision,
  WHERE r.run_id = %(run_id)s
  ORDER BY j.revision
 """
+
+
+# In the order run_from unpacks them.
+_RUN_COLUMNS = (
+    "run_id",
+    "workflow",
+    "trigger",
+    "queue",
+    "status",
+    "definition_version",
+    "parent_run_id",
+    "revision",
+    "started_at",
+    "updated_at",
+    "terminal_at",
+)
+_CATALOG_FILTERS = ("status", "workflow", "queue", "parent_run_id")
+
+
+def catalog_page(
+    filters: Mapping[str, str | None],
+    *,
+    started_after: datetime | None,
+    started_before: datetime | None,
+    cursor: tuple[datetime, str] | None,
+    limit: int,
+) -> tuple[str, dict[str, Any]]:
+    """A page of the run catalog, newest first: the statement (one text per set of
+    filters given, so each is prepared once) and its values. ``limit`` rows are
+    asked for (the caller asks one more than it shows, to know if more follow)."""
+    where: list[str] = []
+    params: dict[str, Any] = {"limit": limit}
+    for name in _CATALOG_FILTERS:  # each has an index ending in (started_at, run_id)
+        if filters.get(name) is not None:
+            where.append(f"{name} = %({name})s")
+            params[name] = filters[name]
+    if started_after is not None:
+        where.append("started_at >= %(started_after)s")
+        params["started_after"] = started_after
+    if started_before is not None:
+        where.append("started_at < %(started_before)s")
+        params["started_before"] = started_before
+    if cursor is not None:
+        where.append("(started_at, run_id) < (%(cursor_at)s, %(cursor_id)s)")
+        params["cursor_at"], params["cursor_id"] = cursor
+    sql = (
+        f"SELECT {', '.join(_RUN_COLUMNS)} FROM squidie_runs"
+        + (f" WHERE {' AND '.join(where)}" if where else "")
+        + " ORDER BY started_at DESC, run_id DESC LIMIT %(limit)s"
+    )
+    return sql, params
+
+
+def run_from(row: Sequence[Any]) -> RunRecord:
+    """A row of :func:`catalog_page`'s statement as a :class:`RunRecord`."""
+    run_id, workflow, trigger, queue, status, version, parent, revision, started, updated, ended = (
+        row
+    )
+    return RunRecord(
+        run_id=run_id,
+        workflow=workflow,
+        trigger=trigger,
+        queue=queue,
+        status=status,
+        definition_version=version,
+        parent_run_id=parent,
+        revision=revision,
+        started_at=started.astimezone(UTC),
+        updated_at=updated.astimezone(UTC),
+        terminal_at=None if ended is None else ended.astimezone(UTC),
+    )
 
 
 def attempt_from(row: Sequence[Any]) -> AttemptRecord:

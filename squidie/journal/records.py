@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -208,9 +208,14 @@ class RunPage:
     next_cursor: str | None
 
 
+_json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+
 def encode_cursor(started_at: datetime, run_id: str) -> str:
     """An opaque list_runs position: after (older than) this run."""
-    raw = json.dumps([started_at.isoformat(), run_id]).encode()
+    # json.dumps([started_at.isoformat(), run_id]) without its generic machinery:
+    # list pages build one cursor per run.
+    raw = f"[{_json_string(started_at.isoformat())}, {_json_string(run_id)}]".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

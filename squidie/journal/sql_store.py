@@ -1004,6 +1004,54 @@ class SqlStore:
         must hold (``started_after`` inclusive, ``started_before`` exclusive)."""
         if limit < 1:
             raise InvalidOption(f"limit must be >= 1, got {limit}")
+        position = None if cursor is None else decode_cursor(cursor)
+        if self.dialect == "postgresql":  # statement text and rows without SQLAlchemy
+            sql, params = hot.catalog_page(
+                {
+                    "status": status,
+                    "workflow": workflow,
+                    "queue": queue,
+                    "parent_run_id": parent_run_id,
+                },
+                started_after=started_after,
+                started_before=started_before,
+                cursor=position,
+                limit=limit + 1,
+            )
+            rows = self._run(
+                lambda conn, _: hot.execute(conn, sql, params).fetchall(), read_only=True
+            )
+            records = [hot.run_from(r) for r in rows]
+        else:
+            records = self._catalog_page(
+                status,
+                workflow,
+                queue,
+                parent_run_id,
+                started_after,
+                started_before,
+                position,
+                limit + 1,
+            )
+        next_cursor = None
+        if len(records) > limit:
+            del records[limit:]
+            last = records[-1]
+            next_cursor = encode_cursor(last.started_at, last.run_id)
+        return RunPage(runs=records, next_cursor=next_cursor)
+
+    def _catalog_page(
+        self,
+        status: str | None,
+        workflow: str | None,
+        queue: str | None,
+        parent_run_id: str | None,
+        started_after: datetime | None,
+        started_before: datetime | None,
+        position: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[RunRecord]:
+        """:meth:`list_runs`'s rows through SQLAlchemy (SQLite)."""
         query = select(runs).order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
         # Each equality filter has an index ending in (started_at, run_id): a page is
         # an index range read, whatever the depth of the cursor.
@@ -1019,17 +1067,11 @@ class SqlStore:
             query = query.where(runs.c.started_at >= started_after)
         if started_before is not None:
             query = query.where(runs.c.started_at < started_before)
-        if cursor is not None:
-            started_at, run_id = decode_cursor(cursor)
-            query = query.where(tuple_(runs.c.started_at, runs.c.run_id) < (started_at, run_id))
-        page = query.limit(limit + 1)
+        if position is not None:
+            query = query.where(tuple_(runs.c.started_at, runs.c.run_id) < position)
+        page = query.limit(limit)
         rows = self._run(lambda conn, _: conn.execute(page).all(), read_only=True)
-        records = [run_record(r) for r in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            last = records[-1]
-            next_cursor = encode_cursor(last.started_at, last.run_id)
-        return RunPage(runs=records, next_cursor=next_cursor)
+        return [run_record(r) for r in rows]
 
     def purge_batch(self, *, finished_before: datetime, statuses: Sequence[str], batch: int) -> int:
         """Delete up to ``batch`` terminal runs that ended before ``finished_before``
