@@ -141,11 +141,12 @@ def load(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Throughput and commits per step, idle pickup latency, claim cost with history,
-    WAL per step by relation."""
+    WAL per step by relation, and the WAL floor of a per-step dispatch."""
     _harness(session, "harness.bench")
     session.run("python", "-m", "harness.pickup", env=ENV)
     session.run("python", "-m", "harness.claim_cost", env=ENV)
     session.run("python", "-m", "harness.wal", env=ENV)
+    session.run("python", "-m", "harness.wal_floor", env=ENV)
     _peer_bench(session)
 
 

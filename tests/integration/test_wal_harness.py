@@ -27,3 +27,12 @@ def test_a_window_of_steps_is_charged_to_the_tables_that_wrote_it(
     assert figures["wal_bytes_per_step"] == round(found.total / 30)
     wal.chart([figures], tmp_path / "wal.png")
     assert (tmp_path / "wal.png").stat().st_size > 0
+
+
+def test_the_floor_layout_logs_its_steps_and_stays_under_what_squidie_logs(pg_url: str) -> None:
+    from harness import wal_floor
+
+    per_step = wal_floor.measure(pg_url, 20)
+    # A journal row, a HOT run update and a dispatch row moved: a few hundred bytes
+    # at least (each new row version and index entry is logged), never zero.
+    assert 300 < per_step < 3_000
