@@ -11,6 +11,7 @@ from sqlalchemy import (
     Row,
     bindparam,
     case,
+    func,
     select,
     update,
 )
@@ -18,6 +19,7 @@ from sqlalchemy import (
 from squidie.journal.records import (
     AttemptRecord,
     CommandReceipt,
+    Fence,
     NewAttempt,
     RunRecord,
 )
@@ -25,6 +27,7 @@ from squidie.journal.schema import (
     LIVE_STATUSES,
     UtcDateTime,
     attempts,
+    runs,
 )
 from squidie.journal.stored_values import utc
 
@@ -85,6 +88,73 @@ def _claim_statement() -> Any:
 
 
 CLAIM = _claim_statement()
+
+
+def _fence_statement(unexpired: bool, retire: bool) -> Any:
+    """A write's fence: its claim's row moves to ``f_set_status`` only while the
+    claim (id, token hash, a status of ``f_statuses``, and with ``unexpired`` a
+    lease not yet ended) holds; with ``retire``, the row's attempt ended now."""
+    now = bindparam("f_now", type_=UtcDateTime())
+    conditions = [
+        attempts.c.attempt_id == bindparam("f_attempt_id"),
+        attempts.c.claim_id == bindparam("f_claim_id"),
+        attempts.c.token_hash == bindparam("f_token_hash"),
+        attempts.c.status.in_(bindparam("f_statuses", expanding=True)),
+    ]
+    if unexpired:
+        conditions.append(attempts.c.lease_expires_at > now)
+    values: dict[str, Any] = {"status": bindparam("f_set_status")}
+    if retire:
+        values["finished_at"] = func.coalesce(attempts.c.finished_at, now)
+    return update(attempts).where(*conditions).values(**values)
+
+
+#: The fence of a write, by (whether the lease must not have ended, whether the
+#: row's attempt ends): built once, since building one costs more than running it.
+FENCE = {(u, r): _fence_statement(u, r) for u in (False, True) for r in (False, True)}
+
+
+def fence_params(fence: Fence, now: datetime) -> dict[str, Any]:
+    """The values bound to a :data:`FENCE` statement."""
+    return {
+        "f_attempt_id": fence.attempt_id,
+        "f_claim_id": fence.claim_id,
+        "f_token_hash": fence.token_hash,
+        "f_statuses": list(fence.statuses),
+        "f_set_status": fence.set_status,
+        "f_now": now,
+    }
+
+
+def _advance_statement(status: bool, terminal: bool) -> Any:
+    """A run's revision moved on (and its status, its end), only from the expected one."""
+    values: dict[str, Any] = {
+        "revision": bindparam("a_revision"),
+        "updated_at": bindparam("a_now", type_=UtcDateTime()),
+    }
+    if status:
+        values["status"] = bindparam("a_status")
+    if terminal:
+        values["terminal_at"] = bindparam("a_terminal_at", type_=UtcDateTime())
+    return (
+        update(runs)
+        .where(runs.c.run_id == bindparam("a_run_id"), runs.c.revision == bindparam("a_expected"))
+        .values(**values)
+    )
+
+
+#: A run's advance, by (status given, end given).
+ADVANCE = {(s, t): _advance_statement(s, t) for s in (False, True) for t in (False, True)}
+
+#: Every live attempt of a run withdrawn (the write ends the run).
+WITHDRAW_LIVE = (
+    update(attempts)
+    .where(attempts.c.run_id == bindparam("w_run_id"), attempts.c.status.in_(LIVE_STATUSES))
+    .values(
+        status="withdrawn",
+        finished_at=func.coalesce(attempts.c.finished_at, bindparam("w_now", type_=UtcDateTime())),
+    )
+)
 
 
 def attempt_row(a: NewAttempt, run_id: str, queue: str) -> dict[str, Any]:

@@ -66,11 +66,15 @@ from squidie.journal.schema import (
 )
 from squidie.journal.schema_upgrades import installed_version, upgrade
 from squidie.journal.sql_statements import (
+    ADVANCE,
     CLAIM,
+    FENCE,
+    WITHDRAW_LIVE,
     as_aware,
     attempt_record,
     attempt_row,
     claim_params,
+    fence_params,
     receipt_record,
     run_record,
 )
@@ -572,13 +576,7 @@ class SqlStore:
         if write.fence is not None:
             self._check_fence(conn, write.fence, write.now)
         if write.withdraw_live_attempts:
-            conn.execute(
-                update(attempts)
-                .where(attempts.c.run_id == write.run_id, attempts.c.status.in_(LIVE_STATUSES))
-                .values(
-                    status="withdrawn", finished_at=func.coalesce(attempts.c.finished_at, write.now)
-                )
-            )
+            conn.execute(WITHDRAW_LIVE, {"w_run_id": write.run_id, "w_now": write.now})
         if write.facts or write.status is not None:
             self._advance_run(conn, write, revision)
             self._append(conn, write.run_id, write.expected_revision, write.facts, write.now)
@@ -688,18 +686,9 @@ class SqlStore:
         )
 
     def _check_fence(self, conn: Connection, fence: Fence, now: datetime) -> None:
-        conditions = [
-            attempts.c.attempt_id == fence.attempt_id,
-            attempts.c.claim_id == fence.claim_id,
-            attempts.c.token_hash == fence.token_hash,
-            attempts.c.status.in_(fence.statuses),
-        ]
-        if fence.unexpired:
-            conditions.append(attempts.c.lease_expires_at > now)
-        values: dict[str, Any] = {"status": fence.set_status}
-        if fence.set_status != "claimed":  # the fence retires the row: it finished now
-            values["finished_at"] = func.coalesce(attempts.c.finished_at, now)
-        result = conn.execute(update(attempts).where(*conditions).values(**values))
+        # A fence to any status but "claimed" retires the row: its attempt ended now.
+        statement = FENCE[fence.unexpired, fence.set_status != "claimed"]
+        result = conn.execute(statement, fence_params(fence, now))
         if result.rowcount != 1:
             # No claim id or token hash here: errors get logged, and those two
             # together are the whole fence credential.
@@ -709,15 +698,16 @@ class SqlStore:
             )
 
     def _advance_run(self, conn: Connection, write: RunWrite, revision: int) -> None:
-        values: dict[str, Any] = {"revision": revision, "updated_at": write.now}
-        if write.status is not None:
-            values["status"] = write.status
-        if write.terminal_at is not None:
-            values["terminal_at"] = write.terminal_at
         result = conn.execute(
-            update(runs)
-            .where(runs.c.run_id == write.run_id, runs.c.revision == write.expected_revision)
-            .values(**values)
+            ADVANCE[write.status is not None, write.terminal_at is not None],
+            {
+                "a_run_id": write.run_id,
+                "a_expected": write.expected_revision,
+                "a_revision": revision,
+                "a_now": write.now,
+                "a_status": write.status,
+                "a_terminal_at": write.terminal_at,
+            },
         )
         if result.rowcount != 1:
             self._revision_conflict(conn, write)
