@@ -177,10 +177,11 @@ def execute_next(
         after, successor = _execute_claimed(
             store, writer, handoff, claimed, base, current, terms, action_registry, handoffs
         )
-        result = read(after)  # before the successor's handoff takes ``after`` over
-        if successor is not None and handoffs is not None:
-            handoffs.put(owner_id, queue, successor)
-        return result
+        try:
+            return read(after)  # before the successor's handoff takes ``after`` over
+        finally:  # even if reading failed: the successor is claimed for this worker
+            if successor is not None and handoffs is not None:
+                handoffs.put(owner_id, queue, successor)
 
     if crew is None or handoffs is None:
         return execute(store)

@@ -149,6 +149,24 @@ def test_a_snapshot_and_the_handed_off_state_share_nothing(sq: Squidie) -> None:
     assert final.input == {}
 
 
+def test_a_snapshot_that_fails_still_hands_the_successor_on(
+    sq: Squidie, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = sq.start(TenSteps)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("snapshot failed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(sq, "_snapshot", broken)
+        with pytest.raises(RuntimeError):
+            sq.execute_next(owner_id="w")  # s0 ran and was recorded; its snapshot failed
+    calls = Calls(sq, monkeypatch)
+    assert sq.execute_next(owner_id="w") is not None  # s1, from the handoff
+    assert calls.counts == Counter({"write": 1})  # no claim of its own
+    assert applied(sq, run.run_id) == Counter({"s0": 1, "s1": 1})
+
+
 def test_another_worker_of_the_process_runs_a_waiting_handoff(sq: Squidie) -> None:
     run = sq.start(TenSteps)
     sq.execute_next(owner_id="a")
