@@ -33,9 +33,9 @@ from squidie.journal.records import (
     NewFact,
     RunRecord,
 )
-from squidie.journal.schema import attempts
+from squidie.journal.schema import attempts, runs
 from squidie.journal.sql_statements import attempt_json
-from squidie.journal.stored_values import encode_json, refuse_naive
+from squidie.journal.stored_values import encode_json, maybe_utc, refuse_naive
 
 if TYPE_CHECKING:  # psycopg is optional: the SQLite default runs without it
     import psycopg
@@ -255,20 +255,7 @@ SELECT r.revision, c.revision,
 """
 
 
-# In the order run_from unpacks them.
-_RUN_COLUMNS = (
-    "run_id",
-    "workflow",
-    "trigger",
-    "queue",
-    "status",
-    "definition_version",
-    "parent_run_id",
-    "revision",
-    "started_at",
-    "updated_at",
-    "terminal_at",
-)
+_RUN_COLUMNS = tuple(c.name for c in runs.c)
 _CATALOG_FILTERS = ("status", "workflow", "queue", "parent_run_id")
 
 
@@ -308,29 +295,17 @@ def catalog_page(
 
 def run_from(row: Sequence[Any]) -> RunRecord:
     """A row of :func:`catalog_page`'s statement as a :class:`RunRecord`."""
-    run_id, workflow, trigger, queue, status, version, parent, revision, started, updated, ended = (
-        row
-    )
-    return RunRecord(
-        run_id=run_id,
-        workflow=workflow,
-        trigger=trigger,
-        queue=queue,
-        status=status,
-        definition_version=version,
-        parent_run_id=parent,
-        revision=revision,
-        started_at=started.astimezone(UTC),
-        updated_at=updated.astimezone(UTC),
-        terminal_at=None if ended is None else ended.astimezone(UTC),
-    )
+    values = dict(zip(_RUN_COLUMNS, row, strict=True))
+    for name in ("started_at", "updated_at", "terminal_at"):
+        values[name] = maybe_utc(values[name])  # psycopg gives the session's zone
+    return RunRecord(**values)
 
 
 def attempt_from(row: Sequence[Any]) -> AttemptRecord:
     """A row returned by :data:`CLAIM_ONE_SQL` or :data:`CLAIM_MANY_SQL`."""
     values = dict(zip(_ATTEMPT_COLUMNS, row, strict=True))
     for name in ("due_at", "visible_at", "claimed_at", "lease_expires_at", "finished_at"):
-        values[name] = utc(values[name])
+        values[name] = maybe_utc(values[name])  # psycopg gives the session's zone
     return AttemptRecord(**values)
 
 
@@ -350,8 +325,3 @@ def loaded_from(run_id: str, rows: Sequence[Sequence[Any]]) -> LoadedRun | None:
         if rev is not None
     ]
     return LoadedRun(run_id=run_id, checkpoint=checkpoint, facts=facts)
-
-
-def utc(value: datetime | None) -> datetime | None:
-    """A ``timestamptz`` as psycopg returned it (in the session's time zone), in UTC."""
-    return None if value is None else value.astimezone(UTC)
