@@ -130,12 +130,7 @@ class Plan:
         # Folding counted the facts before compaction; the journal numbers stored ones.
         state.revision = self.base_revision + len(facts)
         became_terminal = state.terminal and not self.base_terminal
-        snapshot = (
-            facts
-            and checkpoint
-            and not state.history
-            and (became_terminal or checkpoint_due(state))
-        )
+        snapshot = facts and checkpoint and not state.history and checkpoint_due(state)
         revision = store.write(
             RunWrite(
                 run_id=state.run_id,
@@ -168,8 +163,9 @@ def parent_wake(state: RunState) -> tuple[str, tuple[str, ...]] | None:
 
 def checkpoint_due(state: RunState) -> bool:
     """Whether a write should store a new checkpoint: once ``CHECKPOINT_EVERY`` facts
-    have gathered since the last one, so a load folds at most that many facts and a
-    step does not rewrite the whole state each time."""
+    have gathered since the last one, so a load folds fewer than that many facts (plus
+    one write's) and a step does not rewrite the whole state each time. A run's start
+    and its end follow the same rule: a ten-step run stores one checkpoint, not three."""
     return state.revision - state.checkpoint_revision >= CHECKPOINT_EVERY
 
 

@@ -13,7 +13,7 @@ from squidie.journal import Fence, JournalStore, NewFact, NewRun, RunRecord
 from squidie.model import RunForked, RunStarted, RunState, encode, fold
 from squidie.runtime.clock import iso
 from squidie.runtime.loading import load_state
-from squidie.runtime.plan import Plan
+from squidie.runtime.plan import Plan, checkpoint_due
 from squidie.runtime.routing import plan_entry, schedule_step
 from squidie.runtime.timeouts import run_timer
 from squidie.workflow import CompiledWorkflow, validate_payload
@@ -99,11 +99,15 @@ def start_run(
             record=record,
             facts=facts,
             attempts=[*plan.new_attempts(), *run_timer(run_id, spec.run_timeout, now)],
-            checkpoint=state.to_json(),
+            # Like every write, a start stores a checkpoint only once enough facts
+            # have gathered (a workflow with many entry steps); a load folds the rest.
+            checkpoint=state.to_json() if checkpoint_due(state) else None,
             fence=fence,
         )
     )
     if created:
+        if checkpoint_due(state):
+            state.checkpoint_revision = state.revision
         committed(state, [started, *plan.facts])
         return state, True
     existing = load_state(store, run_id)

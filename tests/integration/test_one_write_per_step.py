@@ -41,6 +41,17 @@ class TenSteps(Workflow):
     ]
 
 
+_WIDE = 20
+_W = [f"w{i}" for i in range(_WIDE)]
+
+
+class Wide(Workflow):
+    """Twenty steps that start at once (their start writes 21 facts), then a join."""
+
+    trigger = manual("go")
+    steps = [*(step(n, bump) for n in _W), step("end", bump, after=_W)]
+
+
 def slow(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     BODIES.get()[f"{ctx.run_id}:{ctx.step}"] += 1
     time.sleep(0.8)
@@ -315,11 +326,27 @@ def test_checkpoints_are_written_every_few_facts_and_loads_stay_bounded(sq: Squi
     from squidie.runtime.plan import CHECKPOINT_EVERY
 
     run = sq.start(TenSteps)
-    tails, behind = [], 0
+    started = sq.store.load(run.run_id)
+    assert started.checkpoint is None and started.facts  # a start stores none of its own
+    tails, stored = [], set()
     while sq.execute_next(owner_id="w") is not None:
         loaded = sq.store.load(run.run_id)
         tails.append(len(loaded.facts))
-        behind += bool(loaded.facts)  # this write stored no checkpoint of its own
+        if loaded.checkpoint is not None:
+            stored.add(loaded.checkpoint.revision)
     assert len(tails) == 10 and max(tails) < CHECKPOINT_EVERY  # a load folds few facts
-    assert behind >= 5  # most steps do not rewrite the whole state
-    assert tails[-1] == 0  # the end of a run is always checkpointed
+    # 22 facts: one checkpoint, once 16 had gathered; neither the start nor the end
+    # of the run rewrites the whole state on top of it.
+    assert len(stored) == 1 and min(stored) >= CHECKPOINT_EVERY
+    assert 0 < tails[-1] < CHECKPOINT_EVERY
+
+
+def test_a_start_with_many_facts_stores_a_checkpoint(sq: Squidie) -> None:
+    from squidie.runtime.plan import CHECKPOINT_EVERY
+
+    run = sq.start(Wide)  # run_started and one runnable_scheduled per entry step
+    loaded = sq.store.load(run.run_id)
+    assert loaded.checkpoint is not None and loaded.facts == []
+    assert loaded.checkpoint.revision == _WIDE + 1 >= CHECKPOINT_EVERY
+    drain(sq, owner_id="w")
+    assert sq.inspect_run(run.run_id).status == "completed"

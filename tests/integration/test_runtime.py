@@ -26,7 +26,7 @@ from squidie import (
     step,
 )
 from squidie.model import ATTEMPT_END_KINDS, Audit
-from squidie.runtime import executing
+from squidie.runtime import executing, plan
 from squidie.runtime.loading import load_state
 from squidie.runtime.plan import Plan, idempotency_key
 from squidie.runtime.writing import COMMIT, Commit, write_run
@@ -357,8 +357,9 @@ class TestRecovery:
         assert CALLS.get() == ["pack:1", "choose"]  # the recorded step never ran twice
 
     def test_deleting_checkpoints_mid_run_changes_nothing(
-        self, sq: Squidie, clock: FakeClock
+        self, sq: Squidie, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
     ) -> None:
+        monkeypatch.setattr(plan, "CHECKPOINT_EVERY", 2)  # short runs store checkpoints too
         control = sq.start(Routed, payload={"amount": 500})
         subject = sq.start(Routed, payload={"amount": 500})
         drain(sq)
