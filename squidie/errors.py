@@ -71,6 +71,16 @@ class MissingConfig(ConfigError):
     code = "missing_config"
 
 
+class SchemaTooNew(ConfigError):
+    """The database holds a newer Squidie schema than this release understands.
+
+    Raised on install, and by a worker's claims and writes once a newer release has
+    upgraded the schema under it: from then on this release claims nothing and no
+    write of its lands, so it cannot misread what the newer one writes."""
+
+    code = "schema_too_new"
+
+
 class MissingDependency(ConfigError):
     """A package or program this feature needs is not installed."""
 

@@ -33,7 +33,7 @@ from squidie.journal.records import (
     NewFact,
     RunRecord,
 )
-from squidie.journal.schema import attempts, runs
+from squidie.journal.schema import SCHEMA_COMPONENT, SCHEMA_GATE_SQL, attempts, runs
 from squidie.journal.sql_statements import attempt_json
 from squidie.journal.stored_values import encode_json, maybe_utc, refuse_naive
 
@@ -141,6 +141,7 @@ FENCED_APPEND_SQL = f"""WITH held AS (
     SELECT 1 FROM squidie_attempts
      WHERE attempt_id = %(attempt_id)s AND claim_id = %(claim_id)s AND token_hash = %(token_hash)s
        AND status = ANY(%(statuses)s) AND (NOT %(unexpired)s OR lease_expires_at > %(now)s)
+       AND {SCHEMA_GATE_SQL}
        FOR UPDATE
 ), advanced AS (
     UPDATE squidie_runs
@@ -196,6 +197,7 @@ SELECT (SELECT count(*) FROM created), {_announce("created")}
 CLAIM_MANY_SQL = f"""WITH target AS MATERIALIZED (
     SELECT attempt_id, due_at FROM squidie_attempts
      WHERE queue = %(queue)s AND status IN ('visible', 'claimed', 'finished') AND due_at <= %(now)s
+       AND {SCHEMA_GATE_SQL}
      ORDER BY due_at
      LIMIT %(n)s
        FOR UPDATE SKIP LOCKED
@@ -226,12 +228,15 @@ UPDATE squidie_attempts
  WHERE attempt_id = (
     SELECT attempt_id FROM squidie_attempts
      WHERE queue = %(in_queue)s AND status IN ('visible', 'claimed', 'finished')
-       AND due_at <= %(now)s
+       AND due_at <= %(now)s AND {SCHEMA_GATE_SQL}
      ORDER BY due_at
      LIMIT 1
        FOR UPDATE SKIP LOCKED)
 RETURNING {_RETURNING}
 """
+
+#: The schema version the database records (None without the row).
+SCHEMA_VERSION_SQL = f"SELECT version FROM squidie_schema WHERE component = '{SCHEMA_COMPONENT}'"
 
 #: The live attempts of a queue claimed under any of ``claim_ids`` (the retry of a
 #: claim whose connection dropped looks for what the first try took).

@@ -23,12 +23,15 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    exists,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
 SCHEMA_VERSION = 2
+#: The ``squidie_schema`` row that holds the installed version.
+SCHEMA_COMPONENT = "squidie"
 LIVE_STATUSES = ("visible", "claimed", "finished")
 
 
@@ -179,3 +182,20 @@ schedules = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Column("updated_by", String(200)),
 )
+
+
+#: The rollout gate, as SQL: true unless the database records a newer schema than
+#: this release's. Every claim and every fenced write carries it, so a worker of an
+#: older release claims nothing and writes nothing once a newer release upgraded
+#: the schema (a database without the row, as some hosts create it, is not gated).
+SCHEMA_GATE_SQL = (
+    "NOT EXISTS (SELECT 1 FROM squidie_schema "
+    f"WHERE component = '{SCHEMA_COMPONENT}' AND version > {SCHEMA_VERSION})"
+)
+
+
+def schema_gate() -> Any:
+    """:data:`SCHEMA_GATE_SQL` as a SQLAlchemy condition."""
+    return ~exists().where(
+        schema_table.c.component == SCHEMA_COMPONENT, schema_table.c.version > SCHEMA_VERSION
+    )

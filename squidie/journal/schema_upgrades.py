@@ -12,10 +12,17 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, insert, select, text, update
 
-from squidie.errors import ConfigError
-from squidie.journal.schema import SCHEMA_2_INDEXES, SCHEMA_VERSION, metadata, runs, schema_table
+from squidie.errors import ConfigError, SchemaTooNew
+from squidie.journal.schema import (
+    SCHEMA_2_INDEXES,
+    SCHEMA_COMPONENT,
+    SCHEMA_VERSION,
+    metadata,
+    runs,
+    schema_table,
+)
 
-COMPONENT = "squidie"
+COMPONENT = SCHEMA_COMPONENT
 
 
 def _catalog_indexes(conn: Connection) -> None:
@@ -28,6 +35,18 @@ def _catalog_indexes(conn: Connection) -> None:
 # version -> step that brings a database from version-1 to version.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _catalog_indexes}
 _PG_INSTALL_LOCK = 0x5D1E_0001
+
+
+def too_new(version: int) -> SchemaTooNew:
+    """The error for a database whose schema ``version`` is newer than this release's."""
+    return SchemaTooNew(
+        [
+            f"the database has Squidie schema version {version}, newer than this "
+            f"release understands ({SCHEMA_VERSION}); upgrade the squidie package"
+        ],
+        installed=version,
+        understood=SCHEMA_VERSION,
+    )
 
 
 def installed_version(conn: Connection) -> int | None:
@@ -47,12 +66,7 @@ def upgrade(conn: Connection) -> int:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_INSTALL_LOCK})
     current = installed_version(conn)
     if current is not None and current > SCHEMA_VERSION:
-        raise ConfigError(
-            [
-                f"the database has Squidie schema version {current}, newer than this "
-                f"release understands ({SCHEMA_VERSION}); upgrade the squidie package"
-            ]
-        )
+        raise too_new(current)
     metadata.create_all(conn, checkfirst=True)
     if current is None:
         conn.execute(insert(schema_table).values(component=COMPONENT, version=SCHEMA_VERSION))

@@ -25,9 +25,12 @@ from squidie.journal.records import (
 )
 from squidie.journal.schema import (
     LIVE_STATUSES,
+    SCHEMA_COMPONENT,
     UtcDateTime,
     attempts,
     runs,
+    schema_gate,
+    schema_table,
 )
 from squidie.journal.stored_values import utc
 
@@ -64,6 +67,7 @@ def _claim_statement() -> Any:
             attempts.c.queue == bindparam("in_queue"),
             attempts.c.status.in_(LIVE_STATUSES),
             attempts.c.due_at <= now,
+            schema_gate(),
         )
         .order_by(attempts.c.due_at)
         .limit(1)
@@ -89,17 +93,24 @@ def _claim_statement() -> Any:
 
 CLAIM = _claim_statement()
 
+#: The schema version the database records (no row: None).
+SCHEMA_VERSION_QUERY = select(schema_table.c.version).where(
+    schema_table.c.component == SCHEMA_COMPONENT
+)
+
 
 def _fence_statement(unexpired: bool, retire: bool) -> Any:
     """A write's fence: its claim's row moves to ``f_set_status`` only while the
     claim (id, token hash, a status of ``f_statuses``, and with ``unexpired`` a
-    lease not yet ended) holds; with ``retire``, the row's attempt ended now."""
+    lease not yet ended) holds and the schema is not newer than this release's;
+    with ``retire``, the row's attempt ended now."""
     now = bindparam("f_now", type_=UtcDateTime())
     conditions = [
         attempts.c.attempt_id == bindparam("f_attempt_id"),
         attempts.c.claim_id == bindparam("f_claim_id"),
         attempts.c.token_hash == bindparam("f_token_hash"),
         attempts.c.status.in_(bindparam("f_statuses", expanding=True)),
+        schema_gate(),
     ]
     if unexpired:
         conditions.append(attempts.c.lease_expires_at > now)

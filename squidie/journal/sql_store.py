@@ -57,6 +57,7 @@ from squidie.journal.records import (
 from squidie.journal.retention import purge_batch
 from squidie.journal.schema import (
     LIVE_STATUSES,
+    SCHEMA_VERSION,
     attempts,
     checkpoints,
     commands,
@@ -64,11 +65,12 @@ from squidie.journal.schema import (
     runs,
     schedules,
 )
-from squidie.journal.schema_upgrades import installed_version, upgrade
+from squidie.journal.schema_upgrades import installed_version, too_new, upgrade
 from squidie.journal.sql_statements import (
     ADVANCE,
     CLAIM,
     FENCE,
+    SCHEMA_VERSION_QUERY,
     WITHDRAW_LIVE,
     as_aware,
     attempt_record,
@@ -90,6 +92,9 @@ PIN_MAX_AGE = 60.0
 # Connections pinned per pool, by every store sharing it.
 _PINS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 _PINS_LOCK = threading.Lock()
+#: Seconds between the schema checks of a store's empty claims (see
+#: ``SqlStore._refuse_newer_schema``).
+SCHEMA_ASK_EVERY = 1.0
 
 
 @dataclass
@@ -116,6 +121,7 @@ class SqlStore:
         self.dialect = engine.dialect.name
         self.wakeups = Wakeups(postgres_listener(engine) if self.dialect == "postgresql" else None)
         self._pins = threading.local()  # this thread's _Pin, inside pinned()
+        self._schema_asked = -SCHEMA_ASK_EVERY  # monotonic time an empty claim last asked
 
     @contextlib.contextmanager
     def pinned(self) -> Iterator[None]:
@@ -619,6 +625,7 @@ class SqlStore:
             },
         ).fetchone() or (0, 0, None)
         if not fenced:
+            self._refuse_newer_schema(conn)
             raise LeaseLost(
                 f"attempt {fence.attempt_id!r} is no longer held by this claim",
                 attempt_id=fence.attempt_id,
@@ -690,12 +697,33 @@ class SqlStore:
         statement = FENCE[fence.unexpired, fence.set_status != "claimed"]
         result = conn.execute(statement, fence_params(fence, now))
         if result.rowcount != 1:
+            self._refuse_newer_schema(conn)
             # No claim id or token hash here: errors get logged, and those two
             # together are the whole fence credential.
             raise LeaseLost(
                 f"attempt {fence.attempt_id!r} is no longer held by this claim",
                 attempt_id=fence.attempt_id,
             )
+
+    def _refuse_newer_schema(self, conn: Connection, *, empty_claim: bool = False) -> None:
+        """Raise SchemaTooNew when a newer release upgraded the schema: the gate in
+        every claim and fence then refuses this release's, so an empty claim or a
+        refused fence may mean that rather than no work or a lost lease. A refused
+        fence always asks (one read of a one-row table); empty claims, which idle
+        workers make all the time, ask at most every ``SCHEMA_ASK_EVERY`` seconds
+        (the gate itself is in the statements, so nothing depends on asking)."""
+        if empty_claim:
+            now = time.monotonic()
+            if now - self._schema_asked < SCHEMA_ASK_EVERY:
+                return
+            self._schema_asked = now
+        if self.dialect == "postgresql":
+            row = hot.execute(conn, hot.SCHEMA_VERSION_SQL, {}).fetchone()
+            version = None if row is None else row[0]
+        else:
+            version = conn.execute(SCHEMA_VERSION_QUERY).scalar()
+        if version is not None and version > SCHEMA_VERSION:
+            raise too_new(version)
 
     def _advance_run(self, conn: Connection, write: RunWrite, revision: int) -> None:
         result = conn.execute(
@@ -786,8 +814,14 @@ class SqlStore:
         outcome is durable but not applied stays ``finished`` under the new claim.
         """
         params = claim_params(queue, owner_id, now, lease_until, claim_id, token_hash)
-        row = self._run(lambda conn, _: conn.execute(CLAIM, params).first())
-        return attempt_record(row) if row else None
+
+        def claim_one(conn: Connection, _: bool) -> AttemptRecord | None:
+            row = conn.execute(CLAIM, params).first()
+            if row is None:
+                self._refuse_newer_schema(conn, empty_claim=True)
+            return None if row is None else attempt_record(row)
+
+        return self._run(claim_one)
 
     def claim_and_load(
         self,
@@ -820,7 +854,10 @@ class SqlStore:
 
         def claim_one(conn: Connection, ambiguous: bool) -> tuple[AttemptRecord, LoadedRun] | None:
             record = claimed(conn, ambiguous)
-            return None if record is None else (record, self._load_claimed(conn, record.run_id))
+            if record is None:
+                self._refuse_newer_schema(conn, empty_claim=True)
+                return None
+            return record, self._load_claimed(conn, record.run_id)
 
         return self._run(claim_one, one_statement=True)
 
@@ -902,6 +939,8 @@ class SqlStore:
             held or (hot.attempt_from(r) for r in hot.execute(conn, hot.CLAIM_MANY_SQL, params)),
             key=lambda a: position[str(a.claim_id)],
         )
+        if not records:
+            self._refuse_newer_schema(conn, empty_claim=True)
         return [(a, self._load_claimed(conn, a.run_id)) for a in records]
 
     def heartbeat(

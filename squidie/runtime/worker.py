@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from types import FrameType
 from typing import Any
 
-from squidie.errors import InvalidOption, LeaseLost
+from squidie.errors import InvalidOption, LeaseLost, SchemaTooNew
 
 log = logging.getLogger("squidie.worker")
 
@@ -26,7 +26,9 @@ class Worker:
     per back-off step (the traceback only for the first failure in a row). A
     step that is running when :meth:`stop` is called (or SIGTERM/SIGINT
     arrives) is finished and recorded before the thread exits, so no claim is
-    abandoned mid-write.
+    abandoned mid-write. When a newer release has upgraded the schema
+    (:class:`~squidie.errors.SchemaTooNew`), every thread stops and :meth:`run`
+    raises that error: this release can no longer claim or write anything.
     """
 
     def __init__(
@@ -69,6 +71,8 @@ class Worker:
         self._lock = threading.Lock()
         self.steps_done = 0
         self.errors = 0
+        #: The error that stopped the worker for good (a newer schema), if any.
+        self.fatal: SchemaTooNew | None = None
         self._threads: list[threading.Thread] = []
 
     @property
@@ -116,6 +120,8 @@ class Worker:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+        if self.fatal is not None:
+            raise self.fatal
 
     def _handle_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("worker %s: signal %s, finishing current steps", self.owner_id, signum)
@@ -148,6 +154,12 @@ class Worker:
             except LeaseLost as exc:
                 log.warning("worker %s: %s", owner, exc)
                 result = True
+            except SchemaTooNew as exc:  # a newer release took over the database
+                log.error("worker %s: stopping: %s", owner, exc)
+                with self._lock:
+                    self.fatal = self.fatal or exc
+                self.stop()
+                return
             except Exception as exc:  # storage down, misconfiguration: report, back off
                 if handed_back(exc):
                     # This worker lacks the run's workflow version (or an action of it):

@@ -72,28 +72,33 @@ def test_console_script_reads_and_operates_with_exit_codes(db_url: str) -> None:
     assert squidie_cmd("runs", "frobnicate", "x").returncode == 2
 
 
-def test_worker_runs_a_host_modules_workflows_until_sigterm(db_url: str, tmp_path: Path) -> None:
+def _installed_host(url: str, tmp_path: Path) -> type[squidie.Workflow]:
+    """Squidie installed at ``url`` and the host module ``greeting_host`` written to
+    ``tmp_path`` (where the worker process runs) and imported here; its workflow."""
     (tmp_path / "greeting_host.py").write_text(HOST)
-    assert squidie_cmd("install", "--database-url", db_url).returncode == 0
+    assert squidie_cmd("install", "--database-url", url).returncode == 0
     sys.path.insert(0, str(tmp_path))
     try:
         import greeting_host  # the host module the worker imports too
     finally:
         sys.path.remove(str(tmp_path))
-    sq = squidie.connect(db_url)
-    runs = [sq.start(greeting_host.Greeting, payload={"who": f"w{i}"}).run_id for i in range(4)]
+    workflow: type[squidie.Workflow] = greeting_host.Greeting
+    return workflow
+
+
+def _worker_process(tmp_path: Path, url: str, *options: str) -> subprocess.Popen[str]:
+    """``squidie worker greeting_host`` with two threads, started in ``tmp_path``."""
     env = {k: v for k, v in os.environ.items() if k != "SQUIDIE_DATABASE_URL"}
-    worker = subprocess.Popen(
+    return subprocess.Popen(
         [
             str(SCRIPT),
             "worker",
             "greeting_host",
             "--database-url",
-            db_url,
+            url,
             "--concurrency",
             "2",
-            "--owner-id",
-            "cli-worker",
+            *options,
         ],
         cwd=tmp_path,
         env=env,
@@ -101,6 +106,13 @@ def test_worker_runs_a_host_modules_workflows_until_sigterm(db_url: str, tmp_pat
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_worker_runs_a_host_modules_workflows_until_sigterm(db_url: str, tmp_path: Path) -> None:
+    greeting = _installed_host(db_url, tmp_path)
+    sq = squidie.connect(db_url)
+    runs = [sq.start(greeting, payload={"who": f"w{i}"}).run_id for i in range(4)]
+    worker = _worker_process(tmp_path, db_url, "--owner-id", "cli-worker")
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -124,3 +136,32 @@ def test_worker_runs_a_host_modules_workflows_until_sigterm(db_url: str, tmp_pat
             *(f"cli-worker-{i}" for i in range(4)),
         }
     assert sq.inspect_run(runs[0]).context["shout"] == "HELLO W0"
+
+
+def test_worker_process_exits_when_a_newer_release_upgrades_the_schema(
+    pg_url: str, tmp_path: Path
+) -> None:
+    from sqlalchemy import text
+
+    from squidie.journal.schema import SCHEMA_VERSION
+
+    greeting = _installed_host(pg_url, tmp_path)
+    sq = squidie.connect(pg_url)
+    first = sq.start(greeting).run_id
+    worker = _worker_process(tmp_path, pg_url)
+    try:
+        deadline = time.monotonic() + 60
+        while sq.inspect_run(first).status != "completed":
+            assert time.monotonic() < deadline and worker.poll() is None, worker.communicate()
+            time.sleep(0.1)
+        with sq.store.engine.begin() as conn:  # type: ignore[attr-defined]
+            conn.execute(text("UPDATE squidie_schema SET version = version + 1"))
+        late = sq.start(greeting).run_id
+        _out, err = worker.communicate(timeout=60)  # it stops by itself
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+    assert worker.returncode == 2, err
+    assert "schema version" in err and f"understands ({SCHEMA_VERSION})" in err
+    assert [a.claims for a in sq.store.list_attempts(late)] == [0]
