@@ -81,6 +81,17 @@ class SchemaTooNew(ConfigError):
     code = "schema_too_new"
 
 
+class SchemaTooOld(ConfigError):
+    """The database holds an older Squidie schema than this release needs.
+
+    Raised by a worker's claims and writes until the schema is upgraded
+    (``sq.install()``, ``squidie install`` or ``squidie.migrations.upgrade``):
+    until then this release claims nothing and no write of its lands, so workers
+    of the older release that may still run never meet what it writes."""
+
+    code = "schema_too_old"
+
+
 class MissingDependency(ConfigError):
     """A package or program this feature needs is not installed."""
 

@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: The ``squidie_schema`` row that holds the installed version.
 SCHEMA_COMPONENT = "squidie"
 LIVE_STATUSES = ("visible", "claimed", "finished")
@@ -87,7 +87,6 @@ runs = Table(
     Index("squidie_runs_recent", "started_at", "run_id"),
     Index("squidie_runs_status_recent", "status", "started_at", "run_id"),
     Index("squidie_runs_workflow_recent", "workflow", "started_at", "run_id"),
-    Index("squidie_runs_parent", "parent_run_id"),
     # Schema 2: list_runs(queue=, parent_run_id=) page by index; purge finds
     # terminal runs by when they ended.
     Index("squidie_runs_queue_recent", "queue", "started_at", "run_id"),
@@ -99,6 +98,9 @@ runs = Table(
         sqlite_where=text("terminal_at IS NOT NULL"),
     ),
 )
+
+#: Dropped by schema version 3: ``squidie_runs_parent_recent`` starts with its column.
+SCHEMA_3_DROPPED_INDEX = "squidie_runs_parent"
 
 #: Indexes added by schema version 2 (created in place on upgrade).
 SCHEMA_2_INDEXES = (
@@ -184,18 +186,20 @@ schedules = Table(
 )
 
 
-#: The rollout gate, as SQL: true unless the database records a newer schema than
-#: this release's. Every claim and every fenced write carries it, so a worker of an
-#: older release claims nothing and writes nothing once a newer release upgraded
-#: the schema (a database without the row, as some hosts create it, is not gated).
+#: The rollout gate, as SQL: true unless the database records another schema version
+#: than this release's. Every claim and every fenced write carries it, so a worker
+#: of an older release claims nothing and writes nothing once a newer release
+#: upgraded the schema, and a newer release writes nothing (in a form the older one
+#: cannot read) before the upgrade. A database without the row, as some hosts
+#: create it, is not gated.
 SCHEMA_GATE_SQL = (
     "NOT EXISTS (SELECT 1 FROM squidie_schema "
-    f"WHERE component = '{SCHEMA_COMPONENT}' AND version > {SCHEMA_VERSION})"
+    f"WHERE component = '{SCHEMA_COMPONENT}' AND version <> {SCHEMA_VERSION})"
 )
 
 
 def schema_gate() -> Any:
     """:data:`SCHEMA_GATE_SQL` as a SQLAlchemy condition."""
     return ~exists().where(
-        schema_table.c.component == SCHEMA_COMPONENT, schema_table.c.version > SCHEMA_VERSION
+        schema_table.c.component == SCHEMA_COMPONENT, schema_table.c.version != SCHEMA_VERSION
     )

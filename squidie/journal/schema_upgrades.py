@@ -12,9 +12,10 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, insert, select, text, update
 
-from squidie.errors import ConfigError, SchemaTooNew
+from squidie.errors import ConfigError, SchemaTooNew, SchemaTooOld
 from squidie.journal.schema import (
     SCHEMA_2_INDEXES,
+    SCHEMA_3_DROPPED_INDEX,
     SCHEMA_COMPONENT,
     SCHEMA_VERSION,
     metadata,
@@ -32,8 +33,17 @@ def _catalog_indexes(conn: Connection) -> None:
             index.create(conn, checkfirst=True)
 
 
+def _one_row_per_step(conn: Connection) -> None:
+    """Version 3: a step's start of the steps it leads to is stored in its
+    ``step_completed`` fact (one journal row per step), which releases before this
+    one cannot read: their workers stop at this version (the gate in their claims
+    and writes). The catalog's parent index goes: ``squidie_runs_parent_recent``
+    starts with the same column."""
+    conn.execute(text(f"DROP INDEX IF EXISTS {SCHEMA_3_DROPPED_INDEX}"))
+
+
 # version -> step that brings a database from version-1 to version.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _catalog_indexes}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _catalog_indexes, 3: _one_row_per_step}
 _PG_INSTALL_LOCK = 0x5D1E_0001
 
 
@@ -43,6 +53,19 @@ def too_new(version: int) -> SchemaTooNew:
         [
             f"the database has Squidie schema version {version}, newer than this "
             f"release understands ({SCHEMA_VERSION}); upgrade the squidie package"
+        ],
+        installed=version,
+        understood=SCHEMA_VERSION,
+    )
+
+
+def too_old(version: int) -> SchemaTooOld:
+    """The error for a database whose schema ``version`` is older than this release's."""
+    return SchemaTooOld(
+        [
+            f"the database has Squidie schema version {version}, older than this release "
+            f"needs ({SCHEMA_VERSION}); run `sq.install()`, `squidie install` or your "
+            "migrations (squidie.migrations.upgrade) first"
         ],
         installed=version,
         understood=SCHEMA_VERSION,

@@ -65,7 +65,7 @@ from squidie.journal.schema import (
     runs,
     schedules,
 )
-from squidie.journal.schema_upgrades import installed_version, too_new, upgrade
+from squidie.journal.schema_upgrades import installed_version, too_new, too_old, upgrade
 from squidie.journal.sql_statements import (
     ADVANCE,
     CLAIM,
@@ -93,7 +93,7 @@ PIN_MAX_AGE = 60.0
 _PINS: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 _PINS_LOCK = threading.Lock()
 #: Seconds between the schema checks of a store's empty claims (see
-#: ``SqlStore._refuse_newer_schema``).
+#: ``SqlStore._refuse_other_schema``).
 SCHEMA_ASK_EVERY = 1.0
 
 
@@ -625,7 +625,7 @@ class SqlStore:
             },
         ).fetchone() or (0, 0, None)
         if not fenced:
-            self._refuse_newer_schema(conn)
+            self._refuse_other_schema(conn)
             raise LeaseLost(
                 f"attempt {fence.attempt_id!r} is no longer held by this claim",
                 attempt_id=fence.attempt_id,
@@ -697,7 +697,7 @@ class SqlStore:
         statement = FENCE[fence.unexpired, fence.set_status != "claimed"]
         result = conn.execute(statement, fence_params(fence, now))
         if result.rowcount != 1:
-            self._refuse_newer_schema(conn)
+            self._refuse_other_schema(conn)
             # No claim id or token hash here: errors get logged, and those two
             # together are the whole fence credential.
             raise LeaseLost(
@@ -705,10 +705,11 @@ class SqlStore:
                 attempt_id=fence.attempt_id,
             )
 
-    def _refuse_newer_schema(self, conn: Connection, *, empty_claim: bool = False) -> None:
-        """Raise SchemaTooNew when a newer release upgraded the schema: the gate in
-        every claim and fence then refuses this release's, so an empty claim or a
-        refused fence may mean that rather than no work or a lost lease. A refused
+    def _refuse_other_schema(self, conn: Connection, *, empty_claim: bool = False) -> None:
+        """Raise SchemaTooNew (or SchemaTooOld) when the database records another
+        schema version than this release's: the gate in every claim and fence then
+        refuses this release's, so an empty claim or a refused fence may mean that
+        rather than no work or a lost lease. A refused
         fence always asks (one read of a one-row table); empty claims, which idle
         workers make all the time, ask at most every ``SCHEMA_ASK_EVERY`` seconds
         (the gate itself is in the statements, so nothing depends on asking)."""
@@ -724,6 +725,8 @@ class SqlStore:
             version = conn.execute(SCHEMA_VERSION_QUERY).scalar()
         if version is not None and version > SCHEMA_VERSION:
             raise too_new(version)
+        if version is not None and version < SCHEMA_VERSION:
+            raise too_old(version)
 
     def _advance_run(self, conn: Connection, write: RunWrite, revision: int) -> None:
         result = conn.execute(
@@ -818,7 +821,7 @@ class SqlStore:
         def claim_one(conn: Connection, _: bool) -> AttemptRecord | None:
             row = conn.execute(CLAIM, params).first()
             if row is None:
-                self._refuse_newer_schema(conn, empty_claim=True)
+                self._refuse_other_schema(conn, empty_claim=True)
             return None if row is None else attempt_record(row)
 
         return self._run(claim_one)
@@ -855,7 +858,7 @@ class SqlStore:
         def claim_one(conn: Connection, ambiguous: bool) -> tuple[AttemptRecord, LoadedRun] | None:
             record = claimed(conn, ambiguous)
             if record is None:
-                self._refuse_newer_schema(conn, empty_claim=True)
+                self._refuse_other_schema(conn, empty_claim=True)
                 return None
             return record, self._load_claimed(conn, record.run_id)
 
@@ -940,7 +943,7 @@ class SqlStore:
             key=lambda a: position[str(a.claim_id)],
         )
         if not records:
-            self._refuse_newer_schema(conn, empty_claim=True)
+            self._refuse_other_schema(conn, empty_claim=True)
         return [(a, self._load_claimed(conn, a.run_id)) for a in records]
 
     def heartbeat(

@@ -112,6 +112,9 @@ class StepCompleted:
     claim_id: str | None = None
     # The route taken from it (``routed``), when one was chosen.
     route: JsonDict | None = None
+    # The steps it started at once (schema 3): each a ``runnable_scheduled`` of the
+    # step under its own name, attempt 1, visible at ``at``, with nothing else set.
+    scheduled: list[str] | None = None
     at: str | None = None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, assert_never
 
+from squidie.model.compaction import scheduled_by
 from squidie.model.facts import (
     AttemptFinished,
     AttemptWithdrawn,
@@ -83,6 +84,8 @@ def _apply(state: RunState, fact: Fact) -> None:
             _outcome_applied(state, fact)
         case StepCompleted():
             _step_completed(state, fact)
+            for start in scheduled_by(fact):
+                _scheduled(state, start)
         case AttemptWithdrawn():
             runnable = state.runnables.get(fact.key)
             if runnable is not None:

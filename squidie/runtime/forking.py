@@ -30,6 +30,7 @@ from squidie.model import (
     RunState,
     StepCompleted,
 )
+from squidie.model.compaction import expand
 from squidie.model.facts import decode
 from squidie.runtime.loading import load_state, run_definition
 from squidie.runtime.plan import Plan, audit_event
@@ -47,8 +48,8 @@ def reused_outputs(
     steps_of: dict[str, str] = {}
     reused: list[str] = []
     context: dict[str, Any] = {}
-    for stored in store.load(run_id, use_checkpoint=False).facts:
-        fact = decode(stored.kind, stored.data)
+    stored = store.load(run_id, use_checkpoint=False).facts
+    for fact in (f for s in stored for f in expand(decode(s.kind, s.data))):
         if isinstance(fact, RunnableScheduled | Paused) and fact.step == from_step:
             return reused, context
         if isinstance(fact, RunnableScheduled):

@@ -28,7 +28,10 @@ class Worker:
     arrives) is finished and recorded before the thread exits, so no claim is
     abandoned mid-write. When a newer release has upgraded the schema
     (:class:`~squidie.errors.SchemaTooNew`), every thread stops and :meth:`run`
-    raises that error: this release can no longer claim or write anything.
+    raises that error: this release can no longer claim or write anything. An
+    older schema (:class:`~squidie.errors.SchemaTooOld`: not migrated yet) is
+    reported and retried with back-off like any failed call, so workers rolled out
+    before the migration start working once it ran.
     """
 
     def __init__(

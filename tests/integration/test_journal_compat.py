@@ -82,11 +82,13 @@ def test_old_runs_continue_to_their_end(sq: Squidie, clock: FakeClock) -> None:
 def test_upgrade_adds_the_catalog_indexes_and_queue_filters_use_them(sq: Squidie) -> None:
     from sqlalchemy import inspect
 
-    from squidie.journal.schema import SCHEMA_2_INDEXES, SCHEMA_VERSION
+    from squidie.journal.schema import SCHEMA_2_INDEXES, SCHEMA_3_DROPPED_INDEX, SCHEMA_VERSION
 
     assert sq.store.schema_version() == SCHEMA_VERSION
     names = {i["name"] for i in inspect(sq.store.engine).get_indexes("squidie_runs")}  # type: ignore[attr-defined]
     assert set(SCHEMA_2_INDEXES) <= names
+    assert SCHEMA_3_DROPPED_INDEX not in names  # version 3: the parent index went
+    assert [r.run_id for r in sq.list_runs(parent_run_id="finished")] == []
     assert {r.run_id for r in sq.list_runs(queue="default")} == {
         "finished",
         "paused",

@@ -41,6 +41,17 @@ class TenSteps(Workflow):
     ]
 
 
+_FORTY = [f"f{i}" for i in range(40)]
+
+
+class Forty(Workflow):
+    trigger = manual("go")
+    steps = [step(n, bump, output="acc") for n in _FORTY]
+    transitions = [transition(a, to=b) for a, b in itertools.pairwise(_FORTY)] + [
+        transition(_FORTY[-1], to="complete")
+    ]
+
+
 _WIDE = 20
 _W = [f"w{i}" for i in range(_WIDE)]
 
@@ -325,7 +336,7 @@ def test_every_step_is_applied_once_whatever_point_the_worker_dies_at(
 def test_checkpoints_are_written_every_few_facts_and_loads_stay_bounded(sq: Squidie) -> None:
     from squidie.runtime.plan import CHECKPOINT_EVERY
 
-    run = sq.start(TenSteps)
+    run = sq.start(Forty)
     started = sq.store.load(run.run_id)
     assert started.checkpoint is None and started.facts  # a start stores none of its own
     tails, stored = [], set()
@@ -334,11 +345,11 @@ def test_checkpoints_are_written_every_few_facts_and_loads_stay_bounded(sq: Squi
         tails.append(len(loaded.facts))
         if loaded.checkpoint is not None:
             stored.add(loaded.checkpoint.revision)
-    assert len(tails) == 10 and max(tails) < CHECKPOINT_EVERY  # a load folds few facts
-    # 22 facts: one checkpoint, once 16 had gathered; neither the start nor the end
-    # of the run rewrites the whole state on top of it.
-    assert len(stored) == 1 and min(stored) >= CHECKPOINT_EVERY
-    assert 0 < tails[-1] < CHECKPOINT_EVERY
+    assert len(tails) == 40 and max(tails) < CHECKPOINT_EVERY  # a load folds few facts
+    # 43 facts (one per step): a checkpoint each time 16 had gathered, and neither the
+    # start nor the end of the run rewrites the whole state on top of those.
+    assert sorted(stored) == [CHECKPOINT_EVERY, 2 * CHECKPOINT_EVERY]
+    assert tails[-1] == 43 - 2 * CHECKPOINT_EVERY
 
 
 def test_a_start_with_many_facts_stores_a_checkpoint(sq: Squidie) -> None:

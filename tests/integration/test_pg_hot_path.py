@@ -35,16 +35,29 @@ class Twelve(Workflow):
     ]
 
 
+_LONG = [f"l{i}" for i in range(24)]
+
+
+class TwentyFour(Workflow):
+    """Long enough to store checkpoints (a step writes one fact)."""
+
+    trigger = manual("go")
+    steps = [step(n, _bump, output="acc") for n in _LONG]
+    transitions = [transition(a, on="ok", to=b) for a, b in itertools.pairwise(_LONG)] + [
+        transition(_LONG[-1], on="ok", to="complete")
+    ]
+
+
 def test_the_claims_load_is_the_stores_load(pg_url: str) -> None:
     sq = squidie.connect(pg_url)
     sq.install()
     store = sq.store
-    midway = sq.start(Twelve).run_id
-    for _ in range(9):  # the same worker carries the run on: 9 of 12 steps done
+    midway = sq.start(TwentyFour).run_id
+    for _ in range(20):  # the same worker carries the run on: 20 of 24 steps done
         sq.execute_next(owner_id="w", lease_for=30)
-    fresh = squidie.connect(pg_url, queue="untouched").start(Twelve).run_id
+    fresh = squidie.connect(pg_url, queue="untouched").start(TwentyFour).run_id
     done = squidie.connect(pg_url, queue="done")
-    finished = done.start(Twelve).run_id
+    finished = done.start(TwentyFour).run_id
     drain(done, owner_id="w")
     loads = {}
     for run_id in (fresh, midway, finished):
@@ -54,7 +67,7 @@ def test_the_claims_load_is_the_stores_load(pg_url: str) -> None:
         assert all(f.recorded_at.tzinfo is UTC for f in loads[run_id].facts)
     assert loads[midway].checkpoint is not None and loads[midway].facts  # both parts read
     assert loads[fresh].checkpoint is None and loads[fresh].facts  # a start stores none
-    assert loads[finished].checkpoint is not None  # 26 facts: one checkpoint at least
+    assert loads[finished].checkpoint is not None  # 27 facts: one checkpoint at least
     with store.engine.connect() as conn, pytest.raises(RunNotFound):  # type: ignore[attr-defined]
         store._load_claimed(conn, "no-such-run")  # type: ignore[attr-defined]
 

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 import squidie
 from squidie import Squidie, StepContext, Workflow, manual, step, transition
-from squidie.errors import ConfigError, SchemaTooNew
+from squidie.errors import ConfigError, SchemaTooNew, SchemaTooOld
 from squidie.journal.schema import SCHEMA_VERSION
 from squidie.runtime.claims import new_credentials
 from squidie.runtime.loading import load_state
@@ -176,6 +176,38 @@ def test_a_running_worker_stops_when_a_newer_release_upgrades(sq: Squidie) -> No
     assert load_state(sq.store, run.run_id).revision == before  # its write did not land
     assert _claims(sq, late.run_id) == [0]  # started after the upgrade: never claimed
     assert RAN.get() == Counter({"held": 1})
+
+
+def test_an_older_schema_stops_claims_until_it_is_upgraded(sq: Squidie) -> None:
+    run = sq.start(Three)
+    _set_version(sq, SCHEMA_VERSION - 1)  # this release was rolled out before migrating
+    with pytest.raises(SchemaTooOld, match=r"run `sq\.install"):
+        sq.execute_next(owner_id="new")
+    assert _claims(sq, run.run_id) == [0]
+    sq.install()  # the migration
+    drain(sq, owner_id="new")
+    assert sq.inspect_run(run.run_id).status == "completed"
+
+
+def test_a_worker_waits_for_the_upgrade_and_then_works(sq: Squidie) -> None:
+    run = sq.start(Three)
+    _set_version(sq, SCHEMA_VERSION - 1)
+    seen: list[BaseException] = []
+    worker = sq.worker("new", idle_min=0.01, idle_max=0.05, on_error=seen.append)
+    worker.start()
+    try:
+        deadline = threading.Event()
+        while not seen:
+            assert not deadline.wait(0.02)
+        assert _claims(sq, run.run_id) == [0]  # reported, retried, nothing claimed
+        sq.install()
+        while sq.inspect_run(run.run_id).status != "completed":
+            assert not deadline.wait(0.02)
+    finally:
+        worker.stop()
+        worker.join(timeout=30)
+    assert isinstance(seen[0], SchemaTooOld) and worker.fatal is None
+    assert RAN.get() == Counter({n: 1 for n in _NAMES})
 
 
 def test_install_refuses_a_newer_schema(sq: Squidie) -> None:
