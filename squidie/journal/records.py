@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from squidie.errors import InvalidOption
+from squidie.journal.stored_values import unpadded_b64
 
 JsonDict = dict[str, Any]
 
@@ -216,7 +217,7 @@ def encode_cursor(started_at: datetime, run_id: str) -> str:
     # json.dumps([started_at.isoformat(), run_id]) without its generic machinery:
     # list pages build one cursor per run.
     raw = f"[{_json_string(started_at.isoformat())}, {_json_string(run_id)}]".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return unpadded_b64(raw)
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:

@@ -9,6 +9,7 @@ hands one a bad value gets a :class:`~squidie.errors.StorageError`, not a driver
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -49,3 +50,9 @@ def refuse_naive(params: Mapping[str, Any]) -> None:
     for value in params.values():
         if isinstance(value, datetime) and value.tzinfo is None:
             raise StorageError("Squidie stores aware datetimes only")
+
+
+def unpadded_b64(raw: bytes) -> str:
+    """``raw`` in base64url without its ``=`` padding: the form of the ids and
+    cursors Squidie stores or hands out (attempt ids, claim credentials, cursors)."""
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()

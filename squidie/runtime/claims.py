@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from squidie.journal import AttemptRecord, Fence, Grant, JournalStore
+from squidie.journal.stored_values import unpadded_b64
 from squidie.model import RunState
 from squidie.runtime.clock import later, parse_iso
 from squidie.runtime.plan import Plan, attempt_id
@@ -63,9 +64,14 @@ class Claim:
 
 def new_credentials() -> tuple[str, str]:
     """A fresh claim id and the hash of a fresh random token (the token itself is
-    never stored, nor needed again: the hash is what every fenced write presents)."""
+    never stored, nor needed again: the hash is what every fenced write presents).
+
+    Each is 128 bits in unpadded base64url (22 characters): as hard to guess as any
+    longer form, and they sit in the dispatch row that every step writes twice
+    (schema 3; rows written before keep their 32 and 64 hex characters)."""
     raw = secrets.token_bytes(48)  # one read of the system's randomness for both
-    return raw[:16].hex(), hashlib.sha256(raw[16:]).hexdigest()
+    digest = hashlib.sha256(raw[16:]).digest()[:16]
+    return unpadded_b64(raw[:16]), unpadded_b64(digest)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,7 +3,6 @@ decision sees the effect of the previous one, then committed in one write."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -23,6 +22,7 @@ from squidie.journal import (
     NewFact,
     RunWrite,
 )
+from squidie.journal.stored_values import unpadded_b64
 from squidie.model import (
     Fact,
     RunnableScheduled,
@@ -185,7 +185,7 @@ def attempt_id(run_id: str, key: str, number: int) -> str:
     # Each part carries its length: unambiguous, and cheaper to build than JSON.
     raw = f"{len(run_id)}:{run_id}{len(key)}:{key}{number}"
     digest = hashlib.sha256(raw.encode()).digest()[:16]
-    return ATTEMPT_ID_PREFIX + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return ATTEMPT_ID_PREFIX + unpadded_b64(digest)
 
 
 def idempotency_key(run_id: str, *parts: str) -> str:
