@@ -35,7 +35,7 @@ from squidie.errors import (
     StorageError,
 )
 from squidie.journal import pg_hot_path as hot
-from squidie.journal.engine import prepare_engine
+from squidie.journal.engine import prepare_engine, sqlite_file
 from squidie.journal.port import write_each
 from squidie.journal.records import (
     AttemptRecord,
@@ -82,7 +82,7 @@ from squidie.journal.sql_statements import (
 )
 from squidie.journal.stored_values import utc
 from squidie.journal.transactions import run_transaction
-from squidie.journal.wakeups import CHANNEL, Wakeups, postgres_listener
+from squidie.journal.wakeups import CHANNEL, Wakeups, postgres_listener, sqlite_watcher
 
 T = TypeVar("T")
 
@@ -119,9 +119,18 @@ class SqlStore:
         prepare_engine(engine)
         self.engine = engine
         self.dialect = engine.dialect.name
-        self.wakeups = Wakeups(postgres_listener(engine) if self.dialect == "postgresql" else None)
+        self._commits = 0  # write transactions this store committed (the SQLite watcher's)
+        self.wakeups = Wakeups(self._listener())
         self._pins = threading.local()  # this thread's _Pin, inside pinned()
         self._schema_asked = -SCHEMA_ASK_EVERY  # monotonic time an empty claim last asked
+
+    def _listener(self) -> Callable[[Callable[[str], None], threading.Event], None] | None:
+        """How other processes' writes wake this process's idle workers: LISTEN on
+        PostgreSQL, a watch of the file on SQLite (none for an in-memory one)."""
+        if self.dialect == "postgresql":
+            return postgres_listener(self.engine)
+        path = sqlite_file(self.engine.url.database, self.engine.url.query)
+        return None if path is None else sqlite_watcher(path, lambda: self._commits)
 
     @contextlib.contextmanager
     def pinned(self) -> Iterator[None]:
@@ -232,15 +241,19 @@ class SqlStore:
         autocommit = one_statement and self.dialect == "postgresql"
         pin = None if read_only else self._pin()
         if pin is None:
-            return run_transaction(self.engine, work, read_only=read_only, autocommit=autocommit)
-        pin.busy = True
-        try:
-            return run_transaction(self.engine, work, autocommit=autocommit, first=pin.conn)
-        except StorageError:
-            self._unpin()  # whatever failed, the next call starts on another connection
-            raise
-        finally:
-            pin.busy = False
+            result = run_transaction(self.engine, work, read_only=read_only, autocommit=autocommit)
+        else:
+            pin.busy = True
+            try:
+                result = run_transaction(self.engine, work, autocommit=autocommit, first=pin.conn)
+            except StorageError:
+                self._unpin()  # whatever failed, the next call starts on another connection
+                raise
+            finally:
+                pin.busy = False
+        if not read_only:
+            self._commits += 1
+        return result
 
     def database_now(self) -> datetime:
         """The database server's current time (a read; never a write transaction).

@@ -7,8 +7,12 @@ directly (SQLite and PostgreSQL alike). On PostgreSQL the write also sends
 ``NOTIFY squidie_work`` with the queue as payload, inside its transaction (so
 it is delivered only if the write commits), and a listener thread with a
 connection of its own wakes this process's workers when another process's
-write made work due. Polling with back-off stays as the fallback: a lost
-notification delays work by one idle period at most.
+write made work due. On a SQLite file, a watcher thread with a connection of its
+own looks at ``PRAGMA data_version`` every :data:`WATCH_EVERY` seconds and wakes
+this process's idle workers when another process committed a change (the version
+moved while this process committed nothing: a busy process's own commits do not
+wake its idle threads over and over). Polling with back-off stays as the
+fallback: a lost notification delays work by one idle period at most.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ log = logging.getLogger("squidie.wakeups")
 
 CHANNEL = "squidie_work"
 LISTEN_RETRY = 5.0  # seconds before a dropped listener connection is opened again
+WATCH_EVERY = 0.01  # seconds between a SQLite watcher's looks (about 9 us each)
 
 
 class Wakeups:
@@ -110,3 +115,32 @@ def postgres_listener(engine: Any) -> Callable[[Callable[[str], None], threading
                     notify(note.payload)
 
     return listen
+
+
+def sqlite_watcher(
+    path: str, own_commits: Callable[[], int]
+) -> Callable[[Callable[[str], None], threading.Event], None]:
+    """A watch loop for :class:`Wakeups` on the SQLite file ``path``: wakes every
+    idle worker of this process when the file changed and ``own_commits`` (this
+    process's count of write transactions) did not."""
+
+    def watch(notify: Callable[[str], None], closed: threading.Event) -> None:
+        import sqlite3
+
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            seen, mine = _data_version(conn), own_commits()
+            while not closed.wait(WATCH_EVERY):
+                version, now_mine = _data_version(conn), own_commits()
+                if version != seen and now_mine == mine:
+                    notify("")  # no queue named: every waiting worker looks
+                seen, mine = version, now_mine
+        finally:
+            conn.close()
+
+    return watch
+
+
+def _data_version(conn: Any) -> int:
+    """SQLite's count of changes other connections committed to the file."""
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])
