@@ -172,16 +172,18 @@ SELECT (SELECT count(*) FROM held), (SELECT count(*) FROM advanced),
        {_announce("advanced")}
 """
 
-#: A run's start in one statement: its catalog row (unless the id exists), its
-#: first facts, checkpoint and dispatch rows, and the wake-up of idle workers.
+#: A run's start in one statement: its catalog row (unless the id exists, or the
+#: schema gate refuses), its first facts, checkpoint and dispatch rows, and the
+#: wake-up of idle workers.
 #: Returns (runs created, _).
 CREATE_RUN_SQL = f"""
 WITH created AS (
     INSERT INTO squidie_runs (run_id, workflow, trigger, queue, status, definition_version,
                               parent_run_id, revision, started_at, updated_at, terminal_at)
-    VALUES (%(run_id)s, %(workflow)s, %(trigger)s, %(queue)s, %(status)s,
-            %(definition_version)s, %(parent_run_id)s, %(revision)s, %(now)s,
-            %(updated_at)s, %(terminal_at)s)
+    SELECT %(run_id)s, %(workflow)s, %(trigger)s, %(queue)s, %(status)s,
+           %(definition_version)s, %(parent_run_id)s, %(revision)s, %(now)s,
+           %(updated_at)s, %(terminal_at)s
+     WHERE {SCHEMA_GATE_SQL}
     ON CONFLICT (run_id) DO NOTHING
     RETURNING 1
 ), appended AS ({_append_facts("created")}

@@ -138,7 +138,9 @@ def fence_params(fence: Fence, now: datetime) -> dict[str, Any]:
 
 
 def _advance_statement(status: bool, terminal: bool) -> Any:
-    """A run's revision moved on (and its status, its end), only from the expected one."""
+    """A run's revision moved on (and its status, its end), only from the expected one
+    and only while the schema gate holds: every write but a start advances its run,
+    so no write of this release lands on a database of another schema version."""
     values: dict[str, Any] = {
         "revision": bindparam("a_revision"),
         "updated_at": bindparam("a_now", type_=UtcDateTime()),
@@ -149,7 +151,11 @@ def _advance_statement(status: bool, terminal: bool) -> Any:
         values["terminal_at"] = bindparam("a_terminal_at", type_=UtcDateTime())
     return (
         update(runs)
-        .where(runs.c.run_id == bindparam("a_run_id"), runs.c.revision == bindparam("a_expected"))
+        .where(
+            runs.c.run_id == bindparam("a_run_id"),
+            runs.c.revision == bindparam("a_expected"),
+            schema_gate(),
+        )
         .values(**values)
     )
 

@@ -130,7 +130,19 @@ class SqlStore:
         if self.dialect == "postgresql":
             return postgres_listener(self.engine)
         path = sqlite_file(self.engine.url.database, self.engine.url.query)
-        return None if path is None else sqlite_watcher(path, lambda: self._commits)
+        if path is None:
+            return None
+        store = weakref.ref(self)  # the watcher must not keep the store alive
+
+        def own_commits() -> int | None:
+            alive = store()
+            return None if alive is None else alive._commits
+
+        def waiting() -> bool:
+            alive = store()
+            return alive is not None and alive.wakeups.waiting > 0
+
+        return sqlite_watcher(path, own_commits, waiting)
 
     @contextlib.contextmanager
     def pinned(self) -> Iterator[None]:
@@ -292,6 +304,8 @@ class SqlStore:
         def insert_run(conn: Connection, _ambiguous: bool) -> bool:
             if new.fence is not None:
                 self._check_fence(conn, new.fence, rec.started_at)
+            else:  # a start writes no fence and no advance, which carry the gate
+                self._refuse_other_schema(conn)
             created = conn.execute(
                 self._insert(runs)
                 .values(
@@ -360,6 +374,8 @@ class SqlStore:
                 "channel": CHANNEL,
             },
         ).fetchone() or (0, None)
+        if not created:
+            self._refuse_other_schema(conn)  # the id exists, or the gate refused
         due[0] = bool(created) and announce
         return bool(created)
 
@@ -754,6 +770,7 @@ class SqlStore:
             },
         )
         if result.rowcount != 1:
+            self._refuse_other_schema(conn)  # the gate refused, rather than the revision
             self._revision_conflict(conn, write)
 
     def _revision_conflict(self, conn: Connection, write: RunWrite) -> NoReturn:

@@ -8,25 +8,32 @@ directly (SQLite and PostgreSQL alike). On PostgreSQL the write also sends
 it is delivered only if the write commits), and a listener thread with a
 connection of its own wakes this process's workers when another process's
 write made work due. On a SQLite file, a watcher thread with a connection of its
-own looks at ``PRAGMA data_version`` every :data:`WATCH_EVERY` seconds and wakes
-this process's idle workers when another process committed a change (the version
-moved while this process committed nothing: a busy process's own commits do not
-wake its idle threads over and over). Polling with back-off stays as the
-fallback: a lost notification delays work by one idle period at most.
+own looks at ``PRAGMA data_version`` every :data:`WATCH_EVERY` seconds while a
+worker waits (every :data:`WATCH_IDLE` seconds otherwise) and wakes this process's
+idle workers when another process committed a change: the version moved while
+this store committed nothing (a busy process's own commits do not wake its idle
+threads over and over), at most once per :data:`WAKE_GAP` (another process that
+is busy does not either). Polling with back-off stays as the fallback: a lost or
+held-back notification delays work by one idle period at most.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 log = logging.getLogger("squidie.wakeups")
 
 CHANNEL = "squidie_work"
 LISTEN_RETRY = 5.0  # seconds before a dropped listener connection is opened again
-WATCH_EVERY = 0.01  # seconds between a SQLite watcher's looks (about 9 us each)
+WATCH_EVERY = 0.01  # seconds between a SQLite watcher's looks while a worker waits
+WATCH_IDLE = 0.1  # ... and while none does (a look costs about 9 us)
+WAKE_GAP = 0.05  # seconds at least between two wake-ups by a SQLite watcher
 
 
 class Wakeups:
@@ -40,6 +47,7 @@ class Wakeups:
         self._listen = listen
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
+        self._waiting = 0  # threads inside wait()
         # What each waiting thread saw when it last returned from ``wait``: a
         # notification that arrives while it is busy wakes its next wait at once.
         self._seen = threading.local()
@@ -68,11 +76,21 @@ class Wakeups:
                 return self._generation.get(queue, 0), self._generation.get("", 0)
 
             seen = seen_by_thread.get(queue, now_at())
-            woken = self._cond.wait_for(
-                lambda: now_at() != seen or (stop is not None and stop.is_set()), timeout=timeout
-            )
+            self._waiting += 1
+            try:
+                woken = self._cond.wait_for(
+                    lambda: now_at() != seen or (stop is not None and stop.is_set()),
+                    timeout=timeout,
+                )
+            finally:
+                self._waiting -= 1
             seen_by_thread[queue] = now_at()
         return bool(woken)
+
+    @property
+    def waiting(self) -> int:
+        """How many threads are waiting for work now."""
+        return self._waiting
 
     def close(self) -> None:
         """Stop the listener thread (if any)."""
@@ -118,22 +136,32 @@ def postgres_listener(engine: Any) -> Callable[[Callable[[str], None], threading
 
 
 def sqlite_watcher(
-    path: str, own_commits: Callable[[], int]
+    path: str, own_commits: Callable[[], int | None], waiting: Callable[[], bool]
 ) -> Callable[[Callable[[str], None], threading.Event], None]:
     """A watch loop for :class:`Wakeups` on the SQLite file ``path``: wakes every
     idle worker of this process when the file changed and ``own_commits`` (this
-    process's count of write transactions) did not."""
+    store's count of write transactions) did not, at most once per
+    :data:`WAKE_GAP`; it looks often only while ``waiting()``, and ends for good
+    once ``own_commits`` returns None (the store is gone)."""
+    uri = f"file:{quote(os.path.abspath(path))}?mode=rw"  # never creates the file
 
     def watch(notify: Callable[[str], None], closed: threading.Event) -> None:
         import sqlite3
 
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         try:
-            seen, mine = _data_version(conn), own_commits()
-            while not closed.wait(WATCH_EVERY):
-                version, now_mine = _data_version(conn), own_commits()
+            seen, mine, woke = _data_version(conn), own_commits(), 0.0
+            while not closed.wait(WATCH_EVERY if waiting() else WATCH_IDLE):
+                now_mine = own_commits()
+                if now_mine is None:
+                    closed.set()
+                    return
+                version = _data_version(conn)
                 if version != seen and now_mine == mine:
+                    if time.monotonic() - woke < WAKE_GAP:
+                        continue  # keep ``seen``: the wake-up comes after the gap
                     notify("")  # no queue named: every waiting worker looks
+                    woke = time.monotonic()
                 seen, mine = version, now_mine
         finally:
             conn.close()

@@ -5,8 +5,9 @@ PostgreSQL; it says so with SchemaTooNew, and nothing stored is lost."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
@@ -147,6 +148,13 @@ def test_a_newer_schema_stops_batched_claims(sq: Squidie) -> None:
 def test_a_running_worker_stops_when_a_newer_release_upgrades(sq: Squidie) -> None:
     run = sq.start(Held)
     before = load_state(sq.store, run.run_id).revision
+    # A run whose first step falls due only after the upgrade (started an hour
+    # "later"): the idle thread would claim it then, were claims not gated.
+    ahead = squidie.connect(
+        sq.store.engine.url.render_as_string(hide_password=False),
+        clock=FakeClock(T0 + timedelta(hours=1)),
+    )  # type: ignore[attr-defined]
+    late = ahead.start(Three)
     worker = sq.worker("old", concurrency=2, idle_min=0.01, idle_max=0.05)
     outcome: list[BaseException | None] = []
 
@@ -163,7 +171,7 @@ def test_a_running_worker_stops_when_a_newer_release_upgrades(sq: Squidie) -> No
     try:
         assert INSIDE.wait(30)  # a thread of the worker is inside the held step
         _set_version(sq, SCHEMA_VERSION + 1)  # a newer release upgraded meanwhile
-        late = sq.start(Three)
+        _clock(sq).advance(7200)  # the late run is due
         RELEASE.set()
         thread.join(timeout=30)
     finally:
@@ -174,7 +182,7 @@ def test_a_running_worker_stops_when_a_newer_release_upgrades(sq: Squidie) -> No
     assert len(outcome) == 1 and isinstance(outcome[0], SchemaTooNew)
     assert worker.fatal is outcome[0]
     assert load_state(sq.store, run.run_id).revision == before  # its write did not land
-    assert _claims(sq, late.run_id) == [0]  # started after the upgrade: never claimed
+    assert _claims(sq, late.run_id) == [0]  # due after the upgrade: never claimed
     assert RAN.get() == Counter({"held": 1})
 
 
@@ -196,18 +204,34 @@ def test_a_worker_waits_for_the_upgrade_and_then_works(sq: Squidie) -> None:
     worker = sq.worker("new", idle_min=0.01, idle_max=0.05, on_error=seen.append)
     worker.start()
     try:
-        deadline = threading.Event()
+        deadline = time.monotonic() + 30
         while not seen:
-            assert not deadline.wait(0.02)
+            assert time.monotonic() < deadline, "the worker never reported the old schema"
+            time.sleep(0.02)
         assert _claims(sq, run.run_id) == [0]  # reported, retried, nothing claimed
         sq.install()
         while sq.inspect_run(run.run_id).status != "completed":
-            assert not deadline.wait(0.02)
+            assert time.monotonic() < deadline, "the worker never ran the run"
+            time.sleep(0.02)
     finally:
         worker.stop()
         worker.join(timeout=30)
     assert isinstance(seen[0], SchemaTooOld) and worker.fatal is None
     assert RAN.get() == Counter({n: 1 for n in _NAMES})
+
+
+@pytest.mark.parametrize("version", [SCHEMA_VERSION + 1, SCHEMA_VERSION - 1])
+def test_another_schema_refuses_starts_and_controls_too(sq: Squidie, version: int) -> None:
+    run = sq.start(Three)
+    before = load_state(sq.store, run.run_id).revision
+    _set_version(sq, version)
+    refused = SchemaTooNew if version > SCHEMA_VERSION else SchemaTooOld
+    with pytest.raises(refused):
+        sq.start(Three)  # a web process of the other release, say
+    with pytest.raises(refused):
+        sq.cancel(run.run_id)
+    assert [r.run_id for r in sq.list_runs()] == [run.run_id]  # nothing written
+    assert load_state(sq.store, run.run_id).revision == before
 
 
 def test_install_refuses_a_newer_schema(sq: Squidie) -> None:

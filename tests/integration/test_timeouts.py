@@ -14,7 +14,15 @@ import squidie
 from squidie import Squidie, Workflow, WorkflowDefinitionError, manual, pause, step
 from squidie.model import applied_success
 from squidie.testing import drain
-from tests.support.workflows_timeouts import HANG_SECONDS, Expires, Hangs, HangsOnce, Quick, after
+from tests.support.workflows_timeouts import (
+    HANG_SECONDS,
+    HANG_STARTED,
+    Expires,
+    Hangs,
+    HangsOnce,
+    Quick,
+    after,
+)
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -64,10 +72,12 @@ def test_heartbeats_never_extend_the_lease_past_the_timeout(sq: Squidie) -> None
     leases = []
     import threading
 
+    HANG_STARTED.clear()
+
     def watch() -> None:
-        # From 0.1 s on: the step runs and heartbeats every 0.05 s asking for 600 s
-        # (the claim's own 600 s lease is cut to the cap before the step starts).
-        time.sleep(0.1)
+        # Once the step runs, it heartbeats every 0.05 s asking for 600 s (the
+        # claim's own 600 s lease is cut to the cap before the step starts).
+        assert HANG_STARTED.wait(30)
         for _ in range(6):
             rows = [r for r in sq.store.list_attempts(run.run_id) if r.status == "claimed"]
             leases.extend((r.claimed_at, r.lease_expires_at) for r in rows)

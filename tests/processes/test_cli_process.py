@@ -156,7 +156,6 @@ def test_worker_process_exits_when_a_newer_release_upgrades_the_schema(
             time.sleep(0.1)
         with sq.store.engine.begin() as conn:  # type: ignore[attr-defined]
             conn.execute(text("UPDATE squidie_schema SET version = version + 1"))
-        late = sq.start(greeting).run_id
         _out, err = worker.communicate(timeout=60)  # it stops by itself
     finally:
         if worker.poll() is None:
@@ -164,4 +163,3 @@ def test_worker_process_exits_when_a_newer_release_upgrades_the_schema(
             worker.communicate()
     assert worker.returncode == 2, err
     assert "schema version" in err and f"understands ({SCHEMA_VERSION})" in err
-    assert [a.claims for a in sq.store.list_attempts(late)] == [0]

@@ -1,10 +1,12 @@
 """On a SQLite file, a worker idle in one process wakes when another process
 makes work due (the watcher of ``PRAGMA data_version``), not after its back-off;
-a process's own commits do not wake its idle workers."""
+a process's own commits do not wake its idle workers, a busy one wakes them at
+most once per WAKE_GAP, and the watcher ends with its store."""
 
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import sqlite3
 import subprocess
@@ -13,8 +15,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 import squidie
-from squidie.journal.wakeups import WATCH_EVERY, sqlite_watcher
+from squidie.journal.wakeups import WAKE_GAP, WATCH_EVERY, WATCH_IDLE, sqlite_watcher
 from tests.support.workflows_core import Sleepy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,36 +51,86 @@ def test_an_idle_worker_in_another_process_wakes_for_a_new_run(tmp_path: Path) -
     assert proc.returncode == 0, output
 
 
-def test_the_watcher_wakes_for_other_connections_commits_only(tmp_path: Path) -> None:
+class _Ticks:
+    """The watcher's ``closed`` event, driven by the test: each :meth:`step` lets
+    its loop run exactly one look, and records the timeout that look waited for."""
+
+    def __init__(self) -> None:
+        self._go: queue.Queue[bool] = queue.Queue()
+        self._back: queue.Queue[float] = queue.Queue()
+        self.closed = False
+
+    def wait(self, timeout: float) -> bool:
+        self._back.put(timeout)
+        return self._go.get(timeout=30)
+
+    def set(self) -> None:
+        self.closed = True
+
+    def step(self) -> float:
+        """One look; the timeout of the wait after it."""
+        self._go.put(False)
+        return self._back.get(timeout=30)
+
+    def first(self) -> float:
+        return self._back.get(timeout=30)
+
+    def stop(self, *, closed: bool = True) -> None:
+        """Let the loop go on without waiting for it (``closed``: as if closed)."""
+        self._go.put(closed)
+
+
+def test_the_watcher_wakes_for_other_processes_commits_only(tmp_path: Path) -> None:
     path = str(tmp_path / "watched.sqlite3")
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("CREATE TABLE t (x INTEGER)")
-    mine = [0]
+    mine: list[int | None] = [0]
+    waiting = [True]
     woken: list[str] = []
-    closed = threading.Event()
-    watcher = threading.Thread(
-        target=sqlite_watcher(path, lambda: mine[0]), args=(woken.append, closed)
-    )
+    ticks = _Ticks()
+    watch = sqlite_watcher(path, lambda: mine[0], lambda: waiting[0])
+    watcher = threading.Thread(target=watch, args=(woken.append, ticks))
     watcher.start()
     try:
-        time.sleep(20 * WATCH_EVERY)
+        assert ticks.first() == WATCH_EVERY  # a worker waits: it looks often
+        ticks.step()
         assert woken == []  # nothing changed
-        mine[0] += 1  # this process commits ...
-        other.execute("INSERT INTO t VALUES (1)")  # ... what the file shows
-        time.sleep(20 * WATCH_EVERY)
+        other.execute("INSERT INTO t VALUES (1)")
+        assert mine[0] is not None
+        mine[0] += 1  # ... committed by this store
+        ticks.step()
         assert woken == []  # its own commit wakes no one
         other.execute("INSERT INTO t VALUES (2)")  # another process's commit
-        deadline = time.monotonic() + 5
-        while not woken:
-            assert time.monotonic() < deadline, "a commit of another process woke no one"
-            time.sleep(WATCH_EVERY)
+        ticks.step()
         assert woken == [""]  # every waiting worker, whatever its queue
+        other.execute("INSERT INTO t VALUES (3)")
+        ticks.step()
+        assert woken == [""]  # held back: at most one wake-up per WAKE_GAP
+        time.sleep(WAKE_GAP)
+        ticks.step()
+        assert woken == ["", ""]  # ... but not lost
         other.execute("BEGIN IMMEDIATE")
         other.execute("UPDATE t SET x = 3 WHERE x = 99")  # an empty claim changes nothing
         other.execute("COMMIT")
-        time.sleep(20 * WATCH_EVERY)
-        assert woken == [""]
+        time.sleep(WAKE_GAP)
+        ticks.step()
+        assert woken == ["", ""]
+        waiting[0] = False
+        assert ticks.step() == WATCH_IDLE  # no worker waits: it looks seldom
+        mine[0] = None  # the store is gone
+        ticks.stop(closed=False)  # one more look, after which it waits no more
+        watcher.join(timeout=30)
+        assert not watcher.is_alive() and ticks.closed  # the watcher ended for good
     finally:
-        closed.set()
-        watcher.join(timeout=5)
+        if watcher.is_alive():
+            ticks.stop()
+            watcher.join(timeout=30)
         other.close()
+
+
+def test_the_watcher_never_creates_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.sqlite3"
+    watch = sqlite_watcher(str(missing), lambda: 0, lambda: True)
+    with pytest.raises(sqlite3.OperationalError):
+        watch(lambda _q: None, threading.Event())
+    assert not missing.exists()

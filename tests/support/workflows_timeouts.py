@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Any
 
 from squidie import StepContext, Workflow, approval_step, exponential, manual, retry, step
 
 HANG_SECONDS = 4.0
+#: Set when a first attempt of ``hang_first`` starts (in this process).
+HANG_STARTED = threading.Event()
 
 
 def hang_first(input: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     """The first attempt hangs well past the timeout; later ones return at once."""
     if ctx.attempt == 1:
+        HANG_STARTED.set()
         time.sleep(HANG_SECONDS)
         return {"late": True, "pid": os.getpid()}
     return {"finished_attempt": ctx.attempt, "pid": os.getpid()}
