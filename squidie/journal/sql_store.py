@@ -119,7 +119,10 @@ class SqlStore:
         prepare_engine(engine)
         self.engine = engine
         self.dialect = engine.dialect.name
-        self._commits = 0  # write transactions this store committed (the SQLite watcher's)
+        # Write transactions of this store, finished and in flight (the SQLite
+        # watcher tells this process's own changes to the file from others').
+        self._writes = [0, 0]
+        self._writes_lock = threading.Lock()
         self.wakeups = Wakeups(self._listener())
         self._pins = threading.local()  # this thread's _Pin, inside pinned()
         self._schema_asked = -SCHEMA_ASK_EVERY  # monotonic time an empty claim last asked
@@ -134,15 +137,20 @@ class SqlStore:
             return None
         store = weakref.ref(self)  # the watcher must not keep the store alive
 
-        def own_commits() -> int | None:
+        def own_writes() -> tuple[int, int] | None:
             alive = store()
-            return None if alive is None else alive._commits
+            return None if alive is None else alive._write_counts()
 
         def waiting() -> bool:
             alive = store()
             return alive is not None and alive.wakeups.waiting > 0
 
-        return sqlite_watcher(path, own_commits, waiting)
+        return sqlite_watcher(path, own_writes, waiting)
+
+    def _write_counts(self) -> tuple[int, int]:
+        """This store's write transactions: (finished, in flight)."""
+        with self._writes_lock:
+            return self._writes[0], self._writes[1]
 
     @contextlib.contextmanager
     def pinned(self) -> Iterator[None]:
@@ -250,22 +258,32 @@ class SqlStore:
         ``one_statement``: every statement ``work`` runs is atomic on its own, so on
         PostgreSQL it runs without ``BEGIN``/``COMMIT`` (two round trips less).
         """
+        if read_only:
+            return self._transaction(work, read_only=True, one_statement=one_statement)
+        with self._writes_lock:
+            self._writes[1] += 1
+        try:
+            return self._transaction(work, read_only=False, one_statement=one_statement)
+        finally:
+            with self._writes_lock:
+                self._writes[0] += 1
+                self._writes[1] -= 1
+
+    def _transaction(
+        self, work: Callable[[Connection, bool], T], *, read_only: bool, one_statement: bool
+    ) -> T:
         autocommit = one_statement and self.dialect == "postgresql"
         pin = None if read_only else self._pin()
         if pin is None:
-            result = run_transaction(self.engine, work, read_only=read_only, autocommit=autocommit)
-        else:
-            pin.busy = True
-            try:
-                result = run_transaction(self.engine, work, autocommit=autocommit, first=pin.conn)
-            except StorageError:
-                self._unpin()  # whatever failed, the next call starts on another connection
-                raise
-            finally:
-                pin.busy = False
-        if not read_only:
-            self._commits += 1
-        return result
+            return run_transaction(self.engine, work, read_only=read_only, autocommit=autocommit)
+        pin.busy = True
+        try:
+            return run_transaction(self.engine, work, autocommit=autocommit, first=pin.conn)
+        except StorageError:
+            self._unpin()  # whatever failed, the next call starts on another connection
+            raise
+        finally:
+            pin.busy = False
 
     def database_now(self) -> datetime:
         """The database server's current time (a read; never a write transaction).

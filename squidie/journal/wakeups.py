@@ -136,13 +136,15 @@ def postgres_listener(engine: Any) -> Callable[[Callable[[str], None], threading
 
 
 def sqlite_watcher(
-    path: str, own_commits: Callable[[], int | None], waiting: Callable[[], bool]
+    path: str, own_writes: Callable[[], tuple[int, int] | None], waiting: Callable[[], bool]
 ) -> Callable[[Callable[[str], None], threading.Event], None]:
     """A watch loop for :class:`Wakeups` on the SQLite file ``path``: wakes every
-    idle worker of this process when the file changed and ``own_commits`` (this
-    store's count of write transactions) did not, at most once per
-    :data:`WAKE_GAP`; it looks often only while ``waiting()``, and ends for good
-    once ``own_commits`` returns None (the store is gone)."""
+    idle worker of this process when the file changed while this store wrote
+    nothing, at most once per :data:`WAKE_GAP`. ``own_writes`` gives the store's
+    write transactions (finished, in flight): a change is the store's own when
+    either moved or one was in flight at either look. It looks often only while
+    ``waiting()``, and ends for good once ``own_writes`` returns None (the store
+    is gone)."""
     uri = f"file:{quote(os.path.abspath(path))}?mode=rw"  # never creates the file
 
     def watch(notify: Callable[[str], None], closed: threading.Event) -> None:
@@ -150,14 +152,15 @@ def sqlite_watcher(
 
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         try:
-            seen, mine, woke = _data_version(conn), own_commits(), 0.0
+            seen, mine, woke = _data_version(conn), own_writes(), 0.0
             while not closed.wait(WATCH_EVERY if waiting() else WATCH_IDLE):
-                now_mine = own_commits()
-                if now_mine is None:
+                now_mine = own_writes()
+                if now_mine is None or mine is None:
                     closed.set()
                     return
                 version = _data_version(conn)
-                if version != seen and now_mine == mine:
+                ours = now_mine[0] != mine[0] or now_mine[1] > 0 or mine[1] > 0
+                if version != seen and not ours:
                     if time.monotonic() - woke < WAKE_GAP:
                         continue  # keep ``seen``: the wake-up comes after the gap
                     notify("")  # no queue named: every waiting worker looks

@@ -84,7 +84,7 @@ def test_the_watcher_wakes_for_other_processes_commits_only(tmp_path: Path) -> N
     path = str(tmp_path / "watched.sqlite3")
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("CREATE TABLE t (x INTEGER)")
-    mine: list[int | None] = [0]
+    mine: list[tuple[int, int] | None] = [(0, 0)]  # this store's writes: finished, in flight
     waiting = [True]
     woken: list[str] = []
     ticks = _Ticks()
@@ -95,9 +95,15 @@ def test_the_watcher_wakes_for_other_processes_commits_only(tmp_path: Path) -> N
         assert ticks.first() == WATCH_EVERY  # a worker waits: it looks often
         ticks.step()
         assert woken == []  # nothing changed
-        other.execute("INSERT INTO t VALUES (1)")
-        assert mine[0] is not None
-        mine[0] += 1  # ... committed by this store
+        mine[0] = (0, 1)  # this store begins a write ...
+        ticks.step()
+        other.execute("INSERT INTO t VALUES (1)")  # ... that commits
+        ticks.step()
+        assert woken == []  # a change while its write is in flight is its own
+        mine[0] = (1, 0)  # ... and ends
+        ticks.step()
+        other.execute("INSERT INTO t VALUES (11)")
+        mine[0] = (2, 0)  # a write that began and ended between two looks
         ticks.step()
         assert woken == []  # its own commit wakes no one
         other.execute("INSERT INTO t VALUES (2)")  # another process's commit
