@@ -178,7 +178,7 @@ def test_a_compensation_longer_than_the_lease_heartbeats_and_runs_once(db_url: s
     def slow_undo(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
         calls.append(ctx.run_id)
         started.set()
-        time.sleep(1.5)  # three leases of 0.5 s
+        time.sleep(3.0)  # three leases of 1 s
         return {"undone": True}
 
     class LongUndo(Workflow):
@@ -188,7 +188,9 @@ def test_a_compensation_longer_than_the_lease_heartbeats_and_runs_once(db_url: s
             step("pay", lambda i, c: _fail_pay()),
         ]
 
-    lease = {"lease_for": 0.5, "heartbeat_interval": 0.1}
+    # A lease of 1 s renewed every 0.1 s: lost only if no renewal lands for 0.9 s
+    # (0.5 s leases lapsed on loaded CI machines, where a 0.4 s stall happens).
+    lease = {"lease_for": 1.0, "heartbeat_interval": 0.1}
     run = sq.start(LongUndo)
     sq.execute_next(owner_id="a", **lease)  # book
     worker_a = threading.Thread(target=lambda: sq.execute_next(owner_id="a", **lease))
