@@ -123,6 +123,7 @@ class SqlStore:
         # watcher tells this process's own changes to the file from others').
         self._writes = [0, 0]
         self._writes_lock = threading.Lock()
+        self._count_writes = False  # only a SQLite file's watcher reads the counts
         self.wakeups = Wakeups(self._listener())
         self._pins = threading.local()  # this thread's _Pin, inside pinned()
         self._schema_asked = -SCHEMA_ASK_EVERY  # monotonic time an empty claim last asked
@@ -135,6 +136,7 @@ class SqlStore:
         path = sqlite_file(self.engine.url.database, self.engine.url.query)
         if path is None:
             return None
+        self._count_writes = True
         store = weakref.ref(self)  # the watcher must not keep the store alive
 
         def own_writes() -> tuple[int, int] | None:
@@ -258,8 +260,8 @@ class SqlStore:
         ``one_statement``: every statement ``work`` runs is atomic on its own, so on
         PostgreSQL it runs without ``BEGIN``/``COMMIT`` (two round trips less).
         """
-        if read_only:
-            return self._transaction(work, read_only=True, one_statement=one_statement)
+        if read_only or not self._count_writes:
+            return self._transaction(work, read_only=read_only, one_statement=one_statement)
         with self._writes_lock:
             self._writes[1] += 1
         try:
