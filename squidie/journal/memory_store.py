@@ -153,8 +153,9 @@ class InMemoryStore:
         state = encode_json(new.checkpoint, "a checkpoint") if new.checkpoint is not None else None
         with self._ready() as t:
             fenced = fenced_row(t, new.fence, started) if new.fence is not None else None
-            if fenced is not None:
-                t.put_attempt(fenced)  # as in SQL, the fence holds even if the id is taken
+            if new.fence is not None and fenced is not None:
+                # As in SQL, the fence holds even if the id is taken.
+                t.put_fenced(new.fence, fenced)
             if rec.run_id in t.runs:
                 return False
             rows = new_rows(t, new.attempts, rec.run_id, rec.queue)
@@ -233,8 +234,8 @@ class InMemoryStore:
             # Every check passed: change the tables.
             if receipt is not None:
                 t.commands[receipt.idempotency_key] = receipt
-            if fenced is not None:
-                t.put_attempt(fenced)
+            if write.fence is not None and fenced is not None:
+                t.put_fenced(write.fence, fenced)
             if write.withdraw_live_attempts:
                 withdraw_live(t, run.run_id, now)
             if appends:

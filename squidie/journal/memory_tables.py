@@ -172,6 +172,18 @@ class MemoryTables:
         else:
             live.pop(row.attempt_id, None)
 
+    def put_fenced(self, fence: Fence, row: AttemptRecord) -> None:
+        """Store the row a fence leaves (:func:`fenced_row`), or remove it when the
+        fence says its attempt's outcome took effect (``Fence.removes``)."""
+        if not fence.removes:
+            self.put_attempt(row)
+            return
+        self.attempts.pop(row.attempt_id, None)
+        self.live_by_queue.get(row.queue, {}).pop(row.attempt_id, None)
+        of_run = self.attempts_of_run.get(row.run_id, [])
+        if row.attempt_id in of_run:
+            of_run.remove(row.attempt_id)
+
     def update_attempt(self, row: AttemptRecord, **changes: Any) -> AttemptRecord:
         """Replace fields of a stored dispatch row; returns the new row."""
         updated = replace(row, **changes)

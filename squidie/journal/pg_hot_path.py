@@ -134,9 +134,10 @@ def _announce(gate: str) -> str:
 
 #: A step's write in one statement (data-modifying CTEs): fence the claim, then
 #: (only if it held) advance the run's revision, then (only if that matched) update
-#: the claim's row, withdraw the run's other live rows (when the write ends the
-#: run), append the facts, store the checkpoint, add the dispatch rows and wake
-#: idle workers. Returns (claims held, runs advanced, _).
+#: the claim's row (or remove it, when its attempt's outcome took effect), withdraw
+#: the run's other live rows (when the write ends the run), append the facts, store
+#: the checkpoint, add the dispatch rows and wake idle workers. Returns (claims held,
+#: runs advanced, _).
 FENCED_APPEND_SQL = f"""WITH held AS (
     SELECT 1 FROM squidie_attempts
      WHERE attempt_id = %(attempt_id)s AND claim_id = %(claim_id)s AND token_hash = %(token_hash)s
@@ -158,7 +159,11 @@ FENCED_APPEND_SQL = f"""WITH held AS (
                          THEN 'withdrawn' ELSE %(set_status)s END,
            finished_at = CASE WHEN %(retire)s OR %(withdraw)s THEN coalesce(finished_at, %(now)s)
                               ELSE finished_at END
-     WHERE attempt_id = %(attempt_id)s AND EXISTS (SELECT 1 FROM advanced)
+     WHERE attempt_id = %(attempt_id)s AND NOT %(remove)s AND EXISTS (SELECT 1 FROM advanced)
+), removed AS (
+    -- An attempt whose outcome took effect leaves the dispatch table.
+    DELETE FROM squidie_attempts
+     WHERE attempt_id = %(attempt_id)s AND %(remove)s AND EXISTS (SELECT 1 FROM advanced)
 ), withdrawn AS (
     UPDATE squidie_attempts
        SET status = 'withdrawn', finished_at = coalesce(finished_at, %(now)s)

@@ -134,6 +134,11 @@ class AttemptRecord:
     claims: int
 
 
+#: The status a fence gives the row of an attempt whose outcome took effect: the
+#: write removes the row instead of keeping it under that status.
+APPLIED = "applied"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Fence:
     """The claim a write must still hold: same claim id and token hash, a row in
@@ -145,6 +150,13 @@ class Fence:
     statuses: tuple[str, ...] = ("claimed",)
     unexpired: bool = True
     set_status: str = "finished"
+
+    @property
+    def removes(self) -> bool:
+        """Whether the write takes the row out of the dispatch table (schema 4): an
+        attempt whose outcome took effect (``applied``) needs no row, since the
+        journal holds everything about it."""
+        return self.set_status == APPLIED
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

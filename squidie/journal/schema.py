@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: The ``squidie_schema`` row that holds the installed version.
 SCHEMA_COMPONENT = "squidie"
 LIVE_STATUSES = ("visible", "claimed", "finished")
@@ -157,9 +157,14 @@ attempts = Table(
         postgresql_where=_live,
         sqlite_where=_live,
     ),
+    # Every row of a run: since schema 4 the rows of applied attempts are removed, so
+    # this index holds little more than the live ones.
     Index("squidie_attempts_run", "run_id"),
-    Index("squidie_attempts_live_run", "run_id", postgresql_where=_live, sqlite_where=_live),
 )
+
+#: Dropped by schema version 4: with applied attempts' rows removed,
+#: ``squidie_attempts_run`` indexes much the same rows.
+SCHEMA_4_DROPPED_INDEX = "squidie_attempts_live_run"
 
 commands = Table(
     "squidie_commands",

@@ -16,6 +16,7 @@ from squidie.errors import ConfigError, SchemaTooNew, SchemaTooOld
 from squidie.journal.schema import (
     SCHEMA_2_INDEXES,
     SCHEMA_3_DROPPED_INDEX,
+    SCHEMA_4_DROPPED_INDEX,
     SCHEMA_COMPONENT,
     SCHEMA_VERSION,
     metadata,
@@ -42,8 +43,22 @@ def _one_row_per_step(conn: Connection) -> None:
     conn.execute(text(f"DROP INDEX IF EXISTS {SCHEMA_3_DROPPED_INDEX}"))
 
 
+def _applied_rows_removed(conn: Connection) -> None:
+    """Version 4: a write that applies an attempt's outcome removes the attempt's
+    dispatch row instead of keeping it as ``applied``, and records a claim count
+    above one in the attempt's fact; the second run index of the dispatch table
+    goes (``squidie_attempts_run`` now holds much the same rows). Rows already
+    ``applied`` stay until their run is purged. Releases before this one cannot
+    tell an applied attempt from a lost row: their workers stop at this version."""
+    conn.execute(text(f"DROP INDEX IF EXISTS {SCHEMA_4_DROPPED_INDEX}"))
+
+
 # version -> step that brings a database from version-1 to version.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _catalog_indexes, 3: _one_row_per_step}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _catalog_indexes,
+    3: _one_row_per_step,
+    4: _applied_rows_removed,
+}
 _PG_INSTALL_LOCK = 0x5D1E_0001
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Row,
     bindparam,
     case,
+    delete,
     func,
     select,
     update,
@@ -99,12 +100,10 @@ SCHEMA_VERSION_QUERY = select(schema_table.c.version).where(
 )
 
 
-def _fence_statement(unexpired: bool, retire: bool) -> Any:
-    """A write's fence: its claim's row moves to ``f_set_status`` only while the
-    claim (id, token hash, a status of ``f_statuses``, and with ``unexpired`` a
-    lease not yet ended) holds and the schema is not newer than this release's;
-    with ``retire``, the row's attempt ended now."""
-    now = bindparam("f_now", type_=UtcDateTime())
+def _fence_conditions(unexpired: bool) -> list[Any]:
+    """What a write's fence checks: its claim (id, token hash, a status of
+    ``f_statuses``, and with ``unexpired`` a lease not yet ended) holds the row,
+    and the schema is not another version than this release's."""
     conditions = [
         attempts.c.attempt_id == bindparam("f_attempt_id"),
         attempts.c.claim_id == bindparam("f_claim_id"),
@@ -113,16 +112,29 @@ def _fence_statement(unexpired: bool, retire: bool) -> Any:
         schema_gate(),
     ]
     if unexpired:
-        conditions.append(attempts.c.lease_expires_at > now)
+        conditions.append(attempts.c.lease_expires_at > bindparam("f_now", type_=UtcDateTime()))
+    return conditions
+
+
+def _fence_statement(unexpired: bool, retire: bool) -> Any:
+    """A write's fence: its claim's row moves to ``f_set_status`` only while the
+    claim holds (:func:`_fence_conditions`); with ``retire``, the row's attempt
+    ended now."""
     values: dict[str, Any] = {"status": bindparam("f_set_status")}
     if retire:
+        now = bindparam("f_now", type_=UtcDateTime())
         values["finished_at"] = func.coalesce(attempts.c.finished_at, now)
-    return update(attempts).where(*conditions).values(**values)
+    return update(attempts).where(*_fence_conditions(unexpired)).values(**values)
 
 
 #: The fence of a write, by (whether the lease must not have ended, whether the
 #: row's attempt ends): built once, since building one costs more than running it.
 FENCE = {(u, r): _fence_statement(u, r) for u in (False, True) for r in (False, True)}
+
+#: The fence of a write that applies its attempt's outcome (``Fence.removes``): the
+#: claim's row is removed while the claim holds, by whether the lease must not have
+#: ended.
+REMOVE = {u: delete(attempts).where(*_fence_conditions(u)) for u in (False, True)}
 
 
 def fence_params(fence: Fence, now: datetime) -> dict[str, Any]:

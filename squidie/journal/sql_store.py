@@ -70,6 +70,7 @@ from squidie.journal.sql_statements import (
     ADVANCE,
     CLAIM,
     FENCE,
+    REMOVE,
     SCHEMA_VERSION_QUERY,
     WITHDRAW_LIVE,
     as_aware,
@@ -659,6 +660,7 @@ class SqlStore:
                 "statuses": list(fence.statuses),
                 "set_status": fence.set_status,
                 "retire": fence.set_status != "claimed",
+                "remove": fence.removes,
                 "unexpired": fence.unexpired,
                 "now": write.now,
                 "run_id": write.run_id,
@@ -709,8 +711,9 @@ class SqlStore:
 
         Only a fenced write can tell, and only from evidence no one else can
         leave: its own claim (claim id + token hash) moved to its ``set_status``
-        and, when it appended facts, its first fact at the next revision with its
-        own kind and timestamp. Then the write is done and is not repeated.
+        (or, for a write that removes the row, no row of the attempt is left) and,
+        when it appended facts, its first fact at the next revision with its own
+        kind and timestamp. Then the write is done and is not repeated.
         Otherwise (or for an unfenced write) the write runs again and its fence
         or expected revision fails if the first try did commit, so nothing is
         ever applied twice.
@@ -718,17 +721,26 @@ class SqlStore:
         fence = write.fence
         if fence is None:
             return False
-        status = conn.execute(
-            select(attempts.c.status).where(
-                attempts.c.attempt_id == fence.attempt_id,
-                attempts.c.claim_id == fence.claim_id,
-                attempts.c.token_hash == fence.token_hash,
-            )
-        ).scalar()
-        if status != fence.set_status:
-            return False
-        if not write.facts:
-            return True
+        if fence.removes:
+            # Another writer may have removed the row too (after taking the claim
+            # over): only this write's own first fact tells.
+            left = conn.execute(
+                select(attempts.c.status).where(attempts.c.attempt_id == fence.attempt_id)
+            ).first()
+            if left is not None or not write.facts:
+                return False
+        else:
+            status = conn.execute(
+                select(attempts.c.status).where(
+                    attempts.c.attempt_id == fence.attempt_id,
+                    attempts.c.claim_id == fence.claim_id,
+                    attempts.c.token_hash == fence.token_hash,
+                )
+            ).scalar()
+            if status != fence.set_status:
+                return False
+            if not write.facts:
+                return True
         first = conn.execute(
             select(journal.c.kind, journal.c.recorded_at).where(
                 journal.c.run_id == write.run_id,
@@ -742,8 +754,12 @@ class SqlStore:
         )
 
     def _check_fence(self, conn: Connection, fence: Fence, now: datetime) -> None:
-        # A fence to any status but "claimed" retires the row: its attempt ended now.
-        statement = FENCE[fence.unexpired, fence.set_status != "claimed"]
+        # A fence to any status but "claimed" retires the row: its attempt ended now;
+        # one that applies the attempt's outcome removes it.
+        if fence.removes:
+            statement = REMOVE[fence.unexpired]
+        else:
+            statement = FENCE[fence.unexpired, fence.set_status != "claimed"]
         result = conn.execute(statement, fence_params(fence, now))
         if result.rowcount != 1:
             self._refuse_other_schema(conn)

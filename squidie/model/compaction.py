@@ -52,6 +52,7 @@ def compact(facts: list[Fact]) -> list[Fact]:
                     claimed_at=fact.claimed_at,
                     owner_id=fact.owner_id,
                     claim_id=fact.claim_id,
+                    claims=fact.claims,
                     route=route,
                     scheduled=scheduled or None,
                     at=fact.at,

@@ -10,6 +10,7 @@ the journal and otherwise ignores; unknown keys of a known kind are dropped on r
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, fields
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from squidie.errors import StorageError
@@ -78,6 +79,9 @@ class AttemptFinished:
     claimed_at: str | None = None
     owner_id: str | None = None
     claim_id: str | None = None
+    # How often the attempt was claimed, when more than once (schema 4: its dispatch
+    # row, which counted claims, is removed once its outcome took effect).
+    claims: int | None = None
     at: str | None = None
 
 
@@ -110,6 +114,7 @@ class StepCompleted:
     claimed_at: str | None = None
     owner_id: str | None = None
     claim_id: str | None = None
+    claims: int | None = None  # as on AttemptFinished
     # The route taken from it (``routed``), when one was chosen.
     route: JsonDict | None = None
     # The steps it started at once (schema 3): each a ``runnable_scheduled`` of the
@@ -486,7 +491,34 @@ def encode(fact: Fact) -> JsonDict:
         # Stored flat, as every release wrote it: the outcome's keys sit beside the key.
         del out["outcome"]
         out.update(fact.outcome.to_dict())
+    elif isinstance(fact, StepCompleted) and fact.route is not None:
+        # Schema 4: a route's empty parts are left out (decode puts them back).
+        out["route"] = {k: v for k, v in fact.route.items() if v is not None}
     return out
+
+
+_ROUTE_KEYS = ("frm", "on", "to", "condition", "recovery")
+
+
+def _full_route(stored: Any) -> Any:
+    """A ``step_completed`` route as run state keeps it: every key of
+    :meth:`Routed.route`, in its order, the parts left out as None (schema 4 stores
+    only those that are set; a route of another shape is kept as it is)."""
+    if not isinstance(stored, dict) or not {"frm", "on", "to"} <= stored.keys():
+        return stored
+    if not stored.keys() <= set(_ROUTE_KEYS):
+        return stored
+    return {k: stored.get(k) for k in _ROUTE_KEYS}
+
+
+def with_time(data: JsonDict, recorded_at: datetime) -> JsonDict:
+    """A stored fact's data with its time. A fact that happened at the moment of the
+    write that stored it leaves ``at`` out (schema 4): the journal records that
+    moment beside it (``recorded_at``), and here it is put back, as ISO 8601 text
+    in UTC, as the writer had it."""
+    if "at" in data:
+        return data
+    return {**data, "at": recorded_at.astimezone(UTC).isoformat()}
 
 
 def decode(kind: str, data: JsonDict) -> Fact:
@@ -504,6 +536,8 @@ def decode(kind: str, data: JsonDict) -> Fact:
             missing.append(name)
     if cls is AttemptFinished:
         values["outcome"] = StepOutcome.from_dict(data)
+    elif cls is StepCompleted and "route" in values:
+        values["route"] = _full_route(values["route"])
     if missing:
         raise CorruptFact(
             f"a stored {kind!r} fact lacks {', '.join(missing)}", kind=kind, missing=missing

@@ -7,6 +7,7 @@ release) changes nothing but the revision and the time of the last change.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, assert_never
 
 from squidie.model.compaction import scheduled_by
@@ -39,6 +40,7 @@ from squidie.model.facts import (
     StepCompleted,
     UnknownFact,
     decode,
+    with_time,
 )
 from squidie.model.outcomes import StepOutcome
 from squidie.model.state import AttemptState, JsonDict, RunnableState, RunState
@@ -49,8 +51,17 @@ from squidie.workflow.portable_json import copy_json
 # written before nesting was bounded must still fold however deep they are.
 
 
-def fold_stored(state: RunState | None, kind: str, data: JsonDict, revision: int) -> RunState:
-    """Fold a fact as the journal stores it (its kind and JSON data)."""
+def fold_stored(
+    state: RunState | None,
+    kind: str,
+    data: JsonDict,
+    revision: int,
+    recorded_at: datetime | None = None,
+) -> RunState:
+    """Fold a fact as the journal stores it (its kind, JSON data and, when given,
+    the moment it was recorded, which is its time when the data leaves it out)."""
+    if recorded_at is not None:
+        data = with_time(data, recorded_at)
     return fold(state, decode(kind, data), revision)
 
 
@@ -215,6 +226,7 @@ def _recorded(
     attempt.finished_at = fact.at
     attempt.owner_id = fact.owner_id
     attempt.claim_id = fact.claim_id
+    attempt.claims = fact.claims
     attempt.error = outcome.error.to_dict() if outcome.error is not None else None
     state.definition_unavailable = None  # a worker that defines it got to run it
     if state.status == RunStatus.STARTED:

@@ -34,6 +34,7 @@ class AttemptState:
     finished_at: str | None = None
     owner_id: str | None = None
     claim_id: str | None = None
+    claims: int | None = None  # recorded when the attempt was claimed more than once
     error: JsonDict | None = None
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from squidie.errors import InvalidOption, WorkflowDefinitionError
 from squidie.journal import AttemptRecord, JournalStore, RunRecord, encode_cursor
-from squidie.model import OPEN_RUNNABLE, RunnableState, RunState
+from squidie.model import OPEN_RUNNABLE, AttemptState, RunnableState, RunState
 from squidie.read_model.deadlines import evaluate_deadline, most_urgent
 from squidie.read_model.edges import EdgeMarks, declared_edges
 from squidie.read_model.step_truth import StepTruths, attempt_status, step_status
@@ -273,10 +273,21 @@ def _attempts(
                 "finished_at": a.finished_at,
                 "owner_id": a.owner_id or (row.owner_id if row else None),
                 "error": a.error,
-                "claims": row.claims if row else None,
+                "claims": _claims(a, row),
             }
         )
     return out
+
+
+def _claims(attempt: AttemptState, row: AttemptRecord | None) -> int | None:
+    """How often an attempt was claimed: its dispatch row counts while it lives;
+    once the outcome took effect (schema 4 removes the row) the journal says, as
+    a count when it was more than one and as a claim time when it was one."""
+    if row is not None:
+        return row.claims
+    if attempt.claims is not None:
+        return attempt.claims
+    return 1 if attempt.claimed_at else None
 
 
 def summary(record: RunRecord) -> RunSummary:

@@ -504,6 +504,8 @@ def _finished(
         claimed_at=iso(a.claimed_at) if a.claimed_at else None,
         owner_id=a.owner_id,
         claim_id=claim.claim_id,
+        # The row counted claims; it is removed once the outcome takes effect.
+        claims=a.claims if a.claims > 1 else None,
     )
 
 

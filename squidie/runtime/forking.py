@@ -31,7 +31,7 @@ from squidie.model import (
     StepCompleted,
 )
 from squidie.model.compaction import expand
-from squidie.model.facts import decode
+from squidie.model.facts import decode, with_time
 from squidie.runtime.loading import load_state, run_definition
 from squidie.runtime.plan import Plan, audit_event
 from squidie.runtime.replaying import executed_unsafe_steps
@@ -49,7 +49,9 @@ def reused_outputs(
     reused: list[str] = []
     context: dict[str, Any] = {}
     stored = store.load(run_id, use_checkpoint=False).facts
-    for fact in (f for s in stored for f in expand(decode(s.kind, s.data))):
+    for fact in (
+        f for s in stored for f in expand(decode(s.kind, with_time(s.data, s.recorded_at)))
+    ):
         if isinstance(fact, RunnableScheduled | Paused) and fact.step == from_step:
             return reused, context
         if isinstance(fact, RunnableScheduled):

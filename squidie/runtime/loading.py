@@ -38,7 +38,7 @@ def fold_loaded(loaded: LoadedRun, *, history: bool = False) -> RunState:
     if state is not None and loaded.checkpoint is not None:
         state.checkpoint_revision = loaded.checkpoint.revision
     for fact in loaded.facts:
-        state = fold_stored(state, fact.kind, fact.data, fact.revision)
+        state = fold_stored(state, fact.kind, fact.data, fact.revision, fact.recorded_at)
         if history:
             state.history = True
     assert state is not None, f"run {loaded.run_id} has no facts"

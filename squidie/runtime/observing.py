@@ -15,7 +15,8 @@ from squidie.journal import AttemptRecord, JournalStore, LoadedRun
 from squidie.model import RunState, RunStatus
 from squidie.runtime.claims import Claim
 from squidie.runtime.clock import parse_iso
-from squidie.runtime.loading import fold_loaded
+from squidie.runtime.loading import fold_loaded, load_state
+from squidie.runtime.plan import ATTEMPT_ID_SCHEMES
 
 log = logging.getLogger("squidie.claims")
 
@@ -128,12 +129,20 @@ def claim_lost(
     else:
         unknown = False
     taken_by = None
+    step, number = (row.step, row.attempt_number) if row is not None else (None, None)
+    ended = None
+    if row is None and not unknown:
+        # Schema 4 removes an attempt's row once its outcome took effect: the
+        # journal tells who finished it.
+        ended = _ended_elsewhere(store, state.run_id, attempt_id, claim_id)
     if unknown:
         reason = "unknown"
     elif record is not None and record.status == RunStatus.CANCELLED:
         reason = "run_cancelled"
     elif row is not None and row.claim_id not in (None, claim_id):
         reason, taken_by = "taken_over", row.owner_id
+    elif ended is not None:
+        reason, step, number, taken_by = "taken_over", *ended
     elif (
         row is None
         or row.status == "withdrawn"
@@ -148,8 +157,8 @@ def claim_lost(
             name="claim.lease_lost",
             run_id=state.run_id,
             workflow=state.workflow,
-            step=row.step if row is not None else None,
-            attempt=row.attempt_number if row is not None else None,
+            step=step,
+            attempt=number,
             owner_id=owner_id,
             at=now,
             attributes={k: v for k, v in attributes.items() if v is not None},
@@ -172,3 +181,22 @@ def _event(
         at=now,
         attributes={k: v for k, v in attributes.items() if v is not None},
     )
+
+
+def _ended_elsewhere(
+    store: JournalStore, run_id: str, attempt_id: str, claim_id: str
+) -> tuple[str, int, str | None] | None:
+    """The step, attempt number and owner of ``attempt_id`` when the journal records
+    it finished under another claim than ``claim_id``; None otherwise (or when the
+    journal cannot be read: the event then says less, the LeaseLost stands)."""
+    try:
+        state = load_state(store, run_id, history=True)
+    except Exception:
+        log.warning("could not read who finished %r", attempt_id, exc_info=True)
+        return None
+    for runnable in state.runnables.values():
+        for attempt in runnable.attempts:
+            ids = {scheme(run_id, runnable.key, attempt.number) for scheme in ATTEMPT_ID_SCHEMES}
+            if attempt_id in ids and attempt.claim_id not in (None, claim_id):
+                return runnable.step, attempt.number, attempt.owner_id
+    return None

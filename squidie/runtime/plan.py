@@ -110,7 +110,7 @@ class Plan:
     def stored_facts(self) -> list[NewFact]:
         """The facts as the journal stores them: compacted (a successful attempt with
         its application and route is one fact), then encoded."""
-        return [NewFact(kind=kind_of(f), data=encode(f)) for f in compact(self.facts)]
+        return [stored_fact(f, self.at) for f in compact(self.facts)]
 
     def commit(
         self,
@@ -152,6 +152,17 @@ class Plan:
             state.checkpoint_revision = revision
         committed(state, self.facts)  # events, now that the write is durable
         return revision
+
+
+def stored_fact(fact: Fact, at: str) -> NewFact:
+    """``fact`` as the journal stores it, written at ``at`` (the write's moment as
+    :func:`~squidie.runtime.clock.iso` gives it): its time is left out when it is
+    that moment, since the journal records it beside the fact
+    (:func:`squidie.model.facts.with_time` gives it back on reads)."""
+    data = encode(fact)
+    if data.get("at") == at:
+        del data["at"]
+    return NewFact(kind=kind_of(fact), data=data)
 
 
 def parent_wake(state: RunState) -> tuple[str, tuple[str, ...]] | None:

@@ -9,11 +9,11 @@ from typing import Any
 
 from squidie.errors import InvalidOption, RunIdConflict
 from squidie.events import HUB, committed
-from squidie.journal import Fence, JournalStore, NewFact, NewRun, RunRecord
-from squidie.model import RunForked, RunStarted, RunState, encode, fold
+from squidie.journal import Fence, JournalStore, NewRun, RunRecord
+from squidie.model import RunForked, RunStarted, RunState, fold
 from squidie.runtime.clock import iso
 from squidie.runtime.loading import load_state
-from squidie.runtime.plan import Plan, checkpoint_due
+from squidie.runtime.plan import Plan, checkpoint_due, stored_fact
 from squidie.runtime.routing import plan_entry, schedule_step
 from squidie.runtime.timeouts import run_timer
 from squidie.workflow import CompiledWorkflow, validate_payload
@@ -80,7 +80,7 @@ def start_run(
     else:  # a fork goes on from its step, its earlier steps counting as done
         plan.add(forked)
         schedule_step(plan, spec, spec.step(forked.from_step), delay=0.0)
-    facts = [NewFact(kind=started.KIND, data=encode(started)), *plan.stored_facts()]
+    facts = [stored_fact(started, plan.at), *plan.stored_facts()]
     state.revision = len(facts)
     record = RunRecord(
         run_id=run_id,

@@ -82,12 +82,20 @@ def test_old_runs_continue_to_their_end(sq: Squidie, clock: FakeClock) -> None:
 def test_upgrade_adds_the_catalog_indexes_and_queue_filters_use_them(sq: Squidie) -> None:
     from sqlalchemy import inspect
 
-    from squidie.journal.schema import SCHEMA_2_INDEXES, SCHEMA_3_DROPPED_INDEX, SCHEMA_VERSION
+    from squidie.journal.schema import (
+        SCHEMA_2_INDEXES,
+        SCHEMA_3_DROPPED_INDEX,
+        SCHEMA_4_DROPPED_INDEX,
+        SCHEMA_VERSION,
+    )
 
     assert sq.store.schema_version() == SCHEMA_VERSION
     names = {i["name"] for i in inspect(sq.store.engine).get_indexes("squidie_runs")}  # type: ignore[attr-defined]
     assert set(SCHEMA_2_INDEXES) <= names
     assert SCHEMA_3_DROPPED_INDEX not in names  # version 3: the parent index went
+    dispatch = {i["name"] for i in inspect(sq.store.engine).get_indexes("squidie_attempts")}  # type: ignore[attr-defined]
+    assert SCHEMA_4_DROPPED_INDEX not in dispatch  # version 4: the second run index went
+    assert "squidie_attempts_run" in dispatch
     assert [r.run_id for r in sq.list_runs(parent_run_id="finished")] == []
     assert {r.run_id for r in sq.list_runs(queue="default")} == {
         "finished",

@@ -53,9 +53,10 @@ from squidie.model import (
     kind_of,
 )
 from squidie.model.compaction import compact, expand
-from squidie.model.facts import KINDS
+from squidie.model.facts import KINDS, with_time
 from squidie.runtime import plan as plan_module
 from squidie.runtime.loading import load_state
+from squidie.runtime.plan import stored_fact
 from squidie.testing import FakeClock, drain
 from tests.support.workflows_core import FiveStepJoin, Flaky
 from tests.support.workflows_core import Routed as RoutedWorkflow
@@ -442,3 +443,31 @@ def test_a_step_writes_one_fact(db_url: str) -> None:
         ("check", "completed"),
         ("small", "completed"),
     ]
+
+
+def test_a_route_is_stored_without_its_empty_parts_and_reads_back_whole() -> None:
+    route = Routed(frm="check", on="ok", to="small").route()
+    fact = StepCompleted(key="check", attempt=1, output={}, route=route, at=AT)
+    assert encode(fact)["route"] == {"frm": "check", "on": "ok", "to": "small"}
+    assert decode("step_completed", encode(fact)) == fact
+    # As releases before schema 4 stored it, with its empty parts as nulls.
+    assert decode("step_completed", {**encode(fact), "route": route}) == fact
+
+
+def test_a_facts_time_is_left_out_when_it_is_the_writes_moment(db_url: str) -> None:
+    sq = squidie.connect(db_url)
+    sq.install()
+    run = sq.start(RoutedWorkflow, payload={"amount": 5})
+    drain(sq)
+    stored = sq.store.load(run.run_id, use_checkpoint=False).facts
+    assert all("at" not in f.data for f in stored)  # each happened as its write did
+    # Folded, each fact has the time its write recorded, as the writer had it.
+    state = load_state(sq.store, run.run_id, history=True)
+    assert state.started_at == stored[0].recorded_at.isoformat()
+    assert state.terminal_at == stored[-1].recorded_at.isoformat()
+    # A fact stamped with another moment (an operator's occurred_at) keeps its own.
+    other = "2020-01-01T00:00:00+00:00"
+    fact = RunnableScheduled(key="s", step="s", attempt=1, visible_at=AT, at=other)
+    assert stored_fact(fact, AT).data["at"] == other
+    assert "at" not in stored_fact(dataclasses.replace(fact, at=AT), AT).data
+    assert with_time({"at": other}, stored[0].recorded_at) == {"at": other}

@@ -128,6 +128,28 @@ def test_a_sequential_run_costs_one_write_per_step(
     assert sq.inspect_run(run.run_id).context["acc"] == {"v": 10}
 
 
+def test_an_applied_attempt_leaves_the_dispatch_table_and_the_journal_keeps_its_claims(
+    sq: Squidie,
+) -> None:
+    run = sq.start(TenSteps)
+    sq.execute_next(owner_id="w")
+    # s0's write removed s0's row and added s1's, claimed for the same worker.
+    assert [(r.step, r.status) for r in sq.store.list_attempts(run.run_id)] == [("s1", "claimed")]
+    sq.clock.advance(HANDOFF_LEASE)  # type: ignore[attr-defined]
+    assert sq.execute_next(owner_id="other") is not None  # s1, claimed a second time
+    drain(sq, owner_id="w")
+    assert sq.store.list_attempts(run.run_id) == []
+    attempts = {
+        a["step"]: a for a in sq.inspect_run(run.run_id, include_history=True).attempts or []
+    }
+    assert set(attempts) == set(NAMES)
+    assert (attempts["s0"]["claims"], attempts["s0"]["owner_id"]) == (1, "w")
+    assert (attempts["s1"]["claims"], attempts["s1"]["owner_id"]) == (2, "other")
+    stored = [f.data for f in sq.store.load(run.run_id, use_checkpoint=False).facts]
+    # A count is stored only when an attempt was claimed more than once.
+    assert [d["key"] for d in stored if "claims" in d] == ["s1"]
+
+
 def test_the_successor_is_claimed_for_the_same_worker_in_the_same_write(sq: Squidie) -> None:
     run = sq.start(TenSteps)
     sq.execute_next(owner_id="w")

@@ -21,6 +21,7 @@ from squidie import StepContext, Workflow, field, manual, step
 from squidie.errors import StorageError
 from squidie.runtime.loading import load_state
 from squidie.runtime.worker import Worker, error_backoff
+from tests.support import journal_counts
 from tests.support.workflows_core import Sleepy, charge, notify, prepare, reserve, ship
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,7 +133,9 @@ def test_sigterm_finishes_the_running_step_and_exits_cleanly(pg_url: str, tmp_pa
     state = load_state(sq.store, run.run_id)
     assert state.completed_steps == ["sleep"]  # finished and recorded, not abandoned
     assert "slept_by" in state.context
-    assert [r.status for r in sq.store.list_attempts(run.run_id)] == ["applied", "visible"]
+    # The sleep's row went when its outcome took effect; its successor's waits.
+    assert [r.status for r in sq.store.list_attempts(run.run_id)] == ["visible"]
+    assert journal_counts.applied(sq.store, run.run_id) == {"sleep": 1}
 
 
 def test_error_backoff_doubles_with_jitter_up_to_the_bound() -> None:

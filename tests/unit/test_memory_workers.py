@@ -4,11 +4,11 @@ applied exactly once, as on a database."""
 from __future__ import annotations
 
 import threading
-from collections import Counter
 
 from squidie import Squidie
 from squidie.runtime.loading import load_state
 from squidie.testing import drain
+from tests.support import journal_counts
 from tests.unit.test_graph_workflows import Join, Sequence3
 
 RUNS = 12
@@ -37,6 +37,7 @@ def test_threads_drain_a_shared_store_applying_each_step_once(sq: Squidie) -> No
     for run_id in run_ids:
         state = load_state(sq.store, run_id, history=True)
         assert state.status == "completed", run_id
-        keys = Counter(r.runnable_key for r in sq.store.list_attempts(run_id))
-        assert set(keys.values()) == {1}, keys
-        assert {r.status for r in sq.store.list_attempts(run_id)} == {"applied"}
+        keys = journal_counts.scheduled(sq.store, run_id)
+        assert keys and set(keys.values()) == {1}, keys
+        assert journal_counts.applied(sq.store, run_id) == keys
+        assert sq.store.list_attempts(run_id) == []  # every outcome applied: no rows left

@@ -11,12 +11,13 @@ import pytest
 from squidie import Squidie
 from squidie.runtime.loading import load_state
 from squidie.testing import FakeClock, drain
+from tests.support import journal_counts
 from tests.unit.scenarios import RUNS, walk
 from tests.unit.test_graph_workflows import FlakyBackoff, Join
 
 
 def _keys(sq: Squidie, run_id: str) -> Counter[str]:
-    return Counter(r.runnable_key for r in sq.store.list_attempts(run_id))
+    return journal_counts.scheduled(sq.store, run_id)
 
 
 def test_a_join_waits_for_both_branches_and_is_scheduled_once(sq: Squidie) -> None:
@@ -31,6 +32,7 @@ def test_a_join_waits_for_both_branches_and_is_scheduled_once(sq: Squidie) -> No
     sq.execute_next(owner_id="w")
     drain(sq)
     assert _keys(sq, run_id) == Counter({"prepare": 1, "left": 1, "right": 1, "join": 1})
+    assert journal_counts.applied(sq.store, run_id) == _keys(sq, run_id)
     assert load_state(sq.store, run_id).status == "completed"
 
 
