@@ -49,7 +49,10 @@ def _applied_rows_removed(conn: Connection) -> None:
     above one in the attempt's fact; the second run index of the dispatch table
     goes (``squidie_attempts_run`` now holds much the same rows). Rows already
     ``applied`` stay until their run is purged. Releases before this one cannot
-    tell an applied attempt from a lost row: their workers stop at this version."""
+    tell an applied attempt from a lost row, and cannot read the facts this release
+    writes (which leave out their write's moment): their workers and writers stop
+    at this version, and their readers (web, API, dashboard, CLI) must be replaced
+    before migrating."""
     conn.execute(text(f"DROP INDEX IF EXISTS {SCHEMA_4_DROPPED_INDEX}"))
 
 

@@ -742,15 +742,18 @@ class SqlStore:
             if not write.facts:
                 return True
         first = conn.execute(
-            select(journal.c.kind, journal.c.recorded_at).where(
+            select(journal.c.kind, journal.c.data, journal.c.recorded_at).where(
                 journal.c.run_id == write.run_id,
                 journal.c.revision == write.expected_revision + 1,
             )
         ).first()
-        return (
-            first is not None
-            and first.kind == write.facts[0].kind
-            and as_aware(first.recorded_at) == write.now
+        if first is None or first.kind != write.facts[0].kind:
+            return False
+        # Its own moment, and (where the fact names them) its own attempt and claim:
+        # a rescuer's write of the same kind differs in its claim id.
+        mine = write.facts[0].data
+        return as_aware(first.recorded_at) == write.now and all(
+            first.data.get(name) == mine.get(name) for name in ("key", "attempt", "claim_id")
         )
 
     def _check_fence(self, conn: Connection, fence: Fence, now: datetime) -> None:
@@ -1070,7 +1073,7 @@ class SqlStore:
     def list_attempts(self, run_id: str, *, live_only: bool = False) -> list[AttemptRecord]:
         """Every dispatch row of a run (or only its live ones), oldest first."""
         query = select(attempts).where(attempts.c.run_id == run_id)
-        if live_only:  # served by a partial index: the cost does not grow with history
+        if live_only:  # little but live rows remain (schema 4 removes applied ones)
             query = query.where(attempts.c.status.in_(LIVE_STATUSES))
         ordered = query.order_by(attempts.c.visible_at, attempts.c.attempt_id)
         rows = self._run(lambda conn, _: conn.execute(ordered).all(), read_only=True)

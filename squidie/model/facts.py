@@ -76,6 +76,7 @@ class AttemptFinished:
     outcome: StepOutcome
     attempt: int | None = None
     input: JsonDict | None = None
+    # None when the attempt was claimed as it became visible (see fold's _recorded).
     claimed_at: str | None = None
     owner_id: str | None = None
     claim_id: str | None = None
@@ -97,6 +98,10 @@ class OutcomeApplied:
     output_key: str | None = None
     error: JsonDict | None = None
     final: bool = False
+    # Set when another claim than the recording one applied the outcome (a rescue
+    # after the recorder's lease ran out): its owner and, above one, its claim count.
+    owner_id: str | None = None
+    claims: int | None = None
     at: str | None = None
 
 

@@ -56,10 +56,11 @@ def fold_stored(
     kind: str,
     data: JsonDict,
     revision: int,
-    recorded_at: datetime | None = None,
+    recorded_at: datetime | None,
 ) -> RunState:
-    """Fold a fact as the journal stores it (its kind, JSON data and, when given,
-    the moment it was recorded, which is its time when the data leaves it out)."""
+    """Fold a fact as the journal stores it: its kind, JSON data and the moment it
+    was recorded, which is its time when the data leaves it out (schema 4). Only
+    data that carries its own time may come without that moment (None)."""
     if recorded_at is not None:
         data = with_time(data, recorded_at)
     return fold(state, decode(kind, data), revision)
@@ -222,7 +223,9 @@ def _recorded(
         runnable.input = fact.input
     attempt = runnable.attempts[-1]
     attempt.status = AttemptStatus.SUCCEEDED if outcome.ok else AttemptStatus.FAILED
-    attempt.claimed_at = fact.claimed_at
+    # Left out (schema 4) when the attempt was claimed the moment it became visible
+    # (handed to the worker whose write scheduled it); every release wrote it else.
+    attempt.claimed_at = fact.claimed_at if fact.claimed_at is not None else attempt.visible_at
     attempt.finished_at = fact.at
     attempt.owner_id = fact.owner_id
     attempt.claim_id = fact.claim_id
@@ -241,6 +244,10 @@ def _attempt_finished(state: RunState, fact: AttemptFinished) -> None:
 def _outcome_applied(state: RunState, fact: OutcomeApplied) -> None:
     runnable = state.runnables[fact.key]
     runnable.outcome = None
+    if runnable.attempts and (fact.owner_id is not None or fact.claims is not None):
+        attempt = runnable.attempts[-1]  # applied by another claim than its recorder's
+        attempt.applied_by = fact.owner_id
+        attempt.claims = fact.claims if fact.claims is not None else attempt.claims
     if fact.ok:
         _succeeded(state, runnable, fact.output, fact.output_key)
     else:

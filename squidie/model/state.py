@@ -35,6 +35,7 @@ class AttemptState:
     owner_id: str | None = None
     claim_id: str | None = None
     claims: int | None = None  # recorded when the attempt was claimed more than once
+    applied_by: str | None = None  # the owner that applied it, when another claim did
     error: JsonDict | None = None
 
 

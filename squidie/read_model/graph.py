@@ -102,8 +102,8 @@ def read_run_graph(
 ) -> RunGraph:
     """The graph of stored run ``run_id`` with its family and dynamic work overlays.
 
-    Without history only the live dispatch rows are read (a partial index serves
-    them), so the cost does not grow with the run's history.
+    Without history only the live dispatch rows are read (schema 4 removes the
+    rows of applied attempts), so the cost does not grow with the run's history.
     """
     state = load_state(store, run_id, history=include_history)
     rows = store.list_attempts(run_id, live_only=not include_history)

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from squidie.errors import IncompatibleDefinition, InvalidOption, JournalConflict, LeaseLost
 from squidie.events import HUB
 from squidie.journal import JournalStore, LoadedRun
-from squidie.model import AttemptFinished, RunFailed, RunState, StepOutcome
+from squidie.model import AttemptFinished, RunFailed, RunnableState, RunState, StepOutcome
 from squidie.runtime import observing
 from squidie.runtime.actions import (
     MissingInput,
@@ -50,7 +50,7 @@ from squidie.runtime.dynamic import (
 from squidie.runtime.heartbeat import KEEPER, Heartbeat, Kept
 from squidie.runtime.loading import definition_for, fold_loaded, load_state
 from squidie.runtime.plan import LeaseTerms, Plan, idempotency_key
-from squidie.runtime.routing import apply_outcome
+from squidie.runtime.routing import Applier, apply_outcome
 from squidie.runtime.timeouts import RUN_TIMER_KEY, expire_run, invoke_within, lease_cap
 from squidie.runtime.versions import note_unavailable
 from squidie.runtime.writing import Commit, write_run
@@ -501,7 +501,9 @@ def _finished(
         attempt=a.attempt_number,
         outcome=outcome,
         input=step_input,
-        claimed_at=iso(a.claimed_at) if a.claimed_at else None,
+        # A handed-off attempt was claimed as it became visible: the fold puts that
+        # time back (schema 4), so the fact leaves it out.
+        claimed_at=iso(a.claimed_at) if a.claimed_at and a.claimed_at != a.visible_at else None,
         owner_id=a.owner_id,
         claim_id=claim.claim_id,
         # The row counted claims; it is removed once the outcome takes effect.
@@ -566,7 +568,13 @@ def apply_recorded(
             # Already applied elsewhere or the run ended: just retire the row.
             return Commit(fence=replace(fence, set_status="withdrawn"))
         compiled: CompiledWorkflow = definition_for(plan.state, action_registry)
-        apply_outcome(plan, compiled.spec, a.runnable_key, actions=compiled.actions)
+        apply_outcome(
+            plan,
+            compiled.spec,
+            a.runnable_key,
+            actions=compiled.actions,
+            applier=_applier(runnable, claim),
+        )
         return Commit(fence=fence)
 
     if state is not None:
@@ -576,6 +584,16 @@ def apply_recorded(
     return write_run(
         store, a.run_id, apply_unless_applied, now=now, clock=clock, state=state, lease=lease
     )
+
+
+def _applier(runnable: RunnableState, claim: Claim) -> Applier | None:
+    """The applying claim, when it is not the one that recorded the outcome (a
+    worker that took the recorded attempt over after its recorder's lease ran out)."""
+    recorded = runnable.attempts[-1] if runnable.attempts else None
+    if recorded is not None and recorded.claim_id == claim.claim_id:
+        return None
+    a = claim.attempt
+    return Applier(owner_id=a.owner_id, claims=a.claims if a.claims > 1 else None)
 
 
 def _withdraw_stale(store: JournalStore, claim: Claim, state: RunState, now: datetime) -> RunState:

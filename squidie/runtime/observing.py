@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from squidie.errors import RunNotFound
 from squidie.events import Event, emit, wanted
 from squidie.journal import AttemptRecord, JournalStore, LoadedRun
 from squidie.model import RunState, RunStatus
@@ -131,13 +132,14 @@ def claim_lost(
     taken_by = None
     step, number = (row.step, row.attempt_number) if row is not None else (None, None)
     ended = None
-    if row is None and not unknown:
+    cancelled = record is not None and record.status == RunStatus.CANCELLED
+    if row is None and record is not None and not unknown and not cancelled:
         # Schema 4 removes an attempt's row once its outcome took effect: the
         # journal tells who finished it.
         ended = _ended_elsewhere(store, state.run_id, attempt_id, claim_id)
     if unknown:
         reason = "unknown"
-    elif record is not None and record.status == RunStatus.CANCELLED:
+    elif cancelled:
         reason = "run_cancelled"
     elif row is not None and row.claim_id not in (None, claim_id):
         reason, taken_by = "taken_over", row.owner_id
@@ -187,16 +189,23 @@ def _ended_elsewhere(
     store: JournalStore, run_id: str, attempt_id: str, claim_id: str
 ) -> tuple[str, int, str | None] | None:
     """The step, attempt number and owner of ``attempt_id`` when the journal records
-    it finished under another claim than ``claim_id``; None otherwise (or when the
-    journal cannot be read: the event then says less, the LeaseLost stands)."""
+    that another claim than ``claim_id`` finished it, or applied the outcome this
+    claim recorded; None otherwise (or when the journal cannot be read: the event
+    then says less, the LeaseLost stands)."""
     try:
         state = load_state(store, run_id, history=True)
+    except RunNotFound:  # purged meanwhile: the run ended
+        return None
     except Exception:
         log.warning("could not read who finished %r", attempt_id, exc_info=True)
         return None
     for runnable in state.runnables.values():
         for attempt in runnable.attempts:
             ids = {scheme(run_id, runnable.key, attempt.number) for scheme in ATTEMPT_ID_SCHEMES}
-            if attempt_id in ids and attempt.claim_id not in (None, claim_id):
+            if attempt_id not in ids:
+                continue
+            if attempt.claim_id not in (None, claim_id):
                 return runnable.step, attempt.number, attempt.owner_id
+            if attempt.applied_by is not None:
+                return runnable.step, attempt.number, attempt.applied_by
     return None

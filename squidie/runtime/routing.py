@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from squidie.model import (
     Audit,
@@ -35,6 +35,15 @@ from squidie.workflow.spec import (
 )
 
 _MISSING = object()
+
+
+class Applier(TypedDict, total=False):
+    """Who applies a recorded outcome when another claim than the recording one
+    does (``outcome_applied``'s ``owner_id``, and ``claims`` above one): schema 4
+    removes the attempt's dispatch row, which used to keep both."""
+
+    owner_id: str | None
+    claims: int | None
 
 
 def plan_entry(plan: Plan, spec: WorkflowSpec) -> None:
@@ -107,12 +116,18 @@ def successors(spec: WorkflowSpec, step: StepSpec, outcome: Outcome) -> list[Tra
 
 
 def apply_outcome(
-    plan: Plan, spec: WorkflowSpec, key: str, *, actions: Mapping[str, Any] | None = None
+    plan: Plan,
+    spec: WorkflowSpec,
+    key: str,
+    *,
+    actions: Mapping[str, Any] | None = None,
+    applier: Applier | None = None,
 ) -> None:
     """Apply the recorded outcome of runnable ``key``: output, retry, routing, end of run.
 
     ``actions`` (the compiled workflow's) lets a saga call compensations of runs
-    started from specs; class runs find them through their class.
+    started from specs; class runs find them through their class. ``applier`` is
+    the claim applying it when that is not the claim that recorded it.
     """
     state = plan.state
     runnable = state.runnables[key]
@@ -128,6 +143,7 @@ def apply_outcome(
                 ok=True,
                 output=outcome.output or {},
                 output_key=step.output,
+                **(applier or {}),
             )
         )
         if node is not None:
@@ -137,7 +153,14 @@ def apply_outcome(
     elif outcome.retryable and runnable.attempt < step.max_attempts:
         delay = retry_delay(outcome.delay, step, runnable.attempt)
         plan.add(
-            OutcomeApplied(key=key, attempt=runnable.attempt, ok=False, final=False, error=error)
+            OutcomeApplied(
+                key=key,
+                attempt=runnable.attempt,
+                ok=False,
+                final=False,
+                error=error,
+                **(applier or {}),
+            )
         )
         plan.add(
             RunnableScheduled(
@@ -150,7 +173,14 @@ def apply_outcome(
         )
     else:
         plan.add(
-            OutcomeApplied(key=key, attempt=runnable.attempt, ok=False, final=True, error=error)
+            OutcomeApplied(
+                key=key,
+                attempt=runnable.attempt,
+                ok=False,
+                final=True,
+                error=error,
+                **(applier or {}),
+            )
         )
         if node is not None:
             fail_run(plan, node.name, error)  # a dynamic node has no error route

@@ -493,3 +493,43 @@ def test_an_attempt_handed_back_unstarted_is_no_recovery(db_url: str) -> None:
     finally:
         unsubscribe()
     assert seen[:1] == ["step.started"]
+
+
+def test_a_rescuer_that_applies_a_recorded_outcome_is_named_when_the_recorder_loses(
+    sq: Squidie, events: list[Event]
+) -> None:
+    # The recorder's outcome is durable but not applied (its worker stalled between
+    # the two writes); a rescuer claims the finished row, applies it and so removes
+    # the row (schema 4). The journal still says who took it and how often it was
+    # claimed.
+    from squidie.model import StepOutcome
+    from squidie.runtime import executing
+    from squidie.runtime.claims import Claim, new_credentials
+    from squidie.runtime.loading import load_state
+
+    run = sq.start(Greeting, payload={"name": "x", "password": "p"})
+    now = sq.clock.now()
+    claim_id, token_hash = new_credentials()
+    row = sq.store.claim(
+        queue="default",
+        owner_id="recorder",
+        now=now,
+        lease_until=now + timedelta(seconds=30),
+        claim_id=claim_id,
+        token_hash=token_hash,
+    )
+    assert row is not None
+    recorder = Claim.of(row)
+    state = load_state(sq.store, run.run_id)
+    executing.record_outcome(sq.store, recorder, state, StepOutcome.success({}), {}, now)
+    sq.clock.advance(120)  # type: ignore[attr-defined]
+    assert sq.execute_next(owner_id="rescuer", lease_for=30) is not None
+    # The rescuer's write removed the first step's row; only its successor's is left.
+    assert [r.step for r in sq.store.list_attempts(run.run_id)] == ["shout"]
+    with pytest.raises(LeaseLost):
+        executing.apply_recorded(sq.store, recorder, sq.clock.now(), None)
+    [lost] = [e for e in events if e.name == "claim.lease_lost"]
+    assert lost.attributes == {"reason": "taken_over", "taken_over_by": "rescuer"}
+    assert (lost.step, lost.attempt) == (row.step, 1)
+    attempts = sq.inspect_run(run.run_id, include_history=True).attempts or []
+    assert (attempts[0]["claims"], attempts[0]["owner_id"]) == (2, "recorder")

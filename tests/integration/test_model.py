@@ -329,7 +329,7 @@ def test_compaction_writes_fewer_facts_that_fold_to_the_same_state(
     for fact in facts:
         fold(one_by_one, fact, one_by_one.revision + 1)
     for fact in compacted:
-        fold_stored(merged, kind_of(fact), encode(fact), merged.revision + 1)
+        fold_stored(merged, kind_of(fact), encode(fact), merged.revision + 1, None)
     a, b = one_by_one.to_json(), merged.to_json()
     assert a.pop("revision") - b.pop("revision") == len(facts) - len(compacted)
     assert a == b

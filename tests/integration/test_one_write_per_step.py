@@ -132,7 +132,8 @@ def test_an_applied_attempt_leaves_the_dispatch_table_and_the_journal_keeps_its_
     sq: Squidie,
 ) -> None:
     run = sq.start(TenSteps)
-    sq.execute_next(owner_id="w")
+    sq.clock.advance(1)  # type: ignore[attr-defined]
+    sq.execute_next(owner_id="w")  # s0, claimed a second after it became visible
     # s0's write removed s0's row and added s1's, claimed for the same worker.
     assert [(r.step, r.status) for r in sq.store.list_attempts(run.run_id)] == [("s1", "claimed")]
     sq.clock.advance(HANDOFF_LEASE)  # type: ignore[attr-defined]
@@ -148,6 +149,11 @@ def test_an_applied_attempt_leaves_the_dispatch_table_and_the_journal_keeps_its_
     stored = [f.data for f in sq.store.load(run.run_id, use_checkpoint=False).facts]
     # A count is stored only when an attempt was claimed more than once.
     assert [d["key"] for d in stored if "claims" in d] == ["s1"]
+    # A claim time only when the attempt was not handed off as it became visible
+    # (s0 and s1 were claimed later); the fold gives the handed-off ones theirs.
+    assert [d["key"] for d in stored if "claimed_at" in d] == ["s0", "s1"]
+    assert attempts["s0"]["claimed_at"] > attempts["s0"]["visible_at"]
+    assert attempts["s5"]["claimed_at"] == attempts["s5"]["visible_at"] is not None
 
 
 def test_the_successor_is_claimed_for_the_same_worker_in_the_same_write(sq: Squidie) -> None:
