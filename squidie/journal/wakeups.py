@@ -152,7 +152,10 @@ def sqlite_watcher(
 
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         try:
-            seen, mine, woke = _data_version(conn), own_writes(), 0.0
+            # The store's count first: a write of its own that lands between the
+            # two reads is then in the version seen, not taken for another's.
+            mine = own_writes()
+            seen, woke = _data_version(conn), 0.0
             while not closed.wait(WATCH_EVERY if waiting() else WATCH_IDLE):
                 now_mine = own_writes()
                 if now_mine is None or mine is None:

@@ -150,18 +150,21 @@ def apply_outcome(
             dynamic.after_node(plan, node.name)
         else:
             route(plan, spec, step, Outcome.OK)
-    elif outcome.retryable and runnable.attempt < step.max_attempts:
-        delay = retry_delay(outcome.delay, step, runnable.attempt)
-        plan.add(
-            OutcomeApplied(
-                key=key,
-                attempt=runnable.attempt,
-                ok=False,
-                final=False,
-                error=error,
-                **(applier or {}),
-            )
+        finish_if_done(plan)
+        return
+    retry = outcome.retryable and runnable.attempt < step.max_attempts
+    plan.add(
+        OutcomeApplied(
+            key=key,
+            attempt=runnable.attempt,
+            ok=False,
+            final=not retry,
+            error=error,
+            **(applier or {}),
         )
+    )
+    if retry:
+        delay = retry_delay(outcome.delay, step, runnable.attempt)
         plan.add(
             RunnableScheduled(
                 key=key,
@@ -172,16 +175,6 @@ def apply_outcome(
             )
         )
     else:
-        plan.add(
-            OutcomeApplied(
-                key=key,
-                attempt=runnable.attempt,
-                ok=False,
-                final=True,
-                error=error,
-                **(applier or {}),
-            )
-        )
         if node is not None:
             fail_run(plan, node.name, error)  # a dynamic node has no error route
         elif spec.transitions_from(step.name, Outcome.ERROR):
@@ -189,7 +182,7 @@ def apply_outcome(
         else:
 
             def replan(again: Plan) -> None:
-                apply_outcome(again, spec, key, actions=actions)
+                apply_outcome(again, spec, key, actions=actions, applier=applier)
 
             if not saga.begin(plan, spec, key, error, replan=replan, actions=actions):
                 fail_run(plan, step.name, error)

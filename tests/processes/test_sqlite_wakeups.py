@@ -134,6 +134,39 @@ def test_the_watcher_wakes_for_other_processes_commits_only(tmp_path: Path) -> N
         other.close()
 
 
+def test_a_write_that_lands_as_the_watcher_starts_wakes_no_one(tmp_path: Path) -> None:
+    # The store's own write commits while the watcher takes its first look (a worker
+    # began to wait just before its process wrote). CI caught the watcher reading
+    # the file's version before the store's count: it then took that write for
+    # another process's and woke the idle workers.
+    path = str(tmp_path / "watched.sqlite3")
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (x INTEGER)")
+    calls: list[int] = []
+
+    def own_writes() -> tuple[int, int]:
+        if not calls:  # the first look: the store's write lands now
+            other.execute("INSERT INTO t VALUES (1)")
+        calls.append(1)
+        return (1, 0)
+
+    woken: list[str] = []
+    ticks = _Ticks()
+    watcher = threading.Thread(
+        target=sqlite_watcher(path, own_writes, lambda: True), args=(woken.append, ticks)
+    )
+    watcher.start()
+    try:
+        ticks.first()
+        ticks.step()
+        ticks.step()
+        assert woken == []
+    finally:
+        ticks.stop()
+        watcher.join(timeout=30)
+        other.close()
+
+
 def test_the_watcher_never_creates_the_file(tmp_path: Path) -> None:
     missing = tmp_path / "missing.sqlite3"
     watch = sqlite_watcher(str(missing), lambda: 0, lambda: True)
