@@ -2,7 +2,10 @@
 attempts in the table, beside the same claims on an empty one.
 
 Finished attempts must leave the hot claim path (a partial index covers only
-live rows), so the two figures should stay close. Reported, never asserted.
+live rows), so the two figures should stay close. Since schema 4 an applied
+attempt's row is removed, so only withdrawn rows gather in new databases; the
+history seeded here is the ``applied`` rows a database upgraded from an earlier
+schema keeps until its runs are purged. Reported, never asserted.
 
     python -m harness.claim_cost                    # a throwaway PostgreSQL
     python -m harness.claim_cost --finished 200000 --claims 500
@@ -81,7 +84,8 @@ def time_claims(store: SqlStore, queue: str, count: int) -> list[float]:
 
 
 def add_history(store: SqlStore, queue: str, finished: int) -> None:
-    """``finished`` applied attempts on ``queue``, written in bulk by the server."""
+    """``finished`` applied attempts on ``queue`` (rows as releases before schema 4
+    kept them), written in bulk by the server."""
     with store.engine.begin() as conn:
         conn.execute(
             text("""

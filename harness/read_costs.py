@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, insert, update
+from sqlalchemy import delete, event, insert
 
 import squidie
 from squidie import Squidie, Workflow, manual, step
@@ -104,9 +104,10 @@ def seed_completed_run(
     sq: Squidie, workflow: type[Workflow], *, now: datetime = T0, limit: int | None = None
 ) -> str:
     """A completed run planned in ONE write: each step's outcome is recorded and
-    applied by the real planner, then every dispatch row is marked ``applied``
-    directly (bypasses workers; the journal and checkpoint are what execution
-    would leave, minus the intermediate checkpoints)."""
+    applied by the real planner, then the dispatch rows of the completed steps are
+    removed directly, as applying an outcome does since schema 4 (bypasses
+    workers; the journal and checkpoint are what execution would leave, minus the
+    intermediate checkpoints)."""
     run_id = sq.start(workflow, now=now).run_id
     state = load_state(sq.store, run_id)
     spec = resolve_workflow(workflow).spec
@@ -130,9 +131,9 @@ def seed_completed_run(
     plan.commit(sq.store)
     with sq.store.engine.begin() as conn:  # type: ignore[attr-defined]
         conn.execute(
-            update(attempts)
-            .where(attempts.c.run_id == run_id, attempts.c.step.in_(state.completed_steps))
-            .values(status="applied", finished_at=now)
+            delete(attempts).where(
+                attempts.c.run_id == run_id, attempts.c.step.in_(state.completed_steps)
+            )
         )
     return run_id
 
