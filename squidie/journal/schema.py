@@ -138,7 +138,8 @@ attempts = Table(
     Column("runnable_key", String(300), nullable=False),
     Column("step", String(200), nullable=False),
     Column("attempt_number", Integer, nullable=False),
-    # visible -> claimed -> finished (outcome durable) -> applied; or withdrawn.
+    # visible -> claimed -> finished (outcome durable) -> removed once applied (schema 4;
+    # earlier schemas kept it as 'applied'); or withdrawn.
     Column("status", String(16), nullable=False),
     # When the row can next be claimed: visible_at, or the end of the current lease.
     Column("due_at", UtcDateTime, nullable=False),
