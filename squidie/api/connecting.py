@@ -10,6 +10,7 @@ from squidie.api.facade import Squidie
 from squidie.errors import ConfigError, MissingConfig
 from squidie.journal import InMemoryStore, JournalStore, SqlStore, make_engine
 from squidie.runtime.clock import Clock, DatabaseClock
+from squidie.workflow.quoting import brief
 
 DEFAULT_SQLITE_URL = "sqlite:///squidie.sqlite3"
 MEMORY_URL = "memory://"  # an InMemoryStore: not durable, this process only
@@ -40,11 +41,11 @@ def connect(
     if url is not None and engine is not None:
         problems.append("pass either url or engine, not both")
     if url is not None and (not isinstance(url, str) or not url):
-        problems.append(f"url must be a non-empty string, got {url!r}")
+        problems.append(f"url must be a non-empty string, got {brief(url)}")
     if engine is not None and not isinstance(engine, Engine):
         problems.append(f"engine must be a SQLAlchemy Engine, got {type(engine).__name__}")
     if not isinstance(queue, str) or not queue:
-        problems.append(f"queue must be a non-empty string, got {queue!r}")
+        problems.append(f"queue must be a non-empty string, got {brief(queue)}")
     if clock is not None and not callable(getattr(clock, "now", None)):
         problems.append("clock must have a now() method returning an aware datetime")
     if isinstance(url, str) and url.startswith("memory:") and url != MEMORY_URL:

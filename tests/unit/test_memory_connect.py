@@ -30,6 +30,21 @@ def test_a_memory_url_with_anything_after_it_is_refused() -> None:
         squidie.connect("memory://shared")
 
 
+def test_a_bad_url_or_queue_is_quoted_briefly() -> None:
+    # The fuzzer found connect() echoing a 400-deep dict in full (8,669 characters).
+    deep: dict[str, object] = {}
+    inner = deep
+    for _ in range(400):
+        inner["k"] = {}
+        inner = inner["k"]  # type: ignore[assignment]
+    with pytest.raises(ConfigError) as info:
+        squidie.connect(deep, queue=deep)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert "url must be a non-empty string" in message
+    assert "queue must be a non-empty string" in message
+    assert len(message) < 1_000
+
+
 def test_calls_before_install_say_how_to_install() -> None:
     sq = squidie.connect("memory://")
     assert sq.store.schema_version() is None
