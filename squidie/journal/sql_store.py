@@ -749,11 +749,12 @@ class SqlStore:
         ).first()
         if first is None or first.kind != write.facts[0].kind:
             return False
-        # Its own moment, and (where the fact names them) its own attempt and claim:
-        # a rescuer's write of the same kind differs in its claim id.
+        # Its own moment, and (where the fact names them) its own attempt, claim and
+        # owner: a rescuer's write of the same kind differs in its claim id (a
+        # recorded outcome's apply, in the owner and claim count it carries).
         mine = write.facts[0].data
         return as_aware(first.recorded_at) == write.now and all(
-            first.data.get(name) == mine.get(name) for name in ("key", "attempt", "claim_id")
+            first.data.get(name) == mine.get(name) for name in _OWN_FACT_KEYS
         )
 
     def _check_fence(self, conn: Connection, fence: Fence, now: datetime) -> None:
@@ -1291,6 +1292,10 @@ class SqlStore:
         )
         rows = self._run(lambda conn, _: conn.execute(stmt).all(), read_only=True)
         return [receipt_record(r) for r in rows]
+
+
+#: What tells a write's own first fact from another claim's at the same revision.
+_OWN_FACT_KEYS = ("key", "attempt", "claim_id", "owner_id", "claims")
 
 
 def without_gaps(loaded: LoadedRun) -> LoadedRun:

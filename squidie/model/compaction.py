@@ -71,6 +71,9 @@ def _same_success(finished: AttemptFinished, applied: OutcomeApplied) -> bool:
         and finished.key == applied.key
         and finished.at == applied.at
         and (applied.attempt is None or finished.attempt in (None, applied.attempt))
+        # An outcome applied by another claim than its recorder's says so on its own.
+        and applied.owner_id is None
+        and applied.claims is None
     )
 
 

@@ -464,7 +464,7 @@ def record_and_apply(
     saga = [False]
 
     def record_apply_and_grant(plan: Plan) -> Commit | None:
-        plan.add(_finished(claim, outcome, step_input))
+        plan.add(_finished(claim, outcome, step_input, plan.state))
         apply_outcome(plan, compiled.spec, a.runnable_key, actions=compiled.actions)
         if plan.deferred is not None:
             saga[0] = True  # compensations run between writes: the two-write path
@@ -492,18 +492,29 @@ def record_and_apply(
 
 
 def _finished(
-    claim: Claim, outcome: StepOutcome, step_input: dict[str, Any] | None
+    claim: Claim, outcome: StepOutcome, step_input: dict[str, Any] | None, state: RunState
 ) -> AttemptFinished:
-    """The ``attempt_finished`` fact of ``claim``'s attempt."""
+    """The ``attempt_finished`` fact of ``claim``'s attempt, decided on ``state``
+    (the run before the fact)."""
     a = claim.attempt
+    claimed_at = iso(a.claimed_at) if a.claimed_at else None
+    runnable = state.runnables.get(a.runnable_key)
+    scheduled = runnable.attempts[-1] if runnable is not None and runnable.attempts else None
+    # A handed-off attempt was claimed the moment the journal made it visible: the
+    # fold puts that time back (schema 4), so the fact leaves it out. The journal's
+    # time is the one compared: a row handed back is visible at another.
+    if (
+        scheduled is not None
+        and scheduled.number == a.attempt_number
+        and claimed_at == scheduled.visible_at
+    ):
+        claimed_at = None
     return AttemptFinished(
         key=a.runnable_key,
         attempt=a.attempt_number,
         outcome=outcome,
         input=step_input,
-        # A handed-off attempt was claimed as it became visible: the fold puts that
-        # time back (schema 4), so the fact leaves it out.
-        claimed_at=iso(a.claimed_at) if a.claimed_at and a.claimed_at != a.visible_at else None,
+        claimed_at=claimed_at,
         owner_id=a.owner_id,
         claim_id=claim.claim_id,
         # The row counted claims; it is removed once the outcome takes effect.
@@ -521,12 +532,11 @@ def record_outcome(
 ) -> RunState:
     """First write: the outcome becomes durable, fenced by an unexpired claim.
     Returns the state after the write."""
-    finished = _finished(claim, outcome, step_input)
     fence = claim.fence(statuses=("claimed",), set_status="finished", unexpired=True)
 
     def record_only(plan: Plan) -> Commit:
         _check_still_expected(plan.state, claim, plan.now)
-        plan.add(finished)
+        plan.add(_finished(claim, outcome, step_input, plan.state))
         return Commit(fence=fence, checkpoint=False)
 
     return write_run(store, claim.attempt.run_id, record_only, now=now, state=state)

@@ -504,22 +504,13 @@ def test_a_rescuer_that_applies_a_recorded_outcome_is_named_when_the_recorder_lo
     # claimed.
     from squidie.model import StepOutcome
     from squidie.runtime import executing
-    from squidie.runtime.claims import Claim, new_credentials
     from squidie.runtime.loading import load_state
+    from tests.support.claiming import claim_by_hand
 
     run = sq.start(Greeting, payload={"name": "x", "password": "p"})
     now = sq.clock.now()
-    claim_id, token_hash = new_credentials()
-    row = sq.store.claim(
-        queue="default",
-        owner_id="recorder",
-        now=now,
-        lease_until=now + timedelta(seconds=30),
-        claim_id=claim_id,
-        token_hash=token_hash,
-    )
-    assert row is not None
-    recorder = Claim.of(row)
+    recorder = claim_by_hand(sq, "recorder")
+    row = recorder.attempt
     state = load_state(sq.store, run.run_id)
     executing.record_outcome(sq.store, recorder, state, StepOutcome.success({}), {}, now)
     sq.clock.advance(120)  # type: ignore[attr-defined]

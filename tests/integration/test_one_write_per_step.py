@@ -22,6 +22,7 @@ from squidie.runtime import claims, executing
 from squidie.runtime.claims import HANDOFF_LEASE
 from squidie.runtime.loading import load_state
 from squidie.testing import FakeClock, drain
+from tests.support.claiming import claim_by_hand
 from tests.support.slots import Slot
 
 BODIES: Slot[Counter[str]] = Slot(f"{__name__}.BODIES")
@@ -154,6 +155,31 @@ def test_an_applied_attempt_leaves_the_dispatch_table_and_the_journal_keeps_its_
     assert [d["key"] for d in stored if "claimed_at" in d] == ["s0", "s1"]
     assert attempts["s0"]["claimed_at"] > attempts["s0"]["visible_at"]
     assert attempts["s5"]["claimed_at"] == attempts["s5"]["visible_at"] is not None
+
+
+def test_a_row_handed_back_then_claimed_as_it_became_visible_again_keeps_its_claim_time(
+    sq: Squidie,
+) -> None:
+    # A row handed back (released) is visible at another time than the journal
+    # scheduled it for: a claim at that time is not the journal's visible time, so
+    # the fact keeps it (the fold would put back the scheduled time instead).
+    run = sq.start(TenSteps)
+    t0 = sq.clock.now()
+    held = claim_by_hand(sq, "a")
+    t1 = t0 + timedelta(seconds=30)
+    assert sq.store.release(
+        attempt_id=held.attempt.attempt_id,
+        claim_id=held.claim_id,
+        token_hash=held.token_hash,
+        visible_at=t1,
+    )
+    sq.clock.advance(30)  # type: ignore[attr-defined]
+    assert sq.execute_next(owner_id="b") is not None
+    attempts = {
+        a["step"]: a for a in sq.inspect_run(run.run_id, include_history=True).attempts or []
+    }
+    assert attempts["s0"]["claimed_at"] == t1.isoformat()
+    assert attempts["s0"]["visible_at"] == t0.isoformat()
 
 
 def test_the_successor_is_claimed_for_the_same_worker_in_the_same_write(sq: Squidie) -> None:

@@ -208,3 +208,38 @@ def test_a_compensation_longer_than_the_lease_heartbeats_and_runs_once(db_url: s
     assert [(c["step"], c["status"], c["attempts"]) for c in snap.compensations] == [
         ("book", "completed", 1)
     ]
+
+
+def test_a_rescuer_that_applies_a_recorded_failure_runs_the_saga_and_says_it_applied(
+    sq: Squidie,
+) -> None:
+    # The recorder's failure of "pay" is durable but not applied when its lease runs
+    # out; a rescuer applies it, which starts the saga. The saga's final write still
+    # names the rescuer as the applier (schema 4 removes the row that said so).
+    from squidie.model import StepOutcome
+    from squidie.model.outcomes import ErrorInfo
+    from squidie.runtime import executing
+    from squidie.runtime.loading import load_state
+    from tests.support.claiming import claim_by_hand
+
+    run = sq.start(Trip)
+    while not any(r.step == "pay" for r in sq.store.list_attempts(run.run_id, live_only=True)):
+        assert sq.execute_next(owner_id="w") is not None
+    sq.clock.advance(120)  # type: ignore[attr-defined]
+    now = sq.clock.now()
+    recorder = claim_by_hand(sq, "recorder")
+    assert recorder.attempt.step == "pay"
+    failure = StepOutcome.failure(ErrorInfo(type="X", code="x", message="boom"), retryable=False)
+    state = load_state(sq.store, run.run_id)
+    executing.record_outcome(sq.store, recorder, state, failure, {}, now)
+    sq.clock.advance(120)  # type: ignore[attr-defined]
+    drain(sq, owner_id="rescuer")
+    assert sq.inspect_run(run.run_id).status == RunStatus.FAILED
+    facts = sq.store.load(run.run_id, use_checkpoint=False).facts
+    applied = [f.data for f in facts if f.kind == "outcome_applied" and f.data["key"] == "pay"]
+    assert applied and applied[-1]["owner_id"] == "rescuer"
+    # Handed to "w" by the step before it, then claimed by the recorder and the rescuer.
+    assert applied[-1]["claims"] == 3
+    attempts = sq.inspect_run(run.run_id, include_history=True).attempts or []
+    [pay] = [a for a in attempts if a["step"] == "pay"]
+    assert (pay["owner_id"], pay["claims"]) == ("recorder", 3)
