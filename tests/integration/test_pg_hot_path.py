@@ -80,8 +80,8 @@ def test_times_come_back_in_utc_whatever_the_session_time_zone(pg_url: str) -> N
     claimed = sq.store.claim_and_load(
         queue=sq.queue,
         owner_id="w",
-        now=sq.store.database_now(),
-        lease_until=sq.store.database_now().replace(year=2100),
+        now=sq.clock.now(),  # the clock the run was started by
+        lease_until=sq.clock.now().replace(year=2100),
         claim_id="c1",
         token_hash="t1",
     )
@@ -132,7 +132,7 @@ def test_a_claim_whose_connection_drops_during_the_load_is_taken_back(
     sq.install()
     runs = [sq.start(Twelve).run_id for _ in range(batch + 2)]
     dropped = _drop_once_during_the_load(monkeypatch)
-    now = sq.store.database_now()
+    now = sq.clock.now()  # the clock the runs were started by
     credentials = [(f"claim-{i}", f"hash-{i}") for i in range(batch)]
     got = sq.store.claim_many_and_load(
         queue=sq.queue,
