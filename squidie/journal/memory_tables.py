@@ -178,11 +178,17 @@ class MemoryTables:
         if not fence.removes:
             self.put_attempt(row)
             return
-        self.attempts.pop(row.attempt_id, None)
-        self.live_by_queue.get(row.queue, {}).pop(row.attempt_id, None)
+        self.drop_attempt(row.attempt_id)
         of_run = self.attempts_of_run.get(row.run_id, [])
         if row.attempt_id in of_run:
             of_run.remove(row.attempt_id)
+
+    def drop_attempt(self, attempt_id: str) -> None:
+        """Delete a dispatch row and its live index entry (the caller keeps
+        ``attempts_of_run`` in step)."""
+        row = self.attempts.pop(attempt_id, None)
+        if row is not None:
+            self.live_by_queue.get(row.queue, {}).pop(attempt_id, None)
 
     def update_attempt(self, row: AttemptRecord, **changes: Any) -> AttemptRecord:
         """Replace fields of a stored dispatch row; returns the new row."""
@@ -336,8 +342,6 @@ def forget_run(t: MemoryTables, run_id: str) -> None:
     t.journal.pop(run_id, None)
     t.checkpoints.pop(run_id, None)
     for attempt_id in t.attempts_of_run.pop(run_id, []):
-        row = t.attempts.pop(attempt_id, None)
-        if row is not None:
-            t.live_by_queue.get(row.queue, {}).pop(attempt_id, None)
+        t.drop_attempt(attempt_id)
     for key in [k for k, r in t.commands.items() if r.run_id == run_id]:
         del t.commands[key]

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from squidie.errors import IncompatibleDefinition, InvalidOption, JournalConflict, LeaseLost
 from squidie.events import HUB
-from squidie.journal import JournalStore, LoadedRun
+from squidie.journal import AttemptRecord, JournalStore, LoadedRun
 from squidie.model import AttemptFinished, RunFailed, RunnableState, RunState, StepOutcome
 from squidie.runtime import observing
 from squidie.runtime.actions import (
@@ -517,8 +517,7 @@ def _finished(
         claimed_at=claimed_at,
         owner_id=a.owner_id,
         claim_id=claim.claim_id,
-        # The row counted claims; it is removed once the outcome takes effect.
-        claims=a.claims if a.claims > 1 else None,
+        claims=_claims_to_record(a),
     )
 
 
@@ -603,7 +602,14 @@ def _applier(runnable: RunnableState, claim: Claim) -> Applier | None:
     if recorded is not None and recorded.claim_id == claim.claim_id:
         return None
     a = claim.attempt
-    return Applier(owner_id=a.owner_id, claims=a.claims if a.claims > 1 else None)
+    return Applier(owner_id=a.owner_id, claims=_claims_to_record(a))
+
+
+def _claims_to_record(attempt: AttemptRecord) -> int | None:
+    """The claim count a fact keeps: the row counted claims, and it is removed once
+    the outcome takes effect (schema 4); a single claim is left out (the fold and
+    inspection read a claim time as one)."""
+    return attempt.claims if attempt.claims > 1 else None
 
 
 def _withdraw_stale(store: JournalStore, claim: Claim, state: RunState, now: datetime) -> RunState:

@@ -230,3 +230,44 @@ def test_lost_commit_ack_of_a_start_returns_the_one_run(
     loaded = sq.store.load(run.run_id, use_checkpoint=False)
     assert [f.kind for f in loaded.facts].count("run_started") == 1
     assert len(sq.store.list_attempts(run.run_id)) == 1
+
+
+def test_a_removing_writes_lost_ack_is_told_from_another_claims_write(db_url: str) -> None:
+    # After a lost COMMIT acknowledgement, a write that removed its row finds its
+    # own first fact by kind, moment, key, attempt, claim id, owner and claim count:
+    # a rescuer's write of the same kind at the same moment is not taken for it.
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from squidie.journal import NewFact, RunWrite
+    from tests.support.claiming import claim_by_hand
+
+    sq = squidie.connect(db_url)
+    sq.install()
+    run = sq.start(LostAck)
+    held = claim_by_hand(sq, "w")
+    data = {"key": held.attempt.runnable_key, "attempt": 1, "claim_id": held.claim_id}
+    write = RunWrite(
+        run_id=run.run_id,
+        expected_revision=sq.store.get_run(run.run_id).revision,  # type: ignore[union-attr]
+        now=datetime.now(UTC),
+        facts=[NewFact(kind="test_note", data=data)],
+        fence=held.fence(statuses=("claimed",), set_status="applied", unexpired=True),
+        queue=held.attempt.queue,
+    )
+    sq.store.write(write)
+    assert sq.store.list_attempts(run.run_id) == []  # the row went with the write
+    store: Any = sq.store
+    others = [
+        {**data, "claim_id": "another"},
+        {**data, "owner_id": "rescuer"},
+        {**data, "claims": 2},
+        {**data, "attempt": 2},
+    ]
+    with store.engine.connect() as conn:
+        assert store._already_written(conn, write)
+        for other in others:
+            again = replace(write, facts=[NewFact(kind="test_note", data=other)])
+            assert not store._already_written(conn, again), other
+        later = replace(write, now=datetime.now(UTC))
+        assert not store._already_written(conn, later)
